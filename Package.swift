@@ -1,0 +1,240 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+// One settings array for every target, tests included. Swift 6 language mode (strict
+// concurrency) comes from `swiftLanguageModes` below; warnings become errors in CI through
+// `scripts/test` (`-Xswiftc -warnings-as-errors`), the same flags every local build uses.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "cloak",
+    platforms: [.macOS(.v15), .iOS(.v18)],
+    products: [
+        .library(name: "CloakClient", targets: ["CloakClient"]),
+        .library(name: "CloakCrypto", targets: ["CloakCrypto"]),
+        .library(name: "CloakCRDT", targets: ["CloakCRDT"]),
+        .library(name: "CloakProtocol", targets: ["CloakProtocol"]),
+        .library(name: "CloakServer", targets: ["CloakServer"]),
+        .library(name: "CloakServerHTTP", targets: ["CloakServerHTTP"]),
+        .library(name: "CloakTransport", targets: ["CloakTransport"]),
+        .library(name: "CloakSimulation", targets: ["CloakSimulation"]),
+        .executable(name: "cloak-server", targets: ["cloak-server"]),
+        .executable(name: "cloak-sim", targets: ["cloak-sim"]),
+        .executable(name: "cloak", targets: ["cloak"]),
+        .executable(name: "cloak-vectors", targets: ["cloak-vectors"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.1"),
+        .package(url: "https://github.com/hummingbird-project/swift-websocket.git", from: "1.6.2"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+    ],
+    targets: [
+        // MARK: Cores
+        .systemLibrary(
+            name: "CSodium",
+            pkgConfig: "libsodium",
+            providers: [.apt(["libsodium-dev"])]
+        ),
+        .target(
+            name: "CloakCrypto",
+            dependencies: ["CSodium"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "CloakProtocol",
+            dependencies: [
+                "CloakCrypto",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            exclude: ["Generated/README.md"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "CloakCRDT",
+            dependencies: [],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "CloakClient",
+            dependencies: [
+                "CloakCRDT",
+                "CloakCrypto",
+                "CloakProtocol",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "CloakServer",
+            dependencies: [
+                "CloakCrypto",
+                "CloakProtocol",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Adapters
+        .target(
+            name: "CloakServerHTTP",
+            dependencies: [
+                "CloakServer",
+                "CloakProtocol",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "CloakTransport",
+            dependencies: [
+                "CloakClient",
+                .product(name: "WSClient", package: "swift-websocket"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "CloakTesting",
+            dependencies: ["CloakCrypto"],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Executables
+        .executableTarget(
+            name: "cloak-server",
+            dependencies: [
+                "CloakServer",
+                "CloakServerHTTP",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "cloak",
+            dependencies: [
+                "CloakClient",
+                "CloakTransport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "cloak-vectors",
+            dependencies: [
+                "CloakClient",
+                "CloakCrypto",
+                "CloakProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Simulator
+        .target(
+            name: "CloakSimulation",
+            dependencies: [
+                "CloakClient",
+                "CloakCRDT",
+                "CloakCrypto",
+                "CloakProtocol",
+                "CloakServer",
+                "CloakTransport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Simulator/CloakSimulation",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "cloak-sim",
+            dependencies: [
+                "CloakSimulation",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Simulator/cloak-sim",
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Tests
+        .testTarget(
+            name: "CloakCryptoTests",
+            dependencies: ["CloakCrypto", "CSodium", "CloakTesting"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "CloakProtocolTests",
+            dependencies: ["CloakProtocol", "CloakCrypto", "CloakClient", "CloakTesting"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "CloakCRDTTests",
+            dependencies: ["CloakCRDT", "CloakTesting"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "CloakClientTests",
+            dependencies: ["CloakClient", "CloakCRDT", "CloakCrypto", "CloakProtocol", "CloakTesting"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "CloakServerTests",
+            dependencies: ["CloakServer", "CloakCrypto", "CloakProtocol", "CloakTesting"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "CloakServerHTTPTests",
+            dependencies: ["CloakServerHTTP", "CloakServer", "CloakProtocol", "CloakCrypto", "CloakTesting"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "CloakSimulationTests",
+            dependencies: ["CloakSimulation", "CloakTesting"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: [
+                "CloakClient", "CloakCRDT", "CloakCrypto", "CloakProtocol", "CloakServer", "CloakServerHTTP",
+                "CloakTransport", "CloakTesting",
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "TidyTests",
+            dependencies: [],
+            swiftSettings: swiftSettings
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

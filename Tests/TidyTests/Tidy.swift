@@ -1,0 +1,128 @@
+import Foundation
+
+/// The repository's style checks (STYLE.md "ban list" and the who-may-import-whom table),
+/// run as ordinary tests so `scripts/test` and CI cannot skip them.
+///
+/// Rules, each with the reason:
+/// - no ambient `Date()`, `UUID()` or `.random(` without `using:` in the sans-IO cores:
+///   time and randomness are injected so the simulator can replay a run from its seed;
+/// - no `print(` outside executables: libraries log through swift-log (tests report through
+///   `TestData.report`);
+/// - no `try!` anywhere: bad input must become a typed error, never a trap;
+/// - no `==`/`!=` on secret-looking operands in Sources: secrets and MACs compare in constant
+///   time (`ConstantTime.equals`, `SecretBytes ==`);
+/// - imports follow the module table below (the server never imports CloakCRDT, cores never
+///   import the NIO/Hummingbird adapters).
+/// A line can opt out with a trailing `// tidy:allow <rule>` comment that says why.
+struct Tidy {
+    struct Violation: CustomStringConvertible, Equatable {
+        let file: String
+        let line: Int
+        let rule: String
+        var description: String { "\(file):\(line): \(rule)" }
+    }
+
+    /// Modules whose code must stay sans-IO and deterministic.
+    static let cores: Set<String> = ["CloakCrypto", "CloakProtocol", "CloakCRDT", "CloakClient", "CloakServer"]
+    /// Executable targets (the only places `print(` is allowed).
+    static let executables: Set<String> = ["cloak-server", "cloak", "cloak-vectors", "cloak-sim"]
+
+    /// Which of our modules (and which outside libraries) each module may import.
+    static let allowedImports: [String: Set<String>] = [
+        "CloakCrypto": ["CSodium", "Synchronization"],
+        "CloakProtocol": ["CloakCrypto", "SwiftProtobuf"],
+        "CloakCRDT": [],
+        "CloakClient": ["CloakCRDT", "CloakCrypto", "CloakProtocol", "GRDB", "Logging", "Synchronization"],
+        "CloakServer": ["CloakCrypto", "CloakProtocol", "GRDB", "PostgresNIO", "Logging", "Metrics", "NIOCore",
+                        "Synchronization"],
+        "CloakServerHTTP": ["CloakServer", "CloakProtocol", "CloakCrypto", "Hummingbird", "HummingbirdTLS",
+                            "HummingbirdWebSocket", "NIOCore", "NIOSSL", "Logging", "Metrics", "Prometheus",
+                            "ServiceLifecycle", "Synchronization", "HTTPTypes", "WSCore"],
+        "CloakTransport": ["CloakClient", "CloakProtocol", "CloakCrypto", "WSClient", "WSCore", "NIOCore", "NIOPosix",
+                           "Logging", "Synchronization"],
+        "CloakTesting": ["CloakCrypto"],
+        "CloakSimulation": ["CloakClient", "CloakCRDT", "CloakCrypto", "CloakProtocol", "CloakServer",
+                            "CloakServerHTTP", "CloakTransport", "Logging", "Synchronization"],
+    ]
+    /// Imports every module may use.
+    static let universalImports: Set<String> = ["Foundation", "FoundationEssentials", "Glibc", "Dispatch", "_Concurrency"]
+
+    static func check(module: String, file: String, text: String) -> [Violation] {
+        var violations: [Violation] = []
+        let isCore = cores.contains(module)
+        let isExecutable = executables.contains(module)
+        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = String(rawLine)
+            let code = stripComment(line)
+            func flag(_ rule: String) {
+                if !line.contains("tidy:allow") { violations.append(Violation(file: file, line: index + 1, rule: rule)) }
+            }
+            if code.contains("try!") { flag("try! traps on bad input") }
+            if !isExecutable, code.range(of: #"(^|[^\w.])print\("#, options: .regularExpression) != nil {
+                flag("print( outside an executable")
+            }
+            if isCore {
+                if code.contains("Date()") { flag("ambient Date() in a core") }
+                if code.contains("UUID()") { flag("ambient UUID() in a core") }
+                if code.contains(".random("), !code.contains("using:") { flag("ambient .random( in a core") }
+                if code.range(of: secretComparison, options: .regularExpression) != nil {
+                    flag("== on secret bytes (use ConstantTime.equals)")
+                }
+            }
+            if let imported = importedModule(code), let allowed = allowedImports[module],
+                !allowed.contains(imported), !universalImports.contains(imported)
+            {
+                flag("\(module) may not import \(imported)")
+            }
+        }
+        return violations
+    }
+
+    static let secretComparison =
+        #"(copyBytes\(\)|\b\w*([sS]ecret|[sS]eed|[mM]ac|MAC|[cC]ommitment|[tT]ag)\b)\s*[!=]=[^=]|[!=]=\s*\w*(\.copyBytes\(\)|([sS]ecret|[sS]eed|[cC]ommitment|MAC)\b)"#
+
+    static func importedModule(_ code: String) -> String? {
+        let words = code.split(separator: " ").map(String.init)
+        guard let i = words.firstIndex(of: "import"), i + 1 < words.count else { return nil }
+        let before = words[..<i]
+        guard before.allSatisfy({ ["public", "internal", "package", "private", "fileprivate", "@testable", "@preconcurrency", "@_exported"].contains($0) })
+        else { return nil }
+        var name = words[i + 1]
+        if ["struct", "class", "enum", "func", "protocol", "var", "let", "typealias"].contains(name), i + 2 < words.count {
+            name = words[i + 2]
+        }
+        return String(name.split(separator: ".").first ?? "")
+    }
+
+    static func stripComment(_ line: String) -> String {
+        guard let range = line.range(of: "//") else { return line }
+        return String(line[..<range.lowerBound])
+    }
+
+    /// The repository root, from this file's location.
+    static var root: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    }
+
+    /// (module, relative path, contents) of every Swift file in Sources/ and Simulator/ and Tests/.
+    static func sourceFiles() -> [(module: String, path: String, text: String)] {
+        var result: [(String, String, String)] = []
+        let fm = FileManager.default
+        for top in ["Sources", "Simulator", "Tests"] {
+            let base = root.appendingPathComponent(top)
+            guard let modules = try? fm.contentsOfDirectory(atPath: base.path) else { continue }
+            // The checker's own fixtures spell out the banned forms on purpose.
+            for module in modules.sorted() where module != "TidyTests" {
+                let dir = base.appendingPathComponent(module)
+                guard let walker = fm.enumerator(atPath: dir.path) else { continue }
+                while let item = walker.nextObject() as? String {
+                    guard item.hasSuffix(".swift"), !item.contains("Generated/") else { continue }
+                    let url = dir.appendingPathComponent(item)
+                    guard let text = try? String(contentsOf: url, encoding: .utf8) else { continue }
+                    result.append((module, "\(top)/\(module)/\(item)", text))
+                }
+            }
+        }
+        return result
+    }
+}
