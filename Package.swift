@@ -152,7 +152,6 @@ let package = Package(
         .executableTarget(
             name: "cloak-vectors",
             dependencies: [
-                "CloakClient",
                 "CloakCrypto",
                 "CloakProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -194,7 +193,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CloakProtocolTests",
-            dependencies: ["CloakProtocol", "CloakCrypto", "CloakClient", "CloakTesting"],
+            dependencies: ["CloakProtocol", "CloakCrypto", "CloakTesting"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

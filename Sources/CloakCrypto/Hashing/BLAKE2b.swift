@@ -114,3 +114,15 @@ extension FixedWidthInteger {
         withUnsafeBytes(of: self.bigEndian) { Array($0) }
     }
 }
+
+/// SHA-256, only for interoperable formats that require it (the BIP-0039 word checksum).
+/// Cloak's own constructions use BLAKE2b.
+public enum SHA256 {
+    /// The 32-byte digest of `message`.
+    public static func hash(_ message: [UInt8]) -> [UInt8] {
+        _ = Sodium.ready
+        return [UInt8].filled(count: 32) { out in
+            withBytes(message) { m in _ = crypto_hash_sha256(out, m, UInt64(message.count)) }
+        }
+    }
+}

@@ -1,0 +1,211 @@
+public import CloakCrypto
+import Foundation
+
+/// The header of a change set: everything the server may see, all of it authenticated as
+/// AEAD associated data and covered by the author's signature (ADV-03, ADV-05).
+public struct ChangeSetHeader: Sendable, Hashable {
+    /// Construction version (1).
+    public var version: UInt32
+    /// The account.
+    public var account: AccountID
+    /// The conversation (``ConversationID/library`` for the account library).
+    public var conversation: ConversationID
+    /// The author device.
+    public var author: DeviceID
+    /// Per (author, conversation) sequence number, from 1.
+    public var seq: UInt64
+    /// Hash of the author's previous change set in this conversation; zero for seq 1.
+    public var prevHash: ChangeSetHash
+    /// The key epoch used.
+    public var epoch: UInt64
+    /// Index of the device-log head the author wrote under.
+    public var deviceLogIndex: UInt64
+    /// Hash of that head.
+    public var deviceLogHead: EntryHash
+    /// The 24-byte XChaCha20 nonce.
+    public var nonce: [UInt8]
+
+    /// Creates a header.
+    public init(
+        version: UInt32 = ProtocolVersion.current, account: AccountID, conversation: ConversationID, author: DeviceID,
+        seq: UInt64, prevHash: ChangeSetHash, epoch: UInt64, deviceLogIndex: UInt64, deviceLogHead: EntryHash,
+        nonce: [UInt8] = []
+    ) {
+        self.version = version
+        self.account = account
+        self.conversation = conversation
+        self.author = author
+        self.seq = seq
+        self.prevHash = prevHash
+        self.epoch = epoch
+        self.deviceLogIndex = deviceLogIndex
+        self.deviceLogHead = deviceLogHead
+        self.nonce = nonce
+    }
+
+    /// The record kind byte in the associated data: 1 = change set (snapshots use 2).
+    public static let kind: UInt8 = 1
+
+    /// The exact AEAD associated data (PROTOCOL.md §"Change sets"). The nonce is not part of
+    /// it: the AEAD authenticates its nonce by construction, and the signed message adds it.
+    public var associatedData: [UInt8] {
+        var w = CanonicalWriter(domain: .changeSetAD, reserving: 240)
+        w.u32(version)
+        w.u8(Self.kind)
+        w.fixed(account)
+        w.fixed(conversation)
+        w.fixed(author)
+        w.u64(seq)
+        w.fixed(prevHash)
+        w.u64(epoch)
+        w.u64(deviceLogIndex)
+        w.fixed(deviceLogHead)
+        return w.bytes
+    }
+}
+
+/// A sealed, signed change set, validated for shape (lengths, version) but not yet for
+/// signature, membership or chain position: those need context (PROTOCOL.md §"Receiving").
+///
+/// ```swift
+/// let cs = try ChangeSet(wire: bytes)                 // shape only
+/// try cs.verifySignature(authorKey)                    // then membership and chain
+/// let body = try ChangeSetSealer.open(cs, conversationKey: key)
+/// ```
+public struct ChangeSet: Sendable, Hashable {
+    /// The authenticated header.
+    public let header: ChangeSetHeader
+    /// Ciphertext with its 16-byte tag.
+    public let ciphertext: [UInt8]
+    /// The 32-byte key-commitment tag.
+    public let commitment: [UInt8]
+    /// The author's 64-byte Ed25519 signature.
+    public let signature: [UInt8]
+    /// The change-set hash: BLAKE2b-256 of ``signedMessage``.
+    public let hash: ChangeSetHash
+    /// The serialised `ChangeSet` message, exactly as received or produced (servers store and
+    /// forward these bytes unchanged).
+    public let wire: [UInt8]
+
+    /// The exact bytes the author signs: domain ‖ associated data ‖ nonce ‖ commitment ‖
+    /// LE64(|ct|) ‖ ct.
+    public var signedMessage: [UInt8] {
+        Self.signedMessage(header: header, commitment: commitment, ciphertext: ciphertext)
+    }
+
+    static func signedMessage(header: ChangeSetHeader, commitment: [UInt8], ciphertext: [UInt8]) -> [UInt8] {
+        var w = CanonicalWriter(domain: .changeSetSignature, reserving: 320 + ciphertext.count)
+        w.raw(header.associatedData)
+        w.raw(header.nonce)
+        w.raw(commitment)
+        w.lengthPrefixed(ciphertext)
+        return w.bytes
+    }
+
+    /// Parses and shape-checks serialised change-set bytes.
+    public init(wire: [UInt8]) throws(ProtocolError) {
+        let message = try FrameCodec.parse(Cloak_V1_ChangeSet.self, from: wire, what: "change set")
+        try self.init(message: message, wire: wire)
+    }
+
+    init(message m: Cloak_V1_ChangeSet, wire: [UInt8]) throws(ProtocolError) {
+        guard ProtocolVersion.supported.contains(m.version) else { throw .unsupportedVersion(m.version) }
+        guard m.seq >= 1 else { throw .invalidField("seq must start at 1") }
+        guard m.nonce.count == XChaCha20Poly1305.nonceByteCount else { throw .invalidField("nonce must be 24 bytes") }
+        guard m.commitment.count == CommittedAEAD.commitmentByteCount else {
+            throw .invalidField("commitment must be 32 bytes")
+        }
+        guard m.signature.count == Ed25519PrivateKey.signatureByteCount else {
+            throw .invalidField("signature must be 64 bytes")
+        }
+        guard m.ciphertext.count >= XChaCha20Poly1305.tagByteCount + Padding.minimumPaddedLength else {
+            throw .invalidField("ciphertext shorter than the smallest padded body")
+        }
+        let prev = try ChangeSetHash(validating: m.prevHash, field: "prev_hash")
+        guard (m.seq == 1) == prev.isZero else { throw .invalidField("prev_hash must be zero exactly for seq 1") }
+        header = ChangeSetHeader(
+            version: m.version,
+            account: try AccountID(validating: m.accountID, field: "account_id"),
+            conversation: try ConversationID(validating: m.conversationID, field: "conversation_id"),
+            author: try DeviceID(validating: m.author, field: "author"),
+            seq: m.seq, prevHash: prev, epoch: m.epoch, deviceLogIndex: m.deviceLogIndex,
+            deviceLogHead: try EntryHash(validating: m.deviceLogHead, field: "device_log_head"),
+            nonce: Array(m.nonce))
+        ciphertext = Array(m.ciphertext)
+        commitment = Array(m.commitment)
+        signature = Array(m.signature)
+        hash = ChangeSetHash(hashing: Self.signedMessage(header: header, commitment: commitment, ciphertext: ciphertext))
+        self.wire = wire
+    }
+
+    init(header: ChangeSetHeader, ciphertext: [UInt8], commitment: [UInt8], signature: [UInt8]) {
+        self.header = header
+        self.ciphertext = ciphertext
+        self.commitment = commitment
+        self.signature = signature
+        hash = ChangeSetHash(hashing: Self.signedMessage(header: header, commitment: commitment, ciphertext: ciphertext))
+        var m = Cloak_V1_ChangeSet()
+        m.version = header.version
+        m.accountID = Data(header.account.bytes)
+        m.conversationID = Data(header.conversation.bytes)
+        m.author = Data(header.author.bytes)
+        m.seq = header.seq
+        m.prevHash = Data(header.prevHash.bytes)
+        m.epoch = header.epoch
+        m.deviceLogIndex = header.deviceLogIndex
+        m.deviceLogHead = Data(header.deviceLogHead.bytes)
+        m.nonce = Data(header.nonce)
+        m.ciphertext = Data(ciphertext)
+        m.commitment = Data(commitment)
+        m.signature = Data(signature)
+        wire = FrameCodec.serialize(m)
+    }
+
+    /// Checks the author's signature (strict Ed25519).
+    public func verifySignature(_ authorKey: Ed25519PublicKey) throws(ProtocolError) {
+        guard DeviceID(signingKey: authorKey) == header.author else { throw .badSignature("change set (key/author mismatch)") }
+        guard authorKey.isValidSignature(signature, for: signedMessage) else { throw .badSignature("change set") }
+    }
+
+    /// Equality and hashing by content hash.
+    public static func == (lhs: ChangeSet, rhs: ChangeSet) -> Bool { lhs.hash == rhs.hash }
+    /// Hashes the content hash.
+    public func hash(into hasher: inout Hasher) { hasher.combine(hash) }
+}
+
+/// Seals and opens change-set bodies (PROTOCOL.md §"Change sets"):
+/// pad → XChaCha20-Poly1305 under the change-set key with the header as associated data →
+/// commitment → Ed25519 signature.
+public enum ChangeSetSealer {
+    /// Seals `body` (a serialised `ChangeSetBody`). The nonce is drawn from `random`.
+    public static func seal(
+        body: [UInt8], header template: ChangeSetHeader, conversationKey: SymmetricKey, signer: Ed25519PrivateKey,
+        random: any RandomSource, maxBytes: Int = ProtocolLimits().maxChangeSetBytes
+    ) throws(ProtocolError) -> ChangeSet {
+        let key = ConversationKeys.changeSetKey(
+            conversationKey: conversationKey, conversation: template.conversation, epoch: template.epoch)
+        let padded: [UInt8]
+        do { padded = try Padding.pad(body, maximumLength: maxBytes) } catch {
+            throw .changeSetTooLarge(size: body.count, limit: maxBytes)
+        }
+        let sealed = CommittedAEAD.seal(padded, key: key, associatedData: template.associatedData, using: random)
+        var header = template
+        header.nonce = sealed.nonce
+        let signature = signer.signature(
+            for: ChangeSet.signedMessage(header: header, commitment: sealed.commitment, ciphertext: sealed.ciphertext))
+        let (ciphertext, commitment) = (sealed.ciphertext, sealed.commitment)
+        return ChangeSet(header: header, ciphertext: ciphertext, commitment: commitment, signature: signature)
+    }
+
+    /// Verifies the commitment, decrypts and unpads. Call only after the signature, membership
+    /// and chain checks have passed.
+    public static func open(_ changeSet: ChangeSet, conversationKey: SymmetricKey) throws(CryptoError) -> [UInt8] {
+        let header = changeSet.header
+        let key = ConversationKeys.changeSetKey(
+            conversationKey: conversationKey, conversation: header.conversation, epoch: header.epoch)
+        let box = CommittedAEAD.SealedBox(
+            nonce: header.nonce, ciphertext: changeSet.ciphertext, commitment: changeSet.commitment)
+        let padded = try CommittedAEAD.open(box, key: key, associatedData: header.associatedData)
+        return try Padding.unpad(padded)
+    }
+}
