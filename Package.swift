@@ -16,6 +16,8 @@ let package = Package(
     products: [
         .library(name: "CloakClient", targets: ["CloakClient"]),
         .library(name: "CloakCrypto", targets: ["CloakCrypto"]),
+        // Exposed so the benchmarks can time raw libsodium next to the wrappers in one run.
+        .library(name: "CSodium", targets: ["CSodium"]),
         .library(name: "CloakCRDT", targets: ["CloakCRDT"]),
         .library(name: "CloakProtocol", targets: ["CloakProtocol"]),
         .library(name: "CloakServer", targets: ["CloakServer"]),
@@ -75,6 +77,7 @@ let package = Package(
                 "CloakCRDT",
                 "CloakCrypto",
                 "CloakProtocol",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -117,6 +120,7 @@ let package = Package(
                 "CloakClient",
                 .product(name: "WSClient", package: "swift-websocket"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],

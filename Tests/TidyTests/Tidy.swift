@@ -32,13 +32,15 @@ struct Tidy {
         "CloakCrypto": ["CSodium", "Synchronization"],
         "CloakProtocol": ["CloakCrypto", "SwiftProtobuf"],
         "CloakCRDT": [],
-        "CloakClient": ["CloakCRDT", "CloakCrypto", "CloakProtocol", "GRDB", "Logging", "Synchronization"],
+        "CloakClient": ["CloakCRDT", "CloakCrypto", "CloakProtocol", "SwiftProtobuf", "GRDB", "Logging",
+                        "Synchronization"],
         "CloakServer": ["CloakCrypto", "CloakProtocol", "GRDB", "PostgresNIO", "Logging", "Metrics", "NIOCore",
                         "Synchronization"],
         "CloakServerHTTP": ["CloakServer", "CloakProtocol", "CloakCrypto", "Hummingbird", "HummingbirdTLS",
                             "HummingbirdWebSocket", "NIOCore", "NIOSSL", "Logging", "Metrics", "Prometheus",
-                            "ServiceLifecycle", "Synchronization", "HTTPTypes", "WSCore"],
+                            "ServiceLifecycle", "Synchronization", "HTTPTypes", "WSCore", "NIOWebSocket"],
         "CloakTransport": ["CloakClient", "CloakProtocol", "CloakCrypto", "WSClient", "WSCore", "NIOCore", "NIOPosix",
+                           "NIOWebSocket",
                            "Logging", "Synchronization"],
         "CloakTesting": ["CloakCrypto"],
         "CloakSimulation": ["CloakClient", "CloakCRDT", "CloakCrypto", "CloakProtocol", "CloakServer",
@@ -79,7 +81,7 @@ struct Tidy {
     }
 
     static let secretComparison =
-        #"(copyBytes\(\)|\b\w*([sS]ecret|[sS]eed|[mM]ac|MAC|[cC]ommitment|[tT]ag)\b)\s*[!=]=[^=]|[!=]=\s*\w*(\.copyBytes\(\)|([sS]ecret|[sS]eed|[cC]ommitment|MAC)\b)"#
+        #"(copyBytes\(\)|\b\w*([sS]ecret|[sS]eed|[mM]ac|MAC|[cC]ommitment|[tT]ag)\b)\s*[!=]=[^=]|[!=]=\s*\w*(\.copyBytes\(\)|([sS]ecret|[sS]eed|[cC]ommitment|MAC)\b(?!\.))"#
 
     static func importedModule(_ code: String) -> String? {
         let words = code.split(separator: " ").map(String.init)

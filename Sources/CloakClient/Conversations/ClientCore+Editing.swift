@@ -1,0 +1,157 @@
+import CloakCRDT
+import CloakCrypto
+import CloakProtocol
+import Foundation
+import GRDB
+
+extension ClientCore {
+    /// Runs a local edit on one conversation's document and makes it durable before returning:
+    /// a normal edit is sealed into a change set at once; a streaming edit joins the
+    /// conversation's pending batch (persisted encrypted) that ``flushDueBatches()`` seals after
+    /// `configuration.streamBatchMillis` (DESIGN.md: "~100 ms of a streaming AI reply").
+    func edit<T>(
+        _ conversation: ConversationID, streaming: Bool = false,
+        _ body: (inout ConversationDocument, inout Replica, UInt64) throws(ConversationEditError) -> ([CRDTOperation], T)
+    ) throws(ClientError) -> (T, CoreOutput) {
+        _ = try requireAccount()
+        guard conversation != .library,
+            documents.conversations[conversation] != nil || documents.library.state(of: conversation.libraryKey) != nil
+        else { throw .unknownConversation(conversation) }
+        let now = now()
+        var document = documents.conversations[conversation] ?? ConversationDocument()
+        var replica = self.replica
+        let (ops, result): ([CRDTOperation], T)
+        do { (ops, result) = try body(&document, &replica, now) } catch { throw .invalidEdit("\(error)") }
+        documents.conversations[conversation] = document
+        self.replica = replica
+        let output = try commitLocal(ops, to: conversation, streaming: streaming, now: now)
+        return (result, output)
+    }
+
+    /// Like ``edit(_:streaming:_:)`` for the account library.
+    func editLibrary(
+        _ body: (inout AccountLibraryDocument, inout Replica, UInt64) throws(LibraryEditError) -> [CRDTOperation]
+    ) throws(ClientError) -> CoreOutput {
+        _ = try requireAccount()
+        let now = now()
+        var replica = self.replica
+        let ops: [CRDTOperation]
+        do { ops = try body(&documents.library, &replica, now) } catch { throw .invalidEdit("\(error)") }
+        self.replica = replica
+        return try commitLocal(ops, to: .library, streaming: false, now: now)
+    }
+
+    private func commitLocal(_ ops: [CRDTOperation], to conversation: ConversationID, streaming: Bool, now: UInt64)
+        throws(ClientError) -> CoreOutput
+    {
+        var output = CoreOutput()
+        output.changed.insert(conversation)
+        guard !ops.isEmpty else { return output }
+        if streaming {
+            let sealed = cipher.seal(OperationBatch.encode(ops), context: Self.pendingContext(conversation))
+            let replicaBytes = replica.encoded()
+            let row = try store.write { db in
+                try db.execute(
+                    sql: "INSERT INTO pending_ops(conversation, sealed) VALUES (?, ?)",
+                    arguments: [Data(conversation.bytes), Data(sealed)])
+                try db.setMeta("replica", replicaBytes)
+                return db.lastInsertedRowID
+            }
+            var batch = pendingOps[conversation] ?? ([], [], now)
+            batch.ops += ops
+            batch.rows.append(row)
+            pendingOps[conversation] = batch
+            return output
+        }
+        var batch = pendingOps.removeValue(forKey: conversation) ?? ([], [], now)
+        batch.ops += ops
+        try seal(batch.ops, conversation: conversation, pendingRows: batch.rows)
+        output.pushOutbox = true
+        return output
+    }
+
+    /// Seals every streaming batch older than the batching window.
+    func flushDueBatches(force: Bool = false) throws(ClientError) -> CoreOutput {
+        var output = CoreOutput()
+        let now = now()
+        for (conversation, batch) in pendingOps where force || now >= batch.since + configuration.streamBatchMillis {
+            pendingOps[conversation] = nil
+            try seal(batch.ops, conversation: conversation, pendingRows: batch.rows)
+            output.pushOutbox = true
+        }
+        return output
+    }
+
+    /// The earliest time a pending batch becomes due, if any.
+    var nextBatchDeadline: UInt64? {
+        pendingOps.values.map { $0.since + configuration.streamBatchMillis }.min()
+    }
+
+    /// Seals `ops` into the next change set of this device's chain in `conversation` and
+    /// stores it, the outbox entry, the chain position and the replica in one transaction.
+    func seal(_ ops: [CRDTOperation], conversation: ConversationID, pendingRows: [Int64]) throws(ClientError) {
+        guard var account else { throw .noAccount }
+        let log = account.log
+        let epoch = log.currentEpoch
+        guard let key = account.keyring.conversationKey(conversation, epoch: epoch) else {
+            throw .missingEpochKey(epoch)
+        }
+        self.account = account
+        let chainKey = ChainKey(conversation: conversation, author: me)
+        let previous = chains[chainKey]
+        var body = Cloak_V1_ChangeSetBody()
+        body.heads = chains.filter { $0.key.conversation == conversation && $0.key.author != me }
+            .sorted { $0.key.author < $1.key.author }
+            .map { ChainHead(device: $0.key.author, seq: $0.value.seq, hash: $0.value.hash).message }
+        body.operations = Data(OperationBatch.encode(ops))
+        body.hlcMs = replica.clock.latest.millis
+        var plaintext = FrameCodec.serialize(body)
+        defer { SecretBytes.wipe(&plaintext) }
+        let header = ChangeSetHeader(
+            account: log.account, conversation: conversation, author: me, seq: (previous?.seq ?? 0) + 1,
+            prevHash: previous?.hash ?? .zero, epoch: epoch, deviceLogIndex: log.headIndex, deviceLogHead: log.head)
+        let changeSet: ChangeSet
+        do {
+            changeSet = try ChangeSetSealer.seal(
+                body: plaintext, header: header, conversationKey: key, signer: identity.signing, random: random,
+                maxBytes: configuration.limits.maxChangeSetBytes - 512)
+        } catch { throw .invalidEdit("the edit is too large for one change set") }
+        let position = ChainPosition(seq: header.seq, hash: changeSet.hash)
+        let replicaBytes = replica.encoded()
+        try store.write { db in
+            let row = try db.insertChangeSet(changeSet, local: true)
+            try db.execute(sql: "INSERT INTO outbox(change_set) VALUES (?)", arguments: [row])
+            try db.setChain(chainKey, position)
+            for pending in pendingRows { try db.execute(sql: "DELETE FROM pending_ops WHERE id = ?", arguments: [pending]) }
+            try db.setMeta("replica", replicaBytes)
+        }
+        chains[chainKey] = position
+        unsavedChanges[conversation, default: 0] += 1
+        changesSinceSnapshot[conversation, default: 0] += 1
+    }
+
+    /// The oldest unacknowledged change sets, in the order they were sealed.
+    func outbox(limit: Int) throws(ClientError) -> [ChangeSet] {
+        let wires = try store.read { db in
+            try Data.fetchAll(
+                db,
+                sql: """
+                    SELECT change_sets.wire FROM outbox JOIN change_sets ON change_sets.id = outbox.change_set
+                    ORDER BY outbox.change_set LIMIT ?
+                    """, arguments: [limit])
+        }
+        return wires.compactMap { try? ChangeSet(wire: Array($0)) }
+    }
+
+    /// Removes acknowledged change sets from the outbox.
+    func acknowledge(_ hashes: [ChangeSetHash]) throws(ClientError) {
+        guard !hashes.isEmpty else { return }
+        try store.write { db in
+            for hash in hashes {
+                try db.execute(
+                    sql: "DELETE FROM outbox WHERE change_set = (SELECT id FROM change_sets WHERE hash = ?)",
+                    arguments: [Data(hash.bytes)])
+            }
+        }
+    }
+}

@@ -1,0 +1,145 @@
+import CloakCRDT
+import CloakCrypto
+import CloakProtocol
+import Foundation
+import GRDB
+
+extension ClientCore {
+    /// True once this device has any conversation state or change set (a new device has none
+    /// and bootstraps from snapshots first).
+    var hasLocalHistory: Bool {
+        !documents.conversations.isEmpty || !chains.isEmpty
+    }
+
+    /// A snapshot of the first conversation that has accumulated `snapshotEvery` change sets
+    /// since the last snapshot this device knows of (DESIGN.md "Snapshots").
+    func snapshotIfDue() throws(ClientError) -> Snapshot? {
+        guard let (conversation, _) = changesSinceSnapshot.first(where: { $0.value >= configuration.snapshotEvery }),
+            var state = account, let document = documents.snapshot(of: conversation)
+        else { return nil }
+        let log = state.log
+        guard let key = state.keyring.conversationKey(conversation, epoch: log.currentEpoch) else { return nil }
+        account = state
+        let previous = try store.read { db in
+            try Row.fetchOne(
+                db, sql: "SELECT hash, snapshot_seq FROM snapshots WHERE conversation = ?",
+                arguments: [Data(conversation.bytes)])
+        }
+        let covers = chains.filter { $0.key.conversation == conversation }
+            .map { ChainHead(device: $0.key.author, seq: $0.value.seq, hash: $0.value.hash) }
+        let header = Snapshot.Header(
+            account: log.account, conversation: conversation, author: me,
+            snapshotSeq: UInt64(previous.map { $0["snapshot_seq"] as Int64 } ?? 0) + 1,
+            prevSnapshotHash: previous.map { Digest32(unchecked: Array($0["hash"] as Data)) } ?? .zero,
+            epoch: log.currentEpoch, deviceLogIndex: log.headIndex, deviceLogHead: log.head, covers: covers)
+        var body = Cloak_V1_SnapshotBody()
+        body.state = Data(document)
+        var plaintext = FrameCodec.serialize(body)
+        defer { SecretBytes.wipe(&plaintext) }
+        let snapshot: Snapshot
+        do {
+            snapshot = try SnapshotSealer.seal(
+                body: plaintext, header: header, conversationKey: key, signer: identity.signing, random: random)
+        } catch { throw .crypto(error) }
+        changesSinceSnapshot[conversation] = 0
+        pendingSnapshot = snapshot
+        return snapshot
+    }
+
+    /// The server stored our snapshot: it is now the newest of its conversation's lineage.
+    func snapshotStored() throws(ClientError) {
+        guard let snapshot = pendingSnapshot else { return }
+        pendingSnapshot = nil
+        try store.write { db in try Self.recordLineage(snapshot, db) }
+    }
+
+    static func recordLineage(_ snapshot: Snapshot, _ db: Database) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO snapshots(conversation, hash, author, snapshot_seq) VALUES (?, ?, ?, ?)
+                ON CONFLICT(conversation) DO UPDATE SET hash = excluded.hash, author = excluded.author,
+                snapshot_seq = excluded.snapshot_seq
+                """,
+            arguments: [Data(snapshot.header.conversation.bytes), Data(snapshot.hash.bytes),
+                        Data(snapshot.header.author.bytes), Int64(snapshot.header.snapshotSeq)])
+    }
+
+    /// Verifies served snapshots; a conversation this device has no state for starts from its
+    /// snapshot (bootstrap), and every verified snapshot extends the known lineage. A snapshot
+    /// that covers less than the newest one we know is a rollback (ADV-12) and is refused.
+    func loadSnapshots(_ snapshots: [Snapshot]) throws(ClientError) -> CoreOutput {
+        var output = CoreOutput()
+        guard var state = account else { return output }
+        let now = now()
+        try store.write { db in
+            for snapshot in snapshots {
+                let header = snapshot.header
+                if let problem = Self.snapshotProblem(snapshot, state.log) {
+                    try raise(SecurityEvent(.snapshotRejected, conversation: header.conversation, device: header.author,
+                                            detail: problem), db, &output)
+                    continue
+                }
+                let known = chains.filter { $0.key.conversation == header.conversation }
+                let knownTotal = known.values.reduce(0) { $0 + $1.seq }
+                let coveredTotal = header.covers.reduce(0) { $0 + $1.seq }
+                if coveredTotal < knownTotal, known.count >= header.covers.count {
+                    // Older than what we hold: either a rollback or simply stale; never load it.
+                    if try Self.isRollback(snapshot, db) {
+                        try raise(SecurityEvent(.snapshotRejected, conversation: header.conversation,
+                                                detail: "snapshot older than the newest one this device knows"),
+                                  db, &output)
+                    }
+                    continue
+                }
+                guard documents.snapshot(of: header.conversation) == nil || known.isEmpty,
+                    let key = state.keyring.conversationKey(header.conversation, epoch: header.epoch)
+                else {
+                    try Self.recordLineage(snapshot, db)
+                    continue
+                }
+                guard var plaintext = try? SnapshotSealer.open(snapshot, conversationKey: key),
+                    let body = try? FrameCodec.parse(Cloak_V1_SnapshotBody.self, from: plaintext, what: "snapshot"),
+                    (try? documents.load(snapshot: Array(body.state), for: header.conversation)) != nil
+                else {
+                    try raise(SecurityEvent(.snapshotRejected, conversation: header.conversation,
+                                            detail: "snapshot does not decrypt or decode"), db, &output)
+                    continue
+                }
+                SecretBytes.wipe(&plaintext)
+                for head in header.covers {
+                    let chainKey = ChainKey(conversation: header.conversation, author: head.device)
+                    let position = ChainPosition(seq: head.seq, hash: head.hash)
+                    chains[chainKey] = position
+                    try db.setChain(chainKey, position)
+                }
+                try Self.recordLineage(snapshot, db)
+                unsavedChanges[header.conversation, default: 0] += 1
+                output.changed.insert(header.conversation)
+            }
+            try saveDocuments(db: db)
+            _ = now
+        }
+        account = state
+        return output
+    }
+
+    static func snapshotProblem(_ snapshot: Snapshot, _ log: DeviceLog) -> String? {
+        let header = snapshot.header
+        guard header.account == log.account else { return "snapshot for another account" }
+        guard let member = log.members[header.author], !member.isRecoveryKey else { return "unknown author" }
+        do { try snapshot.verifySignature(member.signingKey) } catch { return "bad signature" }
+        guard log.hash(atIndex: header.deviceLogIndex) == header.deviceLogHead,
+            log.isActive(header.author, atIndex: header.deviceLogIndex),
+            log.epoch(atIndex: header.deviceLogIndex) == header.epoch
+        else { return "author not active at the head it names, or wrong epoch" }
+        return nil
+    }
+
+    static func isRollback(_ snapshot: Snapshot, _ db: Database) throws -> Bool {
+        guard let known = try Data.fetchOne(
+            db, sql: "SELECT hash FROM snapshots WHERE conversation = ?",
+            arguments: [Data(snapshot.header.conversation.bytes)])
+        else { return false }
+        return Array(known) != snapshot.hash.bytes
+    }
+}

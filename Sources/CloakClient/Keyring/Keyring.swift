@@ -1,0 +1,31 @@
+import CloakCrypto
+import CloakProtocol
+
+/// The account's epoch keys this device holds, and the per-conversation keys derived from them
+/// (cached: derivation is two keyed BLAKE2b calls, and every change set needs one).
+struct Keyring: Sendable {
+    private(set) var epochKeys: [UInt64: SymmetricKey] = [:]
+    private var conversationKeys: [ConversationKeyID: SymmetricKey] = [:]
+
+    struct ConversationKeyID: Hashable, Sendable {
+        let conversation: ConversationID
+        let epoch: UInt64
+    }
+
+    mutating func add(_ key: SymmetricKey, epoch: UInt64) {
+        epochKeys[epoch] = key
+    }
+
+    func has(epoch: UInt64) -> Bool { epochKeys[epoch] != nil }
+
+    var newestEpoch: UInt64? { epochKeys.keys.max() }
+
+    mutating func conversationKey(_ conversation: ConversationID, epoch: UInt64) -> SymmetricKey? {
+        let id = ConversationKeyID(conversation: conversation, epoch: epoch)
+        if let cached = conversationKeys[id] { return cached }
+        guard let epochKey = epochKeys[epoch] else { return nil }
+        let key = ConversationKeys.conversationKey(epochKey: epochKey, conversation: conversation, epoch: epoch)
+        conversationKeys[id] = key
+        return key
+    }
+}

@@ -1,0 +1,75 @@
+public import CloakProtocol
+
+/// Something the client refused or detected because the server (or a member device) did not
+/// behave: surfaced to the app through ``CloakClient/securityEvents`` and kept in the local
+/// store for diagnosis. Never contains plaintext or key material.
+///
+/// ```swift
+/// for await event in client.securityEvents { showBanner(event.kind, event.detail) }
+/// ```
+public struct SecurityEvent: Sendable, Hashable {
+    /// What was detected.
+    public enum Kind: String, Sendable, Hashable, CaseIterable {
+        /// A change set or record that does not parse or has impossible fields.
+        case malformedRecord
+        /// A change set for another account.
+        case wrongAccount
+        /// A signature that does not verify (tampering, forgery; ADV-02, ADV-03, ADV-06).
+        case badSignature
+        /// A change set by a device that was never a member of the account (ADV-06).
+        case unknownAuthor
+        /// A change set by a device not active at the head it names (ADV-09).
+        case authorNotActive
+        /// A change set from a removed device beyond its removal cut-off (ADV-09, ADV-31).
+        case beyondRemovalCutoff
+        /// A change set naming a device-log head that differs from ours at that index.
+        case deviceLogHeadMismatch
+        /// A change set whose epoch is not the one in effect at its head.
+        case wrongEpoch
+        /// Commitment or AEAD check failed (ADV-02, ADV-20).
+        case decryptionFailed
+        /// Two different change sets for one (author, conversation, seq): equivocation (ADV-13).
+        case fork
+        /// Another device saw a different history than we did (signed heads disagree; ADV-13).
+        case forkedView
+        /// An author's chain has a gap the server has not filled (withheld data).
+        case gap
+        /// The operations inside a verified change set do not decode.
+        case undecodableOperations
+        /// The server served a device log shorter than the one we pinned (ADV-12).
+        case deviceLogRollback
+        /// The server served a device log that differs from the pinned one (ADV-13).
+        case deviceLogFork
+        /// A new device-log entry does not verify: e.g. a server-made "add device" (ADV-10).
+        case deviceLogForgery
+        /// A key envelope that does not verify or is bound to something else (ADV-40).
+        case keyEnvelopeRejected
+        /// A snapshot that does not verify, or rolls back its lineage (ADV-12).
+        case snapshotRejected
+        /// A server reply that contradicts the protocol (e.g. a downgrade; ADV-25).
+        case protocolViolation
+    }
+
+    /// What was detected.
+    public let kind: Kind
+    /// The conversation concerned, if any.
+    public let conversation: ConversationID?
+    /// The device concerned, if any.
+    public let device: DeviceID?
+    /// The sequence number concerned, if any.
+    public let seq: UInt64?
+    /// A human-readable detail without secrets.
+    public let detail: String
+
+    /// Creates an event.
+    public init(
+        _ kind: Kind, conversation: ConversationID? = nil, device: DeviceID? = nil, seq: UInt64? = nil,
+        detail: String = ""
+    ) {
+        self.kind = kind
+        self.conversation = conversation
+        self.device = device
+        self.seq = seq
+        self.detail = detail
+    }
+}

@@ -1,0 +1,134 @@
+import CloakProtocol
+import Foundation
+import GRDB
+
+/// Everything ``ClientCore/load()`` reads at start-up, in one read transaction.
+struct StoredState {
+    var replica: [UInt8]?
+    var removed = false
+    var logEntries: [[UInt8]] = []
+    var epochKeys: [(UInt64, [UInt8])] = []
+    var chains: [ChainKey: ChainPosition] = [:]
+    var documents: [(ConversationID, [UInt8], Int64)] = []
+    var pending: [(Int64, ConversationID, [UInt8])] = []
+    var held: [([UInt8], HoldReason)] = []
+
+    static func load(_ db: Database) throws -> StoredState {
+        var state = StoredState()
+        state.replica = try db.meta("replica")
+        state.removed = try db.meta("removed") != nil
+        state.logEntries = try Data.fetchAll(db, sql: "SELECT wire FROM device_log ORDER BY idx").map(Array.init)
+        state.epochKeys = try Row.fetchAll(db, sql: "SELECT epoch, sealed FROM epoch_keys").map { row in
+            (UInt64(row["epoch"] as Int64), Array(row["sealed"] as Data))
+        }
+        for row in try Row.fetchAll(db, sql: "SELECT conversation, author, seq, hash, forked FROM chains") {
+            let key = ChainKey(
+                conversation: ConversationID(unchecked: Array(row["conversation"] as Data)),
+                author: DeviceID(unchecked: Array(row["author"] as Data)))
+            state.chains[key] = ChainPosition(
+                seq: UInt64(row["seq"] as Int64), hash: Digest32(unchecked: Array(row["hash"] as Data)),
+                forked: (row["forked"] as Int64) != 0)
+        }
+        state.documents = try Row.fetchAll(db, sql: "SELECT conversation, sealed, applied_through FROM documents").map {
+            (ConversationID(unchecked: Array($0["conversation"] as Data)), Array($0["sealed"] as Data),
+             $0["applied_through"] as Int64)
+        }
+        state.pending = try Row.fetchAll(db, sql: "SELECT id, conversation, sealed FROM pending_ops ORDER BY id").map {
+            ($0["id"] as Int64, ConversationID(unchecked: Array($0["conversation"] as Data)), Array($0["sealed"] as Data))
+        }
+        state.held = try Row.fetchAll(db, sql: "SELECT wire, reason FROM held").map { row in
+            (Array(row["wire"] as Data), HoldReason(stored: row["reason"] as String))
+        }
+        return state
+    }
+}
+
+extension HoldReason {
+    /// The reason as stored in the `held` table.
+    var stored: String {
+        switch self {
+        case .deviceLog(let index): "log:\(index)"
+        case .epochKey(let epoch): "key:\(epoch)"
+        case .gap(let seq): "gap:\(seq)"
+        }
+    }
+
+    init(stored: String) {
+        let parts = stored.split(separator: ":")
+        let value = parts.count == 2 ? UInt64(parts[1]) ?? 0 : 0
+        switch parts.first {
+        case "log": self = .deviceLog(index: value)
+        case "key": self = .epochKey(value)
+        default: self = .gap(expectedSeq: value)
+        }
+    }
+}
+
+extension Database {
+    /// Inserts an accepted change set; returns its local row id.
+    func insertChangeSet(_ changeSet: ChangeSet, local: Bool) throws -> Int64 {
+        let h = changeSet.header
+        try execute(
+            sql: """
+                INSERT INTO change_sets(conversation, author, seq, hash, wire, local) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT(hash) DO NOTHING
+                """,
+            arguments: [
+                Data(h.conversation.bytes), Data(h.author.bytes), Int64(h.seq), Data(changeSet.hash.bytes),
+                Data(changeSet.wire), local ? 1 : 0,
+            ])
+        return try Int64.fetchOne(
+            self, sql: "SELECT id FROM change_sets WHERE hash = ?", arguments: [Data(changeSet.hash.bytes)]) ?? 0
+    }
+
+    func setChain(_ key: ChainKey, _ position: ChainPosition) throws {
+        try execute(
+            sql: """
+                INSERT INTO chains(conversation, author, seq, hash, forked) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT(conversation, author) DO UPDATE SET seq = excluded.seq, hash = excluded.hash,
+                forked = excluded.forked
+                """,
+            arguments: [
+                Data(key.conversation.bytes), Data(key.author.bytes), Int64(position.seq), Data(position.hash.bytes),
+                position.forked ? 1 : 0,
+            ])
+    }
+
+    func storedHash(conversation: ConversationID, author: DeviceID, seq: UInt64) throws -> ChangeSetHash? {
+        try Data.fetchOne(
+            self, sql: "SELECT hash FROM change_sets WHERE conversation = ? AND author = ? AND seq = ?",
+            arguments: [Data(conversation.bytes), Data(author.bytes), Int64(seq)]
+        ).map { Digest32(unchecked: Array($0)) }
+    }
+
+    func recordEvent(_ event: SecurityEvent, at time: UInt64) throws {
+        try execute(
+            sql: "INSERT INTO security_events(kind, conversation, device, seq, detail, at) VALUES (?, ?, ?, ?, ?, ?)",
+            arguments: [
+                event.kind.rawValue, event.conversation.map { Data($0.bytes) }, event.device.map { Data($0.bytes) },
+                event.seq.map { Int64($0) }, event.detail, Int64(time),
+            ])
+    }
+
+    func recordRejected(_ wire: [UInt8], hash: ChangeSetHash?, reason: String, at time: UInt64) throws {
+        try execute(
+            sql: "INSERT INTO rejected(hash, wire, reason, received_at) VALUES (?, ?, ?, ?)",
+            arguments: [hash.map { Data($0.bytes) }, Data(wire), reason, Int64(time)])
+    }
+}
+
+extension ClientCore {
+    /// Security events recorded in the store, oldest first.
+    func recordedEvents() throws(ClientError) -> [SecurityEvent] {
+        try store.read { db in
+            try Row.fetchAll(db, sql: "SELECT kind, conversation, device, seq, detail FROM security_events ORDER BY id")
+                .map { row in
+                    SecurityEvent(
+                        SecurityEvent.Kind(rawValue: row["kind"]) ?? .protocolViolation,
+                        conversation: (row["conversation"] as Data?).map { ConversationID(unchecked: Array($0)) },
+                        device: (row["device"] as Data?).map { DeviceID(unchecked: Array($0)) },
+                        seq: (row["seq"] as Int64?).map { UInt64($0) }, detail: row["detail"])
+                }
+        }
+    }
+}

@@ -1,0 +1,162 @@
+import CloakCrypto
+import CloakProtocol
+import Foundation
+import Logging
+
+extension SyncMachine {
+    mutating func handleFrame(_ bytes: [UInt8], core: ClientCore, now: UInt64) -> [SyncEffect] {
+        let frame: Cloak_V1_Frame
+        do { frame = try FrameCodec.decode(bytes, maxFrameBytes: configuration.limits.maxFrameBytes) } catch {
+            // A server that sends garbage is not trusted for this connection (ADV-16, ADV-17).
+            return violation("undecodable frame from server: \(error.message)", core: core, now: now)
+        }
+        deadlines[frame.requestID] = nil
+        guard let body = frame.body else { return [] }
+        switch body {
+        case .serverHello(let hello):
+            return handleHello(hello, core: core, now: now)
+        case .authResult:
+            return authenticated(core: core, now: now)
+        case .error(let error):
+            return serverError(ProtocolError(wireCode: error.code, message: error.message), requestID: frame.requestID,
+                               core: core, now: now)
+        case .deliver(let deliver):
+            return delivered(deliver, core: core, now: now)
+        case .pushAck(let ack):
+            return pushAcknowledged(ack, requestID: frame.requestID, core: core, now: now)
+        case .deviceLogEntries(let entries):
+            logFetchInFlight = false
+            return run(core: core, now: now) { try core.receiveDeviceLog(entries.entries.map(Array.init)) }
+        case .keyEnvelopes(let list):
+            envelopeFetchInFlight = false
+            let parsed = list.envelopes.compactMap { try? KeyEnvelope(message: $0) }
+            return run(core: core, now: now) { try core.receiveEnvelopes(parsed) }
+        case .snapshots(let list):
+            return snapshotsReceived(list, core: core, now: now)
+        case .done:
+            if snapshotInFlight == frame.requestID {
+                snapshotInFlight = nil
+                try? core.snapshotStored()
+            }
+            return []
+        case .pong:
+            return []
+        default:
+            return violation("unexpected \(body.name) from server", core: core, now: now)
+        }
+    }
+
+    private mutating func handleHello(_ hello: Cloak_V1_ServerHello, core: ClientCore, now: UInt64) -> [SyncEffect] {
+        guard phase == .awaitingHello else { return violation("second ServerHello", core: core, now: now) }
+        deadlines[0] = nil
+        // No negotiation: the server must offer exactly our version (ADV-25).
+        guard hello.versions.contains(ProtocolVersion.current) else {
+            return violation("server does not offer protocol version \(ProtocolVersion.current)", core: core, now: now)
+        }
+        guard hello.nonce.count == AuthChallenge.nonceByteCount, let account = core.account else {
+            return violation("malformed ServerHello", core: core, now: now)
+        }
+        var authenticate = Cloak_V1_Authenticate()
+        authenticate.version = ProtocolVersion.current
+        authenticate.accountID = Data(account.account.bytes)
+        authenticate.deviceID = Data(core.me.bytes)
+        authenticate.signature = Data(
+            AuthChallenge.sign(serverNonce: Array(hello.nonce), account: account.account, device: core.me,
+                               key: core.identity.signing))
+        phase = .authenticating
+        return [send(.authenticate(authenticate), kind: "authenticate", now: now).1]
+    }
+
+    private mutating func authenticated(core: ClientCore, now: UInt64) -> [SyncEffect] {
+        guard phase == .authenticating else { return violation("unexpected AuthResult", core: core, now: now) }
+        attempt = 0
+        var effects: [SyncEffect] = [.state(.catchingUp)]
+        effects += fetchLog(now: now)
+        effects += fetchEnvelopes(now: now)
+        let cursor = (try? core.cursor()) ?? 0
+        lastAckedCursor = cursor
+        if cursor == 0 && !core.hasLocalHistory {
+            phase = .bootstrapping
+            effects.append(send(.fetchSnapshots(Cloak_V1_FetchSnapshots()), kind: "snapshots", now: now).1)
+        } else {
+            effects += subscribe(after: cursor, now: now)
+        }
+        return effects
+    }
+
+    private mutating func subscribe(after cursor: UInt64, now: UInt64) -> [SyncEffect] {
+        phase = .syncing(caughtUp: false)
+        var subscribe = Cloak_V1_Subscribe()
+        subscribe.afterCursor = cursor
+        return [send(.subscribe(subscribe), kind: nil, now: now).1]
+    }
+
+    private mutating func snapshotsReceived(_ list: Cloak_V1_SnapshotList, core: ClientCore, now: UInt64)
+        -> [SyncEffect]
+    {
+        let snapshots = list.snapshots.compactMap { try? Snapshot(message: $0) }
+        var effects = run(core: core, now: now) { try core.loadSnapshots(snapshots) }
+        if phase == .bootstrapping {
+            effects += subscribe(after: 0, now: now)
+        }
+        return effects
+    }
+
+    private mutating func delivered(_ deliver: Cloak_V1_Deliver, core: ClientCore, now: UInt64) -> [SyncEffect] {
+        let items = deliver.items.map { (cursor: $0.cursor, wire: Array($0.changeSet)) }
+        var effects = run(core: core, now: now) { try core.receive(items) }
+        if deliver.caughtUp, case .syncing(let caughtUp) = phase, !caughtUp {
+            phase = .syncing(caughtUp: true)
+            effects.append(.state(.live))
+            effects += pushIfReady(core: core, now: now)
+        }
+        effects += ackCursorIfDue(core: core, now: now, force: deliver.caughtUp)
+        return effects
+    }
+
+    private mutating func pushAcknowledged(_ ack: Cloak_V1_PushAck, requestID: UInt64, core: ClientCore, now: UInt64)
+        -> [SyncEffect]
+    {
+        guard let inFlight = pushInFlight, inFlight.id == requestID else { return [] }
+        pushInFlight = nil
+        var done: [ChangeSetHash] = []
+        var retry = false
+        var output = CoreOutput()
+        for result in ack.results {
+            guard let hash = try? ChangeSetHash(validating: result.hash, field: "hash") else { continue }
+            switch result.error {
+            case .unspecified:
+                done.append(hash)
+            case .rateLimited, .quotaExceeded, .internal, .gap:
+                retry = true
+            default:
+                // The server refuses this change set for good (e.g. our chain forked after a
+                // local-state rollback, ADV-36): drop it from the outbox and say so.
+                done.append(hash)
+                output.events.append(
+                    SecurityEvent(.protocolViolation, detail: "server refused our change set: \(result.error)"))
+            }
+        }
+        var effects: [SyncEffect] = []
+        do { try core.acknowledge(done) } catch { return scheduleReconnect(now: now, random: core.random) }
+        if !output.events.isEmpty { effects.append(.surface(output)) }
+        if retry {
+            pushRetryAt = now + configuration.reconnectMinMillis * 5
+            return effects
+        }
+        return effects + pushIfReady(core: core, now: now)
+    }
+
+    mutating func pushIfReady(core: ClientCore, now: UInt64) -> [SyncEffect] {
+        guard case .syncing = phase, pushInFlight == nil, now >= pushRetryAt else { return [] }
+        pushRetryAt = 0
+        guard let batch = try? core.outbox(limit: min(configuration.pushBatch, configuration.limits.maxChangeSetsPerPush)),
+            !batch.isEmpty
+        else { return [] }
+        var push = Cloak_V1_Push()
+        push.changeSets = batch.map { Data($0.wire) }
+        let (id, effect) = send(.push(push), kind: "push", now: now)
+        pushInFlight = (id, batch.map(\.hash))
+        return [effect]
+    }
+}

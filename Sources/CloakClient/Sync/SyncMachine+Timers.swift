@@ -1,0 +1,130 @@
+import CloakCrypto
+import CloakProtocol
+import Foundation
+import Logging
+
+extension SyncMachine {
+    mutating func tick(core: ClientCore, now: UInt64) -> [SyncEffect] {
+        if case .waiting(let until) = phase {
+            return now >= until ? beginConnecting() : []
+        }
+        if let expired = deadlines.first(where: { $0.value.at <= now }) {
+            // No answer in time: the connection is presumed dead (or the server stalls us).
+            core.logger.info("request timed out; reconnecting", metadata: ["request": "\(expired.value.kind)"])
+            return scheduleReconnect(now: now, random: core.random)
+        }
+        guard case .syncing = phase else { return [] }
+        var effects = run(core: core, now: now) { try core.flushDueBatches() }
+        effects += pushIfReady(core: core, now: now)
+        effects += snapshotIfDue(core: core, now: now)
+        effects += ackCursorIfDue(core: core, now: now, force: false)
+        if now >= lastSent + configuration.pingIntervalMillis {
+            var ping = Cloak_V1_Ping()
+            ping.nonce = now
+            effects.append(send(.ping(ping), kind: "ping", now: now).1)
+        }
+        return effects
+    }
+
+    /// Runs a core operation and follows what it asks for.
+    mutating func run(core: ClientCore, now: UInt64, _ body: () throws -> CoreOutput) -> [SyncEffect] {
+        do {
+            return follow(try body(), core: core, now: now)
+        } catch {
+            core.logger.error("local store failure while syncing", metadata: ["error": "\(error)"])
+            return scheduleReconnect(now: now, random: core.random)
+        }
+    }
+
+    mutating func follow(_ output: CoreOutput, core: ClientCore, now: UInt64) -> [SyncEffect] {
+        var effects: [SyncEffect] = []
+        if output.removed {
+            phase = .stopped
+            resetConnectionState()
+            return [.surface(output), .close, .state(.refused("this device was removed from the account"))]
+        }
+        if !output.changed.isEmpty || !output.events.isEmpty { effects.append(.surface(output)) }
+        guard case .syncing = phase else { return effects }
+        if output.fetchDeviceLog { effects += fetchLog(now: now) }
+        if output.fetchKeyEnvelopes { effects += fetchEnvelopes(now: now) }
+        for gap in output.gaps {
+            var fetch = Cloak_V1_FetchChangeSets()
+            fetch.conversationID = Data(gap.conversation.bytes)
+            fetch.author = Data(gap.author.bytes)
+            fetch.fromSeq = gap.fromSeq
+            fetch.toSeq = min(gap.toSeq, gap.fromSeq + UInt64(configuration.limits.maxCatchUpBatch) - 1)
+            effects.append(send(.fetchChangeSets(fetch), kind: "fetch-change-sets", now: now).1)
+        }
+        if output.pushOutbox { effects += pushIfReady(core: core, now: now) }
+        return effects
+    }
+
+    mutating func fetchLog(now: UInt64) -> [SyncEffect] {
+        guard !logFetchInFlight else { return [] }
+        logFetchInFlight = true
+        var fetch = Cloak_V1_FetchDeviceLog()
+        fetch.fromIndex = 0
+        return [send(.fetchDeviceLog(fetch), kind: "device-log", now: now).1]
+    }
+
+    mutating func fetchEnvelopes(now: UInt64) -> [SyncEffect] {
+        guard !envelopeFetchInFlight else { return [] }
+        envelopeFetchInFlight = true
+        return [send(.fetchKeyEnvelopes(Cloak_V1_FetchKeyEnvelopes()), kind: "key-envelopes", now: now).1]
+    }
+
+    mutating func ackCursorIfDue(core: ClientCore, now: UInt64, force: Bool) -> [SyncEffect] {
+        guard let cursor = try? core.cursor(), cursor > lastAckedCursor,
+            force || now >= lastAckAt + configuration.ackCursorEveryMillis
+        else { return [] }
+        lastAckedCursor = cursor
+        lastAckAt = now
+        var ack = Cloak_V1_AckCursor()
+        ack.cursor = cursor
+        return [send(.ackCursor(ack), kind: nil, now: now).1]
+    }
+
+    mutating func snapshotIfDue(core: ClientCore, now: UInt64) -> [SyncEffect] {
+        guard snapshotInFlight == nil, case .syncing(true) = phase,
+            let snapshot = try? core.snapshotIfDue()
+        else { return [] }
+        var put = Cloak_V1_PutSnapshot()
+        put.snapshot = snapshot.message
+        let (id, effect) = send(.putSnapshot(put), kind: "snapshot", now: now)
+        snapshotInFlight = id
+        return [effect]
+    }
+
+    mutating func serverError(_ error: ProtocolError, requestID: UInt64, core: ClientCore, now: UInt64)
+        -> [SyncEffect]
+    {
+        if pushInFlight?.id == requestID {
+            pushInFlight = nil
+            pushRetryAt = now + configuration.reconnectMinMillis * 5
+        }
+        if snapshotInFlight == requestID {
+            snapshotInFlight = nil
+            if error == .staleSnapshot {
+                // Someone uploaded a newer snapshot: learn it, so the next one extends it.
+                return [send(.fetchSnapshots(Cloak_V1_FetchSnapshots()), kind: "snapshots", now: now).1]
+            }
+        }
+        core.logger.notice("server error", metadata: ["code": "\(error.wireCode)", "message": "\(error.message)"])
+        switch error {
+        case .deviceNotActive, .unknownAccount:
+            phase = .stopped
+            resetConnectionState()
+            return [.close, .state(.refused(error.message))]
+        default:
+            return error.closesConnection || phase == .authenticating
+                ? scheduleReconnect(now: now, random: core.random) : []
+        }
+    }
+
+    mutating func violation(_ detail: String, core: ClientCore, now: UInt64) -> [SyncEffect] {
+        var output = CoreOutput()
+        output.events.append(SecurityEvent(.protocolViolation, detail: detail))
+        try? core.store.write { db in try db.recordEvent(output.events[0], at: now) }
+        return [.surface(output)] + scheduleReconnect(now: now, random: core.random)
+    }
+}

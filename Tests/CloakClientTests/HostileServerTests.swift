@@ -1,0 +1,234 @@
+import CloakCRDT
+import CloakCrypto
+import CloakProtocol
+import CloakTesting
+import Foundation
+import Testing
+
+@testable import CloakClient
+
+/// The server (here: the relay between devices) tampers, forges, drops, replays and reorders;
+/// every attack is detected, reported with its reason, and never changes the rendered state.
+@Suite("Hostile server: the client's receive checks")
+struct HostileServerTests {
+    /// A (writer) and B (reader) share a conversation B has fully caught up on; `extra` are
+    /// A's newer change sets that B has not seen yet.
+    struct Scene {
+        let a: CloakClient
+        let b: CloakClient
+        let chat: ConversationID
+        let extra: [[UInt8]]
+        let baseline: [UInt8]?
+    }
+
+    func scene(seed: UInt64 = 3, extraMessages: Int = 3) async throws -> Scene {
+        let devices = try await makeAccount(devices: 2, seed: seed)
+        let (a, b) = (devices[0], devices[1])
+        let chat = try await a.createConversation(title: "base")
+        try await a.appendMessage(to: chat, role: .user, text: "hello")
+        let first = try await a._drainOutbox()
+        _ = try await b._receive(first.enumerated().map { (UInt64($0.offset + 1), $0.element) })
+        for n in 0..<extraMessages { try await a.appendMessage(to: chat, role: .assistant, text: "more \(n)") }
+        let extra = try await a._drainOutbox()
+        return Scene(a: a, b: b, chat: chat, extra: extra, baseline: await b.stateHash(of: chat))
+    }
+
+    func deliver(_ wires: [[UInt8]], to client: CloakClient, from cursor: UInt64 = 1000) async throws -> CoreOutput {
+        try await client._receive(wires.enumerated().map { (cursor + UInt64($0.offset), $0.element) })
+    }
+
+    @Test("ADV-02 every flipped bit of a change set is rejected with an event and changes nothing")
+    func flippedBits() async throws {
+        let s = try await scene()
+        let wire = s.extra[0]
+        var rng = SeededRandom(seed: 2)
+        var positions = Array(stride(from: 0, to: wire.count * 8, by: max(1, wire.count * 8 / 400)))
+        positions += (0..<50).map { _ in Int.random(in: 0..<(wire.count * 8), using: &rng) }
+        for bit in positions {
+            var tampered = wire
+            tampered[bit / 8] ^= UInt8(1 << (bit % 8))
+            let output = try await deliver([tampered], to: s.b)
+            let parsed = try? ChangeSet(wire: tampered)
+            if let parsed, parsed.hash == (try ChangeSet(wire: wire)).hash {
+                continue  // the flip hit bytes the parser ignores: the same change set, not applied twice
+            }
+            let held = await s.b._heldCount()
+            #expect(!output.events.isEmpty || held > 0, "bit \(bit) neither rejected nor held")
+            #expect(await s.b.stateHash(of: s.chat) == s.baseline, "bit \(bit) changed the state")
+        }
+        let originalHash = try ChangeSet(wire: wire).hash
+        for extra in 1...64 {
+            // Appended bytes that parse as unknown fields leave the signed content identical:
+            // that is the same change set (same hash), not a tampered one, so it is not sent here.
+            let variants = [Array(wire.dropLast(extra)), wire + [UInt8](repeating: UInt8(extra), count: extra)]
+            for variant in variants where (try? ChangeSet(wire: variant))?.hash != originalHash {
+                let output = try await deliver([variant], to: s.b)
+                #expect(!output.events.isEmpty)
+                #expect(await s.b.stateHash(of: s.chat) == s.baseline)
+            }
+        }
+        // The untouched change set still applies afterwards.
+        _ = try await deliver(s.extra, to: s.b, from: 5000)
+        #expect(await s.b.stateHash(of: s.chat) == (await s.a.stateHash(of: s.chat)))
+    }
+
+    @Test("ADV-03 ADV-05 every authenticated header field rewritten to another valid value is rejected")
+    func headerSubstitution() async throws {
+        let s = try await scene()
+        let other = try await s.a.createConversation(title: "other")
+        _ = try await s.a._drainOutbox()
+        let original = try FrameCodec.parse(Cloak_V1_ChangeSet.self, from: s.extra[0], what: "test")
+        let rewrites: [(String, (inout Cloak_V1_ChangeSet) -> Void)] = [
+            ("conversation", { $0.conversationID = Data(other.bytes) }),
+            ("author", { $0.author = Data(s.b.deviceID.bytes) }),
+            ("seq", { $0.seq += 5 }),
+            ("epoch", { $0.epoch = 2 }),
+            ("prev_hash", { $0.prevHash = Data(repeating: 7, count: 32) }),
+            ("device_log_index", { $0.deviceLogIndex = 0 }),
+            ("nonce", { $0.nonce = Data(repeating: 1, count: 24) }),
+            ("commitment", { $0.commitment = Data(repeating: 2, count: 32) }),
+            ("version", { $0.version = 2 }),
+        ]
+        for (field, rewrite) in rewrites {
+            var message = original
+            rewrite(&message)
+            let output = try await deliver([FrameCodec.serialize(message)], to: s.b)
+            #expect(!output.events.isEmpty, "rewriting \(field) was not reported")
+            #expect(await s.b.stateHash(of: s.chat) == s.baseline, "rewriting \(field) changed the state")
+        }
+        #expect(await s.b.conversation(other) == nil)
+    }
+
+    @Test("ADV-04 replayed change sets (also after a restart) change nothing and raise no events")
+    func replay() async throws {
+        let s = try await scene()
+        _ = try await deliver(s.extra, to: s.b)
+        let after = await s.b.stateHash(of: s.chat)
+        let events = try await s.b.recordedSecurityEvents().count
+        for round in 0..<3 {
+            let output = try await deliver(s.extra.shuffled(), to: s.b, from: 2000 + UInt64(round) * 100)
+            #expect(output.events.isEmpty)
+            #expect(output.changed.isEmpty, "a replay must not notify observers")
+        }
+        #expect(await s.b.stateHash(of: s.chat) == after)
+        #expect(try await s.b.recordedSecurityEvents().count == events)
+    }
+
+    @Test("ADV-06 forged change sets: random bytes, unknown keys, wrong signatures are rejected")
+    func forgeries() async throws {
+        let s = try await scene()
+        var rng = SeededRandom(seed: 6)
+        let original = try FrameCodec.parse(Cloak_V1_ChangeSet.self, from: s.extra[0], what: "test")
+        var random = original
+        random.signature = Data(rng.bytes(64))
+        var stranger = original
+        let strangerKey = Ed25519PrivateKey(using: DeterministicRandom(seed: 99))
+        stranger.author = Data(DeviceID(signingKey: strangerKey.publicKey).bytes)
+        let forged = try await forge(stranger, key: strangerKey)
+        let cases: [(String, [UInt8], SecurityEvent.Kind)] = [
+            ("random bytes", rng.bytes(300), .malformedRecord),
+            ("random signature", FrameCodec.serialize(random), .badSignature),
+            ("non-member key", forged, .unknownAuthor),
+        ]
+        for (name, wire, kind) in cases {
+            let output = try await deliver([wire], to: s.b)
+            #expect(output.events.map(\.kind) == [kind], "\(name)")
+            #expect(await s.b.stateHash(of: s.chat) == s.baseline, "\(name)")
+        }
+    }
+
+    /// Re-signs a rewritten change set with `key` (a member of nothing).
+    func forge(_ message: Cloak_V1_ChangeSet, key: Ed25519PrivateKey) async throws -> [UInt8] {
+        let parsed = try ChangeSet(wire: FrameCodec.serialize(message))
+        var signed = message
+        signed.signature = Data(key.signature(for: parsed.signedMessage))
+        return FrameCodec.serialize(signed)
+    }
+
+    @Test("ADV-07 a dropped change set is a gap: later ones are held, re-requested, then applied")
+    func gap() async throws {
+        let s = try await scene(extraMessages: 4)
+        let output = try await deliver(Array(s.extra.dropFirst()), to: s.b)
+        #expect(await s.b._heldCount() == 3)
+        #expect(output.gaps.count == 1)
+        #expect(output.gaps.first?.fromSeq == 3)
+        #expect(await s.b.stateHash(of: s.chat) == s.baseline)
+        _ = try await deliver([s.extra[0]], to: s.b, from: 3000)
+        #expect(await s.b._heldCount() == 0)
+        #expect(await s.b.stateHash(of: s.chat) == (await s.a.stateHash(of: s.chat)))
+    }
+
+    @Test("ADV-13 two different change sets for one (author, seq) are a fork: reported, second never applied")
+    func equivocation() async throws {
+        let s = try await scene(extraMessages: 0)
+        let clone = try await cloneDevice(s.a, seed: 4242)
+        // Both copies of the device write their own "next" change set from the same chain position.
+        try await s.a.appendMessage(to: s.chat, role: .user, text: "version one")
+        let honest = try await s.a._drainOutbox()
+        try await clone.appendMessage(to: s.chat, role: .user, text: "version two")
+        let forked = try await clone._drainOutbox()
+        #expect(try ChangeSet(wire: honest[0]).header.seq == (try ChangeSet(wire: forked[0]).header.seq))
+        _ = try await deliver(honest, to: s.b)
+        let applied = await s.b.stateHash(of: s.chat)
+        let output = try await deliver(forked, to: s.b, from: 4000)
+        #expect(output.events.map(\.kind) == [.fork])
+        #expect(await s.b.stateHash(of: s.chat) == applied)
+        #expect(await texts(s.b, s.chat).contains("version two") == false)
+    }
+
+    /// A second device holding the same identity and state up to now (a cloned or restored
+    /// device, or a malicious member equivocating).
+    func cloneDevice(_ source: CloakClient, seed: UInt64) async throws -> CloakClient {
+        let secrets = InMemorySecretStore()
+        try await source._exportSecrets(to: secrets)
+        let clone = try CloakClient.openInMemory(
+            server: testServer, transport: NoTransport(), secrets: secrets, random: DeterministicRandom(seed: seed))
+        try await clone._copyState(from: source)
+        return clone
+    }
+
+    @Test("ADV-10 ADV-12 ADV-13 truncated, forked and forged device logs are refused and reported")
+    func deviceLogAttacks() async throws {
+        let devices = try await makeAccount(devices: 2, seed: 8)
+        let (a, b) = (devices[0], devices[1])
+        let wires = await a._logWires()
+        let before = try await b.devices()
+        // Rollback: a prefix of the pinned log.
+        #expect(try await b._receiveLog(Array(wires.prefix(1))).events.map(\.kind) == [.deviceLogRollback])
+        // Server-made add entry: signed by a key that is not a member.
+        let serverKey = Ed25519PrivateKey(using: DeterministicRandom(seed: 66))
+        let log = try DeviceLog(verifying: wires.map { try DeviceLogEntry(wire: $0) })
+        let injected = DeviceLogEntry.add(
+            signingKey: serverKey.publicKey, agreementKey: X25519PrivateKey(using: DeterministicRandom(seed: 67)).publicKey,
+            after: log, signer: serverKey, createdAtMs: 1)
+        #expect(try await b._receiveLog(wires + [injected.wire]).events.map(\.kind) == [.deviceLogForgery])
+        // Replay of an old entry as if it were new.
+        #expect(try await b._receiveLog(wires + [wires[1]]).events.map(\.kind) == [.deviceLogForgery])
+        // A different entry at a pinned index: a forked view.
+        let other = try await makeAccount(devices: 2, seed: 123)
+        let foreign = await other[0]._logWires()
+        #expect(try await b._receiveLog([wires[0], foreign[1]]).events.map(\.kind) == [.deviceLogFork])
+        #expect(try await b.devices() == before)
+    }
+}
+
+extension CloakClient {
+    func _exportSecrets(to secrets: any SecretStore) throws {
+        try secrets.store(core.identity.signing.seed, named: DeviceIdentity.signingName)
+        try secrets.store(core.identity.agreement.secret, named: DeviceIdentity.agreementName)
+    }
+
+    func _stateCopy() -> (DeviceLog, [UInt64: SymmetricKey], [ChainKey: ChainPosition], DocumentSet, Replica) {
+        let state = core.account!
+        return (state.log, state.keyring.epochKeys, core.chains, core.documents, core.replica)
+    }
+
+    func _copyState(from source: CloakClient) async throws {
+        let (log, keys, chains, documents, replica) = await source._stateCopy()
+        try core.adopt(log: log, keys: keys)
+        core.chains = chains
+        core.documents = documents
+        core.replica = replica
+        try core.store.write { db in for (key, position) in chains { try db.setChain(key, position) } }
+    }
+}
