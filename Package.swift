@@ -147,6 +147,9 @@ let package = Package(
             name: "cloak",
             dependencies: [
                 "CloakClient",
+                "CloakCRDT",
+                "CloakCrypto",
+                "CloakProtocol",
                 "CloakTransport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

@@ -134,3 +134,20 @@ extension CloakClient {
         if output.pushOutbox { apply(machine.handle(.outboxChanged, core: core)) }
     }
 }
+
+extension CloakClient {
+    /// Waits until the client is connected and up to date with nothing left to send (or the
+    /// timeout passes). Returns whether it got there — for command-line tools and tests.
+    public func waitUntilSynced(timeout: Duration = .seconds(30)) async -> Bool {
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        while clock.now < deadline {
+            if connectionState == .live, core.pendingOps.isEmpty, (try? core.outbox(limit: 1).isEmpty) == true {
+                return true
+            }
+            if case .refused = connectionState { return false }
+            try? await Task.sleep(for: .milliseconds(25))
+        }
+        return false
+    }
+}

@@ -114,7 +114,7 @@ extension ClientCore {
         do {
             changeSet = try ChangeSetSealer.seal(
                 body: plaintext, header: header, conversationKey: key, signer: identity.signing, random: random,
-                maxBytes: configuration.limits.maxChangeSetBytes - 512)
+                maxBytes: configuration.limits.maxChangeSetBytes)
         } catch { throw .invalidEdit("the edit is too large for one change set") }
         let position = ChainPosition(seq: header.seq, hash: changeSet.hash)
         let replicaBytes = replica.encoded()

@@ -100,6 +100,7 @@ extension ClientCore {
                     arguments: [Int64(entry.index), Data(entry.wire)])
             }
             if removed { try db.setMeta("removed", [1]) }
+            try enforceRemovals(newEntries, db: db, output: &output)
             try retryHeld(after: nil, db: db, output: &output, now: now)
         }
         if removed {

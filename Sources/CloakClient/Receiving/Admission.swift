@@ -1,7 +1,7 @@
 import CloakProtocol
 
 /// What a receiver decides about a change set before decrypting it (PROTOCOL.md
-/// §"Receiving"). The checks run in this order, and the first that fails decides: account,
+/// §9 "Receiving a change set"). The checks run in this order, and the first that fails decides: account,
 /// author known, signature, device-log position (active at the named head, head hash, epoch,
 /// removal cut-off), epoch key available, chain position.
 enum Verdict: Equatable, Sendable {
@@ -65,26 +65,27 @@ enum Admission {
         return chainVerdict(header, hash: changeSet.hash, chain: chain, storedHash: storedHash)
     }
 
-    /// Device-log position: the ADV-09 rule of PROTOCOL.md §"Removal".
+    /// Device-log position: PROTOCOL.md §10's admission rule (active at the named head, head
+    /// hash, epoch, removal cut-off), shared with every implementation through
+    /// ``DeviceLog/admits(changeSetHeader:hash:)``.
     static func logVerdict(_ header: ChangeSetHeader, hash: ChangeSetHash, log: DeviceLog) -> Verdict? {
-        guard let headHash = log.hash(atIndex: header.deviceLogIndex) else {
-            return .hold(.deviceLog(index: header.deviceLogIndex))
+        switch log.admits(changeSetHeader: header, hash: hash) {
+        case .accepted:
+            return nil
+        case .holdForDeviceLog(let index):
+            return .hold(.deviceLog(index: index))
+        case .rejected(let reason):
+            let kind: SecurityEvent.Kind =
+                switch reason {
+                case .wrongAccount: .wrongAccount
+                case .deviceLogFork: .deviceLogHeadMismatch
+                case .authorNotActive: .authorNotActive
+                case .wrongEpoch: .wrongEpoch
+                case .noCutoffForConversation, .beyondRemovalCutoff: .beyondRemovalCutoff
+                case .badSignature: .badSignature
+                }
+            return .reject(kind, reason.description)
         }
-        guard headHash == header.deviceLogHead else {
-            return .reject(.deviceLogHeadMismatch, "names a device-log head we do not have at that index")
-        }
-        guard log.isActive(header.author, atIndex: header.deviceLogIndex) else {
-            return .reject(.authorNotActive, "author not active at the head it names")
-        }
-        guard log.epoch(atIndex: header.deviceLogIndex) == header.epoch else {
-            return .reject(.wrongEpoch, "epoch differs from the one in effect at its head")
-        }
-        if let removal = log.removal(of: header.author) {
-            let cutoff = removal.cutoffs.first { $0.conversation == header.conversation }
-            let within = cutoff.map { header.seq < $0.seq || (header.seq == $0.seq && hash == $0.hash) } ?? false
-            guard within else { return .reject(.beyondRemovalCutoff, "written after its author's removal cut-off") }
-        }
-        return nil
     }
 
     static func chainVerdict(

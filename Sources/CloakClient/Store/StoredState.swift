@@ -132,3 +132,11 @@ extension ClientCore {
         }
     }
 }
+
+extension ClientCore {
+    /// Every accepted change set, in local order, as stored (ciphertext): for diagnosis and for
+    /// re-feeding a device in tests and the simulator.
+    func storedChangeSetWires() throws(ClientError) -> [[UInt8]] {
+        try store.read { db in try Data.fetchAll(db, sql: "SELECT wire FROM change_sets ORDER BY id").map(Array.init) }
+    }
+}

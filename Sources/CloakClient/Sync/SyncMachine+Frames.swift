@@ -71,7 +71,7 @@ extension SyncMachine {
         guard phase == .authenticating else { return violation("unexpected AuthResult", core: core, now: now) }
         attempt = 0
         var effects: [SyncEffect] = [.state(.catchingUp)]
-        effects += fetchLog(now: now)
+        effects += fetchLog(core: core, now: now)
         effects += fetchEnvelopes(now: now)
         let cursor = (try? core.cursor()) ?? 0
         lastAckedCursor = cursor

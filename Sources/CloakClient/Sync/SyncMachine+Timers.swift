@@ -45,7 +45,7 @@ extension SyncMachine {
         }
         if !output.changed.isEmpty || !output.events.isEmpty { effects.append(.surface(output)) }
         guard case .syncing = phase else { return effects }
-        if output.fetchDeviceLog { effects += fetchLog(now: now) }
+        if output.fetchDeviceLog { effects += fetchLog(core: core, now: now) }
         if output.fetchKeyEnvelopes { effects += fetchEnvelopes(now: now) }
         for gap in output.gaps {
             var fetch = Cloak_V1_FetchChangeSets()
@@ -59,10 +59,11 @@ extension SyncMachine {
         return effects
     }
 
-    mutating func fetchLog(now: UInt64) -> [SyncEffect] {
-        guard !logFetchInFlight else { return [] }
+    mutating func fetchLog(core: ClientCore, now: UInt64) -> [SyncEffect] {
+        guard !logFetchInFlight, let account = core.account?.account else { return [] }
         logFetchInFlight = true
         var fetch = Cloak_V1_FetchDeviceLog()
+        fetch.accountID = Data(account.bytes)
         fetch.fromIndex = 0
         return [send(.fetchDeviceLog(fetch), kind: "device-log", now: now).1]
     }

@@ -1,0 +1,138 @@
+import CloakCRDT
+import CloakClient
+import CloakCrypto
+import CloakProtocol
+import Foundation
+import Synchronization
+
+extension Demo {
+    func linkDevice(_ device: CloakClient, to existing: CloakClient) async throws -> String {
+        let invitation = try await device.beginLink()
+        async let pending = device.awaitLink(invitation, pollMillis: 100)
+        let code = try await existing.acceptLink(invitation.text)
+        let link = try await pending
+        guard link.shortAuthenticationString == code else { throw DemoError.securityCodesDiffer }
+        try await device.confirmLink(link)
+        return code
+    }
+
+    func streamReply(on device: CloakClient, in conversation: ConversationID, parent: MessageID, canaries: Canaries)
+        async throws
+    {
+        let reply = try await device.beginMessage(in: conversation, parent: parent, role: .assistant)
+        let words = "Day one: Alfama and the castle at sunset. Day two: Belém, pastéis, the river. Day three: Sintra."
+            .split(separator: " ")
+        for index in 0..<options.streamedTokens {
+            let token = index == options.streamedTokens / 2 ? "\(canaries.make("stream")) " : "\(words[index % words.count]) "
+            try await device.streamText(token, into: reply, in: conversation)
+            try await Task.sleep(for: .milliseconds(3))
+        }
+        try await device.finishStreaming(in: conversation)
+    }
+
+    func writeMessages(on device: CloakClient, in conversation: ConversationID, count: Int, canaries: Canaries,
+                       prefix: String) async throws {
+        for index in 0..<count {
+            let text = index == 0 ? "\(prefix) note \(index) \(canaries.make("message"))" : "\(prefix) note \(index)"
+            try await device.appendMessage(to: conversation, role: index % 3 == 2 ? .assistant : .user, text: text)
+            try await Task.sleep(for: .milliseconds(2))
+        }
+    }
+
+    func waitForConversations(_ ids: [ConversationID], on devices: [CloakClient]) async throws {
+        try await poll(timeout: .seconds(20)) {
+            for device in devices {
+                let known = Set(await device.conversations().map(\.id))
+                if !known.isSuperset(of: ids) { return false }
+            }
+            return true
+        }
+    }
+
+    func waitForMessage(_ id: MessageID, in conversation: ConversationID, on device: CloakClient) async throws {
+        try await poll(timeout: .seconds(20)) {
+            await device.conversation(conversation)?.messages.contains { $0.id == id } ?? false
+        }
+    }
+
+    func waitForConvergence(_ devices: [CloakClient], conversations: [ConversationID], timeout: Duration)
+        async throws -> Bool
+    {
+        (try? await poll(timeout: timeout) {
+            for conversation in conversations + [.library] {
+                var hashes = Set<[UInt8]>()
+                for device in devices { hashes.insert(await device.stateHash(of: conversation) ?? []) }
+                if hashes.count != 1 { return false }
+            }
+            return true
+        }) != nil
+    }
+
+    func poll(timeout: Duration, _ condition: () async throws -> Bool) async throws {
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        while clock.now < deadline {
+            if try await condition() { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw DemoError.timedOut
+    }
+}
+
+/// Why the demo stopped.
+public enum DemoError: Error, CustomStringConvertible {
+    /// The two devices of a pairing showed different codes.
+    case securityCodesDiffer
+    /// Something did not happen in time.
+    case timedOut
+
+    /// A sentence.
+    public var description: String {
+        switch self {
+        case .securityCodesDiffer: "the pairing security codes differ"
+        case .timedOut: "timed out"
+        }
+    }
+}
+
+/// The canary strings the demo writes (each starts with `cloak-canary-`).
+final class Canaries: Sendable {
+    private let list = Mutex<[String]>([])
+
+    func make(_ kind: String) -> String {
+        list.withLock { all in
+            let canary = "cloak-canary-\(kind)-\(all.count)"
+            all.append(canary)
+            return canary
+        }
+    }
+
+    var all: [String] { list.withLock { $0 } }
+}
+
+/// Collects the demo's printed lines.
+struct DemoOutput {
+    private(set) var text = ""
+
+    mutating func line(_ string: String) {
+        text += string + "\n"
+    }
+
+    mutating func render(_ name: String, _ device: CloakClient) async {
+        line("")
+        line("── \(name) ──")
+        for summary in await device.conversations() {
+            line("  \(summary.pinned ? "📌 " : "")\(summary.title ?? "(untitled)")  (\(summary.messageCount) messages)")
+            for message in await device.conversation(summary.id)?.messages ?? [] {
+                let text = message.text.count > 90 ? String(message.text.prefix(87)) + "…" : message.text
+                let reactions = message.reactions.map(\.emoji).joined()
+                line("    \(message.role): \(text)\(reactions.isEmpty ? "" : " \(reactions)")")
+            }
+        }
+        var combined: [UInt8] = await device.stateHash(of: .library) ?? []
+        for summary in await device.conversations().sorted(by: { $0.id < $1.id }) {
+            combined += await device.stateHash(of: summary.id) ?? []
+        }
+        line("  state hash (all conversations): \(Hex.encode(BLAKE2b.hash(combined, outputByteCount: 16)))")
+    }
+}

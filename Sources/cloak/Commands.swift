@@ -1,0 +1,207 @@
+import ArgumentParser
+import CloakCRDT
+import CloakClient
+import CloakCrypto
+import CloakProtocol
+import Foundation
+
+struct Init: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Create a new account with this device.")
+    @OptionGroup var options: DeviceOptions
+
+    func run() async throws {
+        try await withClient(options, sync: false) { client in
+            try await client.createAccount()
+            let account = await client.accountID
+            print("account \(account?.hex ?? "?") created; this device is \(client.deviceID.hex)")
+        }
+    }
+}
+
+struct Link: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Link this new device: prints an invitation to enter on an existing device, then waits.")
+    @OptionGroup var options: DeviceOptions
+    @Flag(name: .long, help: "Trust the link without asking to compare the 6 digits (scripts only).")
+    var yes = false
+
+    func run() async throws {
+        try await withClient(options, sync: false) { client in
+            let invitation = try await client.beginLink()
+            print("On a device already in the account, run:\n\n  cloak accept \(invitation.text)\n")
+            print("Waiting (the invitation expires in 10 minutes)…")
+            let pending = try await client.awaitLink(invitation)
+            print("Security code: \(pending.shortAuthenticationString)")
+            if !yes {
+                print("Does the other device show the same code? [y/N] ", terminator: "")
+                guard readLine()?.lowercased().hasPrefix("y") == true else {
+                    throw CLIError.failed("link cancelled: the codes did not match")
+                }
+            }
+            try await client.confirmLink(pending)
+            await client.startSync()
+            _ = await client.waitUntilSynced(timeout: .seconds(60))
+            print("linked to account \(pending.accountID.hex); \(await client.conversations().count) conversations")
+        }
+    }
+}
+
+struct Accept: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Accept a new device's invitation.")
+    @OptionGroup var options: DeviceOptions
+    @Argument(help: "The invitation text the new device printed (cloak1:…).")
+    var invitation: String
+
+    func run() async throws {
+        try await withClient(options) { client in
+            let code = try await client.acceptLink(invitation)
+            print("Security code: \(code) — check that the new device shows the same code.")
+        }
+    }
+}
+
+struct Devices: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List the account's devices.")
+    @OptionGroup var options: DeviceOptions
+
+    func run() async throws {
+        try await withClient(options) { client in
+            for device in try await client.devices() {
+                let marks = [device.isThisDevice ? "this device" : nil, device.isActive ? nil : "removed"]
+                    .compactMap { $0 }.joined(separator: ", ")
+                print("\(device.id.hex)  added \(device.addedAt)\(marks.isEmpty ? "" : "  (\(marks))")")
+            }
+        }
+    }
+}
+
+struct Remove: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Remove a device (a lost phone) and rotate the keys.")
+    @OptionGroup var options: DeviceOptions
+    @Argument(help: "The device id (hex, as `cloak devices` prints it).")
+    var device: String
+
+    func run() async throws {
+        guard let bytes = try? Hex.decode(device), let id = try? DeviceID(validating: bytes, field: "device") else {
+            throw CLIError.usage("a device id is 32 hex digits")
+        }
+        try await withClient(options) { client in
+            try await client.removeDevice(id)
+            print("removed \(id.hex); new messages use a key it never receives")
+        }
+    }
+}
+
+struct RecoverySetup: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "recovery-setup", abstract: "Set recovery words (printed once) or a recovery passphrase.")
+    @OptionGroup var options: DeviceOptions
+    @Option(name: .long, help: "Use this passphrase instead of generated words.")
+    var passphrase: String?
+
+    func run() async throws {
+        try await withClient(options) { client in
+            if let passphrase {
+                try await client.setUpRecoveryPassphrase(passphrase)
+                print("recovery passphrase set; you will also need the account id: \(await client.accountID?.hex ?? "")")
+            } else {
+                let words = try await client.setUpRecoveryWords()
+                print("Write these 12 words down; they restore the account on a new device:\n\n  \(words)\n")
+            }
+        }
+    }
+}
+
+struct Recover: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Restore the account on this fresh device.")
+    @OptionGroup var options: DeviceOptions
+    @Option(name: .long, help: "The 12 recovery words.")
+    var words: String?
+    @Option(name: .long, help: "The account id (with --passphrase).")
+    var account: String?
+    @Option(name: .long, help: "The recovery passphrase.")
+    var passphrase: String?
+
+    func run() async throws {
+        try await withClient(options, sync: false) { client in
+            if let words {
+                try await client.recover(words: words)
+            } else if let account, let passphrase {
+                guard let bytes = try? Hex.decode(account), let id = try? AccountID(validating: bytes, field: "account")
+                else { throw CLIError.usage("an account id is 64 hex digits") }
+                try await client.recover(account: id, passphrase: passphrase)
+            } else {
+                throw CLIError.usage("give --words, or --account and --passphrase")
+            }
+            await client.startSync()
+            _ = await client.waitUntilSynced(timeout: .seconds(60))
+            print("recovered; this device is \(client.deviceID.hex); \(await client.conversations().count) conversations")
+        }
+    }
+}
+
+struct Send: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Add a message to a conversation.")
+    @OptionGroup var options: DeviceOptions
+    @Option(name: .long, help: "Conversation id (hex); see `cloak show`.")
+    var conversation: String?
+    @Option(name: .long, help: "Create a new conversation with this title.")
+    var new: String?
+    @Option(name: .long, help: "user, assistant, system or tool.")
+    var role: String = "user"
+    @Argument(help: "The message text.")
+    var text: String
+
+    func run() async throws {
+        let roles: [String: MessageRole] = ["user": .user, "assistant": .assistant, "system": .system, "tool": .tool]
+        guard let messageRole = roles[role] else { throw CLIError.usage("--role must be user, assistant, system or tool") }
+        try await withClient(options) { client in
+            let id: ConversationID
+            if let new {
+                id = try await client.createConversation(title: new)
+            } else if let conversation {
+                id = try parseConversation(conversation)
+            } else if let first = await client.conversations().first {
+                id = first.id
+            } else {
+                id = try await client.createConversation(title: "Notes")
+            }
+            try await client.appendMessage(to: id, role: messageRole, text: text)
+            print("sent to \(id.hex)")
+        }
+    }
+}
+
+struct Show: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Sync, then print conversations.")
+    @OptionGroup var options: DeviceOptions
+    @Option(name: .long, help: "Only this conversation (hex id).")
+    var conversation: String?
+
+    func run() async throws {
+        try await withClient(options) { client in
+            let only = try conversation.map(parseConversation)
+            for summary in await client.conversations() where only == nil || summary.id == only {
+                print("== \(summary.title ?? "(untitled)")  [\(summary.id.hex)]")
+                for message in await client.conversation(summary.id)?.messages ?? [] where !message.isDeleted {
+                    let branch = message.siblingCount > 1 ? " (\(message.siblingIndex + 1)/\(message.siblingCount))" : ""
+                    let reactions = message.reactions.map(\.emoji).joined()
+                    print("  \(message.role): \(message.text)\(branch)\(reactions.isEmpty ? "" : "  \(reactions)")")
+                }
+            }
+        }
+    }
+}
+
+struct Sync: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Stay connected and sync for a while.")
+    @OptionGroup var options: DeviceOptions
+    @Option(name: .long, help: "Seconds to stay connected.")
+    var seconds: Int = 10
+
+    func run() async throws {
+        try await withClient(options) { _ in
+            try await Task.sleep(for: .seconds(seconds))
+        }
+    }
+}

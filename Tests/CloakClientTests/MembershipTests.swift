@@ -1,0 +1,149 @@
+import CloakCRDT
+import CloakCrypto
+import CloakProtocol
+import CloakTesting
+import Foundation
+import Testing
+
+@testable import CloakClient
+
+@Suite("Membership: removal, key epochs, envelopes")
+struct MembershipTests {
+    /// Removes `device` on `remover` (core level): returns the new log and the envelopes.
+    func remove(_ device: CloakClient, by remover: CloakClient) async throws -> ([[UInt8]], [KeyEnvelope]) {
+        try await remover._removeLocally(device.deviceID)
+    }
+
+    @Test("ADV-09 ADV-31 a removal that arrives late is applied identically: every device ends equal")
+    func lateRemoval() async throws {
+        let devices = try await makeAccount(devices: 3, seed: 21)
+        let (a, b, c) = (devices[0], devices[1], devices[2])
+        let relay = Relay()
+        let chat = try await a.createConversation(title: "shared")
+        try await relay.collect(from: a)
+        for device in [b, c] { _ = try await relay.deliverAll(to: device) }
+        // C writes three change sets concurrently with its removal: A has seen only the first.
+        var fromC: [[UInt8]] = []
+        for n in 0..<3 {
+            try await c.appendMessage(to: chat, role: .user, text: "c \(n)")
+            fromC += try await c._drainOutbox()
+        }
+        _ = try await a._receive([(900, fromC[0])])
+        _ = try await b._receive(fromC.enumerated().map { (UInt64(900 + $0.offset), $0.element) })
+        #expect(await texts(b, chat).count == 3)
+        let (log, envelopes) = try await remove(c, by: a)
+        let output = try await b._receiveLog(log)
+        _ = try await b._receiveEnvelopes(envelopes)
+        #expect(output.events.map(\.kind) == [.beyondRemovalCutoff])
+        // Late copies of C's later change sets reach A too: refused there as well.
+        let lateAtA = try await a._receive(fromC.enumerated().map { (UInt64(950 + $0.offset), $0.element) })
+        #expect(lateAtA.events.allSatisfy { $0.kind == .beyondRemovalCutoff })
+        #expect(await a.stateHash(of: chat) == (await b.stateHash(of: chat)))
+        #expect(await texts(b, chat).filter { $0.hasPrefix("c ") } == ["c 0"])
+    }
+
+    @Test("ADV-08 a removed device fed every later change set decrypts none of them")
+    func removedDeviceReadsNothing() async throws {
+        let devices = try await makeAccount(devices: 3, seed: 22)
+        let (a, b, c) = (devices[0], devices[1], devices[2])
+        let relay = Relay()
+        let chat = try await a.createConversation(title: "before")
+        try await relay.collect(from: a)
+        for device in [b, c] { _ = try await relay.deliverAll(to: device) }
+        let (log, envelopes) = try await remove(c, by: a)
+        _ = try await b._receiveLog(log)
+        _ = try await b._receiveEnvelopes(envelopes)
+        try await a.appendMessage(to: chat, role: .user, text: "after removal from a")
+        try await b.appendMessage(to: chat, role: .user, text: "after removal from b")
+        try await relay.collect(from: a)
+        try await relay.collect(from: b)
+        // The colluding server forwards everything, including the new log and every envelope.
+        _ = try await c._receiveLog(log)
+        _ = try await c._receiveEnvelopes(envelopes)
+        _ = try await relay.deliverAll(to: c)
+        #expect(await texts(c, chat).isEmpty)
+        #expect(await c.conversation(chat) != nil, "C keeps what it had before (the conversation)")
+        #expect(await c._epochs() == [1])
+        #expect(try ChangeSet(wire: (await relay.items).last!.wire).header.epoch == 2)
+        _ = try await relay.deliverAll(to: b)
+        #expect(await b.conversations().first?.messageCount == 2)
+    }
+
+    @Test("ADV-40 a key envelope moved to another recipient is refused: missing key, never a wrong key")
+    func swappedEnvelope() async throws {
+        let devices = try await makeAccount(devices: 3, seed: 23)
+        let (a, b, c) = (devices[0], devices[1], devices[2])
+        let (log, envelopes) = try await remove(c, by: a)
+        _ = try await b._receiveLog(log)
+        let forB = envelopes.first { $0.recipient == b.deviceID }!
+        let forA = envelopes.first { $0.recipient == a.deviceID }!
+        // The server hands B the envelope sealed to A.
+        let output = try await b._receiveEnvelopes([forA])
+        #expect(output.events.map(\.kind) == [.keyEnvelopeRejected])
+        #expect(await b._epochs() == [1])
+        _ = try await b._receiveEnvelopes([forB])
+        #expect(await b._epochs() == [1, 2])
+    }
+
+    @Test("the file secret store writes 0600 files in a 0700 directory and reads them back")
+    func fileSecretStoreModes() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("secrets-\(UInt32.random(in: 0..<UInt32.max))")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = try FileSecretStore(directory: directory)
+        let secret = SecretBytes(copying: [1, 2, 3, 4])
+        try store.store(secret, named: "device-key")
+        #expect(try store.load(named: "device-key") == secret)
+        let fileMode = try FileManager.default.attributesOfItem(atPath: directory.appendingPathComponent("device-key.secret").path)[.posixPermissions] as? Int
+        let dirMode = try FileManager.default.attributesOfItem(atPath: directory.path)[.posixPermissions] as? Int
+        #expect(fileMode == 0o600)
+        #expect(dirMode == 0o700)
+        try store.delete(named: "device-key")
+        #expect(try store.load(named: "device-key") == nil)
+        #expect(throws: ClientError.self) { try store.store(secret, named: "../escape") }
+    }
+
+    @Test("ADV-15 the local store file holds no plaintext text, title, reaction or key")
+    func localStoreCanaries() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("store-\(UInt32.random(in: 0..<UInt32.max))")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let client = try CloakClient.open(directory: directory, server: testServer, transport: NoTransport())
+        try await client._createLocalAccount()
+        let chat = try await client.createConversation(title: "cloak-canary-title")
+        let message = try await client.appendMessage(to: chat, role: .user, text: "cloak-canary-message")
+        try await client.react("cloak-canary-reaction", to: message, in: chat)
+        try await client.setMetadata(.model, to: .text("cloak-canary-model"), in: chat)
+        let reply = try await client.beginMessage(in: chat, parent: message)
+        try await client.streamText("cloak-canary-stream", into: reply, in: chat)  // left unsealed: pending_ops
+        let epochKey = await client._epochKeyBytes(1)
+        try await client._storeDirectoryCheckpoint()
+        var bytes: [UInt8] = []
+        for suffix in ["", "-wal", "-shm"] {
+            let url = directory.appendingPathComponent("cloak.sqlite" + suffix)
+            if let data = FileManager.default.contents(atPath: url.path) { bytes += data }
+        }
+        #expect(bytes.count > 10_000)
+        for canary in ["cloak-canary-title", "cloak-canary-message", "cloak-canary-reaction", "cloak-canary-model",
+                       "cloak-canary-stream", "cloak-canary"] {
+            #expect(!contains(bytes, Array(canary.utf8)), "\(canary) in the store")
+            #expect(!contains(bytes, Array(canary.utf16).flatMap { [UInt8($0 & 0xff), UInt8($0 >> 8)] }))
+        }
+        #expect(!contains(bytes, epochKey), "the epoch key in the store")
+    }
+
+    func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
+        guard needle.count <= haystack.count else { return false }
+        return (0...(haystack.count - needle.count)).contains { haystack[$0..<($0 + needle.count)].elementsEqual(needle) }
+    }
+}
+
+extension CloakClient {
+    func _removeLocally(_ device: DeviceID) throws -> ([[UInt8]], [KeyEnvelope]) {
+        let (entry, key) = try core.prepareRemove(device)
+        let envelopes = try core.commitAppended(entry, newEpochKey: key)
+        return (core.account!.log.entries.map(\.wire), envelopes)
+    }
+
+    func _epochs() -> [UInt64] { core.account?.keyring.epochKeys.keys.sorted() ?? [] }
+
+    func _epochKeyBytes(_ epoch: UInt64) -> [UInt8] { core.account?.keyring.epochKeys[epoch]?.secret.copyBytes() ?? [] }
+}
