@@ -81,6 +81,12 @@ public struct ChangeSet: Sendable, Hashable {
     public let commitment: [UInt8]
     /// The author's 64-byte Ed25519 signature.
     public let signature: [UInt8]
+    /// Upper bound of `wire.count − padded plaintext length`: the protobuf envelope around a
+    /// ciphertext of up to 256 MiB with every varint at its widest (299 bytes of fixed fields,
+    /// 5 of ciphertext key and length, 16 of tag). ``ChangeSetSealer/seal`` keeps
+    /// `padded + maxWireOverhead ≤ maxChangeSetBytes`.
+    public static let maxWireOverhead = 320
+
     /// The change-set hash: BLAKE2b-256 of ``signedMessage``.
     public let hash: ChangeSetHash
     /// The serialised `ChangeSet` message, exactly as received or produced (servers store and
@@ -185,7 +191,9 @@ public enum ChangeSetSealer {
         let key = ConversationKeys.changeSetKey(
             conversationKey: conversationKey, conversation: template.conversation, epoch: template.epoch)
         let padded: [UInt8]
-        do { padded = try Padding.pad(body, maximumLength: maxBytes) } catch {
+        // The limit is on the serialised change set, so the padded body gets what the
+        // envelope leaves (a body padded to exactly maxBytes would be refused by the server).
+        do { padded = try Padding.pad(body, maximumLength: maxBytes - ChangeSet.maxWireOverhead) } catch {
             throw .changeSetTooLarge(size: body.count, limit: maxBytes)
         }
         let sealed = CommittedAEAD.seal(padded, key: key, associatedData: template.associatedData, using: random)

@@ -211,7 +211,23 @@ public struct DeviceLogEntry: Sendable, Hashable {
                 throw .invalidField("cut-offs must be sorted by conversation id without repeats")
             }
         }
+        guard Self.leavesUnusedFieldsEmpty(m, kind: kind) else {
+            throw .invalidField("a field this entry kind does not use is set")
+        }
         self.init(fields: f, signature: Array(m.signature))
+    }
+
+    /// Fields outside an entry kind's canonical bytes are not signed, so a relay could fill
+    /// them without changing the entry hash; refusing them keeps one wire form per entry.
+    static func leavesUnusedFieldsEmpty(_ m: Cloak_V1_DeviceLogEntry, kind: DeviceLogEntryKind) -> Bool {
+        switch kind {
+        case .genesis:
+            m.removedDevice.isEmpty && m.cutoffs.isEmpty
+        case .addDevice, .setRecovery:
+            m.accountNonce.isEmpty && m.removedDevice.isEmpty && m.cutoffs.isEmpty
+        case .removeDevice:
+            m.deviceSigningKey.isEmpty && m.deviceAgreementKey.isEmpty && m.accountNonce.isEmpty
+        }
     }
 }
 

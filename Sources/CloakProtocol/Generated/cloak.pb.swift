@@ -40,34 +40,92 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
 /// each one's meaning, whether the connection closes, and what a client should do.
 public nonisolated enum Cloak_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
   public typealias RawValue = Int
+
+  /// No error (PushResult of an accepted change set).
   case unspecified // = 0
+
+  /// Not a decodable Frame, no known body, or a text message. Closes.
   case malformedFrame // = 1
+
+  /// Frame over max_frame_bytes, refused before parsing. Closes (1009).
   case frameTooLarge // = 2
+
+  /// Protocol or record version not supported. Closes when answering Authenticate.
   case unsupportedVersion // = 3
+
+  /// A request that needs authentication came first. Closes.
   case notAuthenticated // = 4
+
+  /// The challenge signature did not verify. Closes.
   case authFailed // = 5
+
+  /// No such account. Closes (request error for pre-auth fetches).
   case unknownAccount // = 6
+
+  /// The device is not (or no longer) active in the device log. Closes.
   case deviceNotActive // = 7
+
+  /// A record's signature did not verify.
   case badSignature // = 8
+
+  /// A field has the wrong length or an impossible value.
   case invalidField // = 9
+
+  /// A record's author or signer is not the authenticated device.
   case wrongAuthor // = 10
+
+  /// A change set's seq skips ahead of the stored chain.
   case gap // = 11
+
+  /// Another change set holds this (author, conversation, seq), or prev_hash is not the stored head.
   case fork // = 12
+
+  /// More than max_change_sets_per_push change sets in one Push.
   case tooManyChangeSets // = 13
+
+  /// One change set over max_change_set_bytes.
   case changeSetTooLarge // = 14
+
+  /// Too many pushes per second, or recovery attempts per window.
   case rateLimited // = 15
+
+  /// The account's stored bytes would exceed max_account_bytes.
   case quotaExceeded // = 16
+
+  /// The account has the maximum number of connections. Closes (1013).
   case tooManyConnections // = 17
+
+  /// No authentication within the handshake timeout. Closes.
   case handshakeTimeout // = 18
+
+  /// No frame within the idle timeout. Closes.
   case idleTimeout // = 19
+
+  /// The connection did not read its deliveries. Closes (1013).
   case slowConsumer // = 20
+
+  /// Register for an account that exists.
   case accountExists // = 21
+
+  /// A device-log entry breaks a chain rule.
   case invalidDeviceLog // = 22
+
+  /// AppendDeviceLog lost a race: the log head moved.
   case deviceLogConflict // = 23
+
+  /// The requested record does not exist.
   case notFound // = 24
+
+  /// A valid frame that is not allowed in the connection's current state.
   case unexpectedFrame // = 25
+
+  /// The server is stopping. Closes (1001).
   case shuttingDown // = 26
+
+  /// Storage failed; nothing acknowledged was lost. Retry later.
   case `internal` // = 27
+
+  /// A snapshot does not extend the newest stored snapshot of its conversation.
   case staleSnapshot // = 28
   case UNRECOGNIZED(Int)
 
@@ -182,10 +240,20 @@ public nonisolated enum Cloak_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterab
 
 public nonisolated enum Cloak_V1_DeviceLogEntryKind: SwiftProtobuf.Enum, Swift.CaseIterable {
   public typealias RawValue = Int
+
+  /// Invalid; rejected.
   case unspecified // = 0
+
+  /// Creates the account with its first device (entry 0).
   case genesis // = 1
+
+  /// Adds a device.
   case addDevice // = 2
+
+  /// Removes a device and starts the next key epoch.
   case removeDevice // = 3
+
+  /// Sets or replaces the account's recovery key.
   case setRecovery // = 4
   case UNRECOGNIZED(Int)
 
@@ -552,16 +620,22 @@ public nonisolated struct Cloak_V1_Limits: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// Largest WebSocket message (one Frame), checked before parsing.
   public var maxFrameBytes: UInt32 = 0
 
+  /// Most change sets in one Push.
   public var maxChangeSetsPerPush: UInt32 = 0
 
+  /// Largest serialised change set (and snapshot).
   public var maxChangeSetBytes: UInt32 = 0
 
+  /// Pushes per second per device (token bucket with the same burst).
   public var maxPushesPerSecond: UInt32 = 0
 
+  /// Stored bytes per account.
   public var maxAccountBytes: UInt64 = 0
 
+  /// Change sets per catch-up Deliver frame, and seqs per FetchChangeSets.
   public var maxCatchUpBatch: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -633,6 +707,7 @@ public nonisolated struct Cloak_V1_Subscribe: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// Deliver change sets with cursor > this (0: from the beginning).
   public var afterCursor: UInt64 = 0
 
   /// Optional: only these conversations (16-byte ids). Empty = all.
@@ -665,6 +740,7 @@ public nonisolated struct Cloak_V1_PushAck: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// One result per pushed change set, in the order pushed.
   public var results: [Cloak_V1_PushResult] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -700,6 +776,7 @@ public nonisolated struct Cloak_V1_Deliver: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// Stored change sets, in increasing cursor order.
   public var items: [Cloak_V1_StoredChangeSet] = []
 
   /// True once the subscriber has everything up to the head at the time of sending; live
@@ -734,13 +811,16 @@ public nonisolated struct Cloak_V1_FetchChangeSets: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// 16 bytes: the conversation of the chain.
   public var conversationID: Data = Data()
 
+  /// 16 bytes: the DeviceID whose chain is requested.
   public var author: Data = Data()
 
   /// Inclusive range of per-author sequence numbers; at most max_catch_up_batch of them.
   public var fromSeq: UInt64 = 0
 
+  /// Last seq of the range (inclusive).
   public var toSeq: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -756,6 +836,7 @@ public nonisolated struct Cloak_V1_AckCursor: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// Highest cursor this device has durably applied.
   public var cursor: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -786,8 +867,10 @@ public nonisolated struct Cloak_V1_FetchDeviceLog: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// 32 bytes: the account.
   public var accountID: Data = Data()
 
+  /// First entry index wanted (0: the whole log).
   public var fromIndex: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -814,6 +897,7 @@ public nonisolated struct Cloak_V1_PutKeyEnvelopes: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// Each sealed by the authenticated device (sender) to a member of the account.
   public var envelopes: [Cloak_V1_KeyEnvelope] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -840,6 +924,7 @@ public nonisolated struct Cloak_V1_KeyEnvelopes: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// Envelopes addressed to the authenticated device, in epoch order.
   public var envelopes: [Cloak_V1_KeyEnvelope] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -853,6 +938,7 @@ public nonisolated struct Cloak_V1_PutSnapshot: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// Written by the authenticated device.
   public var snapshot: Cloak_V1_Snapshot {
     get {_snapshot ?? Cloak_V1_Snapshot()}
     set {_snapshot = newValue}
@@ -875,6 +961,7 @@ public nonisolated struct Cloak_V1_FetchSnapshots: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// 16-byte conversation ids; empty = every conversation.
   public var conversationIds: [Data] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -887,6 +974,7 @@ public nonisolated struct Cloak_V1_SnapshotList: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// The newest stored snapshot of each requested conversation.
   public var snapshots: [Cloak_V1_Snapshot] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -902,8 +990,10 @@ public nonisolated struct Cloak_V1_MailboxPut: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// 16 bytes, derived from the pairing secret (PROTOCOL.md §"Pairing").
   public var mailboxID: Data = Data()
 
+  /// The encrypted pairing bundle (nonce ‖ commitment ‖ ciphertext), at most max_mailbox_bytes.
   public var payload: Data = Data()
 
   /// Seconds until the server discards it (capped by the server, at most 600).
@@ -919,6 +1009,7 @@ public nonisolated struct Cloak_V1_MailboxTake: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// 16 bytes.
   public var mailboxID: Data = Data()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -945,6 +1036,7 @@ public nonisolated struct Cloak_V1_PutRecovery: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// The blob for the authenticated account and its current recovery key.
   public var blob: Cloak_V1_RecoveryBlob {
     get {_blob ?? Cloak_V1_RecoveryBlob()}
     set {_blob = newValue}
@@ -969,8 +1061,10 @@ public nonisolated struct Cloak_V1_FetchRecovery: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// 32 bytes (passphrase recovery).
   public var accountID: Data = Data()
 
+  /// 16 bytes (recovery words).
   public var recoveryKeyID: Data = Data()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -994,6 +1088,7 @@ public nonisolated struct Cloak_V1_Ping: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// Any value; echoed in Pong.
   public var nonce: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -1006,6 +1101,7 @@ public nonisolated struct Cloak_V1_Pong: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// The Ping's nonce.
   public var nonce: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -1020,6 +1116,7 @@ public nonisolated struct Cloak_V1_Error: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// What failed (PROTOCOL.md §"Errors").
   public var code: Cloak_V1_ErrorCode = .unspecified
 
   /// Human-readable detail without secrets or payload bytes.
@@ -1061,6 +1158,7 @@ public nonisolated struct Cloak_V1_ChangeSet: Sendable {
   /// Index and 32-byte hash of the device-log entry that was the head when the author wrote.
   public var deviceLogIndex: UInt64 = 0
 
+  /// 32 bytes: the hash of entry device_log_index.
   public var deviceLogHead: Data = Data()
 
   /// 24 bytes: XChaCha20 nonce (random).
@@ -1086,8 +1184,10 @@ public nonisolated struct Cloak_V1_DeviceLogEntry: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// Protocol version of the construction; 1.
   public var version: UInt32 = 0
 
+  /// What the entry does.
   public var kind: Cloak_V1_DeviceLogEntryKind = .unspecified
 
   /// 0 for genesis, then +1 per entry.
@@ -1111,6 +1211,7 @@ public nonisolated struct Cloak_V1_DeviceLogEntry: Sendable {
   /// a special member that can only add devices; PROTOCOL.md §"Recovery").
   public var deviceSigningKey: Data = Data()
 
+  /// (See device_signing_key.)
   public var deviceAgreementKey: Data = Data()
 
   /// genesis only: 16 random bytes so two accounts of one device key never collide.
@@ -1119,6 +1220,7 @@ public nonisolated struct Cloak_V1_DeviceLogEntry: Sendable {
   /// remove: the removed DeviceID (16 bytes) and the cut-off of its accepted change sets.
   public var removedDevice: Data = Data()
 
+  /// (See removed_device.) Sorted by conversation id, no repeats, at most max_removal_cutoffs.
   public var cutoffs: [Cloak_V1_RemovalCutoff] = []
 
   /// 64 bytes: Ed25519 signature by `signer` over the canonical entry bytes.
@@ -1135,10 +1237,13 @@ public nonisolated struct Cloak_V1_RemovalCutoff: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// 16 bytes: the conversation.
   public var conversationID: Data = Data()
 
+  /// The removed device's last valid seq there.
   public var seq: UInt64 = 0
 
+  /// 32 bytes: the hash of that change set.
   public var hash: Data = Data()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -1153,15 +1258,19 @@ public nonisolated struct Cloak_V1_KeyEnvelope: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// Protocol version of the construction; 1.
   public var version: UInt32 = 0
 
+  /// 32 bytes: the account (also bound inside the sealed box).
   public var accountID: Data = Data()
 
+  /// The epoch whose key this carries (also bound inside the sealed box).
   public var epoch: UInt64 = 0
 
   /// 16 bytes each.
   public var sender: Data = Data()
 
+  /// (See sender.) The recipient is also bound inside the sealed box.
   public var recipient: Data = Data()
 
   /// crypto_box_seal of the 32-byte epoch key to the recipient's X25519 key.
@@ -1181,10 +1290,13 @@ public nonisolated struct Cloak_V1_Snapshot: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// Protocol version of the construction; 1.
   public var version: UInt32 = 0
 
+  /// 32 bytes: the account.
   public var accountID: Data = Data()
 
+  /// 16 bytes: the conversation.
   public var conversationID: Data = Data()
 
   /// 16 bytes: the device that wrote it.
@@ -1197,22 +1309,28 @@ public nonisolated struct Cloak_V1_Snapshot: Sendable {
   /// zeros for the first. Lineage against rollback (ADV-12).
   public var prevSnapshotHash: Data = Data()
 
+  /// Key epoch whose key encrypted this snapshot.
   public var epoch: UInt64 = 0
 
+  /// Index and 32-byte hash of the device-log head the author wrote under.
   public var deviceLogIndex: UInt64 = 0
 
+  /// 32 bytes: the hash of entry device_log_index.
   public var deviceLogHead: Data = Data()
 
   /// Which change sets the state includes: the head (seq, hash) of every author.
   public var covers: [Cloak_V1_Head] = []
 
+  /// 24 bytes: XChaCha20 nonce (random).
   public var nonce: Data = Data()
 
   /// SnapshotBody, padded and encrypted.
   public var ciphertext: Data = Data()
 
+  /// 32 bytes: key-commitment tag.
   public var commitment: Data = Data()
 
+  /// 64 bytes: Ed25519 signature by `author` over the canonical signed message.
   public var signature: Data = Data()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -1226,10 +1344,13 @@ public nonisolated struct Cloak_V1_Head: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// 16 bytes: the author DeviceID.
   public var device: Data = Data()
 
+  /// Its sequence number in this conversation.
   public var seq: UInt64 = 0
 
+  /// 32 bytes: the hash of that change set.
   public var hash: Data = Data()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -1244,6 +1365,7 @@ public nonisolated struct Cloak_V1_RecoveryBlob: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// 32 bytes: the account.
   public var accountID: Data = Data()
 
   /// 16 bytes: BLAKE2b-128 of the recovery key's Ed25519 public key.
@@ -1300,10 +1422,13 @@ public nonisolated struct Cloak_V1_PairingPayload: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// Protocol version of the construction; 1.
   public var version: UInt32 = 0
 
+  /// 32 bytes: the new device's Ed25519 public key.
   public var deviceSigningKey: Data = Data()
 
+  /// 32 bytes: the new device's X25519 public key.
   public var deviceAgreementKey: Data = Data()
 
   /// 32 random bytes, single use.
@@ -1324,6 +1449,7 @@ public nonisolated struct Cloak_V1_PairingBundle: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// 32 bytes: the account the new device joins.
   public var accountID: Data = Data()
 
   /// The full device log, serialised entries, ending with the new device's add entry.
