@@ -64,6 +64,9 @@ public enum ProtocolError: Error, Equatable, Sendable {
     case internalError
     /// A snapshot does not extend the newest stored snapshot's lineage.
     case staleSnapshot
+    /// A change set was written under a device-log head older than the newest removal, so it
+    /// may be encrypted under a key the removed device holds (ADV-08): re-seal and push again.
+    case staleDeviceLog
 
     /// The stable wire code.
     public var wireCode: Cloak_V1_ErrorCode {
@@ -96,6 +99,7 @@ public enum ProtocolError: Error, Equatable, Sendable {
         case .shuttingDown: .shuttingDown
         case .internalError: .internal
         case .staleSnapshot: .staleSnapshot
+        case .staleDeviceLog: .staleDeviceLog
         }
     }
 
@@ -142,6 +146,7 @@ public enum ProtocolError: Error, Equatable, Sendable {
         case .shuttingDown: "server is shutting down"
         case .internalError: "internal server error; retry later"
         case .staleSnapshot: "snapshot does not extend the newest snapshot"
+        case .staleDeviceLog: "written under a device-log head older than the newest removal; re-seal"
         }
     }
 }
@@ -177,6 +182,7 @@ extension ProtocolError {
         case .shuttingDown: self = .shuttingDown
         case .internal: self = .internalError
         case .staleSnapshot: self = .staleSnapshot
+        case .staleDeviceLog: self = .staleDeviceLog
         case .malformedFrame, .unspecified, .UNRECOGNIZED: self = .malformedFrame(message)
         }
     }

@@ -90,11 +90,12 @@ struct FrameCodecTests {
         (.notFound, 24, false), (.unexpectedFrame("x"), 25, false), (.shuttingDown, 26, true),
         (.internalError, 27, false),
         (.staleSnapshot, 28, false),
+        (.staleDeviceLog, 29, false),
     ]
 
     @Test("error codes: stable numbers, closing flags, and error frames that round-trip")
     func errorCodes() throws {
-        #expect(Set(Self.errorTable.map(\.1)) == Set(1...28))
+        #expect(Set(Self.errorTable.map(\.1)) == Set(1...29))
         for (error, code, closes) in Self.errorTable {
             #expect(error.wireCode.rawValue == code, "\(error)")
             #expect(error.closesConnection == closes, "\(error)")

@@ -70,3 +70,21 @@ extension CloakClient {
     /// Change sets held for a missing log entry, key or gap.
     public var heldCount: Int { core.held.count }
 }
+
+@_spi(Simulation)
+extension CloakClient {
+    /// A snapshot of `conversation` now, as the sync machine would upload it.
+    public func makeSnapshot(of conversation: ConversationID) throws(ClientError) -> Snapshot? {
+        core.changesSinceSnapshot[conversation] = Int.max
+        defer { core.pendingSnapshot = nil }
+        return try core.snapshotIfDue()
+    }
+
+    /// Delivers snapshots as a server's `SnapshotList` reply would (bootstrap).
+    @discardableResult
+    public func deliverSnapshots(_ snapshots: [Snapshot]) throws(ClientError) -> [SecurityEvent] {
+        let output = try core.loadSnapshots(snapshots)
+        publish(output)
+        return output.events
+    }
+}

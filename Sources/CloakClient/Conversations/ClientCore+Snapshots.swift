@@ -15,6 +15,7 @@ extension ClientCore {
     /// since the last snapshot this device knows of (DESIGN.md "Snapshots").
     func snapshotIfDue() throws(ClientError) -> Snapshot? {
         guard let (conversation, _) = changesSinceSnapshot.first(where: { $0.value >= configuration.snapshotEvery }),
+            conversation != .library || documents.library.conversations.count > 0,
             var state = account, let document = documents.snapshot(of: conversation)
         else { return nil }
         let log = state.log

@@ -26,11 +26,19 @@ extension SyncMachine {
             return pushAcknowledged(ack, requestID: frame.requestID, core: core, now: now)
         case .deviceLogEntries(let entries):
             logFetchInFlight = false
-            return run(core: core, now: now) { try core.receiveDeviceLog(entries.entries.map(Array.init)) }
+            return run(core: core, now: now) {
+                var output = try core.receiveDeviceLog(entries.entries.map(Array.init))
+                output.pushOutbox = try core.resealStaleOutbox() || output.pushOutbox
+                return output
+            }
         case .keyEnvelopes(let list):
             envelopeFetchInFlight = false
             let parsed = list.envelopes.compactMap { try? KeyEnvelope(message: $0) }
-            return run(core: core, now: now) { try core.receiveEnvelopes(parsed) }
+            return run(core: core, now: now) {
+                var output = try core.receiveEnvelopes(parsed)
+                output.pushOutbox = try core.resealStaleOutbox() || output.pushOutbox
+                return output
+            }
         case .snapshots(let list):
             return snapshotsReceived(list, core: core, now: now)
         case .done:
@@ -129,6 +137,12 @@ extension SyncMachine {
                 done.append(hash)
             case .rateLimited, .quotaExceeded, .internal, .gap:
                 retry = true
+            case .staleDeviceLog:
+                // Written before this device learned of a removal: fetch the log and the new
+                // key; the core re-seals these operations under the newest head (§19).
+                retry = true
+                output.fetchDeviceLog = true
+                output.fetchKeyEnvelopes = true
             default:
                 // The server refuses this change set for good (e.g. our chain forked after a
                 // local-state rollback, ADV-36): drop it from the outbox and say so.
@@ -140,6 +154,8 @@ extension SyncMachine {
         var effects: [SyncEffect] = []
         do { try core.acknowledge(done) } catch { return scheduleReconnect(now: now, random: core.random) }
         if !output.events.isEmpty { effects.append(.surface(output)) }
+        if output.fetchDeviceLog { effects += fetchLog(core: core, now: now) }
+        if output.fetchKeyEnvelopes { effects += fetchEnvelopes(now: now) }
         if retry {
             pushRetryAt = now + configuration.reconnectMinMillis * 5
             return effects

@@ -127,6 +127,10 @@ public nonisolated enum Cloak_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterab
 
   /// A snapshot does not extend the newest stored snapshot of its conversation.
   case staleSnapshot // = 28
+
+  /// A change set names a device-log head older than the newest device removal: it may be
+  /// encrypted under a key the removed device holds. Re-seal under the newest head and push again.
+  case staleDeviceLog // = 29
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -164,6 +168,7 @@ public nonisolated enum Cloak_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterab
     case 26: self = .shuttingDown
     case 27: self = .internal
     case 28: self = .staleSnapshot
+    case 29: self = .staleDeviceLog
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -199,6 +204,7 @@ public nonisolated enum Cloak_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterab
     case .shuttingDown: return 26
     case .internal: return 27
     case .staleSnapshot: return 28
+    case .staleDeviceLog: return 29
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -234,6 +240,7 @@ public nonisolated enum Cloak_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterab
     .shuttingDown,
     .internal,
     .staleSnapshot,
+    .staleDeviceLog,
   ]
 
 }
@@ -1468,7 +1475,7 @@ public nonisolated struct Cloak_V1_PairingBundle: Sendable {
 fileprivate nonisolated let _protobuf_package = "cloak.v1"
 
 nonisolated extension Cloak_V1_ErrorCode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}ERROR_CODE_MALFORMED_FRAME\0\u{1}ERROR_CODE_FRAME_TOO_LARGE\0\u{1}ERROR_CODE_UNSUPPORTED_VERSION\0\u{1}ERROR_CODE_NOT_AUTHENTICATED\0\u{1}ERROR_CODE_AUTH_FAILED\0\u{1}ERROR_CODE_UNKNOWN_ACCOUNT\0\u{1}ERROR_CODE_DEVICE_NOT_ACTIVE\0\u{1}ERROR_CODE_BAD_SIGNATURE\0\u{1}ERROR_CODE_INVALID_FIELD\0\u{1}ERROR_CODE_WRONG_AUTHOR\0\u{1}ERROR_CODE_GAP\0\u{1}ERROR_CODE_FORK\0\u{1}ERROR_CODE_TOO_MANY_CHANGE_SETS\0\u{1}ERROR_CODE_CHANGE_SET_TOO_LARGE\0\u{1}ERROR_CODE_RATE_LIMITED\0\u{1}ERROR_CODE_QUOTA_EXCEEDED\0\u{1}ERROR_CODE_TOO_MANY_CONNECTIONS\0\u{1}ERROR_CODE_HANDSHAKE_TIMEOUT\0\u{1}ERROR_CODE_IDLE_TIMEOUT\0\u{1}ERROR_CODE_SLOW_CONSUMER\0\u{1}ERROR_CODE_ACCOUNT_EXISTS\0\u{1}ERROR_CODE_INVALID_DEVICE_LOG\0\u{1}ERROR_CODE_DEVICE_LOG_CONFLICT\0\u{1}ERROR_CODE_NOT_FOUND\0\u{1}ERROR_CODE_UNEXPECTED_FRAME\0\u{1}ERROR_CODE_SHUTTING_DOWN\0\u{1}ERROR_CODE_INTERNAL\0\u{1}ERROR_CODE_STALE_SNAPSHOT\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}ERROR_CODE_MALFORMED_FRAME\0\u{1}ERROR_CODE_FRAME_TOO_LARGE\0\u{1}ERROR_CODE_UNSUPPORTED_VERSION\0\u{1}ERROR_CODE_NOT_AUTHENTICATED\0\u{1}ERROR_CODE_AUTH_FAILED\0\u{1}ERROR_CODE_UNKNOWN_ACCOUNT\0\u{1}ERROR_CODE_DEVICE_NOT_ACTIVE\0\u{1}ERROR_CODE_BAD_SIGNATURE\0\u{1}ERROR_CODE_INVALID_FIELD\0\u{1}ERROR_CODE_WRONG_AUTHOR\0\u{1}ERROR_CODE_GAP\0\u{1}ERROR_CODE_FORK\0\u{1}ERROR_CODE_TOO_MANY_CHANGE_SETS\0\u{1}ERROR_CODE_CHANGE_SET_TOO_LARGE\0\u{1}ERROR_CODE_RATE_LIMITED\0\u{1}ERROR_CODE_QUOTA_EXCEEDED\0\u{1}ERROR_CODE_TOO_MANY_CONNECTIONS\0\u{1}ERROR_CODE_HANDSHAKE_TIMEOUT\0\u{1}ERROR_CODE_IDLE_TIMEOUT\0\u{1}ERROR_CODE_SLOW_CONSUMER\0\u{1}ERROR_CODE_ACCOUNT_EXISTS\0\u{1}ERROR_CODE_INVALID_DEVICE_LOG\0\u{1}ERROR_CODE_DEVICE_LOG_CONFLICT\0\u{1}ERROR_CODE_NOT_FOUND\0\u{1}ERROR_CODE_UNEXPECTED_FRAME\0\u{1}ERROR_CODE_SHUTTING_DOWN\0\u{1}ERROR_CODE_INTERNAL\0\u{1}ERROR_CODE_STALE_SNAPSHOT\0\u{1}ERROR_CODE_STALE_DEVICE_LOG\0")
 }
 
 nonisolated extension Cloak_V1_DeviceLogEntryKind: SwiftProtobuf._ProtoNameProviding {

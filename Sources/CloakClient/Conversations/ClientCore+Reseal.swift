@@ -1,0 +1,57 @@
+import CloakCRDT
+import CloakProtocol
+import Foundation
+import GRDB
+import Logging
+
+extension ClientCore {
+    /// Re-seals unacknowledged change sets written under a device-log head older than the
+    /// newest removal (the server refuses them with STALE_DEVICE_LOG, PROTOCOL.md §19): same
+    /// operations, same sequence numbers (the refused ones were never stored), newest head and
+    /// epoch. Returns whether anything was re-sealed. Does nothing until this device holds the
+    /// newest epoch's key.
+    @discardableResult
+    func resealStaleOutbox() throws(ClientError) -> Bool {
+        guard let state = account, state.keyring.has(epoch: state.log.currentEpoch),
+            let lastRemoval = state.log.entries.last(where: { $0.kind == .removeDevice })
+        else { return false }
+        let pending = try outbox(limit: Int.max >> 1)
+        let stale = pending.filter { $0.header.deviceLogIndex < lastRemoval.index }
+        guard !stale.isEmpty else { return false }
+        // Within a conversation everything after the first stale change set is re-sealed too,
+        // so the chain stays continuous.
+        var byConversation: [ConversationID: [ChangeSet]] = [:]
+        for changeSet in pending { byConversation[changeSet.header.conversation, default: []].append(changeSet) }
+        for (conversation, changeSets) in byConversation {
+            let ordered = changeSets.sorted { $0.header.seq < $1.header.seq }
+            guard let first = ordered.firstIndex(where: { $0.header.deviceLogIndex < lastRemoval.index }) else { continue }
+            let redo = Array(ordered[first...])
+            var operations: [[CRDTOperation]] = []
+            for changeSet in redo {
+                guard let (_, ops) = try? decrypt(changeSet) else { throw .storage("cannot re-open our own change set") }
+                operations.append(ops)
+            }
+            let key = ChainKey(conversation: conversation, author: me)
+            let restart = ChainPosition(seq: redo[0].header.seq - 1, hash: redo[0].header.prevHash)
+            try store.write { db in
+                for changeSet in redo {
+                    let id = try Int64.fetchOne(
+                        db, sql: "SELECT id FROM change_sets WHERE hash = ?", arguments: [Data(changeSet.hash.bytes)])
+                    try db.execute(sql: "DELETE FROM outbox WHERE change_set = ?", arguments: [id])
+                    try db.execute(sql: "DELETE FROM change_sets WHERE id = ?", arguments: [id])
+                }
+                if restart.seq == 0 {
+                    try db.execute(
+                        sql: "DELETE FROM chains WHERE conversation = ? AND author = ?",
+                        arguments: [Data(conversation.bytes), Data(me.bytes)])
+                } else {
+                    try db.setChain(key, restart)
+                }
+            }
+            chains[key] = restart.seq == 0 ? nil : restart
+            for ops in operations { try seal(ops, conversation: conversation, pendingRows: []) }
+            logger.info("re-sealed change sets under the newest device-log head", metadata: ["count": "\(redo.count)"])
+        }
+        return true
+    }
+}
