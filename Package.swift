@@ -225,7 +225,10 @@ let package = Package(
         ),
         .testTarget(
             name: "CloakSimulationTests",
-            dependencies: ["CloakSimulation", "CloakTesting"],
+            dependencies: [
+                "CloakSimulation", "CloakTesting", "CloakClient", "CloakCRDT", "CloakCrypto", "CloakProtocol",
+                "CloakServer", .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

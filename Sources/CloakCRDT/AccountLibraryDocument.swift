@@ -106,7 +106,7 @@ extension AccountLibraryDocument: CausalDocument {
         }
     }
 
-    mutating func execute(_ op: CRDTOperation) -> RejectionReason? {
+    mutating func execute(_ op: consuming CRDTOperation) -> RejectionReason? {
         switch op.payload {
         case .addConversation(let key):
             conversationTags.add(key, tag: op.id)

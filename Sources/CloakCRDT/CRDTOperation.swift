@@ -168,7 +168,7 @@ public struct Reaction: Hashable, Sendable, Comparable {
     /// Canonical order: by emoji UTF-8 bytes, then reactor bytes.
     public static func < (lhs: Reaction, rhs: Reaction) -> Bool {
         if lhs.emoji != rhs.emoji {
-            return Array(lhs.emoji.utf8).lexicographicallyPrecedes(Array(rhs.emoji.utf8))
+            return lhs.emoji.utf8.lexicographicallyPrecedes(rhs.emoji.utf8)
         }
         return lhs.reactor.lexicographicallyPrecedes(rhs.reactor)
     }

@@ -49,9 +49,10 @@ extension ConversationDocument: CausalDocument {
             if isTooFarAhead(op, physicalMillis) { return .tooFarAhead }
             return parent.map { readiness(ofSpan: $0, count: 1) } ?? .ready
         case .insertText(let message, let after, let before, _):
-            for id in [message, after, before].compactMap({ $0 }) where !delivery.isApplied(id) {
-                return .missing(id)
-            }
+            // Checked one by one: an array of the three would allocate for every insert.
+            if !delivery.isApplied(message) { return .missing(message) }
+            if let after, !delivery.isApplied(after) { return .missing(after) }
+            if let before, !delivery.isApplied(before) { return .missing(before) }
             return .ready
         case .deleteText(let message, let spans):
             guard delivery.isApplied(message) else { return .missing(message) }
@@ -63,10 +64,12 @@ extension ConversationDocument: CausalDocument {
             return delivery.isApplied(message) ? .ready : .missing(message)
         case .selectBranch(let parent, let child):
             if isTooFarAhead(op, physicalMillis) { return .tooFarAhead }
-            for id in [child, parent].compactMap({ $0 }) where !delivery.isApplied(id) { return .missing(id) }
+            if !delivery.isApplied(child) { return .missing(child) }
+            if let parent, !delivery.isApplied(parent) { return .missing(parent) }
             return .ready
         case .removeReaction(let message, _, let observed):
-            for id in [message] + observed where !delivery.isApplied(id) { return .missing(id) }
+            if !delivery.isApplied(message) { return .missing(message) }
+            for id in observed where !delivery.isApplied(id) { return .missing(id) }
             return .ready
         case .setMetadata:
             return isTooFarAhead(op, physicalMillis) ? .tooFarAhead : .ready
@@ -83,18 +86,21 @@ extension ConversationDocument: CausalDocument {
             op.timestamp, physicalMillis: physicalMillis, maxSkewMillis: delivery.limits.maxSkewMillis)
     }
 
-    mutating func execute(_ op: CRDTOperation) -> RejectionReason? {
+    mutating func execute(_ op: consuming CRDTOperation) -> RejectionReason? {
+        // `op` is owned here (its last use), so its payload is taken apart without copying the
+        // whole operation first; the helpers get the plain-data stamp and the parts.
+        let stamp = OperationStamp(op)
         switch op.payload {
         case .createMessage(let parent, let role, let text):
-            return executeCreate(op, parent: parent, role: role, text: text)
+            return executeCreate(stamp, parent: parent, role: role, text: text)
         case .insertText(let message, let after, let before, let text):
-            return executeInsert(op, message: message, after: after, before: before, text: text)
+            return executeInsert(stamp, message: message, after: after, before: before, text: text)
         case .deleteText(let message, let spans):
             guard let slot = slot(of: message) else { return .invalidReference(message) }
             for span in spans {
                 guard let start = replicas.pack(span.start) else { continue }
                 let count = min(span.count, IdentifierLimits.counterMax - start.counterValue + 1)
-                tree.nodes[slot].text.deleteSpan(start, count: count, arena: arena)
+                tree.deleteSpan(slot, start, count: count, arena: arena)
             }
             return nil
         case .deleteMessage(let message):
@@ -102,22 +108,20 @@ extension ConversationDocument: CausalDocument {
             tree.nodes[slot].isDeleted = true
             return nil
         case .selectBranch(let parent, let child):
-            return executeSelect(op, parent: parent, child: child)
+            return executeSelect(stamp, parent: parent, child: child)
         case .setMetadata(let field, let value):
-            metadataRegisters.writeRegister(field, value, timestamp: op.timestamp, writer: op.id)
+            metadataRegisters.writeRegister(field, value, timestamp: stamp.timestamp, writer: stamp.id)
             return nil
         case .addReaction(let message, let reaction):
             guard let slot = slot(of: message) else { return .invalidReference(message) }
-            tree.nodes[slot].reactions = tree.nodes[slot].reactions ?? AddWinsSet()
-            tree.nodes[slot].reactions?.add(reaction, tag: op.id)
+            tree.addReaction(slot, reaction, tag: stamp.id)
             return nil
         case .removeReaction(let message, let reaction, let observed):
             guard let slot = slot(of: message) else { return .invalidReference(message) }
-            tree.nodes[slot].reactions?.remove(reaction, observed: observed)
-            if tree.nodes[slot].reactions?.isEmpty == true { tree.nodes[slot].reactions = nil }
+            tree.removeReaction(slot, reaction, observed: observed)
             return nil
         case .markRead(let upTo):
-            markers.raise(op.id.replica, to: upTo)
+            markers.raise(stamp.id.replica, to: upTo)
             return nil
         case .addConversation, .removeConversation, .setConversationState, .createFolder, .renameFolder,
             .removeFolder, .setSetting:
@@ -126,66 +130,68 @@ extension ConversationDocument: CausalDocument {
     }
 
     private mutating func executeCreate(
-        _ op: CRDTOperation, parent: MessageID?, role: MessageRole, text: String
+        _ op: OperationStamp, parent: MessageID?, role: MessageRole, text: String
     )
         -> RejectionReason?
     {
         var parentID = PackedID.none
+        var parentSlot: Int32?
         if let parent {
-            guard let packed = replicas.pack(parent), tree.slot(of: packed) != nil else {
+            guard let packed = replicas.pack(parent), let found = tree.slots[packed] else {
                 return .invalidReference(parent)
             }
             parentID = packed
+            parentSlot = found
         }
         guard text.utf8.count <= DecodingLimits.textBytesMax else { return .sizeLimitExceeded }
         guard let author = replicas.intern(op.id.replica) else { return .replicaLimitReached }
         let id = PackedID(replicaIndex: author, counter: op.id.counter)
         var node = MessageNode(id: id, parent: parentID, role: role, created: op.timestamp)
         if op.counterCount > 1 {
-            let start = arena.count
-            arena.append(contentsOf: text.utf8)
+            let start = appendToArena(text)
             let new = NewRun(
                 id: id &+ 1, length: Int32(op.counterCount - 1), contentStart: start,
                 byteCount: Int32(arena.count - start))
-            node.text.insertRun(new.run(originLeft: .none, originRight: .none), leaf: 0, at: 0)
+            node.text = TextSequence(run: new.run(originLeft: .none, originRight: .none))
         }
-        tree.add(node, replicas: replicas)
+        tree.add(node, parentSlot: parentSlot, replicas: replicas)
         return nil
     }
 
     private mutating func executeInsert(
-        _ op: CRDTOperation, message: MessageID, after: OperationID?, before: OperationID?, text: String
+        _ op: OperationStamp, message: MessageID, after: OperationID?, before: OperationID?, text: String
     ) -> RejectionReason? {
         guard let slot = slot(of: message) else { return .invalidReference(message) }
         guard text.utf8.count <= DecodingLimits.textBytesMax else { return .sizeLimitExceeded }
         var left = PackedID.none
         var right = PackedID.none
         if let after {
-            guard let packed = replicas.pack(after), tree.nodes[slot].text.locate(packed) != nil else {
+            guard let packed = replicas.pack(after), tree.textContains(slot, packed) else {
                 return .invalidReference(after)
             }
             left = packed
         }
         if let before {
-            guard let packed = replicas.pack(before), tree.nodes[slot].text.locate(packed) != nil else {
+            guard let packed = replicas.pack(before), tree.textContains(slot, packed) else {
                 return .invalidReference(before)
             }
             right = packed
         }
         guard let author = replicas.intern(op.id.replica) else { return .replicaLimitReached }
-        let start = arena.count
-        arena.append(contentsOf: text.utf8)
+        let start = appendToArena(text)
         let new = NewRun(
             id: PackedID(replicaIndex: author, counter: op.id.counter), length: Int32(op.counterCount),
             contentStart: start, byteCount: Int32(arena.count - start))
         let table = replicas
-        let placed = tree.nodes[slot].text.integrate(new, left: left, right: right, arena: arena) {
+        let placed = tree.integrate(slot, new, left: left, right: right, arena: arena) {
             table.precedes($0, $1)
         }
         return placed ? nil : .invalidReference(message)
     }
 
-    private mutating func executeSelect(_ op: CRDTOperation, parent: MessageID?, child: MessageID) -> RejectionReason? {
+    private mutating func executeSelect(
+        _ op: OperationStamp, parent: MessageID?, child: MessageID
+    ) -> RejectionReason? {
         guard let childID = replicas.pack(child), let childSlot = tree.slot(of: childID) else {
             return .invalidReference(child)
         }
@@ -222,5 +228,22 @@ extension ConversationDocument: CausalDocument {
                 payload: .insertText(message: message, after: left, before: before, text: String(piece)),
                 counterCount: gap.count)
         }
+    }
+}
+
+/// What delivery needs of an operation besides its payload, as plain data.
+struct OperationStamp {
+    var id: OperationID
+    var timestamp: HLCTimestamp
+    var counterCount: UInt64
+
+    init(id: OperationID, timestamp: HLCTimestamp, counterCount: UInt64) {
+        self.id = id
+        self.timestamp = timestamp
+        self.counterCount = counterCount
+    }
+
+    init(_ op: borrowing CRDTOperation) {
+        self.init(id: op.id, timestamp: op.timestamp, counterCount: op.counterCount)
     }
 }

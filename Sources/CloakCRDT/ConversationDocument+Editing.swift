@@ -63,7 +63,7 @@ extension ConversationDocument {
     public mutating func appendText(
         _ text: String, to message: MessageID, replica: inout Replica, physicalMillis: UInt64
     ) throws(ConversationEditError) -> CRDTOperation {
-        let end = tree.nodes[try editedSlot(message)].text.visibleCount
+        let end = tree.visibleCount(try editedSlot(message))
         return try insertText(text, into: message, at: end, replica: &replica, physicalMillis: physicalMillis)
     }
 
@@ -74,26 +74,26 @@ extension ConversationDocument {
         let slot = try editedSlot(message)
         guard !text.isEmpty else { throw .emptyText }
         guard text.utf8.count <= DecodingLimits.textBytesMax else { throw .textTooLong }
-        guard position >= 0, position <= tree.nodes[slot].text.visibleCount else { throw .positionOutOfRange }
+        guard position >= 0, position <= tree.visibleCount(slot) else { throw .positionOutOfRange }
         guard let author = replicas.intern(replica.id) else { throw .replicaLimitReached }
         let scalars = UInt64(UTF8Scalars.count(of: text))
-        guard let counter = replica.reserve(scalars, floor: delivery.counterFloor(for: replica.id)) else {
+        let applied = delivery.applied.position(of: replica.id)
+        guard let counter = replica.reserve(scalars, floor: delivery.counterFloor(at: applied)) else {
             throw .counterExhausted
         }
         let timestamp = replica.clock.tick(physicalMillis: physicalMillis)
-        let start = arena.count
-        arena.append(contentsOf: text.utf8)
+        let start = appendToArena(text)
         let new = NewRun(
             id: PackedID(replicaIndex: author, counter: counter), length: Int32(scalars), contentStart: start,
             byteCount: Int32(arena.count - start))
-        let origins = tree.nodes[slot].text.insertLocal(new, at: position, arena: arena)
+        let origins = tree.insertLocal(slot, new, at: position, arena: arena)
         let op = CRDTOperation(
             id: OperationID(replica: replica.id, counter: counter), timestamp: timestamp,
             payload: .insertText(
                 message: message, after: replicas.unpack(origins.left), before: replicas.unpack(origins.right),
                 text: text),
             counterCount: scalars)
-        recordLocal(op)
+        recordLocal(op, appliedPosition: applied)
         return op
     }
 
@@ -102,19 +102,20 @@ extension ConversationDocument {
         in message: MessageID, range: Range<Int>, replica: inout Replica, physicalMillis: UInt64
     ) throws(ConversationEditError) -> CRDTOperation {
         let slot = try editedSlot(message)
-        guard range.lowerBound >= 0, range.upperBound <= tree.nodes[slot].text.visibleCount else {
+        guard range.lowerBound >= 0, range.upperBound <= tree.visibleCount(slot) else {
             throw .positionOutOfRange
         }
-        guard let counter = replica.reserve(1, floor: delivery.counterFloor(for: replica.id)) else {
+        let applied = delivery.applied.position(of: replica.id)
+        guard let counter = replica.reserve(1, floor: delivery.counterFloor(at: applied)) else {
             throw .counterExhausted
         }
         let timestamp = replica.clock.tick(physicalMillis: physicalMillis)
-        let spans = tree.nodes[slot].text.deleteLocal(
-            at: range.lowerBound, count: range.count, arena: arena, replicas: replicas)
+        let spans = tree.deleteLocal(
+            slot, at: range.lowerBound, count: range.count, arena: arena, replicas: replicas)
         let op = CRDTOperation(
             id: OperationID(replica: replica.id, counter: counter), timestamp: timestamp,
             payload: .deleteText(message: message, spans: spans))
-        recordLocal(op)
+        recordLocal(op, appliedPosition: applied)
         return op
     }
 
@@ -140,7 +141,7 @@ extension ConversationDocument {
         _ reaction: Reaction, from message: MessageID, replica: inout Replica, physicalMillis: UInt64
     ) throws(ConversationEditError) -> CRDTOperation {
         guard let slot = slot(of: message) else { throw .unknownMessage(message) }
-        let observed = tree.nodes[slot].reactions?.liveTags(of: reaction) ?? []
+        let observed = tree.reactions(slot).liveTags(of: reaction)
         guard !observed.isEmpty else { throw .reactionNotPresent }
         let payload = OperationPayload.removeReaction(message: message, reaction: reaction, observed: observed)
         return try commit(payload, count: 1, replica: &replica, physicalMillis)
@@ -209,7 +210,12 @@ extension ConversationDocument {
     }
 
     private mutating func recordLocal(_ op: CRDTOperation) {
-        delivery.markApplied(op)
+        recordLocal(op, appliedPosition: delivery.applied.position(of: op.id.replica))
+    }
+
+    /// `recordLocal` with the writer's position in `delivery.applied` already looked up.
+    private mutating func recordLocal(_ op: CRDTOperation, appliedPosition: Int?) {
+        delivery.markApplied(OperationStamp(op), at: appliedPosition)
         if !delivery.pending.isEmpty {
             var released: [CRDTOperation] = []
             delivery.pending.releaseWaiters(

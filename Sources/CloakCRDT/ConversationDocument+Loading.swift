@@ -1,10 +1,11 @@
 extension ConversationDocument {
     /// Restores a document from `snapshot()`. Total and bounded (ADV-17: local persisted
     /// state is untrusted input too): every count is checked before allocating, structure
-    /// is validated (canonical replica table, unique messages, existing parents, content
-    /// that is valid UTF-8 and matches the run lengths), and any failure throws. The snapshot
-    /// buffer becomes the text arena without a copy (the first local edit copies it). Held
-    /// operations come back held; timestamped ones re-check the skew rule at the next `apply`.
+    /// is validated (canonical replica table, unique messages, parents before children and
+    /// siblings in order, content that is valid UTF-8 and matches the run lengths), and any failure
+    /// throws. The snapshot buffer becomes the text arena without a copy (the first local edit
+    /// copies it). Held operations come back held; timestamped ones re-check the skew rule at
+    /// the next `apply`.
     public init(snapshot bytes: [UInt8], limits: DeliveryLimits = DeliveryLimits()) throws(CRDTDecodingError) {
         self.init(limits: limits)
         var reader = ByteReader(bytes)
@@ -13,49 +14,49 @@ extension ConversationDocument {
         }
         let version = try reader.byte()
         guard version == Self.snapshotVersion else { throw .unsupportedVersion(version) }
-        var loader = SnapshotLoader()
+        var loader = SnapshotLoader(bytes: bytes)
         replicas = ReplicaTable(ids: try loader.readReplicaTable(&reader))
         delivery.applied = try loader.readApplied(&reader)
-        let contentLength = try reader.bounded(limit: Int.max, field: .textBytes)
-        let content = try reader.take(contentLength)
+        try loader.readContent(&reader)
         // Zero-copy: the snapshot buffer itself becomes the content arena and runs point into
         // its content section. The first local append copies it (copy-on-write), so loading
         // does not pay for copying text that may never be edited.
-        arena = reader.bytes
-        loader.contentStart = content.lowerBound
-        loader.contentEnd = content.upperBound
+        arena = bytes
+        // Slots are Int32, so that is the most messages a document holds.
         let messageCount = try reader.count(
-            limit: Int(IdentifierLimits.counterMax), field: .operationsPerBatch, minimumElementBytes: 8)
-        tree.nodes.reserveCapacity(messageCount)
-        for _ in 0..<messageCount {
-            let node = try loader.readMessage(&reader, arena: arena)
-            guard tree.slots.insert(node.id, slot: Int32(tree.nodes.count)) else { throw .inconsistentSnapshot }
-            tree.nodes.append(node)
-        }
-        guard loader.contentLength == contentLength else { throw .inconsistentSnapshot }
+            limit: Int(Int32.max), field: .operationsPerBatch, minimumElementBytes: MessageRecord.bytesMin)
+        try readMessages(&reader, count: messageCount, loader: &loader)
+        guard loader.contentNext == loader.contentEnd else { throw .inconsistentSnapshot }
         try readRegisters(&reader, loader: loader)
-        try linkMessages()
         let pendingLength = try reader.bounded(limit: Int.max, field: .textBytes)
-        var pendingReader = ByteReader(Array(reader.bytes[try reader.take(pendingLength)]))
+        var pendingReader = ByteReader(bytes, range: try reader.take(pendingLength))
         let held = try OperationBatch.decode(from: &pendingReader)
         try pendingReader.expectEnd()
         try reader.expectEnd()
         // Held operations go back through delivery: they are held again (their
         // dependencies are still missing) without being reported anywhere.
-        _ = deliver(held, physicalMillis: 0)
+        if !held.isEmpty { _ = deliver(held, physicalMillis: 0) }
     }
 
-    /// Links children in snapshot order, which is sibling order, so each link appends.
-    private mutating func linkMessages() throws(CRDTDecodingError) {
-        for slot in tree.nodes.indices {
-            let parent = tree.nodes[slot].parent
-            var parentSlot: Int32?
-            if parent != .none {
-                guard parent != tree.nodes[slot].id, let found = tree.slots[parent] else { throw .inconsistentSnapshot }
-                parentSlot = found
+    /// The message records, in preorder: a parent's record comes before its children's, and
+    /// each message must follow its previous sibling in sibling order, so linking appends
+    /// and the tree is acyclic by construction.
+    private mutating func readMessages(
+        _ reader: inout ByteReader, count: Int, loader: inout SnapshotLoader
+    ) throws(CRDTDecodingError) {
+        tree.nodes.reserveCapacity(count)
+        loader.recordIDs.reserveCapacity(count)
+        var counters = [[(UInt64, Int32)]](repeating: [], count: replicas.count)
+        for record in 0..<count {
+            let (id, parent) = try loader.readMessage(&reader, into: &tree)
+            let slot = Int32(record)
+            counters[id.replicaIndex].append((id.counterValue, slot))
+            guard tree.appendChild(slot, parentSlot: parent.map(Int32.init), replicas: replicas) else {
+                throw .inconsistentSnapshot
             }
-            tree.link(Int32(slot), parentSlot: parentSlot, replicas: replicas)
         }
+        guard let index = MessageIndex(counters: counters) else { throw .inconsistentSnapshot }
+        tree.slots = index
     }
 
     private mutating func readRegisters(_ reader: inout ByteReader, loader: SnapshotLoader) throws(CRDTDecodingError) {
@@ -86,12 +87,28 @@ extension ConversationDocument {
 
 /// Reads the snapshot sections that do not depend on the document being built.
 struct SnapshotLoader {
+    /// The whole snapshot: the content section is read in place.
+    let bytes: [UInt8]
     var table: [ReplicaID] = []
-    /// Sum of live runs' byte counts so far: the next run's offset in the content section.
-    var contentLength = 0
-    /// Where the content section lies in the buffer that serves as the arena.
-    var contentStart = 0
+    /// `table.count`, kept apart so the per-field checks do not touch the array.
+    var replicaCount = 0
+    /// Where the content section lies in `bytes`, and where the next live run's bytes start.
     var contentEnd = 0
+    var contentNext = 0
+    /// Whether the content section is ASCII: then a run's scalar count is its byte count.
+    var contentIsASCII = true
+    /// The creation millis of the previous message record (records carry deltas).
+    var previousMillis: UInt64 = 0
+    /// The id of each message record read so far.
+    var recordIDs: [PackedID] = []
+    /// Recently decoded reactions, and where their encodings lie in `bytes`.
+    var recentReactions: [Reaction] = []
+    var recentEncodings: [Range<Int>] = []
+    static let recentReactionsMax = 8
+
+    init(bytes: [UInt8]) {
+        self.bytes = bytes
+    }
 
     mutating func readReplicaTable(_ reader: inout ByteReader) throws(CRDTDecodingError) -> [ReplicaID] {
         let count = try reader.count(
@@ -102,12 +119,13 @@ struct SnapshotLoader {
             if let last = table.last, !(last < id) { throw .replicaTableNotCanonical }
             table.append(id)
         }
+        replicaCount = table.count
         return table
     }
 
     func replicaIndex(_ reader: inout ByteReader) throws(CRDTDecodingError) -> Int {
         let index = try reader.varint()
-        guard index < UInt64(table.count) else { throw .replicaIndexOutOfRange }
+        guard index < UInt64(replicaCount) else { throw .replicaIndexOutOfRange }
         return Int(index)
     }
 
@@ -148,7 +166,7 @@ struct SnapshotLoader {
     func readRef(_ reader: inout ByteReader) throws(CRDTDecodingError) -> PackedID {
         let tag = try reader.varint()
         guard tag > 0 else { return .none }
-        guard tag <= UInt64(table.count) else { throw .replicaIndexOutOfRange }
+        guard tag <= UInt64(replicaCount) else { throw .replicaIndexOutOfRange }
         let counter = try reader.varint()
         guard counter <= IdentifierLimits.counterMax else { throw .invalidSpan }
         return PackedID(replicaIndex: Int(tag - 1), counter: counter)
@@ -160,62 +178,15 @@ struct SnapshotLoader {
         return (timestamp, OperationID(replica: replica, counter: try reader.varint()))
     }
 
-    mutating func readMessage(_ reader: inout ByteReader, arena: [UInt8]) throws(CRDTDecodingError) -> MessageNode {
-        let id = try readID(&reader)
-        let parent = try readRef(&reader)
-        let role = try BatchDecoder.role(try reader.byte())
-        let created = try reader.timestamp()
-        let deleted = try reader.byte()
-        guard deleted <= 1 else { throw .unknownEnumerationValue(deleted) }
-        let runCount = try reader.count(limit: Int.max, field: .spansPerOperation, minimumElementBytes: 6)
-        var runs: [TextRun] = []
-        runs.reserveCapacity(runCount)
-        for _ in 0..<runCount { runs.append(try readRun(&reader, arena: arena)) }
-        var node = MessageNode(
-            id: id, parent: parent, role: role, created: created,
-            text: runs.isEmpty ? TextSequence() : TextSequence(runs: runs))
-        node.isDeleted = deleted == 1
-        let reactionCount = try reader.count(limit: Int.max, field: .spansPerOperation, minimumElementBytes: 3)
-        if reactionCount > 0 {
-            var tags: [Reaction: [OperationID]] = [:]
-            for _ in 0..<reactionCount {
-                let reaction = try BatchDecoder.reaction(&reader)
-                let tagCount = try reader.count(limit: Int.max, field: .spansPerOperation, minimumElementBytes: 2)
-                var list: [OperationID] = []
-                for _ in 0..<tagCount {
-                    let replica = table[try replicaIndex(&reader)]
-                    list.append(OperationID(replica: replica, counter: try reader.varint()))
-                }
-                guard !list.isEmpty else { throw .inconsistentSnapshot }
-                tags[reaction] = list
-            }
-            node.reactions = AddWinsSet(tags: tags)
-        }
-        return node
-    }
-
-    /// A run, with its content checked against the arena: in range, valid UTF-8 on its own,
-    /// and exactly `length` scalars.
-    private mutating func readRun(_ reader: inout ByteReader, arena: [UInt8]) throws(CRDTDecodingError) -> TextRun {
-        let id = try readID(&reader)
-        let left = try readRef(&reader)
-        let right = try readRef(&reader)
-        let length = try reader.varint()
-        guard length > 0, length <= UInt64(Int32.max), id.counterValue + length - 1 <= IdentifierLimits.counterMax
-        else { throw .invalidSpan }
-        let deleted = try reader.byte()
-        guard deleted <= 1 else { throw .unknownEnumerationValue(deleted) }
-        var byteCount = 0
-        if deleted == 0 {
-            byteCount = try reader.bounded(limit: Int(Int32.max), field: .textBytes)
-            guard byteCount <= contentEnd - contentStart - contentLength else { throw .inconsistentSnapshot }
-            let range = (contentStart + contentLength)..<(contentStart + contentLength + byteCount)
-            guard UTF8Scalars.validatedCount(arena, range) == Int(length) else { throw .invalidUTF8 }
-        }
-        defer { contentLength += byteCount }
-        return TextRun(
-            id: id, originLeft: left, originRight: right, contentStart: contentStart + contentLength,
-            byteCount: Int32(byteCount),
-            length: Int32(length), isDeleted: deleted == 1)
+    /// The content section: validated as UTF-8 once, as a whole; each run then checks that
+    /// its bytes start and end on scalar boundaries and hold exactly its scalar count
+    /// (`takeContent`), which together equal validating every run on its own.
+    mutating func readContent(_ reader: inout ByteReader) throws(CRDTDecodingError) {
+        let length = try reader.bounded(limit: Int.max, field: .textBytes)
+        let range = try reader.take(length)
+        guard let scalars = UTF8Scalars.validatedCount(bytes, range) else { throw .invalidUTF8 }
+        contentIsASCII = scalars == length
+        contentNext = range.lowerBound
+        contentEnd = range.upperBound
     }
 }

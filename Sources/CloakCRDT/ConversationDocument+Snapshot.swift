@@ -1,23 +1,32 @@
 extension ConversationDocument {
     static let snapshotMagic: [UInt8] = Array("CKCS".utf8)
-    static let snapshotVersion: UInt8 = 1
+    static let snapshotVersion: UInt8 = 2
 
     /// The whole state as bytes: what the client persists and what a snapshot change set
     /// carries. `ConversationDocument(snapshot:)` restores a state equal to replaying every
     /// operation it covers (held operations included, so nothing held is lost).
     ///
-    /// Format (version 1, varints as in `OperationBatch`; `ref` = 0 for none or replica
+    /// Format (version 2, varints as in `OperationBatch`; `ref` = 0 for none or replica
     /// index + 1, then the counter):
     /// ```
-    /// "CKCS" 0x01
+    /// "CKCS" 0x02
     /// replicas: count · 16-byte ids, strictly ascending (indices below refer to this table)
     /// applied:  count · (replica index · intervalCount · (start gap · length)*)
     /// content:  byte count · UTF-8 of every live run, in message then run order
-    /// messages: count · per message, in sibling order (created HLC, author bytes, counter):
-    ///   replica index · counter · ref parent · role u8 · created · deleted u8
-    ///   · runCount · (replica index · counter · ref left · ref right · length · deleted u8
-    ///                 · [byteCount if not deleted])*
-    ///   · reactionCount · (emoji · reactor bytes · tagCount · (replica index · counter)*)*
+    /// messages: count · per message, in preorder (a message, then its children's subtrees in
+    ///           sibling order: created HLC, author, counter; siblings strictly ascending):
+    ///   flags u8 (bits 0–1 role, 2 deleted, 3 reactions follow, 4–5 text shape, 6–7 zero)
+    ///   · replica index · counter
+    ///   · parent: 0 for a root message, else how many records back the parent's record is
+    ///   · created millis minus the previous record's (zig-zag; from 0 for the first)
+    ///   · created logical
+    ///   · text: shape 0 (empty): nothing
+    ///           shape 1 (plain: one live run, first id = message id + 1, no origins):
+    ///             length · (byteCount − length)
+    ///           shape 2: runCount ≥ 1 · (replica index · counter · ref left · ref right
+    ///             · length · state)*, state = 0 for a deleted run, else 1 + byteCount − length
+    ///   · [reactions: count ≥ 1 · (emoji · reactor bytes · tagCount ≥ 1
+    ///                             · (replica index · counter)* ascending)* ascending]
     /// branches: count · (ref parent · ref child · timestamp · writer index · writer counter)*
     /// metadata: count · (field · value · timestamp · writer index · writer counter)*
     /// markers:  count · (16-byte device id · timestamp)*
@@ -25,7 +34,10 @@ extension ConversationDocument {
     /// ```
     /// Runs are written in canonical form (adjacent runs that continue each other merged),
     /// and deleted text is not written at all: a tombstone keeps its ids and origins, not
-    /// its content.
+    /// its content. The layout serves the loader: the content section comes first so it is
+    /// validated as UTF-8 in one pass, preorder lets each message find its parent by position
+    /// and link by appending, and the one-byte flags let a message that was never edited skip
+    /// the run list (it loads without any allocation).
     public func snapshot() -> [UInt8] {
         var writer = canonicalState()
         let pending = OperationBatch.encode(delivery.pending.operations, coalescing: false)
@@ -62,11 +74,20 @@ extension ConversationDocument {
         // reads the run; the messages are therefore written to a second buffer first.
         var content: [UInt8] = []
         content.reserveCapacity(arena.count)
-        var messages = ByteWriter(capacity: 64 * tree.nodes.count)
-        let order = tree.nodes.indices.sorted { tree.precedes($0, $1, replicas: replicas) }
+        var messages = ByteWriter(capacity: 32 * tree.nodes.count)
+        let order = tree.preorder()
         messages.varint(order.count)
-        for slot in order {
-            writeMessage(slot, to: &messages, content: &content, map: map, position: position)
+        var record = [Int32](repeating: -1, count: tree.nodes.count)
+        var previousMillis: UInt64 = 0
+        for (index, slot) in order.enumerated() {
+            record[Int(slot)] = Int32(index)
+            let parent = tree.nodes[Int(slot)].parent
+            // Preorder puts a parent's record first, so the distance back to it is positive.
+            let parentDistance = tree.slot(of: parent).map { index - Int(record[$0]) } ?? 0
+            writeMessage(
+                Int(slot), parentDistance: parentDistance, previousMillis: previousMillis, to: &messages,
+                content: &content, map: map, position: position)
+            previousMillis = tree.nodes[Int(slot)].created.millis
         }
         writer.lengthPrefixed(content)
         writer.bytes.append(contentsOf: messages.bytes)
@@ -89,48 +110,13 @@ extension ConversationDocument {
         }
     }
 
-    private func writeRef(_ id: PackedID, map: [Int], to writer: inout ByteWriter) {
+    func writeRef(_ id: PackedID, map: [Int], to writer: inout ByteWriter) {
         guard id != .none, id.replicaIndex < map.count else {
             writer.varint(UInt64(0))
             return
         }
         writer.varint(map[id.replicaIndex] + 1)
         writer.varint(id.counterValue)
-    }
-
-    private func writeMessage(
-        _ slot: Int, to writer: inout ByteWriter, content: inout [UInt8], map: [Int], position: [ReplicaID: Int]
-    ) {
-        let node = tree.nodes[slot]
-        writer.varint(map[node.id.replicaIndex])
-        writer.varint(node.id.counterValue)
-        writeRef(node.parent, map: map, to: &writer)
-        writer.byte(node.role.rawValue)
-        writer.timestamp(node.created)
-        writer.byte(node.isDeleted ? 1 : 0)
-        let runs = node.text.canonicalRuns()
-        writer.varint(runs.count)
-        for run in runs {
-            writer.varint(map[run.id.replicaIndex])
-            writer.varint(run.id.counterValue)
-            writeRef(run.originLeft, map: map, to: &writer)
-            writeRef(run.originRight, map: map, to: &writer)
-            writer.varint(Int(run.length))
-            writer.byte(run.isDeleted ? 1 : 0)
-            if !run.isDeleted { writer.varint(Int(run.byteCount)) }
-        }
-        node.text.visibleBytes(arena: arena, into: &content)
-        let reactions = (node.reactions?.tags ?? [:]).sorted { $0.key < $1.key }
-        writer.varint(reactions.count)
-        for (reaction, tags) in reactions {
-            writer.string(reaction.emoji)
-            writer.lengthPrefixed(reaction.reactor)
-            writer.varint(tags.count)
-            for tag in tags {
-                writer.varint(position[tag.replica] ?? 0)
-                writer.varint(tag.counter)
-            }
-        }
     }
 
     private func writeRegisters(_ writer: inout ByteWriter, map: [Int], position: [ReplicaID: Int]) {

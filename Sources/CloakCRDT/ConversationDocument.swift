@@ -90,7 +90,7 @@ public struct ConversationDocument: Sendable {
 
     /// The number of visible Unicode scalars in a message's text (positions run 0...length).
     public func textLength(of id: MessageID) -> Int? {
-        slot(of: id).map { tree.nodes[$0].text.visibleCount }
+        slot(of: id).map { tree.visibleCount($0) }
     }
 
     /// The metadata registers, typed.
@@ -115,19 +115,33 @@ public struct ConversationDocument: Sendable {
     public var approximateMemoryBytes: Int {
         var total = arena.capacity + tree.nodes.capacity * MemoryLayout<MessageNode>.stride
         total += tree.slots.count * 12
-        for node in tree.nodes {
-            total += node.text.approximateBytes
-            total += node.reactions.map { 64 + 96 * $0.tags.count } ?? 0
-        }
+        for slot in tree.nodes.indices { total += tree.textBytes(slot) }
+        for set in tree.reactionSets where !set.isEmpty { total += 64 + 96 * set.tagCount }
         return total + delivery.pending.bytes + 64 * (branchChoices.count + metadataRegisters.count)
     }
 
     /// Number of text runs across all messages (run-length encoding makes a streamed reply one run).
     public var textRunCount: Int {
-        tree.nodes.reduce(0) { $0 + $1.text.runCount }
+        tree.nodes.indices.reduce(0) { $0 + tree.runCount($1) }
     }
 
     // MARK: Internals shared by the extensions
+
+    /// Appends `text`'s UTF-8 to the arena and returns where it starts. Contiguous bytes are
+    /// copied at once (a generic append from the UTF-8 view goes byte by byte through index
+    /// checks), and a keystroke's single byte is appended as a byte.
+    mutating func appendToArena(_ text: String) -> Int {
+        let start = arena.count
+        let copied: Void? = text.utf8.withContiguousStorageIfAvailable { bytes in
+            if bytes.count == 1 {
+                arena.append(bytes[0])
+            } else {
+                arena.append(contentsOf: bytes)
+            }
+        }
+        if copied == nil { arena.append(contentsOf: text.utf8) }
+        return start
+    }
 
     func slot(of id: MessageID) -> Int? {
         replicas.pack(id).flatMap { tree.slot(of: $0) }
@@ -170,10 +184,9 @@ public struct ConversationDocument: Sendable {
     }
 
     func renderText(slot: Int) -> String {
-        let node = tree.nodes[slot]
-        guard !node.isDeleted else { return "" }
+        guard !tree.nodes[slot].isDeleted else { return "" }
         var bytes: [UInt8] = []
-        node.text.visibleBytes(arena: arena, into: &bytes)
+        tree.visibleBytes(slot, arena: arena, into: &bytes)
         return String(decoding: bytes, as: UTF8.self)
     }
 
@@ -187,7 +200,7 @@ public struct ConversationDocument: Sendable {
             author: replicas.id(at: node.id.replicaIndex),
             created: node.created,
             text: renderText(slot: slot),
-            reactions: (node.reactions?.elements ?? []).sorted(),
+            reactions: tree.reactions(slot).reactions,
             isDeleted: node.isDeleted,
             siblingIndex: siblings.firstIndex(of: slot) ?? 0,
             siblingCount: siblings.count)

@@ -55,6 +55,79 @@ struct TextSequenceTests {
         #expect(device.doc.textRunCount > 64)
     }
 
+    @Test(
+        "ADV-07: typing with backspaces and forward deletes on two synced devices matches models and converges",
+        arguments: [4, 5] as [UInt64])
+    func typingSessionsConverge(seed: UInt64) throws {
+        var rng = SeededRandom(seed: seed)
+        var a = Device(1)
+        var b = Device(2)
+        let message = try a.doc.createMessage(
+            parent: nil, role: .user, text: "", replica: &a.replica, physicalMillis: a.now)
+        _ = b.doc.apply([message], physicalMillis: b.now)
+        var all = [message]
+        for _ in 0..<30 {
+            let fromA = try Self.typingSessions(on: &a, in: message.id, rng: &rng)
+            let fromB = try Self.typingSessions(on: &b, in: message.id, rng: &rng)
+            _ = a.doc.apply(fromB, physicalMillis: a.now)
+            _ = b.doc.apply(fromA.reversed(), physicalMillis: b.now)
+            #expect(a.doc.stateHash == b.doc.stateHash)
+            #expect(a.doc.text(of: message.id) == b.doc.text(of: message.id))
+            all += fromA + fromB
+        }
+        #expect(a.doc.textRunCount > 2 * 64)
+        var fresh = ConversationDocument()
+        var shuffle = SeededRandom(seed: seed &* 7)
+        let report = fresh.apply(all.shuffled(seed: &shuffle), physicalMillis: a.now)
+        #expect(report.rejected.isEmpty && fresh.pendingCount == 0)
+        #expect(fresh.stateHash == a.doc.stateHash)
+        var coalesced = ConversationDocument()
+        _ = coalesced.apply(try OperationBatch.decode(OperationBatch.encode(all)), physicalMillis: a.now)
+        #expect(coalesced.stateHash == a.doc.stateHash)
+        let loaded = try ConversationDocument(snapshot: b.doc.snapshot())
+        #expect(loaded.stateHash == a.doc.stateHash)
+        #expect(loaded.snapshot() == b.doc.snapshot())
+    }
+
+    /// Six editing sessions on one device: put the cursor somewhere, type one character at a
+    /// time, then backspace or delete forward one at a time; checks the text against a plain
+    /// model and returns the operations.
+    static func typingSessions(
+        on device: inout Device, in message: MessageID, rng: inout SeededRandom
+    ) throws -> [CRDTOperation] {
+        let alphabet = Array("abcdé中👍 ".unicodeScalars)
+        var model = Array((device.doc.text(of: message) ?? "").unicodeScalars)
+        var ops: [CRDTOperation] = []
+        for _ in 0..<6 {
+            var cursor = Int.random(in: 0...model.count, using: &rng)
+            for _ in 0..<Int.random(in: 1...12, using: &rng) {
+                let scalar = alphabet[Int.random(in: 0..<alphabet.count, using: &rng)]
+                let now = device.tick()
+                ops.append(
+                    try device.doc.insertText(
+                        String(Character(scalar)), into: message, at: cursor, replica: &device.replica,
+                        physicalMillis: now))
+                model.insert(scalar, at: cursor)
+                cursor += 1
+            }
+            let forward = Bool.random(using: &rng)
+            for _ in 0..<Int.random(in: 0...8, using: &rng) {
+                let position = forward ? cursor : cursor - 1
+                guard position >= 0, position < model.count else { break }
+                let now = device.tick()
+                ops.append(
+                    try device.doc.deleteText(
+                        in: message, range: position..<(position + 1), replica: &device.replica, physicalMillis: now))
+                model.remove(at: position)
+                if !forward { cursor -= 1 }
+            }
+        }
+        var expected = String.UnicodeScalarView()
+        expected.append(contentsOf: model)
+        #expect(device.doc.text(of: message) == String(expected))
+        return ops
+    }
+
     @Test("concurrent typing at one position never interleaves (Fugue)", arguments: [0, 3, 6] as [Int])
     func noInterleaving(position: Int) throws {
         var a = Device(1)

@@ -30,7 +30,7 @@ public struct ApplyReport: Hashable, Sendable {
     /// An empty report.
     public init() {}
 
-    mutating func noteApplied(_ op: CRDTOperation) {
+    mutating func noteApplied(_ op: OperationStamp) {
         applied.append(op.id)
         if newestTimestamp.map({ op.timestamp > $0 }) ?? true {
             newestTimestamp = op.timestamp

@@ -10,17 +10,37 @@ struct DeliveryState: Sendable {
     }
 
     func isApplied(_ id: OperationID) -> Bool {
-        applied[id.replica]?.contains(id.counter) ?? false
+        guard let position = applied.position(of: id.replica) else { return false }
+        return applied.values[position].contains(id.counter)
     }
 
     /// One past the highest counter of `replica` this document has seen (applied or held is
     /// not distinguished for held ops; applied is what matters for reuse).
     func counterFloor(for replica: ReplicaID) -> UInt64 {
-        applied[replica]?.upperBound ?? 0
+        counterFloor(at: applied.position(of: replica))
+    }
+
+    /// `counterFloor` by the replica's position in `applied` (a local edit looks it up once
+    /// for this and for `markApplied`). By position, not `applied[replica]`: that would copy
+    /// the set, two arrays retained.
+    func counterFloor(at position: Int?) -> UInt64 {
+        guard let position else { return 0 }
+        return applied.values[position].upperBound
     }
 
     mutating func markApplied(_ op: CRDTOperation) {
-        applied.update(op.id.replica, default: CounterSet()) { $0.insert(start: op.id.counter, count: op.counterCount) }
+        markApplied(OperationStamp(op), at: applied.position(of: op.id.replica))
+    }
+
+    /// `markApplied` with the writer's position in `applied` already looked up (nil: new).
+    mutating func markApplied(_ op: OperationStamp, at position: Int?) {
+        if let position {
+            applied.modifyValue(at: position) { $0.insert(start: op.id.counter, count: op.counterCount) }
+        } else {
+            var set = CounterSet()
+            set.insert(start: op.id.counter, count: op.counterCount)
+            applied.append(op.id.replica, set)
+        }
     }
 }
 
@@ -43,7 +63,7 @@ protocol CausalDocument {
     func readiness(of op: CRDTOperation, physicalMillis: UInt64) -> Readiness
     /// Applies a ready operation; returns a reason instead when a check that needs the
     /// document's content fails, having changed nothing.
-    mutating func execute(_ op: CRDTOperation) -> RejectionReason?
+    mutating func execute(_ op: consuming CRDTOperation) -> RejectionReason?
     /// Splits an insert whose counters were partly applied into the pieces not yet applied;
     /// nil when the operation is not an insert (it is then re-applied whole, idempotently).
     func unappliedPieces(of op: CRDTOperation, gaps: [(start: UInt64, count: UInt64)]) -> [CRDTOperation]?
@@ -57,8 +77,12 @@ extension CausalDocument {
         delivery.pending.releaseDue(
             physicalMillis: physicalMillis, maxSkewMillis: delivery.limits.maxSkewMillis, into: &queue)
         drain(&queue, physicalMillis: physicalMillis, report: &report)
-        for op in ops {
-            process(op, physicalMillis: physicalMillis, report: &report, queue: &queue)
+        report.applied.reserveCapacity(ops.count)
+        // Each operation is copied once, here, and then moved, never copied again: lent
+        // instead, it would be copied whole (strings and arrays retained) wherever code that
+        // mutates the document still reads it.
+        for index in ops.indices {
+            process(ops[index], physicalMillis: physicalMillis, report: &report, queue: &queue)
             if !queue.isEmpty { drain(&queue, physicalMillis: physicalMillis, report: &report) }
         }
         report.pendingCount = delivery.pending.count
@@ -72,24 +96,30 @@ extension CausalDocument {
     }
 
     private mutating func process(
-        _ op: CRDTOperation, physicalMillis: UInt64, report: inout ApplyReport, queue: inout [CRDTOperation]
+        _ op: consuming CRDTOperation, physicalMillis: UInt64, report: inout ApplyReport,
+        queue: inout [CRDTOperation]
     ) {
-        guard op.counterCount > 0 else {
-            report.rejected.append(Rejection(id: op.id, reason: .emptyOperation))
+        let stamp = OperationStamp(id: op.id, timestamp: op.timestamp, counterCount: op.counterCount)
+        guard stamp.counterCount > 0 else {
+            report.rejected.append(Rejection(id: stamp.id, reason: .emptyOperation))
             return
         }
-        let (last, overflow) = op.id.counter.addingReportingOverflow(op.counterCount - 1)
+        let (last, overflow) = stamp.id.counter.addingReportingOverflow(stamp.counterCount - 1)
         guard !overflow, last <= IdentifierLimits.counterMax else {
-            report.rejected.append(Rejection(id: op.id, reason: .counterOutOfRange))
+            report.rejected.append(Rejection(id: stamp.id, reason: .counterOutOfRange))
             return
         }
-        if let set = delivery.applied[op.id.replica] {
-            switch set.coverage(start: op.id.counter, count: op.counterCount) {
+        let appliedPosition = delivery.applied.position(of: stamp.id.replica)
+        if let appliedPosition {
+            let coverage = delivery.applied.values[appliedPosition].coverage(
+                start: stamp.id.counter, count: stamp.counterCount)
+            switch coverage {
             case .full:
                 report.duplicates += 1
                 return
             case .partial:
-                let gaps = set.gaps(start: op.id.counter, count: op.counterCount)
+                let gaps = delivery.applied.values[appliedPosition].gaps(
+                    start: stamp.id.counter, count: stamp.counterCount)
                 if let pieces = unappliedPieces(of: op, gaps: gaps) {
                     queue.append(contentsOf: pieces)
                     return
@@ -98,7 +128,7 @@ extension CausalDocument {
                 break
             }
         }
-        if delivery.pending.contains(op.id) {
+        if delivery.pending.contains(stamp.id) {
             report.duplicates += 1
             return
         }
@@ -108,42 +138,44 @@ extension CausalDocument {
         case .tooFarAhead:
             hold(op, waitingFor: nil, report: &report)
         case .invalid(let reason):
-            reject(op, reason, report: &report, queue: &queue)
+            reject(stamp, reason, report: &report, queue: &queue)
         case .ready:
             if let reason = execute(op) {
-                reject(op, reason, report: &report, queue: &queue)
+                reject(stamp, reason, report: &report, queue: &queue)
             } else {
-                delivery.markApplied(op)
-                report.noteApplied(op)
+                // Still the writer's position: `applied` only changes here and in `reject`.
+                delivery.markApplied(stamp, at: appliedPosition)
+                report.noteApplied(stamp)
                 delivery.pending.releaseWaiters(
-                    replica: op.id.replica, start: op.id.counter, length: op.counterCount, into: &queue)
+                    replica: stamp.id.replica, start: stamp.id.counter, length: stamp.counterCount, into: &queue)
             }
         }
     }
 
-    private mutating func hold(_ op: CRDTOperation, waitingFor id: OperationID?, report: inout ApplyReport) {
+    private mutating func hold(_ op: consuming CRDTOperation, waitingFor id: OperationID?, report: inout ApplyReport) {
+        let held = op.id
         if delivery.pending.hold(op, waitingFor: id, limits: delivery.limits) {
-            report.held.append(op.id)
+            report.held.append(held)
         } else {
-            report.overflowed.append(op.id)
+            report.overflowed.append(held)
         }
     }
 
     /// A refused operation still consumes its counters, so that operations referencing it
     /// are refused deterministically instead of waiting forever.
     private mutating func reject(
-        _ op: CRDTOperation, _ reason: RejectionReason, report: inout ApplyReport, queue: inout [CRDTOperation]
+        _ op: OperationStamp, _ reason: RejectionReason, report: inout ApplyReport, queue: inout [CRDTOperation]
     ) {
         report.rejected.append(Rejection(id: op.id, reason: reason))
-        delivery.markApplied(op)
+        delivery.markApplied(op, at: delivery.applied.position(of: op.id.replica))
         delivery.pending.releaseWaiters(
             replica: op.id.replica, start: op.id.counter, length: op.counterCount, into: &queue)
     }
 
     /// `.missing` for the first id of `span` not applied yet, else `.ready`.
     func readiness(ofSpan start: OperationID, count: UInt64) -> Readiness {
-        guard let set = delivery.applied[start.replica] else { return .missing(start) }
-        if let missing = set.firstMissing(start: start.counter, count: count) {
+        guard let position = delivery.applied.position(of: start.replica) else { return .missing(start) }
+        if let missing = delivery.applied.values[position].firstMissing(start: start.counter, count: count) {
             return .missing(OperationID(replica: start.replica, counter: missing))
         }
         return .ready

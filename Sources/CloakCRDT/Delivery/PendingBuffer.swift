@@ -41,7 +41,9 @@ struct PendingBuffer: Sendable {
     }
 
     /// Holds `op`; returns false (holding nothing) when the limits would be exceeded.
-    mutating func hold(_ op: CRDTOperation, waitingFor missing: OperationID?, limits: DeliveryLimits) -> Bool {
+    mutating func hold(
+        _ op: consuming CRDTOperation, waitingFor missing: OperationID?, limits: DeliveryLimits
+    ) -> Bool {
         let size = Self.approximateBytes(of: op)
         guard count < limits.pendingOperationsMax, bytes + size <= limits.pendingBytesMax else { return false }
         let slot: Int

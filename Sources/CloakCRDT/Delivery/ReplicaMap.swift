@@ -12,6 +12,7 @@ struct ReplicaMap<Value: Sendable>: Sendable {
     var count: Int { keys.count }
     var isEmpty: Bool { keys.isEmpty }
 
+    @inline(__always)
     func position(of key: ReplicaID) -> Int? {
         if keys.count > Self.linearMax { return index[key] }
         for position in keys.indices where keys[position] == key { return position }
@@ -33,6 +34,11 @@ struct ReplicaMap<Value: Sendable>: Sendable {
                 index[key] = keys.count - 1
             }
         }
+    }
+
+    /// Mutates the value at `position` (from `position(of:)`) in place.
+    mutating func modifyValue<R>(at position: Int, _ body: (inout Value) -> R) -> R {
+        body(&values[position])
     }
 
     /// Mutates the value under `key`, inserting `defaultValue` first if absent.

@@ -13,6 +13,13 @@ struct ByteReader {
         self.end = bytes.count
     }
 
+    /// A reader of `bytes[range]` only (it ends at `range.upperBound`).
+    init(_ bytes: [UInt8], range: Range<Int>) {
+        self.bytes = bytes
+        self.offset = range.lowerBound
+        self.end = range.upperBound
+    }
+
     var remaining: Int { end - offset }
     var isAtEnd: Bool { offset >= end }
 
@@ -22,7 +29,17 @@ struct ByteReader {
         return bytes[offset]
     }
 
+    /// One-byte values (most counts, indices, deltas and flags) take the inlined fast path.
+    @inline(__always)
     mutating func varint() throws(CRDTDecodingError) -> UInt64 {
+        if offset < end, bytes[offset] < 0x80 {
+            defer { offset += 1 }
+            return UInt64(bytes[offset])
+        }
+        return try varintSlow()
+    }
+
+    private mutating func varintSlow() throws(CRDTDecodingError) -> UInt64 {
         var result: UInt64 = 0
         var shift: UInt64 = 0
         while true {
@@ -173,12 +190,40 @@ enum UTF8Scalars {
     /// The Unicode scalar count of a string: its UTF-8 bytes that are not continuation
     /// bytes (a Swift string is always valid UTF-8), counted without decoding scalars.
     static func count(of text: String) -> Int {
-        var text = text
-        return text.withUTF8 { buffer in
-            var continuation = 0
-            for byte in buffer where byte & 0xC0 == 0x80 { continuation += 1 }
-            return buffer.count - continuation
+        if let count = text.utf8.withContiguousStorageIfAvailable({ $0.count - continuationCount($0) }) {
+            return count
         }
+        var scalars = 0
+        for byte in text.utf8 where !isContinuation(byte) { scalars += 1 }
+        return scalars
+    }
+
+    static func isContinuation(_ byte: UInt8) -> Bool { byte & 0xC0 == 0x80 }
+
+    /// The number of continuation bytes (10xxxxxx) in `bytes[range]`, eight at a time: a
+    /// byte is one when its top bit is set and the bit below is clear.
+    static func continuationCount(_ bytes: [UInt8], _ range: Range<Int>) -> Int {
+        bytes.withUnsafeBufferPointer { buffer in
+            continuationCount(UnsafeBufferPointer(rebasing: buffer[range]))
+        }
+    }
+
+    static func continuationCount(_ buffer: UnsafeBufferPointer<UInt8>) -> Int {
+        guard let base = buffer.baseAddress else { return 0 }
+        let raw = UnsafeRawPointer(base)
+        let highBits: UInt64 = 0x8080_8080_8080_8080
+        var count = 0
+        var index = 0
+        while index + 8 <= buffer.count {
+            let word = raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+            count += (word & ~(word << 1) & highBits).nonzeroBitCount
+            index += 8
+        }
+        while index < buffer.count {
+            if isContinuation(buffer[index]) { count += 1 }
+            index += 1
+        }
+        return count
     }
 
     /// Byte length of the first `scalars` scalars of valid UTF-8 starting at `start`.

@@ -54,6 +54,28 @@ struct MessageIndex: Sendable {
         return found.value
     }
 
+    /// Builds the index of every id in `counters` (per replica index, the (counter, slot) of
+    /// each message, in any order); nil when an id repeats. Sorting once and building the
+    /// chunks directly is what a snapshot load of 60,000 messages wants, rather than 60,000
+    /// inserts.
+    init?(counters: [[(UInt64, Int32)]]) {
+        perReplica.reserveCapacity(counters.count)
+        for var pairs in counters {
+            if !Self.isStrictlyAscending(pairs) {
+                pairs.sort { $0.0 < $1.0 }
+                guard Self.isStrictlyAscending(pairs) else { return nil }
+            }
+            perReplica.append(RunIndex(sorted: pairs))
+            count += pairs.count
+        }
+    }
+
+    private static func isStrictlyAscending(_ pairs: [(UInt64, Int32)]) -> Bool {
+        pairs.indices.dropFirst().allSatisfy { pairs[$0 - 1].0 < pairs[$0].0 }
+    }
+
+    init() {}
+
     /// Adds `id`; returns false (changing nothing) if it is already present.
     mutating func insert(_ id: PackedID, slot: Int32) -> Bool {
         let replica = id.replicaIndex

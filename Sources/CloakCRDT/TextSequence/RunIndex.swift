@@ -91,6 +91,23 @@ struct RunIndex: Sendable {
         return true
     }
 
+    /// Sets `lower` to `value` and gives every key in `lower ..< upper` the same value (a
+    /// run moving to another leaf takes the keys that lie inside it along).
+    mutating func assign(_ value: Int32, from lower: UInt64, below upper: UInt64) {
+        set(lower, value)
+        var c = chunk(for: lower)
+        var s = slot(atMost: lower, in: c) + 1
+        while c < keys.count {
+            while s < keys[c].count {
+                guard keys[c][s] < upper else { return }
+                values[c][s] = value
+                s += 1
+            }
+            c += 1
+            s = 0
+        }
+    }
+
     mutating func remove(_ key: UInt64) {
         guard !keys.isEmpty else { return }
         let c = chunk(for: key)

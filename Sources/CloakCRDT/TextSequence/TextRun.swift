@@ -40,43 +40,10 @@ struct TextRun: Sendable {
     }
 }
 
-/// A leaf of the text's run list: at most `TextSequence.leafCapacity` runs, in document order.
+/// A leaf of the text's run list: at most `TextTree.leafCapacity` runs, in document order.
 struct TextLeaf: Sendable {
     var runs: [TextRun] = []
     var visible = 0
-}
-
-/// The leaves of a text, with the first stored inline: most message texts are one leaf, and
-/// keeping it out of a separate array saves an allocation per message (snapshot loads of
-/// long conversations are dominated by per-message allocations).
-struct LeafStore: Sendable {
-    private var first = TextLeaf()
-    private var rest: [TextLeaf] = []
-    private(set) var count = 0
-
-    var isEmpty: Bool { count == 0 }
-
-    subscript(index: Int) -> TextLeaf {
-        get { index == 0 ? first : rest[index - 1] }
-        _modify {
-            if index == 0 {
-                yield &first
-            } else {
-                yield &rest[index - 1]
-            }
-        }
-    }
-
-    mutating func append(_ leaf: TextLeaf) {
-        if count == 0 {
-            first = leaf
-        } else {
-            rest.append(leaf)
-        }
-        count += 1
-    }
-
-    var all: [TextLeaf] { count == 0 ? [] : [first] + rest }
 }
 
 /// Where a character is: leaf, run within the leaf, offset within the run.

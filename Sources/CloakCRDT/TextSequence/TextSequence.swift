@@ -8,253 +8,163 @@
 /// never interleave character by character. RGA (Roh et al., 2011) is the ancestor of the
 /// left-origin idea.
 ///
-/// Storage is a two-level B-tree: leaves of at most `leafCapacity` runs in document order,
-/// a Fenwick tree over the leaves' visible lengths for position lookups, and per-writer
-/// `RunIndex`es from run ids to leaves for id lookups. A text of up to one leaf (every chat
-/// message that was not heavily edited) uses none of the upper structures, so it costs two
-/// small allocations.
+/// Storage has two forms. A text of at most one run (a message created with its text and
+/// never edited, or a reply streamed by one device: almost every message of a chat) keeps
+/// that run inline. The first edit that needs a second run moves the text into a `TextTree`
+/// in the document's table of trees (`MessageTree.texts`, passed in as `texts`); it never
+/// moves back. The value itself holds no references, so a message node is plain data:
+/// loading, merging and copying 60,000 messages neither retains nor releases per message.
+/// Both forms produce the same runs, so the canonical encoding does not depend on the form.
 struct TextSequence: Sendable {
-    static let leafCapacity = 64
+    /// The only run, while `tree` is -1 (nil: the empty text).
+    private var single: TextRun?
+    /// The position of this text's tree in `texts`, or -1 for the inline form.
+    private var tree: Int32 = -1
 
-    var leaves = LeafStore()
-    /// Leaf ids in document order; empty while there is at most one leaf.
-    var order: [Int32] = []
-    /// Leaf id → position in `order`; empty while there is at most one leaf.
-    var rank: [Int32] = []
-    /// Fenwick tree over `order` of the leaves' visible lengths.
-    var fenwick: [Int] = []
-    /// Per replica index: run start counter → leaf; empty while there is at most one leaf.
-    var index: [RunIndex] = []
-    /// Leaves that exceeded `leafCapacity` during the current operation.
-    var overfull: [Int] = []
-    var visibleCount = 0
-    var runCount = 0
-    /// Bumped by every change to the run list; a `LocateHint` is valid only at its version.
-    var version = 0
-    /// Where the last local insert left off: typing continues there, so the next lookup of a
-    /// visible position usually needs neither the Fenwick tree nor a leaf scan (the cursor
-    /// cache that diamond-types keeps for local edits).
-    var hint: LocateHint?
+    init() {}
 
-    var isTree: Bool { !order.isEmpty }
-    var leafCount: Int { leaves.count }
-
-    func leafID(atOrder position: Int) -> Int { isTree ? Int(order[position]) : position }
-    func orderPosition(of leaf: Int) -> Int { isTree ? Int(rank[leaf]) : leaf }
-
-    // MARK: Lookups
-
-    /// The character at visible position `position` (0-based, `< visibleCount`).
-    func locateVisible(_ position: Int) -> TextLocation? {
-        guard position >= 0, position < visibleCount else { return nil }
-        if let hint, hint.version == version, position >= hint.start {
-            let run = leaves[hint.leaf].runs[hint.run]
-            if !run.isDeleted, position - hint.start < Int(run.length) {
-                return TextLocation(leaf: hint.leaf, run: hint.run, offset: position - hint.start)
-            }
-        }
-        var leaf = 0
-        var local = position
-        if isTree {
-            let (orderIndex, before) = fenwickFind(position)
-            leaf = Int(order[orderIndex])
-            local = position - before
-        }
-        let runs = leaves[leaf].runs
-        for (index, run) in runs.enumerated() where !run.isDeleted {
-            if local < Int(run.length) { return TextLocation(leaf: leaf, run: index, offset: local) }
-            local -= Int(run.length)
-        }
-        return nil
+    /// A text of exactly one run (message creation).
+    init(run: TextRun) {
+        single = run
     }
 
-    /// The character with id `id`, if it belongs to this text.
-    func locate(_ id: PackedID) -> TextLocation? {
-        guard id != .none, !leaves.isEmpty else { return nil }
-        var leaf = 0
-        if isTree {
-            let replica = id.replicaIndex
-            guard replica < index.count, let found = index[replica].value(atMost: id.counterValue) else {
-                return nil
-            }
-            leaf = Int(found.value)
-        }
-        let runs = leaves[leaf].runs
-        for index in runs.indices where runs[index].contains(id) {
-            return TextLocation(leaf: leaf, run: index, offset: runs[index].offset(of: id))
-        }
-        return nil
-    }
-
-    /// The smallest run start of `id`'s replica greater than `id` (to skip id gaps).
-    func nextRunStart(after id: PackedID) -> PackedID? {
-        let replica = id.replicaIndex
-        if isTree {
-            guard replica < index.count, let counter = index[replica].successor(of: id.counterValue) else {
-                return nil
-            }
-            return PackedID(replicaIndex: replica, counter: counter)
-        }
-        var best: PackedID?
-        for run in (leaves.isEmpty ? [] : leaves[0].runs) where run.id.replicaIndex == replica && run.id > id {
-            best = min(best ?? run.id, run.id)
-        }
-        return best
-    }
-
-    /// A comparable document-order key for a location.
-    func orderKey(_ location: TextLocation) -> (Int, Int, Int) {
-        (orderPosition(of: location.leaf), location.run, location.offset)
-    }
-
-    func run(at cursor: TextCursor) -> TextRun? {
-        cursor.isEnd ? nil : leaves[cursor.leaf].runs[cursor.run]
-    }
-
-    /// Moves a cursor that sits past its leaf's last run to the next leaf (or the end).
-    func normalized(_ cursor: TextCursor) -> TextCursor {
-        var cursor = cursor
-        while !cursor.isEnd && cursor.run >= leaves[cursor.leaf].runs.count {
-            let next = orderPosition(of: cursor.leaf) + 1
-            cursor = next < leaves.count ? TextCursor(leaf: leafID(atOrder: next), run: 0) : .end
-        }
-        return cursor
-    }
-
-    /// The cursor before the first run.
-    var startCursor: TextCursor {
-        leaves.isEmpty ? .end : normalized(TextCursor(leaf: leafID(atOrder: 0), run: 0))
-    }
-
-    /// The run just before `cursor` (the last run when `cursor` is the end).
-    func runBefore(_ cursor: TextCursor) -> TextCursor? {
-        if cursor.isEnd {
-            guard !leaves.isEmpty else { return nil }
-            let leaf = leafID(atOrder: leaves.count - 1)
-            return leaves[leaf].runs.isEmpty ? nil : TextCursor(leaf: leaf, run: leaves[leaf].runs.count - 1)
-        }
-        if cursor.run > 0 { return TextCursor(leaf: cursor.leaf, run: cursor.run - 1) }
-        let position = orderPosition(of: cursor.leaf)
-        guard position > 0 else { return nil }
-        let leaf = leafID(atOrder: position - 1)
-        return TextCursor(leaf: leaf, run: leaves[leaf].runs.count - 1)
-    }
-
-    // MARK: Fenwick tree
-
-    private func fenwickFind(_ position: Int) -> (orderIndex: Int, before: Int) {
-        var index = 0
-        var remaining = position
-        var step = 1
-        while step * 2 <= fenwick.count { step *= 2 }
-        while step > 0 {
-            let next = index + step
-            if next <= fenwick.count && fenwick[next - 1] <= remaining {
-                index = next
-                remaining -= fenwick[next - 1]
-            }
-            step /= 2
-        }
-        return (index, position - remaining)
-    }
-
-    private mutating func fenwickAdd(_ orderIndex: Int, _ delta: Int) {
-        var index = orderIndex + 1
-        while index <= fenwick.count {
-            fenwick[index - 1] += delta
-            index += index & -index
-        }
-    }
-
-    mutating func rebuildOrderStructures() {
-        version &+= 1
-        rank = [Int32](repeating: 0, count: leaves.count)
-        for (position, leaf) in order.enumerated() { rank[Int(leaf)] = Int32(position) }
-        fenwick = order.map { leaves[Int($0)].visible }
-        var index = 1
-        while index <= fenwick.count {
-            let parent = index + (index & -index)
-            if parent <= fenwick.count { fenwick[parent - 1] += fenwick[index - 1] }
-            index += 1
-        }
-    }
-
-    // MARK: Structural edits
-
-    mutating func adjustVisible(leaf: Int, by delta: Int) {
-        version &+= 1
-        guard delta != 0 else { return }
-        leaves[leaf].visible += delta
-        visibleCount += delta
-        if isTree { fenwickAdd(Int(rank[leaf]), delta) }
-    }
-
-    /// Inserts `run` before run `position` of `leaf` (a new leaf 0 if the text is empty).
-    mutating func insertRun(_ run: TextRun, leaf: Int, at position: Int) {
-        if leaves.isEmpty { leaves.append(TextLeaf()) }
-        version &+= 1
-        leaves[leaf].runs.insert(run, at: position)
-        runCount += 1
-        adjustVisible(leaf: leaf, by: run.visibleLength)
-        if isTree { indexSet(run.id, leaf: leaf) }
-        if leaves[leaf].runs.count > Self.leafCapacity { overfull.append(leaf) }
-    }
-
-    /// Inserts `run` at a cursor (the end: after the last run).
-    mutating func insertRun(_ run: TextRun, at cursor: TextCursor) {
-        if cursor.isEnd {
-            let leaf = leaves.isEmpty ? 0 : leafID(atOrder: leaves.count - 1)
-            insertRun(run, leaf: leaf, at: leaves.isEmpty ? 0 : leaves[leaf].runs.count)
+    /// Builds a text from runs in document order (snapshot load); a text of several runs
+    /// appends its tree to `texts`.
+    init(runs: [TextRun], texts: inout [TextTree]) {
+        if runs.count <= 1 {
+            single = runs.first
         } else {
-            insertRun(run, leaf: cursor.leaf, at: cursor.run)
+            tree = Int32(texts.count)
+            texts.append(TextTree(runs: runs))
         }
     }
 
-    /// Splits run `location.run` so that a new run starts at `location.offset`.
-    mutating func splitRun(at location: TextLocation, arena: [UInt8]) {
-        let original = leaves[location.leaf].runs[location.run]
-        let offset = location.offset
-        guard offset > 0, offset < Int(original.length) else { return }
-        version &+= 1
-        var byteOffset = offset
-        if !original.isDeleted && original.byteCount != original.length {
-            byteOffset = UTF8Scalars.byteLength(arena, from: original.contentStart, scalars: offset)
+    func visibleCount(_ texts: [TextTree]) -> Int {
+        tree >= 0 ? texts[Int(tree)].visibleCount : single?.visibleLength ?? 0
+    }
+
+    func runCount(_ texts: [TextTree]) -> Int {
+        tree >= 0 ? texts[Int(tree)].runCount : single == nil ? 0 : 1
+    }
+
+    /// The run of a one-run text in the inline form (nil when empty or a tree).
+    var onlyRun: TextRun? { tree < 0 ? single : nil }
+
+    /// Whether the character `id` belongs to this text.
+    func contains(_ id: PackedID, _ texts: [TextTree]) -> Bool {
+        if tree >= 0 { return texts[Int(tree)].locate(id) != nil }
+        guard let single, id != .none else { return false }
+        return single.contains(id)
+    }
+
+    /// Every run in document order.
+    func forEachRun(_ texts: [TextTree], _ body: (TextRun) -> Void) {
+        if tree >= 0 {
+            texts[Int(tree)].forEachRun(body)
+        } else if let single {
+            body(single)
         }
-        var left = original
-        left.length = Int32(offset)
-        left.byteCount = Int32(byteOffset)
-        var right = original
-        right.id = original.id &+ UInt64(offset)
-        right.originLeft = right.id &- 1
-        right.length = original.length - Int32(offset)
-        right.contentStart = original.contentStart + byteOffset
-        right.byteCount = original.byteCount - Int32(byteOffset)
-        leaves[location.leaf].runs[location.run] = left
-        leaves[location.leaf].runs.insert(right, at: location.run + 1)
-        runCount += 1
-        if isTree { indexSet(right.id, leaf: location.leaf) }
-        if leaves[location.leaf].runs.count > Self.leafCapacity { overfull.append(location.leaf) }
     }
 
-    /// Merges run `position` of `leaf` with the next run of the same leaf when both are
-    /// deleted and continue each other (keeps backspaced text from fragmenting the list).
-    mutating func mergeDeletedWithNext(leaf: Int, position: Int) {
-        // Read the two runs by value: holding the array would make the mutation below copy it.
-        guard position >= 0, position + 1 < leaves[leaf].runs.count else { return }
-        let left = leaves[leaf].runs[position]
-        let right = leaves[leaf].runs[position + 1]
-        guard left.isDeleted, left.isContinued(by: right), Int(left.length) + Int(right.length) <= Int(Int32.max)
-        else { return }
-        version &+= 1
-        leaves[leaf].runs[position].length += right.length
-        leaves[leaf].runs.remove(at: position + 1)
-        runCount -= 1
-        if isTree { index[right.id.replicaIndex].remove(right.id.counterValue) }
+    /// Runs in canonical form (see `TextTree.canonicalRuns`).
+    func canonicalRuns(_ texts: [TextTree]) -> [TextRun] {
+        if tree >= 0 { return texts[Int(tree)].canonicalRuns() }
+        return single.map { [$0] } ?? []
     }
 
-    private mutating func indexSet(_ id: PackedID, leaf: Int) {
-        let replica = id.replicaIndex
-        while index.count <= replica { index.append(RunIndex()) }
-        index[replica].set(id.counterValue, Int32(leaf))
+    /// The visible text's UTF-8 bytes.
+    func visibleBytes(arena: [UInt8], _ texts: [TextTree], into out: inout [UInt8]) {
+        forEachRun(texts) { run in
+            guard !run.isDeleted, run.byteCount > 0 else { return }
+            let end = run.contentStart + Int(run.byteCount)
+            guard run.contentStart >= 0, end <= arena.count else { return }
+            out.append(contentsOf: arena[run.contentStart..<end])
+        }
+    }
+
+    /// Approximate heap bytes (for memory reports): nothing for the inline form.
+    func approximateBytes(_ texts: [TextTree]) -> Int {
+        tree >= 0 ? MemoryLayout<TextTree>.stride + texts[Int(tree)].approximateBytes : 0
+    }
+
+    // MARK: Edits
+
+    /// Inserts at visible `position` a run made locally; returns its origins. Appending to
+    /// an empty or one-run text (typing at the end, streaming) stays inline.
+    mutating func insertLocal(
+        _ new: NewRun, at position: Int, arena: [UInt8], texts: inout [TextTree]
+    ) -> (left: PackedID, right: PackedID) {
+        if tree < 0 {
+            guard let run = single else {
+                single = new.run(originLeft: .none, originRight: .none)
+                return (.none, .none)
+            }
+            if position == run.visibleLength, position > 0, extendSingle(with: new, left: run.lastID, right: .none) {
+                return (run.lastID, .none)
+            }
+            moveToTree(&texts)
+        }
+        return texts[Int(tree)].insertLocal(new, at: position, arena: arena)
+    }
+
+    /// Deletes `count` visible characters from `position`; returns the deleted id spans.
+    mutating func deleteLocal(
+        at position: Int, count: Int, arena: [UInt8], replicas: ReplicaTable, texts: inout [TextTree]
+    ) -> [IDSpan] {
+        guard count > 0 else { return [] }
+        if tree < 0 { moveToTree(&texts) }
+        return texts[Int(tree)].deleteLocal(at: position, count: count, arena: arena, replicas: replicas)
+    }
+
+    /// Deletes the characters `id ..< id + count` that belong to this text; idempotent.
+    mutating func deleteSpan(_ id: PackedID, count: UInt64, arena: [UInt8], texts: inout [TextTree]) {
+        if tree < 0 {
+            // Only a span that overlaps the one run needs the tree.
+            guard let run = single, !run.isDeleted, run.id.replicaIndex == id.replicaIndex,
+                id.counterValue < run.id.counterValue + UInt64(run.length),
+                run.id.counterValue < id.counterValue &+ count
+            else { return }
+            moveToTree(&texts)
+        }
+        texts[Int(tree)].deleteSpan(id, count: count, arena: arena)
+    }
+
+    /// Places a remote run between its origins (see `TextTree.integrate`). Appending right
+    /// after the last character of a one-run text, or into an empty text, stays inline.
+    mutating func integrate(
+        _ new: NewRun, left: PackedID, right: PackedID, arena: [UInt8], texts: inout [TextTree],
+        replicaOrder: (Int, Int) -> Bool
+    ) -> Bool {
+        if tree < 0 {
+            if right == .none && single == nil && left == .none {
+                single = new.run(originLeft: .none, originRight: .none)
+                return true
+            }
+            if right == .none, let run = single, left == run.lastID, extendSingle(with: new, left: left, right: right) {
+                return true
+            }
+            moveToTree(&texts)
+        }
+        return texts[Int(tree)].integrate(new, left: left, right: right, arena: arena, replicaOrder: replicaOrder)
+    }
+
+    /// `TextTree.extend` for the inline run: appends `new` when the result is still one run.
+    private mutating func extendSingle(with new: NewRun, left: PackedID, right: PackedID) -> Bool {
+        guard let run = single, !run.isDeleted, run.lastID == left, run.originRight == right,
+            run.id &+ UInt64(run.length) == new.id, run.id.replicaIndex == new.id.replicaIndex,
+            run.contentStart + Int(run.byteCount) == new.contentStart,
+            Int(run.length) + Int(new.length) <= Int(Int32.max),
+            Int(run.byteCount) + Int(new.byteCount) <= Int(Int32.max)
+        else { return false }
+        single?.length += new.length
+        single?.byteCount += new.byteCount
+        return true
+    }
+
+    /// Moves the inline run into a new tree at the end of `texts`.
+    private mutating func moveToTree(_ texts: inout [TextTree]) {
+        tree = Int32(texts.count)
+        texts.append(TextTree(runs: single.map { [$0] } ?? []))
+        single = nil
     }
 }

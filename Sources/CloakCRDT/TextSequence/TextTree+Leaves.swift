@@ -1,4 +1,4 @@
-extension TextSequence {
+extension TextTree {
     /// Splits every leaf that grew past `leafCapacity` during the last operation. Called at
     /// the end of each top-level edit, so locations stay valid within one edit.
     mutating func fixOverfull() {
@@ -13,17 +13,21 @@ extension TextSequence {
     /// Splits a leaf into pieces of half capacity, placed right after it in document order.
     private mutating func splitLeaf(_ leaf: Int) {
         if !isTree { becomeTree() }
-        let runs = leaves[leaf].runs
         let piece = Self.leafCapacity / 2
+        let runs = Array(leaves[leaf].runs[piece...])  // the moved runs; the leaf keeps the rest in place
         var newLeaves: [Int32] = []
-        var start = piece
+        var start = 0
         leaves[leaf].runs.removeSubrange(piece...)
         leaves[leaf].visible = leaves[leaf].runs.reduce(0) { $0 + $1.visibleLength }
         while start < runs.count {
             let slice = Array(runs[start..<min(runs.count, start + piece)])
             let newLeaf = leaves.count
             leaves.append(TextLeaf(runs: slice, visible: slice.reduce(0) { $0 + $1.visibleLength }))
-            for run in slice { index[run.id.replicaIndex].set(run.id.counterValue, Int32(newLeaf)) }
+            for run in slice {
+                // Every key within the run moves with it (see `index` on keys inside runs).
+                index[run.id.replicaIndex].assign(
+                    Int32(newLeaf), from: run.id.counterValue, below: run.id.counterValue + UInt64(run.length))
+            }
             newLeaves.append(Int32(newLeaf))
             start += piece
         }
@@ -99,20 +103,10 @@ extension TextSequence {
         return result
     }
 
-    /// The visible text's UTF-8 bytes.
-    func visibleBytes(arena: [UInt8], into out: inout [UInt8]) {
-        forEachRun { run in
-            guard !run.isDeleted, run.byteCount > 0 else { return }
-            let end = run.contentStart + Int(run.byteCount)
-            guard run.contentStart >= 0, end <= arena.count else { return }
-            out.append(contentsOf: arena[run.contentStart..<end])
-        }
-    }
-
     /// Approximate heap bytes (for memory reports).
     var approximateBytes: Int {
         var total = leaves.count * 48 + order.count * 8 + fenwick.count * 8
-        for leaf in leaves.all { total += leaf.runs.capacity * MemoryLayout<TextRun>.stride }
+        for leaf in leaves { total += leaf.runs.capacity * MemoryLayout<TextRun>.stride }
         return total + index.count * 64 + (isTree ? runCount * 12 : 0)
     }
 }

@@ -12,7 +12,7 @@ struct NewRun {
     }
 }
 
-extension TextSequence {
+extension TextTree {
     /// Inserts at visible `position` a run made locally; returns its origins (the characters
     /// it was typed between), which the operation carries to other replicas.
     mutating func insertLocal(_ new: NewRun, at position: Int, arena: [UInt8]) -> (left: PackedID, right: PackedID) {
@@ -61,8 +61,10 @@ extension TextSequence {
             Int(existing.length) + Int(new.length) <= Int(Int32.max),
             Int(existing.byteCount) + Int(new.byteCount) <= Int(Int32.max)
         else { return false }
-        leaves[cursor.leaf].runs[cursor.run].length += new.length
-        leaves[cursor.leaf].runs[cursor.run].byteCount += new.byteCount
+        var extended = existing  // one write back: each nested element write checks uniqueness twice
+        extended.length += new.length
+        extended.byteCount += new.byteCount
+        leaves[cursor.leaf].runs[cursor.run] = extended
         adjustVisible(leaf: cursor.leaf, by: Int(new.length))
         return true
     }
@@ -73,6 +75,23 @@ extension TextSequence {
         var remaining = count
         var last: TextLocation?
         while remaining > 0, var location = locateVisible(position) {
+            if let taken = shrinkIntoDeletedSuccessor(location, count: remaining, arena: arena) {
+                // Backspacing at the end of a run: no split, no merge (see below).
+                let start = leaves[location.leaf].runs[location.run + 1].id
+                location = TextLocation(leaf: location.leaf, run: location.run + 1, offset: 0)
+                last = location
+                remaining -= taken
+                if let id = replicas.unpack(start) { appendSpan(IDSpan(start: id, count: UInt64(taken)), to: &spans) }
+                continue
+            }
+            let start = leaves[location.leaf].runs[location.run].id
+            if let taken = growDeletedPredecessor(location, count: remaining, arena: arena) {
+                // Deleting forward from a deleted run: no split, no merge either.
+                last = location
+                remaining -= taken
+                if let id = replicas.unpack(start) { appendSpan(IDSpan(start: id, count: UInt64(taken)), to: &spans) }
+                continue
+            }
             if location.offset > 0 {
                 splitRun(at: location, arena: arena)
                 location = TextLocation(leaf: location.leaf, run: location.run + 1, offset: 0)
@@ -87,11 +106,7 @@ extension TextSequence {
             last = location
             remaining -= take
             guard let id = replicas.unpack(packed) else { continue }
-            if let last = spans.last, last.start.replica == id.replica, last.start.counter &+ last.count == id.counter {
-                spans[spans.count - 1].count += UInt64(take)
-            } else {
-                spans.append(IDSpan(start: id, count: UInt64(take)))
-            }
+            appendSpan(IDSpan(start: id, count: UInt64(take)), to: &spans)
         }
         if overfull.isEmpty, let last {
             hintBefore(deletedAt: last, position: position)
@@ -99,6 +114,86 @@ extension TextSequence {
             fixOverfull()
         }
         return spans
+    }
+
+    private func appendSpan(_ span: IDSpan, to spans: inout [IDSpan]) {
+        if let last = spans.last, last.start.replica == span.start.replica,
+            last.start.counter &+ last.count == span.start.counter
+        {
+            spans[spans.count - 1].count += span.count
+        } else if spans.isEmpty {
+            spans = [span]  // allocates exactly one element, cheaper than growing an empty array
+        } else {
+            spans.append(span)
+        }
+    }
+
+    /// Deletes the last characters of a live run, from `location` to its end (at most
+    /// `count`), when the next run of the leaf is a deleted continuation of it (what repeated
+    /// backspacing leaves): the boundary between the two runs moves left. That is the state
+    /// splitting, marking and merging would produce, without touching the run list's shape
+    /// or inserting and removing index keys. Returns how many characters it deleted, or nil
+    /// (changing nothing) when the shape does not match.
+    private mutating func shrinkIntoDeletedSuccessor(
+        _ location: TextLocation, count: Int, arena: [UInt8]
+    ) -> Int? {
+        guard location.offset > 0, location.run + 1 < leaves[location.leaf].runs.count else { return nil }
+        let run = leaves[location.leaf].runs[location.run]
+        let next = leaves[location.leaf].runs[location.run + 1]
+        let taken = Int(run.length) - location.offset
+        guard !run.isDeleted, next.isDeleted, taken <= count, next.id == run.id &+ UInt64(run.length),
+            next.id.replicaIndex == run.id.replicaIndex, next.originLeft == run.lastID,
+            next.originRight == run.originRight, Int(next.length) + taken <= Int(Int32.max)
+        else { return nil }
+        version &+= 1
+        var byteOffset = location.offset
+        if run.byteCount != run.length {
+            byteOffset = UTF8Scalars.byteLength(arena, from: run.contentStart, scalars: location.offset)
+        }
+        let newStart = run.id &+ UInt64(location.offset)
+        leaves[location.leaf].runs[location.run].length = Int32(location.offset)
+        leaves[location.leaf].runs[location.run].byteCount = Int32(byteOffset)
+        leaves[location.leaf].runs[location.run + 1].id = newStart
+        leaves[location.leaf].runs[location.run + 1].originLeft = newStart &- 1
+        leaves[location.leaf].runs[location.run + 1].length += Int32(taken)
+        leaves[location.leaf].runs[location.run + 1].contentStart = run.contentStart + byteOffset
+        // `next`'s index key, if it has one, now lies inside it: still the right leaf (`index`).
+        adjustVisible(leaf: location.leaf, by: -taken)
+        return taken
+    }
+
+    /// Deletes the first `count` characters of a live run (not all of it) when the run before
+    /// it in the leaf is a deleted run that it continues (deleting forward from a deleted
+    /// run): the boundary moves right, the mirror image of `shrinkIntoDeletedSuccessor`, with
+    /// the same result as splitting, marking and merging. Returns how many characters it
+    /// deleted, or nil (changing nothing) when the shape does not match.
+    private mutating func growDeletedPredecessor(_ location: TextLocation, count: Int, arena: [UInt8]) -> Int? {
+        guard location.offset == 0, location.run > 0 else { return nil }
+        let run = leaves[location.leaf].runs[location.run]
+        let previous = leaves[location.leaf].runs[location.run - 1]
+        let taken = count
+        guard !run.isDeleted, previous.isDeleted, taken < Int(run.length),
+            run.id == previous.id &+ UInt64(previous.length),
+            run.id.replicaIndex == previous.id.replicaIndex, run.originLeft == previous.lastID,
+            run.originRight == previous.originRight, Int(previous.length) + taken <= Int(Int32.max)
+        else { return nil }
+        version &+= 1
+        var byteOffset = taken
+        if run.byteCount != run.length {
+            byteOffset = UTF8Scalars.byteLength(arena, from: run.contentStart, scalars: taken)
+        }
+        let newStart = run.id &+ UInt64(taken)
+        var remainder = run
+        remainder.id = newStart
+        remainder.originLeft = newStart &- 1
+        remainder.length -= Int32(taken)
+        remainder.contentStart += byteOffset
+        remainder.byteCount -= Int32(byteOffset)
+        leaves[location.leaf].runs[location.run - 1].length += Int32(taken)
+        leaves[location.leaf].runs[location.run] = remainder
+        // `run`'s index key, if it has one, now lies inside `previous`, in the same leaf.
+        adjustVisible(leaf: location.leaf, by: -taken)
+        return taken
     }
 
     /// After deleting at `position`, remembers the live run ending just before it (where the

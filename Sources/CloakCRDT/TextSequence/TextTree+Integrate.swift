@@ -1,4 +1,4 @@
-extension TextSequence {
+extension TextTree {
     /// Places a remote run between its origins, among concurrent inserts, by the FugueMax
     /// rule in its YjsMod formulation (see the type's documentation for the papers and the
     /// diamond-types code this follows). Returns false, changing nothing visible, when an
