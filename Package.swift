@@ -235,7 +235,7 @@ let package = Package(
             name: "EndToEndTests",
             dependencies: [
                 "CloakClient", "CloakCRDT", "CloakCrypto", "CloakProtocol", "CloakServer", "CloakServerHTTP",
-                "CloakTransport", "CloakTesting",
+                "CloakTransport", "CloakTesting", "CloakSimulation",
             ],
             swiftSettings: swiftSettings
         ),

@@ -70,6 +70,8 @@ final class ClientCore {
     var removedFromAccount = false
     /// The snapshot sent to the server and not yet confirmed.
     var pendingSnapshot: Snapshot?
+    /// Conversations this device started from a snapshot (bootstrap), for diagnostics.
+    var bootstrappedFromSnapshots = 0
 
     var me: DeviceID { identity.id }
 

@@ -16,11 +16,11 @@ struct Cloak: AsyncParsableCommand {
         abstract: "An end-to-end encrypted conversation store: one directory is one device.",
         discussion: """
             Example, two devices in two terminals:
-              cloak --dir ./phone init
-              cloak --dir ./laptop link            # prints an invitation, then waits
-              cloak --dir ./phone accept cloak1:…  # both print the same 6 digits
-              cloak --dir ./phone send --new "Trip" "Where to in May?"
-              cloak --dir ./laptop show
+              cloak init --dir ./phone
+              cloak link --dir ./laptop            # prints an invitation, then waits
+              cloak accept --dir ./phone cloak1:…  # both print the same 6 digits
+              cloak send --dir ./phone --new "Trip" "Where to in May?"
+              cloak show --dir ./laptop
             Exit codes: 0 success, 1 usage or local error, 2 server or network, 3 security refusal.
             """,
         subcommands: [Init.self, Link.self, Accept.self, Devices.self, Remove.self, RecoverySetup.self, Recover.self,

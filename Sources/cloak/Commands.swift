@@ -149,6 +149,8 @@ struct Send: AsyncParsableCommand {
     var new: String?
     @Option(name: .long, help: "user, assistant, system or tool.")
     var role: String = "user"
+    @Option(name: .long, help: "Send the message this many times (numbered), printing each as it is accepted.")
+    var `repeat`: Int = 1
     @Argument(help: "The message text.")
     var text: String
 
@@ -166,8 +168,17 @@ struct Send: AsyncParsableCommand {
             } else {
                 id = try await client.createConversation(title: "Notes")
             }
-            try await client.appendMessage(to: id, role: messageRole, text: text)
-            print("sent to \(id.hex)")
+            if `repeat` <= 1 {
+                try await client.appendMessage(to: id, role: messageRole, text: text)
+                print("sent to \(id.hex)")
+                return
+            }
+            FileHandle.standardOutput.write(Data("conversation \(id.hex)\n".utf8))
+            for index in 0..<`repeat` {
+                // Each call returns only once the message is durable on this device.
+                try await client.appendMessage(to: id, role: messageRole, text: "\(text) \(index)")
+                FileHandle.standardOutput.write(Data("accepted \(index)\n".utf8))  // unbuffered: a kill must not lose it
+            }
         }
     }
 }

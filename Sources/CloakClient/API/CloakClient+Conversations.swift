@@ -227,3 +227,18 @@ extension CloakClient {
     func removeEventObserver(_ id: Int) { eventObservers[id] = nil }
     func removeStateObserver(_ id: Int) { stateObservers[id] = nil }
 }
+
+extension CloakClient {
+    /// Every message's text in a conversation, across all branches, in tree order (for tools
+    /// and tests that check nothing was lost or duplicated).
+    public func allMessageTexts(_ conversation: ConversationID) -> [String] {
+        guard let document = core.documents.conversations[conversation] else { return [] }
+        var out: [String] = []
+        var stack = document.children(of: nil).reversed().map { $0 }
+        while let next = stack.popLast() {
+            out.append(document.text(of: next) ?? "")
+            stack += document.children(of: next).reversed()
+        }
+        return out
+    }
+}

@@ -115,6 +115,7 @@ extension ClientCore {
                 }
                 try Self.recordLineage(snapshot, db)
                 unsavedChanges[header.conversation, default: 0] += 1
+                bootstrappedFromSnapshots += 1
                 output.changed.insert(header.conversation)
             }
             try saveDocuments(db: db)
@@ -142,5 +143,16 @@ extension ClientCore {
             arguments: [Data(snapshot.header.conversation.bytes)])
         else { return false }
         return Array(known) != snapshot.hash.bytes
+    }
+}
+
+extension ClientCore {
+    /// Whether this device knows a snapshot of `conversation` (its own upload or a served one).
+    func knowsSnapshot(of conversation: ConversationID) -> Bool {
+        let count = try? store.read { db in
+            try Int.fetchOne(
+                db, sql: "SELECT COUNT(*) FROM snapshots WHERE conversation = ?", arguments: [Data(conversation.bytes)])
+        }
+        return (count.flatMap { $0 } ?? 0) > 0
     }
 }

@@ -56,6 +56,7 @@ extension SyncMachine {
             effects.append(send(.fetchChangeSets(fetch), kind: "fetch-change-sets", now: now).1)
         }
         if output.pushOutbox { effects += pushIfReady(core: core, now: now) }
+        if !output.changed.isEmpty { effects += snapshotIfDue(core: core, now: now) }
         return effects
     }
 
