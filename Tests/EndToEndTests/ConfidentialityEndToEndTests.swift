@@ -16,12 +16,7 @@ struct ConfidentialityEndToEndTests {
         let canaries = ["cloak-canary-title-1", "cloak-canary-message-2", "cloak-canary-reaction-3",
                         "cloak-canary-stream-4", "cloak-canary-rename-5", "cloak-canary-model-6"]
         try await withServer(sqliteAt: root) { server in
-            let a = try openClient(root.appendingPathComponent("a"), server)
-            let b = try openClient(root.appendingPathComponent("b"), server)
-            try await a.createAccount()
-            try await link(b, to: a)
-            await a.startSync()
-            await b.startSync()
+            let (a, b) = try await syncingPair(root, server)
             let chat = try await a.createConversation(title: canaries[0])
             let prompt = try await a.appendMessage(to: chat, role: .user, text: "say \(canaries[1])")
             try await eventually("b sees the prompt") { await b.conversation(chat)?.messages.count == 1 }

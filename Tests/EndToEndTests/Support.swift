@@ -92,3 +92,14 @@ func converged(_ clients: [CloakClient], _ conversations: [ConversationID]) asyn
     }
     return true
 }
+
+/// Two devices of a new account (stores under `root/a` and `root/b`), linked and syncing.
+func syncingPair(_ root: URL, _ server: RunningServer) async throws -> (CloakClient, CloakClient) {
+    let a = try openClient(root.appendingPathComponent("a"), server)
+    let b = try openClient(root.appendingPathComponent("b"), server)
+    try await a.createAccount()
+    try await link(b, to: a)
+    await a.startSync()
+    await b.startSync()
+    return (a, b)
+}

@@ -14,12 +14,7 @@ struct SyncEndToEndTests {
         let root = try temporaryDirectory("concurrent")
         defer { try? FileManager.default.removeItem(at: root) }
         try await withServer { server in
-            let a = try openClient(root.appendingPathComponent("a"), server)
-            let b = try openClient(root.appendingPathComponent("b"), server)
-            try await a.createAccount()
-            try await link(b, to: a)
-            await a.startSync()
-            await b.startSync()
+            let (a, b) = try await syncingPair(root, server)
             let chat = try await a.createConversation(title: "plans")
             try await eventually("b sees the conversation") { await b.conversation(chat) != nil }
             var rng = SeededRandom(seed: 11)
@@ -40,12 +35,7 @@ struct SyncEndToEndTests {
         let root = try temporaryDirectory("offline")
         defer { try? FileManager.default.removeItem(at: root) }
         try await withServer { server in
-            let a = try openClient(root.appendingPathComponent("a"), server)
-            let b = try openClient(root.appendingPathComponent("b"), server)
-            try await a.createAccount()
-            try await link(b, to: a)
-            await a.startSync()
-            await b.startSync()
+            let (a, b) = try await syncingPair(root, server)
             let chat = try await a.createConversation(title: "offline")
             try await eventually("b sees the conversation") { await b.conversation(chat) != nil }
             await b.stopSync()
@@ -67,12 +57,7 @@ struct SyncEndToEndTests {
         let root = try temporaryDirectory("stream")
         defer { try? FileManager.default.removeItem(at: root) }
         try await withServer { server in
-            let a = try openClient(root.appendingPathComponent("a"), server)
-            let b = try openClient(root.appendingPathComponent("b"), server)
-            try await a.createAccount()
-            try await link(b, to: a)
-            await a.startSync()
-            await b.startSync()
+            let (a, b) = try await syncingPair(root, server)
             let chat = try await a.createConversation()
             let prompt = try await a.appendMessage(to: chat, role: .user, text: "write a poem")
             let reply = try await a.beginMessage(in: chat, parent: prompt)

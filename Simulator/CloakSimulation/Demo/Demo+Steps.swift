@@ -126,7 +126,8 @@ struct DemoOutput {
             for message in await device.conversation(summary.id)?.messages ?? [] {
                 let text = message.text.count > 90 ? String(message.text.prefix(87)) + "…" : message.text
                 let reactions = message.reactions.map(\.emoji).joined()
-                line("    \(message.role): \(text)\(reactions.isEmpty ? "" : " \(reactions)")")
+                let branch = message.siblingCount > 1 ? " [branch \(message.siblingIndex + 1)/\(message.siblingCount)]" : ""
+                line("    \(message.role): \(text)\(reactions.isEmpty ? "" : " \(reactions)")\(branch)")
             }
         }
         var combined: [UInt8] = await device.stateHash(of: .library) ?? []

@@ -88,15 +88,19 @@ public struct Demo: Sendable {
         let recipes = try await laptop.createConversation(title: "Recipe ideas \(canaries.make("title"))")
         try await waitForConversations([trip, recipes], on: devices)
 
-        // Everyone writes at once: the phone asks, the tablet streams the assistant's reply,
-        // the laptop works on the other conversation.
+        // Everyone writes at once: the phone asks, the tablet streams the assistant's reply
+        // while the laptop and the phone fill the other conversation.
         let ask = try await phone.appendMessage(
             to: trip, role: .user, text: "Plan three days in Lisbon for May. \(canaries.make("prompt"))")
         try await waitForMessage(ask, in: trip, on: tablet)
         async let streamed: Void = streamReply(on: tablet, in: trip, parent: ask, canaries: canaries)
         async let laptopWrites: Void = writeMessages(on: laptop, in: recipes, count: 10, canaries: canaries, prefix: "laptop")
-        async let phoneWrites: Void = writeMessages(on: phone, in: trip, count: 5, canaries: canaries, prefix: "phone")
+        async let phoneWrites: Void = writeMessages(on: phone, in: recipes, count: 5, canaries: canaries, prefix: "phone")
         _ = try await (streamed, laptopWrites, phoneWrites)
+        if try await !waitForConvergence(devices, conversations: [trip], timeout: .seconds(20)) {
+            out.line("(the streamed reply is still arriving)")
+        }
+        try await phone.appendMessage(to: trip, role: .user, text: "Great, add a day trip to Cascais.")
 
         // The tablet goes offline and keeps writing; the others carry on.
         await tablet.stopSync()
@@ -106,7 +110,7 @@ public struct Demo: Sendable {
             try await tablet.react("👍", to: first.id, in: recipes)
         }
         try await tablet.rename(recipes, to: "Recipes, offline edit \(canaries.make("rename"))")
-        try await writeMessages(on: phone, in: recipes, count: 5, canaries: canaries, prefix: "phone")
+        try await writeMessages(on: laptop, in: recipes, count: 5, canaries: canaries, prefix: "laptop-later")
         try await tablet.pin(trip)
 
         let clock = ContinuousClock()
