@@ -1,0 +1,144 @@
+import CloakCRDT
+import CloakCrypto
+import CloakProtocol
+import CloakTesting
+import Foundation
+import Logging
+import Testing
+
+@testable import CloakClient
+
+/// The sync protocol as a pure state machine: events in, effects out, no network.
+@Suite("Sync machine transitions")
+struct SyncMachineTests {
+    let clock = ManualClock()
+
+    func core(withAccount: Bool = true) throws -> ClientCore {
+        let random = DeterministicRandom(seed: 5)
+        let core = try ClientCore(
+            store: try ClientStore(path: nil), storageKey: SymmetricKey.random(using: random),
+            identity: DeviceIdentity(signing: Ed25519PrivateKey(using: random), agreement: X25519PrivateKey(using: random)),
+            clock: clock, random: random, configuration: ClientConfiguration(), logger: Logger(label: "test"))
+        if withAccount {
+            let prepared = try core.prepareAccount()
+            try core.adopt(log: prepared.log, keys: [1: prepared.key])
+        }
+        return core
+    }
+
+    func hello(versions: [UInt32] = [1]) -> [UInt8] {
+        var hello = Cloak_V1_ServerHello()
+        hello.versions = versions
+        hello.nonce = Data(repeating: 9, count: 32)
+        return FrameCodec.encode(.serverHello(hello))
+    }
+
+    func sent(_ effects: [SyncEffect]) -> [Cloak_V1_Frame] {
+        effects.compactMap { effect in
+            if case .send(let bytes) = effect { return try? FrameCodec.decode(bytes, maxFrameBytes: 1 << 22) }
+            return nil
+        }
+    }
+
+    @Test("connect, authenticate with a valid signature over the server nonce, subscribe, go live")
+    func happyPath() throws {
+        let core = try core()
+        var machine = SyncMachine(configuration: ClientConfiguration())
+        #expect(machine.handle(.start, core: core).contains { if case .connect = $0 { true } else { false } })
+        _ = machine.handle(.connected, core: core)
+        let auth = sent(machine.handle(.frame(hello()), core: core))
+        guard case .authenticate(let request) = auth.first?.body else {
+            Issue.record("expected Authenticate, got \(auth)")
+            return
+        }
+        let account = try #require(core.account?.account)
+        #expect(AuthChallenge.verify(
+            Array(request.signature), serverNonce: [UInt8](repeating: 9, count: 32), account: account, device: core.me,
+            key: core.identity.signing.publicKey))
+        // This device created the account, so it has history: it subscribes from its cursor.
+        _ = try core.flushDueBatches()
+        let afterAuth = machine.handle(.frame(FrameCodec.encode(.authResult(Cloak_V1_AuthResult()), requestID: auth[0].requestID)), core: core)
+        let kinds = sent(afterAuth).compactMap { $0.body?.name }
+        #expect(kinds.contains("fetch_device_log"))
+        #expect(kinds.contains("fetch_key_envelopes"))
+        #expect(kinds.contains("fetch_snapshots") || kinds.contains("subscribe"))
+        var deliver = Cloak_V1_Deliver()
+        deliver.caughtUp = true
+        if kinds.contains("fetch_snapshots") {
+            let id = sent(afterAuth).first { $0.body?.name == "fetch_snapshots" }!.requestID
+            let next = sent(machine.handle(.frame(FrameCodec.encode(.snapshots(Cloak_V1_SnapshotList()), requestID: id)), core: core))
+            #expect(next.map { $0.body?.name } == ["subscribe"])
+        }
+        let live = machine.handle(.frame(FrameCodec.encode(.deliver(deliver))), core: core)
+        #expect(live.contains { if case .state(.live) = $0 { true } else { false } })
+    }
+
+    @Test("ADV-25 a server that does not offer version 1 is refused and reported")
+    func downgrade() throws {
+        let core = try core()
+        var machine = SyncMachine(configuration: ClientConfiguration())
+        _ = machine.handle(.start, core: core)
+        _ = machine.handle(.connected, core: core)
+        let effects = machine.handle(.frame(hello(versions: [0])), core: core)
+        #expect(sent(effects).isEmpty, "nothing is sent to a downgrading server")
+        let events = effects.flatMap { effect -> [SecurityEvent] in
+            if case .surface(let output) = effect { return output.events }
+            return []
+        }
+        #expect(events.map(\.kind) == [.protocolViolation])
+        #expect(effects.contains { if case .close = $0 { true } else { false } })
+    }
+
+    @Test("disconnects back off with jitter within the configured bounds, then reconnect")
+    func backoff() throws {
+        let core = try core()
+        var configuration = ClientConfiguration()
+        configuration.reconnectMinMillis = 100
+        configuration.reconnectMaxMillis = 1000
+        var machine = SyncMachine(configuration: configuration)
+        _ = machine.handle(.start, core: core)
+        var delays: [UInt64] = []
+        for _ in 0..<8 {
+            _ = machine.handle(.connected, core: core)
+            let effects = machine.handle(.disconnected, core: core)
+            guard let at = effects.compactMap({ e -> UInt64? in
+                if case .state(.offline(let at)) = e { return at }
+                return nil
+            }).first else {
+                Issue.record("no retry scheduled")
+                return
+            }
+            delays.append(at - clock.nowMillis())
+            #expect(machine.handle(.tick, core: core).isEmpty, "no reconnect before the deadline")
+            clock.advance(at - clock.nowMillis())
+            #expect(machine.handle(.tick, core: core).contains { if case .connect = $0 { true } else { false } })
+        }
+        #expect(delays.allSatisfy { $0 >= 50 && $0 <= 1000 })
+        #expect(Set(delays).count > 1, "jittered")
+    }
+
+    @Test("a request without an answer times out and the machine reconnects")
+    func requestTimeout() throws {
+        let core = try core()
+        var machine = SyncMachine(configuration: ClientConfiguration())
+        _ = machine.handle(.start, core: core)
+        _ = machine.handle(.connected, core: core)
+        _ = machine.handle(.frame(hello()), core: core)
+        clock.advance(ClientConfiguration().requestTimeoutMillis + 1)
+        let effects = machine.handle(.tick, core: core)
+        #expect(effects.contains { if case .close = $0 { true } else { false } })
+    }
+
+    @Test("DEVICE_NOT_ACTIVE stops syncing: the device was removed")
+    func refused() throws {
+        let core = try core()
+        var machine = SyncMachine(configuration: ClientConfiguration())
+        _ = machine.handle(.start, core: core)
+        _ = machine.handle(.connected, core: core)
+        _ = machine.handle(.frame(hello()), core: core)
+        let effects = machine.handle(.frame(FrameCodec.encodeError(.deviceNotActive)), core: core)
+        #expect(effects.contains { if case .state(.refused) = $0 { true } else { false } })
+        clock.advance(120_000)
+        #expect(machine.handle(.tick, core: core).isEmpty)
+    }
+}
