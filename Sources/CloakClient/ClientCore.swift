@@ -11,6 +11,8 @@ struct CoreOutput: Sendable {
     var fetchKeyEnvelopes = false
     var gaps: [GapRequest] = []
     var pushOutbox = false
+    /// Key envelopes are queued for the server.
+    var pushEnvelopes = false
     var changed: Set<ConversationID> = []
     var events: [SecurityEvent] = []
     /// The device learned it was removed from the account.
@@ -21,6 +23,7 @@ struct CoreOutput: Sendable {
         fetchKeyEnvelopes = fetchKeyEnvelopes || other.fetchKeyEnvelopes
         gaps += other.gaps
         pushOutbox = pushOutbox || other.pushOutbox
+        pushEnvelopes = pushEnvelopes || other.pushEnvelopes
         changed.formUnion(other.changed)
         events += other.events
         removed = removed || other.removed
@@ -70,6 +73,8 @@ final class ClientCore {
     var removedFromAccount = false
     /// The snapshot sent to the server and not yet confirmed.
     var pendingSnapshot: Snapshot?
+    /// Conversations to rebuild from their change sets once the current write commits.
+    var rebuildAfterCommit: Set<ConversationID> = []
     /// Conversations this device started from a snapshot (bootstrap), for diagnostics.
     var bootstrappedFromSnapshots = 0
 
@@ -95,7 +100,8 @@ final class ClientCore {
     func load() throws(ClientError) {
         let loaded = try store.read { db in try StoredState.load(db) }
         if let replicaBytes = loaded.replica {
-            replica = (try? Replica(decoding: replicaBytes)) ?? replica
+            // A corrupt replica would restart operation counters at 0 and reuse ids: refuse.
+            do { replica = try Replica(decoding: replicaBytes) } catch { throw .storage("stored replica state is corrupt") }
         }
         removedFromAccount = loaded.removed
         guard !loaded.logEntries.isEmpty else { return }

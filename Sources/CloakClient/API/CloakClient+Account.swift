@@ -124,9 +124,17 @@ extension CloakClient {
             newKey = prepared.key
             return prepared.entry
         }
-        let envelopes = try core.commitAppended(entry, newEpochKey: newKey)
-        _ = try await session.request(.putKeyEnvelopes(.with { $0.envelopes = envelopes.map(\.message) }))
-        apply(machine.handle(.coreOutput(CoreOutput()), core: core))
+        _ = try core.commitAppended(entry, newEpochKey: newKey)
+        // The new epoch's envelopes are queued durably; send them now (the sync connection
+        // also re-sends whatever is still queued, so a lost reply loses no key).
+        let queued = try core.queuedEnvelopes()
+        if !queued.isEmpty {
+            _ = try await session.request(.putKeyEnvelopes(.with { $0.envelopes = queued.map(\.envelope) }))
+            try core.envelopesDelivered(queued.map(\.id))
+        }
+        var output = CoreOutput()
+        output.pushOutbox = true
+        apply(machine.handle(.coreOutput(output), core: core))
     }
 
     // MARK: Helpers

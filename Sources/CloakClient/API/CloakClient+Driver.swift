@@ -25,7 +25,6 @@ extension CloakClient {
 
     private func openConnection() {
         closeConnection()
-        generation += 1
         let generation = self.generation
         let (stream, continuation) = AsyncStream<[UInt8]>.makeStream()
         outgoing = continuation
@@ -59,6 +58,9 @@ extension CloakClient {
     }
 
     private func closeConnection() {
+        // Anything still arriving from the old connection (or a connect still in flight) is
+        // ignored from now on.
+        generation += 1
         outgoing?.finish()
         outgoing = nil
         if let connection {
@@ -142,7 +144,9 @@ extension CloakClient {
         let clock = ContinuousClock()
         let deadline = clock.now + timeout
         while clock.now < deadline {
-            if connectionState == .live, core.pendingOps.isEmpty, (try? core.outbox(limit: 1).isEmpty) == true {
+            if connectionState == .live, core.pendingOps.isEmpty, (try? core.outbox(limit: 1).isEmpty) == true,
+                (try? core.queuedEnvelopes(limit: 1).isEmpty) == true
+            {
                 return true
             }
             if case .refused = connectionState { return false }

@@ -17,11 +17,18 @@ extension ClientCore {
             }
             appliedThrough[conversation] = through
         }
-        let minimum = appliedThrough.values.min() ?? 0
         let rows = try store.read { db in
-            try Row.fetchAll(
-                db, sql: "SELECT id, conversation, wire FROM change_sets WHERE id > ? ORDER BY id",
-                arguments: [appliedThrough.isEmpty ? 0 : minimum])
+            // Replay from the oldest point any conversation needs: its saved state's
+            // `applied_through`, or 0 for a conversation whose state was never saved.
+            let minimum = try Int64.fetchOne(
+                db,
+                sql: """
+                    SELECT COALESCE(MIN(COALESCE(documents.applied_through, 0)), 0)
+                    FROM (SELECT DISTINCT conversation FROM change_sets) AS known
+                    LEFT JOIN documents ON documents.conversation = known.conversation
+                    """) ?? 0
+            return try Row.fetchAll(
+                db, sql: "SELECT id, conversation, wire FROM change_sets WHERE id > ? ORDER BY id", arguments: [minimum])
         }
         let now = now()
         for row in rows {
@@ -90,6 +97,43 @@ extension ClientCore {
     func saveDocumentsIfDue(db: Database) throws {
         for (conversation, count) in unsavedChanges where count >= configuration.saveStateEvery {
             try saveDocuments(only: conversation, db: db)
+        }
+    }
+}
+
+extension ClientCore {
+    /// Rebuilds one document from durable state: its saved state (unless `fromSavedState` is
+    /// false), the stored change sets after it, then this device's unsealed operations. Used
+    /// after a failed local write (so memory matches the store) and after a late removal.
+    func reloadDocument(_ conversation: ConversationID, fromSavedState: Bool = true) throws(ClientError) {
+        let (saved, wires) = try store.read { db -> ([UInt8]?, [[UInt8]]) in
+            let row = fromSavedState
+                ? try Row.fetchOne(
+                    db, sql: "SELECT sealed, applied_through FROM documents WHERE conversation = ?",
+                    arguments: [Data(conversation.bytes)]) : nil
+            let through: Int64 = row.map { $0["applied_through"] } ?? 0
+            let wires = try Data.fetchAll(
+                db, sql: "SELECT wire FROM change_sets WHERE conversation = ? AND id > ? ORDER BY id",
+                arguments: [Data(conversation.bytes), through]
+            ).map(Array.init)
+            return (row.map { Array($0["sealed"] as Data) }, wires)
+        }
+        var fresh = DocumentSet()
+        if let saved {
+            var bytes = try cipher.open(saved, context: Self.documentContext(conversation))
+            defer { SecretBytes.wipe(&bytes) }
+            do { try fresh.load(snapshot: bytes, for: conversation) } catch { throw .storage("stored state is corrupt") }
+        }
+        let now = now()
+        for wire in wires {
+            guard let changeSet = try? ChangeSet(wire: wire), let (_, ops) = try? decrypt(changeSet) else { continue }
+            _ = fresh.apply(ops, to: conversation, physicalMillis: now)
+        }
+        if let batch = pendingOps[conversation] { _ = fresh.apply(batch.ops, to: conversation, physicalMillis: now) }
+        if conversation == .library {
+            documents.library = fresh.library
+        } else {
+            documents.conversations[conversation] = fresh.conversations[conversation] ?? ConversationDocument()
         }
     }
 }

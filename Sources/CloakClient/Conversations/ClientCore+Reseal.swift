@@ -32,24 +32,28 @@ extension ClientCore {
                 operations.append(ops)
             }
             let key = ChainKey(conversation: conversation, author: me)
-            let restart = ChainPosition(seq: redo[0].header.seq - 1, hash: redo[0].header.prevHash)
-            try store.write { db in
-                for changeSet in redo {
-                    let id = try Int64.fetchOne(
-                        db, sql: "SELECT id FROM change_sets WHERE hash = ?", arguments: [Data(changeSet.hash.bytes)])
-                    try db.execute(sql: "DELETE FROM outbox WHERE change_set = ?", arguments: [id])
-                    try db.execute(sql: "DELETE FROM change_sets WHERE id = ?", arguments: [id])
+            let saved = chains[key]
+            chains[key] = redo[0].header.seq == 1 ? nil : ChainPosition(seq: redo[0].header.seq - 1, hash: redo[0].header.prevHash)
+            // One transaction: the old change sets go and the new ones arrive together, so a
+            // crash cannot lose the operations in between (they were never stored by the server).
+            do {
+                try store.write { db in
+                    for changeSet in redo {
+                        let id = try Int64.fetchOne(
+                            db, sql: "SELECT id FROM change_sets WHERE hash = ?", arguments: [Data(changeSet.hash.bytes)])
+                        try db.execute(sql: "DELETE FROM outbox WHERE change_set = ?", arguments: [id])
+                        try db.execute(sql: "DELETE FROM change_sets WHERE id = ?", arguments: [id])
+                    }
+                    for ops in operations {
+                        let changeSet = try makeChangeSet(ops, conversation: conversation)
+                        try persistSealed(changeSet, pendingRows: [], db: db)
+                        noteSealed(changeSet)
+                    }
                 }
-                if restart.seq == 0 {
-                    try db.execute(
-                        sql: "DELETE FROM chains WHERE conversation = ? AND author = ?",
-                        arguments: [Data(conversation.bytes), Data(me.bytes)])
-                } else {
-                    try db.setChain(key, restart)
-                }
+            } catch {
+                chains[key] = saved
+                throw error
             }
-            chains[key] = restart.seq == 0 ? nil : restart
-            for ops in operations { try seal(ops, conversation: conversation, pendingRows: []) }
             logger.info("re-sealed change sets under the newest device-log head", metadata: ["count": "\(redo.count)"])
         }
         return true

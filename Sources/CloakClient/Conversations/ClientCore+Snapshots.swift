@@ -57,44 +57,36 @@ extension ClientCore {
     static func recordLineage(_ snapshot: Snapshot, _ db: Database) throws {
         try db.execute(
             sql: """
-                INSERT INTO snapshots(conversation, hash, author, snapshot_seq) VALUES (?, ?, ?, ?)
+                INSERT INTO snapshots(conversation, hash, author, snapshot_seq, covered_total) VALUES (?, ?, ?, ?, ?)
                 ON CONFLICT(conversation) DO UPDATE SET hash = excluded.hash, author = excluded.author,
-                snapshot_seq = excluded.snapshot_seq
+                snapshot_seq = excluded.snapshot_seq, covered_total = excluded.covered_total
+                WHERE excluded.covered_total >= snapshots.covered_total
                 """,
             arguments: [Data(snapshot.header.conversation.bytes), Data(snapshot.hash.bytes),
-                        Data(snapshot.header.author.bytes), Int64(snapshot.header.snapshotSeq)])
+                        Data(snapshot.header.author.bytes), Int64(snapshot.header.snapshotSeq),
+                        Int64(clamping: coveredTotal(snapshot.header))])
     }
 
-    /// Verifies served snapshots; a conversation this device has no state for starts from its
-    /// snapshot (bootstrap), and every verified snapshot extends the known lineage. A snapshot
-    /// that covers less than the newest one we know is a rollback (ADV-12) and is refused.
+    /// Verifies served snapshots (PROTOCOL.md §13). A verified snapshot whose covered heads
+    /// agree with every change set this device holds becomes the newest of its conversation's
+    /// lineage; a conversation this device has no state for starts from it (bootstrap). A
+    /// snapshot that disagrees with what we hold is a fork; one older than the newest snapshot
+    /// we recorded, served as the newest, is a rollback (ADV-12). Both are refused and reported.
     func loadSnapshots(_ snapshots: [Snapshot]) throws(ClientError) -> CoreOutput {
         var output = CoreOutput()
         guard var state = account else { return output }
-        let now = now()
         try store.write { db in
             for snapshot in snapshots {
                 let header = snapshot.header
-                if let problem = Self.snapshotProblem(snapshot, state.log) {
+                let problem = try Self.snapshotProblem(snapshot, state.log)
+                    ?? coversProblem(header, db: db) ?? Self.rollbackProblem(header, db)
+                if let problem {
                     try raise(SecurityEvent(.snapshotRejected, conversation: header.conversation, device: header.author,
                                             detail: problem), db, &output)
                     continue
                 }
-                let known = chains.filter { $0.key.conversation == header.conversation }
-                let knownTotal = known.values.reduce(0) { $0 + $1.seq }
-                let coveredTotal = header.covers.reduce(0) { $0 + $1.seq }
-                if coveredTotal < knownTotal, known.count >= header.covers.count {
-                    // Older than what we hold: either a rollback or simply stale; never load it.
-                    if try Self.isRollback(snapshot, db) {
-                        try raise(SecurityEvent(.snapshotRejected, conversation: header.conversation,
-                                                detail: "snapshot older than the newest one this device knows"),
-                                  db, &output)
-                    }
-                    continue
-                }
-                guard documents.snapshot(of: header.conversation) == nil || known.isEmpty,
-                    let key = state.keyring.conversationKey(header.conversation, epoch: header.epoch)
-                else {
+                let known = chains.contains { $0.key.conversation == header.conversation }
+                guard !known, let key = state.keyring.conversationKey(header.conversation, epoch: header.epoch) else {
                     try Self.recordLineage(snapshot, db)
                     continue
                 }
@@ -119,7 +111,6 @@ extension ClientCore {
                 output.changed.insert(header.conversation)
             }
             try saveDocuments(db: db)
-            _ = now
         }
         account = state
         return output
@@ -134,15 +125,39 @@ extension ClientCore {
             log.isActive(header.author, atIndex: header.deviceLogIndex),
             log.epoch(atIndex: header.deviceLogIndex) == header.epoch
         else { return "author not active at the head it names, or wrong epoch" }
+        // A removed device's snapshots are never trusted (§10 rule 6 for snapshots): a state
+        // cannot be checked against its cut-offs.
+        guard log.removal(of: header.author) == nil else { return "author was removed from the account" }
+        for head in header.covers where log.members[head.device] == nil {
+            return "covers a device that was never a member"
+        }
         return nil
     }
 
-    static func isRollback(_ snapshot: Snapshot, _ db: Database) throws -> Bool {
-        guard let known = try Data.fetchOne(
-            db, sql: "SELECT hash FROM snapshots WHERE conversation = ?",
-            arguments: [Data(snapshot.header.conversation.bytes)])
-        else { return false }
-        return Array(known) != snapshot.hash.bytes
+    /// A covered head that disagrees with a change set this device holds means the author saw
+    /// (or the server shows) another history: a fork.
+    func coversProblem(_ header: Snapshot.Header, db: Database) throws -> String? {
+        for head in header.covers {
+            let chain = chains[ChainKey(conversation: header.conversation, author: head.device)]
+            let ours = chain?.seq == head.seq
+                ? chain?.hash : try db.storedHash(conversation: header.conversation, author: head.device, seq: head.seq)
+            if let ours, ours != head.hash { return "covers a change set that differs from ours (fork)" }
+        }
+        return nil
+    }
+
+    /// Serving a snapshot that covers less than the newest one already recorded is a rollback.
+    static func rollbackProblem(_ header: Snapshot.Header, _ db: Database) throws -> String? {
+        guard let recorded = try Int64.fetchOne(
+            db, sql: "SELECT covered_total FROM snapshots WHERE conversation = ?",
+            arguments: [Data(header.conversation.bytes)])
+        else { return nil }
+        return Int64(clamping: coveredTotal(header)) < recorded
+            ? "an older snapshot than the newest one this device recorded (rollback)" : nil
+    }
+
+    static func coveredTotal(_ header: Snapshot.Header) -> UInt64 {
+        header.covers.reduce(0) { $0 &+ $1.seq }
     }
 }
 

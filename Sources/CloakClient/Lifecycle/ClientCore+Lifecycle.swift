@@ -24,51 +24,54 @@ extension ClientCore {
     }
 
     /// A `remove device` entry with the removed device's cut-offs (its last change set this
-    /// device accepted, per conversation; PROTOCOL.md §"Removal") and the next epoch's key.
+    /// device accepted, per conversation; PROTOCOL.md §10) and the next epoch's key, which is
+    /// remembered durably before the entry is sent.
     func prepareRemove(_ device: DeviceID) throws(ClientError) -> (entry: DeviceLogEntry, key: SymmetricKey) {
         let state = try requireAccount()
+        guard device != me else { throw .invalidEdit("a device cannot remove itself; remove it from another device") }
         guard state.log.isActive(device, atIndex: state.log.headIndex) else { throw .unknownDevice(device) }
         let cutoffs = chains.filter { $0.key.author == device }.map {
             RemovalCutoff(conversation: $0.key.conversation, seq: $0.value.seq, hash: $0.value.hash)
         }
+        guard cutoffs.count <= configuration.limits.maxRemovalCutoffs else {
+            throw .invalidEdit("the device wrote in more conversations than one removal can list")
+        }
         let entry = DeviceLogEntry.remove(
             device, cutoffs: cutoffs, after: state.log, signer: identity.signing, createdAtMs: now())
-        return (entry, SymmetricKey.random(using: random))
+        let key = SymmetricKey.random(using: random)
+        try rememberPendingEpochKey(key, epoch: entry.epoch)
+        return (entry, key)
     }
 
-    /// Appends an entry the server accepted to the local log (and, for a removal, installs the
-    /// new epoch key). Returns envelopes the server must store: the new key for every remaining
-    /// member after a removal, or every key for a new recovery key.
+    /// Appends an entry the server accepted to the local log (idempotent: the log may already
+    /// hold it, fetched by the sync connection meanwhile). For a removal it installs the new
+    /// epoch key, queues its envelopes and applies the removal's cut-offs; for a new recovery
+    /// key it returns every epoch key sealed to it.
     func commitAppended(_ entry: DeviceLogEntry, newEpochKey: SymmetricKey? = nil) throws(ClientError)
         -> [KeyEnvelope]
     {
         guard var state = account else { throw .noAccount }
-        do { try state.log.append(entry) } catch { throw .server(error) }
-        var envelopes: [KeyEnvelope] = []
-        if entry.kind == .removeDevice, let newEpochKey {
-            state.keyring.add(newEpochKey, epoch: entry.epoch)
-            var recipients = state.log.activeDevices.compactMap { id in state.log.members[id].map { (id, $0) } }
-            if let recovery = state.log.recoveryKey { recipients.append((recovery.id, recovery.member)) }
-            for (id, member) in recipients {
-                envelopes.append(try seal(newEpochKey, epoch: entry.epoch, account: state.account, to: id, member.agreementKey))
-            }
-        }
-        account = state
-        let sealedKey = newEpochKey.map { cipher.seal($0.secret.copyBytes(), context: Self.epochContext(entry.epoch)) }
-        try store.write { db in
-            try db.execute(
-                sql: "INSERT OR REPLACE INTO device_log(idx, wire) VALUES (?, ?)",
-                arguments: [Int64(entry.index), Data(entry.wire)])
-            if let sealedKey {
+        if state.log.hash(atIndex: entry.index) != entry.hash {
+            do { try state.log.append(entry) } catch { throw .server(error) }
+            account = state
+            var output = CoreOutput()
+            let now = now()
+            try store.write { db in
                 try db.execute(
-                    sql: "INSERT OR REPLACE INTO epoch_keys(epoch, sealed) VALUES (?, ?)",
-                    arguments: [Int64(entry.epoch), Data(sealedKey)])
+                    sql: "INSERT OR REPLACE INTO device_log(idx, wire) VALUES (?, ?)",
+                    arguments: [Int64(entry.index), Data(entry.wire)])
+                try enforceRemovals([entry], db: db, output: &output)
+                try retryHeld(after: nil, db: db, output: &output, now: now)
             }
+            try rebuildPending()
+        }
+        if entry.kind == .removeDevice, let newEpochKey, account?.keyring.has(epoch: entry.epoch) == false {
+            try installEpochKey(newEpochKey, epoch: entry.epoch)
         }
         if entry.kind == .setRecovery, let id = entry.subject, let key = entry.subjectAgreementKey {
-            envelopes += try envelopesForAllEpochs(to: id, key)
+            return try envelopesForAllEpochs(to: id, key)
         }
-        return envelopes
+        return []
     }
 
     /// Verifies a served device log from genesis (a device joining has nothing pinned yet), and

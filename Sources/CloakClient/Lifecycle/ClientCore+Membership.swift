@@ -99,12 +99,20 @@ extension ClientCore {
                     sql: "INSERT OR REPLACE INTO device_log(idx, wire) VALUES (?, ?)",
                     arguments: [Int64(entry.index), Data(entry.wire)])
             }
-            if removed { try db.setMeta("removed", [1]) }
+            if removed {
+                // PROTOCOL.md §23: a device that verifies its own removal wipes its keys.
+                try db.setMeta("removed", [1])
+                try db.execute(sql: "DELETE FROM epoch_keys")
+                try db.execute(sql: "DELETE FROM pending_envelopes")
+            }
             try enforceRemovals(newEntries, db: db, output: &output)
             try retryHeld(after: nil, db: db, output: &output, now: now)
         }
+        try rebuildPending()
+        if try installOwnRemovals(newEntries) { output.pushEnvelopes = true }
         if removed {
             removedFromAccount = true
+            account?.keyring = Keyring()
             output.removed = true
         }
         if !state.keyring.has(epoch: state.log.currentEpoch) { output.fetchKeyEnvelopes = true }
@@ -175,4 +183,13 @@ extension ClientCore {
 enum EnvelopeOutcome {
     case opened(SymmetricKey)
     case refused(String)
+}
+
+extension ClientCore {
+    /// Rebuilds the conversations a late removal touched, from their remaining change sets.
+    func rebuildPending() throws(ClientError) {
+        let targets = rebuildAfterCommit
+        rebuildAfterCommit = []
+        for conversation in targets { try reloadDocument(conversation, fromSavedState: false) }
+    }
 }

@@ -55,6 +55,9 @@ enum Admission {
         let header = changeSet.header
         guard header.account == account else { return .reject(.wrongAccount, "change set for another account") }
         guard let member = log.members[header.author], !member.isRecoveryKey else {
+            // An author added by an entry we have not fetched yet is held, not rejected
+            // (PROTOCOL.md §10 rule 2): only a log that covers the named index can say "never".
+            if header.deviceLogIndex >= UInt64(log.entries.count) { return .hold(.deviceLog(index: header.deviceLogIndex)) }
             return .reject(.unknownAuthor, "author was never a device of this account")
         }
         do { try changeSet.verifySignature(member.signingKey) } catch {

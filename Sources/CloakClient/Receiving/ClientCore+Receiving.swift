@@ -227,3 +227,20 @@ extension ClientCore {
                                          "seq": "\(event.seq.map(String.init) ?? "-")"])
     }
 }
+
+extension ClientCore {
+    /// The chain gaps held change sets are still waiting on (re-requested on every connection,
+    /// so a lost or partial reply never leaves a chain stuck).
+    func openGaps() -> [GapRequest] {
+        var gaps: [GapRequest] = []
+        for (changeSet, reason) in held.values {
+            guard case .gap(let expected) = reason else { continue }
+            let header = changeSet.header
+            let known = chains[ChainKey(conversation: header.conversation, author: header.author)]?.seq ?? 0
+            let from = max(expected, known + 1)
+            guard header.seq > from else { continue }
+            gaps.append(GapRequest(conversation: header.conversation, author: header.author, fromSeq: from, toSeq: header.seq - 1))
+        }
+        return Self.coalesce(gaps)
+    }
+}

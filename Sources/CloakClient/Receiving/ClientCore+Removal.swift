@@ -30,7 +30,6 @@ extension ClientCore {
         let rows = try Row.fetchAll(
             db, sql: "SELECT id, author, seq, wire FROM change_sets WHERE conversation = ? ORDER BY id",
             arguments: [Data(conversation.bytes)])
-        var kept: [ChangeSet] = []
         var dropped = 0
         for row in rows {
             guard let changeSet = try? ChangeSet(wire: Array(row["wire"] as Data)) else { continue }
@@ -42,23 +41,12 @@ extension ClientCore {
                 try db.execute(sql: "DELETE FROM change_sets WHERE id = ?", arguments: [row["id"] as Int64])
                 try db.recordRejected(changeSet.wire, hash: changeSet.hash, reason: "beyondRemovalCutoff", at: now())
                 dropped += 1
-            } else {
-                kept.append(changeSet)
             }
         }
         guard dropped > 0 else { return }
-        var fresh = DocumentSet()
-        fresh.library = documents.library
-        let now = now()
-        for changeSet in kept {
-            guard let (_, ops) = try? decrypt(changeSet) else { continue }
-            _ = fresh.apply(ops, to: conversation, physicalMillis: now)
-        }
-        if conversation == .library {
-            documents.library = fresh.library
-        } else {
-            documents.conversations[conversation] = fresh.conversations[conversation] ?? ConversationDocument()
-        }
+        // The saved state may contain the dropped operations: rebuild from the change sets.
+        try db.execute(sql: "DELETE FROM documents WHERE conversation = ?", arguments: [Data(conversation.bytes)])
+        rebuildAfterCommit.insert(conversation)
         let key = ChainKey(conversation: conversation, author: removed)
         if let cutoff {
             chains[key] = ChainPosition(seq: cutoff.seq, hash: cutoff.hash)
@@ -69,7 +57,6 @@ extension ClientCore {
                 sql: "DELETE FROM chains WHERE conversation = ? AND author = ?",
                 arguments: [Data(conversation.bytes), Data(removed.bytes)])
         }
-        try db.execute(sql: "DELETE FROM documents WHERE conversation = ?", arguments: [Data(conversation.bytes)])
         unsavedChanges[conversation, default: 0] += 1
         output.changed.insert(conversation)
         try raise(

@@ -87,6 +87,15 @@ struct ClientStore: Sendable {
                     conversation BLOB PRIMARY KEY, hash BLOB NOT NULL, author BLOB NOT NULL, snapshot_seq INTEGER NOT NULL);
                 """)
         }
+        migrator.registerMigration("v2-pending-envelopes") { db in
+            // Key envelopes this device must still hand to the server (after a removal it
+            // initiated): kept until the server confirms, so a lost reply loses no key.
+            try db.execute(sql: "CREATE TABLE pending_envelopes (id INTEGER PRIMARY KEY AUTOINCREMENT, wire BLOB NOT NULL)")
+        }
+        migrator.registerMigration("v3-snapshot-coverage") { db in
+            // How much the newest recorded snapshot covers, to recognise a rollback (ADV-12).
+            try db.execute(sql: "ALTER TABLE snapshots ADD COLUMN covered_total INTEGER NOT NULL DEFAULT 0")
+        }
         return migrator
     }
 }

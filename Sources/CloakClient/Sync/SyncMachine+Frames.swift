@@ -12,6 +12,9 @@ extension SyncMachine {
         }
         deadlines[frame.requestID] = nil
         guard let body = frame.body else { return [] }
+        // Catch-up Delivers share the Subscribe's id; every other reply ends its request.
+        var kind: String?
+        if case .deliver = body {} else { kind = kinds.removeValue(forKey: frame.requestID) }
         switch body {
         case .serverHello(let hello):
             return handleHello(hello, core: core, now: now)
@@ -19,9 +22,9 @@ extension SyncMachine {
             return authenticated(core: core, now: now)
         case .error(let error):
             return serverError(ProtocolError(wireCode: error.code, message: error.message), requestID: frame.requestID,
-                               core: core, now: now)
+                               kind: kind, core: core, now: now)
         case .deliver(let deliver):
-            return delivered(deliver, core: core, now: now)
+            return delivered(deliver, requestID: frame.requestID, core: core, now: now)
         case .pushAck(let ack):
             return pushAcknowledged(ack, requestID: frame.requestID, core: core, now: now)
         case .deviceLogEntries(let entries):
@@ -45,6 +48,11 @@ extension SyncMachine {
             if snapshotInFlight == frame.requestID {
                 snapshotInFlight = nil
                 try? core.snapshotStored()
+            }
+            if let sent = envelopesInFlight, sent.id == frame.requestID {
+                envelopesInFlight = nil
+                do { try core.envelopesDelivered(sent.queued) } catch { return scheduleReconnect(now: now, random: core.random) }
+                return pushEnvelopesIfNeeded(core: core, now: now)
             }
             return []
         case .pong:
@@ -81,6 +89,9 @@ extension SyncMachine {
         var effects: [SyncEffect] = [.state(.catchingUp)]
         effects += fetchLog(core: core, now: now)
         effects += fetchEnvelopes(now: now)
+        var reopened = CoreOutput()
+        reopened.gaps = core.openGaps()
+        reopened.pushEnvelopes = true
         let cursor = (try? core.cursor()) ?? 0
         lastAckedCursor = cursor
         if cursor == 0 && !core.hasLocalHistory {
@@ -89,14 +100,16 @@ extension SyncMachine {
         } else {
             effects += subscribe(after: cursor, now: now)
         }
-        return effects
+        return effects + follow(reopened, core: core, now: now)
     }
 
-    private mutating func subscribe(after cursor: UInt64, now: UInt64) -> [SyncEffect] {
+    mutating func subscribe(after cursor: UInt64, now: UInt64) -> [SyncEffect] {
         phase = .syncing(caughtUp: false)
         var subscribe = Cloak_V1_Subscribe()
         subscribe.afterCursor = cursor
-        return [send(.subscribe(subscribe), kind: nil, now: now).1]
+        let (id, effect) = send(.subscribe(subscribe), kind: nil, now: now)
+        subscribeID = id
+        return [effect]
     }
 
     private mutating func snapshotsReceived(_ list: Cloak_V1_SnapshotList, core: ClientCore, now: UInt64)
@@ -110,10 +123,15 @@ extension SyncMachine {
         return effects
     }
 
-    private mutating func delivered(_ deliver: Cloak_V1_Deliver, core: ClientCore, now: UInt64) -> [SyncEffect] {
+    private mutating func delivered(_ deliver: Cloak_V1_Deliver, requestID: UInt64, core: ClientCore, now: UInt64)
+        -> [SyncEffect]
+    {
         let items = deliver.items.map { (cursor: $0.cursor, wire: Array($0.changeSet)) }
         var effects = run(core: core, now: now) { try core.receive(items) }
-        if deliver.caughtUp, case .syncing(let caughtUp) = phase, !caughtUp {
+        // Only the subscription's own catch-up (or a live delivery) says "caught up"; the reply
+        // to a gap re-fetch carries caught_up too but says nothing about the subscription.
+        let isSubscription = requestID == subscribeID || requestID == 0
+        if deliver.caughtUp, isSubscription, case .syncing(let caughtUp) = phase, !caughtUp {
             phase = .syncing(caughtUp: true)
             effects.append(.state(.live))
             effects += pushIfReady(core: core, now: now)
@@ -166,9 +184,18 @@ extension SyncMachine {
     mutating func pushIfReady(core: ClientCore, now: UInt64) -> [SyncEffect] {
         guard case .syncing = phase, pushInFlight == nil, now >= pushRetryAt else { return [] }
         pushRetryAt = 0
-        guard let batch = try? core.outbox(limit: min(configuration.pushBatch, configuration.limits.maxChangeSetsPerPush)),
-            !batch.isEmpty
+        guard let candidates = try? core.outbox(limit: min(configuration.pushBatch, configuration.limits.maxChangeSetsPerPush)),
+            !candidates.isEmpty
         else { return [] }
+        // Stay within the frame limit: a push is one WebSocket message (PROTOCOL.md §24).
+        var budget = configuration.limits.maxFrameBytes - 4096
+        var fitting: [ChangeSet] = []
+        for changeSet in candidates {
+            budget -= changeSet.wire.count + 8
+            if budget < 0 && !fitting.isEmpty { break }
+            fitting.append(changeSet)
+        }
+        let batch = fitting
         var push = Cloak_V1_Push()
         push.changeSets = batch.map { Data($0.wire) }
         let (id, effect) = send(.push(push), kind: "push", now: now)

@@ -6,7 +6,7 @@ import Logging
 extension SyncMachine {
     mutating func tick(core: ClientCore, now: UInt64) -> [SyncEffect] {
         if case .waiting(let until) = phase {
-            return now >= until ? beginConnecting() : []
+            return now >= until ? beginConnecting(now: now) : []
         }
         if let expired = deadlines.first(where: { $0.value.at <= now }) {
             // No answer in time: the connection is presumed dead (or the server stalls us).
@@ -16,6 +16,7 @@ extension SyncMachine {
         guard case .syncing = phase else { return [] }
         var effects = run(core: core, now: now) { try core.flushDueBatches() }
         effects += pushIfReady(core: core, now: now)
+        effects += pushEnvelopesIfNeeded(core: core, now: now)
         effects += snapshotIfDue(core: core, now: now)
         effects += ackCursorIfDue(core: core, now: now, force: false)
         if now >= lastSent + configuration.pingIntervalMillis {
@@ -56,6 +57,7 @@ extension SyncMachine {
             effects.append(send(.fetchChangeSets(fetch), kind: "fetch-change-sets", now: now).1)
         }
         if output.pushOutbox { effects += pushIfReady(core: core, now: now) }
+        if output.pushEnvelopes { effects += pushEnvelopesIfNeeded(core: core, now: now) }
         if !output.changed.isEmpty { effects += snapshotIfDue(core: core, now: now) }
         return effects
     }
@@ -97,30 +99,58 @@ extension SyncMachine {
         return [effect]
     }
 
-    mutating func serverError(_ error: ProtocolError, requestID: UInt64, core: ClientCore, now: UInt64)
-        -> [SyncEffect]
-    {
-        if pushInFlight?.id == requestID {
+    /// Queued key envelopes (a removal this device made) go to the server until confirmed.
+    mutating func pushEnvelopesIfNeeded(core: ClientCore, now: UInt64) -> [SyncEffect] {
+        guard case .syncing = phase, envelopesInFlight == nil, let queued = try? core.queuedEnvelopes(), !queued.isEmpty
+        else { return [] }
+        var put = Cloak_V1_PutKeyEnvelopes()
+        put.envelopes = queued.map(\.envelope)
+        let (id, effect) = send(.putKeyEnvelopes(put), kind: "put-envelopes", now: now)
+        envelopesInFlight = (id, queued.map(\.id))
+        return [effect]
+    }
+
+    mutating func serverError(
+        _ error: ProtocolError, requestID: UInt64, kind: String?, core: ClientCore, now: UInt64
+    ) -> [SyncEffect] {
+        core.logger.notice(
+            "server error", metadata: ["code": "\(error.wireCode)", "message": "\(error.message)", "request": "\(kind ?? "-")"])
+        switch error {
+        case .deviceNotActive, .unknownAccount, .authFailed:
+            // Retrying cannot help (PROTOCOL.md §23): stop until the app acts.
+            phase = .stopped
+            resetConnectionState()
+            return [.close, .state(.refused(error.message))]
+        default:
+            break
+        }
+        if error.closesConnection || phase == .authenticating { return scheduleReconnect(now: now, random: core.random) }
+        switch kind {
+        case "push":
             pushInFlight = nil
             pushRetryAt = now + configuration.reconnectMinMillis * 5
-        }
-        if snapshotInFlight == requestID {
+        case "snapshot":
             snapshotInFlight = nil
             if error == .staleSnapshot {
                 // Someone uploaded a newer snapshot: learn it, so the next one extends it.
                 return [send(.fetchSnapshots(Cloak_V1_FetchSnapshots()), kind: "snapshots", now: now).1]
             }
-        }
-        core.logger.notice("server error", metadata: ["code": "\(error.wireCode)", "message": "\(error.message)"])
-        switch error {
-        case .deviceNotActive, .unknownAccount:
-            phase = .stopped
-            resetConnectionState()
-            return [.close, .state(.refused(error.message))]
+        case "snapshots" where phase == .bootstrapping:
+            // No snapshots to start from: catch up from the beginning instead.
+            return subscribe(after: 0, now: now)
+        case "device-log":
+            logFetchInFlight = false
+        case "key-envelopes":
+            envelopeFetchInFlight = false
+        case "put-envelopes":
+            envelopesInFlight = nil
+        case "subscribe":
+            // Without a subscription nothing arrives: start over.
+            return scheduleReconnect(now: now, random: core.random)
         default:
-            return error.closesConnection || phase == .authenticating
-                ? scheduleReconnect(now: now, random: core.random) : []
+            break
         }
+        return []
     }
 
     mutating func violation(_ detail: String, core: ClientCore, now: UInt64) -> [SyncEffect] {

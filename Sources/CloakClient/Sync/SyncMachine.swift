@@ -79,6 +79,12 @@ struct SyncMachine {
     var lastAckAt: UInt64 = 0
     var pushRetryAt: UInt64 = 0
     var logFetchInFlight = false
+    /// The kind of every request still waiting for its reply (errors name the request).
+    var kinds: [UInt64: String] = [:]
+    /// The request id of this connection's Subscribe (its catch-up Delivers carry it).
+    var subscribeID: UInt64 = 0
+    /// Queued key envelopes sent and not yet confirmed.
+    var envelopesInFlight: (id: UInt64, queued: [Int64])?
     var envelopeFetchInFlight = false
     let configuration: ClientConfiguration
 
@@ -102,14 +108,15 @@ struct SyncMachine {
         let now = core.now()
         switch event {
         case .start:
-            guard phase == .stopped || phase.isWaiting else { return [] }
-            return beginConnecting()
+            guard phase == .stopped || phase.isWaiting, core.account != nil, !core.removedFromAccount else { return [] }
+            return beginConnecting(now: now)
         case .stop:
             phase = .stopped
             resetConnectionState()
             return [.close, .state(.offline(retryAtMillis: nil))]
         case .connected:
             guard phase == .connecting else { return [] }
+            deadlines[Self.connectRequest] = nil
             phase = .awaitingHello
             deadlines[0] = ("hello", now + configuration.requestTimeoutMillis)
             return []
@@ -126,8 +133,12 @@ struct SyncMachine {
         }
     }
 
-    mutating func beginConnecting() -> [SyncEffect] {
+    /// A pseudo request id for the connect attempt itself (a stalled WebSocket upgrade).
+    static let connectRequest = UInt64.max
+
+    mutating func beginConnecting(now: UInt64) -> [SyncEffect] {
         phase = .connecting
+        deadlines[Self.connectRequest] = ("connect", now + configuration.requestTimeoutMillis)
         return [.connect, .state(.connecting)]
     }
 
@@ -137,6 +148,9 @@ struct SyncMachine {
         snapshotInFlight = nil
         logFetchInFlight = false
         envelopeFetchInFlight = false
+        kinds = [:]
+        subscribeID = 0
+        envelopesInFlight = nil
     }
 
     mutating func scheduleReconnect(now: UInt64, random: any RandomSource, refused: String? = nil) -> [SyncEffect] {
@@ -162,6 +176,7 @@ struct SyncMachine {
         let id = nextRequestID
         nextRequestID += 1
         if let kind { deadlines[id] = (kind, now + configuration.requestTimeoutMillis) }
+        kinds[id] = kind ?? body.name
         lastSent = now
         return (id, .send(FrameCodec.encode(body, requestID: id)))
     }
