@@ -98,6 +98,12 @@ public struct DeviceLog: Sendable {
         members.first { $0.value.isRecoveryKey && $0.value.removedAt == nil }.map { ($0.key, $0.value) }
     }
 
+    /// Index of the newest `remove_device` entry, if any: change sets written under an older
+    /// head are refused with STALE_DEVICE_LOG (PROTOCOL.md §19).
+    public var newestRemovalIndex: UInt64? {
+        entries.last(where: { $0.kind == .removeDevice })?.index
+    }
+
     /// The entry that removed `device`, if any.
     public func removal(of device: DeviceID) -> DeviceLogEntry? {
         guard let at = members[device]?.removedAt, !(members[device]?.isRecoveryKey ?? true) else { return nil }

@@ -1,0 +1,94 @@
+public import CloakProtocol
+
+/// Who a connection authenticated as.
+public struct Session: Sendable, Hashable {
+    /// The account.
+    public var account: AccountID
+    /// The device, or the recovery key's id for a recovery session.
+    public var device: DeviceID
+    /// True when the device proved possession of the account's recovery key: such a session
+    /// may only read the device log and key envelopes, add a device and store envelopes
+    /// (PROTOCOL.md §"Recovery").
+    public var isRecoveryKey: Bool
+
+    /// Creates a session.
+    public init(account: AccountID, device: DeviceID, isRecoveryKey: Bool) {
+        self.account = account
+        self.device = device
+        self.isRecoveryKey = isRecoveryKey
+    }
+}
+
+/// A change set staged for, or in, a group commit that has not finished yet.
+struct StagedRef {
+    var cursor: UInt64
+    var hash: ChangeSetHash
+    var batch: UInt64
+}
+
+/// A subscriber's place in the catch-up → live hand-off.
+struct Subscription {
+    var conversations: Set<ConversationID>
+    /// False while the connection reads catch-up pages from the store; live fanout skips it.
+    var live: Bool
+
+    func wants(_ conversation: ConversationID) -> Bool {
+        conversations.isEmpty || conversations.contains(conversation)
+    }
+}
+
+/// What the registry keeps about one account while it is in use. The durable parts (log,
+/// heads, chains, byte count, snapshot heads) include staged writes, so requests that arrive
+/// while a commit runs build on them; if a commit fails they are reloaded from the store.
+struct AccountState {
+    var log: DeviceLog
+    /// Highest cursor durably committed (what catch-up may read up to).
+    var committedHead: UInt64
+    /// Highest cursor handed out, staged or committed.
+    var assignedHead: UInt64
+    var storedBytes: Int64
+    var chains: [ChainKey: ChainPosition]
+    var staged: [ChainSeq: StagedRef] = [:]
+    var newestSnapshots: [ConversationID: SnapshotHash]
+    var snapshotBytes: [ConversationID: Int64]
+    /// Rows staged or in flight for this account (it stays cached until they commit).
+    var pendingWrites = 0
+    /// Set after a failed commit: the next request reloads the account from the store.
+    var needsReload = false
+    var connections: Set<ConnectionID> = []
+    var subscribers: [ConnectionID: Subscription] = [:]
+    var pushBuckets: [DeviceID: TokenBucket] = [:]
+
+    init(record: AccountRecord, log: DeviceLog) {
+        self.log = log
+        committedHead = record.headCursor
+        assignedHead = record.headCursor
+        storedBytes = record.storedBytes
+        chains = record.chains
+        newestSnapshots = record.newestSnapshots
+        snapshotBytes = record.snapshotBytes
+    }
+
+    /// Replaces the durable parts after a reload, keeping connections and rate limits.
+    mutating func reload(from record: AccountRecord, log: DeviceLog) {
+        self.log = log
+        committedHead = record.headCursor
+        assignedHead = record.headCursor
+        storedBytes = record.storedBytes
+        chains = record.chains
+        newestSnapshots = record.newestSnapshots
+        snapshotBytes = record.snapshotBytes
+        staged = [:]
+        pendingWrites = 0
+        needsReload = false
+    }
+
+    /// Whether `device` may act as a member now: an active device, or the current recovery key.
+    func member(_ device: DeviceID) -> (key: DeviceLog.Member, isRecoveryKey: Bool)? {
+        if log.isActive(device, atIndex: log.headIndex), let member = log.members[device] {
+            return (member, false)
+        }
+        if let recovery = log.recoveryKey, recovery.id == device { return (recovery.member, true) }
+        return nil
+    }
+}

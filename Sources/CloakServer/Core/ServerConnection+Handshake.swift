@@ -1,0 +1,212 @@
+import CloakCrypto
+import CloakProtocol
+import Logging
+import Metrics
+import Foundation
+
+extension ServerConnection {
+    /// Register: a verified genesis whose account is not in the store yet.
+    mutating func register(_ request: Cloak_V1_Register, requestID: UInt64) throws(Failure) -> StoreRead? {
+        let genesis = Array(request.genesis)
+        let log: DeviceLog
+        do {
+            let entry = try DeviceLogEntry(wire: genesis, maxCutoffs: registry.configuration.limits.maxRemovalCutoffs)
+            log = try DeviceLog(genesis: entry)
+        } catch let error {
+            if case .badSignature = error { throw .request(error) }
+            throw .request(.invalidDeviceLog(error.message))
+        }
+        if case .ready = registry.lookup(log.account) { throw .request(.accountExists) }
+        registry.beginLoad(id, account: log.account)
+        pending = .register(requestID: requestID, log: log, genesis: genesis)
+        return .account(log.account)
+    }
+
+    /// Authenticate: the device (or recovery key) must be a member now and sign this
+    /// connection's nonce.
+    mutating func authenticate(
+        _ request: Cloak_V1_Authenticate, frame: Cloak_V1_Frame, nowMs: UInt64, loaded: AccountID?
+    ) throws(Failure) -> StoreRead? {
+        guard ProtocolVersion.supported.contains(request.version) else {
+            throw .connection(.unsupportedVersion(request.version))
+        }
+        let account: AccountID
+        let device: DeviceID
+        do {
+            account = try AccountID(validating: request.accountID, field: "account_id")
+            device = try DeviceID(validating: request.deviceID, field: "device_id")
+        } catch { throw .request(error) }
+        guard registry.session(id) == nil else { throw .request(.unexpectedFrame("already authenticated")) }
+        let log: DeviceLog
+        switch registry.lookup(account) {
+        case .needsLoad:
+            guard loaded != account else { throw .connection(.unknownAccount) }
+            registry.beginLoad(id, account: account)
+            pending = .load(account: account, retry: frame)
+            return .account(account)
+        case .ready(let current):
+            log = current
+        }
+        let key: Ed25519PublicKey
+        let isRecoveryKey: Bool
+        if log.isActive(device, atIndex: log.headIndex), let member = log.members[device] {
+            (key, isRecoveryKey) = (member.signingKey, false)
+        } else if let recovery = log.recoveryKey, recovery.id == device {
+            (key, isRecoveryKey) = (recovery.member.signingKey, true)
+            guard registry.allowRecoveryAuthentication(account, nowMs: nowMs) else { throw .request(.rateLimited) }
+        } else {
+            throw .connection(.deviceNotActive)
+        }
+        guard
+            AuthChallenge.verify(
+                Array(request.signature), serverNonce: nonce, account: account, device: device, key: key)
+        else { throw .connection(.authFailed) }
+        let result: Cloak_V1_AuthResult
+        do {
+            result = try registry.authenticate(
+                id, session: Session(account: account, device: device, isRecoveryKey: isRecoveryKey))
+        } catch {
+            switch error {
+            case .unexpectedFrame, .internalError: throw .request(error)
+            default: throw .connection(error)
+            }
+        }
+        registry.logger.debug(
+            "authenticated",
+            metadata: ["connection": "\(id)", "account": "\(account)", "recovery": "\(isRecoveryKey)"])
+        send(.authResult(result), requestID: frame.requestID)
+        return nil
+    }
+
+    /// FetchDeviceLog (allowed before authentication): entries from an index.
+    mutating func fetchDeviceLog(_ request: Cloak_V1_FetchDeviceLog, requestID: UInt64) throws(Failure) -> StoreRead? {
+        let account: AccountID
+        do { account = try AccountID(validating: request.accountID, field: "account_id") } catch {
+            throw .request(error)
+        }
+        pending = .deviceLog(requestID: requestID)
+        return .deviceLog(account, fromIndex: request.fromIndex)
+    }
+
+    /// MailboxTake (allowed before authentication): single-use read of a pairing slot.
+    mutating func takeMailbox(_ request: Cloak_V1_MailboxTake, requestID: UInt64, nowMs: UInt64) throws(Failure)
+        -> StoreRead?
+    {
+        guard request.mailboxID.count == 16 else { throw .request(.invalidField("mailbox_id must be 16 bytes")) }
+        pending = .mailbox(requestID: requestID)
+        return .takeMailbox(Array(request.mailboxID), nowMs: nowMs)
+    }
+
+    /// FetchRecovery (allowed before authentication, rate-limited per account).
+    mutating func fetchRecovery(_ request: Cloak_V1_FetchRecovery, requestID: UInt64, nowMs: UInt64) throws(Failure)
+        -> StoreRead?
+    {
+        switch (request.accountID.isEmpty, request.recoveryKeyID.isEmpty) {
+        case (false, true):
+            let account: AccountID
+            do { account = try AccountID(validating: request.accountID, field: "account_id") } catch {
+                throw .request(error)
+            }
+            guard registry.allowRecoveryFetch(account, nowMs: nowMs) else { throw .request(.rateLimited) }
+            pending = .recovery(requestID: requestID, rateLimited: true)
+            return .recovery(.account(account))
+        case (true, false):
+            let key: DeviceID
+            do { key = try DeviceID(validating: request.recoveryKeyID, field: "recovery_key_id") } catch {
+                throw .request(error)
+            }
+            pending = .recovery(requestID: requestID, rateLimited: false)
+            return .recovery(.recoveryKey(key))
+        default:
+            throw .request(.invalidField("set exactly one of account_id and recovery_key_id"))
+        }
+    }
+
+    // MARK: Read results
+
+    /// Continues a request with the store's answer.
+    mutating func resume(_ waiting: Pending, with result: StoreReadResult, nowMs: UInt64) throws(Failure) -> StoreRead? {
+        switch (waiting, result) {
+        case (.load(let account, let retry), .account(let record)):
+            defer { registry.releaseLoad(id, account: account) }
+            guard install(account, record: record) else { throw .request(.internalError) }
+            return run(retry, nowMs: nowMs, loaded: account)
+        case (.register(let requestID, let log, let genesis), .account(let record)):
+            do {
+                try registry.register(id, requestID: requestID, log: log, genesis: genesis, existsInStore: record != nil)
+            } catch { throw .request(error) }
+            return nil
+        case (.deviceLog(let requestID), .deviceLog(let entries)):
+            guard let entries else { throw .request(.unknownAccount) }
+            var body = Cloak_V1_DeviceLogEntries()
+            body.entries = entries.map { Data($0) }
+            send(.deviceLogEntries(body), requestID: requestID)
+        case (.mailbox(let requestID), .mailbox(let payload)):
+            var body = Cloak_V1_MailboxContent()
+            body.payload = Data(payload ?? [])
+            send(.mailboxContent(body), requestID: requestID)
+        case (.recovery(let requestID, let rateLimited), .recovery(let record)):
+            guard let record else { throw .request(.notFound) }
+            if !rateLimited, !registry.allowRecoveryFetch(record.account, nowMs: nowMs) {
+                throw .request(.rateLimited)
+            }
+            guard let blob = try? FrameCodec.parse(Cloak_V1_RecoveryBlob.self, from: record.bytes, what: "recovery blob") else {
+                throw .request(.internalError)
+            }
+            send(.recoveryBlob(blob), requestID: requestID)
+        case (.catchUp(let catchUp), .changeSets(let page)):
+            return continueCatchUp(catchUp, page: page)
+        case (.push(let push), .changeSetRefs(let refs)):
+            return stage(push, adding: refs)
+        case (.fetchChangeSets(let requestID), .changeSets(let items)):
+            registry.metrics.deliveries.increment(by: items.count)
+            registry.output.send(DeliverEncoder.encode(requestID: requestID, items: items, caughtUp: true), to: id)
+        case (.envelopes(let requestID), .records(let records)):
+            var body = Cloak_V1_KeyEnvelopes()
+            body.envelopes = records.compactMap { try? FrameCodec.parse(Cloak_V1_KeyEnvelope.self, from: $0, what: "key envelope") }
+            send(.keyEnvelopes(body), requestID: requestID)
+        case (.snapshots(let requestID), .records(let records)):
+            send(.snapshots(snapshotList(records)), requestID: requestID)
+        default:
+            registry.logger.error("store answered a different read", metadata: ["connection": "\(id)"])
+            throw .request(.internalError)
+        }
+        return nil
+    }
+
+    /// Verifies a loaded device log (outside the registry's lock) and installs the account.
+    /// Returns false when the stored log does not verify.
+    private func install(_ account: AccountID, record: AccountRecord?) -> Bool {
+        guard let record else { return true }
+        let maxCutoffs = registry.configuration.limits.maxRemovalCutoffs
+        do {
+            let entries = try record.deviceLog.map { bytes throws(ProtocolError) in
+                try DeviceLogEntry(wire: bytes, maxCutoffs: maxCutoffs)
+            }
+            let log = try DeviceLog(verifying: entries)
+            guard log.account == account else { throw ProtocolError.invalidDeviceLog("stored log of another account") }
+            _ = registry.installLoaded(id, account: account, record: record, log: log)
+            return true
+        } catch let error as ProtocolError {
+            registry.logger.critical(
+                "stored device log does not verify", metadata: ["account": "\(account)", "error": "\(error.message)"])
+            return false
+        } catch {
+            registry.logger.critical("stored device log does not verify", metadata: ["account": "\(account)"])
+            return false
+        }
+    }
+
+    /// Newest snapshots that fit one frame, in conversation order.
+    private func snapshotList(_ records: [[UInt8]]) -> Cloak_V1_SnapshotList {
+        var list = Cloak_V1_SnapshotList()
+        var bytes = 0
+        for record in records {
+            guard bytes + record.count + 8 <= registry.configuration.framePayloadBudget else { break }
+            guard let snapshot = try? FrameCodec.parse(Cloak_V1_Snapshot.self, from: record, what: "snapshot") else { continue }
+            bytes += record.count + 8
+            list.snapshots.append(snapshot)
+        }
+        return list
+    }
+}

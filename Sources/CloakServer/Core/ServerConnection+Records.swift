@@ -1,0 +1,120 @@
+import CloakCrypto
+import CloakProtocol
+import Logging
+import Metrics
+import Foundation
+
+extension ServerConnection {
+    /// AppendDeviceLog: the authenticated signer extends the head (checked in the registry).
+    func appendDeviceLog(_ request: Cloak_V1_AppendDeviceLog, _ context: RequestContext) throws(Failure) {
+        let bytes = Array(request.entry)
+        do {
+            let entry = try DeviceLogEntry(wire: bytes, maxCutoffs: registry.configuration.limits.maxRemovalCutoffs)
+            try registry.appendDeviceLog(
+                id, session: context.session, requestID: context.requestID, entry: entry, bytes: bytes)
+        } catch {
+            if case .unsupportedVersion = error { throw .request(.invalidDeviceLog(error.message)) }
+            throw .request(error)
+        }
+    }
+
+    /// PutKeyEnvelopes: all or nothing; each must be the session's account, sent and signed by
+    /// the authenticated member, to a member, for an epoch that exists.
+    func putKeyEnvelopes(_ request: Cloak_V1_PutKeyEnvelopes, _ context: RequestContext) throws(Failure) {
+        let log = context.log
+        guard let senderKey = log.members[context.session.device]?.signingKey else {
+            throw .request(.deviceNotActive)
+        }
+        var envelopes: [(KeyEnvelope, [UInt8])] = []
+        for message in request.envelopes {
+            let envelope: KeyEnvelope
+            do { envelope = try KeyEnvelope(message: message) } catch {
+                if case .unsupportedVersion = error { throw .request(.invalidField(error.message)) }
+                throw .request(error)
+            }
+            guard envelope.account == context.session.account else {
+                throw .request(.invalidField("envelope account_id is not the authenticated account"))
+            }
+            guard envelope.sender == context.session.device else { throw .request(.wrongAuthor) }
+            let recipientIsMember =
+                log.isActive(envelope.recipient, atIndex: log.headIndex) || log.recoveryKey?.id == envelope.recipient
+            guard recipientIsMember else { throw .request(.invalidField("envelope recipient is not a member")) }
+            guard envelope.epoch >= 1, envelope.epoch <= log.currentEpoch else {
+                throw .request(.invalidField("envelope epoch \(envelope.epoch) does not exist"))
+            }
+            guard senderKey.isValidSignature(envelope.signature, for: envelope.signedMessage) else {
+                throw .request(.badSignature("key envelope"))
+            }
+            envelopes.append((envelope, FrameCodec.serialize(message)))
+        }
+        do {
+            try registry.putKeyEnvelopes(
+                id, session: context.session, requestID: context.requestID, envelopes: envelopes)
+        } catch { throw .request(error) }
+    }
+
+    /// PutSnapshot: checked like a change set, then the lineage (in the registry).
+    func putSnapshot(_ request: Cloak_V1_PutSnapshot, _ context: RequestContext) throws(Failure) {
+        let bytes = FrameCodec.serialize(request.snapshot)
+        let limit = registry.configuration.limits.maxChangeSetBytes
+        guard bytes.count <= limit else { throw .request(.changeSetTooLarge(size: bytes.count, limit: limit)) }
+        let snapshot: Snapshot
+        do { snapshot = try Snapshot(message: request.snapshot) } catch {
+            if case .unsupportedVersion = error { throw .request(.invalidField(error.message)) }
+            throw .request(error)
+        }
+        let header = snapshot.header
+        guard header.account == context.session.account else {
+            throw .request(.invalidField("snapshot account_id is not the authenticated account"))
+        }
+        guard header.author == context.session.device else { throw .request(.wrongAuthor) }
+        let log = context.log
+        guard let head = log.hash(atIndex: header.deviceLogIndex), head == header.deviceLogHead,
+            log.isActive(header.author, atIndex: header.deviceLogIndex),
+            let key = log.members[header.author]?.signingKey
+        else {
+            throw .request(.invalidField("device_log_index/device_log_head do not name a log entry the author was active at"))
+        }
+        do {
+            try snapshot.verifySignature(key)
+            try registry.putSnapshot(
+                id, session: context.session, requestID: context.requestID, snapshot: snapshot, bytes: bytes)
+        } catch { throw .request(error) }
+    }
+
+    /// MailboxPut: an opaque, size-limited, expiring slot.
+    func putMailbox(_ request: Cloak_V1_MailboxPut, _ context: RequestContext) throws(Failure) {
+        guard request.mailboxID.count == 16 else { throw .request(.invalidField("mailbox_id must be 16 bytes")) }
+        let limit = registry.configuration.limits.maxMailboxBytes
+        guard request.payload.count <= limit else {
+            throw .request(.invalidField("mailbox payload of \(request.payload.count) bytes exceeds \(limit)"))
+        }
+        let cap = registry.configuration.maxMailboxTTLSeconds
+        let ttl = request.ttlSeconds == 0 ? cap : min(request.ttlSeconds, cap)
+        let row = WriteBatch.MailboxRow(
+            id: Array(request.mailboxID), payload: Array(request.payload),
+            expiresAtMs: context.nowMs + UInt64(ttl) * 1000)
+        registry.putMailbox(id, session: context.session, requestID: context.requestID, row: row)
+    }
+
+    /// PutRecovery: the account's blob, naming the log's current recovery key.
+    func putRecovery(_ request: Cloak_V1_PutRecovery, _ context: RequestContext) throws(Failure) {
+        let blob = request.blob
+        guard Array(blob.accountID) == context.session.account.bytes else {
+            throw .request(.invalidField("recovery blob account_id is not the authenticated account"))
+        }
+        let key: DeviceID
+        do { key = try DeviceID(validating: blob.recoveryKeyID, field: "recovery_key_id") } catch {
+            throw .request(error)
+        }
+        let maxParameters = registry.configuration.maxRecoveryParameterBytes
+        guard !blob.kdfParameters.isEmpty, blob.kdfParameters.count <= maxParameters else {
+            throw .request(.invalidField("kdf_parameters must be 1 to \(maxParameters) bytes"))
+        }
+        let record = RecoveryRecord(
+            account: context.session.account, recoveryKeyID: key, bytes: FrameCodec.serialize(blob))
+        do {
+            try registry.putRecovery(id, session: context.session, requestID: context.requestID, record: record)
+        } catch { throw .request(error) }
+    }
+}

@@ -1,0 +1,153 @@
+import CloakProtocol
+import Logging
+import Metrics
+import Synchronization
+
+/// How a request finds its account in the registry.
+enum AccountLookup {
+    /// Cached and current.
+    case ready(DeviceLog)
+    /// Not cached (or stale after a failed commit): load it from the store first.
+    case needsLoad
+}
+
+extension SyncRegistry {
+    /// The account's verified device log, if the registry holds a current copy.
+    func lookup(_ account: AccountID) -> AccountLookup {
+        state.withLock { s in
+            guard let cached = s.accounts[account], !cached.needsReload else { return .needsLoad }
+            return .ready(cached.log)
+        }
+    }
+
+    /// Notes that `connection` is loading `account` (pins it against eviction).
+    func beginLoad(_ connection: ConnectionID, account: AccountID) {
+        state.withLock { s in
+            s.loading[account, default: 0] += 1
+            s.connections[connection]?.loads[account, default: 0] += 1
+        }
+    }
+
+    /// Installs a loaded account (its log already verified by the caller, outside the lock)
+    /// unless the registry holds a current copy, which is never older than the store's. The
+    /// load stays pinned until ``releaseLoad(_:account:)``, so the request that asked for it
+    /// finds the account. Returns the log in force, or nil when the account does not exist.
+    func installLoaded(_ connection: ConnectionID, account: AccountID, record: AccountRecord?, log: DeviceLog?)
+        -> DeviceLog?
+    {
+        state.withLock { s in
+            if let cached = s.accounts[account], !cached.needsReload { return cached.log }
+            guard let record, let log else { return nil }
+            if s.accounts[account] != nil {
+                s.accounts[account]?.reload(from: record, log: log)
+            } else {
+                s.accounts[account] = AccountState(record: record, log: log)
+            }
+            return log
+        }
+    }
+
+    /// Ends a load started with ``beginLoad(_:account:)``; the account may now be evicted if
+    /// nobody uses it.
+    func releaseLoad(_ connection: ConnectionID, account: AccountID) {
+        state.withLock { s in
+            guard let count = s.connections[connection]?.loads[account] else { return }
+            s.connections[connection]?.loads[account] = count > 1 ? count - 1 : nil
+            s.releaseLoad(account)
+            s.evictIfIdle(account)
+        }
+    }
+
+    /// Creates an account whose genesis was verified and found absent from the store.
+    func register(
+        _ connection: ConnectionID, requestID: UInt64, log: DeviceLog, genesis: [UInt8], existsInStore: Bool
+    ) throws(ProtocolError) {
+        try state.withLock { (s) throws(ProtocolError) in
+            let account = log.account
+            if let count = s.connections[connection]?.loads[account] {
+                s.connections[connection]?.loads[account] = count > 1 ? count - 1 : nil
+                s.releaseLoad(account)
+            }
+            guard !existsInStore, s.accounts[account] == nil else {
+                s.evictIfIdle(account)
+                throw .accountExists
+            }
+            let record = AccountRecord(
+                account: account, deviceLog: [genesis], headCursor: 0, storedBytes: 0, chains: [:], newestSnapshots: [:])
+            s.accounts[account] = AccountState(record: record, log: log)
+            stage(account: account, rows: 1, completion: .done(connection, requestID: requestID), in: &s) { pending in
+                pending.batch.logEntries.append(.init(account: account, index: 0, bytes: genesis))
+            }
+        }
+    }
+
+    /// Counts a recovery-key authentication attempt against the account's window.
+    func allowRecoveryAuthentication(_ account: AccountID, nowMs: UInt64) -> Bool {
+        state.withLock { s in
+            var limiter =
+                s.recoveryAuthLimits[account]
+                ?? SlidingWindowLimiter(
+                    limit: configuration.maxRecoveryAuthenticationsPerWindow, windowMs: configuration.recoveryWindowMs)
+            let allowed = limiter.allow(nowMs: nowMs)
+            s.recoveryAuthLimits[account] = limiter
+            return allowed
+        }
+    }
+
+    /// Counts an unauthenticated recovery-blob fetch against the account's window.
+    func allowRecoveryFetch(_ account: AccountID, nowMs: UInt64) -> Bool {
+        state.withLock { s in
+            var limiter =
+                s.recoveryFetchLimits[account]
+                ?? SlidingWindowLimiter(
+                    limit: configuration.maxRecoveryFetchesPerWindow, windowMs: configuration.recoveryWindowMs)
+            let allowed = limiter.allow(nowMs: nowMs)
+            s.recoveryFetchLimits[account] = limiter
+            return allowed
+        }
+    }
+
+    /// Binds a verified device (or recovery key) to the connection. Re-checks membership
+    /// against the current log (a removal may have landed since the signature check) and
+    /// enforces the per-account connection limit.
+    func authenticate(_ connection: ConnectionID, session: Session) throws(ProtocolError) -> Cloak_V1_AuthResult {
+        try state.withLock { (s) throws(ProtocolError) in
+            guard let entry = s.connections[connection], !entry.closed else { throw .shuttingDown }
+            guard entry.session == nil else { throw .unexpectedFrame("already authenticated") }
+            guard let account = s.accounts[session.account], !account.needsReload else { throw .internalError }
+            guard let member = account.member(session.device), member.isRecoveryKey == session.isRecoveryKey else {
+                throw .deviceNotActive
+            }
+            guard account.connections.count < configuration.maxConnectionsPerAccount else {
+                throw .tooManyConnections
+            }
+            s.connections[connection]?.session = session
+            s.accounts[session.account]?.connections.insert(connection)
+            var result = Cloak_V1_AuthResult()
+            result.headCursor = account.committedHead
+            result.deviceLogLength = UInt64(account.log.entries.count)
+            return result
+        }
+    }
+
+    /// The session and the account's current log, for checks done outside the lock.
+    func sessionLog(_ connection: ConnectionID) -> SessionLookup {
+        state.withLock { s in
+            guard let entry = s.connections[connection], !entry.closed, let session = entry.session else {
+                return .none
+            }
+            guard let account = s.accounts[session.account], !account.needsReload else { return .needsReload(session) }
+            return .ready(session, account.log)
+        }
+    }
+}
+
+/// A connection's session as seen by a request.
+enum SessionLookup {
+    /// Not authenticated (or closed).
+    case none
+    /// The account must be reloaded from the store first (a commit failed).
+    case needsReload(Session)
+    /// The session and the account's current log.
+    case ready(Session, DeviceLog)
+}

@@ -1,0 +1,216 @@
+import CloakProtocol
+import Logging
+import Metrics
+import Synchronization
+
+/// A reply that waits for a group commit.
+enum Completion {
+    case pushAck(ConnectionID, requestID: UInt64, results: [Cloak_V1_PushResult])
+    case done(ConnectionID, requestID: UInt64)
+}
+
+/// A change set to fan out once its batch is durable.
+struct FanoutItem {
+    var cursor: UInt64
+    var conversation: ConversationID
+    var origin: ConnectionID
+    var bytes: [UInt8]
+}
+
+/// The rows and replies of one group commit.
+struct PendingBatch {
+    let id: UInt64
+    var batch = WriteBatch()
+    var completions: [Completion] = []
+    var fanout: [AccountID: [FanoutItem]] = [:]
+    var rowsByAccount: [AccountID: Int] = [:]
+
+    init(id: UInt64) {
+        self.id = id
+    }
+
+    var isEmpty: Bool { batch.isEmpty && completions.isEmpty }
+}
+
+extension SyncRegistry {
+    /// Takes everything staged since the last commit, unless a commit is still running. The
+    /// caller commits the batch and then calls ``finishBatch(_:error:)``; requests that arrive
+    /// meanwhile are staged into the next batch (group commit).
+    public func takeBatch() -> (id: UInt64, batch: WriteBatch)? {
+        state.withLock { s in
+            guard s.inFlight == nil, !s.pending.isEmpty else { return nil }
+            let batch = s.pending
+            s.inFlight = batch
+            s.pending = PendingBatch(id: s.nextBatchID)
+            s.nextBatchID += 1
+            return (batch.id, batch.batch)
+        }
+    }
+
+    /// Whether anything is staged or committing (graceful shutdown waits for this to clear).
+    public var hasUncommittedWrites: Bool {
+        state.withLock { !$0.pending.isEmpty || $0.inFlight != nil }
+    }
+
+    /// Reports the outcome of the commit of batch `id`. On success the waiting replies are
+    /// sent and the new change sets fan out to the account's live subscribers; on failure
+    /// every waiting reply (of this batch and of the one staged behind it, which may build on
+    /// it) gets INTERNAL and the accounts involved reload from the store before their next
+    /// request. Nothing unacknowledged is lost: clients re-push.
+    public func finishBatch(_ id: UInt64, error: StoreError?) {
+        state.withLock { s in
+            guard let batch = s.inFlight, batch.id == id else { return }
+            s.inFlight = nil
+            if let error {
+                fail(batch, error: error, in: &s)
+                let behind = s.pending
+                s.pending = PendingBatch(id: s.nextBatchID)
+                s.nextBatchID += 1
+                fail(behind, error: error, in: &s)
+                return
+            }
+            metrics.commitRows.record(batch.batch.rowCount)
+            metrics.changeSetsAccepted.increment(by: batch.batch.changeSets.count)
+            settle(batch, in: &s)
+            for completion in batch.completions { complete(completion) }
+            for (account, items) in batch.fanout { fanOut(items, account: account, in: &s) }
+            for account in batch.rowsByAccount.keys { s.evictIfIdle(account) }
+            if !s.pending.isEmpty { output.commitNeeded() }
+        }
+    }
+
+    private func settle(_ batch: PendingBatch, in s: inout RegistryState) {
+        for row in batch.batch.changeSets {
+            let key = ChainSeq(chain: row.chain, seq: row.seq)
+            if s.accounts[row.account]?.staged[key]?.batch == batch.id { s.accounts[row.account]?.staged[key] = nil }
+            if let head = s.accounts[row.account]?.committedHead, head < row.cursor {
+                s.accounts[row.account]?.committedHead = row.cursor
+            }
+        }
+        for (account, rows) in batch.rowsByAccount { s.accounts[account]?.pendingWrites -= rows }
+    }
+
+    private func fail(_ batch: PendingBatch, error: StoreError, in s: inout RegistryState) {
+        guard !batch.isEmpty else { return }
+        logger.error("group commit failed", metadata: ["batch": "\(batch.id)", "error": "\(error)"])
+        for account in batch.rowsByAccount.keys {
+            s.accounts[account]?.needsReload = true
+            s.accounts[account]?.pendingWrites = 0
+            s.accounts[account]?.staged = [:]
+        }
+        for completion in batch.completions {
+            switch completion {
+            case .pushAck(let connection, let requestID, _), .done(let connection, let requestID):
+                reject(connection, .internalError, requestID: requestID)
+            }
+        }
+        for account in batch.rowsByAccount.keys { s.evictIfIdle(account) }
+    }
+
+    private func complete(_ completion: Completion) {
+        switch completion {
+        case .pushAck(let connection, let requestID, let results):
+            var ack = Cloak_V1_PushAck()
+            ack.results = results
+            metrics.acks.increment()
+            output.send(FrameCodec.encode(.pushAck(ack), requestID: requestID), to: connection)
+        case .done(let connection, let requestID):
+            output.send(FrameCodec.encode(.done(Cloak_V1_Done()), requestID: requestID), to: connection)
+        }
+    }
+
+    /// Live delivery: every other live subscriber of the account gets the new change sets it
+    /// subscribed to, as they were stored. Frames for the common case (no filter, not the
+    /// pusher) are encoded once and shared.
+    private func fanOut(_ items: [FanoutItem], account: AccountID, in s: inout RegistryState) {
+        guard let subscribers = s.accounts[account]?.subscribers, !subscribers.isEmpty else { return }
+        var shared: [[UInt8]]?
+        for (connection, subscription) in subscribers where subscription.live {
+            let frames: [[UInt8]]
+            let count: Int
+            if items.allSatisfy({ $0.origin != connection && subscription.wants($0.conversation) }) {
+                if shared == nil { shared = deliverFrames(items.map { StoredChangeSet(cursor: $0.cursor, bytes: $0.bytes) }) }
+                (frames, count) = (shared ?? [], items.count)
+            } else {
+                let wanted = items.filter { $0.origin != connection && subscription.wants($0.conversation) }
+                guard !wanted.isEmpty else { continue }
+                (frames, count) = (deliverFrames(wanted.map { StoredChangeSet(cursor: $0.cursor, bytes: $0.bytes) }), wanted.count)
+            }
+            metrics.deliveries.increment(by: count)
+            for frame in frames { output.deliver(frame, to: connection) }
+        }
+    }
+
+    /// Live Deliver frames (request id 0, caught_up true), each within the frame budget.
+    func deliverFrames(_ items: [StoredChangeSet]) -> [[UInt8]] {
+        var frames: [[UInt8]] = []
+        var chunk: [StoredChangeSet] = []
+        var bytes = 0
+        for item in items {
+            let size = DeliverEncoder.encodedSize(of: item)
+            if !chunk.isEmpty, bytes + size > configuration.framePayloadBudget {
+                frames.append(DeliverEncoder.encode(requestID: 0, items: chunk, caughtUp: true))
+                chunk = []
+                bytes = 0
+            }
+            chunk.append(item)
+            bytes += size
+        }
+        if !chunk.isEmpty { frames.append(DeliverEncoder.encode(requestID: 0, items: chunk, caughtUp: true)) }
+        return frames
+    }
+
+    // MARK: Catch-up hand-off
+
+    /// Starts (or restarts) a subscription: live fanout pauses for this connection, and the
+    /// returned committed head is how far its catch-up reads must go.
+    func beginCatchUp(_ connection: ConnectionID, conversations: Set<ConversationID>) -> UInt64? {
+        state.withLock { s in
+            guard let session = s.connections[connection]?.session, s.connections[connection]?.closed == false,
+                s.accounts[session.account] != nil
+            else { return nil }
+            s.accounts[session.account]?.subscribers[connection] = Subscription(conversations: conversations, live: false)
+            return s.accounts[session.account]?.committedHead
+        }
+    }
+
+    /// Called with the last catch-up page read up to `through`. If more was committed
+    /// meanwhile, returns the new head and the caller keeps reading (sending `page` as not yet
+    /// caught up); otherwise sends `page` with `caught_up` and switches the subscription to
+    /// live in the same critical section, so no later commit can slip between them.
+    func finishCatchUp(_ connection: ConnectionID, requestID: UInt64, through: UInt64, page: [StoredChangeSet])
+        -> UInt64?
+    {
+        state.withLock { s in
+            guard let session = s.connections[connection]?.session, let account = s.accounts[session.account],
+                account.subscribers[connection] != nil
+            else { return nil }
+            if account.committedHead > through { return account.committedHead }
+            s.accounts[session.account]?.subscribers[connection]?.live = true
+            metrics.deliveries.increment(by: page.count)
+            output.send(DeliverEncoder.encode(requestID: requestID, items: page, caughtUp: true), to: connection)
+            return nil
+        }
+    }
+
+    // MARK: Staging
+
+    /// Adds rows and a waiting reply to the pending batch, pinning the account until they commit.
+    func stage(
+        account: AccountID, rows: Int, completion: Completion?, in s: inout RegistryState,
+        _ add: (inout PendingBatch) -> Void
+    ) {
+        add(&s.pending)
+        if let completion { s.pending.completions.append(completion) }
+        s.pending.rowsByAccount[account, default: 0] += rows
+        s.accounts[account]?.pendingWrites += rows
+        output.commitNeeded()
+    }
+}
+
+extension ServerOutput {
+    /// Live deliveries go through ``send(_:to:)`` unless the output measures them separately.
+    public func deliver(_ frame: [UInt8], to connection: ConnectionID) {
+        send(frame, to: connection)
+    }
+}

@@ -1,0 +1,177 @@
+import CloakProtocol
+import Logging
+import Metrics
+import Synchronization
+import Foundation
+
+/// A pushed change set after the checks that need no account state (size, shape, account,
+/// author, device-log head, signature).
+struct PreparedItem: Sendable {
+    var hash: ChangeSetHash?
+    var changeSet: ChangeSet?
+    var error: ProtocolError?
+    /// Written under a device-log head older than the newest removal. Decided after the
+    /// duplicate check: a change set stored before the removal whose ack was lost is still
+    /// acknowledged as a duplicate, so the client never re-seals something already stored.
+    var staleDeviceLog = false
+}
+
+/// What staging a push needs next.
+enum PushStaging {
+    /// Staged (or answered): nothing more to do.
+    case staged
+    /// The account must be reloaded first (a commit failed meanwhile): answer INTERNAL.
+    case failed(ProtocolError)
+    /// These positions lie behind the chain heads and are not in memory: read their stored
+    /// cursor and hash, then stage again (duplicate or fork?).
+    case needsLookup([ChainSeq])
+}
+
+extension SyncRegistry {
+    /// Takes a token from the device's push bucket (PROTOCOL.md: pushes per second per device).
+    func takePushToken(_ session: Session, nowMs: UInt64) -> Bool {
+        state.withLock { s in
+            guard s.accounts[session.account] != nil else { return true }
+            var bucket =
+                s.accounts[session.account]?.pushBuckets[session.device]
+                ?? TokenBucket(ratePerSecond: configuration.limits.maxPushesPerSecond, nowMs: nowMs)
+            let allowed = bucket.take(nowMs: nowMs)
+            s.accounts[session.account]?.pushBuckets[session.device] = bucket
+            return allowed
+        }
+    }
+
+    /// Runs the chain checks of a push in order (later items may build on earlier ones),
+    /// assigns cursors and stages the accepted change sets. The PushAck waits for the commit
+    /// of everything it acknowledges, including duplicates of change sets still committing.
+    func stagePush(
+        _ connection: ConnectionID, session: Session, requestID: UInt64, items: [PreparedItem],
+        known: [ChainSeq: StoredChangeSetRef]
+    ) -> PushStaging {
+        state.withLock { s in
+            guard s.connections[connection]?.closed == false else { return .staged }
+            guard let account = s.accounts[session.account], !account.needsReload else { return .failed(.internalError) }
+            var plan = PushPlan(account: account, pendingID: s.pending.id, limit: configuration.limits.maxAccountBytes)
+            for item in items { plan.check(item, known: known) }
+            guard plan.lookups.isEmpty else { return .needsLookup(Array(Set(plan.lookups)).sorted { $0.seq < $1.seq }) }
+            apply(plan, connection: connection, session: session, requestID: requestID, in: &s)
+            return .staged
+        }
+    }
+
+    private func apply(
+        _ plan: PushPlan, connection: ConnectionID, session: Session, requestID: UInt64, in s: inout RegistryState
+    ) {
+        let id = session.account
+        for (key, position) in plan.chains { s.accounts[id]?.chains[key] = position }
+        for (key, ref) in plan.staged { s.accounts[id]?.staged[key] = ref }
+        s.accounts[id]?.assignedHead += UInt64(plan.rows.count)
+        s.accounts[id]?.storedBytes += plan.bytes
+        let completion = Completion.pushAck(connection, requestID: requestID, results: plan.results)
+        if !plan.rows.isEmpty {
+            stage(account: id, rows: plan.rows.count, completion: completion, in: &s) { pending in
+                for row in plan.rows {
+                    pending.batch.changeSets.append(row)
+                    pending.fanout[id, default: []].append(
+                        FanoutItem(cursor: row.cursor, conversation: row.chain.conversation, origin: connection, bytes: row.bytes))
+                }
+            }
+        } else if let wait = plan.waitFor, wait == s.pending.id {
+            s.pending.completions.append(completion)
+        } else if let wait = plan.waitFor, wait == s.inFlight?.id {
+            s.inFlight?.completions.append(completion)
+        } else {
+            metrics.acks.increment()
+            var ack = Cloak_V1_PushAck()
+            ack.results = plan.results
+            output.send(FrameCodec.encode(.pushAck(ack), requestID: requestID), to: connection)
+        }
+    }
+}
+
+/// The chain checks of one push, worked out against an overlay of the account so nothing
+/// changes unless the whole push can be decided.
+struct PushPlan {
+    let account: AccountState
+    let pendingID: UInt64
+    let limit: Int64
+    var chains: [ChainKey: ChainPosition] = [:]
+    var staged: [ChainSeq: StagedRef] = [:]
+    var rows: [WriteBatch.ChangeSetRow] = []
+    var bytes: Int64 = 0
+    var results: [Cloak_V1_PushResult] = []
+    var lookups: [ChainSeq] = []
+    /// The newest batch a result depends on (the ack waits for it).
+    var waitFor: UInt64?
+
+    init(account: AccountState, pendingID: UInt64, limit: Int64) {
+        self.account = account
+        self.pendingID = pendingID
+        self.limit = limit
+    }
+
+    mutating func check(_ item: PreparedItem, known: [ChainSeq: StoredChangeSetRef]) {
+        var result = Cloak_V1_PushResult()
+        if let hash = item.hash { result.hash = Data(hash.bytes) }
+        guard let changeSet = item.changeSet else {
+            result.error = (item.error ?? .invalidField("change set")).wireCode
+            results.append(result)
+            return
+        }
+        switch decide(changeSet, stale: item.staleDeviceLog, known: known) {
+        case .accepted(let cursor):
+            result.cursor = cursor
+        case .duplicate(let cursor, let batch):
+            result.cursor = cursor
+            result.duplicate = true
+            if let batch { waitFor = max(waitFor ?? 0, batch) }
+        case .rejected(let error):
+            result.error = error.wireCode
+        case .lookup(let position):
+            lookups.append(position)
+        }
+        results.append(result)
+    }
+
+    private enum Decision {
+        case accepted(cursor: UInt64)
+        case duplicate(cursor: UInt64, batch: UInt64?)
+        case rejected(ProtocolError)
+        case lookup(ChainSeq)
+    }
+
+    private mutating func decide(_ cs: ChangeSet, stale: Bool, known: [ChainSeq: StoredChangeSetRef]) -> Decision {
+        let key = ChainKey(conversation: cs.header.conversation, author: cs.header.author)
+        let head = chains[key] ?? account.chains[key]
+        let last = head?.seq ?? 0
+        let seq = cs.header.seq
+        let position = ChainSeq(chain: key, seq: seq)
+        if seq <= last {
+            if let ref = staged[position] ?? account.staged[position] {
+                return ref.hash == cs.hash
+                    ? .duplicate(cursor: ref.cursor, batch: ref.batch) : .rejected(.fork("seq \(seq) holds another change set"))
+            }
+            if let ref = known[position] {
+                return ref.hash == cs.hash
+                    ? .duplicate(cursor: ref.cursor, batch: nil) : .rejected(.fork("seq \(seq) holds another change set"))
+            }
+            return .lookup(position)
+        }
+        guard !stale else { return .rejected(.staleDeviceLog) }
+        guard seq == last + 1 else { return .rejected(.gap(expectedSeq: last + 1, got: seq)) }
+        guard cs.header.prevHash == (head?.hash ?? .zero) else {
+            return .rejected(.fork("prev_hash does not match the stored seq \(last)"))
+        }
+        let size = Int64(cs.wire.count)
+        guard account.storedBytes + bytes + size <= limit else { return .rejected(.quotaExceeded) }
+        let cursor = account.assignedHead + UInt64(rows.count) + 1
+        chains[key] = ChainPosition(seq: seq, hash: cs.hash)
+        staged[position] = StagedRef(cursor: cursor, hash: cs.hash, batch: pendingID)
+        rows.append(
+            WriteBatch.ChangeSetRow(
+                account: cs.header.account, cursor: cursor, chain: key, seq: seq, hash: cs.hash, bytes: cs.wire))
+        bytes += size
+        waitFor = max(waitFor ?? 0, pendingID)
+        return .accepted(cursor: cursor)
+    }
+}

@@ -1,0 +1,134 @@
+import CloakProtocol
+import Logging
+import Metrics
+import Synchronization
+
+extension SyncRegistry {
+    /// Appends a device-log entry if it extends the current head under the log rules, and
+    /// closes the live connections of a device it removes (or of a recovery key it replaces).
+    func appendDeviceLog(
+        _ connection: ConnectionID, session: Session, requestID: UInt64, entry: DeviceLogEntry, bytes: [UInt8]
+    ) throws(ProtocolError) {
+        try state.withLock { (s) throws(ProtocolError) in
+            guard let account = s.accounts[session.account], !account.needsReload else { throw .internalError }
+            guard entry.signer == session.device else { throw .wrongAuthor }
+            guard entry.index == UInt64(account.log.entries.count), entry.prevHash == account.log.head else {
+                throw .deviceLogConflict
+            }
+            guard account.log.entries.count < configuration.limits.maxDeviceLogEntries else {
+                throw .invalidDeviceLog("the device log is full")
+            }
+            if session.isRecoveryKey, entry.kind != .addDevice {
+                throw .invalidDeviceLog("a recovery session may only add devices")
+            }
+            var log = account.log
+            try log.append(entry)
+            s.accounts[session.account]?.log = log
+            stage(
+                account: session.account, rows: 1, completion: .done(connection, requestID: requestID), in: &s
+            ) { pending in
+                pending.batch.logEntries.append(.init(account: session.account, index: entry.index, bytes: bytes))
+            }
+            closeMembersNoLongerActive(session.account, in: &s)
+        }
+    }
+
+    private func closeMembersNoLongerActive(_ account: AccountID, in s: inout RegistryState) {
+        guard let state = s.accounts[account] else { return }
+        for connection in state.connections.sorted() {
+            guard let session = s.connections[connection]?.session else { continue }
+            let member = state.member(session.device)
+            if member == nil || member?.isRecoveryKey != session.isRecoveryKey {
+                close(connection, .deviceNotActive, requestID: 0, in: &s)
+            }
+        }
+    }
+
+    /// Stores key envelopes already checked against the session (first copy per recipient and
+    /// epoch wins in the store).
+    func putKeyEnvelopes(
+        _ connection: ConnectionID, session: Session, requestID: UInt64, envelopes: [(KeyEnvelope, [UInt8])]
+    ) throws(ProtocolError) {
+        try state.withLock { (s) throws(ProtocolError) in
+            guard let account = s.accounts[session.account], !account.needsReload else { throw .internalError }
+            let size = envelopes.reduce(Int64(0)) { $0 + Int64($1.1.count) }
+            guard account.storedBytes + size <= configuration.limits.maxAccountBytes else { throw .quotaExceeded }
+            s.accounts[session.account]?.storedBytes += size
+            stage(
+                account: session.account, rows: envelopes.count, completion: .done(connection, requestID: requestID),
+                in: &s
+            ) { pending in
+                for (envelope, bytes) in envelopes {
+                    pending.batch.envelopes.append(
+                        .init(account: session.account, recipient: envelope.recipient, epoch: envelope.epoch, bytes: bytes))
+                }
+            }
+        }
+    }
+
+    /// Stores a snapshot if it extends the conversation's newest one (ADV-12 lineage).
+    func putSnapshot(
+        _ connection: ConnectionID, session: Session, requestID: UInt64, snapshot: Snapshot, bytes: [UInt8]
+    ) throws(ProtocolError) {
+        try state.withLock { (s) throws(ProtocolError) in
+            guard let account = s.accounts[session.account], !account.needsReload else { throw .internalError }
+            let conversation = snapshot.header.conversation
+            guard snapshot.header.prevSnapshotHash == (account.newestSnapshots[conversation] ?? .zero) else {
+                throw .staleSnapshot
+            }
+            let growth = Int64(bytes.count) - (account.snapshotBytes[conversation] ?? 0)
+            guard account.storedBytes + growth <= configuration.limits.maxAccountBytes else { throw .quotaExceeded }
+            s.accounts[session.account]?.newestSnapshots[conversation] = snapshot.hash
+            s.accounts[session.account]?.snapshotBytes[conversation] = Int64(bytes.count)
+            s.accounts[session.account]?.storedBytes += growth
+            stage(
+                account: session.account, rows: 1, completion: .done(connection, requestID: requestID), in: &s
+            ) { pending in
+                pending.batch.snapshots.append(
+                    .init(account: session.account, conversation: conversation, hash: snapshot.hash, bytes: bytes))
+            }
+        }
+    }
+
+    /// Stores the account's recovery blob; it must name the log's current recovery key.
+    func putRecovery(_ connection: ConnectionID, session: Session, requestID: UInt64, record: RecoveryRecord)
+        throws(ProtocolError)
+    {
+        try state.withLock { (s) throws(ProtocolError) in
+            guard let account = s.accounts[session.account], !account.needsReload else { throw .internalError }
+            guard account.log.recoveryKey?.id == record.recoveryKeyID else {
+                throw .invalidField("recovery_key_id is not the device log's current recovery key")
+            }
+            stage(
+                account: session.account, rows: 1, completion: .done(connection, requestID: requestID), in: &s
+            ) { pending in
+                pending.batch.recoveries.append(record)
+            }
+        }
+    }
+
+    /// Stores a pairing-mailbox slot.
+    func putMailbox(_ connection: ConnectionID, session: Session, requestID: UInt64, row: WriteBatch.MailboxRow) {
+        state.withLock { s in
+            stage(
+                account: session.account, rows: 1, completion: .done(connection, requestID: requestID), in: &s
+            ) { pending in
+                pending.batch.mailboxes.append(row)
+            }
+        }
+    }
+
+    /// Records the device's applied cursor (compaction waits for every active device).
+    func acknowledge(_ connection: ConnectionID, session: Session, requestID: UInt64, cursor: UInt64)
+        throws(ProtocolError)
+    {
+        try state.withLock { (s) throws(ProtocolError) in
+            guard let account = s.accounts[session.account], !account.needsReload else { throw .internalError }
+            guard cursor <= account.committedHead else { throw .invalidField("cursor is beyond the account's head") }
+            let completion: Completion? = requestID == 0 ? nil : .done(connection, requestID: requestID)
+            stage(account: session.account, rows: 1, completion: completion, in: &s) { pending in
+                pending.batch.cursorAcks.append(.init(account: session.account, device: session.device, cursor: cursor))
+            }
+        }
+    }
+}

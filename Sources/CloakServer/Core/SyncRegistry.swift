@@ -1,0 +1,197 @@
+public import CloakProtocol
+public import Logging
+import Metrics
+import Synchronization
+
+/// The shared half of the sync core: every connection's registration, every account in use,
+/// the group-commit staging area and the fanout. All methods are synchronous and short (no
+/// I/O, no signature checks under the lock); time comes in as `nowMs` and output leaves
+/// through the injected ``ServerOutput``.
+///
+/// ```swift
+/// let registry = SyncRegistry(configuration: .init(), output: queues, metrics: metrics, logger: logger)
+/// var connection = ServerConnection(registry: registry, random: SystemRandom(), nowMs: now)
+/// var read = connection.receive(bytes, nowMs: now)        // frames in
+/// while let next = read { read = connection.readCompleted(try await store.perform(next), nowMs: now) }
+/// if let (id, batch) = registry.takeBatch() {             // the group committer
+///     try await store.commit(batch); registry.finishBatch(id, error: nil, nowMs: now)
+/// }
+/// registry.tick(nowMs: now)                                // timeouts, once a second
+/// ```
+public final class SyncRegistry: Sendable {
+    /// The limits and timeouts in force.
+    public let configuration: ServerConfiguration
+    /// The instruments.
+    public let metrics: ServerMetrics
+    let output: any ServerOutput
+    let logger: Logger
+    let work: any WorkSpreader
+    let state: Mutex<RegistryState>
+
+    /// Creates an empty registry. `work` decides whether a push's signature checks may use
+    /// several cores (the default runs them in order on the caller's thread).
+    public init(
+        configuration: ServerConfiguration, output: any ServerOutput, metrics: ServerMetrics, logger: Logger,
+        work: any WorkSpreader = SequentialWork()
+    ) {
+        self.configuration = configuration
+        self.output = output
+        self.metrics = metrics
+        self.logger = logger
+        self.work = work
+        state = Mutex(RegistryState())
+    }
+
+    // MARK: Connections
+
+    /// Registers a new connection.
+    public func open(nowMs: UInt64) -> ConnectionID {
+        metrics.connections.increment()
+        return state.withLock { s in
+            let id = ConnectionID(rawValue: s.nextConnection)
+            s.nextConnection += 1
+            s.connections[id] = ConnectionEntry(openedAtMs: nowMs, lastFrameAtMs: nowMs)
+            return id
+        }
+    }
+
+    /// Forgets a connection whose socket has closed (for any reason).
+    public func disconnect(_ connection: ConnectionID) {
+        state.withLock { s in
+            guard let entry = s.connections.removeValue(forKey: connection) else { return }
+            metrics.connections.decrement()
+            for (account, count) in entry.loads { s.releaseLoad(account, count: count) }
+            if let session = entry.session {
+                s.accounts[session.account]?.connections.remove(connection)
+                s.accounts[session.account]?.subscribers[connection] = nil
+                s.evictIfIdle(session.account)
+            }
+            for account in entry.loads.keys { s.evictIfIdle(account) }
+        }
+    }
+
+    /// Whether the server stopped taking requests.
+    public var isShuttingDown: Bool { state.withLock { $0.shuttingDown } }
+
+    /// Stops taking requests: new connections and frames are answered with SHUTTING_DOWN.
+    /// Staged writes still commit; call ``closeAll(with:)`` once they have.
+    public func beginShutdown() {
+        state.withLock { $0.shuttingDown = true }
+    }
+
+    /// Closes every connection with `error` (graceful shutdown).
+    public func closeAll(with error: ProtocolError) {
+        state.withLock { s in
+            for id in s.connections.keys.sorted() { close(id, error, requestID: 0, in: &s) }
+        }
+    }
+
+    /// Closes connections that did not authenticate within the handshake timeout or sent
+    /// nothing within the idle timeout, and forgets expired rate-limit windows.
+    public func tick(nowMs: UInt64) {
+        state.withLock { s in
+            for (id, entry) in s.connections where !entry.closed {
+                if entry.session == nil, nowMs >= entry.openedAtMs + configuration.handshakeTimeoutMs {
+                    close(id, .handshakeTimeout, requestID: 0, in: &s)
+                } else if nowMs >= entry.lastFrameAtMs + configuration.idleTimeoutMs {
+                    close(id, .idleTimeout, requestID: 0, in: &s)
+                }
+            }
+            if nowMs >= s.limiterSweepAtMs {
+                s.limiterSweepAtMs = nowMs + configuration.recoveryWindowMs
+                s.recoveryAuthLimits = s.recoveryAuthLimits.filter { !$0.value.isIdle(nowMs: nowMs) }
+                s.recoveryFetchLimits = s.recoveryFetchLimits.filter { !$0.value.isIdle(nowMs: nowMs) }
+            }
+        }
+    }
+
+    /// Number of open connections (for tests and readiness).
+    public var connectionCount: Int { state.withLock { $0.connections.count } }
+
+    /// Records that a frame arrived (idle timeout).
+    func touch(_ connection: ConnectionID, nowMs: UInt64) {
+        state.withLock { s in s.connections[connection]?.lastFrameAtMs = nowMs }
+    }
+
+    /// The connection's session, if it authenticated and is still open.
+    func session(_ connection: ConnectionID) -> Session? {
+        state.withLock { s in s.connections[connection].flatMap { $0.closed ? nil : $0.session } }
+    }
+
+    /// Whether the connection was closed by the core (its frames are then ignored).
+    func isClosed(_ connection: ConnectionID) -> Bool {
+        state.withLock { s in s.connections[connection]?.closed ?? true }
+    }
+
+    /// Sends a closing error and closes.
+    func close(_ connection: ConnectionID, _ error: ProtocolError, requestID: UInt64) {
+        state.withLock { s in close(connection, error, requestID: requestID, in: &s) }
+    }
+
+    func close(_ connection: ConnectionID, _ error: ProtocolError, requestID: UInt64, in s: inout RegistryState) {
+        guard var entry = s.connections[connection], !entry.closed else { return }
+        entry.closed = true
+        s.connections[connection] = entry
+        if let session = entry.session {
+            s.accounts[session.account]?.connections.remove(connection)
+            s.accounts[session.account]?.subscribers[connection] = nil
+        }
+        logger.info(
+            "closing connection", metadata: ["connection": "\(connection)", "code": "\(error.metricName)"])
+        metrics.error(error)
+        output.send(FrameCodec.encodeError(error, requestID: requestID), to: connection)
+        output.close(connection, with: error)
+    }
+
+    /// Sends a request-scoped error (the connection stays open).
+    func reject(_ connection: ConnectionID, _ error: ProtocolError, requestID: UInt64) {
+        if case .rateLimited = error {
+            logger.debug("request rejected", metadata: ["connection": "\(connection)", "code": "\(error.metricName)"])
+        } else {
+            logger.info(
+                "request rejected",
+                metadata: ["connection": "\(connection)", "code": "\(error.metricName)", "detail": "\(error.message)"])
+        }
+        metrics.error(error)
+        output.send(FrameCodec.encodeError(error, requestID: requestID), to: connection)
+    }
+}
+
+struct ConnectionEntry {
+    var openedAtMs: UInt64
+    var lastFrameAtMs: UInt64
+    var session: Session?
+    /// Account loads this connection started and has not finished (they pin the account).
+    var loads: [AccountID: Int] = [:]
+    var closed = false
+}
+
+struct RegistryState {
+    var nextConnection: UInt64 = 1
+    var connections: [ConnectionID: ConnectionEntry] = [:]
+    var accounts: [AccountID: AccountState] = [:]
+    /// Loads in progress per account: an account is never evicted while one runs, so a load
+    /// that started before a write can never install an older state over it.
+    var loading: [AccountID: Int] = [:]
+    // Kept outside AccountState so evicting an idle account does not reset them.
+    var recoveryAuthLimits: [AccountID: SlidingWindowLimiter] = [:]
+    var recoveryFetchLimits: [AccountID: SlidingWindowLimiter] = [:]
+    var limiterSweepAtMs: UInt64 = 0
+    var pending = PendingBatch(id: 1)
+    var inFlight: PendingBatch?
+    var nextBatchID: UInt64 = 2
+    var shuttingDown = false
+
+    mutating func releaseLoad(_ account: AccountID, count: Int = 1) {
+        let left = (loading[account] ?? 0) - count
+        loading[account] = left > 0 ? left : nil
+    }
+
+    /// Drops an account nobody uses, so memory follows the active accounts.
+    mutating func evictIfIdle(_ account: AccountID) {
+        guard let state = accounts[account], state.connections.isEmpty, state.pendingWrites == 0,
+            loading[account] == nil
+        else { return }
+        accounts[account] = nil
+    }
+}

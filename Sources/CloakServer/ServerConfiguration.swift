@@ -1,0 +1,70 @@
+public import CloakProtocol
+
+/// Everything the sync server enforces, in one value passed at construction (no globals).
+///
+/// ```swift
+/// var configuration = ServerConfiguration()
+/// configuration.limits.maxFrameBytes = 1 << 20
+/// configuration.handshakeTimeoutMs = 5_000
+/// let registry = SyncRegistry(configuration: configuration, logger: logger)
+/// ```
+///
+/// The protocol limits (``limits``) are announced to clients in `ServerHello`; the rest are
+/// server policy. Every limit answers with a typed error code (PROTOCOL.md §"Errors").
+public struct ServerConfiguration: Sendable, Equatable {
+    /// Frame, push, change-set, rate, quota and batch limits, announced in `ServerHello`.
+    public var limits: ProtocolLimits
+    /// Live connections one account may hold (all devices together).
+    public var maxConnectionsPerAccount: Int
+    /// A connection that has not authenticated by then is closed with HANDSHAKE_TIMEOUT.
+    public var handshakeTimeoutMs: UInt64
+    /// A connection that sends no frame for this long is closed with IDLE_TIMEOUT.
+    public var idleTimeoutMs: UInt64
+    /// Bytes queued for one connection before it is closed with SLOW_CONSUMER.
+    public var maxOutboundQueueBytes: Int
+    /// Recovery-key authentications per account per ``recoveryWindowMs``.
+    public var maxRecoveryAuthenticationsPerWindow: Int
+    /// Unauthenticated recovery-blob fetches per account per ``recoveryWindowMs``.
+    public var maxRecoveryFetchesPerWindow: Int
+    /// The sliding window of both recovery rate limits.
+    public var recoveryWindowMs: UInt64
+    /// Upper bound of a pairing mailbox's lifetime (PROTOCOL.md: at most 600 s).
+    public var maxMailboxTTLSeconds: UInt32
+    /// Largest `kdf_parameters` of a recovery blob.
+    public var maxRecoveryParameterBytes: Int
+    /// Most conversation ids in one Subscribe or FetchSnapshots filter.
+    public var maxConversationFilter: Int
+
+    /// Cloak's defaults: the ``ProtocolLimits`` defaults, 64 connections per account, a 30 s
+    /// handshake and 120 s idle timeout (clients ping every 30 s), 8 MiB of queued output,
+    /// 5 recovery authentications and 20 recovery fetches per account per 10 minutes.
+    public init(
+        limits: ProtocolLimits = ProtocolLimits(),
+        maxConnectionsPerAccount: Int = 64,
+        handshakeTimeoutMs: UInt64 = 30_000,
+        idleTimeoutMs: UInt64 = 120_000,
+        maxOutboundQueueBytes: Int = 8 << 20,
+        maxRecoveryAuthenticationsPerWindow: Int = 5,
+        maxRecoveryFetchesPerWindow: Int = 20,
+        recoveryWindowMs: UInt64 = 600_000,
+        maxMailboxTTLSeconds: UInt32 = 600,
+        maxRecoveryParameterBytes: Int = 64,
+        maxConversationFilter: Int = 10_000
+    ) {
+        self.limits = limits
+        self.maxConnectionsPerAccount = maxConnectionsPerAccount
+        self.handshakeTimeoutMs = handshakeTimeoutMs
+        self.idleTimeoutMs = idleTimeoutMs
+        self.maxOutboundQueueBytes = maxOutboundQueueBytes
+        self.maxRecoveryAuthenticationsPerWindow = maxRecoveryAuthenticationsPerWindow
+        self.maxRecoveryFetchesPerWindow = maxRecoveryFetchesPerWindow
+        self.recoveryWindowMs = recoveryWindowMs
+        self.maxMailboxTTLSeconds = maxMailboxTTLSeconds
+        self.maxRecoveryParameterBytes = maxRecoveryParameterBytes
+        self.maxConversationFilter = maxConversationFilter
+    }
+
+    /// Payload room in one outgoing frame after the frame's own fields (request id, tags,
+    /// lengths): deliveries and lists are cut to fit ``ProtocolLimits/maxFrameBytes``.
+    var framePayloadBudget: Int { max(limits.maxFrameBytes - 256, 1024) }
+}

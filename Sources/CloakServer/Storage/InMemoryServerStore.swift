@@ -1,0 +1,348 @@
+public import CloakProtocol
+import Synchronization
+
+/// A ``ServerStore`` held in memory: the store of unit tests and of the deterministic
+/// simulator, which drives the sync core synchronously through the `…Now` methods. It
+/// implements the same batch rules as the database stores and passes the same conformance
+/// suite; a committed batch is applied atomically (to a copy that then replaces the state).
+///
+/// ```swift
+/// let store = InMemoryServerStore()
+/// try store.commitNow(batch)
+/// let result = try store.performNow(.account(accountID))
+/// ```
+public final class InMemoryServerStore: ServerStore {
+    struct Row {
+        var cursor: UInt64
+        var chain: ChainKey
+        var seq: UInt64
+        var hash: ChangeSetHash
+        var bytes: [UInt8]?
+    }
+
+    struct EnvelopeKey: Hashable {
+        var recipient: DeviceID
+        var epoch: UInt64
+    }
+
+    struct AccountData {
+        var log: [[UInt8]] = []
+        var head: UInt64 = 0
+        var storedBytes: Int64 = 0
+        var chains: [ChainKey: ChainPosition] = [:]
+        var rows: [Row] = []
+        var rowBySeq: [ChainSeq: Int] = [:]
+        var envelopes: [EnvelopeKey: [UInt8]] = [:]
+        var snapshots: [ConversationID: (hash: SnapshotHash, bytes: [UInt8])] = [:]
+        var recovery: RecoveryRecord?
+        var acks: [DeviceID: UInt64] = [:]
+    }
+
+    struct State {
+        var accounts: [AccountID: AccountData] = [:]
+        var mailboxes: [[UInt8]: (payload: [UInt8], expiresAtMs: UInt64)] = [:]
+        var recoveryKeys: [DeviceID: AccountID] = [:]
+    }
+
+    private let state = Mutex(State())
+
+    /// An empty store.
+    public init() {}
+
+    /// Nothing to migrate.
+    public func migrate() async throws(StoreError) {}
+    /// Always reachable.
+    public func ping() async throws(StoreError) {}
+    /// Nothing to release.
+    public func close() async {}
+
+    /// Applies a batch atomically.
+    public func commit(_ batch: WriteBatch) async throws(StoreError) { try commitNow(batch) }
+
+    /// Synchronous ``commit(_:)`` for the simulator.
+    public func commitNow(_ batch: WriteBatch) throws(StoreError) {
+        try state.withLock { (current: inout State) throws(StoreError) in
+            var next = current
+            try Self.apply(batch, to: &next)
+            current = next
+        }
+    }
+
+    /// Synchronous ``ServerStore/perform(_:)`` for the simulator.
+    public func performNow(_ read: StoreRead) throws(StoreError) -> StoreReadResult {
+        switch read {
+        case .account(let id): return .account(accountNow(id))
+        case .deviceLog(let id, let from):
+            return .deviceLog(state.withLock { $0.accounts[id].map { Array($0.log.dropFirst(Self.clampIndex(from))) } })
+        case .changeSets(let query): return .changeSets(changeSetsNow(query))
+        case .chainRange(let id, let chain, let seqs, let maxBytes):
+            return .changeSets(chainRangeNow(id, chain, seqs, maxBytes: maxBytes))
+        case .changeSetRefs(let id, let positions): return .changeSetRefs(refsNow(id, positions))
+        case .keyEnvelopes(let id, let recipient, let from):
+            return .records(
+                state.withLock { s in
+                    (s.accounts[id]?.envelopes ?? [:]).filter { $0.key.recipient == recipient && $0.key.epoch >= from }
+                        .sorted { $0.key.epoch < $1.key.epoch }.map(\.value)
+                })
+        case .snapshots(let id, let conversations): return .records(snapshotsNow(id, conversations))
+        case .recovery(let lookup): return .recovery(recoveryNow(lookup))
+        case .takeMailbox(let id, let now):
+            return .mailbox(
+                state.withLock { s in
+                    guard let slot = s.mailboxes.removeValue(forKey: id), slot.expiresAtMs > now else { return nil }
+                    return slot.payload
+                })
+        }
+    }
+
+    /// The account's state, or nil when it does not exist.
+    public func account(_ account: AccountID) async throws(StoreError) -> AccountRecord? { accountNow(account) }
+
+    /// Device-log entries from `fromIndex`, or nil for an unknown account.
+    public func deviceLog(_ account: AccountID, fromIndex: UInt64) async throws(StoreError) -> [[UInt8]]? {
+        guard case .deviceLog(let log) = try performNow(.deviceLog(account, fromIndex: fromIndex)) else { return nil }
+        return log
+    }
+
+    /// A page of stored change sets in cursor order.
+    public func changeSets(_ query: ChangeSetQuery) async throws(StoreError) -> [StoredChangeSet] {
+        changeSetsNow(query)
+    }
+
+    /// A page of stored change sets in cursor order.
+    public func changeSets(account: AccountID, chain: ChainKey, seqs: ClosedRange<UInt64>, maxBytes: Int)
+        async throws(StoreError) -> [StoredChangeSet]
+    {
+        chainRangeNow(account, chain, seqs, maxBytes: maxBytes)
+    }
+
+    /// Cursor and hash of stored change sets at the given positions.
+    public func changeSetRefs(account: AccountID, _ positions: [ChainSeq]) async throws(StoreError) -> [ChainSeq:
+        StoredChangeSetRef]
+    {
+        refsNow(account, positions)
+    }
+
+    /// Key envelopes for a recipient from an epoch on.
+    public func keyEnvelopes(account: AccountID, recipient: DeviceID, fromEpoch: UInt64) async throws(StoreError)
+        -> [[UInt8]]
+    {
+        guard case .records(let records) = try performNow(.keyEnvelopes(account, recipient: recipient, fromEpoch: fromEpoch))
+        else { return [] }
+        return records
+    }
+
+    /// The newest snapshot of each listed conversation (all when empty).
+    public func newestSnapshots(account: AccountID, conversations: [ConversationID]) async throws(StoreError)
+        -> [[UInt8]]
+    {
+        snapshotsNow(account, conversations)
+    }
+
+    /// A recovery blob, by account or recovery key.
+    public func recovery(_ lookup: RecoveryLookup) async throws(StoreError) -> RecoveryRecord? { recoveryNow(lookup) }
+
+    /// Removes and returns an unexpired mailbox payload.
+    public func takeMailbox(_ id: [UInt8], nowMs: UInt64) async throws(StoreError) -> [UInt8]? {
+        guard case .mailbox(let payload) = try performNow(.takeMailbox(id, nowMs: nowMs)) else { return nil }
+        return payload
+    }
+
+    /// Account ids in order, for compaction.
+    public func accounts(after: AccountID?, limit: Int) async throws(StoreError) -> [AccountID] {
+        state.withLock { s in
+            Array(s.accounts.keys.filter { id in after.map { $0 < id } ?? true }.sorted().prefix(limit))
+        }
+    }
+
+    /// What compaction needs to know about an account.
+    public func compactionInput(_ account: AccountID) async throws(StoreError) -> CompactionInput {
+        state.withLock { s in
+            guard let data = s.accounts[account] else { return CompactionInput(deviceLog: [], acknowledged: [:], newestSnapshots: []) }
+            let snapshots = data.snapshots.sorted { $0.key < $1.key }.map(\.value.bytes)
+            return CompactionInput(deviceLog: data.log, acknowledged: data.acks, newestSnapshots: snapshots)
+        }
+    }
+
+    /// Drops the bytes of covered, acknowledged change sets of one chain.
+    public func dropCovered(account: AccountID, chain: ChainKey, throughSeq: UInt64, maxCursor: UInt64)
+        async throws(StoreError) -> (count: Int, bytes: Int64)
+    {
+        state.withLock { s in
+            guard var data = s.accounts[account] else { return (0, 0) }
+            var count = 0
+            var bytes: Int64 = 0
+            for index in data.rows.indices {
+                let row = data.rows[index]
+                guard row.chain == chain, row.seq <= throughSeq, row.cursor <= maxCursor, let body = row.bytes else {
+                    continue
+                }
+                data.rows[index].bytes = nil
+                count += 1
+                bytes += Int64(body.count)
+            }
+            data.storedBytes -= bytes
+            s.accounts[account] = data
+            return (count, bytes)
+        }
+    }
+
+    /// Deletes expired mailboxes.
+    public func purgeMailboxes(nowMs: UInt64) async throws(StoreError) -> Int {
+        state.withLock { s in
+            let before = s.mailboxes.count
+            s.mailboxes = s.mailboxes.filter { $0.value.expiresAtMs > nowMs }
+            return before - s.mailboxes.count
+        }
+    }
+
+    // MARK: Synchronous reads
+
+    func accountNow(_ id: AccountID) -> AccountRecord? {
+        state.withLock { s in
+            guard let data = s.accounts[id] else { return nil }
+            return AccountRecord(
+                account: id, deviceLog: data.log, headCursor: data.head, storedBytes: data.storedBytes,
+                chains: data.chains, newestSnapshots: data.snapshots.mapValues(\.hash),
+                snapshotBytes: data.snapshots.mapValues { Int64($0.bytes.count) })
+        }
+    }
+
+    func changeSetsNow(_ query: ChangeSetQuery) -> [StoredChangeSet] {
+        state.withLock { s in
+            guard let rows = s.accounts[query.account]?.rows else { return [] }
+            var low = 0
+            var high = rows.count
+            while low < high {
+                let mid = (low + high) / 2
+                if rows[mid].cursor <= query.afterCursor { low = mid + 1 } else { high = mid }
+            }
+            var out: [StoredChangeSet] = []
+            var bytes = 0
+            for row in rows[low...] {
+                guard row.cursor <= query.throughCursor, out.count < query.limit else { break }
+                guard let body = row.bytes,
+                    query.conversations.isEmpty || query.conversations.contains(row.chain.conversation)
+                else { continue }
+                if !out.isEmpty, bytes + body.count > query.maxBytes { break }
+                bytes += body.count
+                out.append(StoredChangeSet(cursor: row.cursor, bytes: body))
+            }
+            return out
+        }
+    }
+
+    func chainRangeNow(_ id: AccountID, _ chain: ChainKey, _ seqs: ClosedRange<UInt64>, maxBytes: Int)
+        -> [StoredChangeSet]
+    {
+        state.withLock { s in
+            guard let data = s.accounts[id] else { return [] }
+            var out: [StoredChangeSet] = []
+            var bytes = 0
+            var seq = seqs.lowerBound
+            while seq <= seqs.upperBound {
+                if let index = data.rowBySeq[ChainSeq(chain: chain, seq: seq)], let body = data.rows[index].bytes {
+                    if !out.isEmpty, bytes + body.count > maxBytes { break }
+                    bytes += body.count
+                    out.append(StoredChangeSet(cursor: data.rows[index].cursor, bytes: body))
+                }
+                if seq == UInt64.max { break }
+                seq += 1
+            }
+            return out
+        }
+    }
+
+    func refsNow(_ id: AccountID, _ positions: [ChainSeq]) -> [ChainSeq: StoredChangeSetRef] {
+        state.withLock { s in
+            guard let data = s.accounts[id] else { return [:] }
+            var out: [ChainSeq: StoredChangeSetRef] = [:]
+            for position in positions {
+                if let index = data.rowBySeq[position] {
+                    out[position] = StoredChangeSetRef(cursor: data.rows[index].cursor, hash: data.rows[index].hash)
+                }
+            }
+            return out
+        }
+    }
+
+    func snapshotsNow(_ id: AccountID, _ conversations: [ConversationID]) -> [[UInt8]] {
+        state.withLock { s in
+            guard let data = s.accounts[id] else { return [] }
+            let wanted = Set(conversations)
+            return data.snapshots.filter { wanted.isEmpty || wanted.contains($0.key) }.sorted { $0.key < $1.key }
+                .map(\.value.bytes)
+        }
+    }
+
+    func recoveryNow(_ lookup: RecoveryLookup) -> RecoveryRecord? {
+        state.withLock { s in
+            switch lookup {
+            case .account(let id): return s.accounts[id]?.recovery
+            case .recoveryKey(let key): return s.recoveryKeys[key].flatMap { s.accounts[$0]?.recovery }
+            }
+        }
+    }
+
+    static func clampIndex(_ index: UInt64) -> Int { Int(clamping: index) }
+
+    // MARK: Batch rules
+
+    static func apply(_ batch: WriteBatch, to s: inout State) throws(StoreError) {
+        for entry in batch.logEntries {
+            if entry.index == 0, s.accounts[entry.account] == nil { s.accounts[entry.account] = AccountData() }
+            guard var data = s.accounts[entry.account] else { throw .operationFailed("log entry for unknown account") }
+            if entry.index == UInt64(data.log.count) { data.log.append(entry.bytes) }
+            s.accounts[entry.account] = data
+        }
+        for row in batch.changeSets {
+            guard var data = s.accounts[row.account] else { throw .operationFailed("change set for unknown account") }
+            let position = ChainSeq(chain: row.chain, seq: row.seq)
+            guard data.rowBySeq[position] == nil, row.cursor > data.head else {
+                throw .operationFailed("change set position or cursor already used")
+            }
+            data.rowBySeq[position] = data.rows.count
+            data.rows.append(Row(cursor: row.cursor, chain: row.chain, seq: row.seq, hash: row.hash, bytes: row.bytes))
+            if (data.chains[row.chain]?.seq ?? 0) < row.seq {
+                data.chains[row.chain] = ChainPosition(seq: row.seq, hash: row.hash)
+            }
+            data.head = row.cursor
+            data.storedBytes += Int64(row.bytes.count)
+            s.accounts[row.account] = data
+        }
+        for row in batch.envelopes {
+            guard var data = s.accounts[row.account] else { throw .operationFailed("envelope for unknown account") }
+            let key = EnvelopeKey(recipient: row.recipient, epoch: row.epoch)
+            if data.envelopes[key] == nil {
+                data.envelopes[key] = row.bytes
+                data.storedBytes += Int64(row.bytes.count)
+            }
+            s.accounts[row.account] = data
+        }
+        for row in batch.snapshots {
+            guard var data = s.accounts[row.account] else { throw .operationFailed("snapshot for unknown account") }
+            data.storedBytes -= Int64(data.snapshots[row.conversation]?.bytes.count ?? 0)
+            data.snapshots[row.conversation] = (row.hash, row.bytes)
+            data.storedBytes += Int64(row.bytes.count)
+            s.accounts[row.account] = data
+        }
+        try applyRest(batch, to: &s)
+    }
+
+    private static func applyRest(_ batch: WriteBatch, to s: inout State) throws(StoreError) {
+        for row in batch.mailboxes {
+            s.mailboxes[row.id] = (row.payload, row.expiresAtMs)
+        }
+        for record in batch.recoveries {
+            guard s.accounts[record.account] != nil else { throw .operationFailed("recovery for unknown account") }
+            if let old = s.accounts[record.account]?.recovery { s.recoveryKeys[old.recoveryKeyID] = nil }
+            s.accounts[record.account]?.recovery = record
+            s.recoveryKeys[record.recoveryKeyID] = record.account
+        }
+        for ack in batch.cursorAcks {
+            guard s.accounts[ack.account] != nil else { throw .operationFailed("ack for unknown account") }
+            let old = s.accounts[ack.account]?.acks[ack.device] ?? 0
+            s.accounts[ack.account]?.acks[ack.device] = max(old, ack.cursor)
+        }
+    }
+}

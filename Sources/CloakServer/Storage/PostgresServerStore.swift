@@ -1,0 +1,133 @@
+import CloakProtocol
+import Foundation
+public import Logging
+import NIOCore
+import PostgresNIO
+
+/// A ``ServerStore`` on PostgreSQL through postgres-nio's pooled `PostgresClient`, with the
+/// same schema, migrations and batch rules as ``SQLiteServerStore``. A group commit is one
+/// transaction of a few set-based statements (`UNNEST` arrays), so its cost does not grow
+/// with round trips per row.
+///
+/// ```swift
+/// let store = try PostgresServerStore(url: "postgres://cloak:secret@127.0.0.1:5432/cloak", logger: logger)
+/// try await store.migrate()
+/// defer { Task { await store.close() } }
+/// ```
+///
+/// The client's connection pool runs in a task the store owns; ``close()`` ends it. Only
+/// `sslmode=disable` (the default) is supported: run PostgreSQL on a private network or
+/// loopback, or terminate TLS in front of it.
+public final class PostgresServerStore: ServerStore {
+    let client: PostgresClient
+    let logger: Logger
+    private let runner: Task<Void, Never>
+
+    /// Connects lazily to `url` (`postgres://user:password@host:port/database`).
+    public init(url: String, maximumConnections: Int = 16, logger: Logger) throws(StoreError) {
+        var configuration = try Self.configuration(url)
+        configuration.options.maximumConnections = maximumConnections
+        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        self.client = client
+        self.logger = logger
+        runner = Task { await client.run() }
+    }
+
+    static func configuration(_ url: String) throws(StoreError) -> PostgresClient.Configuration {
+        guard let components = URLComponents(string: url), ["postgres", "postgresql"].contains(components.scheme ?? ""),
+            let host = components.host, !host.isEmpty
+        else { throw .invalidLocation("expected postgres://user:password@host:port/database") }
+        for item in components.queryItems ?? [] where item.name == "sslmode" && item.value != "disable" {
+            throw .invalidLocation("only sslmode=disable is supported")
+        }
+        let database = components.path.split(separator: "/").first.map(String.init)
+        return PostgresClient.Configuration(
+            host: host, port: components.port ?? 5432, username: components.user ?? "postgres",
+            password: components.password, database: database, tls: .disable)
+    }
+
+    /// Creates or upgrades the schema (idempotent).
+    public func migrate() async throws(StoreError) {
+        do {
+            try await client.withTransaction(logger: logger) { connection in
+                // One migrator at a time, even across server processes sharing the database.
+                try await connection.query("SELECT pg_advisory_xact_lock(7215350)", logger: self.logger)
+                try await connection.query(
+                    "CREATE TABLE IF NOT EXISTS cloak_migrations (id TEXT PRIMARY KEY)", logger: self.logger)
+                for (id, statements) in PostgresSchema.migrations {
+                    let done = try await connection.query(
+                        "SELECT 1 FROM cloak_migrations WHERE id = \(id)", logger: self.logger
+                    ).collect()
+                    guard done.isEmpty else { continue }
+                    for statement in statements {
+                        try await connection.query(PostgresQuery(unsafeSQL: statement), logger: self.logger)
+                    }
+                    try await connection.query("INSERT INTO cloak_migrations (id) VALUES (\(id))", logger: self.logger)
+                }
+            }
+        } catch {
+            throw .migrationFailed(Self.describe(error))
+        }
+    }
+
+    /// Succeeds when the database answers.
+    public func ping() async throws(StoreError) {
+        _ = try await rows("ping", "SELECT 1")
+    }
+
+    /// Releases connections and files.
+    public func close() async {
+        runner.cancel()
+        await runner.value
+    }
+
+    /// Applies a batch in one durable transaction.
+    public func commit(_ batch: WriteBatch) async throws(StoreError) {
+        do {
+            try await client.withTransaction(logger: logger) { connection in
+                for query in PostgresSchema.statements(for: batch) {
+                    try await connection.query(query, logger: self.logger)
+                }
+                for row in batch.snapshots {
+                    try await PostgresSchema.putSnapshot(row, on: connection, logger: self.logger)
+                }
+            }
+        } catch {
+            throw .operationFailed("commit: \(Self.describe(error))")
+        }
+    }
+
+    // MARK: Helpers
+
+    func rows(_ what: String, _ query: PostgresQuery) async throws(StoreError) -> [PostgresRow] {
+        do {
+            return try await client.query(query, logger: logger).collect()
+        } catch {
+            throw .operationFailed("\(what): \(Self.describe(error))")
+        }
+    }
+
+    /// A description without the query text or bound values (which may hold stored bytes).
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? PSQLError {
+            return "PostgreSQL \(error.code)" + (error.serverInfo?[.sqlState].map { " (SQLSTATE \($0))" } ?? "")
+        }
+        if error is PostgresTransactionError { return "transaction failed" }
+        return String(describing: type(of: error))
+    }
+}
+
+/// Converting identifiers and integers to and from PostgreSQL values.
+enum PG {
+    static func bytes(_ value: [UInt8]) -> ByteBuffer { ByteBuffer(bytes: value) }
+    static func bytes(_ value: some FixedLengthBytes) -> ByteBuffer { ByteBuffer(bytes: value.bytes) }
+    static func int(_ value: UInt64) -> Int64 { Int64(clamping: value) }
+    static func array(_ buffer: ByteBuffer) -> [UInt8] { Array(buffer.readableBytesView) }
+    static func unsigned(_ value: Int64) -> UInt64 { UInt64(clamping: value) }
+
+    static func query(_ sql: String, _ bind: (inout PostgresBindings) -> Void) -> PostgresQuery {
+        var bindings = PostgresBindings()
+        bind(&bindings)
+        return PostgresQuery(unsafeSQL: sql, binds: bindings)
+    }
+}

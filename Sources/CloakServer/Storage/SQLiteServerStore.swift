@@ -1,0 +1,235 @@
+import CloakProtocol
+import Foundation
+import GRDB
+
+/// The default ``ServerStore``: one SQLite database file through GRDB, in WAL mode with
+/// `synchronous = FULL`, so a commit that returned is on disk (ADV-19) while readers never
+/// block the writer. Group commit (one transaction per ``WriteBatch``) is what makes durable
+/// acknowledgements fast: SQLite pays one fsync per transaction, not per row.
+///
+/// ```swift
+/// let store = try SQLiteServerStore(path: "./cloak-data/cloak.sqlite")
+/// try await store.migrate()
+/// ```
+public final class SQLiteServerStore: ServerStore {
+    let pool: DatabasePool
+
+    /// Opens (creating if needed) the database at `path`; its directory must exist or be
+    /// creatable.
+    public init(path: String) throws(StoreError) {
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
+        do {
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            var configuration = Configuration()
+            // Another process (`cloak-server compact`) may hold the write lock briefly.
+            configuration.busyMode = .timeout(10)
+            configuration.prepareDatabase { db in
+                try db.execute(sql: "PRAGMA synchronous = FULL")
+            }
+            pool = try DatabasePool(path: path, configuration: configuration)
+        } catch {
+            throw .unavailable("cannot open the SQLite database (\(Self.describe(error)))")
+        }
+    }
+
+    /// Applies the schema migrations (GRDB's migrator records which ran).
+    public func migrate() async throws(StoreError) {
+        do {
+            try SQLiteSchema.migrator.migrate(pool)
+        } catch {
+            throw .migrationFailed(Self.describe(error))
+        }
+    }
+
+    /// Succeeds when the database answers.
+    public func ping() async throws(StoreError) {
+        try await read("ping") { db in _ = try Int.fetchOne(db, sql: "SELECT 1") }
+    }
+
+    /// Releases connections and files.
+    public func close() async {
+        try? pool.close()
+    }
+
+    /// Applies a batch in one durable transaction.
+    public func commit(_ batch: WriteBatch) async throws(StoreError) {
+        try await write("commit") { db in try SQLiteSchema.apply(batch, in: db) }
+    }
+
+    // MARK: Helpers
+
+    func read<T: Sendable>(_ what: String, _ body: @escaping @Sendable (Database) throws -> T) async throws(StoreError)
+        -> T
+    {
+        do { return try await pool.read(body) } catch { throw .operationFailed("\(what): \(Self.describe(error))") }
+    }
+
+    func write<T: Sendable>(_ what: String, _ body: @escaping @Sendable (Database) throws -> T) async throws(StoreError)
+        -> T
+    {
+        do { return try await pool.write(body) } catch { throw .operationFailed("\(what): \(Self.describe(error))") }
+    }
+
+    /// A description without bound values or statement text (which may hold stored bytes).
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? DatabaseError { return "SQLite error \(error.resultCode.rawValue)" }
+        return String(describing: type(of: error))
+    }
+}
+
+/// The SQLite schema, its migrations and the batch rules in SQL.
+enum SQLiteSchema {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE accounts (
+                        account BLOB PRIMARY KEY,
+                        head_cursor INTEGER NOT NULL DEFAULT 0,
+                        stored_bytes INTEGER NOT NULL DEFAULT 0
+                    ) WITHOUT ROWID;
+                    CREATE TABLE device_log (
+                        account BLOB NOT NULL, idx INTEGER NOT NULL, entry BLOB NOT NULL,
+                        PRIMARY KEY (account, idx)
+                    ) WITHOUT ROWID;
+                    CREATE TABLE change_sets (
+                        account BLOB NOT NULL, cursor INTEGER NOT NULL,
+                        conversation BLOB NOT NULL, author BLOB NOT NULL, seq INTEGER NOT NULL,
+                        hash BLOB NOT NULL, body BLOB,
+                        PRIMARY KEY (account, cursor)
+                    );
+                    CREATE UNIQUE INDEX change_sets_by_chain ON change_sets (account, conversation, author, seq);
+                    CREATE TABLE chains (
+                        account BLOB NOT NULL, conversation BLOB NOT NULL, author BLOB NOT NULL,
+                        seq INTEGER NOT NULL, hash BLOB NOT NULL,
+                        PRIMARY KEY (account, conversation, author)
+                    ) WITHOUT ROWID;
+                    CREATE TABLE key_envelopes (
+                        account BLOB NOT NULL, recipient BLOB NOT NULL, epoch INTEGER NOT NULL, envelope BLOB NOT NULL,
+                        PRIMARY KEY (account, recipient, epoch)
+                    ) WITHOUT ROWID;
+                    CREATE TABLE snapshots (
+                        account BLOB NOT NULL, conversation BLOB NOT NULL, hash BLOB NOT NULL, snapshot BLOB NOT NULL,
+                        PRIMARY KEY (account, conversation)
+                    );
+                    CREATE TABLE recoveries (
+                        account BLOB PRIMARY KEY, recovery_key BLOB NOT NULL, blob BLOB NOT NULL
+                    );
+                    CREATE INDEX recoveries_by_key ON recoveries (recovery_key);
+                    CREATE TABLE mailboxes (
+                        id BLOB PRIMARY KEY, payload BLOB NOT NULL, expires_at_ms INTEGER NOT NULL
+                    );
+                    CREATE INDEX mailboxes_by_expiry ON mailboxes (expires_at_ms);
+                    CREATE TABLE cursor_acks (
+                        account BLOB NOT NULL, device BLOB NOT NULL, cursor INTEGER NOT NULL,
+                        PRIMARY KEY (account, device)
+                    ) WITHOUT ROWID;
+                    """)
+        }
+        return migrator
+    }
+
+    static func apply(_ batch: WriteBatch, in db: Database) throws {
+        for entry in batch.logEntries {
+            if entry.index == 0 {
+                try db.execute(
+                    sql: "INSERT INTO accounts (account) VALUES (?) ON CONFLICT DO NOTHING",
+                    arguments: [Data(entry.account.bytes)])
+            }
+            try db.cachedStatement(sql: "INSERT INTO device_log (account, idx, entry) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
+                .execute(arguments: [Data(entry.account.bytes), Int64(clamping: entry.index), Data(entry.bytes)])
+        }
+        try applyChangeSets(batch.changeSets, in: db)
+        try applyRecords(batch, in: db)
+    }
+
+    private static func applyChangeSets(_ rows: [WriteBatch.ChangeSetRow], in db: Database) throws {
+        guard !rows.isEmpty else { return }
+        let insert = try db.cachedStatement(
+            sql: "INSERT INTO change_sets (account, cursor, conversation, author, seq, hash, body) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        var heads: [AccountID: (cursor: UInt64, bytes: Int64)] = [:]
+        var chains: [ChainTip: WriteBatch.ChangeSetRow] = [:]
+        for row in rows {
+            try insert.execute(arguments: [
+                Data(row.account.bytes), Int64(clamping: row.cursor), Data(row.chain.conversation.bytes),
+                Data(row.chain.author.bytes), Int64(clamping: row.seq), Data(row.hash.bytes), Data(row.bytes),
+            ])
+            let head = heads[row.account] ?? (0, 0)
+            heads[row.account] = (max(head.cursor, row.cursor), head.bytes + Int64(row.bytes.count))
+            let tip = ChainTip(account: row.account, chain: row.chain)
+            if (chains[tip]?.seq ?? 0) < row.seq { chains[tip] = row }
+        }
+        let upsert = try db.cachedStatement(
+            sql: """
+                INSERT INTO chains (account, conversation, author, seq, hash) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (account, conversation, author) DO UPDATE SET seq = excluded.seq, hash = excluded.hash
+                WHERE excluded.seq > chains.seq
+                """)
+        for (tip, row) in chains {
+            try upsert.execute(arguments: [
+                Data(tip.account.bytes), Data(tip.chain.conversation.bytes), Data(tip.chain.author.bytes),
+                Int64(clamping: row.seq), Data(row.hash.bytes),
+            ])
+        }
+        for (account, head) in heads {
+            try db.cachedStatement(
+                sql: "UPDATE accounts SET head_cursor = max(head_cursor, ?), stored_bytes = stored_bytes + ? WHERE account = ?"
+            ).execute(arguments: [Int64(clamping: head.cursor), head.bytes, Data(account.bytes)])
+        }
+    }
+
+    private static func applyRecords(_ batch: WriteBatch, in db: Database) throws {
+        for row in batch.envelopes {
+            try db.execute(
+                sql: "INSERT INTO key_envelopes (account, recipient, epoch, envelope) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                arguments: [Data(row.account.bytes), Data(row.recipient.bytes), Int64(clamping: row.epoch), Data(row.bytes)])
+            if db.changesCount > 0 { try addBytes(Int64(row.bytes.count), to: row.account, in: db) }
+        }
+        for row in batch.snapshots {
+            let old =
+                try Int64.fetchOne(
+                    db, sql: "SELECT length(snapshot) FROM snapshots WHERE account = ? AND conversation = ?",
+                    arguments: [Data(row.account.bytes), Data(row.conversation.bytes)]) ?? 0
+            try db.execute(
+                sql: """
+                    INSERT INTO snapshots (account, conversation, hash, snapshot) VALUES (?, ?, ?, ?)
+                    ON CONFLICT (account, conversation) DO UPDATE SET hash = excluded.hash, snapshot = excluded.snapshot
+                    """,
+                arguments: [Data(row.account.bytes), Data(row.conversation.bytes), Data(row.hash.bytes), Data(row.bytes)])
+            try addBytes(Int64(row.bytes.count) - old, to: row.account, in: db)
+        }
+        for row in batch.mailboxes {
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO mailboxes (id, payload, expires_at_ms) VALUES (?, ?, ?)",
+                arguments: [Data(row.id), Data(row.payload), Int64(clamping: row.expiresAtMs)])
+        }
+        for record in batch.recoveries {
+            try db.execute(
+                sql: """
+                    INSERT INTO recoveries (account, recovery_key, blob) VALUES (?, ?, ?)
+                    ON CONFLICT (account) DO UPDATE SET recovery_key = excluded.recovery_key, blob = excluded.blob
+                    """,
+                arguments: [Data(record.account.bytes), Data(record.recoveryKeyID.bytes), Data(record.bytes)])
+        }
+        for ack in batch.cursorAcks {
+            try db.execute(
+                sql: """
+                    INSERT INTO cursor_acks (account, device, cursor) VALUES (?, ?, ?)
+                    ON CONFLICT (account, device) DO UPDATE SET cursor = max(cursor, excluded.cursor)
+                    """,
+                arguments: [Data(ack.account.bytes), Data(ack.device.bytes), Int64(clamping: ack.cursor)])
+        }
+    }
+
+    static func addBytes(_ bytes: Int64, to account: AccountID, in db: Database) throws {
+        try db.cachedStatement(sql: "UPDATE accounts SET stored_bytes = stored_bytes + ? WHERE account = ?")
+            .execute(arguments: [bytes, Data(account.bytes)])
+    }
+}
+
+/// One chain of one account (the key of per-batch chain updates).
+struct ChainTip: Hashable {
+    var account: AccountID
+    var chain: ChainKey
+}

@@ -1,0 +1,139 @@
+public import CloakProtocol
+
+/// Why a store operation failed. Messages name the operation, never stored bytes.
+public enum StoreError: Error, Equatable, Sendable {
+    /// The database could not be opened or reached (retry later).
+    case unavailable(String)
+    /// A statement or transaction failed.
+    case operationFailed(String)
+    /// Stored data does not parse or verify (corruption, or a foreign database).
+    case corrupt(String)
+    /// A schema migration failed.
+    case migrationFailed(String)
+    /// The database location is not `sqlite:PATH`, `postgres://…` or `memory:`.
+    case invalidLocation(String)
+}
+
+/// Durable storage of the sync server: accounts and their device logs, change sets with
+/// their cursors, key envelopes, snapshots, recovery blobs, pairing mailboxes and cursor
+/// acknowledgements. It stores ciphertext and public metadata only.
+///
+/// ```swift
+/// let store = try SQLiteServerStore(path: "cloak-data/cloak.sqlite", logger: logger)
+/// try await store.migrate()
+/// try await store.commit(batch)                      // one durable transaction
+/// let page = try await store.changeSets(query)        // catch-up
+/// ```
+///
+/// Implementations: ``InMemoryServerStore`` (tests and the deterministic simulator),
+/// ``SQLiteServerStore`` (the default) and ``PostgresServerStore``; all pass the same
+/// conformance suite (`ServerStoreConformance` in CloakServerTests). The sync core decides
+/// what to write and only ever hands a store whole ``WriteBatch``es, so a store needs no
+/// protocol knowledge beyond the batch rules.
+public protocol ServerStore: Sendable {
+    /// Creates or upgrades the schema (idempotent).
+    func migrate() async throws(StoreError)
+    /// Succeeds when the database answers (readiness).
+    func ping() async throws(StoreError)
+    /// Applies a batch in one durable transaction (fsync'd before returning).
+    func commit(_ batch: WriteBatch) async throws(StoreError)
+    /// The account's state, or nil when it does not exist.
+    func account(_ account: AccountID) async throws(StoreError) -> AccountRecord?
+    /// Device-log entries from `fromIndex`, or nil when the account does not exist.
+    func deviceLog(_ account: AccountID, fromIndex: UInt64) async throws(StoreError) -> [[UInt8]]?
+    /// A page of change sets in cursor order (compacted ones are skipped).
+    func changeSets(_ query: ChangeSetQuery) async throws(StoreError) -> [StoredChangeSet]
+    /// One chain's change sets with `seq` in `seqs`, in cursor order, within `maxBytes`.
+    func changeSets(account: AccountID, chain: ChainKey, seqs: ClosedRange<UInt64>, maxBytes: Int)
+        async throws(StoreError) -> [StoredChangeSet]
+    /// Cursor and hash of stored change sets (including compacted ones) at the given positions.
+    func changeSetRefs(account: AccountID, _ positions: [ChainSeq]) async throws(StoreError) -> [ChainSeq:
+        StoredChangeSetRef]
+    /// Serialised key envelopes for `recipient` with epoch ≥ `fromEpoch`, by epoch.
+    func keyEnvelopes(account: AccountID, recipient: DeviceID, fromEpoch: UInt64) async throws(StoreError) -> [[UInt8]]
+    /// The newest snapshot of each listed conversation (all when empty), by conversation id.
+    func newestSnapshots(account: AccountID, conversations: [ConversationID]) async throws(StoreError) -> [[UInt8]]
+    /// A recovery blob.
+    func recovery(_ lookup: RecoveryLookup) async throws(StoreError) -> RecoveryRecord?
+    /// Removes and returns a mailbox's payload if it exists and has not expired (single use).
+    func takeMailbox(_ id: [UInt8], nowMs: UInt64) async throws(StoreError) -> [UInt8]?
+    /// Accounts in id order after `after`, at most `limit` (compaction walks them).
+    func accounts(after: AccountID?, limit: Int) async throws(StoreError) -> [AccountID]
+    /// Device log, acknowledgements and newest snapshots of an account.
+    func compactionInput(_ account: AccountID) async throws(StoreError) -> CompactionInput
+    /// Drops the bytes of `chain`'s change sets with seq ≤ `throughSeq` and cursor ≤ `maxCursor`,
+    /// keeping cursor and hash (so duplicates and chain checks still answer). Returns the
+    /// number of change sets dropped and their bytes, which leave the account's quota.
+    func dropCovered(account: AccountID, chain: ChainKey, throughSeq: UInt64, maxCursor: UInt64)
+        async throws(StoreError) -> (count: Int, bytes: Int64)
+    /// Deletes expired mailboxes; returns how many.
+    func purgeMailboxes(nowMs: UInt64) async throws(StoreError) -> Int
+    /// Releases connections and files.
+    func close() async
+}
+
+/// A read the sync core asks its driver to perform (sans-IO: the core never awaits).
+public enum StoreRead: Sendable, Equatable {
+    /// ``ServerStore/account(_:)``.
+    case account(AccountID)
+    /// ``ServerStore/deviceLog(_:fromIndex:)``.
+    case deviceLog(AccountID, fromIndex: UInt64)
+    /// ``ServerStore/changeSets(_:)``.
+    case changeSets(ChangeSetQuery)
+    /// ``ServerStore/changeSets(account:chain:seqs:maxBytes:)``.
+    case chainRange(AccountID, ChainKey, ClosedRange<UInt64>, maxBytes: Int)
+    /// ``ServerStore/changeSetRefs(account:_:)``.
+    case changeSetRefs(AccountID, [ChainSeq])
+    /// ``ServerStore/keyEnvelopes(account:recipient:fromEpoch:)``.
+    case keyEnvelopes(AccountID, recipient: DeviceID, fromEpoch: UInt64)
+    /// ``ServerStore/newestSnapshots(account:conversations:)``.
+    case snapshots(AccountID, [ConversationID])
+    /// ``ServerStore/recovery(_:)``.
+    case recovery(RecoveryLookup)
+    /// ``ServerStore/takeMailbox(_:nowMs:)``.
+    case takeMailbox([UInt8], nowMs: UInt64)
+}
+
+/// The answer to a ``StoreRead``, fed back into the core.
+public enum StoreReadResult: Sendable, Equatable {
+    /// Answer to ``StoreRead/account(_:)``.
+    case account(AccountRecord?)
+    /// Answer to ``StoreRead/deviceLog(_:fromIndex:)``.
+    case deviceLog([[UInt8]]?)
+    /// Answer to ``StoreRead/changeSets(_:)`` and ``StoreRead/chainRange(_:_:_:maxBytes:)``.
+    case changeSets([StoredChangeSet])
+    /// Answer to ``StoreRead/changeSetRefs(_:_:)``.
+    case changeSetRefs([ChainSeq: StoredChangeSetRef])
+    /// Answer to ``StoreRead/keyEnvelopes(_:recipient:fromEpoch:)`` and ``StoreRead/snapshots(_:_:)``.
+    case records([[UInt8]])
+    /// Answer to ``StoreRead/recovery(_:)``.
+    case recovery(RecoveryRecord?)
+    /// Answer to ``StoreRead/takeMailbox(_:nowMs:)``.
+    case mailbox([UInt8]?)
+}
+
+extension ServerStore {
+    /// Performs a core-requested read.
+    public func perform(_ read: StoreRead) async throws(StoreError) -> StoreReadResult {
+        switch read {
+        case .account(let id):
+            return .account(try await account(id))
+        case .deviceLog(let id, let from):
+            return .deviceLog(try await deviceLog(id, fromIndex: from))
+        case .changeSets(let query):
+            return .changeSets(try await changeSets(query))
+        case .chainRange(let id, let chain, let seqs, let maxBytes):
+            return .changeSets(try await changeSets(account: id, chain: chain, seqs: seqs, maxBytes: maxBytes))
+        case .changeSetRefs(let id, let positions):
+            return .changeSetRefs(try await changeSetRefs(account: id, positions))
+        case .keyEnvelopes(let id, let recipient, let from):
+            return .records(try await keyEnvelopes(account: id, recipient: recipient, fromEpoch: from))
+        case .snapshots(let id, let conversations):
+            return .records(try await newestSnapshots(account: id, conversations: conversations))
+        case .recovery(let lookup):
+            return .recovery(try await recovery(lookup))
+        case .takeMailbox(let id, let now):
+            return .mailbox(try await takeMailbox(id, nowMs: now))
+        }
+    }
+}

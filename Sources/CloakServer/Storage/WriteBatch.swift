@@ -1,0 +1,163 @@
+public import CloakProtocol
+
+/// Everything one group commit writes, in one transaction: the rows of every request that
+/// arrived while the previous commit was running (DESIGN.md "group commit").
+///
+/// ```swift
+/// var batch = WriteBatch()
+/// batch.changeSets.append(.init(account: a, cursor: 7, chain: key, seq: 3, hash: h, bytes: wire))
+/// try await store.commit(batch)
+/// ```
+///
+/// Every store applies a batch with the same rules, so batches never fail on a constraint:
+/// account and device-log inserts are idempotent, key envelopes keep the first copy, a
+/// snapshot replaces the conversation's previous one, a cursor acknowledgement only moves
+/// forward, and change sets advance their chain and the account's head cursor and byte count.
+public struct WriteBatch: Sendable, Equatable {
+    /// A new change set.
+    public struct ChangeSetRow: Sendable, Equatable {
+        /// The account.
+        public var account: AccountID
+        /// Its cursor (assigned by the registry, strictly increasing per account).
+        public var cursor: UInt64
+        /// The chain it extends.
+        public var chain: ChainKey
+        /// Its sequence number.
+        public var seq: UInt64
+        /// Its hash.
+        public var hash: ChangeSetHash
+        /// The pushed bytes.
+        public var bytes: [UInt8]
+
+        /// Creates a row.
+        public init(account: AccountID, cursor: UInt64, chain: ChainKey, seq: UInt64, hash: ChangeSetHash, bytes: [UInt8]) {
+            self.account = account
+            self.cursor = cursor
+            self.chain = chain
+            self.seq = seq
+            self.hash = hash
+            self.bytes = bytes
+        }
+    }
+
+    /// A device-log entry (index 0 creates the account).
+    public struct LogEntryRow: Sendable, Equatable {
+        /// The account.
+        public var account: AccountID
+        /// Its index.
+        public var index: UInt64
+        /// The serialised entry.
+        public var bytes: [UInt8]
+
+        /// Creates a row.
+        public init(account: AccountID, index: UInt64, bytes: [UInt8]) {
+            self.account = account
+            self.index = index
+            self.bytes = bytes
+        }
+    }
+
+    /// A key envelope.
+    public struct EnvelopeRow: Sendable, Equatable {
+        /// The account.
+        public var account: AccountID
+        /// Who can open it.
+        public var recipient: DeviceID
+        /// Its epoch.
+        public var epoch: UInt64
+        /// The serialised `KeyEnvelope`.
+        public var bytes: [UInt8]
+
+        /// Creates a row.
+        public init(account: AccountID, recipient: DeviceID, epoch: UInt64, bytes: [UInt8]) {
+            self.account = account
+            self.recipient = recipient
+            self.epoch = epoch
+            self.bytes = bytes
+        }
+    }
+
+    /// A snapshot (replaces the conversation's previous one).
+    public struct SnapshotRow: Sendable, Equatable {
+        /// The account.
+        public var account: AccountID
+        /// The conversation.
+        public var conversation: ConversationID
+        /// Its hash (the next snapshot's `prev_snapshot_hash`).
+        public var hash: SnapshotHash
+        /// The serialised `Snapshot`.
+        public var bytes: [UInt8]
+
+        /// Creates a row.
+        public init(account: AccountID, conversation: ConversationID, hash: SnapshotHash, bytes: [UInt8]) {
+            self.account = account
+            self.conversation = conversation
+            self.hash = hash
+            self.bytes = bytes
+        }
+    }
+
+    /// A pairing-mailbox slot (replaces an existing one with the same id).
+    public struct MailboxRow: Sendable, Equatable {
+        /// The 16-byte id.
+        public var id: [UInt8]
+        /// The opaque payload.
+        public var payload: [UInt8]
+        /// Wall-clock expiry, ms since the Unix epoch.
+        public var expiresAtMs: UInt64
+
+        /// Creates a row.
+        public init(id: [UInt8], payload: [UInt8], expiresAtMs: UInt64) {
+            self.id = id
+            self.payload = payload
+            self.expiresAtMs = expiresAtMs
+        }
+    }
+
+    /// A device's applied cursor (only ever moves forward).
+    public struct CursorAckRow: Sendable, Equatable {
+        /// The account.
+        public var account: AccountID
+        /// The device.
+        public var device: DeviceID
+        /// The cursor.
+        public var cursor: UInt64
+
+        /// Creates a row.
+        public init(account: AccountID, device: DeviceID, cursor: UInt64) {
+            self.account = account
+            self.device = device
+            self.cursor = cursor
+        }
+    }
+
+    /// Device-log entries, in index order per account.
+    public var logEntries: [LogEntryRow] = []
+    /// Change sets, in cursor order per account.
+    public var changeSets: [ChangeSetRow] = []
+    /// Key envelopes.
+    public var envelopes: [EnvelopeRow] = []
+    /// Snapshots.
+    public var snapshots: [SnapshotRow] = []
+    /// Mailbox slots.
+    public var mailboxes: [MailboxRow] = []
+    /// Recovery blobs (each replaces the account's previous one).
+    public var recoveries: [RecoveryRecord] = []
+    /// Cursor acknowledgements.
+    public var cursorAcks: [CursorAckRow] = []
+
+    /// An empty batch.
+    public init() {}
+
+    /// True when there is nothing to write.
+    public var isEmpty: Bool {
+        logEntries.isEmpty && changeSets.isEmpty && envelopes.isEmpty && snapshots.isEmpty && mailboxes.isEmpty
+            && recoveries.isEmpty && cursorAcks.isEmpty
+    }
+
+    /// Rows in the batch (for metrics).
+    public var rowCount: Int {
+        logEntries.count + changeSets.count + envelopes.count + snapshots.count + mailboxes.count + recoveries.count
+            + cursorAcks.count
+    }
+}

@@ -1,0 +1,232 @@
+import CloakProtocol
+import CloakServer
+import Metrics
+import NIOCore
+import NIOWebSocket
+import Synchronization
+
+/// One connection's outgoing frames, bounded in bytes (ADV-33), written straight into the
+/// connection's NIO channel from its event loop. The core appends without ever waiting (it
+/// may hold the registry's lock); a flush on the event loop writes everything queued while the
+/// socket is writable and resumes when it becomes writable again. A peer that falls so far
+/// behind that the queue would pass its bound loses what is queued, keeps only a SLOW_CONSUMER
+/// error, and is closed: memory per connection never grows past the bound.
+///
+/// Data frames bypass Hummingbird's async writer (one task hop and one actor hop per frame
+/// would dominate fanout cost); the closing handshake still goes through it, after the last
+/// data frame, via `onClose`.
+final class OutboundQueue: Sendable {
+    private struct State {
+        var frames = CircularBuffer<(bytes: ByteBuffer, live: ContinuousClock.Instant?)>(initialCapacity: 2)
+        var bytes = 0
+        var closing: ProtocolError?
+        var closeIssued = false
+        var ended = false
+        var flushScheduled = false
+        var roomWaiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    private let state = Mutex(State())
+    let channel: any Channel
+    let flusher: LoopFlusher
+    let limit: Int
+    let metrics: ServerMetrics
+    /// Called once when the queue overflows (the peer has stopped reading).
+    let onOverflow: @Sendable () -> Void
+    /// Called once, on the event loop, after the last frame before a close was written.
+    let onClose: @Sendable (ProtocolError) -> Void
+
+    init(
+        channel: any Channel, flusher: LoopFlusher, limit: Int, metrics: ServerMetrics,
+        onOverflow: @escaping @Sendable () -> Void, onClose: @escaping @Sendable (ProtocolError) -> Void
+    ) {
+        self.channel = channel
+        self.flusher = flusher
+        self.limit = limit
+        self.metrics = metrics
+        self.onOverflow = onOverflow
+        self.onClose = onClose
+    }
+
+    /// Appends a frame, or closes with SLOW_CONSUMER when it would pass the bound.
+    func enqueue(_ frame: ByteBuffer, live: Bool) {
+        var overflowed = false
+        let size = frame.readableBytes
+        let schedule: Bool = state.withLock { s in
+            guard s.closing == nil, !s.ended else { return false }
+            if s.bytes + size > limit {
+                overflowed = true
+                s.frames.removeAll()
+                s.frames.append((ByteBuffer(bytes: FrameCodec.encodeError(.slowConsumer)), nil))
+                s.bytes = 0
+                s.closing = .slowConsumer
+            } else {
+                s.frames.append((frame, live ? ContinuousClock.now : nil))
+                s.bytes += size
+            }
+            return Self.claimFlush(&s)
+        }
+        if schedule { scheduleFlush() }
+        if overflowed { onOverflow() }
+    }
+
+    /// Closes after what is queued (the error frame was enqueued just before).
+    func close(with error: ProtocolError) {
+        let schedule: Bool = state.withLock { s in
+            guard s.closing == nil, !s.ended else { return false }
+            s.closing = error
+            return Self.claimFlush(&s)
+        }
+        if schedule { scheduleFlush() }
+    }
+
+    /// The connection is over: drop what is queued.
+    func end() {
+        let rooms = state.withLock { s in
+            s.ended = true
+            s.frames.removeAll()
+            s.bytes = 0
+            defer { s.roomWaiters = [] }
+            return s.roomWaiters
+        }
+        for room in rooms { room.resume() }
+    }
+
+    /// Whether the server closed (or is closing) the connection.
+    var isClosing: Bool { state.withLock { $0.closing != nil || $0.ended } }
+
+    /// Waits until at most half the bound is queued: catch-up reads pace themselves to the
+    /// reader instead of overflowing its queue.
+    func waitForRoom() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let resumeNow = state.withLock { s in
+                if s.bytes <= limit / 2 || s.closing != nil || s.ended { return true }
+                s.roomWaiters.append(continuation)
+                return false
+            }
+            if resumeNow { continuation.resume() }
+        }
+    }
+
+    /// The socket became writable again (from the pipeline's writability observer).
+    func writable() {
+        let schedule = state.withLock { Self.claimFlush(&$0) }
+        if schedule { flush() }
+    }
+
+    private static func claimFlush(_ s: inout State) -> Bool {
+        guard !s.flushScheduled, !s.frames.isEmpty || (s.closing != nil && !s.closeIssued) else { return false }
+        s.flushScheduled = true
+        return true
+    }
+
+    private func scheduleFlush() {
+        flusher.schedule(self)
+    }
+
+    /// Writes what is queued while the socket takes it (on the event loop).
+    func flush() {
+        var wrote = false
+        while true {
+            let step: (frames: [(ByteBuffer, ContinuousClock.Instant?)], close: ProtocolError?, rooms: [CheckedContinuation<Void, Never>]) =
+                state.withLock { s in
+                    guard !s.ended else {
+                        s.flushScheduled = false
+                        return ([], nil, [])
+                    }
+                    guard channel.isWritable else {
+                        // Resumed by `writable()`.
+                        s.flushScheduled = false
+                        return ([], nil, [])
+                    }
+                    var batch: [(ByteBuffer, ContinuousClock.Instant?)] = []
+                    while batch.count < 64, let next = s.frames.popFirst() {
+                        s.bytes -= next.bytes.readableBytes
+                        batch.append(next)
+                    }
+                    var close: ProtocolError?
+                    if batch.isEmpty {
+                        s.flushScheduled = false
+                        if let error = s.closing, !s.closeIssued {
+                            s.closeIssued = true
+                            close = error
+                        }
+                    }
+                    var rooms: [CheckedContinuation<Void, Never>] = []
+                    if s.bytes <= limit / 2, !s.roomWaiters.isEmpty {
+                        rooms = s.roomWaiters
+                        s.roomWaiters = []
+                    }
+                    return (batch, close, rooms)
+                }
+            for room in step.rooms { room.resume() }
+            for (bytes, enqueuedAt) in step.frames {
+                channel.write(WebSocketFrame(fin: true, opcode: .binary, data: bytes), promise: nil)
+                metrics.framesOut.increment()
+                if let enqueuedAt { metrics.fanoutLatency.record(ContinuousClock.now - enqueuedAt) }
+                wrote = true
+            }
+            if step.frames.isEmpty {
+                if wrote { channel.flush() }
+                if let close = step.close { onClose(close) }
+                return
+            }
+        }
+    }
+}
+
+/// Runs the flushes of every connection of one event loop that got frames, in one task on
+/// that loop: a fanout to a thousand connections then costs a couple of event-loop wake-ups,
+/// not a thousand.
+final class LoopFlusher: Sendable {
+    private let loop: any EventLoop
+    private let dirty = Mutex<(queues: [OutboundQueue], scheduled: Bool)>(([], false))
+
+    init(loop: any EventLoop) {
+        self.loop = loop
+    }
+
+    func schedule(_ queue: OutboundQueue) {
+        let wake = dirty.withLock { d in
+            d.queues.append(queue)
+            defer { d.scheduled = true }
+            return !d.scheduled
+        }
+        if wake { loop.execute { self.drain() } }
+    }
+
+    private func drain() {
+        while true {
+            let queues = dirty.withLock { d in
+                defer { d.queues = [] }
+                if d.queues.isEmpty { d.scheduled = false }
+                return d.queues
+            }
+            guard !queues.isEmpty else { return }
+            for queue in queues { queue.flush() }
+        }
+    }
+}
+
+/// Tells a connection's queue when its socket drains (placed at the end of the pipeline).
+final class WritabilityObserver: ChannelInboundHandler, Sendable {
+    typealias InboundIn = Never
+    let queue: OutboundQueue
+
+    init(queue: OutboundQueue) {
+        self.queue = queue
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { queue.writable() }
+        context.fireChannelWritabilityChanged()
+    }
+}
+
+extension Timer {
+    /// Records a `Duration`.
+    func record(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}

@@ -1,0 +1,66 @@
+import ArgumentParser
+import CloakProtocol
+import CloakServer
+
+/// The sync core's limits and timeouts as options (each also a `CLOAK_…` variable).
+struct LimitOptions: ParsableArguments {
+    static let defaults = ServerConfiguration()
+
+    @Option(help: "Largest WebSocket message (CLOAK_MAX_FRAME_BYTES).")
+    var maxFrameBytes = int("CLOAK_MAX_FRAME_BYTES", defaults.limits.maxFrameBytes)
+
+    @Option(help: "Most change sets in one push (CLOAK_MAX_CHANGE_SETS_PER_PUSH).")
+    var maxChangeSetsPerPush = int("CLOAK_MAX_CHANGE_SETS_PER_PUSH", defaults.limits.maxChangeSetsPerPush)
+
+    @Option(help: "Largest change set or snapshot (CLOAK_MAX_CHANGE_SET_BYTES).")
+    var maxChangeSetBytes = int("CLOAK_MAX_CHANGE_SET_BYTES", defaults.limits.maxChangeSetBytes)
+
+    @Option(help: "Pushes per second per device (CLOAK_MAX_PUSHES_PER_SECOND).")
+    var maxPushesPerSecond = int("CLOAK_MAX_PUSHES_PER_SECOND", defaults.limits.maxPushesPerSecond)
+
+    @Option(help: "Stored bytes per account (CLOAK_MAX_ACCOUNT_BYTES).")
+    var maxAccountBytes = int("CLOAK_MAX_ACCOUNT_BYTES", Int(defaults.limits.maxAccountBytes))
+
+    @Option(help: "Change sets per catch-up frame (CLOAK_MAX_CATCH_UP_BATCH).")
+    var maxCatchUpBatch = int("CLOAK_MAX_CATCH_UP_BATCH", defaults.limits.maxCatchUpBatch)
+
+    @Option(help: "Live connections per account (CLOAK_MAX_CONNECTIONS_PER_ACCOUNT).")
+    var maxConnectionsPerAccount = int("CLOAK_MAX_CONNECTIONS_PER_ACCOUNT", defaults.maxConnectionsPerAccount)
+
+    @Option(help: "Milliseconds to authenticate (CLOAK_HANDSHAKE_TIMEOUT_MS).")
+    var handshakeTimeoutMs = int("CLOAK_HANDSHAKE_TIMEOUT_MS", Int(defaults.handshakeTimeoutMs))
+
+    @Option(help: "Milliseconds without a frame before closing (CLOAK_IDLE_TIMEOUT_MS).")
+    var idleTimeoutMs = int("CLOAK_IDLE_TIMEOUT_MS", Int(defaults.idleTimeoutMs))
+
+    @Option(help: "Queued outgoing bytes per connection before SLOW_CONSUMER (CLOAK_MAX_OUTBOUND_QUEUE_BYTES).")
+    var maxOutboundQueueBytes = int("CLOAK_MAX_OUTBOUND_QUEUE_BYTES", defaults.maxOutboundQueueBytes)
+
+    static func int(_ name: String, _ fallback: Int) -> Int {
+        environment(name).flatMap(Int.init) ?? fallback
+    }
+
+    func validate() throws {
+        let values = [
+            maxFrameBytes, maxChangeSetsPerPush, maxChangeSetBytes, maxPushesPerSecond, maxAccountBytes, maxCatchUpBatch,
+            maxConnectionsPerAccount, handshakeTimeoutMs, idleTimeoutMs, maxOutboundQueueBytes,
+        ]
+        guard values.allSatisfy({ $0 > 0 }) else { throw ValidationError("limits must be positive") }
+        guard maxChangeSetBytes < maxFrameBytes else { throw ValidationError("a change set must fit in a frame") }
+    }
+
+    var configuration: ServerConfiguration {
+        var configuration = ServerConfiguration()
+        configuration.limits.maxFrameBytes = maxFrameBytes
+        configuration.limits.maxChangeSetsPerPush = maxChangeSetsPerPush
+        configuration.limits.maxChangeSetBytes = maxChangeSetBytes
+        configuration.limits.maxPushesPerSecond = maxPushesPerSecond
+        configuration.limits.maxAccountBytes = Int64(maxAccountBytes)
+        configuration.limits.maxCatchUpBatch = maxCatchUpBatch
+        configuration.maxConnectionsPerAccount = maxConnectionsPerAccount
+        configuration.handshakeTimeoutMs = UInt64(handshakeTimeoutMs)
+        configuration.idleTimeoutMs = UInt64(idleTimeoutMs)
+        configuration.maxOutboundQueueBytes = maxOutboundQueueBytes
+        return configuration
+    }
+}

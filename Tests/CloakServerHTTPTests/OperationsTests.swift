@@ -1,0 +1,84 @@
+import CloakCrypto
+import CloakProtocol
+import CloakServer
+import CloakServerHTTP
+import Foundation
+import Logging
+import ServiceLifecycle
+import Testing
+
+/// Health, readiness, metrics and graceful shutdown.
+@Suite(.timeLimit(.minutes(2))) struct OperationsTests {
+    @Test func healthReadinessAndMetrics() async throws {
+        try await withServer { server in
+            #expect(try await httpGet(port: server.port, path: "/healthz") == (200, "ok\n"))
+            #expect(try await httpGet(port: server.port, path: "/readyz") == (200, "ready\n"))
+            var account = TestAccount.make(seed: 600)
+            let client = try await WebSocketTestClient.connect(port: server.port)
+            #expect(try await client.login(account, register: true))
+            try await client.send(Frames.push([account.next(in: conversation(1))], id: 3))
+            _ = try await client.reply()
+            try await client.send([0xFF])
+            _ = try await client.untilClosed()
+            let metrics = try await httpGet(port: server.port, path: "/metrics")
+            #expect(metrics.status == 200)
+            for line in [
+                "cloak_pushes_total 1", "cloak_acks_total 1", "cloak_change_sets_accepted_total 1",
+                "cloak_errors_total{code=\"malformedFrame\"} 1", "cloak_commit_latency_seconds_count",
+                "cloak_frames_in_total", "cloak_frames_out_total", "cloak_connections",
+            ] {
+                #expect(metrics.body.contains(line), "\(line)")
+            }
+            // Nothing secret or stored is in the metrics.
+            #expect(!metrics.body.contains(account.account.hex))
+        }
+    }
+
+    @Test func gracefulShutdownFinishesCommitsAndClosesWithShuttingDown() async throws {
+        let store = InMemoryServerStore()
+        let server = CloakHTTPServer(
+            configuration: HTTPServerConfiguration(port: 0), store: store, logger: quietLogger, random: DeterministicRandom(seed: 1))
+        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
+        let group = ServiceGroup(services: try server.services { continuation.yield($0) }, logger: quietLogger)
+        let running = Task { try await group.run() }
+        var iterator = ports.makeAsyncIterator()
+        let port = try #require(await iterator.next())
+        var account = TestAccount.make(seed: 601)
+        let client = try await WebSocketTestClient.connect(port: port)
+        #expect(try await client.login(account, register: true))
+        try await client.send(Frames.push([account.next(in: conversation(1))], id: 3))
+        #expect(try await client.reply().pushAckBody?.results.first?.cursor == 1)
+        await group.triggerGracefulShutdown()
+        let (frames, code) = try await client.untilClosed()
+        #expect(frames.last?.errorCode == .shuttingDown)
+        #expect(code == 1001)
+        try await running.value
+        let stored = try await store.changeSets(
+            ChangeSetQuery(account: account.account, afterCursor: 0, throughCursor: 10, limit: 10, maxBytes: 1 << 20))
+        #expect(stored.count == 1)
+    }
+
+    @Test func servesTLSWithTheGivenCertificate() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cloak-tls-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let cert = directory.appendingPathComponent("cert.pem").path
+        let key = directory.appendingPathComponent("key.pem").path
+        let openssl = Process()
+        openssl.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        openssl.arguments = [
+            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
+            "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", cert,
+        ]
+        openssl.standardOutput = FileHandle.nullDevice
+        openssl.standardError = FileHandle.nullDevice
+        try openssl.run()
+        openssl.waitUntilExit()
+        try #require(openssl.terminationStatus == 0, "openssl could not make a test certificate")
+        try await withServer({ $0.tls = (cert, key) }) { server in
+            let response = try await tlsGet(port: server.port, path: "/healthz")
+            #expect(response.hasPrefix("HTTP/1.1 200"))
+            #expect(response.hasSuffix("ok\n"))
+        }
+    }
+}

@@ -1,0 +1,1 @@
+../../CloakServerTests/Support/Fixtures.swift

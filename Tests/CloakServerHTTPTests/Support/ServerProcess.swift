@@ -1,0 +1,89 @@
+import Foundation
+import Synchronization
+
+/// The real `cloak-server` executable in a child process (for kill -9 durability tests).
+final class ServerProcess: Sendable {
+    let process: Process
+    let port: Int
+
+    private init(process: Process, port: Int) {
+        self.process = process
+        self.port = port
+    }
+
+    /// The built executable next to the test bundle (`swift build --build-tests` builds it).
+    static func binary() throws -> URL {
+        let here = URL(fileURLWithPath: #filePath)
+        let root = here.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        var candidates: [URL] = []
+        if let executable = Bundle.main.executableURL { candidates.append(executable.deletingLastPathComponent()) }
+        candidates.append(URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent())
+        candidates.append(root.appendingPathComponent(".build/debug"))
+        candidates.append(root.appendingPathComponent(".build/x86_64-unknown-linux-gnu/debug"))
+        for directory in candidates {
+            let binary = directory.appendingPathComponent("cloak-server")
+            if FileManager.default.isExecutableFile(atPath: binary.path) { return binary }
+        }
+        throw TestClientError.unexpected(
+            "cloak-server is not built next to the tests (looked in \(candidates.map(\.path))); run swift build --build-tests")
+    }
+
+    /// Starts `cloak-server serve` on a free port and waits (at most `timeout`) until it listens.
+    static func start(database: String, extraArguments: [String] = [], timeout: Duration = .seconds(30)) async throws
+        -> ServerProcess
+    {
+        let process = Process()
+        process.executableURL = try binary()
+        process.arguments = ["serve", "--port", "0", "--database", database, "--log-level", "warning"] + extraArguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let lines = LineBuffer()
+        output.fileHandleForReading.readabilityHandler = { handle in lines.append(handle.availableData) }
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let line = lines.first(containing: "listening on"),
+                let port = line.split(separator: ":").last.flatMap({ Int($0.trimmingCharacters(in: .whitespaces)) })
+            {
+                return ServerProcess(process: process, port: port)
+            }
+            guard process.isRunning else { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        process.terminate()
+        throw TestClientError.unexpected("cloak-server did not start")
+    }
+
+    /// SIGKILL: no shutdown code runs, unsynced writes are lost (as in a crash).
+    func kill9() async {
+        kill(process.processIdentifier, SIGKILL)
+        await waitForExit()
+    }
+
+    /// SIGTERM: graceful shutdown.
+    func terminate() async {
+        process.terminate()
+        await waitForExit()
+    }
+
+    private func waitForExit() async {
+        for _ in 0..<1_500 where process.isRunning {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+    }
+}
+
+/// Collects a child's stdout lines.
+final class LineBuffer: Sendable {
+    private let text = Mutex("")
+
+    func append(_ data: Data) {
+        text.withLock { $0 += String(decoding: data, as: UTF8.self) }
+    }
+
+    func first(containing needle: String) -> String? {
+        text.withLock { $0.split(separator: "\n").first { $0.contains(needle) }.map(String.init) }
+    }
+}

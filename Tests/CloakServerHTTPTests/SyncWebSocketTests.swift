@@ -1,0 +1,175 @@
+import CloakCrypto
+import CloakProtocol
+import CloakServer
+import CloakServerHTTP
+import Foundation
+import NIOCore
+import NIOWebSocket
+import Testing
+
+/// The `/v1/sync` WebSocket end to end on loopback: real sockets, real SQLite.
+@Suite(.timeLimit(.minutes(2))) struct SyncWebSocketTests {
+    @Test func aPushIsAckedAndFannedOutByteIdentically() async throws {
+        try await withServer { server in
+            var account = TestAccount.make(seed: 500, devices: 2)
+            let a = try await WebSocketTestClient.connect(port: server.port)
+            #expect(try await a.login(account, register: true))
+            try await a.send(Frames.appendDeviceLog(account.log.entries[1], id: 3))
+            _ = try await a.reply()
+            let b = try await WebSocketTestClient.connect(port: server.port)
+            #expect(try await b.login(account, device: 1))
+            try await b.send(Frames.subscribe(after: 0, id: 4))
+            #expect(try await b.reply().deliverBody?.caughtUp == true)
+            let changeSet = account.next(in: conversation(1))
+            try await a.send(Frames.push([changeSet], id: 5))
+            let ack = try await a.reply()
+            #expect(ack.requestID == 5)
+            #expect(ack.pushAckBody?.results.first?.cursor == 1)
+            let delivered = try await b.reply()
+            #expect(delivered.requestID == 0)
+            #expect(delivered.deliverBody.map { Array($0.items[0].changeSet) } == changeSet.wire)
+            #expect(delivered.deliverBody?.items.first?.cursor == 1)
+            await a.close()
+            await b.close()
+        }
+    }
+
+    @Test func authenticationRefusalsCarryTheirCodesAndClose() async throws {
+        try await withServer { server in
+            var account = TestAccount.make(seed: 501, devices: 2)
+            let owner = try await WebSocketTestClient.connect(port: server.port)
+            #expect(try await owner.login(account, register: true))
+            try await owner.send(Frames.appendDeviceLog(account.log.entries[1], id: 3))
+            _ = try await owner.reply()
+            try await owner.send(Frames.appendDeviceLog(account.removeDevice(1), id: 4))
+            _ = try await owner.reply()
+            let stranger = TestDevice(seed: 5_010)
+            let other = TestAccount.make(seed: 502)
+            let cases: [(String, (WebSocketTestClient) -> [UInt8], Cloak_V1_ErrorCode)] = [
+                ("wrong signature", { Frames.authenticate(account: account.account, deviceID: account.devices[0].id, key: stranger.signing, nonce: $0.nonce) }, .authFailed),
+                ("replayed nonce", { _ in Frames.authenticate(account: account.account, device: account.devices[0], nonce: owner.nonce) }, .authFailed),
+                ("revoked device", { Frames.authenticate(account: account.account, device: account.devices[1], nonce: $0.nonce) }, .deviceNotActive),
+                ("unknown account", { Frames.authenticate(account: other.account, device: other.devices[0], nonce: $0.nonce) }, .unknownAccount),
+            ]
+            for (name, frame, code) in cases {
+                let client = try await WebSocketTestClient.connect(port: server.port)
+                try await client.send(frame(client))
+                let (frames, close) = try await client.untilClosed()
+                #expect(frames.first?.errorCode == code, "\(name)")
+                #expect(close == 1008, "\(name)")
+            }
+            try await owner.send(Frames.ping(1, id: 9))
+            #expect(try await owner.reply().requestID == 9)
+        }
+    }
+
+    /// Every malformed-frame class of PROTOCOL.md §"Errors" gets its code, and a healthy
+    /// connection is served throughout (ADV-16, ADV-17).
+    @Test func malformedFramesGetTheirCodesAndTheServerKeepsServing() async throws {
+        try await withServer({ $0.sync.limits.maxFrameBytes = 64 << 10 }) { server in
+            var account = TestAccount.make(seed: 503)
+            let healthy = try await WebSocketTestClient.connect(port: server.port)
+            #expect(try await healthy.login(account, register: true))
+            var unknownField = [UInt8]([0x08, 0x07])  // request_id 7
+            unknownField += [0xA8, 0x06, 0x01]  // field 101 (varint): not a known body
+            let cases: [(String, (WebSocketTestClient) async throws -> Void, Cloak_V1_ErrorCode, UInt16)] = [
+                ("garbage", { try await $0.send([0xFF, 0xFF, 0xFF, 0xFF]) }, .malformedFrame, 1008),
+                ("truncated", { try await $0.send(Array(Frames.ping(1, id: 1).dropLast())) }, .malformedFrame, 1008),
+                ("no body", { try await $0.send(FrameCodec.encode(Cloak_V1_Frame())) }, .malformedFrame, 1008),
+                ("unknown body", { try await $0.send(unknownField) }, .malformedFrame, 1008),
+                ("text message", { try await $0.sendText("hello") }, .malformedFrame, 1008),
+                ("oversize", { try await $0.send([UInt8](repeating: 0, count: (64 << 10) + 1)) }, .frameTooLarge, 1009),
+                ("oversize in fragments", { client in
+                    let half = ByteBuffer(bytes: [UInt8](repeating: 0, count: 40 << 10))
+                    try await client.write(WebSocketFrame(fin: false, opcode: .binary, data: half))
+                    try await client.write(WebSocketFrame(fin: true, opcode: .continuation, data: half))
+                }, .frameTooLarge, 1009),
+                ("before authentication", { try await $0.send(Frames.subscribe(after: 0, id: 3)) }, .notAuthenticated, 1008),
+                ("server frame", { client in
+                    #expect(try await client.login(account))
+                    try await client.send(FrameCodec.encode(.pong(Cloak_V1_Pong()), requestID: 4))
+                    #expect(try await client.reply().errorCode == .unexpectedFrame)
+                    try await client.send([0x01])
+                }, .malformedFrame, 1008),
+            ]
+            for (name, act, code, closeCode) in cases {
+                let client = try await WebSocketTestClient.connect(port: server.port)
+                try await act(client)
+                let (frames, close) = try await client.untilClosed()
+                #expect(frames.last?.errorCode == code, "\(name)")
+                #expect(close == closeCode, "\(name)")
+                try await healthy.send(Frames.push([account.next(in: conversation(1))], id: 100))
+                #expect(try await healthy.reply().pushAckBody?.results.first?.error == .unspecified, "after \(name)")
+            }
+        }
+    }
+
+    @Test func aSlowConsumerIsDisconnectedAtItsBound() async throws {
+        try await withServer({
+            $0.sync.maxOutboundQueueBytes = 256 << 10
+            $0.sync.limits.maxPushesPerSecond = 10_000
+        }) { server in
+            var account = TestAccount.make(seed: 504, devices: 2)
+            let pusher = try await WebSocketTestClient.connect(port: server.port)
+            #expect(try await pusher.login(account, register: true))
+            try await pusher.send(Frames.appendDeviceLog(account.log.entries[1], id: 3))
+            _ = try await pusher.reply()
+            let slow = try await WebSocketTestClient.connect(port: server.port, receiveBuffer: 4_096)
+            #expect(try await slow.login(account, device: 1))
+            try await slow.send(Frames.subscribe(after: 0, id: 4))
+            _ = try await slow.reply()
+            try await slow.setReading(false)
+            #expect(server.registry.connectionCount == 2)
+            // Push until the server reports the overflow (socket buffers fill first, then the
+            // 256 KiB queue), then read again: what was in flight, SLOW_CONSUMER, close 1013.
+            var pushes = 0
+            var overflowed = false
+            while !overflowed, pushes < 400 {
+                let batch = (0..<8).map { _ in account.next(in: conversation(1), bodyBytes: 16 << 10) }
+                try await pusher.send(Frames.push(batch, id: 10 + UInt64(pushes)))
+                _ = try await pusher.reply()
+                pushes += 1
+                overflowed = try await httpGet(port: server.port, path: "/metrics").body
+                    .contains("cloak_errors_total{code=\"slowConsumer\"}")
+            }
+            #expect(overflowed, "the slow consumer was never cut off")
+            try await slow.setReading(true)
+            let (frames, close) = try await slow.untilClosed(timeout: .seconds(20))
+            #expect(frames.last?.errorCode == .slowConsumer)
+            #expect(close == 1013)
+            try await pusher.send(Frames.ping(5, id: 999))
+            #expect(try await pusher.reply().requestID == 999)
+        }
+    }
+}
+
+extension SyncWebSocketTests {
+    /// A catch-up of many pages over the socket ends with exactly one caught-up page.
+    @Test func catchUpOfManyPagesOverTheSocket() async throws {
+        try await withServer({
+            $0.sync.limits.maxCatchUpBatch = 100
+            $0.sync.limits.maxPushesPerSecond = 10_000
+        }) { server in
+            var account = TestAccount.make(seed: 505)
+            let writer = try await WebSocketTestClient.connect(port: server.port)
+            #expect(try await writer.login(account, register: true))
+            for n in 0..<10 {
+                let batch = (0..<100).map { _ in account.next(in: conversation(1), bodyBytes: 1_000) }
+                try await writer.send(Frames.push(batch, id: 10 + UInt64(n)))
+                _ = try await writer.reply()
+            }
+            let reader = try await WebSocketTestClient.connect(port: server.port)
+            #expect(try await reader.login(account))
+            try await reader.send(Frames.subscribe(after: 0, id: 7))
+            var cursors: [UInt64] = []
+            var pages: [Bool] = []
+            while pages.last != true {
+                let deliver = try #require(try await reader.reply().deliverBody)
+                cursors += deliver.items.map(\.cursor)
+                pages.append(deliver.caughtUp)
+            }
+            #expect(cursors == Array(1...1_000))
+            #expect(pages.count == 10)
+        }
+    }
+}

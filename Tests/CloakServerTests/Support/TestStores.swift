@@ -1,0 +1,57 @@
+import CloakServer
+import Foundation
+import Logging
+import PostgresNIO
+
+/// The stores the conformance suite runs against.
+enum TestStores {
+    /// `CLOAK_TEST_POSTGRES_URL` (scripts/test and .ci/run start a throwaway cluster and set it).
+    static let postgresURL = ProcessInfo.processInfo.environment["CLOAK_TEST_POSTGRES_URL"]
+
+    /// A fresh SQLite database in a temporary directory.
+    static func sqlite() async throws -> (store: any ServerStore, cleanup: @Sendable () async -> Void) {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cloak-test-\(UUID().uuidString)")
+        let store = try SQLiteServerStore(path: directory.appendingPathComponent("cloak.sqlite").path)
+        try await store.migrate()
+        return (store, {
+            await store.close()
+            try? FileManager.default.removeItem(at: directory)
+        })
+    }
+
+    /// A fresh PostgreSQL database on the test cluster (created, then dropped).
+    static func postgres() async throws -> (store: any ServerStore, cleanup: @Sendable () async -> Void) {
+        guard let url = postgresURL, var components = URLComponents(string: url) else {
+            throw StoreError.unavailable("CLOAK_TEST_POSTGRES_URL is not set")
+        }
+        let name = "cloak_test_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+        try await admin(url) { client in
+            try await client.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"))
+        }
+        components.path = "/" + name
+        let store = try PostgresServerStore(url: components.string ?? url, maximumConnections: 8, logger: quietLogger)
+        try await store.migrate()
+        return (store, {
+            await store.close()
+            try? await admin(url) { client in
+                try await client.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)"))
+            }
+        })
+    }
+
+    private static func admin(_ url: String, _ body: @Sendable (PostgresClient) async throws -> Void) async throws {
+        guard let components = URLComponents(string: url), let host = components.host else {
+            throw StoreError.invalidLocation(url)
+        }
+        let configuration = PostgresClient.Configuration(
+            host: host, port: components.port ?? 5432, username: components.user ?? "postgres",
+            password: components.password, database: components.path.split(separator: "/").first.map(String.init),
+            tls: .disable)
+        let client = PostgresClient(configuration: configuration, backgroundLogger: quietLogger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            defer { group.cancelAll() }
+            try await body(client)
+        }
+    }
+}
