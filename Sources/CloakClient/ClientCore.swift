@@ -75,6 +75,11 @@ final class ClientCore {
     var pendingSnapshot: Snapshot?
     /// Conversations to rebuild from their change sets once the current write commits.
     var rebuildAfterCommit: Set<ConversationID> = []
+    /// Own change sets the server refused with STALE_DEVICE_LOG, to re-seal once the newest
+    /// epoch key is here. Only these are re-sealed: one the server stored before the removal
+    /// (its ack lost) is acknowledged as a duplicate instead, and re-sealing it would fork.
+    /// Kept in memory: after a restart a resend is simply refused again.
+    var staleRefused: Set<ChangeSetHash> = []
     /// Conversations this device started from a snapshot (bootstrap), for diagnostics.
     var bootstrappedFromSnapshots = 0
 

@@ -5,26 +5,30 @@ import GRDB
 import Logging
 
 extension ClientCore {
-    /// Re-seals unacknowledged change sets written under a device-log head older than the
-    /// newest removal (the server refuses them with STALE_DEVICE_LOG, PROTOCOL.md §19): same
+    /// Re-seals the change sets the server refused with STALE_DEVICE_LOG (PROTOCOL.md §19),
+    /// and every later one of their chains: same
     /// operations, same sequence numbers (the refused ones were never stored), newest head and
     /// epoch. Returns whether anything was re-sealed. Does nothing until this device holds the
     /// newest epoch's key.
     @discardableResult
     func resealStaleOutbox() throws(ClientError) -> Bool {
-        guard let state = account, state.keyring.has(epoch: state.log.currentEpoch),
-            let lastRemoval = state.log.entries.last(where: { $0.kind == .removeDevice })
+        guard !staleRefused.isEmpty, let state = account, state.keyring.has(epoch: state.log.currentEpoch),
+            let lastRemoval = state.log.newestRemovalIndex
         else { return false }
         let pending = try outbox(limit: Int.max >> 1)
-        let stale = pending.filter { $0.header.deviceLogIndex < lastRemoval.index }
-        guard !stale.isEmpty else { return false }
+        let isStale = { (changeSet: ChangeSet) in
+            self.staleRefused.contains(changeSet.hash) && changeSet.header.deviceLogIndex < lastRemoval
+        }
+        // Refused hashes no longer in the outbox (or written under a now-current head) are done with.
+        staleRefused = Set(pending.filter(isStale).map(\.hash))
+        guard !staleRefused.isEmpty else { return false }
         // Within a conversation everything after the first stale change set is re-sealed too,
         // so the chain stays continuous.
         var byConversation: [ConversationID: [ChangeSet]] = [:]
         for changeSet in pending { byConversation[changeSet.header.conversation, default: []].append(changeSet) }
         for (conversation, changeSets) in byConversation {
             let ordered = changeSets.sorted { $0.header.seq < $1.header.seq }
-            guard let first = ordered.firstIndex(where: { $0.header.deviceLogIndex < lastRemoval.index }) else { continue }
+            guard let first = ordered.firstIndex(where: isStale) else { continue }
             let redo = Array(ordered[first...])
             var operations: [[CRDTOperation]] = []
             for changeSet in redo {
@@ -54,6 +58,7 @@ extension ClientCore {
                 chains[key] = saved
                 throw error
             }
+            for changeSet in redo { staleRefused.remove(changeSet.hash) }
             logger.info("re-sealed change sets under the newest device-log head", metadata: ["count": "\(redo.count)"])
         }
         return true

@@ -159,6 +159,7 @@ extension SyncMachine {
                 // Written before this device learned of a removal: fetch the log and the new
                 // key; the core re-seals these operations under the newest head (§19).
                 retry = true
+                core.staleRefused.insert(hash)
                 output.fetchDeviceLog = true
                 output.fetchKeyEnvelopes = true
             default:
