@@ -14,6 +14,10 @@ let package = Package(
     dependencies: [
         .package(path: ".."),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         .executableTarget(
@@ -22,7 +26,19 @@ let package = Package(
                 .product(name: "CloakCrypto", package: root),
                 .product(name: "CSodium", package: root),
                 .product(name: "CloakCRDT", package: root),
+                .product(name: "CloakClient", package: root),
+                .product(name: "CloakProtocol", package: root),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "CloakServer", package: root),
+                .product(name: "CloakServerHTTP", package: root),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             path: "Sources/cloak-bench",
             swiftSettings: [.unsafeFlags(["-Ounchecked"]), .enableUpcomingFeature("MemberImportVisibility")]
