@@ -71,16 +71,9 @@ struct AccountState {
 
     /// Replaces the durable parts after a reload, keeping connections and rate limits.
     mutating func reload(from record: AccountRecord, log: DeviceLog) {
-        self.log = log
-        committedHead = record.headCursor
-        assignedHead = record.headCursor
-        storedBytes = record.storedBytes
-        chains = record.chains
-        newestSnapshots = record.newestSnapshots
-        snapshotBytes = record.snapshotBytes
-        staged = [:]
-        pendingWrites = 0
-        needsReload = false
+        let kept = (connections, subscribers, pushBuckets)
+        self = AccountState(record: record, log: log)
+        (connections, subscribers, pushBuckets) = kept
     }
 
     /// Whether `device` may act as a member now: an active device, or the current recovery key.

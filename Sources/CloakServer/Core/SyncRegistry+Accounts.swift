@@ -83,26 +83,23 @@ extension SyncRegistry {
 
     /// Counts a recovery-key authentication attempt against the account's window.
     func allowRecoveryAuthentication(_ account: AccountID, nowMs: UInt64) -> Bool {
-        state.withLock { s in
-            var limiter =
-                s.recoveryAuthLimits[account]
-                ?? SlidingWindowLimiter(
-                    limit: configuration.maxRecoveryAuthenticationsPerWindow, windowMs: configuration.recoveryWindowMs)
-            let allowed = limiter.allow(nowMs: nowMs)
-            s.recoveryAuthLimits[account] = limiter
-            return allowed
-        }
+        allow(account, in: \.recoveryAuthLimits, limit: configuration.maxRecoveryAuthenticationsPerWindow, nowMs: nowMs)
     }
 
     /// Counts an unauthenticated recovery-blob fetch against the account's window.
     func allowRecoveryFetch(_ account: AccountID, nowMs: UInt64) -> Bool {
+        allow(account, in: \.recoveryFetchLimits, limit: configuration.maxRecoveryFetchesPerWindow, nowMs: nowMs)
+    }
+
+    private func allow(
+        _ account: AccountID, in limits: WritableKeyPath<RegistryState, [AccountID: SlidingWindowLimiter]>, limit: Int,
+        nowMs: UInt64
+    ) -> Bool {
         state.withLock { s in
             var limiter =
-                s.recoveryFetchLimits[account]
-                ?? SlidingWindowLimiter(
-                    limit: configuration.maxRecoveryFetchesPerWindow, windowMs: configuration.recoveryWindowMs)
+                s[keyPath: limits][account] ?? SlidingWindowLimiter(limit: limit, windowMs: configuration.recoveryWindowMs)
             let allowed = limiter.allow(nowMs: nowMs)
-            s.recoveryFetchLimits[account] = limiter
+            s[keyPath: limits][account] = limiter
             return allowed
         }
     }
