@@ -30,10 +30,12 @@ struct Link: AsyncParsableCommand {
             let invitation = try await client.beginLink()
             print("On a device already in the account, run:\n\n  cloak accept \(invitation.text)\n")
             print("Waiting (the invitation expires in 10 minutes)…")
+            fflush(nil)  // all streams: the other terminal (or a script reading a pipe) needs it now
             let pending = try await client.awaitLink(invitation)
             print("Security code: \(pending.shortAuthenticationString)")
             if !yes {
                 print("Does the other device show the same code? [y/N] ", terminator: "")
+                fflush(nil)
                 guard readLine()?.lowercased().hasPrefix("y") == true else {
                     throw CLIError.failed("link cancelled: the codes did not match")
                 }
