@@ -80,6 +80,9 @@ final class ClientCore {
     /// (its ack lost) is acknowledged as a duplicate instead, and re-sealing it would fork.
     /// Kept in memory: after a restart a resend is simply refused again.
     var staleRefused: Set<ChangeSetHash> = []
+    /// Change sets of the batch being received whose signatures were verified in parallel
+    /// with their author's key (DeviceIDs are hashes of signing keys, so the key cannot change).
+    var preverified: Set<SignatureBatch.Verified> = []
     /// Conversations this device started from a snapshot (bootstrap), for diagnostics.
     var bootstrappedFromSnapshots = 0
 

@@ -137,6 +137,34 @@ struct HostileServerTests {
         }
     }
 
+    @Test("ADV-06 in a catch-up batch (signatures checked ahead on other threads) bad signatures are still rejected")
+    func forgeriesInsideABatch() async throws {
+        let s = try await scene(extraMessages: 8)
+        var rng = SeededRandom(seed: 7)
+        // Copies with another signature have the same change-set hash (the hash covers the
+        // signed bytes only), so only the signature tells them apart: one copy comes right after
+        // its genuine change set, the other right before it.
+        func resigned(_ index: Int) throws -> [UInt8] {
+            var message = try FrameCodec.parse(Cloak_V1_ChangeSet.self, from: s.extra[index], what: "test")
+            message.signature = Data(rng.bytes(64))
+            return FrameCodec.serialize(message)
+        }
+        var batch = s.extra
+        batch[5] = try resigned(5)
+        batch.insert(try resigned(2), at: 2)
+        batch.insert(try resigned(1), at: 2)
+        let output = try await deliver(batch, to: s.b)
+        #expect(output.events.map(\.kind) == [.badSignature, .badSignature, .badSignature])
+        let seqs = try [s.extra[1], s.extra[2], s.extra[5]].map { try ChangeSet(wire: $0).header.seq }
+        #expect(output.events.map(\.seq) == seqs)
+        // Everything before the broken change set applied (the genuine copy of extra[2] too);
+        // what follows it waits for it.
+        #expect(await texts(s.b, s.chat) == ["hello", "more 0", "more 1", "more 2", "more 3", "more 4"])
+        // The genuine change set arrives later: the chain continues and both converge.
+        _ = try await deliver([s.extra[5]] + s.extra[6...], to: s.b, from: 3000)
+        #expect(await s.b.stateHash(of: s.chat) == (await s.a.stateHash(of: s.chat)))
+    }
+
     /// Re-signs a rewritten change set with `key` (a member of nothing).
     func forge(_ message: Cloak_V1_ChangeSet, key: Ed25519PrivateKey) async throws -> [UInt8] {
         let parsed = try ChangeSet(wire: FrameCodec.serialize(message))

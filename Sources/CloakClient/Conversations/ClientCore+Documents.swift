@@ -57,12 +57,12 @@ extension ClientCore {
     func decrypt(_ changeSet: ChangeSet) throws(ClientError) -> (Cloak_V1_ChangeSetBody, [CRDTOperation]) {
         guard var account else { throw .noAccount }
         let header = changeSet.header
-        guard let key = account.keyring.conversationKey(header.conversation, epoch: header.epoch) else {
+        guard let key = account.keyring.changeSetKey(header.conversation, epoch: header.epoch) else {
             throw .missingEpochKey(header.epoch)
         }
         self.account = account
         var plaintext: [UInt8]
-        do { plaintext = try ChangeSetSealer.open(changeSet, conversationKey: key) } catch { throw .crypto(error) }
+        do { plaintext = try ChangeSetSealer.open(changeSet, changeSetKey: key) } catch { throw .crypto(error) }
         defer { SecretBytes.wipe(&plaintext) }
         let body: Cloak_V1_ChangeSetBody
         do { body = try FrameCodec.parse(Cloak_V1_ChangeSetBody.self, from: plaintext, what: "change set body") } catch {

@@ -148,7 +148,7 @@ extension ClientCore {
         guard var account else { throw .noAccount }
         let log = account.log
         let epoch = log.currentEpoch
-        guard let key = account.keyring.conversationKey(conversation, epoch: epoch) else {
+        guard let key = account.keyring.changeSetKey(conversation, epoch: epoch) else {
             throw .missingEpochKey(epoch)
         }
         self.account = account
@@ -166,7 +166,7 @@ extension ClientCore {
             prevHash: previous?.hash ?? .zero, epoch: epoch, deviceLogIndex: log.headIndex, deviceLogHead: log.head)
         do {
             return try ChangeSetSealer.seal(
-                body: plaintext, header: header, conversationKey: key, signer: identity.signing, random: random,
+                body: plaintext, header: header, changeSetKey: key, signer: identity.signing, random: random,
                 maxBytes: configuration.limits.maxChangeSetBytes)
         } catch { throw .invalidEdit(Self.tooLarge) }
     }
@@ -175,7 +175,7 @@ extension ClientCore {
     func persistSealed(_ changeSet: ChangeSet, pendingRows: [Int64], db: Database) throws {
         let header = changeSet.header
         let row = try db.insertChangeSet(changeSet, local: true)
-        try db.execute(sql: "INSERT INTO outbox(change_set) VALUES (?)", arguments: [row])
+        try db.cachedStatement(sql: "INSERT INTO outbox(change_set) VALUES (?)").execute(arguments: [row])
         try db.setChain(ChainKey(conversation: header.conversation, author: me),
                         ChainPosition(seq: header.seq, hash: changeSet.hash))
         for pending in pendingRows { try db.execute(sql: "DELETE FROM pending_ops WHERE id = ?", arguments: [pending]) }

@@ -6,6 +6,7 @@ import CloakProtocol
 struct Keyring: Sendable {
     private(set) var epochKeys: [UInt64: SymmetricKey] = [:]
     private var conversationKeys: [ConversationKeyID: SymmetricKey] = [:]
+    private var changeSetKeys: [ConversationKeyID: SymmetricKey] = [:]
 
     struct ConversationKeyID: Hashable, Sendable {
         let conversation: ConversationID
@@ -26,6 +27,17 @@ struct Keyring: Sendable {
         guard let epochKey = epochKeys[epoch] else { return nil }
         let key = ConversationKeys.conversationKey(epochKey: epochKey, conversation: conversation, epoch: epoch)
         conversationKeys[id] = key
+        return key
+    }
+
+    /// The key change sets of `conversation` are sealed with in `epoch` (derived from the
+    /// conversation key, cached: deriving allocates locked memory, a system call per key).
+    mutating func changeSetKey(_ conversation: ConversationID, epoch: UInt64) -> SymmetricKey? {
+        let id = ConversationKeyID(conversation: conversation, epoch: epoch)
+        if let cached = changeSetKeys[id] { return cached }
+        guard let conversationKey = conversationKey(conversation, epoch: epoch) else { return nil }
+        let key = ConversationKeys.changeSetKey(conversationKey: conversationKey, conversation: conversation, epoch: epoch)
+        changeSetKeys[id] = key
         return key
     }
 }

@@ -14,13 +14,22 @@ extension ClientCore {
         guard account != nil else { return output }
         let now = now()
         let newCursor = items.map(\.cursor).max()
+        let parsed = items.map { item in Result { () throws(ProtocolError) in try ChangeSet(wire: item.wire) } }
+        let signatures = signatureBatch(parsed)
+        defer {
+            signatures?.stop()
+            preverified = []
+        }
         try store.write { db in
-            for item in items {
+            for (index, (item, parsedItem)) in zip(items, parsed).enumerated() {
                 let changeSet: ChangeSet
-                do throws(ProtocolError) { changeSet = try ChangeSet(wire: item.wire) } catch {
+                switch parsedItem {
+                case .success(let value): changeSet = value
+                case .failure(let error):
                     try reject(item.wire, hash: nil, SecurityEvent(.malformedRecord, detail: error.message), db, &output)
                     continue
                 }
+                if let signatures, signatures.isValid(index) { preverified.insert(SignatureBatch.Verified(changeSet)) }
                 if try process(changeSet, db: db, output: &output, now: now) {
                     let key = ChainKey(conversation: changeSet.header.conversation, author: changeSet.header.author)
                     try retryHeld(after: key, db: db, output: &output, now: now)
@@ -33,6 +42,16 @@ extension ClientCore {
         }
         output.gaps = Self.coalesce(output.gaps)
         return output
+    }
+
+    /// Verifies in parallel the signatures of the change sets whose author the log knows
+    /// (admission checks the rest, and everything else, itself).
+    private func signatureBatch(_ parsed: [Result<ChangeSet, ProtocolError>]) -> SignatureBatch? {
+        guard let log = account?.log, parsed.count >= SignatureBatch.parallelThreshold else { return nil }
+        return SignatureBatch(parsed.map { result in
+            guard case .success(let changeSet) = result, let member = log.members[changeSet.header.author] else { return nil }
+            return (changeSet: changeSet, key: member.signingKey)
+        })
     }
 
     /// One request per chain gap: held change sets of one chain all wait for the same range.
@@ -65,7 +84,8 @@ extension ClientCore {
         let header = changeSet.header
         let key = ChainKey(conversation: header.conversation, author: header.author)
         let verdict = Admission.verdict(
-            for: changeSet, account: state.account, log: state.log, hasEpochKey: { state.keyring.has(epoch: $0) },
+            for: changeSet, account: state.account, log: state.log, signatureVerified: preverified.contains(SignatureBatch.Verified(changeSet)),
+            hasEpochKey: { state.keyring.has(epoch: $0) },
             chain: chains[key],
             storedHash: { try? db.storedHash(conversation: header.conversation, author: header.author, seq: $0) })
         switch verdict {
@@ -133,7 +153,7 @@ extension ClientCore {
         let header = changeSet.header
         let conversation = Data(header.conversation.bytes)
         if let claimed = try Data.fetchOne(
-            db, sql: "SELECT hash FROM claimed_heads WHERE conversation = ? AND device = ? AND seq = ?",
+            db.cachedStatement(sql: "SELECT hash FROM claimed_heads WHERE conversation = ? AND device = ? AND seq = ?"),
             arguments: [conversation, Data(header.author.bytes), Int64(header.seq)]),
             Array(claimed) != changeSet.hash.bytes
         {
@@ -156,13 +176,14 @@ extension ClientCore {
                                       seq: head.seq, detail: "the author saw a different history"), db, &output)
                 }
             } else {
-                try db.execute(
+                try db.cachedStatement(
                     sql: """
                         INSERT INTO claimed_heads(conversation, device, seq, hash, claimed_by) VALUES (?, ?, ?, ?, ?)
                         ON CONFLICT DO NOTHING
-                        """,
-                    arguments: [conversation, Data(head.device.bytes), Int64(head.seq), Data(head.hash.bytes),
-                                Data(header.author.bytes)])
+                        """
+                ).execute(arguments: [
+                    conversation, Data(head.device.bytes), Int64(head.seq), Data(head.hash.bytes), Data(header.author.bytes),
+                ])
             }
         }
     }

@@ -102,13 +102,13 @@ struct ClientStore: Sendable {
 
 extension Database {
     func meta(_ key: String) throws -> [UInt8]? {
-        try Data.fetchOne(self, sql: "SELECT value FROM meta WHERE key = ?", arguments: [key]).map(Array.init)
+        try Data.fetchOne(cachedStatement(sql: "SELECT value FROM meta WHERE key = ?"), arguments: [key]).map(Array.init)
     }
 
     func setMeta(_ key: String, _ value: [UInt8]) throws {
-        try execute(
-            sql: "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            arguments: [key, Data(value)])
+        try cachedStatement(
+            sql: "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+        ).execute(arguments: [key, Data(value)])
     }
 
     func metaUInt64(_ key: String) throws -> UInt64? {

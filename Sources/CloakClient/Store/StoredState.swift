@@ -66,37 +66,40 @@ extension HoldReason {
 
 extension Database {
     /// Inserts an accepted change set; returns its local row id.
+    // The statements below run once or more per change set: they are prepared once per
+    // connection (cachedStatement) instead of parsed and authorised on every call.
+
     func insertChangeSet(_ changeSet: ChangeSet, local: Bool) throws -> Int64 {
         let h = changeSet.header
-        try execute(
+        let hash = Data(changeSet.hash.bytes)
+        try cachedStatement(
             sql: """
                 INSERT INTO change_sets(conversation, author, seq, hash, wire, local) VALUES (?, ?, ?, ?, ?, ?)
                 ON CONFLICT(hash) DO NOTHING
-                """,
-            arguments: [
-                Data(h.conversation.bytes), Data(h.author.bytes), Int64(h.seq), Data(changeSet.hash.bytes),
-                Data(changeSet.wire), local ? 1 : 0,
-            ])
-        return try Int64.fetchOne(
-            self, sql: "SELECT id FROM change_sets WHERE hash = ?", arguments: [Data(changeSet.hash.bytes)]) ?? 0
+                """
+        ).execute(arguments: [
+            Data(h.conversation.bytes), Data(h.author.bytes), Int64(h.seq), hash, Data(changeSet.wire), local ? 1 : 0,
+        ])
+        if changesCount > 0 { return lastInsertedRowID }
+        return try Int64.fetchOne(cachedStatement(sql: "SELECT id FROM change_sets WHERE hash = ?"), arguments: [hash]) ?? 0
     }
 
     func setChain(_ key: ChainKey, _ position: ChainPosition) throws {
-        try execute(
+        try cachedStatement(
             sql: """
                 INSERT INTO chains(conversation, author, seq, hash, forked) VALUES (?, ?, ?, ?, ?)
                 ON CONFLICT(conversation, author) DO UPDATE SET seq = excluded.seq, hash = excluded.hash,
                 forked = excluded.forked
-                """,
-            arguments: [
-                Data(key.conversation.bytes), Data(key.author.bytes), Int64(position.seq), Data(position.hash.bytes),
-                position.forked ? 1 : 0,
-            ])
+                """
+        ).execute(arguments: [
+            Data(key.conversation.bytes), Data(key.author.bytes), Int64(position.seq), Data(position.hash.bytes),
+            position.forked ? 1 : 0,
+        ])
     }
 
     func storedHash(conversation: ConversationID, author: DeviceID, seq: UInt64) throws -> ChangeSetHash? {
         try Data.fetchOne(
-            self, sql: "SELECT hash FROM change_sets WHERE conversation = ? AND author = ? AND seq = ?",
+            cachedStatement(sql: "SELECT hash FROM change_sets WHERE conversation = ? AND author = ? AND seq = ?"),
             arguments: [Data(conversation.bytes), Data(author.bytes), Int64(seq)]
         ).map { Digest32(unchecked: Array($0)) }
     }

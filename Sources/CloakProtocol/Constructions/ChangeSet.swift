@@ -94,10 +94,8 @@ public struct ChangeSet: Sendable, Hashable {
     public let wire: [UInt8]
 
     /// The exact bytes the author signs: domain ‖ associated data ‖ nonce ‖ commitment ‖
-    /// LE64(|ct|) ‖ ct.
-    public var signedMessage: [UInt8] {
-        Self.signedMessage(header: header, commitment: commitment, ciphertext: ciphertext)
-    }
+    /// LE64(|ct|) ‖ ct. Built once (the hash needs it too) rather than per verification.
+    public let signedMessage: [UInt8]
 
     static func signedMessage(header: ChangeSetHeader, commitment: [UInt8], ciphertext: [UInt8]) -> [UInt8] {
         var w = CanonicalWriter(domain: .changeSetSignature, reserving: 320 + ciphertext.count)
@@ -140,7 +138,8 @@ public struct ChangeSet: Sendable, Hashable {
         ciphertext = Array(m.ciphertext)
         commitment = Array(m.commitment)
         signature = Array(m.signature)
-        hash = ChangeSetHash(hashing: Self.signedMessage(header: header, commitment: commitment, ciphertext: ciphertext))
+        signedMessage = Self.signedMessage(header: header, commitment: commitment, ciphertext: ciphertext)
+        hash = ChangeSetHash(hashing: signedMessage)
         self.wire = wire
     }
 
@@ -149,7 +148,8 @@ public struct ChangeSet: Sendable, Hashable {
         self.ciphertext = ciphertext
         self.commitment = commitment
         self.signature = signature
-        hash = ChangeSetHash(hashing: Self.signedMessage(header: header, commitment: commitment, ciphertext: ciphertext))
+        signedMessage = Self.signedMessage(header: header, commitment: commitment, ciphertext: ciphertext)
+        hash = ChangeSetHash(hashing: signedMessage)
         var m = Cloak_V1_ChangeSet()
         m.version = header.version
         m.accountID = Data(header.account.bytes)
@@ -190,6 +190,15 @@ public enum ChangeSetSealer {
     ) throws(ProtocolError) -> ChangeSet {
         let key = ConversationKeys.changeSetKey(
             conversationKey: conversationKey, conversation: template.conversation, epoch: template.epoch)
+        return try seal(body: body, header: template, changeSetKey: key, signer: signer, random: random, maxBytes: maxBytes)
+    }
+
+    /// Seals with the change-set key already derived (``ConversationKeys/changeSetKey(conversationKey:conversation:epoch:)``
+    /// for the header's conversation and epoch), for callers that cache it.
+    public static func seal(
+        body: [UInt8], header template: ChangeSetHeader, changeSetKey key: SymmetricKey, signer: Ed25519PrivateKey,
+        random: any RandomSource, maxBytes: Int = ProtocolLimits().maxChangeSetBytes
+    ) throws(ProtocolError) -> ChangeSet {
         let padded: [UInt8]
         // The limit is on the serialised change set, so the padded body gets what the
         // envelope leaves (a body padded to exactly maxBytes would be refused by the server).
@@ -211,6 +220,12 @@ public enum ChangeSetSealer {
         let header = changeSet.header
         let key = ConversationKeys.changeSetKey(
             conversationKey: conversationKey, conversation: header.conversation, epoch: header.epoch)
+        return try open(changeSet, changeSetKey: key)
+    }
+
+    /// Opens with the change-set key already derived for the header's conversation and epoch.
+    public static func open(_ changeSet: ChangeSet, changeSetKey key: SymmetricKey) throws(CryptoError) -> [UInt8] {
+        let header = changeSet.header
         let box = CommittedAEAD.SealedBox(
             nonce: header.nonce, ciphertext: changeSet.ciphertext, commitment: changeSet.commitment)
         let padded = try CommittedAEAD.open(box, key: key, associatedData: header.associatedData)

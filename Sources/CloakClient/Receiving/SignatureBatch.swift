@@ -1,0 +1,100 @@
+import CloakCrypto
+import CloakProtocol
+import Foundation
+
+/// Verifies the signatures of a batch of received change sets on other cores while the batch
+/// is admitted one by one. Ed25519 verification is most of the cost of opening a change set and
+/// each one is independent, so helper threads verify ahead of admission; when admission reaches
+/// a change set no helper has taken yet, it verifies that one itself. Every verdict still comes
+/// from the same synchronous admission, in the same order, so the result is deterministic.
+final class SignatureBatch: @unchecked Sendable {
+    /// A change set's hash with its signature: the hash covers only the signed bytes, so two
+    /// copies with one hash may carry different signatures, and only the one checked counts.
+    struct Verified: Hashable, Sendable {
+        let hash: ChangeSetHash
+        let signature: [UInt8]
+
+        init(_ changeSet: ChangeSet) {
+            hash = changeSet.hash
+            signature = changeSet.signature
+        }
+    }
+
+    /// Batches smaller than this are left to admission (a thread costs more than it saves).
+    static let parallelThreshold = 4
+
+    private enum State { case pending, taken, valid, invalid }
+
+    private let items: [(changeSet: ChangeSet, key: Ed25519PublicKey)?]
+    // Guarded by `condition`: NSCondition, because admission may have to wait for a helper to
+    // finish the change set it needs next.
+    private let condition = NSCondition()
+    private var states: [State]
+    private var next = 0
+    private var stopped = false
+
+    /// Starts helpers (one per core beyond the caller's) for `items`; `nil` items (unknown
+    /// author) are left to admission.
+    init(_ items: [(changeSet: ChangeSet, key: Ed25519PublicKey)?]) {
+        self.items = items
+        states = items.map { $0 == nil ? .invalid : .pending }
+        guard items.count >= Self.parallelThreshold else { return }
+        // Threads of their own, not DispatchQueue.concurrentPerform: called from Swift
+        // concurrency, whose cooperative threads fill dispatch's pool, concurrentPerform runs
+        // everything on the calling thread.
+        let helpers = max(1, ProcessInfo.processInfo.activeProcessorCount - 1)
+        for _ in 0..<helpers { Thread { [self] in work() }.start() }
+    }
+
+    deinit { stop() }
+
+    /// Whether item `index` carries a valid signature by its key (false for `nil` items).
+    func isValid(_ index: Int) -> Bool {
+        condition.lock()
+        while states[index] == .taken { condition.wait() }
+        if states[index] == .pending {
+            states[index] = .taken
+            condition.unlock()
+            let valid = verify(index)
+            condition.lock()
+            states[index] = valid ? .valid : .invalid
+        }
+        let valid = states[index] == .valid
+        condition.unlock()
+        return valid
+    }
+
+    /// Tells the helpers to take nothing more.
+    func stop() {
+        condition.lock()
+        stopped = true
+        condition.unlock()
+    }
+
+    private func work() {
+        while true {
+            condition.lock()
+            while next < states.count, states[next] != .pending { next += 1 }
+            guard !stopped, next < states.count else {
+                condition.unlock()
+                return
+            }
+            let index = next
+            states[index] = .taken
+            condition.unlock()
+            let valid = verify(index)
+            condition.lock()
+            states[index] = valid ? .valid : .invalid
+            condition.broadcast()
+            condition.unlock()
+        }
+    }
+
+    private func verify(_ index: Int) -> Bool {
+        guard let (changeSet, key) = items[index] else { return false }
+        do {
+            try changeSet.verifySignature(key)
+            return true
+        } catch { return false }
+    }
+}
