@@ -19,12 +19,20 @@ struct ClientSuite: AsyncParsableCommand {
     func run() async throws {
         _ = sodium_init()
         var report = BenchReport(suite: "client")
-        let (sign, verify) = rawEd25519()
+        // Raw and client measurements alternate and each keeps its best of 3, so a burst of
+        // load from other processes on this shared machine does not land on one side only.
+        var (sign, verify) = (0.0, 0.0)
+        var oneOp = (seal: 0.0, open: 0.0)
+        for _ in 0..<3 {
+            let raw = rawEd25519()
+            (sign, verify) = (max(sign, raw.0), max(verify, raw.1))
+            let run = try await sealAndOpen(changeSets: 2000, editsPerChangeSet: 1)
+            oneOp = (max(oneOp.seal, run.seal), max(oneOp.open, run.open))
+        }
         report.add("raw.ed25519.sign", sign, unit: "ops/s", note: "libsodium, 400-byte message")
-        report.add("raw.ed25519.verify", verify, unit: "ops/s", note: "libsodium")
-        let oneOp = try await sealAndOpen(changeSets: 2000, editsPerChangeSet: 1)
+        report.add("raw.ed25519.verify", verify, unit: "ops/s", note: "libsodium, one core")
         report.add("seal.1op", oneOp.seal, unit: "change sets/s")
-        report.add("open.1op", oneOp.open, unit: "change sets/s")
+        report.add("open.1op", oneOp.open, unit: "change sets/s", note: "signatures verified on helper threads")
         report.add("open.1op.vs_raw_verify", oneOp.open / verify * 100, unit: "%", note: "target >= 80%")
         let hundred = try await sealAndOpen(changeSets: 300, editsPerChangeSet: 100)
         report.add("seal.100op", hundred.seal, unit: "change sets/s")
