@@ -62,6 +62,8 @@ final class ClientCore {
     var replica: Replica
     var documents = DocumentSet()
     var chains: [ChainKey: ChainPosition] = [:]
+    /// Chains whose new position accepted change sets have not written yet (see saveChains).
+    var unsavedChains: Set<ChainKey> = []
     /// Change sets waiting for a log entry, a key or a gap, by hash.
     var held: [ChangeSetHash: (changeSet: ChangeSet, reason: HoldReason)] = [:]
     /// Local operations not yet sealed, per conversation (streaming batches), with their row ids.

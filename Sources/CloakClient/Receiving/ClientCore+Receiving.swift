@@ -35,6 +35,7 @@ extension ClientCore {
                     try retryHeld(after: key, db: db, output: &output, now: now)
                 }
             }
+            try saveChains(db: db)
             if let newCursor, newCursor > (try db.metaUInt64("cursor") ?? 0) {
                 try db.setMetaUInt64("cursor", newCursor)
             }
@@ -132,9 +133,8 @@ extension ClientCore {
         replica.observe(report.newestTimestamp, physicalMillis: now)
         _ = try db.insertChangeSet(changeSet, local: header.author == me)
         let key = ChainKey(conversation: header.conversation, author: header.author)
-        let position = ChainPosition(seq: header.seq, hash: changeSet.hash)
-        chains[key] = position
-        try db.setChain(key, position)
+        chains[key] = ChainPosition(seq: header.seq, hash: changeSet.hash)
+        unsavedChains.insert(key)  // written once per batch, in the same transaction (saveChains)
         try checkHeads(changeSet, claims: body.heads, db: db, output: &output)
         if held.removeValue(forKey: changeSet.hash) != nil {
             try db.execute(sql: "DELETE FROM held WHERE hash = ?", arguments: [Data(changeSet.hash.bytes)])
@@ -231,6 +231,17 @@ extension ClientCore {
                 output.merge(inner)
             }
         }
+        // Called with nil from outside a receive batch (log or keys changed): nothing else
+        // will write the chains this accepted.
+        if key == nil { try saveChains(db: db) }
+    }
+
+    /// Writes the chain positions accepted change sets moved since the last call.
+    func saveChains(db: Database) throws {
+        for key in unsavedChains {
+            if let position = chains[key] { try db.setChain(key, position) }
+        }
+        unsavedChains = []
     }
 
     func reject(_ wire: [UInt8], hash: ChangeSetHash?, _ event: SecurityEvent, _ db: Database, _ output: inout CoreOutput)
