@@ -12,7 +12,8 @@ public struct ClientConfiguration: Sendable {
     public var limits: ProtocolLimits
     /// How long streamed text is batched before it is sealed into one change set.
     public var streamBatchMillis: UInt64
-    /// Save a conversation's materialised state after this many unsaved change sets.
+    /// Save a conversation's materialised state after this many unsaved change sets (or an
+    /// eighth of its messages, if that is more).
     public var saveStateEvery: Int
     /// Upload a snapshot of a conversation after this many change sets since the last one.
     public var snapshotEvery: Int

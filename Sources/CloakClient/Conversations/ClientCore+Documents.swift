@@ -95,9 +95,17 @@ extension ClientCore {
 
     /// Saves states that have accumulated many unsaved change sets, so start-up replay stays short.
     func saveDocumentsIfDue(db: Database) throws {
-        for (conversation, count) in unsavedChanges where count >= configuration.saveStateEvery {
+        for (conversation, count) in unsavedChanges where count >= saveThreshold(conversation) {
             try saveDocuments(only: conversation, db: db)
         }
+    }
+
+    /// Unsaved change sets after which a conversation's state is saved: `saveStateEvery`, or an
+    /// eighth of its messages if more. Saving costs time proportional to the whole document, so
+    /// a fixed interval would make receiving into a long conversation ever slower; this keeps it
+    /// constant per change set, and replay after a restart under an eighth of the history.
+    func saveThreshold(_ conversation: ConversationID) -> Int {
+        max(configuration.saveStateEvery, (documents.conversations[conversation]?.messageCount ?? 0) / 8)
     }
 }
 
