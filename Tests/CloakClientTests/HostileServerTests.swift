@@ -165,6 +165,18 @@ struct HostileServerTests {
         #expect(await s.b.stateHash(of: s.chat) == (await s.a.stateHash(of: s.chat)))
     }
 
+    @Test("ADV-16 garbage from the server is reported but the kept copies are bounded")
+    func rejectedCopiesAreBounded() async throws {
+        let s = try await scene(extraMessages: 0)
+        var rng = SeededRandom(seed: 8)
+        let garbage = (0..<(ClientCore.rejectedKept + 50)).map { _ in rng.bytes(40) }
+        let output = try await deliver(garbage, to: s.b)
+        #expect(output.events.count == garbage.count)
+        let kept = try await s.b._rejectedCount()
+        #expect(kept == ClientCore.rejectedKept)
+        #expect(await s.b.stateHash(of: s.chat) == s.baseline)
+    }
+
     /// Re-signs a rewritten change set with `key` (a member of nothing).
     func forge(_ message: Cloak_V1_ChangeSet, key: Ed25519PrivateKey) async throws -> [UInt8] {
         let parsed = try ChangeSet(wire: FrameCodec.serialize(message))

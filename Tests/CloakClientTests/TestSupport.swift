@@ -98,6 +98,10 @@ extension CloakClient {
         try core.receiveEnvelopes(envelopes)
     }
 
+    func _rejectedCount() throws -> Int {
+        try core.rejectedCount()
+    }
+
     func _drainOutbox() throws -> [[UInt8]] {
         _ = try core.flushDueBatches(force: true)
         let batch = try core.outbox(limit: 100_000)

@@ -114,13 +114,23 @@ extension Database {
     }
 
     func recordRejected(_ wire: [UInt8], hash: ChangeSetHash?, reason: String, at time: UInt64) throws {
-        try execute(
-            sql: "INSERT INTO rejected(hash, wire, reason, received_at) VALUES (?, ?, ?, ?)",
-            arguments: [hash.map { Data($0.bytes) }, Data(wire), reason, Int64(time)])
+        try cachedStatement(sql: "INSERT INTO rejected(hash, wire, reason, received_at) VALUES (?, ?, ?, ?)")
+            .execute(arguments: [hash.map { Data($0.bytes) }, Data(wire), reason, Int64(time)])
+        try cachedStatement(sql: "DELETE FROM rejected WHERE rowid <= ?")
+            .execute(arguments: [lastInsertedRowID - Int64(ClientCore.rejectedKept)])
     }
 }
 
 extension ClientCore {
+    /// Rejected change sets kept for diagnosis; older ones are dropped so a hostile server
+    /// cannot grow the store without bound by sending garbage.
+    static let rejectedKept = 1_000
+
+    /// How many rejected change sets the store keeps now.
+    func rejectedCount() throws(ClientError) -> Int {
+        try store.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM rejected") ?? 0 }
+    }
+
     /// Security events recorded in the store, oldest first.
     func recordedEvents() throws(ClientError) -> [SecurityEvent] {
         try store.read { db in
