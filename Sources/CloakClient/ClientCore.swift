@@ -65,7 +65,7 @@ final class ClientCore {
     /// Chains whose new position accepted change sets have not written yet (see saveChains).
     var unsavedChains: Set<ChainKey> = []
     /// Change sets waiting for a log entry, a key or a gap, by hash.
-    var held: [ChangeSetHash: (changeSet: ChangeSet, reason: HoldReason)] = [:]
+    var held = HeldSet()
     /// Local operations not yet sealed, per conversation (streaming batches), with their row ids.
     var pendingOps: [ConversationID: (ops: [CRDTOperation], rows: [Int64], since: UInt64)] = [:]
     /// Accepted change sets per conversation since its state was last saved.

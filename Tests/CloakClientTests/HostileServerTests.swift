@@ -177,6 +177,31 @@ struct HostileServerTests {
         #expect(await s.b.stateHash(of: s.chat) == s.baseline)
     }
 
+    @Test("ADV-29 change sets held behind a withheld one are bounded in bytes, and come back by a later resend")
+    func heldChangeSetsAreBoundedInBytes() async throws {
+        var configuration = ClientConfiguration()
+        let devices = try await makeAccount(devices: 2, seed: 29, configuration: { configuration.maxHeldBytes = 3_000; return configuration }())
+        let (a, b) = (devices[0], devices[1])
+        let chat = try await a.createConversation(title: "held")
+        for n in 0..<12 { try await a.appendMessage(to: chat, role: .user, text: "message \(n) " + String(repeating: "x", count: 300)) }
+        let wires = try await a._drainOutbox()
+        // The server withholds the conversation's first change set: everything after it waits.
+        let first = try #require(try wires.firstIndex { try ChangeSet(wire: $0).header.conversation == chat })
+        var withheld = wires
+        withheld.remove(at: first)
+        let output = try await deliver(withheld, to: b)
+        #expect(!output.gaps.isEmpty)
+        let heldBytes = await b._heldBytes()
+        let held = await b._heldCount()
+        let largest = wires.map(\.count).max() ?? 0
+        #expect(heldBytes <= 3_000 + largest)
+        #expect(held >= 1 && held < wires.count - 1)
+        // A later catch-up resends everything: nothing was lost, both converge.
+        _ = try await deliver(wires, to: b, from: 5_000)
+        #expect(await b._heldCount() == 0)
+        #expect(await b.stateHash(of: chat) == (await a.stateHash(of: chat)))
+    }
+
     /// Re-signs a rewritten change set with `key` (a member of nothing).
     func forge(_ message: Cloak_V1_ChangeSet, key: Ed25519PrivateKey) async throws -> [UInt8] {
         let parsed = try ChangeSet(wire: FrameCodec.serialize(message))

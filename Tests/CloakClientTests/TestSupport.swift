@@ -32,12 +32,14 @@ func makeClient(seed: UInt64, clock: ManualClock = ManualClock(), configuration:
 }
 
 /// An account of `count` devices linked at the core level (no server), each seeded.
-func makeAccount(devices count: Int, seed: UInt64 = 1, clock: ManualClock = ManualClock()) async throws -> [CloakClient] {
-    let first = try makeClient(seed: seed, clock: clock)
+func makeAccount(
+    devices count: Int, seed: UInt64 = 1, clock: ManualClock = ManualClock(), configuration: ClientConfiguration = .init()
+) async throws -> [CloakClient] {
+    let first = try makeClient(seed: seed, clock: clock, configuration: configuration)
     try await first._createLocalAccount()
     var clients = [first]
     for index in 1..<count {
-        let next = try makeClient(seed: seed &+ UInt64(index) &* 1000, clock: clock)
+        let next = try makeClient(seed: seed &+ UInt64(index) &* 1000, clock: clock, configuration: configuration)
         let (keys, agreement) = await next._publicKeys()
         let (log, envelopes) = try await first._addDevice(signingKey: keys, agreementKey: agreement)
         try await next._join(log: log, envelopes: envelopes)
@@ -118,6 +120,8 @@ extension CloakClient {
     func _cursor() throws -> UInt64 { try core.cursor() }
 
     func _heldCount() -> Int { core.held.count }
+
+    func _heldBytes() -> Int { core.held.bytes }
 
     func _storeDirectoryCheckpoint() throws {
         try core.store.write { db in try core.saveDocuments(db: db) }

@@ -19,6 +19,8 @@ public struct ClientConfiguration: Sendable {
     public var snapshotEvery: Int
     /// Most change sets held while waiting for a log entry, key or gap (ADV-29).
     public var maxHeldChangeSets: Int
+    /// Most bytes of change sets held (ADV-29); the newest one is always kept.
+    public var maxHeldBytes: Int
     /// Reconnect backoff: first delay and cap (full jitter in between).
     public var reconnectMinMillis: UInt64
     /// Reconnect backoff cap.
@@ -35,7 +37,7 @@ public struct ClientConfiguration: Sendable {
     /// Cloak's defaults.
     public init(
         limits: ProtocolLimits = ProtocolLimits(), streamBatchMillis: UInt64 = 100, saveStateEvery: Int = 200,
-        snapshotEvery: Int = 500, maxHeldChangeSets: Int = 10_000, reconnectMinMillis: UInt64 = 200,
+        snapshotEvery: Int = 500, maxHeldChangeSets: Int = 10_000, maxHeldBytes: Int = 64 << 20, reconnectMinMillis: UInt64 = 200,
         reconnectMaxMillis: UInt64 = 30_000, pingIntervalMillis: UInt64 = 15_000, requestTimeoutMillis: UInt64 = 30_000,
         pushBatch: Int = 128, ackCursorEveryMillis: UInt64 = 5_000
     ) {
@@ -44,6 +46,7 @@ public struct ClientConfiguration: Sendable {
         self.saveStateEvery = saveStateEvery
         self.snapshotEvery = snapshotEvery
         self.maxHeldChangeSets = maxHeldChangeSets
+        self.maxHeldBytes = maxHeldBytes
         self.reconnectMinMillis = reconnectMinMillis
         self.reconnectMaxMillis = reconnectMaxMillis
         self.pingIntervalMillis = pingIntervalMillis

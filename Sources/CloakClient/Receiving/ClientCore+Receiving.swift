@@ -191,8 +191,11 @@ extension ClientCore {
     private func hold(_ changeSet: ChangeSet, reason: HoldReason, db: Database, output: inout CoreOutput) throws {
         let isNew = held[changeSet.hash] == nil
         held[changeSet.hash] = (changeSet, reason)
-        if held.count > configuration.maxHeldChangeSets, let evicted = held.keys.first(where: { $0 != changeSet.hash }) {
-            // Bounded (ADV-29): the evicted change set comes back through a later catch-up or fetch.
+        // Bounded by count and bytes (ADV-29): an evicted change set comes back through a later
+        // catch-up or fetch.
+        while held.count > configuration.maxHeldChangeSets || held.bytes > configuration.maxHeldBytes,
+            let evicted = held.keys.first(where: { $0 != changeSet.hash })
+        {
             held[evicted] = nil
             try db.execute(sql: "DELETE FROM held WHERE hash = ?", arguments: [Data(evicted.bytes)])
         }
