@@ -20,6 +20,9 @@ extension ClientCore {
             signatures?.stop()
             preverified = []
         }
+        // Left over only if an earlier transaction failed: those positions were never stored
+        // with their change sets and must not be written now.
+        unsavedChains = []
         try store.write { db in
             for (index, (item, parsedItem)) in zip(items, parsed).enumerated() {
                 let changeSet: ChangeSet
@@ -217,6 +220,7 @@ extension ClientCore {
     /// Re-examines held change sets of one chain after it advanced (or, with nil, all of them
     /// after the device log or the keyring changed), until none makes progress.
     func retryHeld(after key: ChainKey?, db: Database, output: inout CoreOutput, now: UInt64) throws {
+        if key == nil { unsavedChains = [] }  // see receive(_:)
         var progress = true
         while progress {
             progress = false
