@@ -42,7 +42,8 @@ final class SignatureBatch: @unchecked Sendable {
         // Threads of their own, not DispatchQueue.concurrentPerform: called from Swift
         // concurrency, whose cooperative threads fill dispatch's pool, concurrentPerform runs
         // everything on the calling thread.
-        let helpers = max(1, ProcessInfo.processInfo.activeProcessorCount - 1)
+        // One helper per spare core, but not more than the batch can keep busy.
+        let helpers = max(1, min(ProcessInfo.processInfo.activeProcessorCount - 1, items.count / Self.parallelThreshold))
         for _ in 0..<helpers { Thread { [self] in work() }.start() }
     }
 
