@@ -62,6 +62,10 @@ final class ClientCore {
     var replica: Replica
     var documents = DocumentSet()
     var chains: [ChainKey: ChainPosition] = [:]
+    /// Chains other devices have claimed a head of (rows in `claimed_heads`, never deleted), so
+    /// the fork check skips its query for chains nobody claimed anything about. A row rolled
+    /// back with a failed transaction leaves an extra entry: one query too many, never too few.
+    var claimedChains: Set<ChainKey> = []
     /// Chains whose new position accepted change sets have not written yet (see saveChains).
     var unsavedChains: Set<ChainKey> = []
     /// Change sets waiting for a log entry, a key or a gap, by hash.
@@ -131,6 +135,7 @@ final class ClientCore {
         }
         account = state
         chains = loaded.chains
+        claimedChains = loaded.claimedChains
         try loadDocuments(loaded)
         for (wire, reason) in loaded.held {
             guard let changeSet = try? ChangeSet(wire: wire) else { continue }

@@ -241,6 +241,40 @@ struct HostileServerTests {
         #expect(await texts(s.b, s.chat).contains("version two") == false)
     }
 
+    @Test("ADV-13 a server showing two devices different histories is caught through the heads they claim")
+    func forkedViewsAreDetected() async throws {
+        let devices = try await makeAccount(devices: 3, seed: 13)
+        let (a, b, c) = (devices[0], devices[1], devices[2])
+        let chat = try await a.createConversation(title: "views")
+        let setup = try await a._drainOutbox()
+        _ = try await deliver(setup, to: b, from: 1)
+        _ = try await deliver(setup, to: c, from: 1)
+        let clone = try await cloneDevice(a, seed: 1313)
+        // The server gives B one version of A's next change set and C another.
+        try await a.appendMessage(to: chat, role: .user, text: "version one")
+        let shownToB = try await a._drainOutbox()
+        try await clone.appendMessage(to: chat, role: .user, text: "version two")
+        let shownToC = try await clone._drainOutbox()
+        _ = try await deliver(shownToB, to: b, from: 100)
+        _ = try await deliver(shownToC, to: c, from: 100)
+        // C writes; its change set carries the head of A it saw. B compares it with its own.
+        try await c.appendMessage(to: chat, role: .user, text: "from c")
+        let fromC = try await c._drainOutbox()
+        let first = try await deliver(fromC, to: b, from: 200)
+        #expect(first.events.map(\.kind).contains(.forkedView))
+        // Claim first, change set later: C saw A's following change set in the clone's version
+        // and says so before B receives A's own.
+        try await clone.appendMessage(to: chat, role: .user, text: "clone again")
+        _ = try await deliver(try await clone._drainOutbox(), to: c, from: 300)
+        try await c.appendMessage(to: chat, role: .user, text: "from c again")
+        _ = try await deliver(try await c._drainOutbox(), to: b, from: 400)
+        try await a.appendMessage(to: chat, role: .user, text: "a again")
+        let later = try await deliver(try await a._drainOutbox(), to: b, from: 500)
+        let views = later.events.filter { $0.kind == .forkedView }
+        #expect(views.count == 1)
+        #expect(views.first?.detail.contains("another device saw a different change set") == true)
+    }
+
     /// A second device holding the same identity and state up to now (a cloned or restored
     /// device, or a malicious member equivocating).
     func cloneDevice(_ source: CloakClient, seed: UInt64) async throws -> CloakClient {

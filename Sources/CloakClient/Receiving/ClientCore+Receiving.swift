@@ -155,9 +155,10 @@ extension ClientCore {
     ) throws {
         let header = changeSet.header
         let conversation = Data(header.conversation.bytes)
-        if let claimed = try Data.fetchOne(
-            db.cachedStatement(sql: "SELECT hash FROM claimed_heads WHERE conversation = ? AND device = ? AND seq = ?"),
-            arguments: [conversation, Data(header.author.bytes), Int64(header.seq)]),
+        if claimedChains.contains(ChainKey(conversation: header.conversation, author: header.author)),
+            let claimed = try Data.fetchOne(
+                db.cachedStatement(sql: "SELECT hash FROM claimed_heads WHERE conversation = ? AND device = ? AND seq = ?"),
+                arguments: [conversation, Data(header.author.bytes), Int64(header.seq)]),
             Array(claimed) != changeSet.hash.bytes
         {
             try raise(
@@ -179,6 +180,7 @@ extension ClientCore {
                                       seq: head.seq, detail: "the author saw a different history"), db, &output)
                 }
             } else {
+                claimedChains.insert(ChainKey(conversation: header.conversation, author: head.device))
                 try db.cachedStatement(
                     sql: """
                         INSERT INTO claimed_heads(conversation, device, seq, hash, claimed_by) VALUES (?, ?, ?, ?, ?)

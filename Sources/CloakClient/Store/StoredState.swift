@@ -9,6 +9,7 @@ struct StoredState {
     var logEntries: [[UInt8]] = []
     var epochKeys: [(UInt64, [UInt8])] = []
     var chains: [ChainKey: ChainPosition] = [:]
+    var claimedChains: Set<ChainKey> = []
     var documents: [(ConversationID, [UInt8], Int64)] = []
     var pending: [(Int64, ConversationID, [UInt8])] = []
     var held: [([UInt8], HoldReason)] = []
@@ -28,6 +29,12 @@ struct StoredState {
             state.chains[key] = ChainPosition(
                 seq: UInt64(row["seq"] as Int64), hash: Digest32(unchecked: Array(row["hash"] as Data)),
                 forked: (row["forked"] as Int64) != 0)
+        }
+        for row in try Row.fetchAll(db, sql: "SELECT DISTINCT conversation, device FROM claimed_heads") {
+            state.claimedChains.insert(
+                ChainKey(
+                    conversation: ConversationID(unchecked: Array(row["conversation"] as Data)),
+                    author: DeviceID(unchecked: Array(row["device"] as Data))))
         }
         state.documents = try Row.fetchAll(db, sql: "SELECT conversation, sealed, applied_through FROM documents").map {
             (ConversationID(unchecked: Array($0["conversation"] as Data)), Array($0["sealed"] as Data),
