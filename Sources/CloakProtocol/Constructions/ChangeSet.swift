@@ -143,12 +143,14 @@ public struct ChangeSet: Sendable, Hashable {
         self.wire = wire
     }
 
-    init(header: ChangeSetHeader, ciphertext: [UInt8], commitment: [UInt8], signature: [UInt8]) {
+    /// A new change set, signed by `signer` over its signed message (built once, for the
+    /// signature and the hash).
+    init(header: ChangeSetHeader, ciphertext: [UInt8], commitment: [UInt8], signer: Ed25519PrivateKey) {
         self.header = header
         self.ciphertext = ciphertext
         self.commitment = commitment
-        self.signature = signature
         signedMessage = Self.signedMessage(header: header, commitment: commitment, ciphertext: ciphertext)
+        signature = signer.signature(for: signedMessage)
         hash = ChangeSetHash(hashing: signedMessage)
         var m = Cloak_V1_ChangeSet()
         m.version = header.version
@@ -208,10 +210,7 @@ public enum ChangeSetSealer {
         let sealed = CommittedAEAD.seal(padded, key: key, associatedData: template.associatedData, using: random)
         var header = template
         header.nonce = sealed.nonce
-        let signature = signer.signature(
-            for: ChangeSet.signedMessage(header: header, commitment: sealed.commitment, ciphertext: sealed.ciphertext))
-        let (ciphertext, commitment) = (sealed.ciphertext, sealed.commitment)
-        return ChangeSet(header: header, ciphertext: ciphertext, commitment: commitment, signature: signature)
+        return ChangeSet(header: header, ciphertext: sealed.ciphertext, commitment: sealed.commitment, signer: signer)
     }
 
     /// Verifies the commitment, decrypts and unpads. Call only after the signature, membership
