@@ -86,9 +86,10 @@ final class ClientCore {
     /// (its ack lost) is acknowledged as a duplicate instead, and re-sealing it would fork.
     /// Kept in memory: after a restart a resend is simply refused again.
     var staleRefused: Set<ChangeSetHash> = []
-    /// Change sets of the batch being received whose signatures were verified in parallel
-    /// with their author's key (DeviceIDs are hashes of signing keys, so the key cannot change).
-    var preverified: Set<SignatureBatch.Verified> = []
+    /// The change set of a received batch being admitted now, if a ``SignatureBatch`` helper
+    /// already verified its signature with its author's key (held change sets retried in
+    /// between do not match it and are verified by admission).
+    var preverified: SignatureBatch.Verified?
     /// Conversations this device started from a snapshot (bootstrap), for diagnostics.
     var bootstrappedFromSnapshots = 0
 

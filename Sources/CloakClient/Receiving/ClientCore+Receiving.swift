@@ -18,7 +18,7 @@ extension ClientCore {
         let signatures = signatureBatch(parsed)
         defer {
             signatures?.stop()
-            preverified = []
+            preverified = nil
         }
         // Left over only if an earlier transaction failed: those positions were never stored
         // with their change sets and must not be written now.
@@ -32,7 +32,7 @@ extension ClientCore {
                     try reject(item.wire, hash: nil, SecurityEvent(.malformedRecord, detail: error.message), db, &output)
                     continue
                 }
-                if let signatures, signatures.isValid(index) { preverified.insert(SignatureBatch.Verified(changeSet)) }
+                preverified = signatures?.isValid(index) == true ? SignatureBatch.Verified(changeSet) : nil
                 if try process(changeSet, db: db, output: &output, now: now) {
                     let key = ChainKey(conversation: changeSet.header.conversation, author: changeSet.header.author)
                     try retryHeld(after: key, db: db, output: &output, now: now)
@@ -88,7 +88,7 @@ extension ClientCore {
         let header = changeSet.header
         let key = ChainKey(conversation: header.conversation, author: header.author)
         let verdict = Admission.verdict(
-            for: changeSet, account: state.account, log: state.log, signatureVerified: preverified.contains(SignatureBatch.Verified(changeSet)),
+            for: changeSet, account: state.account, log: state.log, signatureVerified: preverified == SignatureBatch.Verified(changeSet),
             hasEpochKey: { state.keyring.has(epoch: $0) },
             chain: chains[key],
             storedHash: { try? db.storedHash(conversation: header.conversation, author: header.author, seq: $0) })

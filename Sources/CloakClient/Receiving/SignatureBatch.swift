@@ -10,7 +10,7 @@ import Foundation
 final class SignatureBatch: @unchecked Sendable {
     /// A change set's hash with its signature: the hash covers only the signed bytes, so two
     /// copies with one hash may carry different signatures, and only the one checked counts.
-    struct Verified: Hashable, Sendable {
+    struct Verified: Equatable, Sendable {
         let hash: ChangeSetHash
         let signature: [UInt8]
 
