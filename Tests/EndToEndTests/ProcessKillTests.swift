@@ -37,7 +37,7 @@ struct ProcessKillTests {
             process.standardError = errors
             try process.run()
             // Read "accepted N" lines until a few hundred operations were accepted, then SIGKILL.
-            let accepted = await Self.acceptedCount(from: pipe.fileHandleForReading, atLeast: 400)
+            let accepted = try await Self.acceptedCount(from: pipe.fileHandleForReading, atLeast: 400)
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
             #expect(process.terminationReason == .uncaughtSignal)
@@ -60,24 +60,22 @@ struct ProcessKillTests {
     }
 
     /// Reads the CLI's "accepted N" lines until `atLeast` operations were accepted (or the
-    /// output ends) and returns the highest N. Blocking reads run on a thread of their own so
-    /// they never hold one of the cooperative pool's few threads the in-process server needs.
-    static func acceptedCount(from handle: FileHandle, atLeast target: Int) async -> Int {
-        await withCheckedContinuation { continuation in
-            Thread {
-                var accepted = -1
-                var buffer = Data()
-                while accepted < target {
-                    let chunk = handle.availableData
-                    if chunk.isEmpty { break }
-                    buffer += chunk
-                    let lines = String(decoding: buffer, as: UTF8.self).split(separator: "\n")
-                    for line in lines where line.hasPrefix("accepted ") {
-                        accepted = max(accepted, Int(line.dropFirst(9)) ?? -1)
-                    }
+    /// output ends) and returns the highest N, on a thread of its own (``onOwnThread(_:)``: the
+    /// in-process server must be free to accept them).
+    static func acceptedCount(from handle: FileHandle, atLeast target: Int) async throws -> Int {
+        try await onOwnThread {
+            var accepted = -1
+            var buffer = Data()
+            while accepted < target {
+                let chunk = handle.availableData
+                if chunk.isEmpty { break }
+                buffer += chunk
+                let lines = String(decoding: buffer, as: UTF8.self).split(separator: "\n")
+                for line in lines where line.hasPrefix("accepted ") {
+                    accepted = max(accepted, Int(line.dropFirst(9)) ?? -1)
                 }
-                continuation.resume(returning: accepted)
-            }.start()
+            }
+            return accepted
         }
     }
 }

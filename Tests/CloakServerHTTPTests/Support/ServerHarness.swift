@@ -2,6 +2,7 @@ import CloakCrypto
 import CloakProtocol
 import CloakServer
 import CloakServerHTTP
+import CloakTesting
 import Foundation
 import Logging
 
@@ -79,25 +80,21 @@ struct FileHandleSocket {
         guard Glibc.write(descriptor, bytes, bytes.count) == bytes.count else { throw TestClientError.unexpected("write") }
     }
 
-    /// Reads to end of stream on a thread of its own: a blocking read on the cooperative pool
-    /// (2 threads on a 2-core machine) can starve the in-process server that has to answer it.
-    /// A receive timeout bounds it.
+    /// Reads to end of stream on a thread of its own (``onOwnThread(_:)``: the in-process server
+    /// must be free to answer). A receive timeout bounds it.
     func readAll() async throws -> [UInt8] {
         let descriptor = descriptor
         var timeout = timeval(tv_sec: 10, tv_usec: 0)
         _ = setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        return try await withCheckedThrowingContinuation { continuation in
-            let thread = Thread {
-                var out: [UInt8] = []
-                var buffer = [UInt8](repeating: 0, count: 65_536)
-                while true {
-                    let count = Glibc.read(descriptor, &buffer, buffer.count)
-                    if count < 0 { return continuation.resume(throwing: TestClientError.unexpected("read")) }
-                    if count == 0 { return continuation.resume(returning: out) }
-                    out += buffer[0..<count]
-                }
+        return try await onOwnThread {
+            var out: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 65_536)
+            while true {
+                let count = Glibc.read(descriptor, &buffer, buffer.count)
+                if count < 0 { throw TestClientError.unexpected("read") }
+                if count == 0 { return out }
+                out += buffer[0..<count]
             }
-            thread.start()
         }
     }
 
