@@ -71,12 +71,22 @@ let package = Package(
             dependencies: [],
             swiftSettings: swiftSettings
         ),
+        // Statement helpers the client's and the server's SQLite stores share.
+        .target(
+            name: "CloakSQLite",
+            dependencies: [
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "CloakClient",
             dependencies: [
                 "CloakCRDT",
                 "CloakCrypto",
                 "CloakProtocol",
+                "CloakSQLite",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
@@ -88,6 +98,7 @@ let package = Package(
             dependencies: [
                 "CloakCrypto",
                 "CloakProtocol",
+                "CloakSQLite",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -215,7 +226,10 @@ let package = Package(
         ),
         .testTarget(
             name: "CloakServerTests",
-            dependencies: ["CloakServer", "CloakCrypto", "CloakProtocol", "CloakTesting"],
+            dependencies: [
+                "CloakServer", "CloakCrypto", "CloakProtocol", "CloakSQLite", "CloakTesting",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -23,7 +23,7 @@ struct Tidy {
     }
 
     /// Modules whose code must stay sans-IO and deterministic.
-    static let cores: Set<String> = ["CloakCrypto", "CloakProtocol", "CloakCRDT", "CloakClient", "CloakServer"]
+    static let cores: Set<String> = ["CloakCrypto", "CloakProtocol", "CloakCRDT", "CloakClient", "CloakServer", "CloakSQLite"]
     /// Executable targets (the only places `print(` is allowed).
     static let executables: Set<String> = ["cloak-server", "cloak", "cloak-vectors", "cloak-sim"]
 
@@ -32,9 +32,10 @@ struct Tidy {
         "CloakCrypto": ["CSodium", "Synchronization"],
         "CloakProtocol": ["CloakCrypto", "SwiftProtobuf"],
         "CloakCRDT": [],
-        "CloakClient": ["CloakCRDT", "CloakCrypto", "CloakProtocol", "SwiftProtobuf", "GRDB", "Logging",
+        "CloakSQLite": ["GRDB", "GRDBSQLite"],
+        "CloakClient": ["CloakCRDT", "CloakCrypto", "CloakProtocol", "CloakSQLite", "SwiftProtobuf", "GRDB", "Logging",
                         "Synchronization"],
-        "CloakServer": ["CloakCrypto", "CloakProtocol", "GRDB", "PostgresNIO", "Logging", "Metrics", "NIOCore",
+        "CloakServer": ["CloakCrypto", "CloakProtocol", "CloakSQLite", "GRDB", "PostgresNIO", "Logging", "Metrics", "NIOCore",
                         "Synchronization"],
         "CloakServerHTTP": ["CloakServer", "CloakProtocol", "CloakCrypto", "Hummingbird", "HummingbirdTLS",
                             "HummingbirdWebSocket", "NIOCore", "NIOSSL", "Logging", "Metrics", "Prometheus",

@@ -1,4 +1,5 @@
 import CloakProtocol
+import CloakSQLite
 import Foundation
 import GRDB
 
@@ -78,17 +79,20 @@ extension Database {
 
     func insertChangeSet(_ changeSet: ChangeSet, local: Bool) throws -> Int64 {
         let h = changeSet.header
-        let hash = Data(changeSet.hash.bytes)
-        try cachedStatement(
+        // In place: every received change set passes through here, and GRDB's argument path
+        // copied the whole wire twice.
+        let inserted = try cachedStatement(
             sql: """
                 INSERT INTO change_sets(conversation, author, seq, hash, wire, local) VALUES (?, ?, ?, ?, ?, ?)
                 ON CONFLICT(hash) DO NOTHING
                 """
-        ).execute(arguments: [
-            Data(h.conversation.bytes), Data(h.author.bytes), Int64(h.seq), hash, Data(changeSet.wire), local ? 1 : 0,
+        ).executeInPlace([
+            .blob(h.conversation.bytes), .blob(h.author.bytes), .integer(Int64(clamping: h.seq)),
+            .blob(changeSet.hash.bytes), .blob(changeSet.wire), .integer(local ? 1 : 0),
         ])
-        if changesCount > 0 { return lastInsertedRowID }
-        return try Int64.fetchOne(cachedStatement(sql: "SELECT id FROM change_sets WHERE hash = ?"), arguments: [hash]) ?? 0
+        if inserted > 0 { return lastInsertedRowID }
+        return try Int64.fetchOne(
+            cachedStatement(sql: "SELECT id FROM change_sets WHERE hash = ?"), arguments: [Data(changeSet.hash.bytes)]) ?? 0
     }
 
     func setChain(_ key: ChainKey, _ position: ChainPosition) throws {

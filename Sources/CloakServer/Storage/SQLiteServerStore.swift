@@ -1,4 +1,5 @@
 import CloakProtocol
+import CloakSQLite
 import Foundation
 import GRDB
 
@@ -13,6 +14,8 @@ import GRDB
 /// ```
 public final class SQLiteServerStore: ServerStore {
     let pool: DatabasePool
+    /// Copies committed WAL frames into the database file off the commit path.
+    let checkpointer: WALCheckpointer
 
     /// Opens (creating if needed) the database at `path`; its directory must exist or be
     /// creatable.
@@ -23,10 +26,18 @@ public final class SQLiteServerStore: ServerStore {
             var configuration = Configuration()
             // Another process (`cloak-server compact`) may hold the write lock briefly.
             configuration.busyMode = .timeout(10)
-            configuration.prepareDatabase { db in
-                try db.execute(sql: "PRAGMA synchronous = FULL")
-            }
             pool = try DatabasePool(path: path, configuration: configuration)
+            try pool.writeWithoutTransaction { db in
+                // Set on the writer after GRDB's WAL setup, which lowers `synchronous` to NORMAL
+                // (commits not fsynced): an acknowledged change set must survive power loss.
+                try db.execute(sql: "PRAGMA synchronous = FULL")
+                // SQLite's own checkpoint runs inside the commit that crosses its threshold and
+                // writes every page a second time while acks wait; ``WALCheckpointer`` does it on
+                // another thread. This higher threshold is only the backstop for when it lags.
+                try db.execute(sql: "PRAGMA wal_autocheckpoint = \(WALCheckpointer.backstopPages)")
+                try db.execute(sql: "PRAGMA journal_size_limit = \(WALCheckpointer.backstopPages * 4096)")
+            }
+            checkpointer = try WALCheckpointer(path: path, configuration: configuration)
         } catch {
             throw .unavailable("cannot open the SQLite database (\(Self.describe(error)))")
         }
@@ -48,12 +59,14 @@ public final class SQLiteServerStore: ServerStore {
 
     /// Releases connections and files.
     public func close() async {
+        checkpointer.close()
         try? pool.close()
     }
 
     /// Applies a batch in one durable transaction.
     public func commit(_ batch: WriteBatch) async throws(StoreError) {
         try await write("commit") { db in try SQLiteSchema.apply(batch, in: db) }
+        checkpointer.committed(bytes: batch.approximateBytes)
     }
 
     // MARK: Helpers
@@ -151,9 +164,9 @@ enum SQLiteSchema {
         var heads: [AccountID: (cursor: UInt64, bytes: Int64)] = [:]
         var chains: [ChainTip: WriteBatch.ChangeSetRow] = [:]
         for row in rows {
-            try insert.execute(arguments: [
-                Data(row.account.bytes), Int64(clamping: row.cursor), Data(row.chain.conversation.bytes),
-                Data(row.chain.author.bytes), Int64(clamping: row.seq), Data(row.hash.bytes), Data(row.bytes),
+            try insert.executeInPlace([
+                .blob(row.account.bytes), .integer(Int64(clamping: row.cursor)), .blob(row.chain.conversation.bytes),
+                .blob(row.chain.author.bytes), .integer(Int64(clamping: row.seq)), .blob(row.hash.bytes), .blob(row.bytes),
             ])
             let head = heads[row.account] ?? (0, 0)
             heads[row.account] = (max(head.cursor, row.cursor), head.bytes + Int64(row.bytes.count))

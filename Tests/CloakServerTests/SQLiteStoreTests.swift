@@ -1,0 +1,100 @@
+import CloakCrypto
+import CloakProtocol
+import CloakSQLite
+import Foundation
+import GRDB
+import Testing
+
+@testable import CloakServer
+
+/// What the SQLite store promises beyond the shared conformance suite: durable commits (ADV-19)
+/// and WAL checkpoints that happen off the commit path.
+@Suite struct SQLiteStoreTests {
+    private static func withStore(_ body: (SQLiteServerStore, URL) async throws -> Void) async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cloak-test-\(UUID().uuidString)")
+        let path = directory.appendingPathComponent("cloak.sqlite")
+        let store = try SQLiteServerStore(path: path.path)
+        try await store.migrate()
+        do { try await body(store, path) } catch {
+            await store.close()
+            try? FileManager.default.removeItem(at: directory)
+            throw error
+        }
+        await store.close()
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// GRDB's WAL setup lowers `synchronous` to NORMAL after the connection is prepared; the
+    /// writer must run with FULL so a commit that returned survives power loss.
+    @Test func theWriterFsyncsEveryCommit() async throws {
+        try await Self.withStore { store, _ in
+            let (synchronous, autocheckpoint) = try await store.pool.write { db in
+                (try Int.fetchOne(db, sql: "PRAGMA synchronous"), try Int.fetchOne(db, sql: "PRAGMA wal_autocheckpoint"))
+            }
+            #expect(synchronous == 2, "2 is FULL")
+            #expect(autocheckpoint == WALCheckpointer.backstopPages)
+        }
+    }
+
+    /// Pages reach the database file only through checkpoints; SQLite's own one is pushed back
+    /// to 64 MiB, so a database file that grows past the few MiB committed here shows the
+    /// background checkpointer copied them.
+    @Test func committedPagesAreCheckpointedInTheBackground() async throws {
+        try await Self.withStore { store, path in
+            let account = AccountID(unchecked: [UInt8](repeating: 7, count: 32))
+            var setup = WriteBatch()
+            setup.logEntries = [.init(account: account, index: 0, bytes: [1, 2, 3])]
+            try await store.commit(setup)
+            let before = try Self.fileSize(path)
+            let chain = ChainKey(
+                conversation: ConversationID(unchecked: [UInt8](repeating: 1, count: 16)),
+                author: DeviceID(unchecked: [UInt8](repeating: 2, count: 16)))
+            var cursor: UInt64 = 0
+            for _ in 0..<6 {
+                var batch = WriteBatch()
+                for _ in 0..<1_000 {
+                    cursor += 1
+                    batch.changeSets.append(
+                        WriteBatch.ChangeSetRow(
+                            account: account, cursor: cursor, chain: chain, seq: cursor,
+                            hash: Digest32(hashing: cursor.littleEndianBytes), bytes: [UInt8](repeating: 0x5A, count: 1_024)))
+                }
+                try await store.commit(batch)
+            }
+            var grown = false
+            for _ in 0..<200 where !grown {
+                grown = try Self.fileSize(path) > before + (4 << 20)
+                if !grown { try await Task.sleep(for: .milliseconds(25)) }
+            }
+            #expect(grown, "the database file did not grow: nothing was checkpointed")
+            // Everything is still readable, from the database file or the WAL.
+            let stored = try await store.pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM change_sets") }
+            #expect(stored == 6_000)
+        }
+    }
+
+    private static func fileSize(_ url: URL) throws -> Int {
+        (try FileManager.default.attributesOfItem(atPath: url.path)[.size] as? NSNumber)?.intValue ?? 0
+    }
+
+    /// The in-place binding used by the hot inserts: blobs (empty ones included) and integers
+    /// land as bound, a conflict that does nothing reports zero changes, and the statement is
+    /// reusable afterwards.
+    @Test func inPlaceBindingStoresWhatWasBound() throws {
+        let queue = try DatabaseQueue()
+        try queue.write { db in
+            try db.execute(sql: "CREATE TABLE t (k BLOB PRIMARY KEY, n INTEGER NOT NULL, v BLOB)")
+            let insert = try db.cachedStatement(sql: "INSERT INTO t (k, n, v) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
+            #expect(try insert.executeInPlace([.blob([1, 2]), .integer(-5), .blob([])]) == 1)
+            #expect(try insert.executeInPlace([.blob([1, 2]), .integer(9), .blob([9])]) == 0)
+            #expect(try insert.executeInPlace([.blob([3]), .integer(Int64.max), .blob([UInt8](repeating: 0xAB, count: 5_000))]) == 1)
+            let rows = try Row.fetchAll(db, sql: "SELECT k, n, v, typeof(v) AS type FROM t ORDER BY k")
+            #expect(rows.map { $0["k"] as Data } == [Data([1, 2]), Data([3])])
+            #expect(rows.map { $0["n"] as Int64 } == [-5, Int64.max])
+            #expect(rows.map { $0["type"] as String } == ["blob", "blob"])
+            #expect((rows[1]["v"] as Data) == Data(repeating: 0xAB, count: 5_000))
+            let failing = try db.cachedStatement(sql: "INSERT INTO t (k, n, v) VALUES (?, ?, ?)")
+            #expect(throws: DatabaseError.self) { try failing.executeInPlace([.blob([3]), .integer(1), .blob([])]) }
+        }
+    }
+}
