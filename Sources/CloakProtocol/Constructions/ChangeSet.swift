@@ -94,16 +94,36 @@ public struct ChangeSet: Sendable, Hashable {
     public let wire: [UInt8]
 
     /// The exact bytes the author signs: domain ‖ associated data ‖ nonce ‖ commitment ‖
-    /// LE64(|ct|) ‖ ct. Built once (the hash needs it too) rather than per verification.
-    public let signedMessage: [UInt8]
+    /// LE64(|ct|) ‖ ct. Built on each call (a receiver verifies once); the hash is fed the
+    /// same pieces without building it, since a server that does not verify never needs it.
+    public var signedMessage: [UInt8] {
+        Self.signedMessage(header: header, commitment: commitment, ciphertext: ciphertext)
+    }
 
     static func signedMessage(header: ChangeSetHeader, commitment: [UInt8], ciphertext: [UInt8]) -> [UInt8] {
-        var w = CanonicalWriter(domain: .changeSetSignature, reserving: 320 + ciphertext.count)
+        var w = signedPrefix(header: header, commitment: commitment, ciphertextCount: ciphertext.count, reserving: ciphertext.count)
+        w.raw(ciphertext)
+        return w.bytes
+    }
+
+    /// The signed message up to and including LE64(|ct|).
+    private static func signedPrefix(
+        header: ChangeSetHeader, commitment: [UInt8], ciphertextCount: Int, reserving extra: Int = 0
+    ) -> CanonicalWriter {
+        var w = CanonicalWriter(domain: .changeSetSignature, reserving: 320 + extra)
         w.raw(header.associatedData)
         w.raw(header.nonce)
         w.raw(commitment)
-        w.lengthPrefixed(ciphertext)
-        return w.bytes
+        w.u64(UInt64(ciphertextCount))
+        return w
+    }
+
+    /// BLAKE2b-256 of the signed message, absorbed in two pieces.
+    static func hash(header: ChangeSetHeader, commitment: [UInt8], ciphertext: [UInt8]) -> ChangeSetHash {
+        var hasher = BLAKE2b.Hasher(outputByteCount: ChangeSetHash.byteCount)
+        hasher.update(signedPrefix(header: header, commitment: commitment, ciphertextCount: ciphertext.count).bytes)
+        hasher.update(ciphertext)
+        return ChangeSetHash(unchecked: hasher.finalize())
     }
 
     /// Parses and shape-checks serialised change-set bytes.
@@ -138,8 +158,7 @@ public struct ChangeSet: Sendable, Hashable {
         ciphertext = Array(m.ciphertext)
         commitment = Array(m.commitment)
         signature = Array(m.signature)
-        signedMessage = Self.signedMessage(header: header, commitment: commitment, ciphertext: ciphertext)
-        hash = ChangeSetHash(hashing: signedMessage)
+        hash = Self.hash(header: header, commitment: commitment, ciphertext: ciphertext)
         self.wire = wire
     }
 
@@ -149,7 +168,7 @@ public struct ChangeSet: Sendable, Hashable {
         self.header = header
         self.ciphertext = ciphertext
         self.commitment = commitment
-        signedMessage = Self.signedMessage(header: header, commitment: commitment, ciphertext: ciphertext)
+        let signedMessage = Self.signedMessage(header: header, commitment: commitment, ciphertext: ciphertext)
         signature = signer.signature(for: signedMessage)
         hash = ChangeSetHash(hashing: signedMessage)
         var m = Cloak_V1_ChangeSet()
