@@ -34,10 +34,16 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var maxRecoveryParameterBytes: Int
     /// Most conversation ids in one Subscribe or FetchSnapshots filter.
     public var maxConversationFilter: Int
+    /// Whether a push's change-set signatures are checked on arrival (PROTOCOL.md §19 step 5).
+    /// Off by default: receivers verify every signature before applying anything (§9), so the
+    /// server's check protects nobody but the author from its own bad bytes, and one Ed25519
+    /// verification costs about twice everything else the server does for a change set.
+    public var verifyChangeSetSignatures: Bool
 
     /// Cloak's defaults: the ``ProtocolLimits`` defaults, 64 connections per account, a 30 s
     /// handshake and 120 s idle timeout (clients ping every 30 s), 8 MiB of queued output,
-    /// 5 recovery authentications and 20 recovery fetches per account per 10 minutes.
+    /// 5 recovery authentications and 20 recovery fetches per account per 10 minutes, and no
+    /// change-set signature checks on the server.
     public init(
         limits: ProtocolLimits = ProtocolLimits(),
         maxConnectionsPerAccount: Int = 64,
@@ -49,7 +55,8 @@ public struct ServerConfiguration: Sendable, Equatable {
         recoveryWindowMs: UInt64 = 600_000,
         maxMailboxTTLSeconds: UInt32 = 600,
         maxRecoveryParameterBytes: Int = 64,
-        maxConversationFilter: Int = 10_000
+        maxConversationFilter: Int = 10_000,
+        verifyChangeSetSignatures: Bool = false
     ) {
         self.limits = limits
         self.maxConnectionsPerAccount = maxConnectionsPerAccount
@@ -62,6 +69,7 @@ public struct ServerConfiguration: Sendable, Equatable {
         self.maxMailboxTTLSeconds = maxMailboxTTLSeconds
         self.maxRecoveryParameterBytes = maxRecoveryParameterBytes
         self.maxConversationFilter = maxConversationFilter
+        self.verifyChangeSetSignatures = verifyChangeSetSignatures
     }
 
     /// Payload room in one outgoing frame after the frame's own fields (request id, tags,

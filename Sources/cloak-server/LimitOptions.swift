@@ -36,6 +36,12 @@ struct LimitOptions: ParsableArguments {
     @Option(help: "Queued outgoing bytes per connection before SLOW_CONSUMER (CLOAK_MAX_OUTBOUND_QUEUE_BYTES).")
     var maxOutboundQueueBytes = int("CLOAK_MAX_OUTBOUND_QUEUE_BYTES", defaults.maxOutboundQueueBytes)
 
+    @Option(
+        help: ArgumentHelp(
+            "Check every pushed change set's signature on arrival: true or false (CLOAK_VERIFY_CHANGE_SET_SIGNATURES).",
+            discussion: "Receivers verify every signature anyway; the server's check only refuses an author's own bad bytes early, at about twice the CPU per change set."))
+    var verifyChangeSetSignatures = Bool(environment("CLOAK_VERIFY_CHANGE_SET_SIGNATURES") ?? "") ?? defaults.verifyChangeSetSignatures
+
     static func int(_ name: String, _ fallback: Int) -> Int {
         environment(name).flatMap(Int.init) ?? fallback
     }
@@ -61,6 +67,7 @@ struct LimitOptions: ParsableArguments {
         configuration.handshakeTimeoutMs = UInt64(handshakeTimeoutMs)
         configuration.idleTimeoutMs = UInt64(idleTimeoutMs)
         configuration.maxOutboundQueueBytes = maxOutboundQueueBytes
+        configuration.verifyChangeSetSignatures = verifyChangeSetSignatures
         return configuration
     }
 }

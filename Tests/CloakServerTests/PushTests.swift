@@ -71,8 +71,11 @@ import Testing
         #expect(stored.first?.cursor == 1)
     }
 
-    @Test func itemChecksGiveTheirCodes() throws {
-        let server = makeServer { $0.limits.maxChangeSetBytes = 2_000 }
+    @Test(arguments: [true, false]) func itemChecksGiveTheirCodes(verifySignatures: Bool) throws {
+        let server = makeServer {
+            $0.limits.maxChangeSetBytes = 2_000
+            $0.verifyChangeSetSignatures = verifySignatures
+        }
         var account = TestAccount.make(seed: 23, devices: 2)
         var other = TestAccount.make(seed: 24)
         let client = CoreClient(server)
@@ -88,7 +91,10 @@ import Testing
         let tooLarge = account.make(by: 0, in: conversation(2), seq: 1, prev: .zero, bodyBytes: 3_000).wire
         let items = [ok.wire, wrongAuthor.wire, otherAccount.wire, badSignature, tooLarge, [0x01, 0x02]]
         let got: [Cloak_V1_ErrorCode] = results(client.send(Frames.pushBytes(items, id: 3))).map(\.error)
-        #expect(got == [.unspecified, .wrongAuthor, .invalidField, .badSignature, .changeSetTooLarge, .invalidField])
+        // Without the server's own signature check the re-numbered copy is stored as the
+        // author's seq 2: only its author could push it, and receivers refuse it (§9).
+        let signatureResult: Cloak_V1_ErrorCode = verifySignatures ? .badSignature : .unspecified
+        #expect(got == [.unspecified, .wrongAuthor, .invalidField, signatureResult, .changeSetTooLarge, .invalidField])
     }
 
     @Test func staleDeviceLogHeadIsInvalid() {
