@@ -27,6 +27,12 @@ public final class PostgresServerStore: ServerStore {
     public init(url: String, maximumConnections: Int = 16, logger: Logger) throws(StoreError) {
         var configuration = try Self.configuration(url)
         configuration.options.maximumConnections = maximumConnections
+        // Every query here is a key or key-range lookup. Until autovacuum first analyzes a
+        // table that grew from empty (up to a minute), the planner expects a handful of rows and
+        // picks a bitmap scan plus a sort of every match for a catch-up page: 56 ms instead of
+        // 0.4 ms per page at 100,000 change sets, measured. Without bitmap scans it walks the
+        // primary key in cursor order whatever the statistics say.
+        configuration.options.additionalStartupParameters.append(("enable_bitmapscan", "off"))
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         self.client = client
         self.logger = logger
