@@ -43,9 +43,13 @@ final class WALCheckpointer: Sendable {
         }
         guard start else { return }
         queue.async { [self] in
-            // A failed passive checkpoint leaves the frames in the WAL, where readers still find
-            // them; the next one (or SQLite's backstop) copies them.
-            _ = try? connection.writeWithoutTransaction { db in try db.checkpoint(.passive) }
+            // `close()` waits for a block already running here; one that starts after it sees
+            // `closed` and leaves the connection alone.
+            if !state.withLock({ $0.closed }) {
+                // A failed passive checkpoint leaves the frames in the WAL, where readers still
+                // find them; the next one (or SQLite's backstop) copies them.
+                _ = try? connection.writeWithoutTransaction { db in try db.checkpoint(.passive) }
+            }
             state.withLock { $0.running = false }
         }
     }
