@@ -8,8 +8,8 @@ import Synchronization
 final class ConnectionTable: ServerOutput {
     private let queues = Mutex<[ConnectionID: OutboundQueue]>([:])
     private let flushers = Mutex<[ObjectIdentifier: LoopFlusher]>([:])
-    // The last frame converted to a ByteBuffer: a fanout hands the same frame to every
-    // subscriber, and ByteBuffers are shared copy-on-write, so it is copied once, not per
+    // The last frame encoded as a WebSocket frame: a fanout hands the same frame to every
+    // subscriber, and ByteBuffers are shared copy-on-write, so it is encoded once, not per
     // connection. Holding the array keeps its storage (the cache key) from being reused.
     private let lastFrame = Mutex<(array: [UInt8], buffer: ByteBuffer)?>(nil)
     let commitRequests: AsyncStream<Void>
@@ -43,7 +43,7 @@ final class ConnectionTable: ServerOutput {
     var openCount: Int { queues.withLock { $0.count } }
 
     func send(_ frame: [UInt8], to connection: ConnectionID) {
-        queues.withLock { $0[connection] }?.enqueue(ByteBuffer(bytes: frame), live: false)
+        queues.withLock { $0[connection] }?.enqueue(OutboundQueue.binaryFrame(frame), live: false)
     }
 
     func deliver(_ frame: [UInt8], to connection: ConnectionID) {
@@ -58,7 +58,7 @@ final class ConnectionTable: ServerOutput {
             {
                 return cached.buffer
             }
-            let buffer = ByteBuffer(bytes: frame)
+            let buffer = OutboundQueue.binaryFrame(frame)
             last = (frame, buffer)
             return buffer
         }

@@ -2,7 +2,6 @@ import CloakProtocol
 import CloakServer
 import Metrics
 import NIOCore
-import NIOWebSocket
 import Synchronization
 
 /// One connection's outgoing frames, bounded in bytes (ADV-33), written straight into the
@@ -13,8 +12,10 @@ import Synchronization
 /// error, and is closed: memory per connection never grows past the bound.
 ///
 /// Data frames bypass Hummingbird's async writer (one task hop and one actor hop per frame
-/// would dominate fanout cost); the closing handshake still goes through it, after the last
-/// data frame, via `onClose`.
+/// would dominate fanout cost) and the pipeline's frame encoder: they are queued as complete
+/// WebSocket frames (``binaryFrame(_:)``; a fanout encodes one and every subscriber shares it)
+/// and written from the ``RawFrameWriter`` next to the socket. The closing handshake still goes
+/// through Hummingbird's writer, after the last data frame, via `onClose`.
 final class OutboundQueue: Sendable {
     private struct State {
         var frames = CircularBuffer<(bytes: ByteBuffer, live: ContinuousClock.Instant?)>(initialCapacity: 2)
@@ -28,6 +29,8 @@ final class OutboundQueue: Sendable {
 
     private let state = Mutex(State())
     let channel: any Channel
+    /// The ``RawFrameWriter``'s context once it is in the pipeline (event loop only).
+    let rawWriter: NIOLoopBoundBox<ChannelHandlerContext?>
     let flusher: LoopFlusher
     let limit: Int
     let metrics: ServerMetrics
@@ -41,6 +44,7 @@ final class OutboundQueue: Sendable {
         onOverflow: @escaping @Sendable () -> Void, onClose: @escaping @Sendable (ProtocolError) -> Void
     ) {
         self.channel = channel
+        rawWriter = .makeEmptyBox(valueType: ChannelHandlerContext.self, eventLoop: channel.eventLoop)
         self.flusher = flusher
         self.limit = limit
         self.metrics = metrics
@@ -48,7 +52,27 @@ final class OutboundQueue: Sendable {
         self.onClose = onClose
     }
 
-    /// Appends a frame, or closes with SLOW_CONSUMER when it would pass the bound.
+    /// A complete unmasked binary WebSocket frame (RFC 6455 §5.2: FIN + opcode 2, then the
+    /// payload length in 7, 7+16 or 7+64 bits, big-endian) around `payload`.
+    static func binaryFrame(_ payload: [UInt8]) -> ByteBuffer {
+        var buffer = ByteBufferAllocator().buffer(capacity: payload.count + 10)
+        buffer.writeInteger(UInt8(0x82))
+        switch payload.count {
+        case ..<126:
+            buffer.writeInteger(UInt8(payload.count))
+        case ...0xFFFF:
+            buffer.writeInteger(UInt8(126))
+            buffer.writeInteger(UInt16(payload.count))
+        default:
+            buffer.writeInteger(UInt8(127))
+            buffer.writeInteger(UInt64(payload.count))
+        }
+        buffer.writeBytes(payload)
+        return buffer
+    }
+
+    /// Appends a complete frame (``binaryFrame(_:)``), or closes with SLOW_CONSUMER when it would
+    /// pass the bound.
     func enqueue(_ frame: ByteBuffer, live: Bool) {
         var overflowed = false
         let size = frame.readableBytes
@@ -57,7 +81,7 @@ final class OutboundQueue: Sendable {
             if s.bytes + size > limit {
                 overflowed = true
                 s.frames.removeAll()
-                s.frames.append((ByteBuffer(bytes: FrameCodec.encodeError(.slowConsumer)), nil))
+                s.frames.append((Self.binaryFrame(FrameCodec.encodeError(.slowConsumer)), nil))
                 s.bytes = 0
                 s.closing = .slowConsumer
             } else {
@@ -160,14 +184,17 @@ final class OutboundQueue: Sendable {
                     return (batch, close, rooms)
                 }
             for room in step.rooms { room.resume() }
+            // Without the writer the handler was removed: the channel is closing, and what is
+            // queued can no longer be delivered.
+            let writer = rawWriter.value
             for (bytes, enqueuedAt) in step.frames {
-                channel.write(WebSocketFrame(fin: true, opcode: .binary, data: bytes), promise: nil)
+                writer?.write(NIOAny(bytes), promise: nil)
                 metrics.framesOut.increment()
                 if let enqueuedAt { metrics.fanoutLatency.record(ContinuousClock.now - enqueuedAt) }
                 wrote = true
             }
             if step.frames.isEmpty {
-                if wrote { channel.flush() }
+                if wrote { writer?.flush() }
                 if let close = step.close { onClose(close) }
                 return
             }
@@ -206,6 +233,21 @@ final class LoopFlusher: Sendable {
             for queue in queues { queue.flush() }
         }
     }
+}
+
+/// Placed next to the socket, so frames written from its context skip the handlers above it
+/// (the async channel's bridge and the WebSocket frame encoder); writes coming down the
+/// pipeline pass through it unchanged.
+final class RawFrameWriter: ChannelOutboundHandler, Sendable {
+    typealias OutboundIn = ByteBuffer
+    let slot: NIOLoopBoundBox<ChannelHandlerContext?>
+
+    init(slot: NIOLoopBoundBox<ChannelHandlerContext?>) {
+        self.slot = slot
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) { slot.value = context }
+    func handlerRemoved(context: ChannelHandlerContext) { slot.value = nil }
 }
 
 /// Tells a connection's queue when its socket drains (placed at the end of the pipeline).

@@ -39,6 +39,7 @@ struct SyncConnectionHandler: Sendable {
             })
         do {
             try await channel.pipeline.addHandler(WritabilityObserver(queue: queue)).get()
+            try await channel.pipeline.addHandler(RawFrameWriter(slot: queue.rawWriter), position: .first).get()
         } catch {
             registry.disconnect(id)
             return
