@@ -76,6 +76,16 @@ struct AccountState {
         (connections, subscribers, pushBuckets) = kept
     }
 
+    /// Forgets the staged refs that batch `id` committed and moves the committed head past its
+    /// rows (a later batch may already have restaged one of the positions: that ref stays).
+    mutating func settle(_ rows: [WriteBatch.ChangeSetRow], batch id: UInt64) {
+        for row in rows {
+            let key = ChainSeq(chain: row.chain, seq: row.seq)
+            if staged[key]?.batch == id { staged[key] = nil }
+            committedHead = max(committedHead, row.cursor)
+        }
+    }
+
     /// Whether `device` may act as a member now: an active device, or the current recovery key.
     func member(_ device: DeviceID) -> (key: DeviceLog.Member, isRecoveryKey: Bool)? {
         if log.isActive(device, atIndex: log.headIndex), let member = log.members[device] {

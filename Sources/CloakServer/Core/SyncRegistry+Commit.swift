@@ -79,14 +79,12 @@ extension SyncRegistry {
         }
     }
 
+    /// Marks the batch's rows committed, one account at a time and in place: reading
+    /// `s.accounts[id]?.committedHead` per row copied the whole account state each time.
     private func settle(_ batch: PendingBatch, in s: inout RegistryState) {
-        for row in batch.batch.changeSets {
-            let key = ChainSeq(chain: row.chain, seq: row.seq)
-            if s.accounts[row.account]?.staged[key]?.batch == batch.id { s.accounts[row.account]?.staged[key] = nil }
-            if let head = s.accounts[row.account]?.committedHead, head < row.cursor {
-                s.accounts[row.account]?.committedHead = row.cursor
-            }
-        }
+        var byAccount: [AccountID: [WriteBatch.ChangeSetRow]] = [:]
+        for row in batch.batch.changeSets { byAccount[row.account, default: []].append(row) }
+        for (account, rows) in byAccount { s.accounts[account]?.settle(rows, batch: batch.id) }
         for (account, rows) in batch.rowsByAccount { s.accounts[account]?.pendingWrites -= rows }
     }
 
