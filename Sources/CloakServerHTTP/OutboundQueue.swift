@@ -14,8 +14,8 @@ import Synchronization
 /// Data frames bypass Hummingbird's async writer (one task hop and one actor hop per frame
 /// would dominate fanout cost) and the pipeline's frame encoder: they are queued as complete
 /// WebSocket frames (``binaryFrame(_:)``; a fanout encodes one and every subscriber shares it)
-/// and written from the ``RawFrameWriter`` next to the socket. The closing handshake still goes
-/// through Hummingbird's writer, after the last data frame, via `onClose`.
+/// and written from the ``RawFrameWriter`` just below the encoder (above TLS). The closing
+/// handshake still goes through Hummingbird's writer, after the last data frame, via `onClose`.
 final class OutboundQueue: Sendable {
     private struct State {
         var frames = CircularBuffer<(bytes: ByteBuffer, live: ContinuousClock.Instant?)>(initialCapacity: 2)
@@ -235,9 +235,9 @@ final class LoopFlusher: Sendable {
     }
 }
 
-/// Placed next to the socket, so frames written from its context skip the handlers above it
-/// (the async channel's bridge and the WebSocket frame encoder); writes coming down the
-/// pipeline pass through it unchanged.
+/// Placed just below the WebSocket frame encoder, so frames written from its context skip the
+/// encoder and the async channel's bridge above it yet still pass through TLS and anything else
+/// between it and the socket; writes coming down the pipeline pass through it unchanged.
 final class RawFrameWriter: ChannelOutboundHandler, Sendable {
     typealias OutboundIn = ByteBuffer
     let slot: NIOLoopBoundBox<ChannelHandlerContext?>

@@ -39,7 +39,12 @@ struct SyncConnectionHandler: Sendable {
             })
         do {
             try await channel.pipeline.addHandler(WritabilityObserver(queue: queue)).get()
-            try await channel.pipeline.addHandler(RawFrameWriter(slot: queue.rawWriter), position: .first).get()
+            // Right below the frame encoder: its writes skip the encoder and the async bridge
+            // but still pass through TLS, which sits between it and the socket on wss://.
+            try await channel.eventLoop.submit {
+                let encoder = try channel.pipeline.syncOperations.handler(type: WebSocketFrameEncoder.self)
+                try channel.pipeline.syncOperations.addHandler(RawFrameWriter(slot: queue.rawWriter), position: .before(encoder))
+            }.get()
         } catch {
             registry.disconnect(id)
             return

@@ -59,6 +59,41 @@ import Testing
     }
 
     @Test func servesTLSWithTheGivenCertificate() async throws {
+        try await Self.withCertificate { cert, key in
+            try await withServer({ $0.tls = (cert, key) }) { server in
+                let response = try await tlsGet(port: server.port, path: "/healthz")
+                #expect(response.hasPrefix("HTTP/1.1 200"))
+                #expect(response.hasSuffix("ok\n"))
+            }
+        }
+    }
+
+    /// Sync frames are written below the WebSocket encoder: on wss:// they must still go through
+    /// TLS (ServerHello, acks and a fanned-out change set all arrive decrypted and intact).
+    @Test func syncsOverTLS() async throws {
+        try await Self.withCertificate { cert, key in
+            try await withServer({ $0.tls = (cert, key) }) { server in
+                var account = TestAccount.make(seed: 611, devices: 2)
+                let pusher = try await WebSocketTestClient.connect(port: server.port, tls: true)
+                #expect(try await pusher.login(account, register: true))
+                try await pusher.send(Frames.appendDeviceLog(account.log.entries[1], id: 2))
+                _ = try await pusher.reply()
+                let reader = try await WebSocketTestClient.connect(port: server.port, tls: true)
+                #expect(try await reader.login(account, device: 1))
+                try await reader.send(Frames.subscribe(after: 0, id: 3))
+                #expect(try await reader.reply().deliverBody?.caughtUp == true)
+                let changeSet = account.next(in: conversation(1))
+                try await pusher.send(Frames.push([changeSet], id: 4))
+                #expect(try await pusher.reply().pushAckBody?.results.first?.cursor == 1)
+                #expect(try await reader.reply().deliverBody.map { Array($0.items[0].changeSet) } == changeSet.wire)
+                await pusher.close()
+                await reader.close()
+            }
+        }
+    }
+
+    /// A self-signed certificate and key for 127.0.0.1 in a temporary directory.
+    private static func withCertificate(_ body: (String, String) async throws -> Void) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cloak-tls-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -75,10 +110,6 @@ import Testing
         try openssl.run()
         openssl.waitUntilExit()
         try #require(openssl.terminationStatus == 0, "openssl could not make a test certificate")
-        try await withServer({ $0.tls = (cert, key) }) { server in
-            let response = try await tlsGet(port: server.port, path: "/healthz")
-            #expect(response.hasPrefix("HTTP/1.1 200"))
-            #expect(response.hasSuffix("ok\n"))
-        }
+        try await body(cert, key)
     }
 }

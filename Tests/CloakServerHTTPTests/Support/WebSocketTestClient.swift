@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import NIOWebSocket
 import Synchronization
 
@@ -27,7 +28,7 @@ final class WebSocketTestClient {
     }
 
     /// Connects, upgrades to a WebSocket on `path`, and reads ServerHello.
-    static func connect(port: Int, path: String = "/v1/sync", receiveBuffer: Int? = nil) async throws
+    static func connect(port: Int, path: String = "/v1/sync", receiveBuffer: Int? = nil, tls: Bool = false) async throws
         -> WebSocketTestClient
     {
         let collector = Collector()
@@ -35,8 +36,20 @@ final class WebSocketTestClient {
         if let receiveBuffer {
             bootstrap = bootstrap.channelOption(ChannelOptions.socketOption(.so_rcvbuf), value: SocketOptionValue(receiveBuffer))
         }
+        // wss:// with a throwaway certificate: encryption is what these tests need, not trust.
+        let tlsContext: NIOSSLContext? =
+            if tls {
+                try {
+                    var configuration = TLSConfiguration.makeClientConfiguration()
+                    configuration.certificateVerification = .none
+                    return try NIOSSLContext(configuration: configuration)
+                }()
+            } else { nil }
         let upgraded: EventLoopFuture<Bool> = try await bootstrap.connect(host: "127.0.0.1", port: port) { channel in
             channel.eventLoop.makeCompletedFuture {
+                if let tlsContext {
+                    try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tlsContext, serverHostname: nil))
+                }
                 let upgrader = NIOTypedWebSocketClientUpgrader<Bool>(
                     maxFrameSize: 64 << 20,
                     upgradePipelineHandler: { channel, _ in
