@@ -10,25 +10,39 @@ public enum InPlaceValue {
 }
 
 extension Statement {
-    /// Binds `values` to the statement's parameters 1…n in place and runs it to completion.
+    /// Binds `values` to the statement's parameters 1…n in place and runs it to completion,
+    /// inside the caller's open transaction. Returns the number of rows changed.
     ///
-    /// GRDB's `execute(arguments:)` wants every blob as a fresh `Data` and has SQLite copy it
-    /// again; on the hot inserts (the server's group commit, a client admitting change sets)
-    /// those copies and conversions were a third of the insert. Here SQLite reads the arrays'
-    /// storage during the step (`SQLITE_STATIC`), while the closures keep it alive, and the
-    /// statement is reset before they return so it never holds a dangling pointer. Returns the
-    /// number of rows changed.
+    /// GRDB's `execute(arguments:)` wants every blob as a fresh `Data`: on the hot inserts (the
+    /// server's group commit, a client admitting change sets) those conversions copied each
+    /// change set's bytes once more and were a third of the insert. Here SQLite reads the
+    /// arrays' storage during the step (`SQLITE_STATIC`) while the closures keep it alive, and
+    /// the statement is reset before they return, so it never holds a dangling pointer.
+    ///
+    /// The step bypasses GRDB's bookkeeping, so this checks what GRDB would: the values match
+    /// the parameters (a mismatch is a programming error and traps), every bind succeeds, and a
+    /// transaction is open (one SQLite rolled back after an error must not turn the rest of the
+    /// caller's work into autocommits).
     @discardableResult
     public func executeInPlace(_ values: [InPlaceValue]) throws -> Int {
         let statement = sqliteStatement
+        precondition(
+            Int(sqlite3_bind_parameter_count(statement)) == values.count,
+            "executeInPlace: \(values.count) values for \(sqlite3_bind_parameter_count(statement)) parameters")
+        let connection = sqlite3_db_handle(statement)
+        guard sqlite3_get_autocommit(connection) == 0 else {
+            throw DatabaseError(resultCode: .SQLITE_MISUSE, message: "executeInPlace outside a transaction")
+        }
         sqlite3_reset(statement)
         let code = Self.bind(values, from: 0, to: statement)
-        guard code == SQLITE_DONE else { throw DatabaseError(resultCode: ResultCode(rawValue: code)) }
-        return Int(sqlite3_changes(sqlite3_db_handle(statement)))
+        guard code == SQLITE_DONE else {
+            throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(connection)))
+        }
+        return Int(sqlite3_changes(connection))
     }
 
     /// Binds `values[index...]` one level of closure each, then steps and resets inside the
-    /// innermost one.
+    /// innermost one. Returns the step's result code, or the first failed bind's.
     private static func bind(_ values: [InPlaceValue], from index: Int, to statement: SQLiteStatement) -> Int32 {
         guard index < values.count else {
             let code = sqlite3_step(statement)
@@ -37,17 +51,26 @@ extension Statement {
             return code
         }
         let parameter = Int32(index + 1)
+        let bound: Int32
         switch values[index] {
         case .integer(let value):
-            sqlite3_bind_int64(statement, parameter, value)
+            bound = sqlite3_bind_int64(statement, parameter, value)
+            guard bound == SQLITE_OK else { return Self.abandon(statement, bound) }
             return bind(values, from: index + 1, to: statement)
         case .blob(let bytes):
             return bytes.withUnsafeBytes { buffer in
                 // A zero-length blob still needs a non-null pointer, or SQLite binds NULL.
                 let address = buffer.baseAddress ?? UnsafeRawPointer(bitPattern: 1)
-                sqlite3_bind_blob(statement, parameter, address, Int32(buffer.count), nil)
+                let bound = sqlite3_bind_blob(statement, parameter, address, Int32(buffer.count), nil)
+                guard bound == SQLITE_OK else { return Self.abandon(statement, bound) }
                 return bind(values, from: index + 1, to: statement)
             }
         }
+    }
+
+    /// Clears what was bound so far (it may point into storage about to be released).
+    private static func abandon(_ statement: SQLiteStatement, _ code: Int32) -> Int32 {
+        sqlite3_clear_bindings(statement)
+        return code
     }
 }

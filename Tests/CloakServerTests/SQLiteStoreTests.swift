@@ -13,7 +13,7 @@ import Testing
     private static func withStore(_ body: (SQLiteServerStore, URL) async throws -> Void) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cloak-test-\(UUID().uuidString)")
         let path = directory.appendingPathComponent("cloak.sqlite")
-        let store = try SQLiteServerStore(path: path.path)
+        let store = try SQLiteServerStore(path: path.path, checkpointInterval: .zero)
         try await store.migrate()
         do { try await body(store, path) } catch {
             await store.close()
@@ -38,7 +38,7 @@ import Testing
 
     /// Pages reach the database file only through checkpoints; SQLite's own one is pushed back
     /// to 64 MiB, so a database file that grows past the few MiB committed here shows the
-    /// background checkpointer copied them.
+    /// background checkpointer copied them (paced at zero here: one may start after any commit).
     @Test func committedPagesAreCheckpointedInTheBackground() async throws {
         try await Self.withStore { store, path in
             let account = AccountID(unchecked: [UInt8](repeating: 7, count: 32))
@@ -61,10 +61,17 @@ import Testing
                 }
                 try await store.commit(batch)
             }
+            // A checkpoint copies what was committed before it began; small commits keep
+            // starting new ones until the last big batch is in the file too.
+            var nudge = WriteBatch()
+            nudge.cursorAcks = [.init(account: account, device: chain.author, cursor: 1)]
             var grown = false
             for _ in 0..<200 where !grown {
-                grown = try Self.fileSize(path) > before + (4 << 20)
-                if !grown { try await Task.sleep(for: .milliseconds(25)) }
+                grown = try Self.fileSize(path) > before + (5 << 20)
+                if !grown {
+                    try await Task.sleep(for: .milliseconds(25))
+                    try await store.commit(nudge)
+                }
             }
             #expect(grown, "the database file did not grow: nothing was checkpointed")
             // Everything is still readable, from the database file or the WAL.
@@ -94,7 +101,17 @@ import Testing
             #expect(rows.map { $0["type"] as String } == ["blob", "blob"])
             #expect((rows[1]["v"] as Data) == Data(repeating: 0xAB, count: 5_000))
             let failing = try db.cachedStatement(sql: "INSERT INTO t (k, n, v) VALUES (?, ?, ?)")
-            #expect(throws: DatabaseError.self) { try failing.executeInPlace([.blob([3]), .integer(1), .blob([])]) }
+            let error = #expect(throws: DatabaseError.self) { try failing.executeInPlace([.blob([3]), .integer(1), .blob([])]) }
+            #expect(error?.resultCode == .SQLITE_CONSTRAINT)
+            // The statement is reusable after the failure.
+            #expect(try failing.executeInPlace([.blob([4]), .integer(2), .blob([7])]) == 1)
         }
+        // Outside a transaction it refuses rather than autocommitting a step of a larger write.
+        try queue.writeWithoutTransaction { db in
+            let insert = try db.makeStatement(sql: "INSERT INTO t (k, n, v) VALUES (?, ?, ?)")
+            let error = #expect(throws: DatabaseError.self) { try insert.executeInPlace([.blob([5]), .integer(3), .blob([])]) }
+            #expect(error?.resultCode == .SQLITE_MISUSE)
+        }
+        #expect(try queue.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM t") } == 3)
     }
 }

@@ -19,7 +19,13 @@ public final class SQLiteServerStore: ServerStore {
 
     /// Opens (creating if needed) the database at `path`; its directory must exist or be
     /// creatable.
-    public init(path: String) throws(StoreError) {
+    public convenience init(path: String) throws(StoreError) {
+        try self.init(path: path, checkpointInterval: .milliseconds(100))
+    }
+
+    /// Opens the database with WAL checkpoints at most every `checkpointInterval` (tests use
+    /// zero to see one after every commit).
+    init(path: String, checkpointInterval: Duration) throws(StoreError) {
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -37,7 +43,7 @@ public final class SQLiteServerStore: ServerStore {
                 try db.execute(sql: "PRAGMA wal_autocheckpoint = \(WALCheckpointer.backstopPages)")
                 try db.execute(sql: "PRAGMA journal_size_limit = \(WALCheckpointer.backstopPages * 4096)")
             }
-            checkpointer = try WALCheckpointer(path: path, configuration: configuration)
+            checkpointer = try WALCheckpointer(path: path, configuration: configuration, interval: checkpointInterval)
         } catch {
             throw .unavailable("cannot open the SQLite database (\(Self.describe(error)))")
         }
@@ -66,7 +72,7 @@ public final class SQLiteServerStore: ServerStore {
     /// Applies a batch in one durable transaction.
     public func commit(_ batch: WriteBatch) async throws(StoreError) {
         try await write("commit") { db in try SQLiteSchema.apply(batch, in: db) }
-        checkpointer.committed(bytes: batch.approximateBytes)
+        checkpointer.committed()
     }
 
     // MARK: Helpers

@@ -14,11 +14,9 @@ final class WALCheckpointer: Sendable {
     /// SQLite's automatic-checkpoint threshold left on the writer as the backstop (64 MiB of
     /// 4 KiB pages).
     static let backstopPages = 16_384
-    /// Committed bytes after which a background checkpoint starts.
-    static let triggerBytes = 4 << 20
 
     private struct State {
-        var pendingBytes = 0
+        var lastStart: ContinuousClock.Instant?
         var running = false
         var closed = false
     }
@@ -26,19 +24,26 @@ final class WALCheckpointer: Sendable {
     private let connection: DatabaseQueue
     private let queue = DispatchQueue(label: "cloak.sqlite.checkpoint")
     private let state = Mutex(State())
+    /// Least time between the starts of two checkpoints. Paced by time rather than by bytes:
+    /// what a commit adds to the WAL is mostly pages of indexes it touched, which the rows'
+    /// sizes do not tell (a one-row commit still rewrites several whole pages).
+    let interval: Duration
 
-    init(path: String, configuration: Configuration) throws {
+    init(path: String, configuration: Configuration, interval: Duration) throws {
         connection = try DatabaseQueue(path: path, configuration: configuration)
+        self.interval = interval
     }
 
-    /// Notes a durable commit of about `bytes`; starts a checkpoint when enough accumulated and
-    /// none is running.
-    func committed(bytes: Int) {
+    /// Notes a durable commit; starts a checkpoint unless one is running or started less than
+    /// ``interval`` ago. Each copies every frame committed before it began, so the WAL holds
+    /// about one interval's commits (plus one checkpoint's duration) between resets.
+    func committed() {
+        let now = ContinuousClock.now
         let start = state.withLock { s in
-            s.pendingBytes += bytes
-            guard !s.running, !s.closed, s.pendingBytes >= Self.triggerBytes else { return false }
+            guard !s.running, !s.closed else { return false }
+            if let last = s.lastStart, now - last < interval { return false }
             s.running = true
-            s.pendingBytes = 0
+            s.lastStart = now
             return true
         }
         guard start else { return }
@@ -59,13 +64,5 @@ final class WALCheckpointer: Sendable {
         state.withLock { $0.closed = true }
         queue.sync {}
         try? connection.close()
-    }
-}
-
-extension WriteBatch {
-    /// Roughly the bytes a commit appends to the WAL (payloads; keys and pages add a little).
-    var approximateBytes: Int {
-        changeSets.reduce(0) { $0 + $1.bytes.count + 128 } + envelopes.reduce(0) { $0 + $1.bytes.count }
-            + snapshots.reduce(0) { $0 + $1.bytes.count } + logEntries.count * 512 + 256
     }
 }
