@@ -53,6 +53,9 @@ struct LimitOptions: ParsableArguments {
         ]
         guard values.allSatisfy({ $0 > 0 }) else { throw ValidationError("limits must be positive") }
         guard maxChangeSetBytes < maxFrameBytes else { throw ValidationError("a change set must fit in a frame") }
+        if let raw = environment("CLOAK_VERIFY_CHANGE_SET_SIGNATURES"), Bool(raw) == nil {
+            throw ValidationError("CLOAK_VERIFY_CHANGE_SET_SIGNATURES must be true or false, not \"\(raw)\"")
+        }
     }
 
     var configuration: ServerConfiguration {

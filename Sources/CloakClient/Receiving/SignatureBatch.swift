@@ -4,9 +4,11 @@ import Foundation
 
 /// Verifies the signatures of a batch of received change sets on other cores while the batch
 /// is admitted one by one. Ed25519 verification is most of the cost of opening a change set and
-/// each one is independent, so helper threads verify ahead of admission; when admission reaches
-/// a change set no helper has taken yet, it verifies that one itself. Every verdict still comes
-/// from the same synchronous admission, in the same order, so the result is deterministic.
+/// each one is independent, so helper threads verify from the front of the batch ahead of
+/// admission; when admission reaches a change set no helper has taken yet it verifies that one
+/// itself, and while a helper holds the one it needs it verifies from the back of the batch
+/// instead of waiting. A verdict does not depend on which thread reached it, and admission still
+/// consumes them in order, so the result is deterministic.
 final class SignatureBatch: @unchecked Sendable {
     /// A change set's hash with its signature: the hash covers only the signed bytes, so two
     /// copies with one hash may carry different signatures, and only the one checked counts.

@@ -31,7 +31,9 @@ public final class PostgresServerStore: ServerStore {
         // table that grew from empty (up to a minute), the planner expects a handful of rows and
         // picks a bitmap scan plus a sort of every match for a catch-up page: 56 ms instead of
         // 0.4 ms per page at 100,000 change sets, measured. Without bitmap scans it walks the
-        // primary key in cursor order whatever the statistics say.
+        // primary key in cursor order whatever the statistics say. (PgBouncer refuses unknown
+        // startup parameters: behind it, list this one in ignore_startup_parameters and set it
+        // for the role instead, `ALTER ROLE … SET enable_bitmapscan = off`.)
         configuration.options.additionalStartupParameters.append(("enable_bitmapscan", "off"))
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         self.client = client
