@@ -165,15 +165,20 @@ struct HostileServerTests {
         #expect(await s.b.stateHash(of: s.chat) == (await s.a.stateHash(of: s.chat)))
     }
 
-    @Test("ADV-16 garbage from the server is reported but the kept copies are bounded")
+    @Test("ADV-16 garbage from the server is reported but the kept copies and events are bounded")
     func rejectedCopiesAreBounded() async throws {
         let s = try await scene(extraMessages: 0)
         var rng = SeededRandom(seed: 8)
-        let garbage = (0..<(ClientCore.rejectedKept + 50)).map { _ in rng.bytes(40) }
+        let garbage = (0..<(max(ClientCore.rejectedKept, ClientCore.securityEventsKept) + 50)).map { _ in rng.bytes(40) }
+        let eventsBefore = try await s.b._recordedEvents().count
         let output = try await deliver(garbage, to: s.b)
         #expect(output.events.count == garbage.count)
         let kept = try await s.b._rejectedCount()
         #expect(kept == ClientCore.rejectedKept)
+        let events = try await s.b._recordedEvents()
+        #expect(eventsBefore < ClientCore.securityEventsKept)
+        #expect(events.count == ClientCore.securityEventsKept)
+        #expect(events.last == output.events.last, "the newest are the ones kept")
         #expect(await s.b.stateHash(of: s.chat) == s.baseline)
     }
 

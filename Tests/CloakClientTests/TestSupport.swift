@@ -104,6 +104,10 @@ extension CloakClient {
         try core.rejectedCount()
     }
 
+    func _recordedEvents() throws -> [SecurityEvent] {
+        try core.recordedEvents()
+    }
+
     func _drainOutbox() throws -> [[UInt8]] {
         _ = try core.flushDueBatches(force: true)
         let batch = try core.outbox(limit: 100_000)

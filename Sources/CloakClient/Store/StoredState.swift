@@ -116,12 +116,15 @@ extension Database {
     }
 
     func recordEvent(_ event: SecurityEvent, at time: UInt64) throws {
-        try execute(
-            sql: "INSERT INTO security_events(kind, conversation, device, seq, detail, at) VALUES (?, ?, ?, ?, ?, ?)",
+        try cachedStatement(
+            sql: "INSERT INTO security_events(kind, conversation, device, seq, detail, at) VALUES (?, ?, ?, ?, ?, ?)"
+        ).execute(
             arguments: [
                 event.kind.rawValue, event.conversation.map { Data($0.bytes) }, event.device.map { Data($0.bytes) },
                 event.seq.map { Int64($0) }, event.detail, Int64(time),
             ])
+        try cachedStatement(sql: "DELETE FROM security_events WHERE id <= ?")
+            .execute(arguments: [lastInsertedRowID - Int64(ClientCore.securityEventsKept)])
     }
 
     func recordRejected(_ wire: [UInt8], hash: ChangeSetHash?, reason: String, at time: UInt64) throws {
@@ -136,6 +139,10 @@ extension ClientCore {
     /// Rejected change sets kept for diagnosis; older ones are dropped so a hostile server
     /// cannot grow the store without bound by sending garbage.
     static let rejectedKept = 1_000
+
+    /// Security events kept in the store, newest first; the app's stream has seen every one,
+    /// and a hostile server sending garbage must not grow the store without bound (ADV-16).
+    static let securityEventsKept = 2_000
 
     /// How many rejected change sets the store keeps now.
     func rejectedCount() throws(ClientError) -> Int {
