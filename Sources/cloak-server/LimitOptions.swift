@@ -38,9 +38,9 @@ struct LimitOptions: ParsableArguments {
 
     @Option(
         help: ArgumentHelp(
-            "Check every pushed change set's signature on arrival: true or false (CLOAK_VERIFY_CHANGE_SET_SIGNATURES).",
+            "Check every pushed change set's signature on arrival: true or false (CLOAK_VERIFY_CHANGE_SET_SIGNATURES; default false).",
             discussion: "Receivers verify every signature anyway; the server's check only refuses an author's own bad bytes early, at about twice the CPU per change set."))
-    var verifyChangeSetSignatures = Bool(environment("CLOAK_VERIFY_CHANGE_SET_SIGNATURES") ?? "") ?? defaults.verifyChangeSetSignatures
+    var verifyChangeSetSignatures: Bool?
 
     static func int(_ name: String, _ fallback: Int) -> Int {
         environment(name).flatMap(Int.init) ?? fallback
@@ -53,7 +53,8 @@ struct LimitOptions: ParsableArguments {
         ]
         guard values.allSatisfy({ $0 > 0 }) else { throw ValidationError("limits must be positive") }
         guard maxChangeSetBytes < maxFrameBytes else { throw ValidationError("a change set must fit in a frame") }
-        if let raw = environment("CLOAK_VERIFY_CHANGE_SET_SIGNATURES"), Bool(raw) == nil {
+        // The flag wins over the variable; a variable that is neither true nor false is refused.
+        if verifyChangeSetSignatures == nil, let raw = environment("CLOAK_VERIFY_CHANGE_SET_SIGNATURES"), Bool(raw) == nil {
             throw ValidationError("CLOAK_VERIFY_CHANGE_SET_SIGNATURES must be true or false, not \"\(raw)\"")
         }
     }
@@ -70,7 +71,9 @@ struct LimitOptions: ParsableArguments {
         configuration.handshakeTimeoutMs = UInt64(handshakeTimeoutMs)
         configuration.idleTimeoutMs = UInt64(idleTimeoutMs)
         configuration.maxOutboundQueueBytes = maxOutboundQueueBytes
-        configuration.verifyChangeSetSignatures = verifyChangeSetSignatures
+        configuration.verifyChangeSetSignatures =
+            verifyChangeSetSignatures ?? environment("CLOAK_VERIFY_CHANGE_SET_SIGNATURES").flatMap { Bool($0) }
+            ?? Self.defaults.verifyChangeSetSignatures
         return configuration
     }
 }

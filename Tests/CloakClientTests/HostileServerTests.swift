@@ -167,18 +167,26 @@ struct HostileServerTests {
 
     @Test("ADV-16 garbage from the server is reported but the kept copies and events are bounded")
     func rejectedCopiesAreBounded() async throws {
-        let s = try await scene(extraMessages: 0)
+        let s = try await scene(extraMessages: 10)
         var rng = SeededRandom(seed: 8)
         let garbage = (0..<(max(ClientCore.rejectedKept, ClientCore.securityEventsKept) + 50)).map { _ in rng.bytes(40) }
-        let eventsBefore = try await s.b._recordedEvents().count
         let output = try await deliver(garbage, to: s.b)
         #expect(output.events.count == garbage.count)
         let kept = try await s.b._rejectedCount()
         #expect(kept == ClientCore.rejectedKept)
+        // Then events of another kind: they must push the oldest garbage events out, not be
+        // the ones dropped.
+        let resigned = try s.extra.map { wire in
+            var message = try FrameCodec.parse(Cloak_V1_ChangeSet.self, from: wire, what: "test")
+            message.signature = Data(rng.bytes(64))
+            return FrameCodec.serialize(message)
+        }
+        let later = try await deliver(resigned, to: s.b)
+        #expect(later.events.map(\.kind) == Array(repeating: .badSignature, count: resigned.count))
         let events = try await s.b._recordedEvents()
-        #expect(eventsBefore < ClientCore.securityEventsKept)
         #expect(events.count == ClientCore.securityEventsKept)
-        #expect(events.last == output.events.last, "the newest are the ones kept")
+        #expect(events.suffix(resigned.count).allSatisfy { $0.kind == .badSignature })
+        #expect(events.dropLast(resigned.count).allSatisfy { $0.kind == .malformedRecord })
         #expect(await s.b.stateHash(of: s.chat) == s.baseline)
     }
 

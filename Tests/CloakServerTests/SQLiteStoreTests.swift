@@ -10,10 +10,12 @@ import Testing
 /// What the SQLite store promises beyond the shared conformance suite: durable commits (ADV-19)
 /// and WAL checkpoints that happen off the commit path.
 @Suite struct SQLiteStoreTests {
-    private static func withStore(_ body: (SQLiteServerStore, URL) async throws -> Void) async throws {
+    private static func withStore(
+        checkpointInterval: Duration = .zero, _ body: (SQLiteServerStore, URL) async throws -> Void
+    ) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cloak-test-\(UUID().uuidString)")
         let path = directory.appendingPathComponent("cloak.sqlite")
-        let store = try SQLiteServerStore(path: path.path, checkpointInterval: .zero)
+        let store = try SQLiteServerStore(path: path.path, checkpointInterval: checkpointInterval)
         try await store.migrate()
         do { try await body(store, path) } catch {
             await store.close()
@@ -77,6 +79,40 @@ import Testing
             // Everything is still readable, from the database file or the WAL.
             let stored = try await store.pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM change_sets") }
             #expect(stored == 6_000)
+        }
+    }
+
+    /// Commits that come faster than the checkpoint pace are not left in the WAL once they stop:
+    /// the checkpoint they were skipped for schedules one more.
+    @Test func aBurstFasterThanThePaceIsCheckpointedAfterwards() async throws {
+        try await Self.withStore(checkpointInterval: .milliseconds(200)) { store, path in
+            let account = AccountID(unchecked: [UInt8](repeating: 8, count: 32))
+            let chain = ChainKey(
+                conversation: ConversationID(unchecked: [UInt8](repeating: 1, count: 16)),
+                author: DeviceID(unchecked: [UInt8](repeating: 2, count: 16)))
+            var setup = WriteBatch()
+            setup.logEntries = [.init(account: account, index: 0, bytes: [1, 2, 3])]
+            try await store.commit(setup)
+            let before = try Self.fileSize(path)
+            var cursor: UInt64 = 0
+            for _ in 0..<6 {
+                var batch = WriteBatch()
+                for _ in 0..<1_000 {
+                    cursor += 1
+                    batch.changeSets.append(
+                        WriteBatch.ChangeSetRow(
+                            account: account, cursor: cursor, chain: chain, seq: cursor,
+                            hash: Digest32(hashing: cursor.littleEndianBytes), bytes: [UInt8](repeating: 0x5A, count: 1_024)))
+                }
+                try await store.commit(batch)
+            }
+            // No commit from here on: only the scheduled follow-up can copy the burst.
+            var grown = false
+            for _ in 0..<200 where !grown {
+                grown = try Self.fileSize(path) > before + (5 << 20)
+                if !grown { try await Task.sleep(for: .milliseconds(25)) }
+            }
+            #expect(grown, "the burst stayed in the WAL")
         }
     }
 

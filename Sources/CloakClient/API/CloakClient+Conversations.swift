@@ -212,7 +212,8 @@ extension CloakClient {
         return stream
     }
 
-    /// Security events recorded so far (newest last), from the local store.
+    /// The newest security events recorded in the local store (up to 2,000, oldest first); the
+    /// ``securityEvents()`` stream delivers every one as it happens.
     public func recordedSecurityEvents() throws(ClientError) -> [SecurityEvent] {
         try core.recordedEvents()
     }

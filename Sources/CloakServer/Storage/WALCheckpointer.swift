@@ -18,6 +18,9 @@ final class WALCheckpointer: Sendable {
     private struct State {
         var lastStart: ContinuousClock.Instant?
         var running = false
+        /// A commit came while a checkpoint ran or too soon after one: its frames wait for the
+        /// follow-up that the running checkpoint schedules when it ends.
+        var skipped = false
         var closed = false
     }
 
@@ -35,18 +38,31 @@ final class WALCheckpointer: Sendable {
     }
 
     /// Notes a durable commit; starts a checkpoint unless one is running or started less than
-    /// ``interval`` ago. Each copies every frame committed before it began, so the WAL holds
-    /// about one interval's commits (plus one checkpoint's duration) between resets.
+    /// ``interval`` ago, in which case one more runs an interval after the current one ends.
+    /// Each copies every frame committed before it began, so the WAL holds about one
+    /// interval's commits (plus one checkpoint's duration) between resets.
     func committed() {
+        start(paced: true)
+    }
+
+    private func start(paced: Bool) {
         let now = ContinuousClock.now
-        let start = state.withLock { s in
-            guard !s.running, !s.closed else { return false }
-            if let last = s.lastStart, now - last < interval { return false }
+        let begin = state.withLock { s in
+            guard !s.closed else { return false }
+            if s.running || (paced && s.lastStart.map { now - $0 < interval } == true) {
+                s.skipped = true
+                // Nothing running would schedule the follow-up: the last one ended too recently.
+                return false
+            }
             s.running = true
+            s.skipped = false
             s.lastStart = now
             return true
         }
-        guard start else { return }
+        if !begin {
+            scheduleFollowUpIfIdle()
+            return
+        }
         queue.async { [self] in
             // `close()` waits for a block already running here; one that starts after it sees
             // `closed` and leaves the connection alone.
@@ -56,6 +72,25 @@ final class WALCheckpointer: Sendable {
                 _ = try? connection.writeWithoutTransaction { db in try db.checkpoint(.passive) }
             }
             state.withLock { $0.running = false }
+            scheduleFollowUpIfIdle()
+        }
+    }
+
+    /// Runs one more checkpoint an interval from now if commits were skipped and nothing is
+    /// running or already scheduled to pick them up.
+    private func scheduleFollowUpIfIdle() {
+        let schedule = state.withLock { s in
+            guard s.skipped, !s.running, !s.closed else { return false }
+            s.skipped = false
+            s.running = true  // held by the scheduled follow-up until it starts
+            return true
+        }
+        guard schedule else { return }
+        let (seconds, attoseconds) = interval.components
+        let delay = DispatchTimeInterval.nanoseconds(Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000))
+        queue.asyncAfter(deadline: .now() + delay) { [self] in
+            state.withLock { $0.running = false }
+            start(paced: false)
         }
     }
 
