@@ -48,21 +48,8 @@ import Testing
             setup.logEntries = [.init(account: account, index: 0, bytes: [1, 2, 3])]
             try await store.commit(setup)
             let before = try Self.fileSize(path)
-            let chain = ChainKey(
-                conversation: ConversationID(unchecked: [UInt8](repeating: 1, count: 16)),
-                author: DeviceID(unchecked: [UInt8](repeating: 2, count: 16)))
-            var cursor: UInt64 = 0
-            for _ in 0..<6 {
-                var batch = WriteBatch()
-                for _ in 0..<1_000 {
-                    cursor += 1
-                    batch.changeSets.append(
-                        WriteBatch.ChangeSetRow(
-                            account: account, cursor: cursor, chain: chain, seq: cursor,
-                            hash: Digest32(hashing: cursor.littleEndianBytes), bytes: [UInt8](repeating: 0x5A, count: 1_024)))
-                }
-                try await store.commit(batch)
-            }
+            let chain = Self.chain
+            for batch in Self.burst(account: account, chain: chain) { try await store.commit(batch) }
             // A checkpoint copies what was committed before it began; small commits keep
             // starting new ones until the last big batch is in the file too.
             var nudge = WriteBatch()
@@ -87,25 +74,12 @@ import Testing
     @Test func aBurstFasterThanThePaceIsCheckpointedAfterwards() async throws {
         try await Self.withStore(checkpointInterval: .milliseconds(200)) { store, path in
             let account = AccountID(unchecked: [UInt8](repeating: 8, count: 32))
-            let chain = ChainKey(
-                conversation: ConversationID(unchecked: [UInt8](repeating: 1, count: 16)),
-                author: DeviceID(unchecked: [UInt8](repeating: 2, count: 16)))
+            let chain = Self.chain
             var setup = WriteBatch()
             setup.logEntries = [.init(account: account, index: 0, bytes: [1, 2, 3])]
             try await store.commit(setup)
             let before = try Self.fileSize(path)
-            var cursor: UInt64 = 0
-            for _ in 0..<6 {
-                var batch = WriteBatch()
-                for _ in 0..<1_000 {
-                    cursor += 1
-                    batch.changeSets.append(
-                        WriteBatch.ChangeSetRow(
-                            account: account, cursor: cursor, chain: chain, seq: cursor,
-                            hash: Digest32(hashing: cursor.littleEndianBytes), bytes: [UInt8](repeating: 0x5A, count: 1_024)))
-                }
-                try await store.commit(batch)
-            }
+            for batch in Self.burst(account: account, chain: chain) { try await store.commit(batch) }
             // No commit from here on: only the scheduled follow-up can copy the burst.
             var grown = false
             for _ in 0..<200 where !grown {
@@ -113,6 +87,25 @@ import Testing
                 if !grown { try await Task.sleep(for: .milliseconds(25)) }
             }
             #expect(grown, "the burst stayed in the WAL")
+        }
+    }
+
+    private static let chain = ChainKey(
+        conversation: ConversationID(unchecked: [UInt8](repeating: 1, count: 16)),
+        author: DeviceID(unchecked: [UInt8](repeating: 2, count: 16)))
+
+    /// Six batches of 1,000 one-KiB change sets on one chain: about 6 MiB of pages.
+    private static func burst(account: AccountID, chain: ChainKey) -> [WriteBatch] {
+        (0..<6).map { batchIndex in
+            var batch = WriteBatch()
+            for offset in 1...1_000 {
+                let cursor = UInt64(batchIndex * 1_000 + offset)
+                batch.changeSets.append(
+                    WriteBatch.ChangeSetRow(
+                        account: account, cursor: cursor, chain: chain, seq: cursor,
+                        hash: Digest32(hashing: cursor.littleEndianBytes), bytes: [UInt8](repeating: 0x5A, count: 1_024)))
+            }
+            return batch
         }
     }
 
