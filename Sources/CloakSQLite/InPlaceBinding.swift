@@ -22,7 +22,8 @@ extension Statement {
     /// The step bypasses GRDB's bookkeeping, so this checks what GRDB would: the values match
     /// the parameters (a mismatch is a programming error and traps), every bind succeeds, and a
     /// transaction is open (one SQLite rolled back after an error must not turn the rest of the
-    /// caller's work into autocommits).
+    /// caller's work into autocommits). GRDB's transaction observers do not see these rows;
+    /// neither store uses observers.
     @discardableResult
     public func executeInPlace(_ values: [InPlaceValue]) throws -> Int {
         let statement = sqliteStatement
