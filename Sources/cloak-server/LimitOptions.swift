@@ -46,7 +46,21 @@ struct LimitOptions: ParsableArguments {
         environment(name).flatMap(Int.init) ?? fallback
     }
 
+    /// The integer variables above (and the serve command's port): one that is set must parse,
+    /// rather than silently fall back to the default.
+    static let integerVariables = [
+        "CLOAK_MAX_FRAME_BYTES", "CLOAK_MAX_CHANGE_SETS_PER_PUSH", "CLOAK_MAX_CHANGE_SET_BYTES",
+        "CLOAK_MAX_PUSHES_PER_SECOND", "CLOAK_MAX_ACCOUNT_BYTES", "CLOAK_MAX_CATCH_UP_BATCH",
+        "CLOAK_MAX_CONNECTIONS_PER_ACCOUNT", "CLOAK_HANDSHAKE_TIMEOUT_MS", "CLOAK_IDLE_TIMEOUT_MS",
+        "CLOAK_MAX_OUTBOUND_QUEUE_BYTES", "CLOAK_PORT",
+    ]
+
     func validate() throws {
+        for name in Self.integerVariables {
+            if let raw = environment(name), Int(raw) == nil {
+                throw ValidationError("\(name) must be a whole number, not \"\(raw)\"")
+            }
+        }
         let values = [
             maxFrameBytes, maxChangeSetsPerPush, maxChangeSetBytes, maxPushesPerSecond, maxAccountBytes, maxCatchUpBatch,
             maxConnectionsPerAccount, handshakeTimeoutMs, idleTimeoutMs, maxOutboundQueueBytes,

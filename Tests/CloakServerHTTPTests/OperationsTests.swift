@@ -2,6 +2,7 @@ import CloakCrypto
 import CloakProtocol
 import CloakServer
 import CloakServerHTTP
+import CloakTesting
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -90,6 +91,30 @@ import Testing
                 await reader.close()
             }
         }
+    }
+
+    /// A `CLOAK_…` variable that does not parse stops the server with a message naming it,
+    /// instead of silently running with the default.
+    @Test(arguments: [
+        ("CLOAK_MAX_FRAME_BYTES", "10MB"), ("CLOAK_PORT", "eighty"), ("CLOAK_VERIFY_CHANGE_SET_SIGNATURES", "yes"),
+    ])
+    func malformedEnvironmentVariablesAreRefused(name: String, value: String) async throws {
+        let process = Process()
+        process.executableURL = try ServerProcess.binary()
+        process.arguments = ["serve", "--port", "0", "--database", "memory:"]
+        process.environment = ProcessInfo.processInfo.environment.merging([name: value]) { $1 }
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        // Blocking reads stay off the cooperative pool, where in-process servers of other tests run.
+        let message = try await onOwnThread {
+            let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            return text
+        }
+        #expect(process.terminationStatus != 0)
+        #expect(message.contains(name) && message.contains(value), "\(message)")
     }
 
     /// A self-signed certificate and key for 127.0.0.1 in a temporary directory.
