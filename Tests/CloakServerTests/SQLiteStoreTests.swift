@@ -13,17 +13,12 @@ import Testing
     private static func withStore(
         checkpointInterval: Duration = .zero, _ body: (SQLiteServerStore, URL) async throws -> Void
     ) async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cloak-test-\(UUID().uuidString)")
-        let path = directory.appendingPathComponent("cloak.sqlite")
-        let store = try SQLiteServerStore(path: path.path, checkpointInterval: checkpointInterval)
-        try await store.migrate()
+        let (store, path, cleanup) = try await TestStores.sqliteFile(checkpointInterval: checkpointInterval)
         do { try await body(store, path) } catch {
-            await store.close()
-            try? FileManager.default.removeItem(at: directory)
+            await cleanup()
             throw error
         }
-        await store.close()
-        try? FileManager.default.removeItem(at: directory)
+        await cleanup()
     }
 
     /// GRDB's WAL setup lowers `synchronous` to NORMAL after the connection is prepared; the

@@ -1,7 +1,8 @@
-import CloakServer
 import Foundation
 import Logging
 import PostgresNIO
+
+@testable import CloakServer
 
 /// The stores the conformance suite runs against.
 enum TestStores {
@@ -10,10 +11,20 @@ enum TestStores {
 
     /// A fresh SQLite database in a temporary directory.
     static func sqlite() async throws -> (store: any ServerStore, cleanup: @Sendable () async -> Void) {
+        let (store, _, cleanup) = try await sqliteFile(checkpointInterval: .milliseconds(100))
+        return (store, cleanup)
+    }
+
+    /// A fresh SQLite database in a temporary directory, with its file path and WAL checkpoint
+    /// pace (the store's own tests look at the file).
+    static func sqliteFile(checkpointInterval: Duration) async throws
+        -> (store: SQLiteServerStore, path: URL, cleanup: @Sendable () async -> Void)
+    {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cloak-test-\(UUID().uuidString)")
-        let store = try SQLiteServerStore(path: directory.appendingPathComponent("cloak.sqlite").path)
+        let path = directory.appendingPathComponent("cloak.sqlite")
+        let store = try SQLiteServerStore(path: path.path, checkpointInterval: checkpointInterval)
         try await store.migrate()
-        return (store, {
+        return (store, path, {
             await store.close()
             try? FileManager.default.removeItem(at: directory)
         })
