@@ -35,9 +35,10 @@ public struct ServerConfiguration: Sendable, Equatable {
     /// Most conversation ids in one Subscribe or FetchSnapshots filter.
     public var maxConversationFilter: Int
     /// Whether a push's change-set signatures are checked on arrival (PROTOCOL.md §19 step 5).
-    /// Off by default: receivers verify every signature before applying anything (§9), so the
-    /// server's check protects nobody but the author from its own bad bytes, and one Ed25519
-    /// verification costs about twice everything else the server does for a change set.
+    /// Off by default: receivers verify every signature before applying anything (§9), so
+    /// integrity never rests on it, and one Ed25519 verification costs about twice everything
+    /// else the server does for a change set. Off, a badly signed change set from a buggy author
+    /// is stored and its chain position stays unreadable (§19 step 5).
     public var verifyChangeSetSignatures: Bool
 
     /// Cloak's defaults: the ``ProtocolLimits`` defaults, 64 connections per account, a 30 s

@@ -72,15 +72,14 @@ extension HoldReason {
     }
 }
 
+// The statements below run once or more per change set: they are prepared once per
+// connection (cachedStatement) instead of parsed and authorised on every call.
 extension Database {
     /// Inserts an accepted change set; returns its local row id.
-    // The statements below run once or more per change set: they are prepared once per
-    // connection (cachedStatement) instead of parsed and authorised on every call.
-
     func insertChangeSet(_ changeSet: ChangeSet, local: Bool) throws -> Int64 {
         let h = changeSet.header
         // In place: every received change set passes through here, and GRDB's argument path
-        // copied the whole wire twice.
+        // wanted a fresh `Data` copy of its whole wire.
         let inserted = try cachedStatement(
             sql: """
                 INSERT INTO change_sets(conversation, author, seq, hash, wire, local) VALUES (?, ?, ?, ?, ?, ?)

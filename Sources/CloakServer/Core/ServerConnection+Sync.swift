@@ -77,8 +77,8 @@ extension ServerConnection {
         return read(next)
     }
 
-    /// Push: stateless checks here (outside any lock, signatures included), chain checks and
-    /// staging in the registry, the ack after the group commit.
+    /// Push: stateless checks here (outside any lock, signatures too if configured), chain
+    /// checks and staging in the registry, the ack after the group commit.
     mutating func push(_ request: Cloak_V1_Push, _ context: RequestContext) throws(Failure) -> StoreRead? {
         let limits = registry.configuration.limits
         guard request.changeSets.count <= limits.maxChangeSetsPerPush else {
