@@ -40,6 +40,13 @@ public struct ServerConfiguration: Sendable, Equatable {
     /// else the server does for a change set. Off, a badly signed change set from a buggy author
     /// is stored and its chain position stays unreadable (§19 step 5).
     public var verifyChangeSetSignatures: Bool
+    /// Whether other server processes write to the same store (PostgreSQL with several
+    /// `cloak-server` processes). Then every commit carries the version of each account it
+    /// writes and a commit built on a stale copy of an account writes nothing for it (its
+    /// requests get INTERNAL and the account reloads); a GAP or FORK is only answered after a
+    /// fresh read of the account; and change sets other processes commit are read from the
+    /// store and fanned out when ``SyncRegistry/remoteCommit(_:)`` reports them.
+    public var sharedStore: Bool
 
     /// Cloak's defaults: the ``ProtocolLimits`` defaults, 64 connections per account, a 30 s
     /// handshake and 120 s idle timeout (clients ping every 30 s), 8 MiB of queued output,
@@ -57,7 +64,8 @@ public struct ServerConfiguration: Sendable, Equatable {
         maxMailboxTTLSeconds: UInt32 = 600,
         maxRecoveryParameterBytes: Int = 64,
         maxConversationFilter: Int = 10_000,
-        verifyChangeSetSignatures: Bool = false
+        verifyChangeSetSignatures: Bool = false,
+        sharedStore: Bool = false
     ) {
         self.limits = limits
         self.maxConnectionsPerAccount = maxConnectionsPerAccount
@@ -71,6 +79,7 @@ public struct ServerConfiguration: Sendable, Equatable {
         self.maxRecoveryParameterBytes = maxRecoveryParameterBytes
         self.maxConversationFilter = maxConversationFilter
         self.verifyChangeSetSignatures = verifyChangeSetSignatures
+        self.sharedStore = sharedStore
     }
 
     /// Payload room in one outgoing frame after the frame's own fields (request id, tags,

@@ -30,6 +30,11 @@ public struct ServerMetrics: Sendable {
     public let commitRows: Recorder
     /// From the end of a commit until a live delivery is handed to the socket.
     public let fanoutLatency: Timer
+    /// Accounts a group commit left unwritten because another server process changed them
+    /// first (shared store; their clients retry).
+    public let versionConflicts: Counter
+    /// Notifications of other server processes' commits taken in (shared store).
+    public let remoteCommits: Counter
     private let factory: any MetricsFactory
 
     /// Creates the instruments with `factory`.
@@ -45,6 +50,8 @@ public struct ServerMetrics: Sendable {
         commitLatency = Timer(label: "cloak_commit_latency_seconds", factory: factory)
         commitRows = Recorder(label: "cloak_commit_rows", factory: factory)
         fanoutLatency = Timer(label: "cloak_fanout_latency_seconds", factory: factory)
+        versionConflicts = Counter(label: "cloak_version_conflicts_total", factory: factory)
+        remoteCommits = Counter(label: "cloak_remote_commits_total", factory: factory)
     }
 
     /// Instruments that record nothing (tests, the simulator).
@@ -63,5 +70,13 @@ extension ProtocolError {
         case .unspecified, .UNRECOGNIZED: "unspecified"
         default: "\(wireCode)"
         }
+    }
+}
+
+extension Timer {
+    /// Records a `Duration`.
+    public func record(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
     }
 }

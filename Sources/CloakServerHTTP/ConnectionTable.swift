@@ -14,10 +14,14 @@ final class ConnectionTable: ServerOutput {
     private let lastFrame = Mutex<(array: [UInt8], buffer: ByteBuffer)?>(nil)
     let commitRequests: AsyncStream<Void>
     private let commitContinuation: AsyncStream<Void>.Continuation
+    let fanoutRequests: AsyncStream<Void>
+    private let fanoutContinuation: AsyncStream<Void>.Continuation
 
     init() {
-        // One pending wake-up is enough: the committer drains everything staged when it runs.
+        // One pending wake-up is enough: the committer (and the fanout reader) drains
+        // everything waiting when it runs.
         (commitRequests, commitContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        (fanoutRequests, fanoutContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
     /// The flusher of an event loop (one per loop).
@@ -75,5 +79,14 @@ final class ConnectionTable: ServerOutput {
     /// Ends the commit-request stream (shutdown).
     func finishCommits() {
         commitContinuation.finish()
+    }
+
+    func fanoutReadNeeded() {
+        fanoutContinuation.yield()
+    }
+
+    /// Ends the fanout-request stream (shutdown).
+    func finishFanoutReads() {
+        fanoutContinuation.finish()
     }
 }

@@ -264,11 +264,3 @@ final class WritabilityObserver: ChannelInboundHandler, Sendable {
         context.fireChannelWritabilityChanged()
     }
 }
-
-extension Timer {
-    /// Records a `Duration`.
-    func record(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
-    }
-}

@@ -6,7 +6,8 @@ import ServiceLifecycle
 
 /// The sync core's background work as a swift-service-lifecycle `Service`: the group
 /// committer (one store transaction per batch of staged writes, acknowledgements after it),
-/// the timeout ticker, and graceful shutdown — stop taking requests, finish every staged
+/// fanout reads and, on a shared store, the listener for other processes' commits
+/// (``StoreLoops``), the timeout ticker, and graceful shutdown — stop taking requests, finish every staged
 /// commit, then close every connection with SHUTTING_DOWN (WebSocket 1001).
 struct SyncService: Service {
     let registry: SyncRegistry
@@ -17,7 +18,11 @@ struct SyncService: Service {
 
     func run() async throws {
         await withDiscardingTaskGroup { group in
-            group.addTask { await commitLoop() }
+            group.addTask { await StoreLoops.commits(registry: registry, store: store, wakeups: table.commitRequests) }
+            group.addTask { await StoreLoops.fanoutReads(registry: registry, store: store, wakeups: table.fanoutRequests) }
+            if registry.configuration.sharedStore, let notifier = store as? any CommitNotifier {
+                group.addTask { await StoreLoops.remoteCommits(registry: registry, notifier: notifier, logger: logger) }
+            }
             group.addTask { await tickLoop() }
             // Returns when graceful shutdown starts (or throws when the group is cancelled).
             try? await gracefulShutdown()
@@ -37,24 +42,9 @@ struct SyncService: Service {
                 try? await Task.sleep(for: .milliseconds(5))
             }
             table.finishCommits()
+            table.finishFanoutReads()
             group.cancelAll()
             logger.info("sync service stopped")
-        }
-    }
-
-    /// Commits whatever is staged, one batch at a time, until the request stream ends.
-    private func commitLoop() async {
-        for await _ in table.commitRequests {
-            while let (id, batch) = registry.takeBatch() {
-                let start = ContinuousClock.now
-                do {
-                    try await store.commit(batch)
-                    registry.metrics.commitLatency.record(ContinuousClock.now - start)
-                    registry.finishBatch(id, error: nil)
-                } catch {
-                    registry.finishBatch(id, error: error)
-                }
-            }
         }
     }
 

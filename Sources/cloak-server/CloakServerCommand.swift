@@ -80,6 +80,8 @@ struct Serve: AsyncParsableCommand {
         let logger = try store.logger()
         let database = try await store.openStore(logger)
         var configuration = HTTPServerConfiguration(host: host, port: port, sync: limits.configuration)
+        // Several cloak-server processes may share one PostgreSQL database (DESIGN.md "Server").
+        configuration.sync.sharedStore = database is PostgresServerStore
         if !tlsCert.isEmpty { configuration.tls = (tlsCert, tlsKey) }
         let tls = !tlsCert.isEmpty
         let server = CloakHTTPServer(configuration: configuration, store: database, logger: logger)

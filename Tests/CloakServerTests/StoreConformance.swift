@@ -9,7 +9,7 @@ import Testing
 /// pushes) through the core over the store.
 enum StoreCheck: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case appendAndReadRanges, batchRules, duplicateForkAndGap, cursorsAreMonotonic, handOffWhenTheHeadMoves
-    case compactionNeverRemovesAnUncoveredChangeSet, concurrentPushesLoseNothing
+    case compactionNeverRemovesAnUncoveredChangeSet, concurrentPushesLoseNothing, staleVersionsWriteNothing
 
     var testDescription: String { rawValue }
 
@@ -22,6 +22,7 @@ enum StoreCheck: String, CaseIterable, Sendable, CustomTestStringConvertible {
         case .handOffWhenTheHeadMoves: try await StoreConformance.handOffWhenTheHeadMoves(store)
         case .compactionNeverRemovesAnUncoveredChangeSet: try await StoreConformance.compaction(store)
         case .concurrentPushesLoseNothing: try await StoreConformance.concurrentPushes(store)
+        case .staleVersionsWriteNothing: try await StoreConformance.staleVersionsWriteNothing(store)
         }
     }
 }
@@ -115,6 +116,43 @@ enum StoreConformance {
         let listed = try await store.accounts(after: nil, limit: 10)
         #expect(listed == [a.account, b.account].sorted())
         #expect(try await store.accounts(after: listed[0], limit: 10) == [listed[1]])
+    }
+
+    /// Server processes sharing a store: a batch's rows of an account whose version moved are
+    /// not written and the account is reported; the other accounts' rows commit.
+    static func staleVersionsWriteNothing(_ store: any ServerStore) async throws {
+        let a = TestAccount.make(seed: 170, devices: 2)
+        let b = TestAccount.make(seed: 171, devices: 2)
+        var create = WriteBatch()
+        create.logEntries = [
+            .init(account: a.account, index: 0, bytes: a.genesis.wire), .init(account: b.account, index: 0, bytes: b.genesis.wire),
+        ]
+        create.accountVersions = [a.account: .init(expected: 0, next: 1), b.account: .init(expected: 0, next: 1)]
+        #expect(try await store.commit(create) == [])
+        #expect(try await store.account(a.account)?.version == 1)
+
+        var batch = WriteBatch()
+        batch.logEntries = [.init(account: b.account, index: 1, bytes: b.log.entries[1].wire)]
+        batch.changeSets = [row(a.account, 1, 1, 1, 1), row(b.account, 1, 1, 1, 1), row(b.account, 2, 1, 1, 2)]
+        batch.envelopes = [.init(account: b.account, recipient: b.devices[1].id, epoch: 1, bytes: [1, 2, 3])]
+        batch.cursorAcks = [.init(account: b.account, device: b.devices[0].id, cursor: 2)]
+        batch.accountVersions = [a.account: .init(expected: 1, next: 2), b.account: .init(expected: 0, next: 5)]
+        #expect(try await store.commit(batch) == [b.account])
+
+        let moved = try #require(try await store.account(a.account))
+        #expect(moved.version == 2 && moved.headCursor == 1)
+        let untouched = try #require(try await store.account(b.account))
+        #expect(untouched.version == 1 && untouched.headCursor == 0 && untouched.storedBytes == 0)
+        #expect(untouched.deviceLog == [b.genesis.wire] && untouched.chains.isEmpty)
+        #expect(try await store.keyEnvelopes(account: b.account, recipient: b.devices[1].id, fromEpoch: 0).isEmpty)
+        #expect(try await store.compactionInput(b.account).acknowledged.isEmpty)
+
+        // A batch without checks (one server process) writes whatever the version.
+        var plain = WriteBatch()
+        plain.changeSets = [row(b.account, 1, 1, 1, 1)]
+        #expect(try await store.commit(plain) == [])
+        #expect(try await store.account(b.account)?.headCursor == 1)
+        #expect(try await store.account(b.account)?.version == 1)
     }
 
     static func batchRules(_ store: any ServerStore) async throws {

@@ -32,8 +32,11 @@ struct Subscription {
     /// False while the connection reads catch-up pages from the store; live fanout skips it.
     var live: Bool
 
-    func wants(_ conversation: ConversationID) -> Bool {
-        conversations.isEmpty || conversations.contains(conversation)
+    /// An unknown conversation (a stored change set that did not parse) goes to everyone:
+    /// receivers verify what they get.
+    func wants(_ conversation: ConversationID?) -> Bool {
+        guard let conversation else { return true }
+        return conversations.isEmpty || conversations.contains(conversation)
     }
 }
 
@@ -42,8 +45,12 @@ struct Subscription {
 /// while a commit runs build on them; if a commit fails they are reloaded from the store.
 struct AccountState {
     var log: DeviceLog
-    /// Highest cursor durably committed (what catch-up may read up to).
+    /// Highest cursor durably committed, as far as this process knows.
     var committedHead: UInt64
+    /// Highest cursor sent to the live subscribers (what catch-up reads up to before it goes
+    /// live). Equal to ``committedHead`` in a single process; with a shared store it trails
+    /// while a fanout read of other processes' change sets runs.
+    var deliveredHead: UInt64
     /// Highest cursor handed out, staged or committed.
     var assignedHead: UInt64
     var storedBytes: Int64
@@ -55,6 +62,15 @@ struct AccountState {
     var pendingWrites = 0
     /// Set after a failed commit: the next request reloads the account from the store.
     var needsReload = false
+    /// The store version the next batch builds on (``WriteBatch/accountVersions``).
+    var version: UInt64
+    /// Another process committed while this one had writes in flight: reload once they finish.
+    var remoteChanged = false
+    /// Fanout reads (shared store): one runs at a time; `fanoutAgain` asks for another after it.
+    var fanoutReading = false
+    var fanoutAgain = false
+    /// Which connection pushed the local change sets a fanout read will find (not echoed back).
+    var localOrigins: [UInt64: ConnectionID] = [:]
     var connections: Set<ConnectionID> = []
     var subscribers: [ConnectionID: Subscription] = [:]
     var pushBuckets: [DeviceID: TokenBucket] = [:]
@@ -62,18 +78,22 @@ struct AccountState {
     init(record: AccountRecord, log: DeviceLog) {
         self.log = log
         committedHead = record.headCursor
+        deliveredHead = record.headCursor
         assignedHead = record.headCursor
+        version = record.version
         storedBytes = record.storedBytes
         chains = record.chains
         newestSnapshots = record.newestSnapshots
         snapshotBytes = record.snapshotBytes
     }
 
-    /// Replaces the durable parts after a reload, keeping connections and rate limits.
+    /// Replaces the durable parts after a reload, keeping connections, rate limits and how
+    /// far live fanout got (change sets committed elsewhere meanwhile are read and sent by a
+    /// fanout read).
     mutating func reload(from record: AccountRecord, log: DeviceLog) {
-        let kept = (connections, subscribers, pushBuckets)
+        let kept = (connections, subscribers, pushBuckets, deliveredHead, fanoutReading, fanoutAgain, localOrigins)
         self = AccountState(record: record, log: log)
-        (connections, subscribers, pushBuckets) = kept
+        (connections, subscribers, pushBuckets, deliveredHead, fanoutReading, fanoutAgain, localOrigins) = kept
     }
 
     /// Forgets the staged refs that batch `id` committed and moves the committed head past its

@@ -55,6 +55,13 @@ extension ServerConnection {
             (key, isRecoveryKey) = (recovery.member.signingKey, true)
             guard registry.allowRecoveryAuthentication(account, nowMs: nowMs) else { throw .request(.rateLimited) }
         } else {
+            // Another process sharing the store may have added the device since this one read
+            // the log: read it again before refusing.
+            if registry.configuration.sharedStore, loaded != account, registry.markForReload(account) {
+                registry.beginLoad(id, account: account)
+                pending = .load(account: account, retry: frame)
+                return .account(account)
+            }
             throw .connection(.deviceNotActive)
         }
         guard

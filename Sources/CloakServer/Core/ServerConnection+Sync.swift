@@ -20,6 +20,10 @@ struct PushInFlight: Sendable {
     let items: [PreparedItem]
     var known: [ChainSeq: StoredChangeSetRef]
     var rounds: Int
+    /// The Push frame, run again after a reload (shared store).
+    let frame: Cloak_V1_Frame
+    /// The account was read from the store for this request.
+    let fresh: Bool
 }
 
 
@@ -98,7 +102,9 @@ extension ServerConnection {
         for item in items {
             if let error = item.error { registry.metrics.error(error) }
         }
-        let push = PushInFlight(requestID: context.requestID, session: context.session, items: items, known: [:], rounds: 0)
+        let push = PushInFlight(
+            requestID: context.requestID, session: context.session, items: items, known: [:], rounds: 0,
+            frame: context.frame, fresh: context.fresh)
         return stage(push, adding: [:])
     }
 
@@ -106,10 +112,14 @@ extension ServerConnection {
         var next = push
         next.known.merge(refs) { old, _ in old }
         switch registry.stagePush(
-            id, session: push.session, requestID: push.requestID, items: push.items, known: next.known)
+            id, session: push.session, requestID: push.requestID, items: push.items, known: next.known, fresh: push.fresh)
         {
         case .staged:
             return nil
+        case .needsReload:
+            registry.beginLoad(id, account: push.session.account)
+            pending = .load(account: push.session.account, retry: push.frame)
+            return .account(push.session.account)
         case .failed(let error):
             registry.reject(id, error, requestID: push.requestID)
             return nil

@@ -168,14 +168,16 @@ public struct ServerConnection: Sendable {
         case .ready(let current, let currentLog):
             (session, log) = (current, currentLog)
         }
-        return try dispatchAuthenticated(frame, session: session, log: log, nowMs: nowMs)
+        return try dispatchAuthenticated(
+            frame, session: session, log: log, nowMs: nowMs, fresh: loaded == session.account)
     }
 
     private mutating func dispatchAuthenticated(
-        _ frame: Cloak_V1_Frame, session: Session, log: DeviceLog, nowMs: UInt64
+        _ frame: Cloak_V1_Frame, session: Session, log: DeviceLog, nowMs: UInt64, fresh: Bool
     ) throws(Failure) -> StoreRead? {
         let requestID = frame.requestID
-        let context = RequestContext(session: session, log: log, requestID: requestID, nowMs: nowMs)
+        let context = RequestContext(
+            session: session, log: log, requestID: requestID, nowMs: nowMs, frame: frame, fresh: fresh)
         if session.isRecoveryKey {
             switch frame.body {
             case .fetchKeyEnvelopes, .appendDeviceLog, .putKeyEnvelopes: break
@@ -242,6 +244,10 @@ struct RequestContext: Sendable {
     let log: DeviceLog
     let requestID: UInt64
     let nowMs: UInt64
+    /// The request's frame (a push runs it again after a reload).
+    let frame: Cloak_V1_Frame
+    /// The account was read from the store for this request.
+    let fresh: Bool
 }
 
 /// A request waiting for a store read.

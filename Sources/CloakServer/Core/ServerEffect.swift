@@ -44,6 +44,16 @@ public protocol ServerOutput: Sendable {
     /// Writes are staged: the driver should run a group commit (``SyncRegistry/takeBatch()``)
     /// unless one is running.
     func commitNeeded()
+    /// Change sets are committed that the account's live subscribers have not been sent (another
+    /// process committed them, or they follow such a gap): the driver should run the reads
+    /// ``SyncRegistry/takeFanoutReads()`` hands out. Only a shared store
+    /// (``ServerConfiguration/sharedStore``) asks; the default does nothing.
+    func fanoutReadNeeded()
+}
+
+extension ServerOutput {
+    /// Does nothing: a single server process never needs fanout reads.
+    public func fanoutReadNeeded() {}
 }
 
 extension ProtocolError {

@@ -1,4 +1,4 @@
-import CloakProtocol
+public import CloakProtocol
 import Logging
 import Metrics
 import Synchronization
@@ -9,10 +9,17 @@ enum Completion {
     case done(ConnectionID, requestID: UInt64)
 }
 
+/// A reply and the account whose rows it waits for (a version conflict fails that account's
+/// replies only).
+struct Waiting {
+    var account: AccountID
+    var completion: Completion
+}
+
 /// A change set to fan out once its batch is durable.
 struct FanoutItem {
     var cursor: UInt64
-    var conversation: ConversationID
+    var conversation: ConversationID?
     var origin: ConnectionID
     var bytes: [UInt8]
 }
@@ -21,7 +28,7 @@ struct FanoutItem {
 struct PendingBatch {
     let id: UInt64
     var batch = WriteBatch()
-    var completions: [Completion] = []
+    var completions: [Waiting] = []
     var fanout: [AccountID: [FanoutItem]] = [:]
     var rowsByAccount: [AccountID: Int] = [:]
 
@@ -30,6 +37,20 @@ struct PendingBatch {
     }
 
     var isEmpty: Bool { batch.isEmpty && completions.isEmpty }
+
+    /// Takes `accounts`' rows, replies and fanout out of the batch; returns the replies.
+    mutating func remove(_ accounts: Set<AccountID>) -> [Waiting] {
+        batch = batch.removing(accounts)
+        let (gone, kept) = (
+            completions.filter { accounts.contains($0.account) }, completions.filter { !accounts.contains($0.account) }
+        )
+        completions = kept
+        for account in accounts {
+            fanout[account] = nil
+            rowsByAccount[account] = nil
+        }
+        return gone
+    }
 }
 
 extension SyncRegistry {
@@ -57,9 +78,13 @@ extension SyncRegistry {
     /// every waiting reply (of this batch and of the one staged behind it, which may build on
     /// it) gets INTERNAL and the accounts involved reload from the store before their next
     /// request. Nothing unacknowledged is lost: clients re-push.
-    public func finishBatch(_ id: UInt64, error: StoreError?) {
+    ///
+    /// `conflicts` are the accounts whose version check failed (a shared store: another
+    /// process wrote them since this one read them). Their rows were not written; their
+    /// replies in this batch and the next get INTERNAL, and they reload before their next request.
+    public func finishBatch(_ id: UInt64, error: StoreError?, conflicts: Set<AccountID> = []) {
         state.withLock { s in
-            guard let batch = s.inFlight, batch.id == id else { return }
+            guard var batch = s.inFlight, batch.id == id else { return }
             s.inFlight = nil
             if let error {
                 fail(batch, error: error, in: &s)
@@ -69,11 +94,12 @@ extension SyncRegistry {
                 fail(behind, error: error, in: &s)
                 return
             }
+            if !conflicts.isEmpty { drop(conflicts, from: &batch, in: &s) }
             metrics.commitRows.record(batch.batch.rowCount)
             metrics.changeSetsAccepted.increment(by: batch.batch.changeSets.count)
             settle(batch, in: &s)
-            for completion in batch.completions { complete(completion) }
-            for (account, items) in batch.fanout { fanOut(items, account: account, in: &s) }
+            for waiting in batch.completions { complete(waiting.completion) }
+            for (account, items) in batch.fanout { fanOutCommitted(items, account: account, in: &s) }
             for account in batch.rowsByAccount.keys { s.evictIfIdle(account) }
             if !s.pending.isEmpty { output.commitNeeded() }
         }
@@ -85,7 +111,37 @@ extension SyncRegistry {
         var byAccount: [AccountID: [WriteBatch.ChangeSetRow]] = [:]
         for row in batch.batch.changeSets { byAccount[row.account, default: []].append(row) }
         for (account, rows) in byAccount { s.accounts[account]?.settle(rows, batch: batch.id) }
-        for (account, rows) in batch.rowsByAccount { s.accounts[account]?.pendingWrites -= rows }
+        for (account, rows) in batch.rowsByAccount {
+            s.accounts[account]?.pendingWrites -= rows
+            if s.accounts[account]?.pendingWrites == 0, s.accounts[account]?.remoteChanged == true {
+                s.accounts[account]?.remoteChanged = false
+                s.accounts[account]?.needsReload = true
+            }
+        }
+    }
+
+    /// Takes the accounts whose version check failed out of the committed batch and out of
+    /// the one staged behind it (which builds on it), answers their replies with INTERNAL and
+    /// marks them for reload. Nothing of theirs was acknowledged; their clients retry.
+    private func drop(_ conflicts: Set<AccountID>, from batch: inout PendingBatch, in s: inout RegistryState) {
+        logger.notice(
+            "accounts changed by another server process; their requests get INTERNAL and are retried",
+            metadata: ["accounts": "\(conflicts.count)", "batch": "\(batch.id)"])
+        metrics.versionConflicts.increment(by: conflicts.count)
+        let failed = batch.remove(conflicts) + s.pending.remove(conflicts)
+        for account in conflicts {
+            s.accounts[account]?.needsReload = true
+            s.accounts[account]?.pendingWrites = 0
+            s.accounts[account]?.remoteChanged = false
+            s.accounts[account]?.staged = [:]
+        }
+        for waiting in failed {
+            switch waiting.completion {
+            case .pushAck(let connection, let requestID, _), .done(let connection, let requestID):
+                reject(connection, .internalError, requestID: requestID)
+            }
+        }
+        for account in conflicts { s.evictIfIdle(account) }
     }
 
     private func fail(_ batch: PendingBatch, error: StoreError, in s: inout RegistryState) {
@@ -96,8 +152,8 @@ extension SyncRegistry {
             s.accounts[account]?.pendingWrites = 0
             s.accounts[account]?.staged = [:]
         }
-        for completion in batch.completions {
-            switch completion {
+        for waiting in batch.completions {
+            switch waiting.completion {
             case .pushAck(let connection, let requestID, _), .done(let connection, let requestID):
                 reject(connection, .internalError, requestID: requestID)
             }
@@ -117,10 +173,24 @@ extension SyncRegistry {
         }
     }
 
+    /// Live delivery of a local commit. Sent from memory when it continues what the subscribers
+    /// were sent; otherwise (a shared store, behind change sets another process committed) a
+    /// fanout read sends it in cursor order with what precedes it.
+    private func fanOutCommitted(_ items: [FanoutItem], account: AccountID, in s: inout RegistryState) {
+        guard let state = s.accounts[account], let first = items.first, let last = items.last else { return }
+        if !configuration.sharedStore || (!state.fanoutReading && first.cursor == state.deliveredHead + 1) {
+            s.accounts[account]?.deliveredHead = max(state.deliveredHead, last.cursor)
+            fanOut(items, account: account, in: &s)
+        } else {
+            for item in items { s.accounts[account]?.localOrigins[item.cursor] = item.origin }
+            requestFanoutRead(account, in: &s)
+        }
+    }
+
     /// Live delivery: every other live subscriber of the account gets the new change sets it
     /// subscribed to, as they were stored. Frames for the common case (no filter, not the
     /// pusher) are encoded once and shared.
-    private func fanOut(_ items: [FanoutItem], account: AccountID, in s: inout RegistryState) {
+    func fanOut(_ items: [FanoutItem], account: AccountID, in s: inout RegistryState) {
         guard let subscribers = s.accounts[account]?.subscribers, !subscribers.isEmpty else { return }
         var shared: [[UInt8]]?
         for (connection, subscription) in subscribers where subscription.live {
@@ -168,7 +238,10 @@ extension SyncRegistry {
                 s.accounts[session.account] != nil
             else { return nil }
             s.accounts[session.account]?.subscribers[connection] = Subscription(conversations: conversations, live: false)
-            return s.accounts[session.account]?.committedHead
+            // Another process may have committed past what this one delivered, with no
+            // notification since: a fanout read sends it once the subscriber is live.
+            if configuration.sharedStore { requestFanoutRead(session.account, in: &s) }
+            return s.accounts[session.account]?.deliveredHead
         }
     }
 
@@ -183,7 +256,7 @@ extension SyncRegistry {
             guard let session = s.connections[connection]?.session, let account = s.accounts[session.account],
                 account.subscribers[connection] != nil
             else { return nil }
-            if account.committedHead > through { return account.committedHead }
+            if account.deliveredHead > through { return account.deliveredHead }
             s.accounts[session.account]?.subscribers[connection]?.live = true
             metrics.deliveries.increment(by: page.count)
             output.send(DeliverEncoder.encode(requestID: requestID, items: page, caughtUp: true), to: connection)
@@ -199,7 +272,13 @@ extension SyncRegistry {
         _ add: (inout PendingBatch) -> Void
     ) {
         add(&s.pending)
-        if let completion { s.pending.completions.append(completion) }
+        if let completion { s.pending.completions.append(Waiting(account: account, completion: completion)) }
+        if configuration.sharedStore, s.pending.batch.accountVersions[account] == nil,
+            let version = s.accounts[account]?.version
+        {
+            s.pending.batch.accountVersions[account] = WriteBatch.VersionCheck(expected: version, next: version + 1)
+            s.accounts[account]?.version = version + 1
+        }
         s.pending.rowsByAccount[account, default: 0] += rows
         s.accounts[account]?.pendingWrites += rows
         output.commitNeeded()

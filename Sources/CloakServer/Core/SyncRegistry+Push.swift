@@ -25,6 +25,9 @@ enum PushStaging {
     /// These positions lie behind the chain heads and are not in memory: read their stored
     /// cursor and hash, then stage again (duplicate or fork?).
     case needsLookup([ChainSeq])
+    /// Shared store: a GAP or FORK was decided against a cached account another process may
+    /// have moved on. Reload the account (it is marked) and run the push again.
+    case needsReload
 }
 
 extension SyncRegistry {
@@ -44,9 +47,14 @@ extension SyncRegistry {
     /// Runs the chain checks of a push in order (later items may build on earlier ones),
     /// assigns cursors and stages the accepted change sets. The PushAck waits for the commit
     /// of everything it acknowledges, including duplicates of change sets still committing.
+    ///
+    /// With a shared store, a GAP or FORK decided against the cached chain heads is answered
+    /// only when the account was read from the store for this request (`fresh`); otherwise
+    /// the account is marked for reload first, or, while this process still has writes of it
+    /// in flight, the push gets INTERNAL and the account reloads after them.
     func stagePush(
         _ connection: ConnectionID, session: Session, requestID: UInt64, items: [PreparedItem],
-        known: [ChainSeq: StoredChangeSetRef]
+        known: [ChainSeq: StoredChangeSetRef], fresh: Bool = false
     ) -> PushStaging {
         state.withLock { s in
             guard s.connections[connection]?.closed == false else { return .staged }
@@ -54,6 +62,14 @@ extension SyncRegistry {
             var plan = PushPlan(account: account, pendingID: s.pending.id, limit: configuration.limits.maxAccountBytes)
             for item in items { plan.check(item, known: known) }
             guard plan.lookups.isEmpty else { return .needsLookup(Array(Set(plan.lookups)).sorted { $0.seq < $1.seq }) }
+            if configuration.sharedStore, plan.againstCachedHead, !fresh {
+                if account.pendingWrites == 0 {
+                    s.accounts[session.account]?.needsReload = true
+                    return .needsReload
+                }
+                s.accounts[session.account]?.remoteChanged = true
+                return .failed(.internalError)
+            }
             apply(plan, connection: connection, session: session, requestID: requestID, in: &s)
             return .staged
         }
@@ -77,9 +93,9 @@ extension SyncRegistry {
                 }
             }
         } else if let wait = plan.waitFor, wait == s.pending.id {
-            s.pending.completions.append(completion)
+            s.pending.completions.append(Waiting(account: id, completion: completion))
         } else if let wait = plan.waitFor, wait == s.inFlight?.id {
-            s.inFlight?.completions.append(completion)
+            s.inFlight?.completions.append(Waiting(account: id, completion: completion))
         } else {
             metrics.acks.increment()
             var ack = Cloak_V1_PushAck()
@@ -103,6 +119,9 @@ struct PushPlan {
     var lookups: [ChainSeq] = []
     /// The newest batch a result depends on (the ack waits for it).
     var waitFor: UInt64?
+    /// A GAP or FORK was decided from a chain head held in memory rather than a stored or staged
+    /// change set (another process sharing the store may have moved that head).
+    var againstCachedHead = false
 
     init(account: AccountState, pendingID: UInt64, limit: Int64) {
         self.account = account
@@ -158,8 +177,12 @@ struct PushPlan {
             return .lookup(position)
         }
         guard !stale else { return .rejected(.staleDeviceLog) }
-        guard seq == last + 1 else { return .rejected(.gap(expectedSeq: last + 1, got: seq)) }
+        guard seq == last + 1 else {
+            againstCachedHead = true
+            return .rejected(.gap(expectedSeq: last + 1, got: seq))
+        }
         guard cs.header.prevHash == (head?.hash ?? .zero) else {
+            againstCachedHead = true
             return .rejected(.fork("prev_hash does not match the stored seq \(last)"))
         }
         let size = Int64(cs.wire.count)

@@ -179,6 +179,8 @@ struct RegistryState {
     var limiterSweepAtMs: UInt64 = 0
     var pending = PendingBatch(id: 1)
     var inFlight: PendingBatch?
+    /// Accounts waiting for a fanout read (shared store).
+    var fanoutWanted: Set<AccountID> = []
     var nextBatchID: UInt64 = 2
     var shuttingDown = false
 

@@ -104,12 +104,37 @@ public final class SynchronousServer {
         guard let (id, batch) = registry.takeBatch() else { return false }
         do throws(StoreError) {
             if failing { throw .operationFailed("injected commit failure") }
-            try store.commitNow(batch)
-            registry.finishBatch(id, error: nil)
+            let conflicts = try store.commitNow(batch)
+            registry.finishBatch(id, error: nil, conflicts: conflicts)
         } catch {
             registry.finishBatch(id, error: error)
         }
         return true
+    }
+
+    /// Another server process sharing the store committed writes for `account` (the
+    /// simulator's stand-in for its announcement; needs ``ServerConfiguration/sharedStore``).
+    public func remoteCommit(_ account: AccountID) {
+        registry.remoteCommit(account)
+        settle()
+    }
+
+    /// Runs the fanout reads the registry asks for (a shared store) until none is left.
+    public func runFanoutReads() {
+        var reads = registry.takeFanoutReads()
+        while !reads.isEmpty {
+            for read in reads {
+                do throws(StoreError) {
+                    guard case .changeSets(let rows) = try store.performNow(.changeSets(read.query)) else {
+                        throw .operationFailed("fanout read answered with another result")
+                    }
+                    registry.finishFanoutRead(read, result: .success(rows))
+                } catch {
+                    registry.finishFanoutRead(read, result: .failure(error))
+                }
+            }
+            reads = registry.takeFanoutReads()
+        }
     }
 
     /// Everything a connection received since the last drain, in order.
@@ -130,7 +155,10 @@ public final class SynchronousServer {
             connections[id] = nil
             machine.disconnected()
         }
-        if autoCommit { while commit() {} }
+        if autoCommit {
+            while commit() {}
+            runFanoutReads()
+        }
     }
 }
 

@@ -36,6 +36,7 @@ public final class InMemoryServerStore: ServerStore {
         var snapshots: [ConversationID: (hash: SnapshotHash, bytes: [UInt8])] = [:]
         var recovery: RecoveryRecord?
         var acks: [DeviceID: UInt64] = [:]
+        var version: UInt64 = 0
     }
 
     struct State {
@@ -56,15 +57,29 @@ public final class InMemoryServerStore: ServerStore {
     /// Nothing to release.
     public func close() async {}
 
-    /// Applies a batch atomically.
-    public func commit(_ batch: WriteBatch) async throws(StoreError) { try commitNow(batch) }
+    /// Applies a batch atomically; returns the accounts whose version check failed.
+    @discardableResult
+    public func commit(_ batch: WriteBatch) async throws(StoreError) -> Set<AccountID> { try commitNow(batch) }
 
     /// Synchronous ``commit(_:)`` for the simulator.
-    public func commitNow(_ batch: WriteBatch) throws(StoreError) {
+    @discardableResult
+    public func commitNow(_ batch: WriteBatch) throws(StoreError) -> Set<AccountID> {
         try state.withLock { (current: inout State) throws(StoreError) in
             var next = current
-            try Self.apply(batch, to: &next)
+            for entry in batch.logEntries where entry.index == 0 && next.accounts[entry.account] == nil {
+                next.accounts[entry.account] = AccountData()
+            }
+            var conflicts = Set<AccountID>()
+            for (account, check) in batch.accountVersions {
+                if next.accounts[account]?.version == check.expected {
+                    next.accounts[account]?.version = check.next
+                } else {
+                    conflicts.insert(account)
+                }
+            }
+            try Self.apply(batch.removing(conflicts), to: &next)
             current = next
+            return conflicts
         }
     }
 
@@ -204,7 +219,7 @@ public final class InMemoryServerStore: ServerStore {
             return AccountRecord(
                 account: id, deviceLog: data.log, headCursor: data.head, storedBytes: data.storedBytes,
                 chains: data.chains, newestSnapshots: data.snapshots.mapValues(\.hash),
-                snapshotBytes: data.snapshots.mapValues { Int64($0.bytes.count) })
+                snapshotBytes: data.snapshots.mapValues { Int64($0.bytes.count) }, version: data.version)
         }
     }
 

@@ -49,19 +49,58 @@ enum PostgresSchema {
                     account BYTEA NOT NULL, device BYTEA NOT NULL, cursor BIGINT NOT NULL, PRIMARY KEY (account, device))
                 """,
             ]
-        )
+        ),
+        ("v2", ["ALTER TABLE accounts ADD COLUMN version BIGINT NOT NULL DEFAULT 0"]),
     ]
 
-    /// The statements of a batch, in the order the rules need (accounts before their rows).
+    /// The channel commits are announced on (payload: the writer's instance id, a space, the
+    /// account id in hex).
+    static let commitChannel = "cloak_commits"
+
+    /// Creates the accounts whose genesis entry the batch carries (before the version check,
+    /// which then finds them at version 0).
+    static func accountCreation(for batch: WriteBatch) -> PostgresQuery? {
+        let created = batch.logEntries.filter { $0.index == 0 }
+        guard !created.isEmpty else { return nil }
+        return PG.query("INSERT INTO accounts (account) SELECT * FROM UNNEST($1::bytea[]) ON CONFLICT DO NOTHING") {
+            $0.append(created.map { PG.bytes($0.account) })
+        }
+    }
+
+    /// Locks the checked accounts' rows in one order (two processes' commits never deadlock on
+    /// them), then moves the versions that match; returns the accounts it moved.
+    static func versionStatements(for checks: [AccountID: WriteBatch.VersionCheck]) -> [PostgresQuery] {
+        let rows = checks.sorted { $0.key.bytes.lexicographicallyPrecedes($1.key.bytes) }
+        return [
+            PG.query("SELECT 1 FROM accounts WHERE account = ANY($1::bytea[]) ORDER BY account FOR UPDATE") {
+                $0.append(rows.map { PG.bytes($0.key) })
+            },
+            PG.query(
+                """
+                UPDATE accounts AS a SET version = v.next
+                FROM UNNEST($1::bytea[], $2::int8[], $3::int8[]) AS v(account, expected, next)
+                WHERE a.account = v.account AND a.version = v.expected RETURNING a.account
+                """
+            ) {
+                $0.append(rows.map { PG.bytes($0.key) })
+                $0.append(rows.map { PG.int($0.value.expected) })
+                $0.append(rows.map { PG.int($0.value.next) })
+            },
+        ]
+    }
+
+    /// Announces, at commit, that `accounts` changed (NOTIFY is transactional: listeners hear
+    /// it only if and after the transaction commits, in commit order).
+    static func notification(instance: String, accounts: [AccountID]) -> PostgresQuery {
+        PG.query("SELECT pg_notify('\(commitChannel)', $1 || encode(a, 'hex')) FROM UNNEST($2::bytea[]) AS a") {
+            $0.append(instance + " ")
+            $0.append(accounts.map { PG.bytes($0) })
+        }
+    }
+
+    /// The statements of a batch after ``accountCreation(for:)``, in the order the rules need.
     static func statements(for batch: WriteBatch) -> [PostgresQuery] {
         var out: [PostgresQuery] = []
-        let created = batch.logEntries.filter { $0.index == 0 }
-        if !created.isEmpty {
-            out.append(
-                PG.query("INSERT INTO accounts (account) SELECT * FROM UNNEST($1::bytea[]) ON CONFLICT DO NOTHING") {
-                    $0.append(created.map { PG.bytes($0.account) })
-                })
-        }
         if !batch.logEntries.isEmpty {
             out.append(
                 PG.query(

@@ -3,36 +3,56 @@ import NIOCore
 import PostgresNIO
 
 extension PostgresServerStore {
-    /// The account's state, or nil when it does not exist.
+    /// The account's state, or nil when it does not exist. Read in one REPEATABLE READ
+    /// transaction: another server process may commit meanwhile, and the head, version, log,
+    /// chains and snapshots must all be from one moment.
     public func account(_ account: AccountID) async throws(StoreError) -> AccountRecord? {
         let key = PG.bytes(account)
-        let head = try await rows("load account", PG.query("SELECT head_cursor, stored_bytes FROM accounts WHERE account = $1") { $0.append(key) })
-        guard let first = head.first else { return nil }
-        let log = try await rows("load account", PG.query("SELECT entry FROM device_log WHERE account = $1 ORDER BY idx") { $0.append(key) })
-        let chainRows = try await rows(
-            "load account", PG.query("SELECT conversation, author, seq, hash FROM chains WHERE account = $1") { $0.append(key) })
-        let snapshotRows = try await rows(
-            "load account", PG.query("SELECT conversation, hash, length(snapshot)::int8 FROM snapshots WHERE account = $1") { $0.append(key) })
+        let read: (head: [PostgresRow], log: [PostgresRow], chains: [PostgresRow], snapshots: [PostgresRow])?
         do {
-            let (cursor, bytes) = try first.decode((Int64, Int64).self)
+            read = try await client.withTransaction(logger: logger) { connection in
+                try await connection.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: self.logger)
+                func rows(_ query: PostgresQuery) async throws -> [PostgresRow] {
+                    try await connection.query(query, logger: self.logger).collect()
+                }
+                let head = try await rows(
+                    PG.query("SELECT head_cursor, stored_bytes, version FROM accounts WHERE account = $1") { $0.append(key) })
+                guard !head.isEmpty else { return nil }
+                return (
+                    head,
+                    try await rows(PG.query("SELECT entry FROM device_log WHERE account = $1 ORDER BY idx") { $0.append(key) }),
+                    try await rows(
+                        PG.query("SELECT conversation, author, seq, hash FROM chains WHERE account = $1") { $0.append(key) }),
+                    try await rows(
+                        PG.query("SELECT conversation, hash, length(snapshot)::int8 FROM snapshots WHERE account = $1") {
+                            $0.append(key)
+                        })
+                )
+            }
+        } catch {
+            throw .operationFailed("load account: \(Self.describe(error))")
+        }
+        guard let read, let first = read.head.first else { return nil }
+        do {
+            let (cursor, bytes, version) = try first.decode((Int64, Int64, Int64).self)
             var chains: [ChainKey: ChainPosition] = [:]
-            for row in chainRows {
+            for row in read.chains {
                 let (conversation, author, seq, hash) = try row.decode((ByteBuffer, ByteBuffer, Int64, ByteBuffer).self)
                 chains[ChainKey(conversation: ConversationID(unchecked: PG.array(conversation)), author: DeviceID(unchecked: PG.array(author)))] =
                     ChainPosition(seq: PG.unsigned(seq), hash: ChangeSetHash(unchecked: PG.array(hash)))
             }
             var snapshots: [ConversationID: SnapshotHash] = [:]
             var sizes: [ConversationID: Int64] = [:]
-            for row in snapshotRows {
+            for row in read.snapshots {
                 let (conversation, hash, size) = try row.decode((ByteBuffer, ByteBuffer, Int64).self)
                 let id = ConversationID(unchecked: PG.array(conversation))
                 snapshots[id] = SnapshotHash(unchecked: PG.array(hash))
                 sizes[id] = size
             }
             return AccountRecord(
-                account: account, deviceLog: try log.map { PG.array(try $0.decode(ByteBuffer.self)) },
+                account: account, deviceLog: try read.log.map { PG.array(try $0.decode(ByteBuffer.self)) },
                 headCursor: PG.unsigned(cursor), storedBytes: bytes, chains: chains, newestSnapshots: snapshots,
-                snapshotBytes: sizes)
+                snapshotBytes: sizes, version: PG.unsigned(version))
         } catch {
             throw .corrupt("account row: \(Self.describe(error))")
         }

@@ -1,4 +1,5 @@
-import CloakProtocol
+import CloakCrypto
+public import CloakProtocol
 import Foundation
 public import Logging
 import NIOCore
@@ -18,9 +19,16 @@ import PostgresNIO
 /// The client's connection pool runs in a task the store owns; ``close()`` ends it. Only
 /// `sslmode=disable` (the default) is supported: run PostgreSQL on a private network or
 /// loopback, or terminate TLS in front of it.
-public final class PostgresServerStore: ServerStore {
+///
+/// Several server processes may share one database (``ServerConfiguration/sharedStore``):
+/// commits check and move account versions, announce the accounts they wrote on the
+/// `cloak_commits` channel, and ``listenForCommits(onListening:onCommit:)`` hears the other
+/// processes' announcements.
+public final class PostgresServerStore: ServerStore, CommitNotifier {
     let client: PostgresClient
     let logger: Logger
+    /// Identifies this store's own announcements (random, per process).
+    let instance: String
     private let runner: Task<Void, Never>
 
     /// Connects lazily to `url` (`postgres://user:password@host:port/database`).
@@ -38,6 +46,7 @@ public final class PostgresServerStore: ServerStore {
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         self.client = client
         self.logger = logger
+        instance = SystemRandom().bytes(8).map { String(format: "%02x", $0) }.joined()
         runner = Task { await client.run() }
     }
 
@@ -89,20 +98,82 @@ public final class PostgresServerStore: ServerStore {
         await runner.value
     }
 
-    /// Applies a batch in one durable transaction.
-    public func commit(_ batch: WriteBatch) async throws(StoreError) {
+    /// Applies a batch in one durable transaction; returns the accounts whose version check
+    /// failed (their rows were not written). Accounts it checked and wrote are announced.
+    @discardableResult
+    public func commit(_ batch: WriteBatch) async throws(StoreError) -> Set<AccountID> {
         do {
-            try await client.withTransaction(logger: logger) { connection in
-                for query in PostgresSchema.statements(for: batch) {
+            return try await client.withTransaction(logger: logger) { connection in
+                if let create = PostgresSchema.accountCreation(for: batch) {
+                    try await connection.query(create, logger: self.logger)
+                }
+                var conflicts = Set<AccountID>()
+                if !batch.accountVersions.isEmpty {
+                    var moved = Set<AccountID>()
+                    for query in PostgresSchema.versionStatements(for: batch.accountVersions) {
+                        for try await buffer in try await connection.query(query, logger: self.logger).decode(
+                            ByteBuffer.self)
+                        {
+                            moved.insert(AccountID(unchecked: PG.array(buffer)))
+                        }
+                    }
+                    conflicts = Set(batch.accountVersions.keys).subtracting(moved)
+                }
+                let kept = batch.removing(conflicts)
+                for query in PostgresSchema.statements(for: kept) {
                     try await connection.query(query, logger: self.logger)
                 }
-                for row in batch.snapshots {
+                for row in kept.snapshots {
                     try await PostgresSchema.putSnapshot(row, on: connection, logger: self.logger)
                 }
+                if !kept.accountVersions.isEmpty {
+                    let query = PostgresSchema.notification(instance: self.instance, accounts: Array(kept.accountVersions.keys))
+                    try await connection.query(query, logger: self.logger)
+                }
+                return conflicts
             }
         } catch {
             throw .operationFailed("commit: \(Self.describe(error))")
         }
+    }
+
+    /// Hears other processes' commit announcements on a dedicated pooled connection until the
+    /// task is cancelled or the connection fails. `onListening` runs once LISTEN is in force
+    /// (anything committed before it was not heard); `onCommit` gets each announced account.
+    public func listenForCommits(
+        onListening: @Sendable () -> Void, onCommit: @Sendable (AccountID) -> Void
+    ) async throws(StoreError) {
+        let own = instance + " "
+        do {
+            try await client.withConnection { connection in
+                try await connection.listen(on: PostgresSchema.commitChannel) { notifications in
+                    onListening()
+                    for try await notification in notifications {
+                        guard !notification.payload.hasPrefix(own),
+                            let account = Self.announcedAccount(notification.payload)
+                        else { continue }
+                        onCommit(account)
+                    }
+                }
+            }
+        } catch {
+            throw .unavailable("listen: \(Self.describe(error))")
+        }
+    }
+
+    /// The account of a `cloak_commits` payload (`<instance> <account hex>`), or nil.
+    static func announcedAccount(_ payload: String) -> AccountID? {
+        guard let hex = payload.split(separator: " ").last, hex.count == 2 * AccountID.byteCount else { return nil }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(AccountID.byteCount)
+        var index = hex.startIndex
+        while index < hex.endIndex {
+            let next = hex.index(index, offsetBy: 2)
+            guard let byte = UInt8(hex[index..<next], radix: 16) else { return nil }
+            bytes.append(byte)
+            index = next
+        }
+        return AccountID(unchecked: bytes)
     }
 
     // MARK: Helpers

@@ -1,4 +1,4 @@
-import CloakProtocol
+public import CloakProtocol
 import CloakSQLite
 import Foundation
 import GRDB
@@ -69,10 +69,13 @@ public final class SQLiteServerStore: ServerStore {
         try? pool.close()
     }
 
-    /// Applies a batch in one durable transaction.
-    public func commit(_ batch: WriteBatch) async throws(StoreError) {
-        try await write("commit") { db in try SQLiteSchema.apply(batch, in: db) }
+    /// Applies a batch in one durable transaction; returns the accounts whose version check
+    /// failed (their rows were not written).
+    @discardableResult
+    public func commit(_ batch: WriteBatch) async throws(StoreError) -> Set<AccountID> {
+        let conflicts = try await write("commit") { db in try SQLiteSchema.apply(batch, in: db) }
         checkpointer.committed()
+        return conflicts
     }
 
     // MARK: Helpers
@@ -146,21 +149,32 @@ enum SQLiteSchema {
                     ) WITHOUT ROWID;
                     """)
         }
+        migrator.registerMigration("v2") { db in
+            try db.execute(sql: "ALTER TABLE accounts ADD COLUMN version INTEGER NOT NULL DEFAULT 0")
+        }
         return migrator
     }
 
-    static func apply(_ batch: WriteBatch, in db: Database) throws {
+    /// Applies `batch` and returns the accounts whose version check failed.
+    static func apply(_ batch: WriteBatch, in db: Database) throws -> Set<AccountID> {
+        for entry in batch.logEntries where entry.index == 0 {
+            try db.execute(
+                sql: "INSERT INTO accounts (account) VALUES (?) ON CONFLICT DO NOTHING", arguments: [Data(entry.account.bytes)])
+        }
+        var conflicts = Set<AccountID>()
+        for (account, check) in batch.accountVersions {
+            try db.cachedStatement(sql: "UPDATE accounts SET version = ? WHERE account = ? AND version = ?").execute(
+                arguments: [Int64(clamping: check.next), Data(account.bytes), Int64(clamping: check.expected)])
+            if db.changesCount == 0 { conflicts.insert(account) }
+        }
+        let batch = batch.removing(conflicts)
         for entry in batch.logEntries {
-            if entry.index == 0 {
-                try db.execute(
-                    sql: "INSERT INTO accounts (account) VALUES (?) ON CONFLICT DO NOTHING",
-                    arguments: [Data(entry.account.bytes)])
-            }
             try db.cachedStatement(sql: "INSERT INTO device_log (account, idx, entry) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
                 .execute(arguments: [Data(entry.account.bytes), Int64(clamping: entry.index), Data(entry.bytes)])
         }
         try applyChangeSets(batch.changeSets, in: db)
         try applyRecords(batch, in: db)
+        return conflicts
     }
 
     private static func applyChangeSets(_ rows: [WriteBatch.ChangeSetRow], in db: Database) throws {

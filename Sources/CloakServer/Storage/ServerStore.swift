@@ -35,8 +35,11 @@ public protocol ServerStore: Sendable {
     func migrate() async throws(StoreError)
     /// Succeeds when the database answers (readiness).
     func ping() async throws(StoreError)
-    /// Applies a batch in one durable transaction (fsync'd before returning).
-    func commit(_ batch: WriteBatch) async throws(StoreError)
+    /// Applies a batch in one durable transaction (fsync'd before returning). Returns the
+    /// accounts of ``WriteBatch/accountVersions`` whose stored version was not the expected
+    /// one: none of their rows were written.
+    @discardableResult
+    func commit(_ batch: WriteBatch) async throws(StoreError) -> Set<AccountID>
     /// The account's state, or nil when it does not exist.
     func account(_ account: AccountID) async throws(StoreError) -> AccountRecord?
     /// Device-log entries from `fromIndex`, or nil when the account does not exist.
@@ -70,6 +73,16 @@ public protocol ServerStore: Sendable {
     func purgeMailboxes(nowMs: UInt64) async throws(StoreError) -> Int
     /// Releases connections and files.
     func close() async
+}
+
+/// A store several server processes share that announces each process's commits to the
+/// others (``PostgresServerStore``: LISTEN/NOTIFY).
+public protocol CommitNotifier: Sendable {
+    /// Delivers the accounts other processes commit writes for until the task is cancelled or
+    /// the connection is lost (then it throws; call again). `onListening` runs once listening
+    /// is in force: announcements made before it were not heard.
+    func listenForCommits(onListening: @Sendable () -> Void, onCommit: @Sendable (AccountID) -> Void)
+        async throws(StoreError)
 }
 
 /// A read the sync core asks its driver to perform (sans-IO: the core never awaits).

@@ -87,12 +87,16 @@ public struct AccountRecord: Sendable, Equatable {
     public var newestSnapshots: [ConversationID: SnapshotHash]
     /// The size of each conversation's newest snapshot (a replacement frees it).
     public var snapshotBytes: [ConversationID: Int64]
+    /// Moves with every commit that carried a version check for the account
+    /// (``WriteBatch/accountVersions``): server processes sharing one store tell from it
+    /// whether the account changed since they read it.
+    public var version: UInt64
 
     /// Creates a record.
     public init(
         account: AccountID, deviceLog: [[UInt8]], headCursor: UInt64, storedBytes: Int64,
         chains: [ChainKey: ChainPosition], newestSnapshots: [ConversationID: SnapshotHash],
-        snapshotBytes: [ConversationID: Int64] = [:]
+        snapshotBytes: [ConversationID: Int64] = [:], version: UInt64 = 0
     ) {
         self.account = account
         self.deviceLog = deviceLog
@@ -101,6 +105,7 @@ public struct AccountRecord: Sendable, Equatable {
         self.chains = chains
         self.newestSnapshots = newestSnapshots
         self.snapshotBytes = snapshotBytes
+        self.version = version
     }
 }
 

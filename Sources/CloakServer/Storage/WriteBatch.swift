@@ -131,6 +131,27 @@ public struct WriteBatch: Sendable, Equatable {
         }
     }
 
+    /// What an account's stored version must be for the batch's rows of that account to be
+    /// written, and what it becomes.
+    public struct VersionCheck: Sendable, Equatable {
+        /// The version the writer last saw (its rows build on that state).
+        public var expected: UInt64
+        /// The version after this batch.
+        public var next: UInt64
+
+        /// Creates a check.
+        public init(expected: UInt64, next: UInt64) {
+            self.expected = expected
+            self.next = next
+        }
+    }
+
+    /// Optimistic concurrency between server processes sharing a store: for each listed
+    /// account whose stored version is not `expected`, none of the batch's rows of that
+    /// account are written (another process changed it; the writer reloads and its clients
+    /// retry) and the commit reports it. Listed accounts that match move to `next`. A single
+    /// server process leaves this empty.
+    public var accountVersions: [AccountID: VersionCheck] = [:]
     /// Device-log entries, in index order per account.
     public var logEntries: [LogEntryRow] = []
     /// Change sets, in cursor order per account.
@@ -153,6 +174,20 @@ public struct WriteBatch: Sendable, Equatable {
     public var isEmpty: Bool {
         logEntries.isEmpty && changeSets.isEmpty && envelopes.isEmpty && snapshots.isEmpty && mailboxes.isEmpty
             && recoveries.isEmpty && cursorAcks.isEmpty
+    }
+
+    /// The batch without any row of `accounts` (what a store writes when their version checks fail).
+    public func removing(_ accounts: Set<AccountID>) -> WriteBatch {
+        guard !accounts.isEmpty else { return self }
+        var kept = self
+        kept.accountVersions = accountVersions.filter { !accounts.contains($0.key) }
+        kept.logEntries.removeAll { accounts.contains($0.account) }
+        kept.changeSets.removeAll { accounts.contains($0.account) }
+        kept.envelopes.removeAll { accounts.contains($0.account) }
+        kept.snapshots.removeAll { accounts.contains($0.account) }
+        kept.recoveries.removeAll { accounts.contains($0.account) }
+        kept.cursorAcks.removeAll { accounts.contains($0.account) }
+        return kept
     }
 
     /// Rows in the batch (for metrics).

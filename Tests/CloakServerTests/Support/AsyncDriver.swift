@@ -10,32 +10,39 @@ final class AsyncDriver: Sendable {
     let registry: SyncRegistry
     let store: any ServerStore
     let output: StreamOutput
-    private let committer: Task<Void, Never>
+    private let loops: Task<Void, Never>
 
+    /// With `configuration.sharedStore` and a store that announces commits, it also listens
+    /// for other processes' commits.
     init(store: any ServerStore, configuration: ServerConfiguration = ServerConfiguration()) {
         let output = StreamOutput()
         let registry = SyncRegistry(configuration: configuration, output: output, metrics: .disabled, logger: quietLogger)
         self.output = output
         self.registry = registry
         self.store = store
-        committer = Task {
-            for await _ in output.commits {
-                while let (id, batch) = registry.takeBatch() {
-                    do throws(StoreError) {
-                        try await store.commit(batch)
-                        registry.finishBatch(id, error: nil)
-                    } catch {
-                        registry.finishBatch(id, error: error)
+        loops = Task {
+            await withDiscardingTaskGroup { group in
+                group.addTask { await StoreLoops.commits(registry: registry, store: store, wakeups: output.commits) }
+                group.addTask { await StoreLoops.fanoutReads(registry: registry, store: store, wakeups: output.fanouts) }
+                if configuration.sharedStore, let notifier = store as? any CommitNotifier {
+                    let listener = Task {
+                        await StoreLoops.remoteCommits(
+                            registry: registry, notifier: notifier, logger: quietLogger, retryDelay: .milliseconds(50))
+                    }
+                    group.addTask {
+                        for await _ in output.stopped {}
+                        listener.cancel()
+                        await listener.value
                     }
                 }
             }
         }
     }
 
-    /// Stops the committer (the store stays open).
+    /// Stops the loops (the store stays open).
     func stop() async {
         output.finishCommits()
-        await committer.value
+        await loops.value
     }
 
     /// Opens a connection.
@@ -105,9 +112,15 @@ final class StreamOutput: ServerOutput {
     private let continuations = Mutex<[ConnectionID: AsyncStream<[UInt8]>.Continuation]>([:])
     let commits: AsyncStream<Void>
     private let commitContinuation: AsyncStream<Void>.Continuation
+    let fanouts: AsyncStream<Void>
+    private let fanoutContinuation: AsyncStream<Void>.Continuation
+    let stopped: AsyncStream<Void>
+    private let stoppedContinuation: AsyncStream<Void>.Continuation
 
     init() {
         (commits, commitContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        (fanouts, fanoutContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        (stopped, stoppedContinuation) = AsyncStream.makeStream(of: Void.self)
     }
 
     func register(_ id: ConnectionID) -> AsyncStream<[UInt8]> {
@@ -128,5 +141,12 @@ final class StreamOutput: ServerOutput {
 
     func commitNeeded() { commitContinuation.yield() }
 
-    func finishCommits() { commitContinuation.finish() }
+    func fanoutReadNeeded() { fanoutContinuation.yield() }
+
+    /// Ends every loop's stream.
+    func finishCommits() {
+        commitContinuation.finish()
+        fanoutContinuation.finish()
+        stoppedContinuation.finish()
+    }
 }

@@ -32,6 +32,15 @@ enum TestStores {
 
     /// A fresh PostgreSQL database on the test cluster (created, then dropped).
     static func postgres() async throws -> (store: any ServerStore, cleanup: @Sendable () async -> Void) {
+        let (stores, cleanup) = try await postgresStores(1)
+        return (stores[0], cleanup)
+    }
+
+    /// `count` stores (each with its own connection pool, as separate server processes would
+    /// have) on one fresh PostgreSQL database.
+    static func postgresStores(_ count: Int) async throws
+        -> (stores: [PostgresServerStore], cleanup: @Sendable () async -> Void)
+    {
         guard let url = postgresURL, var components = URLComponents(string: url) else {
             throw StoreError.unavailable("CLOAK_TEST_POSTGRES_URL is not set")
         }
@@ -40,10 +49,12 @@ enum TestStores {
             try await client.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"))
         }
         components.path = "/" + name
-        let store = try PostgresServerStore(url: components.string ?? url, maximumConnections: 8, logger: quietLogger)
-        try await store.migrate()
-        return (store, {
-            await store.close()
+        let stores = try (0..<count).map { _ in
+            try PostgresServerStore(url: components.string ?? url, maximumConnections: 8, logger: quietLogger)
+        }
+        for store in stores { try await store.migrate() }
+        return (stores, {
+            for store in stores { await store.close() }
             try? await admin(url) { client in
                 try await client.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)"))
             }

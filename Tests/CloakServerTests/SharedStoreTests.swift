@@ -1,0 +1,126 @@
+import CloakCrypto
+import CloakProtocol
+import CloakServer
+import Foundation
+import Testing
+
+/// Several server processes on one store (DESIGN.md "Server": PostgreSQL shared by several
+/// processes). Two synchronous servers over one in-memory store stand in for two processes:
+/// each has its own registry and cache; `remoteCommit` stands in for the other's NOTIFY, so
+/// the tests decide exactly when (or whether) an announcement arrives.
+@Suite struct SharedStoreTests {
+    private func twoProcesses() -> (SynchronousServer, SynchronousServer, InMemoryServerStore) {
+        let store = InMemoryServerStore()
+        let first = makeServer({ $0.sharedStore = true }, store: store, seed: 1)
+        let second = makeServer({ $0.sharedStore = true }, store: store, seed: 2)
+        return (first, second, store)
+    }
+
+    private func cursors(_ frames: [Cloak_V1_Frame]) -> [UInt64] {
+        frames.compactMap(\.deliverBody).flatMap { $0.items.map(\.cursor) }
+    }
+
+    private func stored(_ store: InMemoryServerStore, _ account: AccountID) throws -> [StoredChangeSet] {
+        let query = ChangeSetQuery(account: account, afterCursor: 0, throughCursor: 1_000, limit: 1_000, maxBytes: 1 << 24)
+        guard case .changeSets(let rows) = try store.performNow(.changeSets(query)) else { return [] }
+        return rows
+    }
+
+    /// A commit built on a stale cache writes nothing and answers INTERNAL; the retry reloads
+    /// and lands after the other process's change sets. Each process then sends its live
+    /// subscribers the other's change sets, read from the store in cursor order, without
+    /// echoing a subscriber's own.
+    @Test func staleCommitsAreRetriedAndEveryProcessFansOutInCursorOrder() throws {
+        let (first, second, store) = twoProcesses()
+        var account = TestAccount.make(seed: 90, devices: 2)
+        let a = CoreClient(first)
+        a.login(account, register: true)
+        a.send(Frames.appendDeviceLog(account.log.entries[1], id: 2))
+        let b = CoreClient(second)
+        #expect(b.login(account, device: 1) != nil)
+        _ = a.send(Frames.subscribe(after: 0, id: 3))
+        _ = b.send(Frames.subscribe(after: 0, id: 3))
+
+        // The first process commits two change sets; the second hears nothing yet.
+        let fromA = [account.next(by: 0, in: conversation(1)), account.next(by: 0, in: conversation(1))]
+        let acksA = a.send(Frames.push(fromA, id: 4)).compactMap(\.pushAckBody)
+        #expect(acksA.first?.results.map(\.cursor) == [1, 2])
+
+        // The second still believes the head is 0: its commit conflicts and writes nothing.
+        let fromB = account.next(by: 1, in: conversation(2))
+        let refused = b.send(Frames.push([fromB], id: 5))
+        #expect(refused.map(\.errorCode) == [.`internal`])
+        #expect(try stored(store, account.account).map(\.cursor) == [1, 2])
+
+        // The retry reloads and lands at cursor 3. Its fanout must not overtake 1 and 2, which
+        // b's own process never sent: a fanout read sends them, without b's own change set.
+        let retried = b.send(Frames.push([fromB], id: 6))
+        #expect(retried.compactMap(\.pushAckBody).first?.results.map(\.cursor) == [3])
+        #expect(cursors(retried) == [1, 2])
+        #expect(retried.compactMap(\.deliverBody).flatMap(\.items).map { Array($0.changeSet) } == fromA.map(\.wire))
+
+        // The first process hears of cursor 3 and sends it to a, byte for byte.
+        #expect(a.receive().isEmpty)
+        first.remoteCommit(account.account)
+        let live = a.receive().compactMap(\.deliverBody).flatMap(\.items)
+        #expect(live.map(\.cursor) == [3])
+        #expect(live.map { Array($0.changeSet) } == [fromB.wire])
+
+        // A late announcement of what b already got sends nothing twice.
+        second.remoteCommit(account.account)
+        #expect(b.receive().isEmpty)
+        #expect(try stored(store, account.account).map(\.cursor) == [1, 2, 3])
+    }
+
+    /// A GAP or FORK is never answered from a cache another process may have moved on: the
+    /// account is read again first. A real gap is still a gap.
+    @Test func gapsAndForksAreCheckedAgainstTheStoreBeforeTheyAreAnswered() throws {
+        let (first, second, _) = twoProcesses()
+        var account = TestAccount.make(seed: 91)
+        let a = CoreClient(first)
+        a.login(account, register: true)
+        let sameDevice = CoreClient(second)
+        sameDevice.login(account)  // the second process caches the account at head 0
+
+        let one = account.next(in: conversation(1))
+        let two = account.next(in: conversation(1))
+        #expect(a.send(Frames.push([one, two], id: 3)).compactMap(\.pushAckBody).count == 1)
+
+        // Seq 3 on the second process, which has not heard of seqs 1 and 2.
+        let three = account.next(in: conversation(1))
+        let ack = sameDevice.send(Frames.push([three], id: 4)).compactMap(\.pushAckBody).first
+        #expect(ack?.results.map(\.cursor) == [3])
+        #expect(ack?.results.map(\.error) == [.unspecified])
+
+        // A real gap (seq 5 after 3), decided after a fresh read.
+        _ = account.next(in: conversation(1))
+        let five = account.next(in: conversation(1))
+        let gap = a.send(Frames.push([five], id: 5)).compactMap(\.pushAckBody).first
+        #expect(gap?.results.map(\.error) == [.gap])
+    }
+
+    /// A device added through one process can authenticate on another that cached the log
+    /// before the addition, even before any announcement arrives; a device removed through
+    /// one process is refused by the other once the announcement arrives.
+    @Test func deviceLogChangesMadeThroughOneProcessHoldOnTheOther() {
+        let (first, second, _) = twoProcesses()
+        var account = TestAccount.make(seed: 92)
+        let owner = CoreClient(first)
+        owner.login(account, register: true)
+        let cached = CoreClient(second)
+        cached.login(account)  // the second process now caches the one-device log
+
+        let laptop = TestDevice(seed: 9_201)
+        let added = account.addDevice(laptop)
+        owner.send(Frames.appendDeviceLog(added, id: 3))
+        let newcomer = CoreClient(second)
+        #expect(newcomer.login(account, device: 1) != nil)
+
+        let removed = account.removeDevice(1)
+        owner.send(Frames.appendDeviceLog(removed, id: 4))
+        second.remoteCommit(account.account)
+        let refused = CoreClient(second)
+        #expect(refused.login(account, device: 1) == nil)
+        #expect(refused.closedWith == .deviceNotActive)
+    }
+}
