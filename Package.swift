@@ -139,7 +139,11 @@ let package = Package(
         ),
         .target(
             name: "CloakTesting",
-            dependencies: ["CloakCrypto"],
+            dependencies: [
+                "CloakCrypto",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
 

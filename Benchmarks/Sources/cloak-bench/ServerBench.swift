@@ -91,6 +91,8 @@ enum BenchServer {
         configuration.sync.handshakeTimeoutMs = 3_600_000
         configuration.sync.idleTimeoutMs = 3_600_000
         configuration.sync.maxOutboundQueueBytes = 256 << 20
+        // As cloak-server does: a PostgreSQL database may be shared by several processes.
+        configuration.sync.sharedStore = store is PostgresServerStore
         let server = CloakHTTPServer(configuration: configuration, store: store, logger: logger)
         let group = ServiceGroup(
             services: try server.services { port in

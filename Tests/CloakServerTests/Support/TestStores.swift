@@ -1,13 +1,13 @@
 import Foundation
+import CloakTesting
 import Logging
-import PostgresNIO
 
 @testable import CloakServer
 
 /// The stores the conformance suite runs against.
 enum TestStores {
     /// `CLOAK_TEST_POSTGRES_URL` (scripts/test and .ci/run start a throwaway cluster and set it).
-    static let postgresURL = ProcessInfo.processInfo.environment["CLOAK_TEST_POSTGRES_URL"]
+    static let postgresURL = PostgresTestDatabase.adminURL
 
     /// A fresh SQLite database in a temporary directory.
     static func sqlite() async throws -> (store: any ServerStore, cleanup: @Sendable () async -> Void) {
@@ -41,39 +41,15 @@ enum TestStores {
     static func postgresStores(_ count: Int) async throws
         -> (stores: [PostgresServerStore], cleanup: @Sendable () async -> Void)
     {
-        guard let url = postgresURL, var components = URLComponents(string: url) else {
-            throw StoreError.unavailable("CLOAK_TEST_POSTGRES_URL is not set")
-        }
-        let name = "cloak_test_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
-        try await admin(url) { client in
-            try await client.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"))
-        }
-        components.path = "/" + name
+        guard postgresURL != nil else { throw StoreError.unavailable("CLOAK_TEST_POSTGRES_URL is not set") }
+        let (url, drop) = try await PostgresTestDatabase.create(logger: quietLogger)
         let stores = try (0..<count).map { _ in
-            try PostgresServerStore(url: components.string ?? url, maximumConnections: 8, logger: quietLogger)
+            try PostgresServerStore(url: url, maximumConnections: 8, logger: quietLogger)
         }
         for store in stores { try await store.migrate() }
         return (stores, {
             for store in stores { await store.close() }
-            try? await admin(url) { client in
-                try await client.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)"))
-            }
+            await drop()
         })
-    }
-
-    private static func admin(_ url: String, _ body: @Sendable (PostgresClient) async throws -> Void) async throws {
-        guard let components = URLComponents(string: url), let host = components.host else {
-            throw StoreError.invalidLocation(url)
-        }
-        let configuration = PostgresClient.Configuration(
-            host: host, port: components.port ?? 5432, username: components.user ?? "postgres",
-            password: components.password, database: components.path.split(separator: "/").first.map(String.init),
-            tls: .disable)
-        let client = PostgresClient(configuration: configuration, backgroundLogger: quietLogger)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await client.run() }
-            defer { group.cancelAll() }
-            try await body(client)
-        }
     }
 }
