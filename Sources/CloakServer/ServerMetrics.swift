@@ -75,7 +75,7 @@ extension ProtocolError {
 
 extension Timer {
     /// Records a `Duration`.
-    public func record(_ duration: Duration) {
+    package func record(_ duration: Duration) {
         let (seconds, attoseconds) = duration.components
         recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
     }

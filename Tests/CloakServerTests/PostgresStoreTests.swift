@@ -123,10 +123,10 @@ private func delivered(_ frames: [Cloak_V1_Frame]) -> [UInt64] {
 
 extension AsyncConnection {
     /// Pushes one change set, again after each INTERNAL (a conflict with another process),
-    /// up to 50 times; returns its cursor. Other frames received meanwhile go to `seen`.
+    /// up to 200 times; returns its cursor. Other frames received meanwhile go to `seen`.
     mutating func pushUntilAcked(_ changeSet: ChangeSet, id: UInt64, seen: inout [Cloak_V1_Frame]) async -> UInt64? {
-        for attempt in 0..<50 {
-            let request = id + UInt64(attempt)
+        for attempt in 0..<200 {
+            let request = id * 1_000 + UInt64(attempt)
             await send(Frames.push([changeSet], id: request))
             while let frame = await next() {
                 guard frame.requestID == request else {
@@ -141,11 +141,11 @@ extension AsyncConnection {
         return nil
     }
 
-    /// Pings until `done` holds for the frames received (at most about 5 s); returns them.
+    /// Pings until `done` holds for the frames received (at most about 15 s); returns them.
     mutating func collect(until done: ([Cloak_V1_Frame]) -> Bool) async -> [Cloak_V1_Frame] {
         var frames: [Cloak_V1_Frame] = []
-        for attempt in 0..<200 {
-            let request = 900_000 + UInt64(attempt)
+        for attempt in 0..<600 {
+            let request = 900_000_000 + UInt64(attempt)
             await send(Frames.ping(UInt64(attempt), id: request))
             while let frame = await next(), frame.requestID != request { frames.append(frame) }
             if done(frames) { return frames }

@@ -123,4 +123,106 @@ import Testing
         #expect(refused.login(account, device: 1) == nil)
         #expect(refused.closedWith == .deviceNotActive)
     }
+
+    /// A removal committed through one process disconnects the removed device's open session
+    /// on the other as soon as the announcement arrives, before anything new reaches it.
+    @Test func aDeviceRemovedThroughOneProcessIsDisconnectedFromTheOther() {
+        let (first, second, _) = twoProcesses()
+        var account = TestAccount.make(seed: 93, devices: 2)
+        let owner = CoreClient(first)
+        owner.login(account, register: true)
+        owner.send(Frames.appendDeviceLog(account.log.entries[1], id: 2))
+        let laptop = CoreClient(second)
+        #expect(laptop.login(account, device: 1) != nil)
+        _ = laptop.send(Frames.subscribe(after: 0, id: 3))
+
+        owner.send(Frames.appendDeviceLog(account.removeDevice(1), id: 4))
+        _ = owner.send(Frames.push([account.next(by: 0, in: conversation(1))], id: 5))
+        second.remoteCommit(account.account)
+        let after = laptop.receive()
+        #expect(laptop.closedWith == .deviceNotActive)
+        #expect(after.compactMap(\.deliverBody).isEmpty)
+    }
+
+    /// A subscriber that already has cursors up to its `after_cursor` is never sent them again,
+    /// even when this process has sent less than that (another process committed them), and it
+    /// may acknowledge what a fanout read sent before this process reloaded the account.
+    @Test func subscribersGetNothingTwiceAndMayAcknowledgeWhatFanoutReadsSent() {
+        let (first, second, _) = twoProcesses()
+        var account = TestAccount.make(seed: 94, devices: 2)
+        let owner = CoreClient(first)
+        owner.login(account, register: true)
+        owner.send(Frames.appendDeviceLog(account.log.entries[1], id: 2))
+        let laptop = CoreClient(second)
+        laptop.login(account, device: 1)  // the second process caches the account at head 0
+        for n in 0..<5 { owner.send(Frames.push([account.next(by: 0, in: conversation(1))], id: 10 + UInt64(n))) }
+
+        let frames = laptop.send(Frames.subscribe(after: 3, id: 3))
+        #expect(cursors(frames) == [4, 5])
+        let ack = laptop.send(Frames.ackCursor(5, id: 4))
+        #expect(ack.map(\.errorCode) == [nil])
+        #expect(ack.first?.requestID == 4)
+    }
+
+    /// A commit that conflicts also fails what was staged behind it (it built on the rows that
+    /// were not written); both pushes get INTERNAL, nothing of them is stored, and their retries
+    /// land after the other process's change set.
+    @Test func aConflictFailsTheBatchStagedBehindItToo() throws {
+        let (first, second, store) = twoProcesses()
+        var account = TestAccount.make(seed: 96, devices: 2)
+        let owner = CoreClient(first)
+        owner.login(account, register: true)
+        owner.send(Frames.appendDeviceLog(account.log.entries[1], id: 2))
+        let laptop = CoreClient(second)
+        laptop.login(account, device: 1)
+        _ = owner.send(Frames.push([account.next(by: 0, in: conversation(1))], id: 3))  // cursor 1, unannounced
+
+        second.autoCommit = false
+        let one = account.next(by: 1, in: conversation(2))
+        let two = account.next(by: 1, in: conversation(2))
+        laptop.send(Frames.push([one], id: 4))
+        let (id, batch) = try #require(second.registry.takeBatch())  // in flight
+        laptop.send(Frames.push([two], id: 5))  // staged behind it, building on `one`
+        let conflicts = try store.commitNow(batch)
+        #expect(conflicts == [account.account])
+        second.registry.finishBatch(id, error: nil, conflicts: conflicts)
+        #expect(!second.commit())  // nothing of the account is left to commit
+        let refused = laptop.receive()
+        #expect(refused.map(\.errorCode) == [.`internal`, .`internal`])
+        #expect(refused.map(\.requestID) == [4, 5])
+        #expect(try stored(store, account.account).map(\.cursor) == [1])
+
+        second.autoCommit = true
+        let acks = laptop.send(Frames.push([one, two], id: 6)).compactMap(\.pushAckBody)
+        #expect(acks.first?.results.map(\.cursor) == [2, 3])
+        #expect(try stored(store, account.account).map(\.cursor) == [1, 2, 3])
+    }
+
+    /// While this process has writes of the account in flight, a GAP is still answered when the
+    /// store confirms nothing follows the cached head; only a head the store shows moved gets
+    /// INTERNAL (retry once the writes finish and the account reloaded).
+    @Test func gapsAreAnsweredWhileWritesAreInFlight() {
+        let (first, second, _) = twoProcesses()
+        var account = TestAccount.make(seed: 97, devices: 2)
+        let owner = CoreClient(first)
+        owner.login(account, register: true)
+        owner.send(Frames.appendDeviceLog(account.log.entries[1], id: 2))
+        let phone = CoreClient(second)
+        phone.login(account, device: 0)
+        let laptop = CoreClient(second)
+        laptop.login(account, device: 1)
+        _ = owner.send(Frames.push([account.next(by: 0, in: conversation(1))], id: 3))  // unannounced
+
+        second.autoCommit = false
+        laptop.send(Frames.push([account.next(by: 1, in: conversation(2))], id: 4))  // in the pending batch
+        // A genuine gap in a chain nobody wrote: the store confirms it.
+        let somewhere = ChangeSetHash(unchecked: [UInt8](repeating: 7, count: ChangeSetHash.byteCount))
+        let fresh = account.make(by: 0, in: conversation(9), seq: 2, prev: somewhere)
+        let gap = phone.send(Frames.push([fresh], id: 5)).compactMap(\.pushAckBody).first
+        #expect(gap?.results.map(\.error) == [.gap])
+        // Seq 3 in the chain the first process moved to seq 1: the store shows the head moved.
+        let moved = account.make(by: 0, in: conversation(1), seq: 3, prev: somewhere)
+        let retry = phone.send(Frames.push([moved], id: 6))
+        #expect(retry.map(\.errorCode) == [.`internal`])
+    }
 }

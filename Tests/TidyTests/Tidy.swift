@@ -43,7 +43,7 @@ struct Tidy {
         "CloakTransport": ["CloakClient", "CloakProtocol", "CloakCrypto", "WSClient", "WSCore", "NIOCore", "NIOPosix",
                            "NIOWebSocket",
                            "Logging", "Synchronization"],
-        "CloakTesting": ["CloakCrypto"],
+        "CloakTesting": ["CloakCrypto", "Logging", "PostgresNIO"],
         "CloakSimulation": ["CloakClient", "CloakCRDT", "CloakCrypto", "CloakProtocol", "CloakServer",
                             "CloakServerHTTP", "CloakTransport", "Logging", "Synchronization"],
     ]

@@ -31,6 +31,9 @@ struct Subscription {
     var conversations: Set<ConversationID>
     /// False while the connection reads catch-up pages from the store; live fanout skips it.
     var live: Bool
+    /// The subscriber has every cursor up to here (its Subscribe's `after_cursor`, then the
+    /// end of its catch-up): fanout never sends it one of those again.
+    var after: UInt64 = 0
 
     /// An unknown conversation (a stored change set that did not parse) goes to everyone:
     /// receivers verify what they get.
@@ -71,6 +74,12 @@ struct AccountState {
     var fanoutAgain = false
     /// Which connection pushed the local change sets a fanout read will find (not echoed back).
     var localOrigins: [UInt64: ConnectionID] = [:]
+    /// Identifies the fanout read in flight (a read of an evicted and reloaded account is stale).
+    var fanoutReadID: UInt64 = 0
+    /// The highest version other processes announced (a load that read less is already stale).
+    var announcedVersion: UInt64 = 0
+    /// When a request last forced a reload of this account (at most one per second).
+    var forcedReloadAtMs: UInt64?
     var connections: Set<ConnectionID> = []
     var subscribers: [ConnectionID: Subscription] = [:]
     var pushBuckets: [DeviceID: TokenBucket] = [:]
@@ -90,10 +99,19 @@ struct AccountState {
     /// Replaces the durable parts after a reload, keeping connections, rate limits and how
     /// far live fanout got (change sets committed elsewhere meanwhile are read and sent by a
     /// fanout read).
+    ///
+    /// Rows still counted in ``pendingWrites`` stay counted (a mailbox slot staged meanwhile
+    /// commits whatever the account's state). With nobody subscribed there is nothing to send:
+    /// the delivered head moves to the store's.
     mutating func reload(from record: AccountRecord, log: DeviceLog) {
-        let kept = (connections, subscribers, pushBuckets, deliveredHead, fanoutReading, fanoutAgain, localOrigins)
+        let kept = (
+            connections, subscribers, pushBuckets, deliveredHead, pendingWrites,
+            (fanoutReading, fanoutAgain, localOrigins, fanoutReadID, announcedVersion, forcedReloadAtMs)
+        )
         self = AccountState(record: record, log: log)
-        (connections, subscribers, pushBuckets, deliveredHead, fanoutReading, fanoutAgain, localOrigins) = kept
+        (connections, subscribers, pushBuckets, deliveredHead, pendingWrites) = (kept.0, kept.1, kept.2, kept.3, kept.4)
+        (fanoutReading, fanoutAgain, localOrigins, fanoutReadID, announcedVersion, forcedReloadAtMs) = kept.5
+        if subscribers.isEmpty { deliveredHead = max(deliveredHead, record.headCursor) }
     }
 
     /// Forgets the staged refs that batch `id` committed and moves the committed head past its

@@ -57,7 +57,10 @@ extension ServerConnection {
         } else {
             // Another process sharing the store may have added the device since this one read
             // the log: read it again before refusing.
-            if registry.configuration.sharedStore, loaded != account, registry.markForReload(account) {
+            // At most once a second per account: anyone may send an Authenticate.
+            if registry.configuration.sharedStore, loaded != account,
+                registry.markForReload(account, rateLimitedAtMs: nowMs)
+            {
                 registry.beginLoad(id, account: account)
                 pending = .load(account: account, retry: frame)
                 return .account(account)
@@ -134,10 +137,19 @@ extension ServerConnection {
     /// Continues a request with the store's answer.
     mutating func resume(_ waiting: Pending, with result: StoreReadResult, nowMs: UInt64) throws(Failure) -> StoreRead? {
         switch (waiting, result) {
-        case (.load(let account, let retry), .account(let record)):
+        case (.load(let account, let retry, let attempt), .account(let record)):
             defer { registry.releaseLoad(id, account: account) }
-            guard install(account, record: record) else { throw .request(.internalError) }
-            return run(retry, nowMs: nowMs, loaded: account)
+            switch install(account, record: record, acceptStale: attempt >= 2) {
+            case .failed:
+                throw .request(.internalError)
+            case .stale:
+                // Another process announced a newer version while this read ran: read again.
+                registry.beginLoad(id, account: account)
+                pending = .load(account: account, retry: retry, attempt: attempt + 1)
+                return .account(account)
+            case .installed:
+                return run(retry, nowMs: nowMs, loaded: account)
+            }
         case (.register(let requestID, let log, let genesis), .account(let record)):
             do {
                 try registry.register(id, requestID: requestID, log: log, genesis: genesis, existsInStore: record != nil)
@@ -183,24 +195,20 @@ extension ServerConnection {
 
     /// Verifies a loaded device log (outside the registry's lock) and installs the account.
     /// Returns false when the stored log does not verify.
-    private func install(_ account: AccountID, record: AccountRecord?) -> Bool {
-        guard let record else { return true }
-        let maxCutoffs = registry.configuration.limits.maxRemovalCutoffs
+    private enum Install {
+        case installed, stale, failed
+    }
+
+    /// Verifies and installs a loaded account; after two overtaken reads (`acceptStale`) the
+    /// record is used as it is (writes built on it are still version-checked).
+    private func install(_ account: AccountID, record: AccountRecord?, acceptStale: Bool) -> Install {
+        guard let record else { return .installed }
         do {
-            let entries = try record.deviceLog.map { bytes throws(ProtocolError) in
-                try DeviceLogEntry(wire: bytes, maxCutoffs: maxCutoffs)
-            }
-            let log = try DeviceLog(verifying: entries)
-            guard log.account == account else { throw ProtocolError.invalidDeviceLog("stored log of another account") }
-            _ = registry.installLoaded(id, account: account, record: record, log: log)
-            return true
-        } catch let error as ProtocolError {
-            registry.logger.critical(
-                "stored device log does not verify", metadata: ["account": "\(account)", "error": "\(error.message)"])
-            return false
+            let log = try registry.verifiedLog(of: record)
+            let installed = registry.installLoaded(id, account: account, record: record, log: log, acceptStale: acceptStale)
+            return installed.stale ? .stale : .installed
         } catch {
-            registry.logger.critical("stored device log does not verify", metadata: ["account": "\(account)"])
-            return false
+            return .failed
         }
     }
 

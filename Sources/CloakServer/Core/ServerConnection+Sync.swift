@@ -19,6 +19,8 @@ struct PushInFlight: Sendable {
     let session: Session
     let items: [PreparedItem]
     var known: [ChainSeq: StoredChangeSetRef]
+    /// Positions already asked of the store (found or not).
+    var looked: Set<ChainSeq> = []
     var rounds: Int
     /// The Push frame, run again after a reload (shared store).
     let frame: Cloak_V1_Frame
@@ -31,7 +33,7 @@ extension ServerConnection {
     /// Subscribe: catch-up pages from the store, then live fanout (PROTOCOL.md §"Subscribe").
     mutating func subscribe(_ request: Cloak_V1_Subscribe, _ context: RequestContext) throws(Failure) -> StoreRead? {
         let conversations = try conversationFilter(request.conversationIds)
-        guard let head = registry.beginCatchUp(id, conversations: Set(conversations)) else {
+        guard let head = registry.beginCatchUp(id, conversations: Set(conversations), after: request.afterCursor) else {
             throw .request(.internalError)
         }
         let catchUp = CatchUp(
@@ -112,7 +114,8 @@ extension ServerConnection {
         var next = push
         next.known.merge(refs) { old, _ in old }
         switch registry.stagePush(
-            id, session: push.session, requestID: push.requestID, items: push.items, known: next.known, fresh: push.fresh)
+            id, session: push.session, requestID: push.requestID, items: push.items, known: next.known,
+            looked: next.looked, fresh: push.fresh)
         {
         case .staged:
             return nil
@@ -131,6 +134,7 @@ extension ServerConnection {
                 return nil
             }
             next.rounds += 1
+            next.looked.formUnion(positions)
             pending = .push(next)
             return .changeSetRefs(push.session.account, positions)
         }

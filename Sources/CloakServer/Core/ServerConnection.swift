@@ -168,8 +168,19 @@ public struct ServerConnection: Sendable {
         case .ready(let current, let currentLog):
             (session, log) = (current, currentLog)
         }
-        return try dispatchAuthenticated(
-            frame, session: session, log: log, nowMs: nowMs, fresh: loaded == session.account)
+        let fresh = loaded == session.account
+        do {
+            return try dispatchAuthenticated(frame, session: session, log: log, nowMs: nowMs, fresh: fresh)
+        } catch {
+            // Answers that depend on the cached account: with a shared store, another process
+            // may have moved it on. Read it again and run the request once more first.
+            guard registry.configuration.sharedStore, !fresh, error.error.dependsOnCachedAccount,
+                registry.markForReload(session.account)
+            else { throw error }
+            registry.beginLoad(id, account: session.account)
+            pending = .load(account: session.account, retry: frame)
+            return .account(session.account)
+        }
     }
 
     private mutating func dispatchAuthenticated(
@@ -217,7 +228,7 @@ public struct ServerConnection: Sendable {
 
     private func releaseLoad(of waiting: Pending) {
         switch waiting {
-        case .load(let account, _):
+        case .load(let account, _, _):
             registry.releaseLoad(id, account: account)
         case .register(_, let log, _):
             registry.releaseLoad(id, account: log.account)
@@ -238,6 +249,16 @@ struct Failure: Error {
     static func connection(_ error: ProtocolError) -> Failure { Failure(error: error, closes: true) }
 }
 
+extension ProtocolError {
+    /// Decided against the cached account state (snapshot heads, device-log head, quota).
+    var dependsOnCachedAccount: Bool {
+        switch self {
+        case .staleSnapshot, .deviceLogConflict, .quotaExceeded: true
+        default: false
+        }
+    }
+}
+
 /// What one authenticated request is checked against.
 struct RequestContext: Sendable {
     let session: Session
@@ -252,8 +273,9 @@ struct RequestContext: Sendable {
 
 /// A request waiting for a store read.
 enum Pending: Sendable {
-    /// Load (or reload) an account, then run `retry` again.
-    case load(account: AccountID, retry: Cloak_V1_Frame)
+    /// Load (or reload) an account, then run `retry` again (`attempt` counts reloads of a
+    /// read another process overtook).
+    case load(account: AccountID, retry: Cloak_V1_Frame, attempt: Int = 0)
     case register(requestID: UInt64, log: DeviceLog, genesis: [UInt8])
     case deviceLog(requestID: UInt64)
     case mailbox(requestID: UInt64)
@@ -266,7 +288,7 @@ enum Pending: Sendable {
 
     var requestID: UInt64 {
         switch self {
-        case .load(_, let retry): retry.requestID
+        case .load(_, let retry, _): retry.requestID
         case .register(let id, _, _), .deviceLog(let id), .mailbox(let id), .recovery(let id, _),
             .fetchChangeSets(let id), .envelopes(let id), .snapshots(let id):
             id

@@ -38,7 +38,9 @@ public enum StoreLoops {
                 var failed = false
                 for read in reads {
                     do {
-                        registry.finishFanoutRead(read, result: .success(try await store.changeSets(read.query)))
+                        let record = read.reloadsAccount ? try await store.account(read.account) : nil
+                        registry.finishFanoutRead(
+                            read, account: record, result: .success(try await store.changeSets(read.query)))
                     } catch {
                         failed = true
                         registry.finishFanoutRead(read, result: .failure(error))
@@ -60,7 +62,7 @@ public enum StoreLoops {
         while !Task.isCancelled {
             do {
                 try await notifier.listenForCommits(
-                    onListening: { registry.remoteCommitsMayBeMissed() }, onCommit: { registry.remoteCommit($0) })
+                    onListening: { registry.remoteCommitsMayBeMissed() }, onCommit: { registry.remoteCommit($0, version: $1) })
             } catch {
                 if Task.isCancelled { return }
                 logger.warning("listening for other server processes' commits failed; retrying", metadata: ["error": "\(error)"])

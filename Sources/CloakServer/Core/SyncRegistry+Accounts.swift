@@ -32,18 +32,46 @@ extension SyncRegistry {
     /// unless the registry holds a current copy, which is never older than the store's. The
     /// load stays pinned until ``releaseLoad(_:account:)``, so the request that asked for it
     /// finds the account. Returns the log in force, or nil when the account does not exist.
-    func installLoaded(_ connection: ConnectionID, account: AccountID, record: AccountRecord?, log: DeviceLog?)
-        -> DeviceLog?
-    {
+    ///
+    /// `stale` is true when another process announced a newer version of the account than the
+    /// record (a shared store): the caller should read it again. A reload closes the
+    /// connections of devices the new log no longer lists as active.
+    func installLoaded(
+        _ connection: ConnectionID, account: AccountID, record: AccountRecord?, log: DeviceLog?, acceptStale: Bool = false
+    ) -> (log: DeviceLog?, stale: Bool) {
         state.withLock { s in
-            if let cached = s.accounts[account], !cached.needsReload { return cached.log }
-            guard let record, let log else { return nil }
+            if let cached = s.accounts[account], !cached.needsReload { return (cached.log, false) }
+            guard let record, let log else { return (nil, false) }
+            let announced = max(s.accounts[account]?.announcedVersion ?? 0, s.announcedWhileLoading[account] ?? 0)
+            s.announcedWhileLoading[account] = nil
             if s.accounts[account] != nil {
                 s.accounts[account]?.reload(from: record, log: log)
+                closeMembersNoLongerActive(account, in: &s)
             } else {
                 s.accounts[account] = AccountState(record: record, log: log)
             }
+            s.accounts[account]?.announcedVersion = announced
+            let stale = record.version < announced && !acceptStale
+            if stale { s.accounts[account]?.needsReload = true }
+            return (log, stale)
+        }
+    }
+
+    /// The stored device log of `record`, verified entry by entry (outside the lock: it checks
+    /// signatures). A log that does not verify is logged as corruption.
+    func verifiedLog(of record: AccountRecord) throws(ProtocolError) -> DeviceLog {
+        let maxCutoffs = configuration.limits.maxRemovalCutoffs
+        do throws(ProtocolError) {
+            let entries = try record.deviceLog.map { bytes throws(ProtocolError) in
+                try DeviceLogEntry(wire: bytes, maxCutoffs: maxCutoffs)
+            }
+            let log = try DeviceLog(verifying: entries)
+            guard log.account == record.account else { throw ProtocolError.invalidDeviceLog("stored log of another account") }
             return log
+        } catch {
+            logger.critical(
+                "stored device log does not verify", metadata: ["account": "\(record.account)", "error": "\(error.message)"])
+            throw error
         }
     }
 
@@ -54,6 +82,7 @@ extension SyncRegistry {
             guard let count = s.connections[connection]?.loads[account] else { return }
             s.connections[connection]?.loads[account] = count > 1 ? count - 1 : nil
             s.releaseLoad(account)
+            if s.loading[account] == nil { s.announcedWhileLoading[account] = nil }
             s.evictIfIdle(account)
         }
     }

@@ -196,11 +196,15 @@ extension SyncRegistry {
         for (connection, subscription) in subscribers where subscription.live {
             let frames: [[UInt8]]
             let count: Int
-            if items.allSatisfy({ $0.origin != connection && subscription.wants($0.conversation) }) {
+            if items.allSatisfy({
+                $0.origin != connection && $0.cursor > subscription.after && subscription.wants($0.conversation)
+            }) {
                 if shared == nil { shared = deliverFrames(items.map { StoredChangeSet(cursor: $0.cursor, bytes: $0.bytes) }) }
                 (frames, count) = (shared ?? [], items.count)
             } else {
-                let wanted = items.filter { $0.origin != connection && subscription.wants($0.conversation) }
+                let wanted = items.filter {
+                    $0.origin != connection && $0.cursor > subscription.after && subscription.wants($0.conversation)
+                }
                 guard !wanted.isEmpty else { continue }
                 (frames, count) = (deliverFrames(wanted.map { StoredChangeSet(cursor: $0.cursor, bytes: $0.bytes) }), wanted.count)
             }
@@ -232,12 +236,13 @@ extension SyncRegistry {
 
     /// Starts (or restarts) a subscription: live fanout pauses for this connection, and the
     /// returned committed head is how far its catch-up reads must go.
-    func beginCatchUp(_ connection: ConnectionID, conversations: Set<ConversationID>) -> UInt64? {
+    func beginCatchUp(_ connection: ConnectionID, conversations: Set<ConversationID>, after: UInt64) -> UInt64? {
         state.withLock { s in
             guard let session = s.connections[connection]?.session, s.connections[connection]?.closed == false,
                 s.accounts[session.account] != nil
             else { return nil }
-            s.accounts[session.account]?.subscribers[connection] = Subscription(conversations: conversations, live: false)
+            s.accounts[session.account]?.subscribers[connection] = Subscription(
+                conversations: conversations, live: false, after: after)
             // Another process may have committed past what this one delivered, with no
             // notification since: a fanout read sends it once the subscriber is live.
             if configuration.sharedStore { requestFanoutRead(session.account, in: &s) }
@@ -258,6 +263,9 @@ extension SyncRegistry {
             else { return nil }
             if account.deliveredHead > through { return account.deliveredHead }
             s.accounts[session.account]?.subscribers[connection]?.live = true
+            if let after = account.subscribers[connection]?.after, after < through {
+                s.accounts[session.account]?.subscribers[connection]?.after = through
+            }
             metrics.deliveries.increment(by: page.count)
             output.send(DeliverEncoder.encode(requestID: requestID, items: page, caughtUp: true), to: connection)
             return nil
@@ -267,13 +275,15 @@ extension SyncRegistry {
     // MARK: Staging
 
     /// Adds rows and a waiting reply to the pending batch, pinning the account until they commit.
+    /// `versioned` rows depend on the cached account state (a shared store checks the account's
+    /// version for them); mailbox slots and cursor acknowledgements do not.
     func stage(
-        account: AccountID, rows: Int, completion: Completion?, in s: inout RegistryState,
+        account: AccountID, rows: Int, completion: Completion?, versioned: Bool = true, in s: inout RegistryState,
         _ add: (inout PendingBatch) -> Void
     ) {
         add(&s.pending)
         if let completion { s.pending.completions.append(Waiting(account: account, completion: completion)) }
-        if configuration.sharedStore, s.pending.batch.accountVersions[account] == nil,
+        if configuration.sharedStore, versioned, s.pending.batch.accountVersions[account] == nil,
             let version = s.accounts[account]?.version
         {
             s.pending.batch.accountVersions[account] = WriteBatch.VersionCheck(expected: version, next: version + 1)

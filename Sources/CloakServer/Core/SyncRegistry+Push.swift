@@ -25,8 +25,9 @@ enum PushStaging {
     /// These positions lie behind the chain heads and are not in memory: read their stored
     /// cursor and hash, then stage again (duplicate or fork?).
     case needsLookup([ChainSeq])
-    /// Shared store: a GAP or FORK was decided against a cached account another process may
-    /// have moved on. Reload the account (it is marked) and run the push again.
+    /// Shared store: an answer was decided against a cached account that another process has
+    /// moved on (the store holds what the cache does not). Reload the account (it is marked)
+    /// and run the push again.
     case needsReload
 }
 
@@ -48,13 +49,15 @@ extension SyncRegistry {
     /// assigns cursors and stages the accepted change sets. The PushAck waits for the commit
     /// of everything it acknowledges, including duplicates of change sets still committing.
     ///
-    /// With a shared store, a GAP or FORK decided against the cached chain heads is answered
-    /// only when the account was read from the store for this request (`fresh`); otherwise
-    /// the account is marked for reload first, or, while this process still has writes of it
-    /// in flight, the push gets INTERNAL and the account reloads after them.
+    /// With a shared store, a GAP or FORK decided against a cached chain head is answered only
+    /// after the store was asked for the position after that head (`looked`): if it holds a
+    /// change set there, another process moved the chain on and the account is reloaded first
+    /// (or, while this process has writes of it in flight, the push gets INTERNAL and the
+    /// account reloads after them). QUOTA_EXCEEDED is re-checked by a reload when nothing is
+    /// in flight. A `fresh` account was just read for this request.
     func stagePush(
         _ connection: ConnectionID, session: Session, requestID: UInt64, items: [PreparedItem],
-        known: [ChainSeq: StoredChangeSetRef], fresh: Bool = false
+        known: [ChainSeq: StoredChangeSetRef], looked: Set<ChainSeq> = [], fresh: Bool = false
     ) -> PushStaging {
         state.withLock { s in
             guard s.connections[connection]?.closed == false else { return .staged }
@@ -62,13 +65,20 @@ extension SyncRegistry {
             var plan = PushPlan(account: account, pendingID: s.pending.id, limit: configuration.limits.maxAccountBytes)
             for item in items { plan.check(item, known: known) }
             guard plan.lookups.isEmpty else { return .needsLookup(Array(Set(plan.lookups)).sorted { $0.seq < $1.seq }) }
-            if configuration.sharedStore, plan.againstCachedHead, !fresh {
-                if account.pendingWrites == 0 {
-                    s.accounts[session.account]?.needsReload = true
-                    return .needsReload
+            if configuration.sharedStore, !fresh {
+                let unchecked = plan.cachedHeads.filter { !looked.contains($0) }
+                if !unchecked.isEmpty { return .needsLookup(Array(Set(unchecked)).sorted { $0.seq < $1.seq }) }
+                let moved = plan.cachedHeads.contains { known[$0] != nil }
+                if moved || plan.cachedQuota {
+                    if account.pendingWrites == 0 {
+                        s.accounts[session.account]?.needsReload = true
+                        return .needsReload
+                    }
+                    if moved {
+                        s.accounts[session.account]?.remoteChanged = true
+                        return .failed(.internalError)
+                    }
                 }
-                s.accounts[session.account]?.remoteChanged = true
-                return .failed(.internalError)
             }
             apply(plan, connection: connection, session: session, requestID: requestID, in: &s)
             return .staged
@@ -119,9 +129,11 @@ struct PushPlan {
     var lookups: [ChainSeq] = []
     /// The newest batch a result depends on (the ack waits for it).
     var waitFor: UInt64?
-    /// A GAP or FORK was decided from a chain head held in memory rather than a stored or staged
-    /// change set (another process sharing the store may have moved that head).
-    var againstCachedHead = false
+    /// The position after each chain head a GAP or FORK was decided against (held in memory;
+    /// another process sharing the store may have filled it).
+    var cachedHeads: [ChainSeq] = []
+    /// A QUOTA_EXCEEDED was decided against the cached byte count.
+    var cachedQuota = false
 
     init(account: AccountState, pendingID: UInt64, limit: Int64) {
         self.account = account
@@ -178,15 +190,18 @@ struct PushPlan {
         }
         guard !stale else { return .rejected(.staleDeviceLog) }
         guard seq == last + 1 else {
-            againstCachedHead = true
+            cachedHeads.append(ChainSeq(chain: key, seq: last + 1))
             return .rejected(.gap(expectedSeq: last + 1, got: seq))
         }
         guard cs.header.prevHash == (head?.hash ?? .zero) else {
-            againstCachedHead = true
+            cachedHeads.append(ChainSeq(chain: key, seq: last + 1))
             return .rejected(.fork("prev_hash does not match the stored seq \(last)"))
         }
         let size = Int64(cs.wire.count)
-        guard account.storedBytes + bytes + size <= limit else { return .rejected(.quotaExceeded) }
+        guard account.storedBytes + bytes + size <= limit else {
+            cachedQuota = true
+            return .rejected(.quotaExceeded)
+        }
         let cursor = account.assignedHead + UInt64(rows.count) + 1
         chains[key] = ChainPosition(seq: seq, hash: cs.hash)
         staged[position] = StagedRef(cursor: cursor, hash: cs.hash, batch: pendingID)

@@ -33,7 +33,7 @@ extension SyncRegistry {
         }
     }
 
-    private func closeMembersNoLongerActive(_ account: AccountID, in s: inout RegistryState) {
+    func closeMembersNoLongerActive(_ account: AccountID, in s: inout RegistryState) {
         guard let state = s.accounts[account] else { return }
         for connection in state.connections.sorted() {
             guard let session = s.connections[connection]?.session else { continue }
@@ -111,7 +111,8 @@ extension SyncRegistry {
     func putMailbox(_ connection: ConnectionID, session: Session, requestID: UInt64, row: WriteBatch.MailboxRow) {
         state.withLock { s in
             stage(
-                account: session.account, rows: 1, completion: .done(connection, requestID: requestID), in: &s
+                account: session.account, rows: 1, completion: .done(connection, requestID: requestID), versioned: false,
+                in: &s
             ) { pending in
                 pending.batch.mailboxes.append(row)
             }
@@ -124,9 +125,13 @@ extension SyncRegistry {
     {
         try state.withLock { (s) throws(ProtocolError) in
             guard let account = s.accounts[session.account], !account.needsReload else { throw .internalError }
-            guard cursor <= account.committedHead else { throw .invalidField("cursor is beyond the account's head") }
+            // With a shared store, fanout reads may have sent cursors this process has not
+            // reloaded yet.
+            guard cursor <= max(account.committedHead, account.deliveredHead) else {
+                throw .invalidField("cursor is beyond the account's head")
+            }
             let completion: Completion? = requestID == 0 ? nil : .done(connection, requestID: requestID)
-            stage(account: session.account, rows: 1, completion: completion, in: &s) { pending in
+            stage(account: session.account, rows: 1, completion: completion, versioned: false, in: &s) { pending in
                 pending.batch.cursorAcks.append(.init(account: session.account, device: session.device, cursor: cursor))
             }
         }

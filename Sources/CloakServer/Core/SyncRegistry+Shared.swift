@@ -4,22 +4,36 @@ import Metrics
 import Synchronization
 
 /// A fanout read: the change sets after what an account's live subscribers were sent, from
-/// the store (``ServerConfiguration/sharedStore``). The driver runs `query` and hands the rows
-/// to ``SyncRegistry/finishFanoutRead(_:result:)``.
+/// the store (``ServerConfiguration/sharedStore``). The driver reads the account first when
+/// ``reloadsAccount`` says so, runs `query`, and hands both to
+/// ``SyncRegistry/finishFanoutRead(_:account:result:)``.
 public struct FanoutRead: Sendable, Equatable {
     /// The account.
     public let account: AccountID
     /// What to read.
     public let query: ChangeSetQuery
+    /// Another process changed the account: read its record too, so the new device log is in
+    /// force (removed devices disconnected) before anything new is sent.
+    public let reloadsAccount: Bool
+    /// Which read this is (the answer to an earlier one is ignored).
+    let id: UInt64
 }
 
 extension SyncRegistry {
-    /// Another server process committed writes for `account` (its notification arrived): the
-    /// cached copy reloads before its next request (after this process's own writes for it
-    /// finish), and its live subscribers get the new change sets through a fanout read.
-    public func remoteCommit(_ account: AccountID) {
+    /// Another server process committed writes for `account`, moving it to `version` (its
+    /// notification arrived): the cached copy reloads before its next request (after this
+    /// process's own writes for it finish), a load already reading it reads again if it read
+    /// an older version, and its live subscribers get the new change sets through a fanout read.
+    public func remoteCommit(_ account: AccountID, version: UInt64) {
         metrics.remoteCommits.increment()
-        state.withLock { s in markRemoteChange(account, in: &s) }
+        state.withLock { s in
+            if let announced = s.accounts[account]?.announcedVersion {
+                s.accounts[account]?.announcedVersion = max(announced, version)
+            } else if s.loading[account] != nil {
+                s.announcedWhileLoading[account] = max(s.announcedWhileLoading[account] ?? 0, version)
+            }
+            markRemoteChange(account, in: &s)
+        }
     }
 
     /// Notifications may have been missed (the listening connection was lost and is back):
@@ -31,10 +45,15 @@ extension SyncRegistry {
     }
 
     /// Marks a cached account for reload before its next request, unless this process has
-    /// writes of it in flight (they build on the cached copy). Returns whether it did.
-    func markForReload(_ account: AccountID) -> Bool {
+    /// writes of it in flight (they build on the cached copy). With `rateLimitedAtMs` (a request
+    /// anyone may send) at most once a second per account. Returns whether it did.
+    func markForReload(_ account: AccountID, rateLimitedAtMs nowMs: UInt64? = nil) -> Bool {
         state.withLock { s in
             guard let state = s.accounts[account], state.pendingWrites == 0 else { return false }
+            if let nowMs {
+                if let last = state.forcedReloadAtMs, nowMs < last + 1_000 { return false }
+                s.accounts[account]?.forcedReloadAtMs = nowMs
+            }
             s.accounts[account]?.needsReload = true
             return true
         }
@@ -47,7 +66,8 @@ extension SyncRegistry {
         } else {
             s.accounts[account]?.remoteChanged = true
         }
-        if !state.subscribers.isEmpty { requestFanoutRead(account, in: &s) }
+        // Connected devices may have been removed: the read reloads the account too.
+        if !state.connections.isEmpty { requestFanoutRead(account, in: &s) }
     }
 
     /// Asks the driver for a fanout read of `account` (or for another one after the running one).
@@ -68,24 +88,41 @@ extension SyncRegistry {
             var reads: [FanoutRead] = []
             for account in wanted {
                 guard let state = s.accounts[account], !state.fanoutReading else { continue }
+                let id = s.nextFanoutRead
+                s.nextFanoutRead += 1
                 s.accounts[account]?.fanoutReading = true
                 s.accounts[account]?.fanoutAgain = false
+                s.accounts[account]?.fanoutReadID = id
                 let query = ChangeSetQuery(
                     account: account, afterCursor: state.deliveredHead, throughCursor: UInt64(Int64.max),
                     limit: configuration.limits.maxCatchUpBatch, maxBytes: configuration.framePayloadBudget)
-                reads.append(FanoutRead(account: account, query: query))
+                let reload = state.needsReload && state.pendingWrites == 0
+                reads.append(FanoutRead(account: account, query: query, reloadsAccount: reload, id: id))
             }
             return reads
         }
     }
 
-    /// Sends what a fanout read found to the account's live subscribers, in cursor order and
-    /// without the change sets a subscriber pushed itself, then asks for the next page if the
-    /// read was cut short or more was committed meanwhile. A failed read is asked for again.
-    public func finishFanoutRead(_ read: FanoutRead, result: Result<[StoredChangeSet], StoreError>) {
+    /// Installs the account `record` read for it (if the cached copy still waits for a reload;
+    /// devices no longer active are disconnected), then sends what the read found to the
+    /// account's live subscribers, in cursor order and without what a subscriber pushed itself
+    /// or already has; then asks for the next page if the read was cut short or more was
+    /// committed meanwhile. A failed read is asked for again.
+    public func finishFanoutRead(
+        _ read: FanoutRead, account record: AccountRecord? = nil, result: Result<[StoredChangeSet], StoreError>
+    ) {
+        // Verified and parsed outside the lock (signatures; subscribers may filter by conversation).
+        let log = record.flatMap { record in try? verifiedLog(of: record) }
+        let conversations = (try? result.get())?.map { try? ChangeSet(wire: $0.bytes).header.conversation } ?? []
         state.withLock { s in
-            guard let state = s.accounts[read.account], state.fanoutReading else { return }
+            guard let before = s.accounts[read.account], before.fanoutReading, before.fanoutReadID == read.id else { return }
             s.accounts[read.account]?.fanoutReading = false
+            if let record, let log, before.needsReload, before.pendingWrites == 0 {
+                s.accounts[read.account]?.reload(from: record, log: log)
+                closeMembersNoLongerActive(read.account, in: &s)
+                if record.version < before.announcedVersion { s.accounts[read.account]?.needsReload = true }
+            }
+            guard let state = s.accounts[read.account] else { return }
             let rows: [StoredChangeSet]
             switch result {
             case .failure(let error):
@@ -93,15 +130,17 @@ extension SyncRegistry {
                 requestFanoutRead(read.account, in: &s)
                 return
             case .success(let found):
-                rows = found.filter { $0.cursor > state.deliveredHead }
+                rows = found
             }
-            if let last = rows.last {
-                let items = rows.map { row in
+            var items: [FanoutItem] = []
+            for (row, conversation) in zip(rows, conversations) where row.cursor > state.deliveredHead {
+                items.append(
                     FanoutItem(
-                        cursor: row.cursor, conversation: try? ChangeSet(wire: row.bytes).header.conversation,
-                        origin: state.localOrigins[row.cursor] ?? ConnectionID(rawValue: 0), bytes: row.bytes)
-                }
-                s.accounts[read.account]?.deliveredHead = last.cursor
+                        cursor: row.cursor, conversation: conversation,
+                        origin: state.localOrigins[row.cursor] ?? ConnectionID(rawValue: 0), bytes: row.bytes))
+            }
+            if let last = items.last {
+                s.accounts[read.account]?.deliveredHead = max(state.deliveredHead, last.cursor)
                 s.accounts[read.account]?.localOrigins = state.localOrigins.filter { $0.key > last.cursor }
                 fanOut(items, account: read.account, in: &s)
             }
@@ -109,7 +148,7 @@ extension SyncRegistry {
             let full =
                 rows.count >= read.query.limit
                 || bytes + configuration.limits.maxChangeSetBytes + 16 > read.query.maxBytes
-            if state.fanoutAgain || (!rows.isEmpty && full) { requestFanoutRead(read.account, in: &s) }
+            if state.fanoutAgain || (!items.isEmpty && full) { requestFanoutRead(read.account, in: &s) }
         }
     }
 }

@@ -181,6 +181,9 @@ struct RegistryState {
     var inFlight: PendingBatch?
     /// Accounts waiting for a fanout read (shared store).
     var fanoutWanted: Set<AccountID> = []
+    var nextFanoutRead: UInt64 = 1
+    /// Versions other processes announced for accounts being loaded but not cached yet.
+    var announcedWhileLoading: [AccountID: UInt64] = [:]
     var nextBatchID: UInt64 = 2
     var shuttingDown = false
 

@@ -113,22 +113,27 @@ public final class SynchronousServer {
     }
 
     /// Another server process sharing the store committed writes for `account` (the
-    /// simulator's stand-in for its announcement; needs ``ServerConfiguration/sharedStore``).
+    /// simulator's stand-in for its announcement, with the version the store holds now; needs
+    /// ``ServerConfiguration/sharedStore``).
     public func remoteCommit(_ account: AccountID) {
-        registry.remoteCommit(account)
+        registry.remoteCommit(account, version: store.accountNow(account)?.version ?? 0)
         settle()
     }
 
-    /// Runs the fanout reads the registry asks for (a shared store) until none is left.
+    /// Runs the fanout reads the registry asks for (a shared store) until none is left, or
+    /// for 1,000 rounds (a read that keeps failing is asked for again each time).
     public func runFanoutReads() {
         var reads = registry.takeFanoutReads()
-        while !reads.isEmpty {
+        var rounds = 0
+        while !reads.isEmpty, rounds < 1_000 {
+            rounds += 1
             for read in reads {
                 do throws(StoreError) {
                     guard case .changeSets(let rows) = try store.performNow(.changeSets(read.query)) else {
                         throw .operationFailed("fanout read answered with another result")
                     }
-                    registry.finishFanoutRead(read, result: .success(rows))
+                    let record = read.reloadsAccount ? store.accountNow(read.account) : nil
+                    registry.finishFanoutRead(read, account: record, result: .success(rows))
                 } catch {
                     registry.finishFanoutRead(read, result: .failure(error))
                 }

@@ -53,29 +53,36 @@ enum PostgresSchema {
         ("v2", ["ALTER TABLE accounts ADD COLUMN version BIGINT NOT NULL DEFAULT 0"]),
     ]
 
-    /// The channel commits are announced on (payload: the writer's instance id, a space, the
-    /// account id in hex).
+    /// The channel commits are announced on (payload: the writer's instance id, the account id
+    /// in hex and the account's new version, separated by spaces).
     static let commitChannel = "cloak_commits"
 
     /// Creates the accounts whose genesis entry the batch carries (before the version check,
     /// which then finds them at version 0).
     static func accountCreation(for batch: WriteBatch) -> PostgresQuery? {
-        let created = batch.logEntries.filter { $0.index == 0 }
+        // In one order, like the version lock: two processes creating the same accounts wait
+        // for each other instead of deadlocking.
+        let created = batch.logEntries.filter { $0.index == 0 }.sorted {
+            $0.account.bytes.lexicographicallyPrecedes($1.account.bytes)
+        }
         guard !created.isEmpty else { return nil }
         return PG.query("INSERT INTO accounts (account) SELECT * FROM UNNEST($1::bytea[]) ON CONFLICT DO NOTHING") {
             $0.append(created.map { PG.bytes($0.account) })
         }
     }
 
-    /// Locks the checked accounts' rows in one order (two processes' commits never deadlock on
-    /// them), then moves the versions that match; returns the accounts it moved.
-    static func versionStatements(for checks: [AccountID: WriteBatch.VersionCheck]) -> [PostgresQuery] {
-        let rows = checks.sorted { $0.key.bytes.lexicographicallyPrecedes($1.key.bytes) }
-        return [
-            PG.query("SELECT 1 FROM accounts WHERE account = ANY($1::bytea[]) ORDER BY account FOR UPDATE") {
-                $0.append(rows.map { PG.bytes($0.key) })
-            },
-            PG.query(
+    /// Locks the checked accounts' rows in one order, so two processes' commits never deadlock
+    /// on them (run before ``versionUpdate(for:)``).
+    static func versionLock(for checks: [AccountID: WriteBatch.VersionCheck]) -> PostgresQuery {
+        PG.query("SELECT 1 FROM accounts WHERE account = ANY($1::bytea[]) ORDER BY account FOR UPDATE") {
+            $0.append(checks.keys.map { PG.bytes($0) })
+        }
+    }
+
+    /// Moves the versions that match; returns the accounts it moved.
+    static func versionUpdate(for checks: [AccountID: WriteBatch.VersionCheck]) -> PostgresQuery {
+        let rows = Array(checks)
+        return PG.query(
                 """
                 UPDATE accounts AS a SET version = v.next
                 FROM UNNEST($1::bytea[], $2::int8[], $3::int8[]) AS v(account, expected, next)
@@ -85,16 +92,22 @@ enum PostgresSchema {
                 $0.append(rows.map { PG.bytes($0.key) })
                 $0.append(rows.map { PG.int($0.value.expected) })
                 $0.append(rows.map { PG.int($0.value.next) })
-            },
-        ]
+            }
     }
 
     /// Announces, at commit, that `accounts` changed (NOTIFY is transactional: listeners hear
     /// it only if and after the transaction commits, in commit order).
-    static func notification(instance: String, accounts: [AccountID]) -> PostgresQuery {
-        PG.query("SELECT pg_notify('\(commitChannel)', $1 || encode(a, 'hex')) FROM UNNEST($2::bytea[]) AS a") {
+    static func notification(instance: String, versions: [AccountID: WriteBatch.VersionCheck]) -> PostgresQuery {
+        let rows = Array(versions)
+        return PG.query(
+            """
+            SELECT pg_notify('\(commitChannel)', $1 || encode(a, 'hex') || ' ' || v::text)
+            FROM UNNEST($2::bytea[], $3::int8[]) AS t(a, v)
+            """
+        ) {
             $0.append(instance + " ")
-            $0.append(accounts.map { PG.bytes($0) })
+            $0.append(rows.map { PG.bytes($0.key) })
+            $0.append(rows.map { PG.int($0.value.next) })
         }
     }
 

@@ -109,13 +109,11 @@ public final class PostgresServerStore: ServerStore, CommitNotifier {
                 }
                 var conflicts = Set<AccountID>()
                 if !batch.accountVersions.isEmpty {
+                    try await connection.query(PostgresSchema.versionLock(for: batch.accountVersions), logger: self.logger)
                     var moved = Set<AccountID>()
-                    for query in PostgresSchema.versionStatements(for: batch.accountVersions) {
-                        for try await buffer in try await connection.query(query, logger: self.logger).decode(
-                            ByteBuffer.self)
-                        {
-                            moved.insert(AccountID(unchecked: PG.array(buffer)))
-                        }
+                    let update = PostgresSchema.versionUpdate(for: batch.accountVersions)
+                    for try await buffer in try await connection.query(update, logger: self.logger).decode(ByteBuffer.self) {
+                        moved.insert(AccountID(unchecked: PG.array(buffer)))
                     }
                     conflicts = Set(batch.accountVersions.keys).subtracting(moved)
                 }
@@ -127,7 +125,7 @@ public final class PostgresServerStore: ServerStore, CommitNotifier {
                     try await PostgresSchema.putSnapshot(row, on: connection, logger: self.logger)
                 }
                 if !kept.accountVersions.isEmpty {
-                    let query = PostgresSchema.notification(instance: self.instance, accounts: Array(kept.accountVersions.keys))
+                    let query = PostgresSchema.notification(instance: self.instance, versions: kept.accountVersions)
                     try await connection.query(query, logger: self.logger)
                 }
                 return conflicts
@@ -141,7 +139,7 @@ public final class PostgresServerStore: ServerStore, CommitNotifier {
     /// task is cancelled or the connection fails. `onListening` runs once LISTEN is in force
     /// (anything committed before it was not heard); `onCommit` gets each announced account.
     public func listenForCommits(
-        onListening: @Sendable () -> Void, onCommit: @Sendable (AccountID) -> Void
+        onListening: @Sendable () -> Void, onCommit: @Sendable (AccountID, UInt64) -> Void
     ) async throws(StoreError) {
         let own = instance + " "
         do {
@@ -150,9 +148,9 @@ public final class PostgresServerStore: ServerStore, CommitNotifier {
                     onListening()
                     for try await notification in notifications {
                         guard !notification.payload.hasPrefix(own),
-                            let account = Self.announcedAccount(notification.payload)
+                            let (account, version) = Self.announcement(notification.payload)
                         else { continue }
-                        onCommit(account)
+                        onCommit(account, version)
                     }
                 }
             }
@@ -161,9 +159,12 @@ public final class PostgresServerStore: ServerStore, CommitNotifier {
         }
     }
 
-    /// The account of a `cloak_commits` payload (`<instance> <account hex>`), or nil.
-    static func announcedAccount(_ payload: String) -> AccountID? {
-        guard let hex = payload.split(separator: " ").last, hex.count == 2 * AccountID.byteCount else { return nil }
+    /// The account and version of a `cloak_commits` payload (`<instance> <account hex> <version>`).
+    static func announcement(_ payload: String) -> (AccountID, UInt64)? {
+        let fields = payload.split(separator: " ")
+        guard fields.count == 3, let version = UInt64(fields[2]) else { return nil }
+        let hex = fields[1]
+        guard hex.count == 2 * AccountID.byteCount else { return nil }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(AccountID.byteCount)
         var index = hex.startIndex
@@ -173,7 +174,7 @@ public final class PostgresServerStore: ServerStore, CommitNotifier {
             bytes.append(byte)
             index = next
         }
-        return AccountID(unchecked: bytes)
+        return (AccountID(unchecked: bytes), version)
     }
 
     // MARK: Helpers

@@ -78,10 +78,10 @@ public protocol ServerStore: Sendable {
 /// A store several server processes share that announces each process's commits to the
 /// others (``PostgresServerStore``: LISTEN/NOTIFY).
 public protocol CommitNotifier: Sendable {
-    /// Delivers the accounts other processes commit writes for until the task is cancelled or
-    /// the connection is lost (then it throws; call again). `onListening` runs once listening
-    /// is in force: announcements made before it were not heard.
-    func listenForCommits(onListening: @Sendable () -> Void, onCommit: @Sendable (AccountID) -> Void)
+    /// Delivers the accounts other processes commit writes for, with each one's new version,
+    /// until the task is cancelled or the connection is lost (then it throws; call again).
+    /// `onListening` runs once listening is in force: announcements made before it were not heard.
+    func listenForCommits(onListening: @Sendable () -> Void, onCommit: @Sendable (AccountID, UInt64) -> Void)
         async throws(StoreError)
 }
 
