@@ -31,8 +31,8 @@ struct ServerSuite: ParsableCommand {
     @Flag(help: "A tenth of every workload (a smoke run; the numbers are not the issue's).")
     var quick = false
 
-    @Option(help: "Phases to run (comma-separated: ingest1, ingest16, ingest256, fanout, memory; catch-up runs with ingest1).")
-    var phases = "ingest1,ingest16,ingest256,fanout,memory"
+    @Option(help: "Phases to run (comma-separated: ingest1, ingest16, ingest256, fanout, memory, shared; catch-up runs with ingest1; shared is fanout across two server processes on PostgreSQL).")
+    var phases = "ingest1,ingest16,ingest256,fanout,memory,shared"
 
     @Flag(help: .hidden) var child = false
     @Option(help: .hidden) var database = ""
@@ -769,6 +769,7 @@ struct ServerBenchmark: Sendable {
             await remove()
         }
         if phases.contains("fanout") { try await fanout(store, data, &report) }
+        if phases.contains("shared"), case .postgres = store { try await fanout(store, data, &report, acrossProcesses: true) }
         if phases.contains("memory") { try await idleMemory(store, data, &report) }
     }
 
@@ -871,10 +872,15 @@ extension ServerBenchmark {
     }
 
     /// Push-to-receipt latency on every other device of a 1,000-device account (open-loop
-    /// pushes, 25 per second), and the server's CPU per delivered change set.
-    func fanout(_ store: BenchStore, _ data: BenchData, _ report: inout BenchReport) async throws {
+    /// pushes, 25 per second), and the server's CPU per delivered change set. `acrossProcesses`
+    /// (PostgreSQL): the receivers are connected to a second server process on the same database,
+    /// so every delivery goes through NOTIFY and a fanout read; CPU is both processes'.
+    func fanout(_ store: BenchStore, _ data: BenchData, _ report: inout BenchReport, acrossProcesses: Bool = false)
+        async throws
+    {
         let (database, remove) = try await store.fresh()
         let child = try await ChildServer.start(database: database)
+        let other = acrossProcesses ? try await ChildServer.start(database: database) : child
         let account = data.fanout
         let sentAt = Mutex<[UInt64: ContinuousClock.Instant]>([:])
         let cursorOf = Mutex<[UInt64: UInt64]>([:])
@@ -889,11 +895,11 @@ extension ServerBenchmark {
         try await pusher.login(account, device: 0)
         log("server: fanout: pusher ready")
         let listeners = try await receivers(
-            child, account, count: account.keys.count - 1, offset: 0,
+            other, account, count: account.keys.count - 1, offset: 0,
             hooks: Inbox.Hooks(onDeliver: { summary, at in deliveries.record(summary, at: at) }))
         let expected = data.fanoutChain.count * listeners.count
         log("server: fanout: pushing")
-        let cpu = child.cpuSeconds
+        let cpu = child.cpuSeconds + (acrossProcesses ? other.cpuSeconds : 0)
         for (n, changeSet) in data.fanoutChain.enumerated() {
             let id = 10_000 + UInt64(n)
             sentAt.withLock { $0[id] = .now }
@@ -902,14 +908,14 @@ extension ServerBenchmark {
         }
         let deadline = ContinuousClock.now + .seconds(60)
         while deliveries.count < expected, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
-        let used = child.cpuSeconds - cpu
+        let used = child.cpuSeconds + (acrossProcesses ? other.cpuSeconds : 0) - cpu
         let sent = sentAt.withLock { $0 }
         let cursors = cursorOf.withLock { $0 }
         let latencies = deliveries.all.compactMap { cursor, at -> Double? in
             guard let id = cursors[cursor], let start = sent[id] else { return nil }
             return (at - start).seconds * 1000
         }.sorted()
-        let label = store.label
+        let label = store.label + (acrossProcesses ? ".across_processes" : "")
         let name = "\(label).fanout.\(account.keys.count)_devices"
         let target = label == "sqlite"
         report.add("\(name).p50", percentile(latencies, 0.50), unit: "ms")
@@ -923,6 +929,7 @@ extension ServerBenchmark {
         await pusher.close()
         await owner.close()
         await child.stop()
+        if acrossProcesses { await other.stop() }
         await remove()
     }
 

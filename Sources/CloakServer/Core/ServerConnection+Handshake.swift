@@ -204,7 +204,7 @@ extension ServerConnection {
     private func install(_ account: AccountID, record: AccountRecord?, acceptStale: Bool) -> Install {
         guard let record else { return .installed }
         do {
-            let log = try registry.verifiedLog(of: record)
+            let log = try registry.verifiedLog(of: record, extending: registry.cachedLog(account))
             let installed = registry.installLoaded(id, account: account, record: record, log: log, acceptStale: acceptStale)
             return installed.stale ? .stale : .installed
         } catch {

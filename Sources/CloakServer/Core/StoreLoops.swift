@@ -38,9 +38,11 @@ public enum StoreLoops {
                 var failed = false
                 for read in reads {
                     do {
-                        let record = read.reloadsAccount ? try await store.account(read.account) : nil
-                        registry.finishFanoutRead(
-                            read, account: record, result: .success(try await store.changeSets(read.query)))
+                        // The log after the change sets: a removal committed before any of them is then seen.
+                        let rows = try await store.changeSets(read.query)
+                        var entries: [[UInt8]]?
+                        if let from = read.deviceLogFrom { entries = try await store.deviceLog(read.account, fromIndex: from) }
+                        registry.finishFanoutRead(read, deviceLog: entries, result: .success(rows))
                     } catch {
                         failed = true
                         registry.finishFanoutRead(read, result: .failure(error))

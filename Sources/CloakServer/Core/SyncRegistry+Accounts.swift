@@ -58,10 +58,19 @@ extension SyncRegistry {
     }
 
     /// The stored device log of `record`, verified entry by entry (outside the lock: it checks
-    /// signatures). A log that does not verify is logged as corruption.
-    func verifiedLog(of record: AccountRecord) throws(ProtocolError) -> DeviceLog {
+    /// signatures). When the stored log continues `cached` (its entry at the cached head's index
+    /// has the cached head's hash, which chains everything before it), only the new entries
+    /// are verified: with a shared store accounts reload often, and a log of many devices costs
+    /// a signature check per entry. A log that does not verify is logged as corruption.
+    func verifiedLog(of record: AccountRecord, extending cached: DeviceLog? = nil) throws(ProtocolError) -> DeviceLog {
         let maxCutoffs = configuration.limits.maxRemovalCutoffs
         do throws(ProtocolError) {
+            if let cached, record.deviceLog.count >= cached.entries.count,
+                try DeviceLogEntry(wire: record.deviceLog[cached.entries.count - 1], maxCutoffs: maxCutoffs).hash
+                    == cached.head
+            {
+                return try extend(cached, with: record.deviceLog[cached.entries.count...])
+            }
             let entries = try record.deviceLog.map { bytes throws(ProtocolError) in
                 try DeviceLogEntry(wire: bytes, maxCutoffs: maxCutoffs)
             }
@@ -73,6 +82,20 @@ extension SyncRegistry {
                 "stored device log does not verify", metadata: ["account": "\(record.account)", "error": "\(error.message)"])
             throw error
         }
+    }
+
+    /// `log` with stored entries appended, each checked by the log rules (signer, chain, signature).
+    func extend(_ log: DeviceLog, with entries: some Collection<[UInt8]>) throws(ProtocolError) -> DeviceLog {
+        var log = log
+        for bytes in entries {
+            try log.append(DeviceLogEntry(wire: bytes, maxCutoffs: configuration.limits.maxRemovalCutoffs))
+        }
+        return log
+    }
+
+    /// The cached device log of `account`, if any (a reload verifies only what follows it).
+    func cachedLog(_ account: AccountID) -> DeviceLog? {
+        state.withLock { $0.accounts[account]?.log }
     }
 
     /// Ends a load started with ``beginLoad(_:account:)``; the account may now be evicted if

@@ -4,17 +4,17 @@ import Metrics
 import Synchronization
 
 /// A fanout read: the change sets after what an account's live subscribers were sent, from
-/// the store (``ServerConfiguration/sharedStore``). The driver reads the account first when
-/// ``reloadsAccount`` says so, runs `query`, and hands both to
-/// ``SyncRegistry/finishFanoutRead(_:account:result:)``.
+/// the store (``ServerConfiguration/sharedStore``). The driver reads the device log from
+/// ``deviceLogFrom`` first when it is set, runs `query`, and hands both to
+/// ``SyncRegistry/finishFanoutRead(_:deviceLog:result:)``.
 public struct FanoutRead: Sendable, Equatable {
     /// The account.
     public let account: AccountID
     /// What to read.
     public let query: ChangeSetQuery
-    /// Another process changed the account: read its record too, so the new device log is in
-    /// force (removed devices disconnected) before anything new is sent.
-    public let reloadsAccount: Bool
+    /// Another process changed the account: read the device-log entries from this index too,
+    /// so a removal is in force (the device disconnected) before anything new is sent.
+    public let deviceLogFrom: UInt64?
     /// Which read this is (the answer to an earlier one is ignored).
     let id: UInt64
 }
@@ -96,31 +96,40 @@ extension SyncRegistry {
                 let query = ChangeSetQuery(
                     account: account, afterCursor: state.deliveredHead, throughCursor: UInt64(Int64.max),
                     limit: configuration.limits.maxCatchUpBatch, maxBytes: configuration.framePayloadBudget)
-                let reload = state.needsReload && state.pendingWrites == 0
-                reads.append(FanoutRead(account: account, query: query, reloadsAccount: reload, id: id))
+                let logFrom = state.needsReload ? UInt64(state.log.entries.count) : nil
+                reads.append(FanoutRead(account: account, query: query, deviceLogFrom: logFrom, id: id))
             }
             return reads
         }
     }
 
-    /// Installs the account `record` read for it (if the cached copy still waits for a reload;
-    /// devices no longer active are disconnected), then sends what the read found to the
-    /// account's live subscribers, in cursor order and without what a subscriber pushed itself
-    /// or already has; then asks for the next page if the read was cut short or more was
-    /// committed meanwhile. A failed read is asked for again.
+    /// Appends the device-log entries read for it (`deviceLog`: stored entries from
+    /// ``FanoutRead/deviceLogFrom``; devices no longer active are disconnected), then sends what
+    /// the read found to the account's live subscribers, in cursor order and without what a
+    /// subscriber pushed itself or already has; then asks for the next page if the read was cut
+    /// short or more was committed meanwhile. A failed read is asked for again. The rest of
+    /// the account (chain heads, quota) reloads before its next request.
     public func finishFanoutRead(
-        _ read: FanoutRead, account record: AccountRecord? = nil, result: Result<[StoredChangeSet], StoreError>
+        _ read: FanoutRead, deviceLog newEntries: [[UInt8]]? = nil, result: Result<[StoredChangeSet], StoreError>
     ) {
         // Verified and parsed outside the lock (signatures; subscribers may filter by conversation).
-        let log = record.flatMap { record in try? verifiedLog(of: record) }
+        let base = newEntries?.isEmpty == false ? cachedLog(read.account) : nil
+        let extended = base.flatMap { log in
+            newEntries.flatMap { entries in
+                do throws(ProtocolError) { return try extend(log, with: entries) } catch {
+                    logger.critical(
+                        "stored device log does not verify", metadata: ["account": "\(read.account)", "error": "\(error.message)"])
+                    return nil
+                }
+            }
+        }
         let conversations = (try? result.get())?.map { try? ChangeSet(wire: $0.bytes).header.conversation } ?? []
         state.withLock { s in
             guard let before = s.accounts[read.account], before.fanoutReading, before.fanoutReadID == read.id else { return }
             s.accounts[read.account]?.fanoutReading = false
-            if let record, let log, before.needsReload, before.pendingWrites == 0 {
-                s.accounts[read.account]?.reload(from: record, log: log)
+            if let base, let extended, before.log.entries.count == base.entries.count {
+                s.accounts[read.account]?.log = extended
                 closeMembersNoLongerActive(read.account, in: &s)
-                if record.version < before.announcedVersion { s.accounts[read.account]?.needsReload = true }
             }
             guard let state = s.accounts[read.account] else { return }
             let rows: [StoredChangeSet]

@@ -132,8 +132,11 @@ public final class SynchronousServer {
                     guard case .changeSets(let rows) = try store.performNow(.changeSets(read.query)) else {
                         throw .operationFailed("fanout read answered with another result")
                     }
-                    let record = read.reloadsAccount ? store.accountNow(read.account) : nil
-                    registry.finishFanoutRead(read, account: record, result: .success(rows))
+                    var entries: [[UInt8]]?
+                    if let from = read.deviceLogFrom, case .deviceLog(let log) = try store.performNow(.deviceLog(read.account, fromIndex: from)) {
+                        entries = log
+                    }
+                    registry.finishFanoutRead(read, deviceLog: entries, result: .success(rows))
                 } catch {
                     registry.finishFanoutRead(read, result: .failure(error))
                 }
