@@ -225,4 +225,38 @@ import Testing
         let retry = phone.send(Frames.push([moved], id: 6))
         #expect(retry.map(\.errorCode) == [.`internal`])
     }
+
+    /// A removal another process committed at the index where this process's own append lost
+    /// the race is still enforced: the fanout read sees the cached head is not the stored entry,
+    /// reads the whole account, disconnects the removed device, and only then sends anything.
+    @Test func aRemovalThatWonTheRaceForALogIndexIsEnforced() throws {
+        let (first, second, _) = twoProcesses()
+        var account = TestAccount.make(seed: 98, devices: 2)
+        let owner = CoreClient(first)
+        owner.login(account, register: true)
+        owner.send(Frames.appendDeviceLog(account.log.entries[1], id: 2))
+        let phone = CoreClient(second)
+        phone.login(account, device: 0)
+        let laptop = CoreClient(second)
+        laptop.login(account, device: 1)
+        _ = laptop.send(Frames.subscribe(after: 0, id: 3))
+
+        // The second process stages an add at index 2 and starts committing it ...
+        var other = account
+        second.autoCommit = false
+        phone.send(Frames.appendDeviceLog(other.addDevice(TestDevice(seed: 9_801)), id: 4))
+        let (id, batch) = try #require(second.registry.takeBatch())
+        // ... but the first process commits a removal of the laptop at index 2 first.
+        owner.send(Frames.appendDeviceLog(account.removeDevice(1), id: 5))
+        let conflicts = try second.store.commitNow(batch)
+        second.registry.finishBatch(id, error: nil, conflicts: conflicts)
+        #expect(conflicts == [account.account])
+        second.autoCommit = true
+
+        owner.send(Frames.push([account.next(by: 0, in: conversation(1))], id: 6))
+        second.remoteCommit(account.account)
+        let frames = laptop.receive()
+        #expect(laptop.closedWith == .deviceNotActive)
+        #expect(frames.compactMap(\.deliverBody).isEmpty)
+    }
 }

@@ -67,6 +67,12 @@ struct AccountState {
     var needsReload = false
     /// The store version the next batch builds on (``WriteBatch/accountVersions``).
     var version: UInt64
+    /// The newest store version this copy is known to reflect (loaded, or moved by a local
+    /// commit): a record read with an older one is stale and never installed.
+    var storeVersion: UInt64
+    /// A fanout read could not bring the device log up to date from its new entries (the cached
+    /// head is not the stored one): nothing is sent until a read of the whole account.
+    var fanoutNeedsAccount = false
     /// Another process committed while this one had writes in flight: reload once they finish.
     var remoteChanged = false
     /// Fanout reads (shared store): one runs at a time; `fanoutAgain` asks for another after it.
@@ -90,6 +96,7 @@ struct AccountState {
         deliveredHead = record.headCursor
         assignedHead = record.headCursor
         version = record.version
+        storeVersion = record.version
         storedBytes = record.storedBytes
         chains = record.chains
         newestSnapshots = record.newestSnapshots
@@ -108,7 +115,9 @@ struct AccountState {
             connections, subscribers, pushBuckets, deliveredHead, pendingWrites,
             (fanoutReading, fanoutAgain, localOrigins, fanoutReadID, announcedVersion, forcedReloadAtMs)
         )
+        let version = max(storeVersion, record.version)
         self = AccountState(record: record, log: log)
+        storeVersion = version
         (connections, subscribers, pushBuckets, deliveredHead, pendingWrites) = (kept.0, kept.1, kept.2, kept.3, kept.4)
         (fanoutReading, fanoutAgain, localOrigins, fanoutReadID, announcedVersion, forcedReloadAtMs) = kept.5
         if subscribers.isEmpty { deliveredHead = max(deliveredHead, record.headCursor) }

@@ -39,7 +39,9 @@ extension ServerConnection {
         guard registry.session(id) == nil else { throw .request(.unexpectedFrame("already authenticated")) }
         let log: DeviceLog
         switch registry.lookup(account) {
-        case .needsLoad:
+        case .needsLoad(let cached):
+            // Read and still stale (another process moved it again): retryable, not unknown.
+            if loaded == account, cached { throw .request(.internalError) }
             guard loaded != account else { throw .connection(.unknownAccount) }
             registry.beginLoad(id, account: account)
             pending = .load(account: account, retry: frame)
@@ -56,14 +58,17 @@ extension ServerConnection {
             guard registry.allowRecoveryAuthentication(account, nowMs: nowMs) else { throw .request(.rateLimited) }
         } else {
             // Another process sharing the store may have added the device since this one read
-            // the log: read it again before refusing.
-            // At most once a second per account: anyone may send an Authenticate.
-            if registry.configuration.sharedStore, loaded != account,
-                registry.markForReload(account, rateLimitedAtMs: nowMs)
-            {
-                registry.beginLoad(id, account: account)
-                pending = .load(account: account, retry: frame)
-                return .account(account)
+            // the log: read it again before refusing (at most once a second per account: anyone
+            // may send an Authenticate). Refusals that may be transient are retryable.
+            if registry.configuration.sharedStore, loaded != account {
+                switch registry.markForReload(account, rateLimitedAtMs: nowMs) {
+                case .marked:
+                    registry.beginLoad(id, account: account)
+                    pending = .load(account: account, retry: frame)
+                    return .account(account)
+                case .writesInFlight: throw .request(.internalError)
+                case .rateLimited: throw .request(.rateLimited)
+                }
             }
             throw .connection(.deviceNotActive)
         }
@@ -139,11 +144,13 @@ extension ServerConnection {
         switch (waiting, result) {
         case (.load(let account, let retry, let attempt), .account(let record)):
             defer { registry.releaseLoad(id, account: account) }
-            switch install(account, record: record, acceptStale: attempt >= 2) {
+            switch install(account, record: record) {
             case .failed:
                 throw .request(.internalError)
             case .stale:
-                // Another process announced a newer version while this read ran: read again.
+                // Another process committed a newer version while this read ran: read again,
+                // twice at most (then INTERNAL: the client retries).
+                guard attempt < 2 else { throw .request(.internalError) }
                 registry.beginLoad(id, account: account)
                 pending = .load(account: account, retry: retry, attempt: attempt + 1)
                 return .account(account)
@@ -199,13 +206,12 @@ extension ServerConnection {
         case installed, stale, failed
     }
 
-    /// Verifies and installs a loaded account; after two overtaken reads (`acceptStale`) the
-    /// record is used as it is (writes built on it are still version-checked).
-    private func install(_ account: AccountID, record: AccountRecord?, acceptStale: Bool) -> Install {
+    /// Verifies and installs a loaded account (``SyncRegistry/installLoaded(_:account:record:log:)``).
+    private func install(_ account: AccountID, record: AccountRecord?) -> Install {
         guard let record else { return .installed }
         do {
             let log = try registry.verifiedLog(of: record, extending: registry.cachedLog(account))
-            let installed = registry.installLoaded(id, account: account, record: record, log: log, acceptStale: acceptStale)
+            let installed = registry.installLoaded(id, account: account, record: record, log: log)
             return installed.stale ? .stale : .installed
         } catch {
             return .failed

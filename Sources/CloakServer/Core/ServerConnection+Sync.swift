@@ -90,7 +90,9 @@ extension ServerConnection {
         guard request.changeSets.count <= limits.maxChangeSetsPerPush else {
             throw .request(.tooManyChangeSets(count: request.changeSets.count, limit: limits.maxChangeSetsPerPush))
         }
-        guard registry.takePushToken(context.session, nowMs: context.nowMs) else { throw .request(.rateLimited) }
+        // A push run again after a reload (shared store) already took its token.
+        guard (context.fresh && registry.configuration.sharedStore) || registry.takePushToken(context.session, nowMs: context.nowMs)
+        else { throw .request(.rateLimited) }
         registry.metrics.pushes.increment()
         let payloads = request.changeSets
         let limit = limits.maxChangeSetBytes

@@ -161,7 +161,7 @@ public struct ServerConnection: Sendable {
         case .none:
             throw .connection(.notAuthenticated)
         case .needsReload(let stale):
-            guard loaded != stale.account else { throw .request(.internalError) }
+            guard loaded != stale.account else { throw .request(.internalError) }  // moved on again meanwhile
             registry.beginLoad(id, account: stale.account)
             pending = .load(account: stale.account, retry: frame)
             return .account(stale.account)
@@ -175,7 +175,7 @@ public struct ServerConnection: Sendable {
             // Answers that depend on the cached account: with a shared store, another process
             // may have moved it on. Read it again and run the request once more first.
             guard registry.configuration.sharedStore, !fresh, error.error.dependsOnCachedAccount,
-                registry.markForReload(session.account)
+                registry.markForReload(session.account, rateLimitedAtMs: nowMs) == .marked
             else { throw error }
             registry.beginLoad(id, account: session.account)
             pending = .load(account: session.account, retry: frame)

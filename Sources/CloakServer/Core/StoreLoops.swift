@@ -40,9 +40,14 @@ public enum StoreLoops {
                     do {
                         // The log after the change sets: a removal committed before any of them is then seen.
                         let rows = try await store.changeSets(read.query)
+                        var record: AccountRecord?
                         var entries: [[UInt8]]?
-                        if let from = read.deviceLogFrom { entries = try await store.deviceLog(read.account, fromIndex: from) }
-                        registry.finishFanoutRead(read, deviceLog: entries, result: .success(rows))
+                        if read.readsAccount {
+                            record = try await store.account(read.account)
+                        } else if let from = read.deviceLogFrom {
+                            entries = try await store.deviceLog(read.account, fromIndex: from)
+                        }
+                        registry.finishFanoutRead(read, account: record, deviceLog: entries, result: .success(rows))
                     } catch {
                         failed = true
                         registry.finishFanoutRead(read, result: .failure(error))

@@ -7,15 +7,18 @@ import Synchronization
 enum AccountLookup {
     /// Cached and current.
     case ready(DeviceLog)
-    /// Not cached (or stale after a failed commit): load it from the store first.
-    case needsLoad
+    /// Not cached (`cached` false), or cached but stale (after a failed commit, or changed by
+    /// another process): load it from the store first.
+    case needsLoad(cached: Bool)
 }
 
 extension SyncRegistry {
     /// The account's verified device log, if the registry holds a current copy.
     func lookup(_ account: AccountID) -> AccountLookup {
         state.withLock { s in
-            guard let cached = s.accounts[account], !cached.needsReload else { return .needsLoad }
+            guard let cached = s.accounts[account], !cached.needsReload else {
+                return .needsLoad(cached: s.accounts[account] != nil)
+            }
             return .ready(cached.log)
         }
     }
@@ -33,27 +36,32 @@ extension SyncRegistry {
     /// load stays pinned until ``releaseLoad(_:account:)``, so the request that asked for it
     /// finds the account. Returns the log in force, or nil when the account does not exist.
     ///
-    /// `stale` is true when another process announced a newer version of the account than the
-    /// record (a shared store): the caller should read it again. A reload closes the
+    /// `stale` is true when the record is older than what the registry knows the store holds
+    /// (a version another process announced, or one this process loaded or committed): it is
+    /// not installed and the caller should read again. An installed reload closes the
     /// connections of devices the new log no longer lists as active.
-    func installLoaded(
-        _ connection: ConnectionID, account: AccountID, record: AccountRecord?, log: DeviceLog?, acceptStale: Bool = false
-    ) -> (log: DeviceLog?, stale: Bool) {
+    func installLoaded(_ connection: ConnectionID, account: AccountID, record: AccountRecord?, log: DeviceLog?)
+        -> (log: DeviceLog?, stale: Bool)
+    {
         state.withLock { s in
             if let cached = s.accounts[account], !cached.needsReload { return (cached.log, false) }
             guard let record, let log else { return (nil, false) }
-            let announced = max(s.accounts[account]?.announcedVersion ?? 0, s.announcedWhileLoading[account] ?? 0)
+            let cached = s.accounts[account]
+            let announced = max(cached?.announcedVersion ?? 0, s.announcedWhileLoading[account] ?? 0)
+            if record.version < max(announced, cached?.storeVersion ?? 0) {
+                if cached == nil { s.announcedWhileLoading[account] = announced }
+                return (nil, true)
+            }
             s.announcedWhileLoading[account] = nil
-            if s.accounts[account] != nil {
+            if cached != nil {
                 s.accounts[account]?.reload(from: record, log: log)
+                s.accounts[account]?.fanoutNeedsAccount = false
                 closeMembersNoLongerActive(account, in: &s)
             } else {
                 s.accounts[account] = AccountState(record: record, log: log)
             }
             s.accounts[account]?.announcedVersion = announced
-            let stale = record.version < announced && !acceptStale
-            if stale { s.accounts[account]?.needsReload = true }
-            return (log, stale)
+            return (log, false)
         }
     }
 

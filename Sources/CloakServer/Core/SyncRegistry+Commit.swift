@@ -111,11 +111,15 @@ extension SyncRegistry {
         var byAccount: [AccountID: [WriteBatch.ChangeSetRow]] = [:]
         for row in batch.batch.changeSets { byAccount[row.account, default: []].append(row) }
         for (account, rows) in byAccount { s.accounts[account]?.settle(rows, batch: batch.id) }
+        for (account, check) in batch.batch.accountVersions {
+            if let known = s.accounts[account]?.storeVersion { s.accounts[account]?.storeVersion = max(known, check.next) }
+        }
         for (account, rows) in batch.rowsByAccount {
             s.accounts[account]?.pendingWrites -= rows
-            if s.accounts[account]?.pendingWrites == 0, s.accounts[account]?.remoteChanged == true {
+            if let state = s.accounts[account], state.pendingWrites == 0, state.remoteChanged {
                 s.accounts[account]?.remoteChanged = false
                 s.accounts[account]?.needsReload = true
+                if !state.connections.isEmpty { requestFanoutRead(account, in: &s) }
             }
         }
     }
@@ -241,8 +245,10 @@ extension SyncRegistry {
             guard let session = s.connections[connection]?.session, s.connections[connection]?.closed == false,
                 s.accounts[session.account] != nil
             else { return nil }
+            // Only a shared store can have sent less than a subscriber claims to have; in one
+            // process live fanout behaves as it always did.
             s.accounts[session.account]?.subscribers[connection] = Subscription(
-                conversations: conversations, live: false, after: after)
+                conversations: conversations, live: false, after: configuration.sharedStore ? after : 0)
             // Another process may have committed past what this one delivered, with no
             // notification since: a fanout read sends it once the subscriber is live.
             if configuration.sharedStore { requestFanoutRead(session.account, in: &s) }
@@ -263,7 +269,7 @@ extension SyncRegistry {
             else { return nil }
             if account.deliveredHead > through { return account.deliveredHead }
             s.accounts[session.account]?.subscribers[connection]?.live = true
-            if let after = account.subscribers[connection]?.after, after < through {
+            if configuration.sharedStore, let after = account.subscribers[connection]?.after, after < through {
                 s.accounts[session.account]?.subscribers[connection]?.after = through
             }
             metrics.deliveries.increment(by: page.count)

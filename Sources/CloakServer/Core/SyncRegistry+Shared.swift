@@ -4,19 +4,28 @@ import Metrics
 import Synchronization
 
 /// A fanout read: the change sets after what an account's live subscribers were sent, from
-/// the store (``ServerConfiguration/sharedStore``). The driver reads the device log from
-/// ``deviceLogFrom`` first when it is set, runs `query`, and hands both to
-/// ``SyncRegistry/finishFanoutRead(_:deviceLog:result:)``.
+/// the store (``ServerConfiguration/sharedStore``). The driver runs `query`, then reads the
+/// account (``readsAccount``) or the device log from ``deviceLogFrom`` when asked, and hands
+/// them to ``SyncRegistry/finishFanoutRead(_:account:deviceLog:result:)``.
 public struct FanoutRead: Sendable, Equatable {
     /// The account.
     public let account: AccountID
     /// What to read.
     public let query: ChangeSetQuery
-    /// Another process changed the account: read the device-log entries from this index too,
-    /// so a removal is in force (the device disconnected) before anything new is sent.
+    /// Read the device-log entries from this index too (the cached head's, a shared store), so
+    /// a removal another process committed is in force (the device disconnected) before
+    /// anything new is sent.
     public let deviceLogFrom: UInt64?
+    /// Read the whole account record too (the log could not be brought up to date from its
+    /// new entries; no writes of the account are in flight).
+    public let readsAccount: Bool
     /// Which read this is (the answer to an earlier one is ignored).
     let id: UInt64
+}
+
+/// What ``SyncRegistry/markForReload(_:rateLimitedAtMs:)`` did.
+enum ForcedReload {
+    case marked, writesInFlight, rateLimited
 }
 
 extension SyncRegistry {
@@ -45,17 +54,15 @@ extension SyncRegistry {
     }
 
     /// Marks a cached account for reload before its next request, unless this process has
-    /// writes of it in flight (they build on the cached copy). With `rateLimitedAtMs` (a request
-    /// anyone may send) at most once a second per account. Returns whether it did.
-    func markForReload(_ account: AccountID, rateLimitedAtMs nowMs: UInt64? = nil) -> Bool {
+    /// writes of it in flight (they build on the cached copy) or it forced a reload of the
+    /// account less than a second ago.
+    func markForReload(_ account: AccountID, rateLimitedAtMs nowMs: UInt64) -> ForcedReload {
         state.withLock { s in
-            guard let state = s.accounts[account], state.pendingWrites == 0 else { return false }
-            if let nowMs {
-                if let last = state.forcedReloadAtMs, nowMs < last + 1_000 { return false }
-                s.accounts[account]?.forcedReloadAtMs = nowMs
-            }
+            guard let state = s.accounts[account], state.pendingWrites == 0 else { return .writesInFlight }
+            if let last = state.forcedReloadAtMs, nowMs < last + 1_000 { return .rateLimited }
+            s.accounts[account]?.forcedReloadAtMs = nowMs
             s.accounts[account]?.needsReload = true
-            return true
+            return .marked
         }
     }
 
@@ -88,6 +95,10 @@ extension SyncRegistry {
             var reads: [FanoutRead] = []
             for account in wanted {
                 guard let state = s.accounts[account], !state.fanoutReading else { continue }
+                // A read of the whole account waits until this process's writes of it are done
+                // (settling them asks for it again).
+                let readsAccount = state.fanoutNeedsAccount
+                if readsAccount, state.pendingWrites > 0 { continue }
                 let id = s.nextFanoutRead
                 s.nextFanoutRead += 1
                 s.accounts[account]?.fanoutReading = true
@@ -96,51 +107,68 @@ extension SyncRegistry {
                 let query = ChangeSetQuery(
                     account: account, afterCursor: state.deliveredHead, throughCursor: UInt64(Int64.max),
                     limit: configuration.limits.maxCatchUpBatch, maxBytes: configuration.framePayloadBudget)
-                let logFrom = state.needsReload ? UInt64(state.log.entries.count) : nil
-                reads.append(FanoutRead(account: account, query: query, deviceLogFrom: logFrom, id: id))
+                let logFrom = configuration.sharedStore && !readsAccount ? state.log.headIndex : nil
+                reads.append(
+                    FanoutRead(account: account, query: query, deviceLogFrom: logFrom, readsAccount: readsAccount, id: id))
             }
             return reads
         }
     }
 
-    /// Appends the device-log entries read for it (`deviceLog`: stored entries from
-    /// ``FanoutRead/deviceLogFrom``; devices no longer active are disconnected), then sends what
-    /// the read found to the account's live subscribers, in cursor order and without what a
-    /// subscriber pushed itself or already has; then asks for the next page if the read was cut
-    /// short or more was committed meanwhile. A failed read is asked for again. The rest of
-    /// the account (chain heads, quota) reloads before its next request.
+    /// Brings the cached device log up to date with what was read for it (``FanoutRead``:
+    /// stored entries from the cached head, or the whole account), disconnecting devices no
+    /// longer active, then sends what the read found to the account's live subscribers, in
+    /// cursor order and without what a subscriber pushed itself or already has; then asks for
+    /// the next page if the read was cut short or more was committed meanwhile. If the log
+    /// cannot be brought up to date (the cached head is not the stored entry at its index),
+    /// nothing is sent until a read of the whole account. A failed read is asked for again.
     public func finishFanoutRead(
-        _ read: FanoutRead, deviceLog newEntries: [[UInt8]]? = nil, result: Result<[StoredChangeSet], StoreError>
+        _ read: FanoutRead, account record: AccountRecord? = nil, deviceLog entries: [[UInt8]]? = nil,
+        result: Result<[StoredChangeSet], StoreError>
     ) {
         // Verified and parsed outside the lock (signatures; subscribers may filter by conversation).
-        let base = newEntries?.isEmpty == false ? cachedLog(read.account) : nil
-        let extended = base.flatMap { log in
-            newEntries.flatMap { entries in
-                do throws(ProtocolError) { return try extend(log, with: entries) } catch {
-                    logger.critical(
-                        "stored device log does not verify", metadata: ["account": "\(read.account)", "error": "\(error.message)"])
-                    return nil
-                }
-            }
-        }
+        let cached = read.readsAccount || read.deviceLogFrom != nil ? cachedLog(read.account) : nil
+        let update = logUpdate(read, cached: cached, record: record, entries: entries)
         let conversations = (try? result.get())?.map { try? ChangeSet(wire: $0.bytes).header.conversation } ?? []
         state.withLock { s in
             guard let before = s.accounts[read.account], before.fanoutReading, before.fanoutReadID == read.id else { return }
             s.accounts[read.account]?.fanoutReading = false
-            if let base, let extended, before.log.entries.count == base.entries.count {
-                s.accounts[read.account]?.log = extended
-                closeMembersNoLongerActive(read.account, in: &s)
-            }
-            guard let state = s.accounts[read.account] else { return }
-            let rows: [StoredChangeSet]
-            switch result {
-            case .failure(let error):
-                logger.error("fanout read failed", metadata: ["error": "\(error)"])
+            guard case .success = result else {
+                logger.error("fanout read failed", metadata: ["account": "\(read.account)"])
                 requestFanoutRead(read.account, in: &s)
                 return
-            case .success(let found):
-                rows = found
             }
+            // The log changed while the read ran (a reload or a local append): read again.
+            guard cached == nil || before.log.entries.count == cached?.entries.count else {
+                requestFanoutRead(read.account, in: &s)
+                return
+            }
+            switch update {
+            case .unchanged:
+                break
+            case .log(let log):
+                s.accounts[read.account]?.log = log
+                closeMembersNoLongerActive(read.account, in: &s)
+            case .account(let record, let log):
+                guard before.pendingWrites == 0, record.version >= max(before.announcedVersion, before.storeVersion) else {
+                    requestFanoutRead(read.account, in: &s)
+                    return
+                }
+                s.accounts[read.account]?.reload(from: record, log: log)
+                s.accounts[read.account]?.fanoutNeedsAccount = false
+                closeMembersNoLongerActive(read.account, in: &s)
+            case .behind:
+                s.accounts[read.account]?.fanoutNeedsAccount = true
+                if before.pendingWrites == 0 {
+                    s.accounts[read.account]?.needsReload = true
+                    requestFanoutRead(read.account, in: &s)
+                } else {
+                    s.accounts[read.account]?.remoteChanged = true
+                }
+                return
+            }
+            guard let state = s.accounts[read.account] else { return }
+            let rows = (try? result.get()) ?? []
             var items: [FanoutItem] = []
             for (row, conversation) in zip(rows, conversations) where row.cursor > state.deliveredHead {
                 items.append(
@@ -158,6 +186,37 @@ extension SyncRegistry {
                 rows.count >= read.query.limit
                 || bytes + configuration.limits.maxChangeSetBytes + 16 > read.query.maxBytes
             if state.fanoutAgain || (!items.isEmpty && full) { requestFanoutRead(read.account, in: &s) }
+        }
+    }
+
+    /// What a fanout read's log entries or account record mean for the cached log.
+    private enum LogUpdate {
+        case unchanged
+        case log(DeviceLog)
+        case account(AccountRecord, DeviceLog)
+        /// The cached head is not the stored entry at its index (a local append not committed,
+        /// or lost to a conflict), or the new entries do not verify.
+        case behind
+    }
+
+    private func logUpdate(_ read: FanoutRead, cached: DeviceLog?, record: AccountRecord?, entries: [[UInt8]]?)
+        -> LogUpdate
+    {
+        if let record {
+            guard let log = try? verifiedLog(of: record, extending: cached) else { return .behind }
+            return .account(record, log)
+        }
+        guard let entries, let cached, let from = read.deviceLogFrom else { return .unchanged }
+        guard from == cached.headIndex, let first = entries.first,
+            (try? DeviceLogEntry(wire: first, maxCutoffs: configuration.limits.maxRemovalCutoffs))?.hash == cached.head
+        else { return .behind }
+        guard entries.count > 1 else { return .unchanged }
+        do throws(ProtocolError) {
+            return .log(try extend(cached, with: entries.dropFirst()))
+        } catch {
+            logger.critical(
+                "stored device log does not verify", metadata: ["account": "\(read.account)", "error": "\(error.message)"])
+            return .behind
         }
     }
 }

@@ -136,7 +136,8 @@ public final class SynchronousServer {
                     if let from = read.deviceLogFrom, case .deviceLog(let log) = try store.performNow(.deviceLog(read.account, fromIndex: from)) {
                         entries = log
                     }
-                    registry.finishFanoutRead(read, deviceLog: entries, result: .success(rows))
+                    let record = read.readsAccount ? store.accountNow(read.account) : nil
+                    registry.finishFanoutRead(read, account: record, deviceLog: entries, result: .success(rows))
                 } catch {
                     registry.finishFanoutRead(read, result: .failure(error))
                 }
