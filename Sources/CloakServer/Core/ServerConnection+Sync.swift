@@ -91,8 +91,8 @@ extension ServerConnection {
             throw .request(.tooManyChangeSets(count: request.changeSets.count, limit: limits.maxChangeSetsPerPush))
         }
         // A push run again after a reload (shared store) already took its token.
-        guard (context.fresh && registry.configuration.sharedStore) || registry.takePushToken(context.session, nowMs: context.nowMs)
-        else { throw .request(.rateLimited) }
+        let rerun = context.fresh && registry.configuration.sharedStore
+        guard rerun || registry.takePushToken(context.session, nowMs: context.nowMs) else { throw .request(.rateLimited) }
         registry.metrics.pushes.increment()
         let payloads = request.changeSets
         let limit = limits.maxChangeSetBytes

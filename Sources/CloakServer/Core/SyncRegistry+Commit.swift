@@ -116,7 +116,11 @@ extension SyncRegistry {
         }
         for (account, rows) in batch.rowsByAccount {
             s.accounts[account]?.pendingWrites -= rows
-            if let state = s.accounts[account], state.pendingWrites == 0, state.remoteChanged {
+            // Another process's commit (or a fanout read that found the log behind) waited for
+            // these writes: reload, and read what the subscribers have not been sent.
+            if let state = s.accounts[account], state.pendingWrites == 0,
+                state.remoteChanged || state.fanoutNeedsAccount
+            {
                 s.accounts[account]?.remoteChanged = false
                 s.accounts[account]?.needsReload = true
                 if !state.connections.isEmpty { requestFanoutRead(account, in: &s) }
