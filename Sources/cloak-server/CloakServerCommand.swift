@@ -82,6 +82,9 @@ struct Serve: AsyncParsableCommand {
         var configuration = HTTPServerConfiguration(host: host, port: port, sync: limits.configuration)
         // Several cloak-server processes may share one PostgreSQL database (DESIGN.md "Server").
         configuration.sync.sharedStore = database is PostgresServerStore
+        if configuration.sync.sharedStore {
+            logger.info("shared database: other cloak-server processes may serve the same accounts (LISTEN cloak_commits)")
+        }
         if !tlsCert.isEmpty { configuration.tls = (tlsCert, tlsKey) }
         let tls = !tlsCert.isEmpty
         let server = CloakHTTPServer(configuration: configuration, store: database, logger: logger)
