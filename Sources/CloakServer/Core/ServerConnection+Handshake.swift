@@ -200,13 +200,14 @@ extension ServerConnection {
         return nil
     }
 
-    /// Verifies a loaded device log (outside the registry's lock) and installs the account.
-    /// Returns false when the stored log does not verify.
+    /// How installing a loaded account ended: in force, older than what the registry knows the
+    /// store holds (read again), or its stored device log does not verify.
     private enum Install {
         case installed, stale, failed
     }
 
-    /// Verifies and installs a loaded account (``SyncRegistry/installLoaded(_:account:record:log:)``).
+    /// Verifies a loaded device log (outside the registry's lock) and installs the account
+    /// (``SyncRegistry/installLoaded(_:account:record:log:)``).
     private func install(_ account: AccountID, record: AccountRecord?) -> Install {
         guard let record else { return .installed }
         do {
