@@ -103,23 +103,27 @@ struct AccountState {
         snapshotBytes = record.snapshotBytes
     }
 
-    /// Replaces the durable parts after a reload, keeping connections, rate limits and how
-    /// far live fanout got (change sets committed elsewhere meanwhile are read and sent by a
-    /// fanout read).
+    /// Replaces the durable parts after a reload and forgets what was staged on the old copy;
+    /// connections, rate limits, fanout progress and the other processes' announcements stay
+    /// (change sets committed elsewhere meanwhile are read and sent by a fanout read).
     ///
     /// Rows still counted in ``pendingWrites`` stay counted (a mailbox slot staged meanwhile
     /// commits whatever the account's state). With nobody subscribed there is nothing to send:
     /// the delivered head moves to the store's.
     mutating func reload(from record: AccountRecord, log: DeviceLog) {
-        let kept = (
-            connections, subscribers, pushBuckets, deliveredHead, pendingWrites,
-            (fanoutReading, fanoutAgain, localOrigins, fanoutReadID, announcedVersion, forcedReloadAtMs)
-        )
-        let version = max(storeVersion, record.version)
-        self = AccountState(record: record, log: log)
-        storeVersion = version
-        (connections, subscribers, pushBuckets, deliveredHead, pendingWrites) = (kept.0, kept.1, kept.2, kept.3, kept.4)
-        (fanoutReading, fanoutAgain, localOrigins, fanoutReadID, announcedVersion, forcedReloadAtMs) = kept.5
+        self.log = log
+        committedHead = record.headCursor
+        assignedHead = record.headCursor
+        storedBytes = record.storedBytes
+        chains = record.chains
+        staged = [:]
+        newestSnapshots = record.newestSnapshots
+        snapshotBytes = record.snapshotBytes
+        version = record.version
+        storeVersion = max(storeVersion, record.version)
+        needsReload = false
+        remoteChanged = false
+        fanoutNeedsAccount = false
         if subscribers.isEmpty { deliveredHead = max(deliveredHead, record.headCursor) }
     }
 

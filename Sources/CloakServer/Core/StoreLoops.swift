@@ -38,19 +38,12 @@ public enum StoreLoops {
                 var failed = false
                 for read in reads {
                     do {
-                        // The log after the change sets: a removal committed before any of them is then seen.
-                        let rows = try await store.changeSets(read.query)
-                        var record: AccountRecord?
-                        var entries: [[UInt8]]?
-                        if read.readsAccount {
-                            record = try await store.account(read.account)
-                        } else if let from = read.deviceLogFrom {
-                            entries = try await store.deviceLog(read.account, fromIndex: from)
-                        }
-                        registry.finishFanoutRead(read, account: record, deviceLog: entries, result: .success(rows))
+                        var answers: [StoreReadResult] = []
+                        for storeRead in read.reads { answers.append(try await store.perform(storeRead)) }
+                        registry.finishFanoutRead(read, results: .success(answers))
                     } catch {
                         failed = true
-                        registry.finishFanoutRead(read, result: .failure(error))
+                        registry.finishFanoutRead(read, results: .failure(error))
                     }
                 }
                 if failed { try? await Task.sleep(for: .milliseconds(200)) }

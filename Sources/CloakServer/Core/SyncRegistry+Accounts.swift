@@ -55,7 +55,6 @@ extension SyncRegistry {
             s.announcedWhileLoading[account] = nil
             if cached != nil {
                 s.accounts[account]?.reload(from: record, log: log)
-                s.accounts[account]?.fanoutNeedsAccount = false
                 closeMembersNoLongerActive(account, in: &s)
             } else {
                 s.accounts[account] = AccountState(record: record, log: log)

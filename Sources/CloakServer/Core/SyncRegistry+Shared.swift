@@ -4,23 +4,32 @@ import Metrics
 import Synchronization
 
 /// A fanout read: the change sets after what an account's live subscribers were sent, from
-/// the store (``ServerConfiguration/sharedStore``). The driver runs `query`, then reads the
-/// account (``readsAccount``) or the device log from ``deviceLogFrom`` when asked, and hands
-/// them to ``SyncRegistry/finishFanoutRead(_:account:deviceLog:result:)``.
+/// the store (``ServerConfiguration/sharedStore``). The driver performs ``reads`` in order and
+/// hands the answers to ``SyncRegistry/finishFanoutRead(_:results:)``.
 public struct FanoutRead: Sendable, Equatable {
     /// The account.
     public let account: AccountID
-    /// What to read.
-    public let query: ChangeSetQuery
-    /// Read the device-log entries from this index too (the cached head's, a shared store), so
-    /// a removal another process committed is in force (the device disconnected) before
-    /// anything new is sent.
-    public let deviceLogFrom: UInt64?
+    let query: ChangeSetQuery
+    /// Read the device-log entries from this index too (the cached head's), so a removal
+    /// another process committed is in force (the device disconnected) before anything new is sent.
+    let deviceLogFrom: UInt64?
     /// Read the whole account record too (the log could not be brought up to date from its
     /// new entries; no writes of the account are in flight).
-    public let readsAccount: Bool
+    let readsAccount: Bool
     /// Which read this is (the answer to an earlier one is ignored).
     let id: UInt64
+
+    /// The store reads, in the order they must run: the change sets first, then the log or the
+    /// account, so a removal committed before any of those change sets is seen.
+    public var reads: [StoreRead] {
+        var reads: [StoreRead] = [.changeSets(query)]
+        if readsAccount {
+            reads.append(.account(account))
+        } else if let deviceLogFrom {
+            reads.append(.deviceLog(account, fromIndex: deviceLogFrom))
+        }
+        return reads
+    }
 }
 
 /// What ``SyncRegistry/markForReload(_:rateLimitedAtMs:)`` did.
@@ -122,9 +131,31 @@ extension SyncRegistry {
     /// the next page if the read was cut short or more was committed meanwhile. If the log
     /// cannot be brought up to date (the cached head is not the stored entry at its index),
     /// nothing is sent until a read of the whole account. A failed read is asked for again.
-    public func finishFanoutRead(
-        _ read: FanoutRead, account record: AccountRecord? = nil, deviceLog entries: [[UInt8]]? = nil,
-        result: Result<[StoredChangeSet], StoreError>
+    /// `results` answer ``FanoutRead/reads``, in order.
+    public func finishFanoutRead(_ read: FanoutRead, results: Result<[StoreReadResult], StoreError>) {
+        let result: Result<[StoredChangeSet], StoreError>
+        var record: AccountRecord?
+        var entries: [[UInt8]]?
+        switch results {
+        case .success(let answers):
+            guard case .changeSets(let rows)? = answers.first else {
+                result = .failure(.operationFailed("fanout read answered with another result"))
+                break
+            }
+            result = .success(rows)
+            switch answers.dropFirst().first {
+            case .account(let found)?: record = found
+            case .deviceLog(let found)?: entries = found
+            default: break
+            }
+        case .failure(let error):
+            result = .failure(error)
+        }
+        finish(read, record: record, entries: entries, result: result)
+    }
+
+    private func finish(
+        _ read: FanoutRead, record: AccountRecord?, entries: [[UInt8]]?, result: Result<[StoredChangeSet], StoreError>
     ) {
         // Verified and parsed outside the lock (signatures; subscribers may filter by conversation).
         let cached = read.readsAccount || read.deviceLogFrom != nil ? cachedLog(read.account) : nil
@@ -155,7 +186,6 @@ extension SyncRegistry {
                     return
                 }
                 s.accounts[read.account]?.reload(from: record, log: log)
-                s.accounts[read.account]?.fanoutNeedsAccount = false
                 closeMembersNoLongerActive(read.account, in: &s)
             case .behind:
                 s.accounts[read.account]?.fanoutNeedsAccount = true

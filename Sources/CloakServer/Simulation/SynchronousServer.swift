@@ -129,17 +129,10 @@ public final class SynchronousServer {
             rounds += 1
             for read in reads {
                 do throws(StoreError) {
-                    guard case .changeSets(let rows) = try store.performNow(.changeSets(read.query)) else {
-                        throw .operationFailed("fanout read answered with another result")
-                    }
-                    var entries: [[UInt8]]?
-                    if let from = read.deviceLogFrom, case .deviceLog(let log) = try store.performNow(.deviceLog(read.account, fromIndex: from)) {
-                        entries = log
-                    }
-                    let record = read.readsAccount ? store.accountNow(read.account) : nil
-                    registry.finishFanoutRead(read, account: record, deviceLog: entries, result: .success(rows))
+                    let answers = try read.reads.map { storeRead throws(StoreError) in try store.performNow(storeRead) }
+                    registry.finishFanoutRead(read, results: .success(answers))
                 } catch {
-                    registry.finishFanoutRead(read, result: .failure(error))
+                    registry.finishFanoutRead(read, results: .failure(error))
                 }
             }
             reads = registry.takeFanoutReads()
