@@ -6,10 +6,7 @@ import Testing
 
 @testable import CloakServer
 
-@Suite(
-    .enabled(
-        if: TestStores.postgresURL != nil,
-        "PostgreSQL store tests skipped: CLOAK_TEST_POSTGRES_URL is not set (scripts/postgres start prints one)"))
+@Suite(.requiresPostgres)
 struct PostgresStoreTests {
     /// Catch-up pages must walk the primary key in cursor order even before autovacuum has
     /// analyzed a table that grew from empty (a bitmap scan sorted every match: 100× slower).
@@ -32,10 +29,7 @@ struct PostgresStoreTests {
 
 /// Several server processes on one PostgreSQL database (DESIGN.md "Server"): two sync cores,
 /// each with its own connection pool and LISTEN connection, push into one account at once.
-@Suite(
-    .enabled(
-        if: TestStores.postgresURL != nil,
-        "PostgreSQL store tests skipped: CLOAK_TEST_POSTGRES_URL is not set (scripts/postgres start prints one)"))
+@Suite(.requiresPostgres)
 struct PostgresSharedStoreTests {
     @Test func twoServerProcessesShareOneDatabase() async throws {
         let (stores, cleanup) = try await TestStores.postgresStores(2)

@@ -69,9 +69,7 @@ import Testing
         let store = InMemoryServerStore()
         let servers = (0..<2).map { makeServer({ $0.sharedStore = true }, store: store, seed: 10 * seed + UInt64($0)) }
         var account = TestAccount.make(seed: 1_000 + seed, devices: 4)
-        let owner = CoreClient(servers[0])
-        owner.login(account, register: true)
-        for index in 1..<4 { owner.send(Frames.appendDeviceLog(account.log.entries[index], id: 10 + UInt64(index))) }
+        _ = registerWithEveryDevice(account, on: servers[0])
         let chains = (0..<4).map { device in
             (0..<6).map { _ in account.next(by: device, in: conversation(UInt8(device % 2 + 1))) }
         }

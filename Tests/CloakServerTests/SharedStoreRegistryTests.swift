@@ -10,13 +10,9 @@ import Testing
     /// A load that read the account before a removal and finishes after the cache reflects it
     /// must not install its older copy: the removed device would be active again.
     @Test func aLoadOlderThanTheCacheIsNeverInstalled() throws {
-        let store = InMemoryServerStore()
-        let first = makeServer({ $0.sharedStore = true }, store: store, seed: 1)
-        let second = makeServer({ $0.sharedStore = true }, store: store, seed: 2)
+        let (first, second, store) = twoSharedProcesses()
         var account = TestAccount.make(seed: 99, devices: 2)
-        let owner = CoreClient(first)
-        owner.login(account, register: true)
-        owner.send(Frames.appendDeviceLog(account.log.entries[1], id: 2))
+        let owner = registerWithEveryDevice(account, on: first)
         let phone = CoreClient(second)
         phone.login(account, device: 0)
         let old = try #require(store.accountNow(account.account))  // read before the removal ...

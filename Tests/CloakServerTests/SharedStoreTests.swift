@@ -9,12 +9,6 @@ import Testing
 /// each has its own registry and cache; `remoteCommit` stands in for the other's NOTIFY, so
 /// the tests decide exactly when (or whether) an announcement arrives.
 @Suite struct SharedStoreTests {
-    private func twoProcesses() -> (SynchronousServer, SynchronousServer, InMemoryServerStore) {
-        let store = InMemoryServerStore()
-        let first = makeServer({ $0.sharedStore = true }, store: store, seed: 1)
-        let second = makeServer({ $0.sharedStore = true }, store: store, seed: 2)
-        return (first, second, store)
-    }
 
     private func cursors(_ frames: [Cloak_V1_Frame]) -> [UInt64] {
         frames.compactMap(\.deliverBody).flatMap { $0.items.map(\.cursor) }
@@ -31,11 +25,9 @@ import Testing
     /// subscribers the other's change sets, read from the store in cursor order, without
     /// echoing a subscriber's own.
     @Test func staleCommitsAreRetriedAndEveryProcessFansOutInCursorOrder() throws {
-        let (first, second, store) = twoProcesses()
+        let (first, second, store) = twoSharedProcesses()
         var account = TestAccount.make(seed: 90, devices: 2)
-        let a = CoreClient(first)
-        a.login(account, register: true)
-        a.send(Frames.appendDeviceLog(account.log.entries[1], id: 2))
+        let a = registerWithEveryDevice(account, on: first)
         let b = CoreClient(second)
         #expect(b.login(account, device: 1) != nil)
         _ = a.send(Frames.subscribe(after: 0, id: 3))
@@ -75,10 +67,9 @@ import Testing
     /// A GAP or FORK is never answered from a cache another process may have moved on: the
     /// account is read again first. A real gap is still a gap.
     @Test func gapsAndForksAreCheckedAgainstTheStoreBeforeTheyAreAnswered() throws {
-        let (first, second, _) = twoProcesses()
+        let (first, second, _) = twoSharedProcesses()
         var account = TestAccount.make(seed: 91)
-        let a = CoreClient(first)
-        a.login(account, register: true)
+        let a = registerWithEveryDevice(account, on: first)
         let sameDevice = CoreClient(second)
         sameDevice.login(account)  // the second process caches the account at head 0
 
@@ -103,10 +94,9 @@ import Testing
     /// before the addition, even before any announcement arrives; a device removed through
     /// one process is refused by the other once the announcement arrives.
     @Test func deviceLogChangesMadeThroughOneProcessHoldOnTheOther() {
-        let (first, second, _) = twoProcesses()
+        let (first, second, _) = twoSharedProcesses()
         var account = TestAccount.make(seed: 92)
-        let owner = CoreClient(first)
-        owner.login(account, register: true)
+        let owner = registerWithEveryDevice(account, on: first)
         let cached = CoreClient(second)
         cached.login(account)  // the second process now caches the one-device log
 
@@ -127,11 +117,9 @@ import Testing
     /// A removal committed through one process disconnects the removed device's open session
     /// on the other as soon as the announcement arrives, before anything new reaches it.
     @Test func aDeviceRemovedThroughOneProcessIsDisconnectedFromTheOther() {
-        let (first, second, _) = twoProcesses()
+        let (first, second, _) = twoSharedProcesses()
         var account = TestAccount.make(seed: 93, devices: 2)
-        let owner = CoreClient(first)
-        owner.login(account, register: true)
-        owner.send(Frames.appendDeviceLog(account.log.entries[1], id: 2))
+        let owner = registerWithEveryDevice(account, on: first)
         let laptop = CoreClient(second)
         #expect(laptop.login(account, device: 1) != nil)
         _ = laptop.send(Frames.subscribe(after: 0, id: 3))
@@ -148,11 +136,9 @@ import Testing
     /// even when this process has sent less than that (another process committed them), and it
     /// may acknowledge what a fanout read sent before this process reloaded the account.
     @Test func subscribersGetNothingTwiceAndMayAcknowledgeWhatFanoutReadsSent() {
-        let (first, second, _) = twoProcesses()
+        let (first, second, _) = twoSharedProcesses()
         var account = TestAccount.make(seed: 94, devices: 2)
-        let owner = CoreClient(first)
-        owner.login(account, register: true)
-        owner.send(Frames.appendDeviceLog(account.log.entries[1], id: 2))
+        let owner = registerWithEveryDevice(account, on: first)
         let laptop = CoreClient(second)
         laptop.login(account, device: 1)  // the second process caches the account at head 0
         for n in 0..<5 { owner.send(Frames.push([account.next(by: 0, in: conversation(1))], id: 10 + UInt64(n))) }
@@ -168,11 +154,9 @@ import Testing
     /// were not written); both pushes get INTERNAL, nothing of them is stored, and their retries
     /// land after the other process's change set.
     @Test func aConflictFailsTheBatchStagedBehindItToo() throws {
-        let (first, second, store) = twoProcesses()
+        let (first, second, store) = twoSharedProcesses()
         var account = TestAccount.make(seed: 96, devices: 2)
-        let owner = CoreClient(first)
-        owner.login(account, register: true)
-        owner.send(Frames.appendDeviceLog(account.log.entries[1], id: 2))
+        let owner = registerWithEveryDevice(account, on: first)
         let laptop = CoreClient(second)
         laptop.login(account, device: 1)
         _ = owner.send(Frames.push([account.next(by: 0, in: conversation(1))], id: 3))  // cursor 1, unannounced
@@ -202,11 +186,9 @@ import Testing
     /// store confirms nothing follows the cached head; only a head the store shows moved gets
     /// INTERNAL (retry once the writes finish and the account reloaded).
     @Test func gapsAreAnsweredWhileWritesAreInFlight() {
-        let (first, second, _) = twoProcesses()
+        let (first, second, _) = twoSharedProcesses()
         var account = TestAccount.make(seed: 97, devices: 2)
-        let owner = CoreClient(first)
-        owner.login(account, register: true)
-        owner.send(Frames.appendDeviceLog(account.log.entries[1], id: 2))
+        let owner = registerWithEveryDevice(account, on: first)
         let phone = CoreClient(second)
         phone.login(account, device: 0)
         let laptop = CoreClient(second)
@@ -230,11 +212,9 @@ import Testing
     /// the race is still enforced: the fanout read sees the cached head is not the stored entry,
     /// reads the whole account, disconnects the removed device, and only then sends anything.
     @Test func aRemovalThatWonTheRaceForALogIndexIsEnforced() throws {
-        let (first, second, _) = twoProcesses()
+        let (first, second, _) = twoSharedProcesses()
         var account = TestAccount.make(seed: 98, devices: 2)
-        let owner = CoreClient(first)
-        owner.login(account, register: true)
-        owner.send(Frames.appendDeviceLog(account.log.entries[1], id: 2))
+        let owner = registerWithEveryDevice(account, on: first)
         let phone = CoreClient(second)
         phone.login(account, device: 0)
         let laptop = CoreClient(second)
@@ -259,4 +239,23 @@ import Testing
         #expect(laptop.closedWith == .deviceNotActive)
         #expect(frames.compactMap(\.deliverBody).isEmpty)
     }
+}
+
+/// Two processes over one in-memory store (each with its own registry and cache).
+func twoSharedProcesses() -> (SynchronousServer, SynchronousServer, InMemoryServerStore) {
+    let store = InMemoryServerStore()
+    let first = makeServer({ $0.sharedStore = true }, store: store, seed: 1)
+    let second = makeServer({ $0.sharedStore = true }, store: store, seed: 2)
+    return (first, second, store)
+}
+
+/// Registers `account` through `server` and adds every device of its log; returns the owner's
+/// client (device 0, logged in).
+func registerWithEveryDevice(_ account: TestAccount, on server: SynchronousServer) -> CoreClient {
+    let owner = CoreClient(server)
+    owner.login(account, register: true)
+    for index in account.log.entries.indices.dropFirst() {
+        owner.send(Frames.appendDeviceLog(account.log.entries[index], id: 1 + UInt64(index)))
+    }
+    return owner
 }

@@ -46,10 +46,7 @@ enum StoreCheck: String, CaseIterable, Sendable, CustomTestStringConvertible {
     }
 }
 
-@Suite(
-    .enabled(
-        if: TestStores.postgresURL != nil,
-        "PostgreSQL store tests skipped: CLOAK_TEST_POSTGRES_URL is not set (scripts/postgres start prints one)"))
+@Suite(.requiresPostgres)
 struct PostgresStoreConformance {
     @Test(arguments: StoreCheck.allCases)
     func check(_ check: StoreCheck) async throws {

@@ -1,6 +1,7 @@
 import Foundation
 import CloakTesting
 import Logging
+import Testing
 
 @testable import CloakServer
 
@@ -51,5 +52,15 @@ enum TestStores {
             for store in stores { await store.close() }
             await drop()
         })
+    }
+}
+
+extension Trait where Self == ConditionTrait {
+    /// Runs a suite only when `CLOAK_TEST_POSTGRES_URL` names a test cluster; otherwise it is
+    /// reported as skipped with the reason, never passed silently.
+    static var requiresPostgres: Self {
+        .enabled(
+            if: TestStores.postgresURL != nil,
+            "PostgreSQL store tests skipped: CLOAK_TEST_POSTGRES_URL is not set (scripts/postgres start prints one)")
     }
 }
