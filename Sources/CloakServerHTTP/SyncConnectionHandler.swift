@@ -44,6 +44,9 @@ struct SyncConnectionHandler: Sendable {
             try await channel.eventLoop.submit {
                 let encoder = try channel.pipeline.syncOperations.handler(type: WebSocketFrameEncoder.self)
                 try channel.pipeline.syncOperations.addHandler(RawFrameWriter(slot: queue.rawWriter), position: .before(encoder))
+                // Frames decoded before this point are still unmasked, by Hummingbird.
+                let decoder = try channel.pipeline.syncOperations.handler(type: ByteToMessageHandler<WebSocketFrameDecoder>.self)
+                try channel.pipeline.syncOperations.addHandler(WebSocketUnmasker(), position: .after(decoder))
             }.get()
         } catch {
             registry.disconnect(id)
