@@ -9,9 +9,11 @@ final class ConnectionTable: ServerOutput {
     private let queues = Mutex<[ConnectionID: OutboundQueue]>([:])
     private let flushers = Mutex<[ObjectIdentifier: LoopFlusher]>([:])
     // The last frame encoded as a WebSocket frame: a fanout hands the same frame to every
-    // subscriber, and ByteBuffers are shared copy-on-write, so it is encoded once, not per
-    // connection. Holding the array keeps its storage (the cache key) from being reused.
-    private let lastFrame = Mutex<(array: [UInt8], buffer: ByteBuffer)?>(nil)
+    // subscriber, and ByteBuffers are shared copy-on-write, so it is encoded once per event
+    // loop, not per connection. One copy per loop keeps the buffer's reference count, touched
+    // by every write, on one core (shared by all loops it bounced between them on each write).
+    // Holding the array keeps its storage (the cache key) from being reused.
+    private let lastFrame = Mutex<(array: [UInt8], buffers: [(loop: ObjectIdentifier, buffer: ByteBuffer)])?>(nil)
     let commitRequests: AsyncStream<Void>
     private let commitContinuation: AsyncStream<Void>.Continuation
     let fanoutRequests: AsyncStream<Void>
@@ -52,18 +54,21 @@ final class ConnectionTable: ServerOutput {
 
     func deliver(_ frame: [UInt8], to connection: ConnectionID) {
         guard let queue = queues.withLock({ $0[connection] }) else { return }
-        queue.enqueue(buffer(for: frame), live: true)
+        queue.enqueue(buffer(for: frame, on: queue.flusher), live: true)
     }
 
-    private func buffer(for frame: [UInt8]) -> ByteBuffer {
-        lastFrame.withLock { last in
+    private func buffer(for frame: [UInt8], on flusher: LoopFlusher) -> ByteBuffer {
+        let loop = ObjectIdentifier(flusher)
+        return lastFrame.withLock { last in
             if let cached = last, cached.array.count == frame.count,
                 cached.array.withUnsafeBufferPointer({ $0.baseAddress }) == frame.withUnsafeBufferPointer({ $0.baseAddress })
             {
-                return cached.buffer
+                if let hit = cached.buffers.first(where: { $0.loop == loop }) { return hit.buffer }
+            } else {
+                last = (frame, [])
             }
             let buffer = OutboundQueue.binaryFrame(frame)
-            last = (frame, buffer)
+            last?.buffers.append((loop, buffer))
             return buffer
         }
     }

@@ -152,53 +152,64 @@ final class OutboundQueue: Sendable {
     func flush() {
         var wrote = false
         while true {
-            let step: (frames: [(ByteBuffer, ContinuousClock.Instant?)], close: ProtocolError?, rooms: [CheckedContinuation<Void, Never>]) =
-                state.withLock { s in
-                    guard !s.ended else {
-                        s.flushScheduled = false
-                        return ([], nil, [])
-                    }
-                    guard channel.isWritable else {
-                        // Resumed by `writable()`.
-                        s.flushScheduled = false
-                        return ([], nil, [])
-                    }
-                    var batch: [(ByteBuffer, ContinuousClock.Instant?)] = []
-                    while batch.count < 64, let next = s.frames.popFirst() {
-                        s.bytes -= next.bytes.readableBytes
-                        batch.append(next)
-                    }
-                    var close: ProtocolError?
-                    if batch.isEmpty {
-                        s.flushScheduled = false
-                        if let error = s.closing, !s.closeIssued {
-                            s.closeIssued = true
-                            close = error
-                        }
-                    }
-                    var rooms: [CheckedContinuation<Void, Never>] = []
-                    if s.bytes <= limit / 2, !s.roomWaiters.isEmpty {
-                        rooms = s.roomWaiters
-                        s.roomWaiters = []
-                    }
-                    return (batch, close, rooms)
+            let step = state.withLock { s -> FlushStep in
+                guard !s.ended else {
+                    s.flushScheduled = false
+                    return FlushStep(last: true)
                 }
+                guard channel.isWritable else {
+                    // Resumed by `writable()`.
+                    s.flushScheduled = false
+                    return FlushStep(last: true)
+                }
+                var step = FlushStep(last: false)
+                while step.frames.count < 64, let next = s.frames.popFirst() {
+                    s.bytes -= next.bytes.readableBytes
+                    step.frames.append(next)
+                }
+                if s.frames.isEmpty {
+                    // Everything is taken: this round ends with these frames (a fanout's usual
+                    // case, one frame), and whatever is enqueued next schedules a new round.
+                    step.last = true
+                    s.flushScheduled = false
+                    if let error = s.closing, !s.closeIssued {
+                        s.closeIssued = true
+                        step.close = error
+                    }
+                }
+                if s.bytes <= limit / 2, !s.roomWaiters.isEmpty {
+                    step.rooms = s.roomWaiters
+                    s.roomWaiters = []
+                }
+                return step
+            }
             for room in step.rooms { room.resume() }
             // Without the writer the handler was removed: the channel is closing, and what is
             // queued can no longer be delivered.
             let writer = rawWriter.value
             for (bytes, enqueuedAt) in step.frames {
                 writer?.write(NIOAny(bytes), promise: nil)
-                metrics.framesOut.increment()
                 if let enqueuedAt { metrics.fanoutLatency.record(ContinuousClock.now - enqueuedAt) }
+            }
+            if !step.frames.isEmpty {
+                metrics.framesOut.increment(by: step.frames.count)
                 wrote = true
             }
-            if step.frames.isEmpty {
+            if step.last {
                 if wrote { writer?.flush() }
                 if let close = step.close { onClose(close) }
                 return
             }
         }
+    }
+
+    /// What one pass of ``flush()`` took from the queue under its lock.
+    private struct FlushStep {
+        var frames: [(bytes: ByteBuffer, live: ContinuousClock.Instant?)] = []
+        var close: ProtocolError?
+        var rooms: [CheckedContinuation<Void, Never>] = []
+        /// Nothing is left queued (or nothing can be written now): the round ends.
+        var last: Bool
     }
 }
 
