@@ -247,6 +247,27 @@ enum BenchFrames {
         return FrameCodec.encode(.appendDeviceLog(body), requestID: id)
     }
 
+    /// A complete masked client frame (RFC 6455 §5.2) around `payload`, built before timing
+    /// starts so the clients' masking does not compete with the server for the two cores.
+    static func masked(_ payload: [UInt8]) -> ByteBuffer {
+        let key: [UInt8] = [0x5A, 0x17, 0xC3, 0x8E]
+        var buffer = ByteBufferAllocator().buffer(capacity: payload.count + 14)
+        buffer.writeInteger(UInt8(0x82))
+        switch payload.count {
+        case ..<126:
+            buffer.writeInteger(UInt8(0x80 | payload.count))
+        case ...0xFFFF:
+            buffer.writeInteger(UInt8(0x80 | 126))
+            buffer.writeInteger(UInt16(payload.count))
+        default:
+            buffer.writeInteger(UInt8(0x80 | 127))
+            buffer.writeInteger(UInt64(payload.count))
+        }
+        buffer.writeBytes(key)
+        buffer.writeBytes(payload.enumerated().map { $1 ^ key[$0 % 4] })
+        return buffer
+    }
+
     static func subscribe(after cursor: UInt64, id: UInt64) -> [UInt8] {
         var body = Cloak_V1_Subscribe()
         body.afterCursor = cursor
@@ -428,15 +449,19 @@ final class BenchSocket: Sendable {
     let channel: any Channel
     let inbox: Inbox
     let nonce: [UInt8]
+    /// The context of a handler just below the frame encoder: pre-masked frames go from here.
+    let raw: NIOLoopBoundBox<ChannelHandlerContext?>
 
-    private init(channel: any Channel, inbox: Inbox, nonce: [UInt8]) {
+    private init(channel: any Channel, inbox: Inbox, nonce: [UInt8], raw: NIOLoopBoundBox<ChannelHandlerContext?>) {
         self.channel = channel
         self.inbox = inbox
         self.nonce = nonce
+        self.raw = raw
     }
 
     static func connect(port: Int, hooks: Inbox.Hooks = .init()) async throws -> BenchSocket {
         let inbox = Inbox(hooks: hooks)
+        let raw = Mutex<NIOLoopBoundBox<ChannelHandlerContext?>?>(nil)
         let upgraded: EventLoopFuture<(any Channel)?> = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connect(host: "127.0.0.1", port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -445,6 +470,11 @@ final class BenchSocket: Sendable {
                         upgradePipelineHandler: { channel, _ in
                             channel.eventLoop.makeCompletedFuture {
                                 try channel.pipeline.syncOperations.addHandler(MessageHandler(inbox: inbox))
+                                let box = NIOLoopBoundBox<ChannelHandlerContext?>.makeEmptyBox(
+                                    valueType: ChannelHandlerContext.self, eventLoop: channel.eventLoop)
+                                let encoder = try channel.pipeline.syncOperations.handler(type: WebSocketFrameEncoder.self)
+                                try channel.pipeline.syncOperations.addHandler(RawWriter(slot: box), position: .before(encoder))
+                                raw.withLock { $0 = box }
                                 return channel
                             }
                         })
@@ -465,7 +495,8 @@ final class BenchSocket: Sendable {
         guard case .serverHello(let hello) = try await inbox.wait(for: Inbox.helloKey).body else {
             throw BenchError.failed("no ServerHello")
         }
-        let socket = BenchSocket(channel: channel, inbox: inbox, nonce: Array(hello.nonce))
+        guard let box = raw.withLock({ $0 }) else { throw BenchError.failed("no raw writer") }
+        let socket = BenchSocket(channel: channel, inbox: inbox, nonce: Array(hello.nonce), raw: box)
         inbox.attach(socket)
         return socket
     }
@@ -475,6 +506,15 @@ final class BenchSocket: Sendable {
         let frame = WebSocketFrame(
             fin: true, opcode: .binary, maskKey: WebSocketMaskingKey([7, 7, 7, 7]), data: ByteBuffer(bytes: bytes))
         _ = channel.writeAndFlush(frame)
+    }
+
+    /// Sends a frame built by ``BenchFrames/masked(_:)`` without waiting.
+    func send(masked frame: ByteBuffer) {
+        if channel.eventLoop.inEventLoop {
+            raw.value?.writeAndFlush(NIOAny(frame), promise: nil)
+        } else {
+            channel.eventLoop.execute { self.raw.value?.writeAndFlush(NIOAny(frame), promise: nil) }
+        }
     }
 
     /// Sends a request and waits for its reply.
@@ -498,6 +538,19 @@ final class BenchSocket: Sendable {
     func close() async {
         try? await channel.close()
     }
+}
+
+/// Sits just below the client's frame encoder; its context writes pre-masked frames.
+final class RawWriter: ChannelOutboundHandler, Sendable {
+    typealias OutboundIn = ByteBuffer
+    let slot: NIOLoopBoundBox<ChannelHandlerContext?>
+
+    init(slot: NIOLoopBoundBox<ChannelHandlerContext?>) {
+        self.slot = slot
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) { slot.value = context }
+    func handlerRemoved(context: ChannelHandlerContext) { slot.value = nil }
 }
 
 /// Reassembles messages and hands them to the inbox with their arrival time.
@@ -593,20 +646,20 @@ final class IngestTracker: Sendable {
         var waiter: CheckedContinuation<Void, Never>?
     }
 
-    let frames: [[[UInt8]]]
+    let frames: [[ByteBuffer]]
     let total: Int
     private let state: Mutex<State>
 
-    init(frames: [[[UInt8]]], total: Int) {
+    init(frames: [[ByteBuffer]], total: Int) {
         self.frames = frames
         self.total = total
         state = Mutex(State(next: frames.map { _ in 0 }))
     }
 
     /// The first `window` pushes of each device.
-    func start(window: Int) -> [(device: Int, frame: [UInt8])] {
+    func start(window: Int) -> [(device: Int, frame: ByteBuffer)] {
         state.withLock { s in
-            var out: [(Int, [UInt8])] = []
+            var out: [(Int, ByteBuffer)] = []
             for device in frames.indices {
                 let count = min(window, frames[device].count)
                 out += frames[device][0..<count].map { (device, $0) }
@@ -617,12 +670,12 @@ final class IngestTracker: Sendable {
     }
 
     /// Records an ack and returns the device's next push, if any.
-    func acknowledged(device: Int, _ ack: Cloak_V1_PushAck) -> [UInt8]? {
-        let (next, waiter) = state.withLock { s -> ([UInt8]?, CheckedContinuation<Void, Never>?) in
+    func acknowledged(device: Int, _ ack: Cloak_V1_PushAck) -> ByteBuffer? {
+        let (next, waiter) = state.withLock { s -> (ByteBuffer?, CheckedContinuation<Void, Never>?) in
             let accepted = ack.results.filter { $0.error == .unspecified }.count
             s.acknowledged += accepted
             s.rejected += ack.results.count - accepted
-            var next: [UInt8]?
+            var next: ByteBuffer?
             if s.next[device] < frames[device].count {
                 next = frames[device][s.next[device]]
                 s.next[device] += 1
@@ -779,7 +832,7 @@ struct ServerBenchmark: Sendable {
         let perDevice = plan.perDevice(devices)
         let frames = (0..<devices).map { device in
             stride(from: 0, to: perDevice, by: 64).enumerated().map { n, start in
-                BenchFrames.push(data.chains[device][start..<min(start + 64, perDevice)], id: 100 + UInt64(n))
+                BenchFrames.masked(BenchFrames.push(data.chains[device][start..<min(start + 64, perDevice)], id: 100 + UInt64(n)))
             }
         }
         let tracker = IngestTracker(frames: frames, total: perDevice * devices)
@@ -787,7 +840,7 @@ struct ServerBenchmark: Sendable {
         log("server: ingest with \(devices) devices: connecting")
         for device in 0..<devices {
             let hooks = Inbox.Hooks(onAck: { _, ack, socket in
-                if let next = tracker.acknowledged(device: device, ack) { socket.send(next) }
+                if let next = tracker.acknowledged(device: device, ack) { socket.send(masked: next) }
             })
             let socket = try await BenchSocket.connect(port: child.port, hooks: hooks)
             log("server:   device \(device) connected")
@@ -797,7 +850,7 @@ struct ServerBenchmark: Sendable {
         }
         let cpu = child.cpuSeconds
         let start = ContinuousClock.now
-        for (device, frame) in tracker.start(window: 4) { sockets[device].send(frame) }
+        for (device, frame) in tracker.start(window: 4) { sockets[device].send(masked: frame) }
         let (acknowledged, rejected) = await tracker.finished()
         let elapsed = (ContinuousClock.now - start).seconds
         let used = child.cpuSeconds - cpu
@@ -884,13 +937,16 @@ extension ServerBenchmark {
         let account = data.fanout
         let sentAt = Mutex<[UInt64: ContinuousClock.Instant]>([:])
         let cursorOf = Mutex<[UInt64: UInt64]>([:])
+        let ackedAt = Mutex<[UInt64: ContinuousClock.Instant]>([:])
         let deliveries = DeliveryLog()
         log("server: fanout: uploading the device log")
         let owner = try await setUpFanoutAccount(child, account)
         log("server: fanout: connecting receivers")
         let pusher = try await BenchSocket.connect(
             port: child.port, hooks: Inbox.Hooks(onAck: { id, ack, _ in
+                let now = ContinuousClock.now
                 cursorOf.withLock { $0[ack.results.first?.cursor ?? 0] = id }
+                ackedAt.withLock { $0[id] = now }
             }))
         try await pusher.login(account, device: 0)
         log("server: fanout: pusher ready")
@@ -898,12 +954,14 @@ extension ServerBenchmark {
             other, account, count: account.keys.count - 1, offset: 0,
             hooks: Inbox.Hooks(onDeliver: { summary, at in deliveries.record(summary, at: at) }))
         let expected = data.fanoutChain.count * listeners.count
+        let pushes = data.fanoutChain.enumerated().map { n, changeSet in
+            BenchFrames.masked(BenchFrames.push([changeSet][...], id: 10_000 + UInt64(n)))
+        }
         log("server: fanout: pushing")
         let cpu = child.cpuSeconds + (acrossProcesses ? other.cpuSeconds : 0)
-        for (n, changeSet) in data.fanoutChain.enumerated() {
-            let id = 10_000 + UInt64(n)
-            sentAt.withLock { $0[id] = .now }
-            pusher.send(BenchFrames.push([changeSet][...], id: id))
+        for (n, push) in pushes.enumerated() {
+            sentAt.withLock { $0[10_000 + UInt64(n)] = .now }
+            pusher.send(masked: push)
             try await Task.sleep(for: .milliseconds(40))
         }
         let deadline = ContinuousClock.now + .seconds(60)
@@ -911,10 +969,19 @@ extension ServerBenchmark {
         let used = child.cpuSeconds + (acrossProcesses ? other.cpuSeconds : 0) - cpu
         let sent = sentAt.withLock { $0 }
         let cursors = cursorOf.withLock { $0 }
+        var perPush: [UInt64: (first: Double, last: Double)] = [:]
         let latencies = deliveries.all.compactMap { cursor, at -> Double? in
             guard let id = cursors[cursor], let start = sent[id] else { return nil }
-            return (at - start).seconds * 1000
+            let latency = (at - start).seconds * 1000
+            let seen = perPush[id] ?? (latency, latency)
+            perPush[id] = (min(seen.first, latency), max(seen.last, latency))
+            return latency
         }.sorted()
+        // Where the time goes: the durable commit (push to ack) and writing one change set out
+        // to every receiver (first to last arrival of the same push).
+        let acked = ackedAt.withLock { $0 }
+        let commits = acked.compactMap { id, at in sent[id].map { (at - $0).seconds * 1000 } }.sorted()
+        let spreads = perPush.values.map { $0.last - $0.first }.sorted()
         let label = store.label + (acrossProcesses ? ".across_processes" : "")
         let name = "\(label).fanout.\(account.keys.count)_devices"
         let target = label == "sqlite"
@@ -922,6 +989,10 @@ extension ServerBenchmark {
         report.add("\(name).p99", percentile(latencies, 0.99), unit: "ms", note: target ? "target ≤ 20" : "")
         report.add("\(name).p999", percentile(latencies, 0.999), unit: "ms")
         report.add("\(name).deliveries", Double(deliveries.count), unit: "change sets", note: "of \(expected)")
+        report.add("\(name).push_to_ack.p50", percentile(commits, 0.50), unit: "ms", note: "durable commit")
+        report.add("\(name).push_to_ack.p99", percentile(commits, 0.99), unit: "ms")
+        report.add("\(name).first_to_last_arrival.p50", percentile(spreads, 0.50), unit: "ms", note: "one push, every receiver")
+        report.add("\(name).first_to_last_arrival.p99", percentile(spreads, 0.99), unit: "ms")
         report.add(
             "\(label).fanout.server_cpu_per_delivery", used / Double(max(deliveries.count, 1)) * 1e6, unit: "µs",
             note: target ? "target ≤ 10 (NATS 3–7, pycrdt-websocket 91)" : "")
