@@ -1,7 +1,10 @@
 import CloakCrypto
 import CloakProtocol
+import CloakTesting
 import Foundation
+import Logging
 import PostgresNIO
+import Synchronization
 import Testing
 
 @testable import CloakServer
@@ -24,6 +27,51 @@ struct PostgresStoreTests {
             throw error
         }
         await cleanup()
+    }
+
+    /// `cloak-server` migrates right after opening the store: that first lease must not come
+    /// before the pool runs (postgres-nio then logs a warning at every start).
+    @Test func openingAndMigratingLogsNoWarnings() async throws {
+        let (url, drop) = try await PostgresTestDatabase.create(logger: quietLogger)
+        let warnings = WarningLog()
+        let logger = Logger(label: "cloak.server.test", factory: { _ in warnings })
+        for _ in 0..<5 {
+            let store = try PostgresServerStore(url: url, maximumConnections: 2, logger: logger)
+            do {
+                try await store.migrate()
+                try await store.ping()
+            } catch {
+                await store.close()
+                await drop()
+                throw error
+            }
+            await store.close()
+        }
+        await drop()
+        #expect(warnings.messages == [])
+    }
+}
+
+/// Collects what is logged at warning or above.
+private struct WarningLog: LogHandler {
+    private let box = Box()
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+
+    private final class Box: Sendable {
+        let messages = Mutex<[String]>([])
+    }
+
+    var messages: [String] { box.messages.withLock { $0 } }
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        guard event.level >= .warning else { return }
+        box.messages.withLock { $0.append(event.message.description) }
     }
 }
 

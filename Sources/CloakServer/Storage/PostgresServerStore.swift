@@ -30,6 +30,9 @@ public final class PostgresServerStore: ServerStore, CommitNotifier {
     /// Identifies this store's own announcements (random, per process).
     let instance: String
     private let runner: Task<Void, Never>
+    /// Done once the runner has entered the pool's `run()`: a lease before that waits, and
+    /// postgres-nio logs a warning for it, which a migration right after `init` would trigger.
+    private let running: Task<Void, Never>
 
     /// Connects lazily to `url` (`postgres://user:password@host:port/database`).
     public init(url: String, maximumConnections: Int = 16, logger: Logger) throws(StoreError) {
@@ -47,7 +50,14 @@ public final class PostgresServerStore: ServerStore, CommitNotifier {
         self.client = client
         self.logger = logger
         instance = SystemRandom().bytes(8).map { String(format: "%02x", $0) }.joined()
-        runner = Task { await client.run() }
+        let (started, signal) = AsyncStream<Void>.makeStream()
+        runner = Task {
+            // run() marks the client running before its first suspension, so whoever waits on
+            // `running` resumes after that.
+            signal.finish()
+            await client.run()
+        }
+        running = Task { for await _ in started {} }
     }
 
     static func configuration(_ url: String) throws(StoreError) -> PostgresClient.Configuration {
@@ -65,6 +75,7 @@ public final class PostgresServerStore: ServerStore, CommitNotifier {
 
     /// Creates or upgrades the schema (idempotent).
     public func migrate() async throws(StoreError) {
+        await running.value
         do {
             try await client.withTransaction(logger: logger) { connection in
                 // One migrator at a time, even across server processes sharing the database.
@@ -89,6 +100,7 @@ public final class PostgresServerStore: ServerStore, CommitNotifier {
 
     /// Succeeds when the database answers.
     public func ping() async throws(StoreError) {
+        await running.value
         _ = try await rows("ping", "SELECT 1")
     }
 
