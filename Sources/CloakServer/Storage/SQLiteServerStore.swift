@@ -65,7 +65,7 @@ public final class SQLiteServerStore: ServerStore {
 
     /// Releases connections and files.
     public func close() async {
-        checkpointer.close()
+        await checkpointer.close()
         try? pool.close()
     }
 

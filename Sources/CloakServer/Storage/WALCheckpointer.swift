@@ -94,10 +94,11 @@ final class WALCheckpointer: Sendable {
         }
     }
 
-    /// Waits for a running checkpoint and closes the connection.
-    func close() {
+    /// Waits for a running checkpoint (suspending, not blocking a thread of the caller's
+    /// pool) and closes the connection.
+    func close() async {
         state.withLock { $0.closed = true }
-        queue.sync {}
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in queue.async { done.resume() } }
         try? connection.close()
     }
 }
