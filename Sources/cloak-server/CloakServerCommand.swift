@@ -7,8 +7,8 @@ import ServiceLifecycle
 import UnixSignals
 
 /// `cloak-server serve | migrate | compact`. Every option can also come from a `CLOAK_…`
-/// environment variable (named next to it in `--help`); the command line wins.
-@main
+/// environment variable (named next to it in `--help`); the command line wins. Started from
+/// `main.swift`.
 struct CloakServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cloak-server",

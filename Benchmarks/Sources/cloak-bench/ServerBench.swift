@@ -39,6 +39,8 @@ struct ServerSuite: ParsableCommand {
 
     func run() throws {
         if child {
+            // As cloak-server does: the sync tasks run on NIO's event loops.
+            NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
             let database = database
             try blocking { try await BenchServer.serve(database: database) }
             return
