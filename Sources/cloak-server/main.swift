@@ -5,9 +5,11 @@ import NIOPosix
 // Swift concurrency's tasks run on NIO's event loops instead of the global pool, before any
 // task exists (NIO requires it be done first, once): a connection's messages are handled on
 // the thread that reads its socket, with no hop between pools. Measured with
-// `scripts/bench server`, alternating builds in one session: ingest +14–19 %, catch-up +11 %.
-// Nothing in the server blocks a thread in a task (the stores' blocking work runs on their
-// own queues), which this requires.
+// `scripts/bench server`, builds alternating in one session (averages of six or seven runs
+// each): SQLite ingest +15–18 %, SQLite catch-up within the noise, PostgreSQL catch-up about
+// a fifth slower (cause not found; it has no target, ingest does). Nothing in the server
+// blocks a thread in a task (the stores' blocking work runs on their own queues), which
+// this requires.
 NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
 await run()
 
