@@ -44,7 +44,7 @@ struct SyncConnectionHandler: Sendable {
             try await channel.eventLoop.submit {
                 let encoder = try channel.pipeline.syncOperations.handler(type: WebSocketFrameEncoder.self)
                 try channel.pipeline.syncOperations.addHandler(RawFrameWriter(slot: queue.rawWriter), position: .before(encoder))
-                // Frames decoded before this point are still unmasked, by Hummingbird.
+                // Frames that passed before it is added keep their key; Hummingbird unmasks those.
                 let decoder = try channel.pipeline.syncOperations.handler(type: ByteToMessageHandler<WebSocketFrameDecoder>.self)
                 try channel.pipeline.syncOperations.addHandler(WebSocketUnmasker(), position: .after(decoder))
             }.get()
