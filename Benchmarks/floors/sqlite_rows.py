@@ -2,7 +2,8 @@
 """SQLite alone on this machine: the server's change-set schema, WAL, synchronous=FULL,
 1,314-byte bodies, one transaction per batch (as the group commit writes), one thread.
 
-Prints rows per second and CPU per row for batches of 64 and 1,000: the ceiling for the
+Prints rows per second and CPU per row for batches of 64 and 1,000, on SQLite's default
+4 KiB pages and on the 16 KiB pages the server creates its files with: the ceiling for the
 server's single SQLite writer before any networking, parsing or validation.
 
     python3 Benchmarks/floors/sqlite_rows.py
@@ -22,8 +23,9 @@ CREATE TABLE chains (account BLOB NOT NULL, conversation BLOB NOT NULL, author B
 TOTAL = 100_000
 
 
-def run(batch: int, directory: str) -> None:
-    db = sqlite3.connect(os.path.join(directory, f"rows-{batch}.sqlite"), isolation_level=None)
+def run(batch: int, page_size: int, directory: str) -> None:
+    db = sqlite3.connect(os.path.join(directory, f"rows-{batch}-{page_size}.sqlite"), isolation_level=None)
+    db.execute(f"PRAGMA page_size={page_size}")
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")
     db.executescript(SCHEMA)
@@ -42,11 +44,12 @@ def run(batch: int, directory: str) -> None:
         written += batch
     wall, after = time.perf_counter() - wall, os.times()
     user, system = after.user - cpu.user, after.system - cpu.system
-    print(f"batches of {batch}: {TOTAL / wall:,.0f} rows/s, CPU {1e6 * (user + system) / TOTAL:.1f} µs/row "
+    print(f"{page_size // 1024:2} KiB pages, batches of {batch:4}: {TOTAL / wall:,.0f} rows/s, CPU {1e6 * (user + system) / TOTAL:.1f} µs/row "
           f"(user {1e6 * user / TOTAL:.1f}, system {1e6 * system / TOTAL:.1f})")
     db.close()
 
 
 with tempfile.TemporaryDirectory() as directory:
-    for batch in (64, 1000):
-        run(batch, directory)
+    for page_size in (4096, 16384):
+        for batch in (64, 1000):
+            run(batch, page_size, directory)

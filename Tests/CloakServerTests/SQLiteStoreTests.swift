@@ -29,8 +29,43 @@ import Testing
                 (try Int.fetchOne(db, sql: "PRAGMA synchronous"), try Int.fetchOne(db, sql: "PRAGMA wal_autocheckpoint"))
             }
             #expect(synchronous == 2, "2 is FULL")
-            #expect(autocheckpoint == WALCheckpointer.backstopPages)
+            #expect(autocheckpoint == WALCheckpointer.backstopBytes / SQLiteSchema.pageSize)
         }
+    }
+
+    /// A new file gets 16 KiB pages (eleven change-set rows a page instead of two); a file made
+    /// with SQLite's default 4 KiB keeps them, and its WAL backstop is counted in its own pages.
+    @Test func newFilesUseLargePagesAndOldFilesKeepTheirs() async throws {
+        try await Self.withStore { store, _ in
+            let pageSize = try await store.pool.read { db in try Int.fetchOne(db, sql: "PRAGMA page_size") }
+            #expect(pageSize == SQLiteSchema.pageSize)
+        }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cloak-test-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let path = directory.appendingPathComponent("old.sqlite").path
+        let old = try DatabaseQueue(path: path)
+        try await old.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA page_size = 4096")
+            try db.execute(sql: "PRAGMA journal_mode = WAL")
+            try db.execute(sql: "CREATE TABLE before_cloak (x INTEGER)")
+        }
+        try old.close()
+        let store = try SQLiteServerStore(path: path)
+        try await store.migrate()
+        var batch = WriteBatch()
+        batch.logEntries.append(.init(account: AccountID(unchecked: [UInt8](repeating: 7, count: 32)), index: 0, bytes: [1, 2, 3]))
+        try await store.commit(batch)
+        let (pageSize, autocheckpoint, entries) = try await store.pool.write { db in
+            (
+                try Int.fetchOne(db, sql: "PRAGMA page_size"), try Int.fetchOne(db, sql: "PRAGMA wal_autocheckpoint"),
+                try Int.fetchOne(db, sql: "SELECT count(*) FROM device_log")
+            )
+        }
+        await store.close()
+        #expect(pageSize == 4096)
+        #expect(autocheckpoint == WALCheckpointer.backstopBytes / 4096)
+        #expect(entries == 1)
     }
 
     /// Pages reach the database file only through checkpoints; SQLite's own one is pushed back

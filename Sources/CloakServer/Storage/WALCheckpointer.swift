@@ -9,11 +9,11 @@ import Synchronization
 ///
 /// A passive checkpoint never blocks the writer or readers; once it has copied every frame the
 /// writer's next transaction starts the WAL over. If the checkpointer lags (a reader pinning an
-/// old snapshot, a slow disk), SQLite's own checkpoint at ``backstopPages`` bounds the WAL.
+/// old snapshot, a slow disk), SQLite's own checkpoint at ``backstopBytes`` bounds the WAL.
 final class WALCheckpointer: Sendable {
-    /// SQLite's automatic-checkpoint threshold left on the writer as the backstop (64 MiB of
-    /// 4 KiB pages).
-    static let backstopPages = 16_384
+    /// The WAL size at which SQLite's automatic checkpoint, left on the writer as the backstop,
+    /// runs (set in pages of the file's own size).
+    static let backstopBytes = 64 << 20
 
     private struct State {
         var lastStart: ContinuousClock.Instant?
