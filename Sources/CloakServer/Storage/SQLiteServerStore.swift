@@ -36,8 +36,8 @@ public final class SQLiteServerStore: ServerStore {
                 // Only a new file takes it (an existing one keeps its size until a VACUUM). A
                 // change-set row is ~1.4 KiB: a 4 KiB page holds two, leaving a third of it empty,
                 // and every second row starts a page. 16 KiB pages hold eleven: the file and the
-                // WAL are a quarter smaller and SQLite alone writes ~25 % more rows per second
-                // here (`Benchmarks/floors/sqlite_rows.py`).
+                // WAL are a quarter smaller, and SQLite alone wrote 60–66k instead of 48–51k
+                // rows/s here in batches of 256 (`Benchmarks/floors/sqlite_rows.py` compares both).
                 try db.execute(sql: "PRAGMA page_size = \(SQLiteSchema.pageSize)")
             }
             pool = try DatabasePool(path: path, configuration: configuration)
