@@ -8,12 +8,6 @@ import Synchronization
 final class ConnectionTable: ServerOutput {
     private let queues = Mutex<[ConnectionID: OutboundQueue]>([:])
     private let flushers = Mutex<[ObjectIdentifier: LoopFlusher]>([:])
-    // The last frame encoded as a WebSocket frame: a fanout hands the same frame to every
-    // subscriber, and ByteBuffers are shared copy-on-write, so it is encoded once per event
-    // loop, not per connection. One copy per loop keeps the buffer's reference count, touched
-    // by every write, on one core (shared by all loops it bounced between them on each write).
-    // Holding the array keeps its storage (the cache key) from being reused.
-    private let lastFrame = Mutex<(array: [UInt8], buffers: [(loop: ObjectIdentifier, buffer: ByteBuffer)])?>(nil)
     let commitRequests: AsyncStream<Void>
     private let commitContinuation: AsyncStream<Void>.Continuation
     let fanoutRequests: AsyncStream<Void>
@@ -49,29 +43,37 @@ final class ConnectionTable: ServerOutput {
     var openCount: Int { queues.withLock { $0.count } }
 
     func send(_ frame: [UInt8], to connection: ConnectionID) {
-        queues.withLock { $0[connection] }?.enqueue(OutboundQueue.binaryFrame(frame), live: false)
+        queues.withLock { $0[connection] }?.enqueue(OutboundQueue.binaryFrame(frame))
     }
 
-    func deliver(_ frame: [UInt8], to connection: ConnectionID) {
-        guard let queue = queues.withLock({ $0[connection] }) else { return }
-        queue.enqueue(buffer(for: frame, on: queue.flusher), live: true)
-    }
-
-    private func buffer(for frame: [UInt8], on flusher: LoopFlusher) -> ByteBuffer {
-        let loop = ObjectIdentifier(flusher)
-        return lastFrame.withLock { last in
-            if let cached = last, cached.array.count == frame.count,
-                cached.array.withUnsafeBufferPointer({ $0.baseAddress }) == frame.withUnsafeBufferPointer({ $0.baseAddress })
-            {
-                if let hit = cached.buffers.first(where: { $0.loop == loop }) { return hit.buffer }
-            } else {
-                last = (frame, [])
+    /// A fanout: the WebSocket frame is encoded once per event loop (ByteBuffers are shared
+    /// copy-on-write; one copy per loop keeps the reference count every write touches on one
+    /// core) and each loop's flusher is woken once per ``scheduleChunk`` queues, so the loops
+    /// start writing while the rest are still being queued.
+    func deliver(_ frame: [UInt8], to connections: [ConnectionID]) {
+        let targets = queues.withLock { q in connections.compactMap { q[$0] } }
+        guard !targets.isEmpty else { return }
+        let now = ContinuousClock.now
+        var loops: [(flusher: LoopFlusher, buffer: ByteBuffer, dirty: [OutboundQueue])] = []
+        for queue in targets {
+            let index =
+                loops.firstIndex { $0.flusher === queue.flusher }
+                ?? {
+                    loops.append((queue.flusher, OutboundQueue.binaryFrame(frame), []))
+                    return loops.count - 1
+                }()
+            guard queue.append(loops[index].buffer, enqueuedAt: now) else { continue }
+            loops[index].dirty.append(queue)
+            if loops[index].dirty.count == Self.scheduleChunk {
+                loops[index].flusher.schedule(loops[index].dirty)
+                loops[index].dirty.removeAll(keepingCapacity: true)
             }
-            let buffer = OutboundQueue.binaryFrame(frame)
-            last?.buffers.append((loop, buffer))
-            return buffer
         }
+        for loop in loops where !loop.dirty.isEmpty { loop.flusher.schedule(loop.dirty) }
     }
+
+    /// How many queues a fanout hands a loop's flusher at a time.
+    static let scheduleChunk = 64
 
     func close(_ connection: ConnectionID, with error: ProtocolError) {
         queues.withLock { $0[connection] }?.close(with: error)

@@ -18,7 +18,7 @@ import Synchronization
 /// handshake still goes through Hummingbird's writer, after the last data frame, via `onClose`.
 final class OutboundQueue: Sendable {
     private struct State {
-        var frames = CircularBuffer<(bytes: ByteBuffer, live: ContinuousClock.Instant?)>(initialCapacity: 2)
+        var frames = CircularBuffer<QueuedFrame>(initialCapacity: 2)
         var bytes = 0
         var closing: ProtocolError?
         var closeIssued = false
@@ -73,7 +73,14 @@ final class OutboundQueue: Sendable {
 
     /// Appends a complete frame (``binaryFrame(_:)``), or closes with SLOW_CONSUMER when it would
     /// pass the bound.
-    func enqueue(_ frame: ByteBuffer, live: Bool) {
+    func enqueue(_ frame: ByteBuffer) {
+        if append(frame, enqueuedAt: nil) { scheduleFlush() }
+    }
+
+    /// ``enqueue(_:)`` without waking the flusher: returns whether the caller must hand
+    /// this queue to ``flusher`` (a fanout wakes each loop once for many queues).
+    /// `enqueuedAt` marks a live delivery for the fanout-latency histogram.
+    func append(_ frame: ByteBuffer, enqueuedAt: ContinuousClock.Instant?) -> Bool {
         var overflowed = false
         let size = frame.readableBytes
         let schedule: Bool = state.withLock { s in
@@ -85,13 +92,13 @@ final class OutboundQueue: Sendable {
                 s.bytes = 0
                 s.closing = .slowConsumer
             } else {
-                s.frames.append((frame, live ? ContinuousClock.now : nil))
+                s.frames.append((frame, enqueuedAt))
                 s.bytes += size
             }
             return Self.claimFlush(&s)
         }
-        if schedule { scheduleFlush() }
         if overflowed { onOverflow() }
+        return schedule
     }
 
     /// Closes after what is queued (the error frame was enqueued just before).
@@ -152,24 +159,22 @@ final class OutboundQueue: Sendable {
     func flush() {
         var wrote = false
         while true {
-            let step = state.withLock { s -> FlushStep in
-                guard !s.ended else {
+            var step = FlushStep()
+            state.withLock { s in
+                guard !s.ended, channel.isWritable else {
+                    // Not writable: resumed by `writable()`.
                     s.flushScheduled = false
-                    return FlushStep(last: true)
+                    step.last = true
+                    return
                 }
-                guard channel.isWritable else {
-                    // Resumed by `writable()`.
-                    s.flushScheduled = false
-                    return FlushStep(last: true)
-                }
-                var step = FlushStep(last: false)
-                while step.frames.count < 64, let next = s.frames.popFirst() {
-                    s.bytes -= next.bytes.readableBytes
-                    step.frames.append(next)
-                }
+                // A fanout's usual case is one frame: it is taken without an array.
+                step.first = s.frames.popFirst()
+                while step.more.count < 63, let next = s.frames.popFirst() { step.more.append(next) }
+                if let first = step.first { s.bytes -= first.bytes.readableBytes }
+                for frame in step.more { s.bytes -= frame.bytes.readableBytes }
                 if s.frames.isEmpty {
-                    // Everything is taken: this round ends with these frames (a fanout's usual
-                    // case, one frame), and whatever is enqueued next schedules a new round.
+                    // Everything is taken: this round ends with these frames, and whatever is
+                    // enqueued next schedules a new round.
                     step.last = true
                     s.flushScheduled = false
                     if let error = s.closing, !s.closeIssued {
@@ -181,18 +186,16 @@ final class OutboundQueue: Sendable {
                     step.rooms = s.roomWaiters
                     s.roomWaiters = []
                 }
-                return step
             }
             for room in step.rooms { room.resume() }
             // Without the writer the handler was removed: the channel is closing, and what is
             // queued can no longer be delivered.
             let writer = rawWriter.value
-            for (bytes, enqueuedAt) in step.frames {
-                writer?.write(NIOAny(bytes), promise: nil)
-                if let enqueuedAt { metrics.fanoutLatency.record(ContinuousClock.now - enqueuedAt) }
-            }
-            if !step.frames.isEmpty {
-                metrics.framesOut.increment(by: step.frames.count)
+            if let first = step.first {
+                let now = ContinuousClock.now
+                write(first, with: writer, now: now)
+                for frame in step.more { write(frame, with: writer, now: now) }
+                metrics.framesOut.increment(by: 1 + step.more.count)
                 wrote = true
             }
             if step.last {
@@ -203,13 +206,22 @@ final class OutboundQueue: Sendable {
         }
     }
 
+    private func write(_ frame: QueuedFrame, with writer: ChannelHandlerContext?, now: ContinuousClock.Instant) {
+        writer?.write(NIOAny(frame.bytes), promise: nil)
+        if let enqueuedAt = frame.enqueuedAt { metrics.fanoutLatency.record(now - enqueuedAt) }
+    }
+
+    /// A complete WebSocket frame, and when a live delivery was queued.
+    typealias QueuedFrame = (bytes: ByteBuffer, enqueuedAt: ContinuousClock.Instant?)
+
     /// What one pass of ``flush()`` took from the queue under its lock.
     private struct FlushStep {
-        var frames: [(bytes: ByteBuffer, live: ContinuousClock.Instant?)] = []
+        var first: QueuedFrame?
+        var more: [QueuedFrame] = []
         var close: ProtocolError?
         var rooms: [CheckedContinuation<Void, Never>] = []
         /// Nothing is left queued (or nothing can be written now): the round ends.
-        var last: Bool
+        var last = false
     }
 }
 
@@ -227,6 +239,16 @@ final class LoopFlusher: Sendable {
     func schedule(_ queue: OutboundQueue) {
         let wake = dirty.withLock { d in
             d.queues.append(queue)
+            defer { d.scheduled = true }
+            return !d.scheduled
+        }
+        if wake { loop.execute { self.drain() } }
+    }
+
+    /// Hands over many queues with one lock and at most one wake-up (a fanout).
+    func schedule(_ queues: [OutboundQueue]) {
+        let wake = dirty.withLock { d in
+            d.queues.append(contentsOf: queues)
             defer { d.scheduled = true }
             return !d.scheduled
         }

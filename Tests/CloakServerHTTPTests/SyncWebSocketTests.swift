@@ -34,6 +34,54 @@ import Testing
         }
     }
 
+    /// A fanout hands one frame to many queues at once, grouped by event loop: with more
+    /// receivers than loops, every receiver still gets every change set it subscribed to, byte
+    /// for byte and in cursor order, and one that filters by conversation only its own.
+    @Test func aFanoutReachesEveryReceiverInOrderAndAFilterStillApplies() async throws {
+        try await withServer { server in
+            var account = TestAccount.make(seed: 510, devices: 2)
+            let pusher = try await WebSocketTestClient.connect(port: server.port)
+            #expect(try await pusher.login(account, register: true))
+            try await pusher.send(Frames.appendDeviceLog(account.log.entries[1], id: 3))
+            _ = try await pusher.reply()
+            var receivers: [WebSocketTestClient] = []
+            for n in 0..<6 {
+                let receiver = try await WebSocketTestClient.connect(port: server.port)
+                #expect(try await receiver.login(account, device: 1))
+                try await receiver.send(Frames.subscribe(after: 0, id: 4))
+                #expect(try await receiver.reply().deliverBody?.caughtUp == true, "receiver \(n)")
+                receivers.append(receiver)
+            }
+            let filtered = try await WebSocketTestClient.connect(port: server.port)
+            #expect(try await filtered.login(account, device: 1))
+            try await filtered.send(Frames.subscribe(after: 0, conversations: [conversation(2)], id: 4))
+            #expect(try await filtered.reply().deliverBody?.caughtUp == true)
+            let changeSets = [
+                account.next(in: conversation(1)), account.next(in: conversation(2)), account.next(in: conversation(1)),
+            ]
+            for (n, changeSet) in changeSets.enumerated() {
+                try await pusher.send(Frames.push([changeSet], id: 10 + UInt64(n)))
+                #expect(try await pusher.reply().pushAckBody?.results.first?.cursor == UInt64(n + 1))
+            }
+            for (n, receiver) in receivers.enumerated() {
+                var got: [(cursor: UInt64, bytes: [UInt8])] = []
+                while got.count < changeSets.count {
+                    let frame = try await receiver.reply()
+                    #expect(frame.requestID == 0)
+                    got += (frame.deliverBody?.items ?? []).map { ($0.cursor, Array($0.changeSet)) }
+                }
+                #expect(got.map(\.cursor) == [1, 2, 3], "receiver \(n)")
+                #expect(got.map(\.bytes) == changeSets.map(\.wire), "receiver \(n)")
+            }
+            let only = try await filtered.reply()
+            #expect(only.deliverBody?.items.map(\.cursor) == [2])
+            #expect(only.deliverBody.map { Array($0.items[0].changeSet) } == changeSets[1].wire)
+            await pusher.close()
+            for receiver in receivers { await receiver.close() }
+            await filtered.close()
+        }
+    }
+
     @Test func authenticationRefusalsCarryTheirCodesAndClose() async throws {
         try await withServer { server in
             var account = TestAccount.make(seed: 501, devices: 2)

@@ -34,9 +34,10 @@ public struct ConnectionID: Hashable, Sendable, Comparable, CustomStringConverti
 public protocol ServerOutput: Sendable {
     /// Queues one encoded `Frame` for a connection, after everything queued before.
     func send(_ frame: [UInt8], to connection: ConnectionID)
-    /// Queues a live `Deliver` frame (fanout). Defaults to ``send(_:to:)``; the HTTP adapter
-    /// times these for its fanout-latency histogram.
-    func deliver(_ frame: [UInt8], to connection: ConnectionID)
+    /// Queues one live `Deliver` frame (fanout) for each of `connections`, after what each
+    /// has queued. Defaults to ``send(_:to:)`` per connection; the HTTP adapter encodes the
+    /// WebSocket frame once for all of them and times these for its fanout-latency histogram.
+    func deliver(_ frame: [UInt8], to connections: [ConnectionID])
     /// Closes a connection once what is queued has been written. The error frame itself was
     /// queued with ``send(_:to:)`` just before; the WebSocket close code is
     /// ``ProtocolError/webSocketCloseCode``.

@@ -197,28 +197,34 @@ extension SyncRegistry {
 
     /// Live delivery: every other live subscriber of the account gets the new change sets it
     /// subscribed to, as they were stored. Frames for the common case (no filter, not the
-    /// pusher) are encoded once and shared.
+    /// pusher) are encoded once and handed over once for all those subscribers.
     func fanOut(_ items: [FanoutItem], account: AccountID, in s: inout RegistryState) {
         guard let subscribers = s.accounts[account]?.subscribers, !subscribers.isEmpty else { return }
-        var shared: [[UInt8]]?
+        var everything: [ConnectionID] = []
+        var delivered = 0
         for (connection, subscription) in subscribers where subscription.live {
-            let frames: [[UInt8]]
-            let count: Int
             if items.allSatisfy({
                 $0.origin != connection && $0.cursor > subscription.after && subscription.wants($0.conversation)
             }) {
-                if shared == nil { shared = deliverFrames(items.map { StoredChangeSet(cursor: $0.cursor, bytes: $0.bytes) }) }
-                (frames, count) = (shared ?? [], items.count)
-            } else {
-                let wanted = items.filter {
-                    $0.origin != connection && $0.cursor > subscription.after && subscription.wants($0.conversation)
-                }
-                guard !wanted.isEmpty else { continue }
-                (frames, count) = (deliverFrames(wanted.map { StoredChangeSet(cursor: $0.cursor, bytes: $0.bytes) }), wanted.count)
+                everything.append(connection)
+                continue
             }
-            metrics.deliveries.increment(by: count)
-            for frame in frames { output.deliver(frame, to: connection) }
+            let wanted = items.filter {
+                $0.origin != connection && $0.cursor > subscription.after && subscription.wants($0.conversation)
+            }
+            guard !wanted.isEmpty else { continue }
+            delivered += wanted.count
+            for frame in deliverFrames(wanted.map { StoredChangeSet(cursor: $0.cursor, bytes: $0.bytes) }) {
+                output.deliver(frame, to: [connection])
+            }
         }
+        if !everything.isEmpty {
+            delivered += items.count * everything.count
+            for frame in deliverFrames(items.map { StoredChangeSet(cursor: $0.cursor, bytes: $0.bytes) }) {
+                output.deliver(frame, to: everything)
+            }
+        }
+        metrics.deliveries.increment(by: delivered)
     }
 
     /// Live Deliver frames (request id 0, caught_up true), each within the frame budget.
@@ -306,8 +312,8 @@ extension SyncRegistry {
 }
 
 extension ServerOutput {
-    /// Live deliveries go through ``send(_:to:)`` unless the output measures them separately.
-    public func deliver(_ frame: [UInt8], to connection: ConnectionID) {
-        send(frame, to: connection)
+    /// Live deliveries go through ``send(_:to:)`` unless the output handles them separately.
+    public func deliver(_ frame: [UInt8], to connections: [ConnectionID]) {
+        for connection in connections { send(frame, to: connection) }
     }
 }

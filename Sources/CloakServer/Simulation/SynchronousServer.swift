@@ -180,8 +180,6 @@ private final class Recorder: ServerOutput {
         }
     }
 
-    func deliver(_ frame: [UInt8], to connection: ConnectionID) { send(frame, to: connection) }
-
     func close(_ connection: ConnectionID, with error: ProtocolError) {
         state.withLock { s in
             guard s.closed.insert(connection).inserted else { return }

@@ -133,8 +133,6 @@ final class StreamOutput: ServerOutput {
         _ = continuations.withLock { $0[connection] }?.yield(frame)
     }
 
-    func deliver(_ frame: [UInt8], to connection: ConnectionID) { send(frame, to: connection) }
-
     func close(_ connection: ConnectionID, with error: ProtocolError) {
         continuations.withLock { $0.removeValue(forKey: connection) }?.finish()
     }
