@@ -141,15 +141,7 @@ final class ChildServer: Sendable {
     }
 
     /// User + system CPU seconds of the child (/proc/PID/stat).
-    var cpuSeconds: Double {
-        guard let stat = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/stat", encoding: .utf8),
-            let close = stat.lastIndex(of: ")")
-        else { return 0 }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        // After the command name: state is field 3, utime 14 and stime 15 (1-based).
-        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
-        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
-    }
+    var cpuSeconds: Double { processCPUSeconds("\(process.processIdentifier)") }
 
     /// Resident set size in bytes (/proc/PID/status VmRSS).
     var residentBytes: Int {
@@ -879,6 +871,18 @@ struct ServerBenchmark: Sendable {
     }
 }
 
+/// CPU seconds (user and system, all threads) of process `pid`, or of this one (the load
+/// generator) for `self`, from /proc/PID/stat.
+func processCPUSeconds(_ pid: String = "self") -> Double {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+        let close = stat.lastIndex(of: ")")
+    else { return 0 }
+    let fields = stat[stat.index(after: close)...].split(separator: " ")
+    // After the command name: state is field 3, utime 14 and stime 15 (1-based).
+    guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+}
+
 /// A shared counter.
 final class ItemCount: Sendable {
     private let count = Atomic<Int>(0)
@@ -961,6 +965,7 @@ extension ServerBenchmark {
         }
         log("server: fanout: pushing")
         let cpu = child.cpuSeconds + (acrossProcesses ? other.cpuSeconds : 0)
+        let clientCPU = processCPUSeconds()
         for (n, push) in pushes.enumerated() {
             sentAt.withLock { $0[10_000 + UInt64(n)] = .now }
             pusher.send(masked: push)
@@ -969,6 +974,7 @@ extension ServerBenchmark {
         let deadline = ContinuousClock.now + .seconds(60)
         while deliveries.count < expected, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
         let used = child.cpuSeconds + (acrossProcesses ? other.cpuSeconds : 0) - cpu
+        let clientUsed = processCPUSeconds() - clientCPU
         let sent = sentAt.withLock { $0 }
         let cursors = cursorOf.withLock { $0 }
         var perPush: [UInt64: (first: Double, last: Double)] = [:]
@@ -998,6 +1004,11 @@ extension ServerBenchmark {
         report.add(
             "\(label).fanout.server_cpu_per_delivery", used / Double(max(deliveries.count, 1)) * 1e6, unit: "µs",
             note: target ? "target ≤ 10 (NATS 3–7, pycrdt-websocket 91)" : "")
+        // The receivers share the machine's cores with the server: a push reaches its last
+        // receiver only after both have spent their CPU on every delivery.
+        report.add(
+            "\(label).fanout.client_cpu_per_delivery", clientUsed / Double(max(deliveries.count, 1)) * 1e6, unit: "µs",
+            note: "this load generator's receivers, same cores")
         for socket in listeners { await socket.close() }
         await pusher.close()
         await owner.close()
