@@ -22,14 +22,19 @@ import Testing
     }
 
     /// GRDB's WAL setup lowers `synchronous` to NORMAL after the connection is prepared; the
-    /// writer must run with FULL so a commit that returned survives power loss.
-    @Test func theWriterFsyncsEveryCommit() async throws {
+    /// writer must run with FULL so a commit that returned survives power loss. Its page cache
+    /// is larger than SQLite's default (many accounts' index pages stay in it between commits).
+    @Test func theWriterFsyncsEveryCommitAndKeepsALargerCache() async throws {
         try await Self.withStore { store, _ in
-            let (synchronous, autocheckpoint) = try await store.pool.write { db in
-                (try Int.fetchOne(db, sql: "PRAGMA synchronous"), try Int.fetchOne(db, sql: "PRAGMA wal_autocheckpoint"))
+            let (synchronous, autocheckpoint, cache) = try await store.pool.write { db in
+                (
+                    try Int.fetchOne(db, sql: "PRAGMA synchronous"), try Int.fetchOne(db, sql: "PRAGMA wal_autocheckpoint"),
+                    try Int.fetchOne(db, sql: "PRAGMA cache_size")
+                )
             }
             #expect(synchronous == 2, "2 is FULL")
             #expect(autocheckpoint == WALCheckpointer.backstopBytes / SQLiteSchema.pageSize)
+            #expect(cache == -SQLiteServerStore.writerCacheBytes / 1024, "negative: KiB, not pages")
         }
     }
 

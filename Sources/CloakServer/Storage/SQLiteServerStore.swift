@@ -23,6 +23,9 @@ public final class SQLiteServerStore: ServerStore {
         try self.init(path: path, checkpointInterval: .milliseconds(100))
     }
 
+    /// The writer connection's page cache (the readers keep SQLite's default).
+    static let writerCacheBytes = 32 << 20
+
     /// Opens the database with WAL checkpoints at most every `checkpointInterval` (tests use
     /// zero to see one after every commit).
     init(path: String, checkpointInterval: Duration) throws(StoreError) {
@@ -51,6 +54,13 @@ public final class SQLiteServerStore: ServerStore {
                 let pageSize = try Int.fetchOne(db, sql: "PRAGMA page_size") ?? SQLiteSchema.pageSize
                 try db.execute(sql: "PRAGMA wal_autocheckpoint = \(WALCheckpointer.backstopBytes / max(pageSize, 512))")
                 try db.execute(sql: "PRAGMA journal_size_limit = \(WALCheckpointer.backstopBytes)")
+                // Each account's rows land at their own place in the indexes and its own rows
+                // of `chains` and `accounts`: with SQLite's default 2 MiB (125 pages of 16 KiB)
+                // those pages fell out of the writer's cache between commits and were read
+                // again. 256 devices ingested 17 % faster on average with 32 MiB (five
+                // alternating runs); 1 and 16 devices changed within the noise. Only the
+                // writer's connection gets it, and it fills only as the file grows.
+                try db.execute(sql: "PRAGMA cache_size = -\(Self.writerCacheBytes / 1024)")
             }
             checkpointer = try WALCheckpointer(path: path, configuration: configuration, interval: checkpointInterval)
         } catch {
