@@ -75,14 +75,8 @@ import Testing
         try await Self.withCertificate { cert, key in
             try await withServer({ $0.tls = (cert, key) }) { server in
                 var account = TestAccount.make(seed: 611, devices: 2)
-                let pusher = try await WebSocketTestClient.connect(port: server.port, tls: true)
-                #expect(try await pusher.login(account, register: true))
-                try await pusher.send(Frames.appendDeviceLog(account.log.entries[1], id: 2))
-                _ = try await pusher.reply()
-                let reader = try await WebSocketTestClient.connect(port: server.port, tls: true)
-                #expect(try await reader.login(account, device: 1))
-                try await reader.send(Frames.subscribe(after: 0, id: 3))
-                #expect(try await reader.reply().deliverBody?.caughtUp == true)
+                let pusher = try await WebSocketTestClient.owner(of: account, port: server.port, tls: true)
+                let reader = try await WebSocketTestClient.subscriber(of: account, port: server.port, tls: true)
                 let changeSet = account.next(in: conversation(1))
                 try await pusher.send(Frames.push([changeSet], id: 4))
                 #expect(try await pusher.reply().pushAckBody?.results.first?.cursor == 1)

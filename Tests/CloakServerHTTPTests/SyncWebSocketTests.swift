@@ -12,14 +12,8 @@ import Testing
     @Test func aPushIsAckedAndFannedOutByteIdentically() async throws {
         try await withServer { server in
             var account = TestAccount.make(seed: 500, devices: 2)
-            let a = try await WebSocketTestClient.connect(port: server.port)
-            #expect(try await a.login(account, register: true))
-            try await a.send(Frames.appendDeviceLog(account.log.entries[1], id: 3))
-            _ = try await a.reply()
-            let b = try await WebSocketTestClient.connect(port: server.port)
-            #expect(try await b.login(account, device: 1))
-            try await b.send(Frames.subscribe(after: 0, id: 4))
-            #expect(try await b.reply().deliverBody?.caughtUp == true)
+            let a = try await WebSocketTestClient.owner(of: account, port: server.port)
+            let b = try await WebSocketTestClient.subscriber(of: account, port: server.port)
             let changeSet = account.next(in: conversation(1))
             try await a.send(Frames.push([changeSet], id: 5))
             let ack = try await a.reply()
@@ -40,22 +34,11 @@ import Testing
     @Test func aFanoutReachesEveryReceiverInOrderAndAFilterStillApplies() async throws {
         try await withServer { server in
             var account = TestAccount.make(seed: 510, devices: 2)
-            let pusher = try await WebSocketTestClient.connect(port: server.port)
-            #expect(try await pusher.login(account, register: true))
-            try await pusher.send(Frames.appendDeviceLog(account.log.entries[1], id: 3))
-            _ = try await pusher.reply()
+            let pusher = try await WebSocketTestClient.owner(of: account, port: server.port)
             var receivers: [WebSocketTestClient] = []
-            for n in 0..<6 {
-                let receiver = try await WebSocketTestClient.connect(port: server.port)
-                #expect(try await receiver.login(account, device: 1))
-                try await receiver.send(Frames.subscribe(after: 0, id: 4))
-                #expect(try await receiver.reply().deliverBody?.caughtUp == true, "receiver \(n)")
-                receivers.append(receiver)
-            }
-            let filtered = try await WebSocketTestClient.connect(port: server.port)
-            #expect(try await filtered.login(account, device: 1))
-            try await filtered.send(Frames.subscribe(after: 0, conversations: [conversation(2)], id: 4))
-            #expect(try await filtered.reply().deliverBody?.caughtUp == true)
+            for _ in 0..<6 { receivers.append(try await WebSocketTestClient.subscriber(of: account, port: server.port)) }
+            let filtered = try await WebSocketTestClient.subscriber(
+                of: account, port: server.port, conversations: [conversation(2)])
             let changeSets = [
                 account.next(in: conversation(1)), account.next(in: conversation(2)), account.next(in: conversation(1)),
             ]
@@ -158,14 +141,8 @@ import Testing
             $0.sync.limits.maxPushesPerSecond = 10_000
         }) { server in
             var account = TestAccount.make(seed: 504, devices: 2)
-            let pusher = try await WebSocketTestClient.connect(port: server.port)
-            #expect(try await pusher.login(account, register: true))
-            try await pusher.send(Frames.appendDeviceLog(account.log.entries[1], id: 3))
-            _ = try await pusher.reply()
-            let slow = try await WebSocketTestClient.connect(port: server.port, receiveBuffer: 4_096)
-            #expect(try await slow.login(account, device: 1))
-            try await slow.send(Frames.subscribe(after: 0, id: 4))
-            _ = try await slow.reply()
+            let pusher = try await WebSocketTestClient.owner(of: account, port: server.port)
+            let slow = try await WebSocketTestClient.subscriber(of: account, port: server.port, receiveBuffer: 4_096)
             try await slow.setReading(false)
             #expect(server.registry.connectionCount == 2)
             // Push until the server reports the overflow (socket buffers fill first, then the

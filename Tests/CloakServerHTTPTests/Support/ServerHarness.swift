@@ -5,6 +5,7 @@ import CloakServerHTTP
 import CloakTesting
 import Foundation
 import Logging
+import Testing
 
 /// A logger that drops everything.
 let quietLogger: Logger = {
@@ -40,6 +41,29 @@ extension WebSocketTestClient {
         try await send(Frames.authenticate(account: account.account, device: account.devices[device], nonce: nonce))
         guard case .authResult = try await reply().body else { return false }
         return true
+    }
+
+    /// Registers `account` as its device 0 and uploads the entry that adds device 1: the
+    /// pushing side of the fanout tests.
+    static func owner(of account: TestAccount, port: Int, tls: Bool = false) async throws -> WebSocketTestClient {
+        let owner = try await connect(port: port, tls: tls)
+        #expect(try await owner.login(account, register: true))
+        try await owner.send(Frames.appendDeviceLog(account.log.entries[1], id: 3))
+        #expect(try await owner.reply().requestID == 3)
+        return owner
+    }
+
+    /// Logs in as device 1 and subscribes from cursor 0 (to `conversations` only, if given);
+    /// returns once the empty catch-up said it is caught up.
+    static func subscriber(
+        of account: TestAccount, port: Int, conversations: [ConversationID] = [], receiveBuffer: Int? = nil,
+        tls: Bool = false
+    ) async throws -> WebSocketTestClient {
+        let subscriber = try await connect(port: port, receiveBuffer: receiveBuffer, tls: tls)
+        #expect(try await subscriber.login(account, device: 1))
+        try await subscriber.send(Frames.subscribe(after: 0, conversations: conversations, id: 4))
+        #expect(try await subscriber.reply().deliverBody?.caughtUp == true)
+        return subscriber
     }
 }
 
