@@ -203,15 +203,15 @@ extension SyncRegistry {
         var everything: [ConnectionID] = []
         var delivered = 0
         for (connection, subscription) in subscribers where subscription.live {
-            if items.allSatisfy({
-                $0.origin != connection && $0.cursor > subscription.after && subscription.wants($0.conversation)
-            }) {
+            let wants = { (item: FanoutItem) in
+                item.origin != connection && item.cursor > subscription.after && subscription.wants(item.conversation)
+            }
+            // Checked without building an array: nearly every subscriber wants everything.
+            if items.allSatisfy(wants) {
                 everything.append(connection)
                 continue
             }
-            let wanted = items.filter {
-                $0.origin != connection && $0.cursor > subscription.after && subscription.wants($0.conversation)
-            }
+            let wanted = items.filter(wants)
             guard !wanted.isEmpty else { continue }
             delivered += wanted.count
             for frame in deliverFrames(wanted.map { StoredChangeSet(cursor: $0.cursor, bytes: $0.bytes) }) {
