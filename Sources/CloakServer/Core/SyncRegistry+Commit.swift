@@ -203,7 +203,7 @@ extension SyncRegistry {
         var everything: [ConnectionID] = []
         var delivered = 0
         for (connection, subscription) in subscribers where subscription.live {
-            let wants = { (item: FanoutItem) in
+            func wants(_ item: FanoutItem) -> Bool {
                 item.origin != connection && item.cursor > subscription.after && subscription.wants(item.conversation)
             }
             // Checked without building an array: nearly every subscriber wants everything.
