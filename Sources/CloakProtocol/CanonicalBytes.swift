@@ -24,13 +24,21 @@ public struct CanonicalWriter: Sendable {
     /// Appends one byte.
     public mutating func u8(_ value: UInt8) { bytes.append(value) }
     /// Appends a little-endian UInt32.
-    public mutating func u32(_ value: UInt32) { bytes += value.littleEndianBytes }
+    public mutating func u32(_ value: UInt32) { append(value) }
     /// Appends a little-endian UInt64.
-    public mutating func u64(_ value: UInt64) { bytes += value.littleEndianBytes }
+    public mutating func u64(_ value: UInt64) { append(value) }
     /// Appends a fixed-length identifier or digest.
     public mutating func fixed(_ value: some FixedLengthBytes) { bytes += value.bytes }
     /// Appends raw bytes whose length the layout fixes.
     public mutating func raw(_ value: [UInt8]) { bytes += value }
+    /// Appends raw bytes (a part of a larger buffer) whose length the layout fixes.
+    public mutating func raw(_ value: ArraySlice<UInt8>) { bytes += value }
+
+    /// Appends the integer's bytes from the stack: `littleEndianBytes` would build an array
+    /// per integer, and a change set's signed message has six of them.
+    private mutating func append(_ value: some FixedWidthInteger) {
+        withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
+    }
     /// Appends LE64(length) then the bytes.
     public mutating func lengthPrefixed(_ value: [UInt8]) {
         u64(UInt64(value.count))
