@@ -76,11 +76,11 @@ public struct ChangeSet: Sendable, Hashable {
     /// The authenticated header.
     public let header: ChangeSetHeader
     /// Ciphertext with its 16-byte tag.
-    public let ciphertext: [UInt8]
+    public var ciphertext: [UInt8] { Array(parts[ciphertextRange]) }
     /// The 32-byte key-commitment tag.
-    public let commitment: [UInt8]
+    public var commitment: [UInt8] { Array(parts[commitmentRange]) }
     /// The author's 64-byte Ed25519 signature.
-    public let signature: [UInt8]
+    public var signature: [UInt8] { Array(parts[signatureRange]) }
     /// Upper bound of `wire.count − padded plaintext length`: the protobuf envelope around a
     /// ciphertext of up to 256 MiB with every varint at its widest (299 bytes of fixed fields,
     /// 5 of ciphertext key and length, 16 of tag). ``ChangeSetSealer/seal`` keeps
@@ -92,23 +92,27 @@ public struct ChangeSet: Sendable, Hashable {
     /// The serialised `ChangeSet` message, exactly as received or produced (servers store and
     /// forward these bytes unchanged).
     public let wire: [UInt8]
+    /// Holds the ciphertext, commitment and signature: `wire` itself when it was parsed in
+    /// place (no copy), otherwise the three one after another.
+    private let parts: [UInt8]
+    private let ciphertextRange: Range<Int>
+    private let commitmentRange: Range<Int>
+    private let signatureRange: Range<Int>
 
     /// The exact bytes the author signs: domain ‖ associated data ‖ nonce ‖ commitment ‖
     /// LE64(|ct|) ‖ ct. Built on each call (a receiver verifies once); the hash is fed the
     /// same pieces without building it, since a server that does not verify never needs it.
     public var signedMessage: [UInt8] {
-        Self.signedMessage(header: header, commitment: commitment, ciphertext: ciphertext)
-    }
-
-    static func signedMessage(header: ChangeSetHeader, commitment: [UInt8], ciphertext: [UInt8]) -> [UInt8] {
-        var w = signedPrefix(header: header, commitment: commitment, ciphertextCount: ciphertext.count, reserving: ciphertext.count)
-        w.raw(ciphertext)
+        var w = Self.signedPrefix(
+            header: header, commitment: parts[commitmentRange], ciphertextCount: ciphertextRange.count,
+            reserving: ciphertextRange.count)
+        w.raw(parts[ciphertextRange])
         return w.bytes
     }
 
     /// The signed message up to and including LE64(|ct|).
     private static func signedPrefix(
-        header: ChangeSetHeader, commitment: [UInt8], ciphertextCount: Int, reserving extra: Int = 0
+        header: ChangeSetHeader, commitment: ArraySlice<UInt8>, ciphertextCount: Int, reserving extra: Int = 0
     ) -> CanonicalWriter {
         var w = CanonicalWriter(domain: .changeSetSignature, reserving: 320 + extra)
         w.raw(header.associatedData)
@@ -118,47 +122,57 @@ public struct ChangeSet: Sendable, Hashable {
         return w
     }
 
-    /// BLAKE2b-256 of the signed message, absorbed in two pieces.
-    static func hash(header: ChangeSetHeader, commitment: [UInt8], ciphertext: [UInt8]) -> ChangeSetHash {
+    /// BLAKE2b-256 of the signed message, absorbed in two pieces (the ciphertext straight
+    /// from where it lies).
+    private static func hash(
+        header: ChangeSetHeader, parts: [UInt8], commitment: Range<Int>, ciphertext: Range<Int>
+    ) -> ChangeSetHash {
         var hasher = BLAKE2b.Hasher(outputByteCount: ChangeSetHash.byteCount)
-        hasher.update(signedPrefix(header: header, commitment: commitment, ciphertextCount: ciphertext.count).bytes)
-        hasher.update(ciphertext)
+        hasher.update(signedPrefix(header: header, commitment: parts[commitment], ciphertextCount: ciphertext.count).bytes)
+        parts.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[ciphertext])) }
         return ChangeSetHash(unchecked: hasher.finalize())
     }
 
     /// Parses and shape-checks serialised change-set bytes.
     public init(wire: [UInt8]) throws(ProtocolError) {
-        let message = try FrameCodec.parse(Cloak_V1_ChangeSet.self, from: wire, what: "change set")
-        try self.init(message: message, wire: wire)
+        if let fields = ChangeSetFields.scan(wire) {
+            try self.init(fields, wire: wire)
+        } else {
+            let message = try FrameCodec.parse(Cloak_V1_ChangeSet.self, from: wire, what: "change set")
+            try self.init(ChangeSetFields(message), wire: wire)
+        }
     }
 
-    init(message m: Cloak_V1_ChangeSet, wire: [UInt8]) throws(ProtocolError) {
-        guard ProtocolVersion.supported.contains(m.version) else { throw .unsupportedVersion(m.version) }
-        guard m.seq >= 1 else { throw .invalidField("seq must start at 1") }
-        guard m.nonce.count == XChaCha20Poly1305.nonceByteCount else { throw .invalidField("nonce must be 24 bytes") }
-        guard m.commitment.count == CommittedAEAD.commitmentByteCount else {
+    /// The shape checks, on fields read in place or decoded by swift-protobuf.
+    init(_ f: ChangeSetFields, wire: [UInt8]) throws(ProtocolError) {
+        let bytes = f.bytes
+        guard ProtocolVersion.supported.contains(f.version) else { throw .unsupportedVersion(f.version) }
+        guard f.seq >= 1 else { throw .invalidField("seq must start at 1") }
+        guard f.nonce.count == XChaCha20Poly1305.nonceByteCount else { throw .invalidField("nonce must be 24 bytes") }
+        guard f.commitment.count == CommittedAEAD.commitmentByteCount else {
             throw .invalidField("commitment must be 32 bytes")
         }
-        guard m.signature.count == Ed25519PrivateKey.signatureByteCount else {
+        guard f.signature.count == Ed25519PrivateKey.signatureByteCount else {
             throw .invalidField("signature must be 64 bytes")
         }
-        guard m.ciphertext.count >= XChaCha20Poly1305.tagByteCount + Padding.minimumPaddedLength else {
+        guard f.ciphertext.count >= XChaCha20Poly1305.tagByteCount + Padding.minimumPaddedLength else {
             throw .invalidField("ciphertext shorter than the smallest padded body")
         }
-        let prev = try ChangeSetHash(validating: m.prevHash, field: "prev_hash")
-        guard (m.seq == 1) == prev.isZero else { throw .invalidField("prev_hash must be zero exactly for seq 1") }
+        let prev = try ChangeSetHash(validating: bytes[f.prevHash], field: "prev_hash")
+        guard (f.seq == 1) == prev.isZero else { throw .invalidField("prev_hash must be zero exactly for seq 1") }
         header = ChangeSetHeader(
-            version: m.version,
-            account: try AccountID(validating: m.accountID, field: "account_id"),
-            conversation: try ConversationID(validating: m.conversationID, field: "conversation_id"),
-            author: try DeviceID(validating: m.author, field: "author"),
-            seq: m.seq, prevHash: prev, epoch: m.epoch, deviceLogIndex: m.deviceLogIndex,
-            deviceLogHead: try EntryHash(validating: m.deviceLogHead, field: "device_log_head"),
-            nonce: Array(m.nonce))
-        ciphertext = Array(m.ciphertext)
-        commitment = Array(m.commitment)
-        signature = Array(m.signature)
-        hash = Self.hash(header: header, commitment: commitment, ciphertext: ciphertext)
+            version: f.version,
+            account: try AccountID(validating: bytes[f.account], field: "account_id"),
+            conversation: try ConversationID(validating: bytes[f.conversation], field: "conversation_id"),
+            author: try DeviceID(validating: bytes[f.author], field: "author"),
+            seq: f.seq, prevHash: prev, epoch: f.epoch, deviceLogIndex: f.deviceLogIndex,
+            deviceLogHead: try EntryHash(validating: bytes[f.deviceLogHead], field: "device_log_head"),
+            nonce: Array(bytes[f.nonce]))
+        parts = bytes
+        ciphertextRange = f.ciphertext
+        commitmentRange = f.commitment
+        signatureRange = f.signature
+        hash = Self.hash(header: header, parts: bytes, commitment: f.commitment, ciphertext: f.ciphertext)
         self.wire = wire
     }
 
@@ -166,11 +180,15 @@ public struct ChangeSet: Sendable, Hashable {
     /// signature and the hash).
     init(header: ChangeSetHeader, ciphertext: [UInt8], commitment: [UInt8], signer: Ed25519PrivateKey) {
         self.header = header
-        self.ciphertext = ciphertext
-        self.commitment = commitment
-        let signedMessage = Self.signedMessage(header: header, commitment: commitment, ciphertext: ciphertext)
-        signature = signer.signature(for: signedMessage)
-        hash = ChangeSetHash(hashing: signedMessage)
+        var w = Self.signedPrefix(
+            header: header, commitment: commitment[...], ciphertextCount: ciphertext.count, reserving: ciphertext.count)
+        w.raw(ciphertext)
+        let signature = signer.signature(for: w.bytes)
+        hash = ChangeSetHash(hashing: w.bytes)
+        parts = ciphertext + commitment + signature
+        ciphertextRange = 0..<ciphertext.count
+        commitmentRange = ciphertext.count..<(ciphertext.count + commitment.count)
+        signatureRange = commitmentRange.upperBound..<parts.count
         var m = Cloak_V1_ChangeSet()
         m.version = header.version
         m.accountID = Data(header.account.bytes)
