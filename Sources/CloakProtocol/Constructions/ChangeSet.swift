@@ -103,10 +103,14 @@ public struct ChangeSet: Sendable, Hashable {
     /// LE64(|ct|) ‖ ct. Built on each call (a receiver verifies once); the hash is fed the
     /// same pieces without building it, since a server that does not verify never needs it.
     public var signedMessage: [UInt8] {
-        var w = Self.signedPrefix(
-            header: header, commitment: parts[commitmentRange], ciphertextCount: ciphertextRange.count,
-            reserving: ciphertextRange.count)
-        w.raw(parts[ciphertextRange])
+        Self.signedMessage(header: header, commitment: parts[commitmentRange], ciphertext: parts[ciphertextRange])
+    }
+
+    private static func signedMessage(
+        header: ChangeSetHeader, commitment: ArraySlice<UInt8>, ciphertext: ArraySlice<UInt8>
+    ) -> [UInt8] {
+        var w = signedPrefix(header: header, commitment: commitment, ciphertextCount: ciphertext.count, reserving: ciphertext.count)
+        w.raw(ciphertext)
         return w.bytes
     }
 
@@ -180,11 +184,9 @@ public struct ChangeSet: Sendable, Hashable {
     /// signature and the hash).
     init(header: ChangeSetHeader, ciphertext: [UInt8], commitment: [UInt8], signer: Ed25519PrivateKey) {
         self.header = header
-        var w = Self.signedPrefix(
-            header: header, commitment: commitment[...], ciphertextCount: ciphertext.count, reserving: ciphertext.count)
-        w.raw(ciphertext)
-        let signature = signer.signature(for: w.bytes)
-        hash = ChangeSetHash(hashing: w.bytes)
+        let signedMessage = Self.signedMessage(header: header, commitment: commitment[...], ciphertext: ciphertext[...])
+        let signature = signer.signature(for: signedMessage)
+        hash = ChangeSetHash(hashing: signedMessage)
         parts = ciphertext + commitment + signature
         ciphertextRange = 0..<ciphertext.count
         commitmentRange = ciphertext.count..<(ciphertext.count + commitment.count)
