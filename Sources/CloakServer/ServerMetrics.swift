@@ -28,7 +28,9 @@ public struct ServerMetrics: Sendable {
     public let commitLatency: Timer
     /// Rows per group commit.
     public let commitRows: Recorder
-    /// From the end of a commit until a live delivery is handed to the socket.
+    /// From the end of a commit until a live delivery is handed to the socket: one observation
+    /// per event-loop flush round (a fanout's round writes to hundreds of sockets), its slowest
+    /// delivery.
     public let fanoutLatency: Timer
     /// Accounts a group commit left unwritten because another server process changed them
     /// first (shared store; their clients retry).

@@ -25,7 +25,7 @@ final class ConnectionTable: ServerOutput {
         flushers.withLock { f in
             let key = ObjectIdentifier(loop as AnyObject)
             if let existing = f[key] { return existing }
-            let flusher = LoopFlusher(loop: loop)
+            let flusher = LoopFlusher(loop: loop, index: f.count)
             f[key] = flusher
             return flusher
         }
@@ -54,22 +54,20 @@ final class ConnectionTable: ServerOutput {
         let targets = queues.withLock { q in connections.compactMap { q[$0] } }
         guard !targets.isEmpty else { return }
         let now = ContinuousClock.now
-        var loops: [(flusher: LoopFlusher, buffer: ByteBuffer, dirty: [OutboundQueue])] = []
+        // Indexed by the loop's ``LoopFlusher/index``: a lookup per subscriber, no search.
+        var loops: [(buffer: ByteBuffer, dirty: [OutboundQueue])?] = []
         for queue in targets {
-            let index =
-                loops.firstIndex { $0.flusher === queue.flusher }
-                ?? {
-                    loops.append((queue.flusher, OutboundQueue.binaryFrame(frame), []))
-                    return loops.count - 1
-                }()
-            guard queue.append(loops[index].buffer, enqueuedAt: now) else { continue }
-            loops[index].dirty.append(queue)
-            if loops[index].dirty.count == Self.scheduleChunk {
-                loops[index].flusher.schedule(loops[index].dirty)
-                loops[index].dirty.removeAll(keepingCapacity: true)
+            let index = queue.loopIndex
+            if index >= loops.count { loops.append(contentsOf: repeatElement(nil, count: index + 1 - loops.count)) }
+            if loops[index] == nil { loops[index] = (OutboundQueue.binaryFrame(frame), []) }
+            guard queue.append(loops[index]!.buffer, enqueuedAt: now) else { continue }
+            loops[index]!.dirty.append(queue)
+            if loops[index]!.dirty.count == Self.scheduleChunk {
+                queue.flusher.schedule(loops[index]!.dirty)
+                loops[index]!.dirty.removeAll(keepingCapacity: true)
             }
         }
-        for loop in loops where !loop.dirty.isEmpty { loop.flusher.schedule(loop.dirty) }
+        for case let loop? in loops where !loop.dirty.isEmpty { loop.dirty[0].flusher.schedule(loop.dirty) }
     }
 
     /// How many queues a fanout hands a loop's flusher at a time.

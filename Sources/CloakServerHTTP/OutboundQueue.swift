@@ -24,6 +24,10 @@ final class OutboundQueue: Sendable {
         var closeIssued = false
         var ended = false
         var flushScheduled = false
+        /// The socket's writability as the pipeline last reported it (``writabilityChanged(_:)``):
+        /// reading it here, under the lock a flush takes anyway, saves a call into the channel
+        /// per delivery.
+        var socketWritable = true
         var roomWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
@@ -32,6 +36,8 @@ final class OutboundQueue: Sendable {
     /// The ``RawFrameWriter``'s context once it is in the pipeline (event loop only).
     let rawWriter: NIOLoopBoundBox<ChannelHandlerContext?>
     let flusher: LoopFlusher
+    /// The flusher's ``LoopFlusher/index``, read by every fanout.
+    let loopIndex: Int
     let limit: Int
     let metrics: ServerMetrics
     /// Called once when the queue overflows (the peer has stopped reading).
@@ -46,6 +52,7 @@ final class OutboundQueue: Sendable {
         self.channel = channel
         rawWriter = .makeEmptyBox(valueType: ChannelHandlerContext.self, eventLoop: channel.eventLoop)
         self.flusher = flusher
+        loopIndex = flusher.index
         self.limit = limit
         self.metrics = metrics
         self.onOverflow = onOverflow
@@ -88,11 +95,11 @@ final class OutboundQueue: Sendable {
             if s.bytes + size > limit {
                 overflowed = true
                 s.frames.removeAll()
-                s.frames.append((Self.binaryFrame(FrameCodec.encodeError(.slowConsumer)), nil))
+                s.frames.append(QueuedFrame(bytes: Self.binaryFrame(FrameCodec.encodeError(.slowConsumer)), enqueuedAt: nil))
                 s.bytes = 0
                 s.closing = .slowConsumer
             } else {
-                s.frames.append((frame, enqueuedAt))
+                s.frames.append(QueuedFrame(bytes: frame, enqueuedAt: enqueuedAt))
                 s.bytes += size
             }
             return Self.claimFlush(&s)
@@ -139,10 +146,17 @@ final class OutboundQueue: Sendable {
         }
     }
 
-    /// The socket became writable again (from the pipeline's writability observer).
-    func writable() {
-        let schedule = state.withLock { Self.claimFlush(&$0) }
-        if schedule { flush() }
+    /// The socket's writability changed (from the pipeline's writability observer, on the
+    /// event loop): a writable socket resumes a flush that stopped for it.
+    func writabilityChanged(_ writable: Bool) {
+        let schedule = state.withLock { s in
+            s.socketWritable = writable
+            return writable && Self.claimFlush(&s)
+        }
+        guard schedule else { return }
+        var round = FlushRound()
+        flush(into: &round)
+        round.record(metrics)
     }
 
     private static func claimFlush(_ s: inout State) -> Bool {
@@ -155,14 +169,15 @@ final class OutboundQueue: Sendable {
         flusher.schedule(self)
     }
 
-    /// Writes what is queued while the socket takes it (on the event loop).
-    func flush() {
+    /// Writes what is queued while the socket takes it (on the event loop), counting what it
+    /// wrote into `round` (the caller records a round's metrics once).
+    func flush(into round: inout FlushRound) {
         var wrote = false
         while true {
             var step = FlushStep()
             state.withLock { s in
-                guard !s.ended, channel.isWritable else {
-                    // Not writable: resumed by `writable()`.
+                guard !s.ended, s.socketWritable else {
+                    // Not writable: resumed by `writabilityChanged(true)`.
                     s.flushScheduled = false
                     step.last = true
                     return
@@ -192,10 +207,12 @@ final class OutboundQueue: Sendable {
             // queued can no longer be delivered.
             let writer = rawWriter.value
             if let first = step.first {
-                let now = ContinuousClock.now
-                write(first, with: writer, now: now)
-                for frame in step.more { write(frame, with: writer, now: now) }
-                metrics.framesOut.increment(by: 1 + step.more.count)
+                writer?.write(NIOAny(first.bytes), promise: nil)
+                round.count(first)
+                for frame in step.more {
+                    writer?.write(NIOAny(frame.bytes), promise: nil)
+                    round.count(frame)
+                }
                 wrote = true
             }
             if step.last {
@@ -206,15 +223,7 @@ final class OutboundQueue: Sendable {
         }
     }
 
-    private func write(_ frame: QueuedFrame, with writer: ChannelHandlerContext?, now: ContinuousClock.Instant) {
-        writer?.write(NIOAny(frame.bytes), promise: nil)
-        if let enqueuedAt = frame.enqueuedAt { metrics.fanoutLatency.record(now - enqueuedAt) }
-    }
-
-    /// A complete WebSocket frame, and when a live delivery was queued.
-    typealias QueuedFrame = (bytes: ByteBuffer, enqueuedAt: ContinuousClock.Instant?)
-
-    /// What one pass of ``flush()`` took from the queue under its lock.
+    /// What one pass of ``flush(into:)`` took from the queue under its lock.
     private struct FlushStep {
         var first: QueuedFrame?
         var more: [QueuedFrame] = []
@@ -225,15 +234,48 @@ final class OutboundQueue: Sendable {
     }
 }
 
+/// A complete WebSocket frame, and when a live delivery was queued.
+struct QueuedFrame {
+    var bytes: ByteBuffer
+    var enqueuedAt: ContinuousClock.Instant?
+}
+
+/// What a flush round (one event-loop pass over the connections that got frames) wrote, for
+/// its metrics: a fanout writes one frame to each of a thousand sockets, and one counter update
+/// and one latency observation per round instead of per frame keep the metrics' locks and
+/// clock reads out of the per-delivery cost.
+struct FlushRound {
+    private(set) var frames = 0
+    /// When the oldest live delivery written in this round was queued.
+    private(set) var oldestLive: ContinuousClock.Instant?
+
+    mutating func count(_ frame: QueuedFrame) {
+        frames += 1
+        if let queued = frame.enqueuedAt, oldestLive.map({ queued < $0 }) ?? true { oldestLive = queued }
+    }
+
+    /// Frames out, and the round's slowest live delivery: from its commit until the round
+    /// handed its last frame to the sockets.
+    func record(_ metrics: ServerMetrics) {
+        guard frames > 0 else { return }
+        metrics.framesOut.increment(by: frames)
+        if let oldestLive { metrics.fanoutLatency.record(.now - oldestLive) }
+    }
+}
+
 /// Runs the flushes of every connection of one event loop that got frames, in one task on
 /// that loop: a fanout to a thousand connections then costs a couple of event-loop wake-ups,
 /// not a thousand.
 final class LoopFlusher: Sendable {
     private let loop: any EventLoop
+    /// This loop's number among the server's flushers (0, 1, …): a fanout keeps its per-loop
+    /// state in an array at this index.
+    let index: Int
     private let dirty = Mutex<(queues: [OutboundQueue], scheduled: Bool)>(([], false))
 
-    init(loop: any EventLoop) {
+    init(loop: any EventLoop, index: Int) {
         self.loop = loop
+        self.index = index
     }
 
     func schedule(_ queue: OutboundQueue) {
@@ -263,7 +305,10 @@ final class LoopFlusher: Sendable {
                 return d.queues
             }
             guard !queues.isEmpty else { return }
-            for queue in queues { queue.flush() }
+            var round = FlushRound()
+            for queue in queues { queue.flush(into: &round) }
+            // Every queue reports to the server's one set of instruments.
+            round.record(queues[0].metrics)
         }
     }
 }
@@ -283,7 +328,8 @@ final class RawFrameWriter: ChannelOutboundHandler, Sendable {
     func handlerRemoved(context: ChannelHandlerContext) { slot.value = nil }
 }
 
-/// Tells a connection's queue when its socket drains (placed at the end of the pipeline).
+/// Tells a connection's queue when its socket fills up and drains (placed at the end of the
+/// pipeline; NIO fires the change synchronously from the write that crossed a watermark).
 final class WritabilityObserver: ChannelInboundHandler, Sendable {
     typealias InboundIn = Never
     let queue: OutboundQueue
@@ -293,7 +339,7 @@ final class WritabilityObserver: ChannelInboundHandler, Sendable {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { queue.writable() }
+        queue.writabilityChanged(context.channel.isWritable)
         context.fireChannelWritabilityChanged()
     }
 }

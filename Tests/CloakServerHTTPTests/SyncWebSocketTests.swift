@@ -135,6 +135,37 @@ import Testing
         }
     }
 
+    /// A reader that pauses long enough for its socket to stop taking writes (a 4 KiB receive
+    /// buffer, 6 MiB pushed) but not past its queue's bound resumes where it stopped: the queue
+    /// waits for the socket's writability event and then delivers everything, in cursor order,
+    /// without an error.
+    @Test func aPausedReaderResumesAndGetsEverythingInOrder() async throws {
+        try await withServer({
+            $0.sync.maxOutboundQueueBytes = 32 << 20
+            $0.sync.limits.maxPushesPerSecond = 10_000
+        }) { server in
+            var account = TestAccount.make(seed: 506, devices: 2)
+            let pusher = try await WebSocketTestClient.owner(of: account, port: server.port)
+            let paused = try await WebSocketTestClient.subscriber(of: account, port: server.port, receiveBuffer: 4_096)
+            try await paused.setReading(false)
+            let pushes = 48
+            for n in 0..<pushes {
+                let batch = (0..<8).map { _ in account.next(in: conversation(1), bodyBytes: 16 << 10) }
+                try await pusher.send(Frames.push(batch, id: 10 + UInt64(n)))
+                #expect(try await pusher.reply().pushAckBody?.results.count == 8)
+            }
+            try await paused.setReading(true)
+            var cursors: [UInt64] = []
+            while cursors.count < pushes * 8 {
+                let frame = try await paused.reply()
+                #expect(frame.errorCode == nil)
+                cursors += frame.deliverBody?.items.map(\.cursor) ?? []
+            }
+            #expect(cursors == Array(1...UInt64(pushes * 8)))
+            #expect(server.registry.connectionCount == 2)
+        }
+    }
+
     @Test func aSlowConsumerIsDisconnectedAtItsBound() async throws {
         try await withServer({
             $0.sync.maxOutboundQueueBytes = 256 << 10
