@@ -101,9 +101,17 @@ struct AsyncConnection {
             await send(Frames.register(account.genesis, id: 1))
             guard case .done = await reply(to: 1)?.body else { return false }
         }
-        await send(Frames.authenticate(account: account.account, device: account.devices[device], nonce: nonce, id: 2))
-        guard case .authResult = await reply(to: 2)?.body else { return false }
-        return true
+        // INTERNAL is retryable (PROTOCOL.md: "retry the same bytes later"): a server sharing its
+        // database with a busy process may find the account moved on while it reads it.
+        let authenticate = Frames.authenticate(account: account.account, device: account.devices[device], nonce: nonce, id: 2)
+        for attempt in 0..<5 {
+            if attempt > 0 { try? await Task.sleep(for: .milliseconds(20 * attempt)) }
+            await send(authenticate)
+            let answer = await reply(to: 2)
+            if case .authResult = answer?.body { return true }
+            guard answer?.errorCode == .internal else { return false }
+        }
+        return false
     }
 }
 
