@@ -100,8 +100,9 @@ extension ServerConnection {
         // Without signatures to check, parsing a change set costs a few microseconds: less than
         // handing it to another thread.
         let work: any WorkSpreader = verify ? registry.work : SequentialWork()
+        let author = PushAuthor(context)
         let items = work.map(payloads.count) { index in
-            Self.prepare(Array(payloads[index]), limit: limit, verify: verify, context)
+            Self.prepare(Array(payloads[index]), limit: limit, verify: verify, author, context)
         }
         for item in items {
             if let error = item.error { registry.metrics.error(error) }
@@ -142,7 +143,9 @@ extension ServerConnection {
         }
     }
 
-    private static func prepare(_ bytes: [UInt8], limit: Int, verify: Bool, _ context: RequestContext) -> PreparedItem {
+    private static func prepare(
+        _ bytes: [UInt8], limit: Int, verify: Bool, _ author: PushAuthor, _ context: RequestContext
+    ) -> PreparedItem {
         guard bytes.count <= limit else {
             return PreparedItem(error: .changeSetTooLarge(size: bytes.count, limit: limit))
         }
@@ -159,20 +162,19 @@ extension ServerConnection {
             return item
         }
         guard let head = context.log.hash(atIndex: header.deviceLogIndex), head == header.deviceLogHead,
-            context.log.isActive(header.author, atIndex: header.deviceLogIndex),
-            let key = context.log.members[header.author]?.signingKey
+            let member = author.member, member.isActive(atIndex: header.deviceLogIndex)
         else {
             item.error = .invalidField("device_log_index/device_log_head do not name a log entry the author was active at")
             return item
         }
         if verify {
-            do { try changeSet.verifySignature(key) } catch {
+            do { try changeSet.verifySignature(member.signingKey) } catch {
                 item.error = error
                 return item
             }
         }
         item.changeSet = changeSet
-        if let removal = context.log.newestRemovalIndex, header.deviceLogIndex < removal { item.staleDeviceLog = true }
+        if let removal = author.newestRemoval, header.deviceLogIndex < removal { item.staleDeviceLog = true }
         return item
     }
 
@@ -214,5 +216,20 @@ extension ServerConnection {
                 try ConversationID(validating: data, field: "conversation_ids")
             }
         } catch { throw .request(error) }
+    }
+}
+
+/// What every change set of a push is checked against that depends only on its author (the
+/// authenticated device: any other author is refused first), looked up once per push rather
+/// than once per change set.
+struct PushAuthor: Sendable {
+    /// The author as a device of the log (nil: not a member, or only as the recovery key).
+    let member: DeviceLog.Member?
+    /// The index of the log's newest removal: change sets written under an older head are stale.
+    let newestRemoval: UInt64?
+
+    init(_ context: RequestContext) {
+        member = context.log.members[context.session.device].flatMap { $0.isRecoveryKey ? nil : $0 }
+        newestRemoval = context.log.newestRemovalIndex
     }
 }

@@ -185,9 +185,13 @@ extension SyncRegistry {
     /// were sent; otherwise (a shared store, behind change sets another process committed) a
     /// fanout read sends it in cursor order with what precedes it.
     private func fanOutCommitted(_ items: [FanoutItem], account: AccountID, in s: inout RegistryState) {
-        guard let state = s.accounts[account], let first = items.first, let last = items.last else { return }
-        if !configuration.sharedStore || (!state.fanoutReading && first.cursor == state.deliveredHead + 1) {
-            s.accounts[account]?.deliveredHead = max(state.deliveredHead, last.cursor)
+        // Scalars only: a copy of the account alive while `localOrigins` is written below would
+        // make that dictionary copy itself whole for every item.
+        guard let deliveredHead = s.accounts[account]?.deliveredHead, let reading = s.accounts[account]?.fanoutReading,
+            let first = items.first, let last = items.last
+        else { return }
+        if !configuration.sharedStore || (!reading && first.cursor == deliveredHead + 1) {
+            s.accounts[account]?.deliveredHead = max(deliveredHead, last.cursor)
             fanOut(items, account: account, in: &s)
         } else {
             for item in items { s.accounts[account]?.localOrigins[item.cursor] = item.origin }

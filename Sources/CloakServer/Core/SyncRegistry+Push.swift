@@ -61,32 +61,62 @@ extension SyncRegistry {
     ) -> PushStaging {
         state.withLock { s in
             guard s.connections[connection]?.closed == false else { return .staged }
-            guard let account = s.accounts[session.account], !account.needsReload else { return .failed(.internalError) }
-            var plan = PushPlan(account: account, pendingID: s.pending.id, limit: configuration.limits.maxAccountBytes)
-            for item in items { plan.check(item, known: known) }
-            guard plan.lookups.isEmpty else { return .needsLookup(Array(Set(plan.lookups)).sorted { $0.seq < $1.seq }) }
-            if configuration.sharedStore, !fresh {
-                let unchecked = plan.cachedHeads.filter { !looked.contains($0) }
-                if !unchecked.isEmpty { return .needsLookup(Array(Set(unchecked)).sorted { $0.seq < $1.seq }) }
-                let moved = plan.cachedHeads.contains { known[$0] != nil }
-                if moved || plan.cachedQuota {
-                    if account.pendingWrites == 0 {
-                        s.accounts[session.account]?.needsReload = true
-                        return .needsReload
-                    }
-                    if moved {
-                        s.accounts[session.account]?.remoteChanged = true
-                        return .failed(.internalError)
-                    }
-                }
+            switch plan(items, account: session.account, known: known, looked: looked, fresh: fresh, in: s) {
+            case .decided(let staging):
+                return staging
+            case .reload:
+                s.accounts[session.account]?.needsReload = true
+                return .needsReload
+            case .remoteChanged:
+                s.accounts[session.account]?.remoteChanged = true
+                return .failed(.internalError)
+            case .apply(let plan):
+                apply(plan, connection: connection, session: session, requestID: requestID, in: &s)
+                return .staged
             }
-            apply(plan, connection: connection, session: session, requestID: requestID, in: &s)
-            return .staged
         }
     }
 
+    private enum Planned {
+        case decided(PushStaging)
+        /// Decided against a cached account another process may have moved on, with none of
+        /// this process's writes of it in flight: reload it and run the push again.
+        case reload
+        /// Another process moved a chain on while this one has writes of the account in
+        /// flight: INTERNAL now, and the account reloads after them.
+        case remoteChanged
+        case apply(PushPlan.Outcome)
+    }
+
+    /// Works out a push against the account without changing anything. Only its outcome
+    /// leaves this function, not the copy of the account it was checked against: a copy still
+    /// alive when ``apply`` writes the account's chains and staged refs would make each of
+    /// those dictionaries copy itself whole (copy-on-write), once per push.
+    private func plan(
+        _ items: [PreparedItem], account id: AccountID, known: [ChainSeq: StoredChangeSetRef], looked: Set<ChainSeq>,
+        fresh: Bool, in s: borrowing RegistryState
+    ) -> Planned {
+        guard let account = s.accounts[id], !account.needsReload else { return .decided(.failed(.internalError)) }
+        var plan = PushPlan(account: account, pendingID: s.pending.id, limit: configuration.limits.maxAccountBytes)
+        for item in items { plan.check(item, known: known) }
+        guard plan.lookups.isEmpty else {
+            return .decided(.needsLookup(Array(Set(plan.lookups)).sorted { $0.seq < $1.seq }))
+        }
+        if configuration.sharedStore, !fresh {
+            let unchecked = plan.cachedHeads.filter { !looked.contains($0) }
+            if !unchecked.isEmpty { return .decided(.needsLookup(Array(Set(unchecked)).sorted { $0.seq < $1.seq })) }
+            let moved = plan.cachedHeads.contains { known[$0] != nil }
+            if moved || plan.cachedQuota {
+                if account.pendingWrites == 0 { return .reload }
+                if moved { return .remoteChanged }
+            }
+        }
+        return .apply(plan.outcome)
+    }
+
     private func apply(
-        _ plan: PushPlan, connection: ConnectionID, session: Session, requestID: UInt64, in s: inout RegistryState
+        _ plan: PushPlan.Outcome, connection: ConnectionID, session: Session, requestID: UInt64,
+        in s: inout RegistryState
     ) {
         let id = session.account
         for (key, position) in plan.chains { s.accounts[id]?.chains[key] = position }
@@ -134,6 +164,20 @@ struct PushPlan {
     var cachedHeads: [ChainSeq] = []
     /// A QUOTA_EXCEEDED was decided against the cached byte count.
     var cachedQuota = false
+
+    /// What ``SyncRegistry`` applies to the account: everything but the account itself.
+    struct Outcome {
+        var chains: [ChainKey: ChainPosition]
+        var staged: [ChainSeq: StagedRef]
+        var rows: [WriteBatch.ChangeSetRow]
+        var bytes: Int64
+        var results: [Cloak_V1_PushResult]
+        var waitFor: UInt64?
+    }
+
+    var outcome: Outcome {
+        Outcome(chains: chains, staged: staged, rows: rows, bytes: bytes, results: results, waitFor: waitFor)
+    }
 
     init(account: AccountState, pendingID: UInt64, limit: Int64) {
         self.account = account
