@@ -31,13 +31,17 @@ struct ServerSuite: ParsableCommand {
     @Flag(help: "A tenth of every workload (a smoke run; the numbers are not the issue's).")
     var quick = false
 
-    @Option(help: "Phases to run (comma-separated: ingest1, ingest16, ingest256, fanout, memory, shared; catch-up runs with ingest1; shared is fanout across two server processes on PostgreSQL).")
-    var phases = "ingest1,ingest16,ingest256,fanout,memory,shared"
+    @Option(help: "Phases to run (comma-separated: ingest1, ingest16, ingest256, fanout, floor, memory, shared; catch-up runs with ingest1; floor is the fanout workload on a bare SwiftNIO relay; shared is fanout across two server processes on PostgreSQL).")
+    var phases = "ingest1,ingest16,ingest256,fanout,floor,memory,shared"
 
     @Flag(help: .hidden) var child = false
+    @Flag(help: .hidden) var floorChild = false
     @Option(help: .hidden) var database = ""
 
     func run() throws {
+        if floorChild {
+            try blocking { try await FanoutFloorServer.serve() }
+        }
         if child {
             // As cloak-server does: the sync tasks run on NIO's event loops.
             NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
@@ -116,9 +120,14 @@ final class ChildServer: Sendable {
     }
 
     static func start(database: String) async throws -> ChildServer {
+        try await start(arguments: ["server", "--child", "--database", database])
+    }
+
+    /// This executable run again with `arguments`; it prints `listening PORT` once it serves.
+    static func start(arguments: [String]) async throws -> ChildServer {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        process.arguments = ["server", "--child", "--database", database]
+        process.arguments = arguments
         let output = Pipe()
         process.standardOutput = output
         try process.run()
@@ -787,6 +796,14 @@ struct ServerBenchmark: Sendable {
         let size = data.chains[0].reduce(0) { $0 + $1.count } / max(data.chains[0].count, 1)
         report.add("change_set_bytes", Double(size), unit: "bytes", note: "1 KiB ciphertext + header, signature, framing")
         try await run(.sqlite, data, &report)
+        if phases.contains("floor") {
+            // Right after the SQLite phases, so it compares with their fanout in one sitting.
+            log("server: fanout floor: a bare SwiftNIO relay, the same workload")
+            let (cpu, deliveries) = try await FanoutFloor.measure()
+            report.add(
+                "floor.fanout.swiftnio_relay.server_cpu_per_delivery", cpu, unit: "µs",
+                note: "\(deliveries) deliveries; no protocol, no store")
+        }
         if let postgres = await BenchStore.postgres() {
             try await run(postgres, data, &report)
         } else {
