@@ -97,7 +97,8 @@ extension SyncRegistry {
         fresh: Bool, in s: borrowing RegistryState
     ) -> Planned {
         guard let account = s.accounts[id], !account.needsReload else { return .decided(.failed(.internalError)) }
-        var plan = PushPlan(account: account, pendingID: s.pending.id, limit: configuration.limits.maxAccountBytes)
+        var plan = PushPlan(
+            account: account, pendingID: s.pending.id, limit: configuration.limits.maxAccountBytes, capacity: items.count)
         for item in items { plan.check(item, known: known) }
         guard plan.lookups.isEmpty else {
             return .decided(.needsLookup(Array(Set(plan.lookups)).sorted { $0.seq < $1.seq }))
@@ -179,10 +180,15 @@ struct PushPlan {
         Outcome(chains: chains, staged: staged, rows: rows, bytes: bytes, results: results, waitFor: waitFor)
     }
 
-    init(account: AccountState, pendingID: UInt64, limit: Int64) {
+    /// `capacity`: the push's change-set count (room for every result, row and staged ref up
+    /// front, instead of growing one at a time).
+    init(account: AccountState, pendingID: UInt64, limit: Int64, capacity: Int) {
         self.account = account
         self.pendingID = pendingID
         self.limit = limit
+        staged.reserveCapacity(capacity)
+        rows.reserveCapacity(capacity)
+        results.reserveCapacity(capacity)
     }
 
     mutating func check(_ item: PreparedItem, known: [ChainSeq: StoredChangeSetRef]) {
