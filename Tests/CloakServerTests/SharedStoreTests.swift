@@ -182,6 +182,59 @@ import Testing
         #expect(try stored(store, account.account).map(\.cursor) == [1, 2, 3])
     }
 
+    /// A version conflict takes out only what depends on the account's version. A mailbox slot
+    /// and a cursor acknowledgement staged in the same batch are written anyway: the slot's put
+    /// is answered DONE, the fire-and-forget acknowledgement (request id 0) is stored rather than
+    /// silently lost, and the push that conflicted still gets INTERNAL and lands on retry.
+    @Test func mailboxSlotsAndCursorAcknowledgementsSurviveAVersionConflict() async throws {
+        let (first, second, store) = twoSharedProcesses()
+        var account = TestAccount.make(seed: 99, devices: 2)
+        let owner = registerWithEveryDevice(account, on: first)
+        let laptop = CoreClient(second)
+        laptop.login(account, device: 1)
+        let own = laptop.send(Frames.push([account.next(by: 1, in: conversation(2))], id: 3))
+        #expect(own.compactMap(\.pushAckBody).first?.results.map(\.cursor) == [1])
+        first.remoteCommit(account.account)
+        // Cursor 2 through the first process, not announced to the second.
+        let other = owner.send(Frames.push([account.next(by: 0, in: conversation(1))], id: 4))
+        #expect(other.compactMap(\.pushAckBody).first?.results.map(\.cursor) == [2])
+
+        second.autoCommit = false
+        let stale = account.next(by: 1, in: conversation(2))
+        laptop.send(Frames.push([stale], id: 5))
+        laptop.send(Frames.ackCursor(1, id: 0))
+        var put = Cloak_V1_MailboxPut()
+        put.mailboxID = Data([UInt8](repeating: 5, count: 16))
+        put.payload = Data([9, 8, 7])
+        put.ttlSeconds = 60
+        laptop.send(FrameCodec.encode(.mailboxPut(put), requestID: 6))
+        let (id, batch) = try #require(second.registry.takeBatch())
+        let conflicts = try store.commitNow(batch)
+        #expect(conflicts == [account.account])
+        second.registry.finishBatch(id, error: nil, conflicts: conflicts)
+
+        let replies = laptop.receive()
+        #expect(replies.map(\.requestID) == [5, 6])
+        #expect(replies.first?.errorCode == .`internal`)
+        #expect(replies.last.map { if case .done = $0.body { true } else { false } } == true)
+        let acknowledged = try await store.compactionInput(account.account).acknowledged
+        #expect(acknowledged[account.devices[1].id] == 1)
+        var take = Cloak_V1_MailboxTake()
+        take.mailboxID = put.mailboxID
+        let taken = CoreClient(first).send(FrameCodec.encode(.mailboxTake(take), requestID: 7)).first?.body
+        guard case .mailboxContent(let content) = taken else {
+            Issue.record("the mailbox slot was not stored")
+            return
+        }
+        #expect(Array(content.payload) == [9, 8, 7])
+
+        // Nothing of the account is left in flight: the retry reloads and lands after cursor 2.
+        second.autoCommit = true
+        #expect(!second.commit())
+        let retried = laptop.send(Frames.push([stale], id: 8))
+        #expect(retried.compactMap(\.pushAckBody).first?.results.map(\.cursor) == [3])
+    }
+
     /// While this process has writes of the account in flight, a GAP is still answered when the
     /// store confirms nothing follows the cached head; only a head the store shows moved gets
     /// INTERNAL (retry once the writes finish and the account reloaded).

@@ -14,6 +14,10 @@ enum Completion {
 struct Waiting {
     var account: AccountID
     var completion: Completion
+    /// Its rows depend on the cached account state (see ``SyncRegistry/stage``). Unversioned
+    /// rows (mailbox slots, cursor acknowledgements) are written whatever the account's version,
+    /// so a version conflict neither drops them nor fails their replies.
+    var versioned = true
 }
 
 /// A change set to fan out once its batch is durable.
@@ -31,6 +35,8 @@ struct PendingBatch {
     var completions: [Waiting] = []
     var fanout: [AccountID: [FanoutItem]] = [:]
     var rowsByAccount: [AccountID: Int] = [:]
+    /// The part of ``rowsByAccount`` that is unversioned (kept through a version conflict).
+    var unversionedRows: [AccountID: Int] = [:]
 
     init(id: UInt64) {
         self.id = id
@@ -38,18 +44,18 @@ struct PendingBatch {
 
     var isEmpty: Bool { batch.isEmpty && completions.isEmpty }
 
-    /// Takes `accounts`' rows, replies and fanout out of the batch; returns the replies.
+    /// Takes `accounts`' versioned rows, their replies and fanout out of the batch (a version
+    /// conflict); returns the replies. Unversioned rows and their replies stay.
     mutating func remove(_ accounts: Set<AccountID>) -> [Waiting] {
         batch = batch.removing(accounts)
-        let (gone, kept) = (
-            completions.filter { accounts.contains($0.account) }, completions.filter { !accounts.contains($0.account) }
-        )
+        func gone(_ waiting: Waiting) -> Bool { waiting.versioned && accounts.contains(waiting.account) }
+        let (removed, kept) = (completions.filter(gone), completions.filter { !gone($0) })
         completions = kept
         for account in accounts {
             fanout[account] = nil
-            rowsByAccount[account] = nil
+            rowsByAccount[account] = unversionedRows[account]
         }
-        return gone
+        return removed
     }
 }
 
@@ -80,8 +86,10 @@ extension SyncRegistry {
     /// request. Nothing unacknowledged is lost: clients re-push.
     ///
     /// `conflicts` are the accounts whose version check failed (a shared store: another
-    /// process wrote them since this one read them). Their rows were not written; their
-    /// replies in this batch and the next get INTERNAL, and they reload before their next request.
+    /// process wrote them since this one read them). Their versioned rows were not written;
+    /// the replies waiting for those in this batch and the next get INTERNAL, and the accounts
+    /// reload before their next request. Their mailbox slots and cursor acknowledgements were
+    /// written and are answered as usual.
     public func finishBatch(_ id: UInt64, error: StoreError?, conflicts: Set<AccountID> = []) {
         state.withLock { s in
             guard var batch = s.inFlight, batch.id == id else { return }
@@ -139,7 +147,9 @@ extension SyncRegistry {
         let failed = batch.remove(conflicts) + s.pending.remove(conflicts)
         for account in conflicts {
             s.accounts[account]?.needsReload = true
-            s.accounts[account]?.pendingWrites = 0
+            // What is left of the account in either batch is unversioned and still commits.
+            s.accounts[account]?.pendingWrites =
+                (batch.rowsByAccount[account] ?? 0) + (s.pending.rowsByAccount[account] ?? 0)
             s.accounts[account]?.remoteChanged = false
             s.accounts[account]?.staged = [:]
         }
@@ -302,7 +312,10 @@ extension SyncRegistry {
         _ add: (inout PendingBatch) -> Void
     ) {
         add(&s.pending)
-        if let completion { s.pending.completions.append(Waiting(account: account, completion: completion)) }
+        if let completion {
+            s.pending.completions.append(Waiting(account: account, completion: completion, versioned: versioned))
+        }
+        if !versioned { s.pending.unversionedRows[account, default: 0] += rows }
         if configuration.sharedStore, versioned, s.pending.batch.accountVersions[account] == nil,
             let version = s.accounts[account]?.version
         {

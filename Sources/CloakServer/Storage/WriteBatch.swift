@@ -176,7 +176,9 @@ public struct WriteBatch: Sendable, Equatable {
             && recoveries.isEmpty && cursorAcks.isEmpty
     }
 
-    /// The batch without any row of `accounts` (what a store writes when their version checks fail).
+    /// The batch without the rows of `accounts` that depend on the account's version (what a
+    /// store writes when their version checks fail): their mailbox slots and cursor
+    /// acknowledgements stay.
     public func removing(_ accounts: Set<AccountID>) -> WriteBatch {
         guard !accounts.isEmpty else { return self }
         var kept = self
@@ -186,7 +188,7 @@ public struct WriteBatch: Sendable, Equatable {
         kept.envelopes.removeAll { accounts.contains($0.account) }
         kept.snapshots.removeAll { accounts.contains($0.account) }
         kept.recoveries.removeAll { accounts.contains($0.account) }
-        kept.cursorAcks.removeAll { accounts.contains($0.account) }
+        // Mailbox slots and cursor acknowledgements do not depend on the account's version.
         return kept
     }
 
