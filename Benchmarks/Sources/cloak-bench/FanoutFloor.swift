@@ -30,7 +30,7 @@ enum FanoutFloor {
 
     private static func drive(_ child: ChildServer, receivers: Int, pushes: Int) async throws -> (Double, Int) {
         let group = MultiThreadedEventLoopGroup.singleton
-        let received = ByteCount()
+        let received = ItemCount()
         func connect() async throws -> any Channel {
             try await ClientBootstrap(group: group)
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -62,9 +62,9 @@ enum FanoutFloor {
     /// Counts what a receiver reads, and drops it.
     private final class Drain: ChannelInboundHandler, Sendable {
         typealias InboundIn = ByteBuffer
-        let count: ByteCount
+        let count: ItemCount
 
-        init(_ count: ByteCount) {
+        init(_ count: ItemCount) {
             self.count = count
         }
 
@@ -72,15 +72,6 @@ enum FanoutFloor {
             count.add(unwrapInboundIn(data).readableBytes)
         }
     }
-}
-
-/// A shared byte counter.
-final class ByteCount: Sendable {
-    private let count = Atomic<Int>(0)
-
-    func add(_ n: Int) { count.add(n, ordering: .relaxed) }
-
-    var value: Int { count.load(ordering: .relaxed) }
 }
 
 /// The floor's child: a SwiftNIO server with no protocol at all. Whatever one connection
