@@ -87,7 +87,6 @@ public struct CloakHTTPServer: Sendable {
         self.store = store
         self.logger = logger
         self.random = random
-        table = ConnectionTable()
         prometheus = PrometheusCollectorRegistry()
         var factory = PrometheusMetricsFactory(registry: prometheus)
         // Commits and fanout take well under the default 5 ms lowest bucket.
@@ -98,6 +97,7 @@ public struct CloakHTTPServer: Sendable {
         ]
         factory.durationHistogramBuckets = ["cloak_commit_latency_seconds": fine, "cloak_fanout_latency_seconds": fine]
         let metrics = ServerMetrics(factory: factory)
+        table = ConnectionTable(metrics: metrics)
         registry = SyncRegistry(
             configuration: configuration.sync, output: table, metrics: metrics, logger: logger, work: ConcurrentWork())
     }

@@ -7,13 +7,16 @@ import Synchronization
 /// ``OutboundQueue`` and its commit requests to the group committer.
 final class ConnectionTable: ServerOutput {
     private let queues = Mutex<[ConnectionID: OutboundQueue]>([:])
-    private let flushers = Mutex<[ObjectIdentifier: LoopFlusher]>([:])
+    /// One flusher per event loop, in the order the loops were first seen.
+    private let flushers = Mutex<[(loop: ObjectIdentifier, flusher: LoopFlusher)]>([])
+    private let metrics: ServerMetrics
     let commitRequests: AsyncStream<Void>
     private let commitContinuation: AsyncStream<Void>.Continuation
     let fanoutRequests: AsyncStream<Void>
     private let fanoutContinuation: AsyncStream<Void>.Continuation
 
-    init() {
+    init(metrics: ServerMetrics) {
+        self.metrics = metrics
         // One pending wake-up is enough: the committer (and the fanout reader) drains
         // everything waiting when it runs.
         (commitRequests, commitContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
@@ -24,19 +27,22 @@ final class ConnectionTable: ServerOutput {
     func flusher(for loop: any EventLoop) -> LoopFlusher {
         flushers.withLock { f in
             let key = ObjectIdentifier(loop as AnyObject)
-            if let existing = f[key] { return existing }
-            let flusher = LoopFlusher(loop: loop, index: f.count)
-            f[key] = flusher
+            if let existing = f.first(where: { $0.loop == key }) { return existing.flusher }
+            let flusher = LoopFlusher(loop: loop, metrics: metrics)
+            f.append((key, flusher))
             return flusher
         }
     }
 
     func register(_ id: ConnectionID, _ queue: OutboundQueue) {
         queues.withLock { $0[id] = queue }
+        queue.flusher.add(id, queue)
     }
 
     func remove(_ id: ConnectionID) {
-        queues.withLock { $0.removeValue(forKey: id) }?.end()
+        guard let queue = queues.withLock({ $0.removeValue(forKey: id) }) else { return }
+        queue.flusher.remove(id)
+        queue.end()
     }
 
     /// Connections whose handler has not finished yet.
@@ -46,32 +52,27 @@ final class ConnectionTable: ServerOutput {
         queues.withLock { $0[connection] }?.enqueue(OutboundQueue.binaryFrame(frame))
     }
 
-    /// A fanout: the WebSocket frame is encoded once per event loop (ByteBuffers are shared
-    /// copy-on-write; one copy per loop keeps the reference count every write touches on one
-    /// core) and each loop's flusher is woken once per ``scheduleChunk`` queues, so the loops
-    /// start writing while the rest are still being queued.
+    /// A fanout: each event loop gets the WebSocket frame (encoded once per loop: ByteBuffers
+    /// are shared copy-on-write, and one copy per loop keeps the reference count every write
+    /// touches on one core) and the list of connections, and picks out its own. The committing
+    /// thread thus does the same small amount of work however many subscribers there are; a
+    /// delivery to a few connections (a filtered subscription) goes to their loops directly.
     func deliver(_ frame: [UInt8], to connections: [ConnectionID]) {
-        let targets = queues.withLock { q in connections.compactMap { q[$0] } }
-        guard !targets.isEmpty else { return }
         let now = ContinuousClock.now
-        // Indexed by the loop's ``LoopFlusher/index``: a lookup per subscriber, no search.
-        var loops: [(buffer: ByteBuffer, dirty: [OutboundQueue])?] = []
-        for queue in targets {
-            let index = queue.loopIndex
-            if index >= loops.count { loops.append(contentsOf: repeatElement(nil, count: index + 1 - loops.count)) }
-            if loops[index] == nil { loops[index] = (OutboundQueue.binaryFrame(frame), []) }
-            guard queue.append(loops[index]!.buffer, enqueuedAt: now) else { continue }
-            loops[index]!.dirty.append(queue)
-            if loops[index]!.dirty.count == Self.scheduleChunk {
-                queue.flusher.schedule(loops[index]!.dirty)
-                loops[index]!.dirty.removeAll(keepingCapacity: true)
-            }
+        if connections.count <= Self.directFanout {
+            let targets = queues.withLock { q in connections.compactMap { q[$0] } }
+            guard !targets.isEmpty else { return }
+            let delivery = QueuedFrame(bytes: OutboundQueue.binaryFrame(frame), enqueuedAt: now)
+            for queue in targets { queue.flusher.enqueue(.frame(queue, delivery, counted: false)) }
+            return
         }
-        for case let loop? in loops where !loop.dirty.isEmpty { loop.dirty[0].flusher.schedule(loop.dirty) }
+        for (_, flusher) in flushers.withLock({ $0 }) {
+            flusher.enqueue(.fanout(OutboundQueue.binaryFrame(frame), connections, enqueuedAt: now))
+        }
     }
 
-    /// How many queues a fanout hands a loop's flusher at a time.
-    static let scheduleChunk = 64
+    /// Up to how many subscribers a fanout is handed to their loops one by one.
+    static let directFanout = 4
 
     func close(_ connection: ConnectionID, with error: ProtocolError) {
         queues.withLock { $0[connection] }?.close(with: error)

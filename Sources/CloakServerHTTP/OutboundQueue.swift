@@ -5,30 +5,59 @@ import NIOCore
 import Synchronization
 
 /// One connection's outgoing frames, bounded in bytes (ADV-33), written straight into the
-/// connection's NIO channel from its event loop. The core appends without ever waiting (it
-/// may hold the registry's lock); a flush on the event loop writes everything queued while the
-/// socket is writable and resumes when it becomes writable again. A peer that falls so far
-/// behind that the queue would pass its bound loses what is queued, keeps only a SLOW_CONSUMER
-/// error, and is closed: memory per connection never grows past the bound.
+/// connection's NIO channel on its event loop. Every frame reaches the socket through the
+/// loop's ``LoopFlusher``, in the order the core produced it: the core hands over without ever
+/// waiting (it may hold the registry's lock), and a fanout hands each loop one item for all of
+/// its connections, so the committing thread never touches a subscriber's queue. On the loop a
+/// frame is written at once while the socket takes it; otherwise it waits in the backlog, which
+/// drains when the socket becomes writable again. A peer that falls so far behind that the
+/// queue would pass its bound loses what is queued, gets only a SLOW_CONSUMER error, and is
+/// closed: memory per connection never grows past the bound.
 ///
 /// Data frames bypass Hummingbird's async writer (one task hop and one actor hop per frame
-/// would dominate fanout cost) and the pipeline's frame encoder: they are queued as complete
-/// WebSocket frames (``binaryFrame(_:)``; a fanout encodes one and every subscriber shares it)
-/// and written from the ``RawFrameWriter`` just below the encoder (above TLS). The closing
-/// handshake still goes through Hummingbird's writer, after the last data frame, via `onClose`.
+/// would dominate fanout cost) and the pipeline's frame encoder: they are handed over as
+/// complete WebSocket frames (``binaryFrame(_:)``; a fanout encodes one per loop and every
+/// subscriber on it shares it) and written from the ``RawFrameWriter`` just below the encoder
+/// (above TLS). The closing handshake still goes through Hummingbird's writer, after the last
+/// data frame, via `onClose`.
 final class OutboundQueue: Sendable {
     private struct State {
-        var frames = CircularBuffer<QueuedFrame>(initialCapacity: 2)
+        /// Frames that reached the loop while the socket was full (or behind earlier ones).
+        var backlog = CircularBuffer<QueuedFrame>(initialCapacity: 2)
+        /// What counts against the bound: sends still on their way to the loop, and every
+        /// frame in the backlog. A fanout frame counts once it has to wait in the backlog (on
+        /// its way it is one buffer shared by the loop's subscribers).
         var bytes = 0
+        /// Set when a close is requested: nothing more is accepted.
         var closing: ProtocolError?
+        /// The bound was passed: frames still on their way are dropped, and the close writes
+        /// SLOW_CONSUMER as the last frame.
+        var overflowed = false
+        /// The loop reached the close: it is issued once the backlog is written.
+        var closeDue = false
         var closeIssued = false
         var ended = false
-        var flushScheduled = false
-        /// The socket's writability as the pipeline last reported it (``writabilityChanged(_:)``):
-        /// reading it here, under the lock a flush takes anyway, saves a call into the channel
-        /// per delivery.
+        /// The socket's writability as the pipeline last reported it (``writabilityChanged(_:)``).
         var socketWritable = true
         var roomWaiters: [CheckedContinuation<Void, Never>] = []
+
+        /// Drops what is queued and marks the close as SLOW_CONSUMER; returns the waiters to
+        /// resume (a catch-up waiting for room must not wait for a connection that is over).
+        mutating func overflow() -> [CheckedContinuation<Void, Never>] {
+            overflowed = true
+            closing = .slowConsumer
+            backlog.removeAll()
+            bytes = 0
+            defer { roomWaiters = [] }
+            return roomWaiters
+        }
+
+        /// Room waiters to resume now that `bytes` went down.
+        mutating func roomsFreed(limit: Int) -> [CheckedContinuation<Void, Never>] {
+            guard bytes <= limit / 2, !roomWaiters.isEmpty else { return [] }
+            defer { roomWaiters = [] }
+            return roomWaiters
+        }
     }
 
     private let state = Mutex(State())
@@ -36,25 +65,20 @@ final class OutboundQueue: Sendable {
     /// The ``RawFrameWriter``'s context once it is in the pipeline (event loop only).
     let rawWriter: NIOLoopBoundBox<ChannelHandlerContext?>
     let flusher: LoopFlusher
-    /// The flusher's ``LoopFlusher/index``, read by every fanout.
-    let loopIndex: Int
     let limit: Int
-    let metrics: ServerMetrics
     /// Called once when the queue overflows (the peer has stopped reading).
     let onOverflow: @Sendable () -> Void
     /// Called once, on the event loop, after the last frame before a close was written.
     let onClose: @Sendable (ProtocolError) -> Void
 
     init(
-        channel: any Channel, flusher: LoopFlusher, limit: Int, metrics: ServerMetrics,
+        channel: any Channel, flusher: LoopFlusher, limit: Int,
         onOverflow: @escaping @Sendable () -> Void, onClose: @escaping @Sendable (ProtocolError) -> Void
     ) {
         self.channel = channel
         rawWriter = .makeEmptyBox(valueType: ChannelHandlerContext.self, eventLoop: channel.eventLoop)
         self.flusher = flusher
-        loopIndex = flusher.index
         self.limit = limit
-        self.metrics = metrics
         self.onOverflow = onOverflow
         self.onClose = onClose
     }
@@ -78,51 +102,47 @@ final class OutboundQueue: Sendable {
         return buffer
     }
 
-    /// Appends a complete frame (``binaryFrame(_:)``), or closes with SLOW_CONSUMER when it would
-    /// pass the bound.
+    /// Queues a complete frame (``binaryFrame(_:)``) after everything handed over before, or
+    /// closes with SLOW_CONSUMER when it would pass the bound.
     func enqueue(_ frame: ByteBuffer) {
-        if append(frame, enqueuedAt: nil) { scheduleFlush() }
-    }
-
-    /// ``enqueue(_:)`` without waking the flusher: returns whether the caller must hand
-    /// this queue to ``flusher`` (a fanout wakes each loop once for many queues).
-    /// `enqueuedAt` marks a live delivery for the fanout-latency histogram.
-    func append(_ frame: ByteBuffer, enqueuedAt: ContinuousClock.Instant?) -> Bool {
-        var overflowed = false
         let size = frame.readableBytes
-        let schedule: Bool = state.withLock { s in
-            guard s.closing == nil, !s.ended else { return false }
+        var rooms: [CheckedContinuation<Void, Never>] = []
+        let accepted: Bool? = state.withLock { s in
+            guard s.closing == nil, !s.ended else { return nil }
             if s.bytes + size > limit {
-                overflowed = true
-                s.frames.removeAll()
-                s.frames.append(QueuedFrame(bytes: Self.binaryFrame(FrameCodec.encodeError(.slowConsumer)), enqueuedAt: nil))
-                s.bytes = 0
-                s.closing = .slowConsumer
-            } else {
-                s.frames.append(QueuedFrame(bytes: frame, enqueuedAt: enqueuedAt))
-                s.bytes += size
+                rooms = s.overflow()
+                return false
             }
-            return Self.claimFlush(&s)
+            s.bytes += size
+            return true
         }
-        if overflowed { onOverflow() }
-        return schedule
+        switch accepted {
+        case true?:
+            flusher.enqueue(.frame(self, QueuedFrame(bytes: frame, enqueuedAt: nil), counted: true))
+        case false?:
+            for room in rooms { room.resume() }
+            onOverflow()
+            flusher.enqueue(.close(self))
+        case nil:
+            break
+        }
     }
 
     /// Closes after what is queued (the error frame was enqueued just before).
     func close(with error: ProtocolError) {
-        let schedule: Bool = state.withLock { s in
+        let accepted = state.withLock { s in
             guard s.closing == nil, !s.ended else { return false }
             s.closing = error
-            return Self.claimFlush(&s)
+            return true
         }
-        if schedule { scheduleFlush() }
+        if accepted { flusher.enqueue(.close(self)) }
     }
 
     /// The connection is over: drop what is queued.
     func end() {
         let rooms = state.withLock { s in
             s.ended = true
-            s.frames.removeAll()
+            s.backlog.removeAll()
             s.bytes = 0
             defer { s.roomWaiters = [] }
             return s.roomWaiters
@@ -147,74 +167,110 @@ final class OutboundQueue: Sendable {
     }
 
     /// The socket's writability changed (from the pipeline's writability observer, on the
-    /// event loop): a writable socket resumes a flush that stopped for it.
+    /// event loop): a writable socket takes the backlog.
     func writabilityChanged(_ writable: Bool) {
-        let schedule = state.withLock { s in
-            s.socketWritable = writable
-            return writable && Self.claimFlush(&s)
-        }
-        guard schedule else { return }
+        state.withLock { $0.socketWritable = writable }
+        guard writable else { return }
         var round = FlushRound()
-        flush(into: &round)
-        round.record(metrics)
+        writeBacklog(into: &round)
+        round.record(flusher.metrics)
     }
 
-    private static func claimFlush(_ s: inout State) -> Bool {
-        guard !s.flushScheduled, !s.frames.isEmpty || (s.closing != nil && !s.closeIssued) else { return false }
-        s.flushScheduled = true
-        return true
+    /// A frame reaching the loop (``LoopFlusher``): written now when nothing waits before it
+    /// and the socket takes it, otherwise put in the backlog. `counted` frames (sends) were
+    /// counted against the bound when queued; a fanout's frames count only in the backlog.
+    /// `flush` false leaves the flush to the caller's next frame for this connection, which
+    /// passes `unflushed` so that it flushes even when it cannot be written itself.
+    func arrive(
+        _ frame: QueuedFrame, counted: Bool, flush: Bool = true, unflushed: Bool = false, into round: inout FlushRound
+    ) {
+        enum Step { case write, wait, overflow, drop }
+        var rooms: [CheckedContinuation<Void, Never>] = []
+        let size = frame.bytes.readableBytes
+        let step: Step = state.withLock { s in
+            // An overflow already took the counted bytes away; after a close nothing is sent.
+            guard !s.ended, !s.overflowed, !s.closeDue else { return .drop }
+            if s.socketWritable, s.backlog.isEmpty {
+                if counted {
+                    s.bytes -= size
+                    rooms = s.roomsFreed(limit: limit)
+                }
+                return .write
+            }
+            if !counted {
+                if s.bytes + size > limit {
+                    rooms = s.overflow()
+                    return .overflow
+                }
+                s.bytes += size
+            }
+            s.backlog.append(frame)
+            return .wait
+        }
+        for room in rooms { room.resume() }
+        guard step == .write else {
+            if unflushed { rawWriter.value?.flush() }
+            if step == .overflow {
+                onOverflow()
+                closeArrived(into: &round)
+            }
+            return
+        }
+        guard let writer = rawWriter.value else { return }
+        writer.write(NIOAny(frame.bytes), promise: nil)
+        if flush { writer.flush() }
+        round.count(frame)
     }
 
-    private func scheduleFlush() {
-        flusher.schedule(self)
+    /// The close reaching the loop: issued after the backlog (after SLOW_CONSUMER alone when
+    /// the bound was passed).
+    func closeArrived(into round: inout FlushRound) {
+        let proceed = state.withLock { s in
+            guard !s.ended, !s.closeDue else { return false }
+            s.closeDue = true
+            if s.overflowed {
+                let error = QueuedFrame(bytes: Self.binaryFrame(FrameCodec.encodeError(.slowConsumer)), enqueuedAt: nil)
+                s.backlog.append(error)
+                s.bytes = error.bytes.readableBytes
+            }
+            return true
+        }
+        if proceed { writeBacklog(into: &round) }
     }
 
-    /// Writes what is queued while the socket takes it (on the event loop), counting what it
-    /// wrote into `round` (the caller records a round's metrics once).
-    func flush(into round: inout FlushRound) {
+    /// Writes the backlog while the socket takes it, then issues a due close once it is empty.
+    private func writeBacklog(into round: inout FlushRound) {
         var wrote = false
         while true {
-            var step = FlushStep()
+            var step = BacklogStep()
             state.withLock { s in
                 guard !s.ended, s.socketWritable else {
                     // Not writable: resumed by `writabilityChanged(true)`.
-                    s.flushScheduled = false
                     step.last = true
                     return
                 }
-                // A fanout's usual case is one frame: it is taken without an array.
-                step.first = s.frames.popFirst()
-                while step.more.count < 63, let next = s.frames.popFirst() { step.more.append(next) }
-                if let first = step.first { s.bytes -= first.bytes.readableBytes }
-                for frame in step.more { s.bytes -= frame.bytes.readableBytes }
-                if s.frames.isEmpty {
-                    // Everything is taken: this round ends with these frames, and whatever is
-                    // enqueued next schedules a new round.
+                while step.frames.count < 64, let next = s.backlog.popFirst() {
+                    s.bytes -= next.bytes.readableBytes
+                    step.frames.append(next)
+                }
+                if s.backlog.isEmpty {
                     step.last = true
-                    s.flushScheduled = false
-                    if let error = s.closing, !s.closeIssued {
+                    if s.closeDue, !s.closeIssued, let error = s.closing {
                         s.closeIssued = true
                         step.close = error
                     }
                 }
-                if s.bytes <= limit / 2, !s.roomWaiters.isEmpty {
-                    step.rooms = s.roomWaiters
-                    s.roomWaiters = []
-                }
+                step.rooms = s.roomsFreed(limit: limit)
             }
             for room in step.rooms { room.resume() }
             // Without the writer the handler was removed: the channel is closing, and what is
             // queued can no longer be delivered.
             let writer = rawWriter.value
-            if let first = step.first {
-                writer?.write(NIOAny(first.bytes), promise: nil)
-                round.count(first)
-                for frame in step.more {
-                    writer?.write(NIOAny(frame.bytes), promise: nil)
-                    round.count(frame)
-                }
-                wrote = true
+            for frame in step.frames {
+                writer?.write(NIOAny(frame.bytes), promise: nil)
+                round.count(frame)
             }
+            wrote = wrote || !step.frames.isEmpty
             if step.last {
                 if wrote { writer?.flush() }
                 if let close = step.close { onClose(close) }
@@ -223,13 +279,12 @@ final class OutboundQueue: Sendable {
         }
     }
 
-    /// What one pass of ``flush(into:)`` took from the queue under its lock.
-    private struct FlushStep {
-        var first: QueuedFrame?
-        var more: [QueuedFrame] = []
+    /// What one pass of ``writeBacklog(into:)`` took from the backlog under its lock.
+    private struct BacklogStep {
+        var frames: [QueuedFrame] = []
         var close: ProtocolError?
         var rooms: [CheckedContinuation<Void, Never>] = []
-        /// Nothing is left queued (or nothing can be written now): the round ends.
+        /// Nothing is left in the backlog (or nothing can be written now).
         var last = false
     }
 }
@@ -240,10 +295,10 @@ struct QueuedFrame {
     var enqueuedAt: ContinuousClock.Instant?
 }
 
-/// What a flush round (one event-loop pass over the connections that got frames) wrote, for
-/// its metrics: a fanout writes one frame to each of a thousand sockets, and one counter update
-/// and one latency observation per round instead of per frame keep the metrics' locks and
-/// clock reads out of the per-delivery cost.
+/// What a flush round (one event-loop pass over what was handed to it) wrote, for its metrics:
+/// a fanout writes one frame to each of a thousand sockets, and one counter update and one
+/// latency observation per round instead of per frame keep the metrics' locks and clock reads
+/// out of the per-delivery cost.
 struct FlushRound {
     private(set) var frames = 0
     /// When the oldest live delivery written in this round was queued.
@@ -263,52 +318,76 @@ struct FlushRound {
     }
 }
 
-/// Runs the flushes of every connection of one event loop that got frames, in one task on
-/// that loop: a fanout to a thousand connections then costs a couple of event-loop wake-ups,
-/// not a thousand.
+/// Everything to write to the connections of one event loop, in the order the core produced
+/// it, written by one task on that loop: a fanout to a thousand connections costs the
+/// committing thread one hand-over per loop, and each loop a couple of wake-ups.
 final class LoopFlusher: Sendable {
+    /// One hand-over.
+    enum Item: Sendable {
+        /// A frame for one connection; `counted` when it was counted against the bound on the way.
+        case frame(OutboundQueue, QueuedFrame, counted: Bool)
+        /// A fanout: the frame for each of `connections` that is on this loop.
+        case fanout(ByteBuffer, [ConnectionID], enqueuedAt: ContinuousClock.Instant)
+        /// The connection closes after what was handed over before.
+        case close(OutboundQueue)
+    }
+
     private let loop: any EventLoop
-    /// This loop's number among the server's flushers (0, 1, …): a fanout keeps its per-loop
-    /// state in an array at this index.
-    let index: Int
-    private let dirty = Mutex<(queues: [OutboundQueue], scheduled: Bool)>(([], false))
+    let metrics: ServerMetrics
+    private let pending = Mutex<(items: [Item], scheduled: Bool)>(([], false))
+    /// This loop's connections, for fanouts.
+    private let members = Mutex<[ConnectionID: OutboundQueue]>([:])
 
-    init(loop: any EventLoop, index: Int) {
+    init(loop: any EventLoop, metrics: ServerMetrics) {
         self.loop = loop
-        self.index = index
+        self.metrics = metrics
     }
 
-    func schedule(_ queue: OutboundQueue) {
-        let wake = dirty.withLock { d in
-            d.queues.append(queue)
-            defer { d.scheduled = true }
-            return !d.scheduled
-        }
-        if wake { loop.execute { self.drain() } }
+    func add(_ id: ConnectionID, _ queue: OutboundQueue) {
+        members.withLock { $0[id] = queue }
     }
 
-    /// Hands over many queues with one lock and at most one wake-up (a fanout).
-    func schedule(_ queues: [OutboundQueue]) {
-        let wake = dirty.withLock { d in
-            d.queues.append(contentsOf: queues)
-            defer { d.scheduled = true }
-            return !d.scheduled
+    func remove(_ id: ConnectionID) {
+        _ = members.withLock { $0.removeValue(forKey: id) }
+    }
+
+    /// Hands over one item; the loop is woken unless a drain is already due.
+    func enqueue(_ item: Item) {
+        let wake = pending.withLock { p in
+            p.items.append(item)
+            defer { p.scheduled = true }
+            return !p.scheduled
         }
         if wake { loop.execute { self.drain() } }
     }
 
     private func drain() {
         while true {
-            let queues = dirty.withLock { d in
-                defer { d.queues = [] }
-                if d.queues.isEmpty { d.scheduled = false }
-                return d.queues
+            let items = pending.withLock { p in
+                defer { p.items = [] }
+                if p.items.isEmpty { p.scheduled = false }
+                return p.items
             }
-            guard !queues.isEmpty else { return }
+            guard !items.isEmpty else { return }
             var round = FlushRound()
-            for queue in queues { queue.flush(into: &round) }
-            // Every queue reports to the server's one set of instruments.
-            round.record(queues[0].metrics)
+            var unflushed: OutboundQueue?
+            for index in items.indices {
+                switch items[index] {
+                case .frame(let queue, let frame, let counted):
+                    // A run of frames for one connection (catch-up pages, acks) is flushed once.
+                    var flush = true
+                    if index + 1 < items.count, case .frame(let next, _, _) = items[index + 1], next === queue { flush = false }
+                    queue.arrive(frame, counted: counted, flush: flush, unflushed: unflushed === queue, into: &round)
+                    unflushed = flush ? nil : queue
+                case .fanout(let buffer, let connections, let enqueuedAt):
+                    let targets = members.withLock { m in connections.compactMap { m[$0] } }
+                    let frame = QueuedFrame(bytes: buffer, enqueuedAt: enqueuedAt)
+                    for queue in targets { queue.arrive(frame, counted: false, flush: true, into: &round) }
+                case .close(let queue):
+                    queue.closeArrived(into: &round)
+                }
+            }
+            round.record(metrics)
         }
     }
 }

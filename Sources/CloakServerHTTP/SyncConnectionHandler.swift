@@ -26,7 +26,7 @@ struct SyncConnectionHandler: Sendable {
         let metrics = registry.metrics
         let queue = OutboundQueue(
             channel: channel, flusher: table.flusher(for: channel.eventLoop),
-            limit: registry.configuration.maxOutboundQueueBytes, metrics: metrics,
+            limit: registry.configuration.maxOutboundQueueBytes,
             onOverflow: {
                 metrics.error(.slowConsumer)
                 channel.eventLoop.scheduleTask(in: Self.closeGrace) { channel.close(promise: nil) }
