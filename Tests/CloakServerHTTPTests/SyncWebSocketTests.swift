@@ -1,7 +1,7 @@
 import CloakCrypto
 import CloakProtocol
 import CloakServer
-import CloakServerHTTP
+@testable import CloakServerHTTP
 import Foundation
 import NIOCore
 import NIOWebSocket
@@ -226,6 +226,53 @@ extension SyncWebSocketTests {
             }
             #expect(cursors == Array(1...1_000))
             #expect(pages.count == 10)
+        }
+    }
+}
+
+extension SyncWebSocketTests {
+    /// ADV-33 on a fanout large enough to be handed to each event loop as one item (more than
+    /// `ConnectionTable.directFanout` subscribers): the subscriber that stopped reading is cut
+    /// off at its bound with SLOW_CONSUMER and 1013, while every subscriber that kept reading
+    /// gets every change set, in cursor order, and stays connected.
+    @Test func aLargeFanoutCutsOffOnlyTheSubscriberThatStoppedReading() async throws {
+        try await withServer({
+            $0.sync.maxOutboundQueueBytes = 512 << 10
+            $0.sync.limits.maxPushesPerSecond = 10_000
+        }) { server in
+            var account = TestAccount.make(seed: 507, devices: 2)
+            let pusher = try await WebSocketTestClient.owner(of: account, port: server.port)
+            var readers: [WebSocketTestClient] = []
+            for _ in 0..<5 { readers.append(try await WebSocketTestClient.subscriber(of: account, port: server.port)) }
+            let slow = try await WebSocketTestClient.subscriber(of: account, port: server.port, receiveBuffer: 4_096)
+            try await slow.setReading(false)
+            #expect(readers.count + 1 > ConnectionTable.directFanout)
+            var pushes = 0
+            var overflowed = false
+            while !overflowed, pushes < 400 {
+                let batch = (0..<8).map { _ in account.next(in: conversation(1), bodyBytes: 16 << 10) }
+                try await pusher.send(Frames.push(batch, id: 10 + UInt64(pushes)))
+                _ = try await pusher.reply()
+                pushes += 1
+                overflowed = try await httpGet(port: server.port, path: "/metrics").body
+                    .contains("cloak_errors_total{code=\"slowConsumer\"}")
+            }
+            #expect(overflowed, "the slow subscriber was never cut off")
+            for (n, reader) in readers.enumerated() {
+                var cursors: [UInt64] = []
+                while cursors.count < pushes * 8 {
+                    let frame = try await reader.reply()
+                    #expect(frame.errorCode == nil, "reader \(n)")
+                    cursors += frame.deliverBody?.items.map(\.cursor) ?? []
+                }
+                #expect(cursors == Array(1...UInt64(pushes * 8)), "reader \(n)")
+            }
+            try await slow.setReading(true)
+            let (frames, close) = try await slow.untilClosed(timeout: .seconds(20))
+            #expect(frames.last?.errorCode == .slowConsumer)
+            #expect(close == 1013)
+            try await readers[0].send(Frames.ping(5, id: 999))
+            #expect(try await readers[0].reply().requestID == 999)
         }
     }
 }
