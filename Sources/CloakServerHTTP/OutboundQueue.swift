@@ -46,15 +46,22 @@ final class OutboundQueue: Sendable {
         mutating func overflow() -> [CheckedContinuation<Void, Never>] {
             overflowed = true
             closing = .slowConsumer
+            return dropQueued()
+        }
+
+        /// Drops the backlog and what counts against the bound; returns every room waiter.
+        mutating func dropQueued() -> [CheckedContinuation<Void, Never>] {
             backlog.removeAll()
             bytes = 0
-            defer { roomWaiters = [] }
-            return roomWaiters
+            return takeRoomWaiters()
         }
 
         /// Room waiters to resume now that `bytes` went down.
         mutating func roomsFreed(limit: Int) -> [CheckedContinuation<Void, Never>] {
-            guard bytes <= limit / 2, !roomWaiters.isEmpty else { return [] }
+            bytes <= limit / 2 ? takeRoomWaiters() : []
+        }
+
+        private mutating func takeRoomWaiters() -> [CheckedContinuation<Void, Never>] {
             defer { roomWaiters = [] }
             return roomWaiters
         }
@@ -142,10 +149,7 @@ final class OutboundQueue: Sendable {
     func end() {
         let rooms = state.withLock { s in
             s.ended = true
-            s.backlog.removeAll()
-            s.bytes = 0
-            defer { s.roomWaiters = [] }
-            return s.roomWaiters
+            return s.dropQueued()
         }
         for room in rooms { room.resume() }
     }
