@@ -178,16 +178,7 @@ import Testing
             #expect(server.registry.connectionCount == 2)
             // Push until the server reports the overflow (socket buffers fill first, then the
             // 256 KiB queue), then read again: what was in flight, SLOW_CONSUMER, close 1013.
-            var pushes = 0
-            var overflowed = false
-            while !overflowed, pushes < 400 {
-                let batch = (0..<8).map { _ in account.next(in: conversation(1), bodyBytes: 16 << 10) }
-                try await pusher.send(Frames.push(batch, id: 10 + UInt64(pushes)))
-                _ = try await pusher.reply()
-                pushes += 1
-                overflowed = try await httpGet(port: server.port, path: "/metrics").body
-                    .contains("cloak_errors_total{code=\"slowConsumer\"}")
-            }
+            let (_, overflowed) = try await pushUntilSlowConsumer(&account, from: pusher, port: server.port)
             #expect(overflowed, "the slow consumer was never cut off")
             try await slow.setReading(true)
             let (frames, close) = try await slow.untilClosed(timeout: .seconds(20))
@@ -247,25 +238,16 @@ extension SyncWebSocketTests {
             let slow = try await WebSocketTestClient.subscriber(of: account, port: server.port, receiveBuffer: 4_096)
             try await slow.setReading(false)
             #expect(readers.count + 1 > ConnectionTable.directFanout)
-            var pushes = 0
-            var overflowed = false
-            while !overflowed, pushes < 400 {
-                let batch = (0..<8).map { _ in account.next(in: conversation(1), bodyBytes: 16 << 10) }
-                try await pusher.send(Frames.push(batch, id: 10 + UInt64(pushes)))
-                _ = try await pusher.reply()
-                pushes += 1
-                overflowed = try await httpGet(port: server.port, path: "/metrics").body
-                    .contains("cloak_errors_total{code=\"slowConsumer\"}")
-            }
+            let (pushed, overflowed) = try await pushUntilSlowConsumer(&account, from: pusher, port: server.port)
             #expect(overflowed, "the slow subscriber was never cut off")
             for (n, reader) in readers.enumerated() {
                 var cursors: [UInt64] = []
-                while cursors.count < pushes * 8 {
+                while cursors.count < pushed {
                     let frame = try await reader.reply()
                     #expect(frame.errorCode == nil, "reader \(n)")
                     cursors += frame.deliverBody?.items.map(\.cursor) ?? []
                 }
-                #expect(cursors == Array(1...UInt64(pushes * 8)), "reader \(n)")
+                #expect(cursors == Array(1...UInt64(pushed)), "reader \(n)")
             }
             try await slow.setReading(true)
             let (frames, close) = try await slow.untilClosed(timeout: .seconds(20))
@@ -274,5 +256,26 @@ extension SyncWebSocketTests {
             try await readers[0].send(Frames.ping(5, id: 999))
             #expect(try await readers[0].reply().requestID == 999)
         }
+    }
+}
+
+extension SyncWebSocketTests {
+    /// Pushes batches of eight 16 KiB change sets, each acked, until the server's metrics
+    /// report a SLOW_CONSUMER cut-off (or 400 pushes): how many change sets were pushed, and
+    /// whether the cut-off came.
+    func pushUntilSlowConsumer(
+        _ account: inout TestAccount, from pusher: WebSocketTestClient, port: Int
+    ) async throws -> (changeSets: Int, overflowed: Bool) {
+        var pushes = 0
+        var overflowed = false
+        while !overflowed, pushes < 400 {
+            let batch = (0..<8).map { _ in account.next(in: conversation(1), bodyBytes: 16 << 10) }
+            try await pusher.send(Frames.push(batch, id: 10 + UInt64(pushes)))
+            _ = try await pusher.reply()
+            pushes += 1
+            overflowed = try await httpGet(port: port, path: "/metrics").body
+                .contains("cloak_errors_total{code=\"slowConsumer\"}")
+        }
+        return (pushes * 8, overflowed)
     }
 }
