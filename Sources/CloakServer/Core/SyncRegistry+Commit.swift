@@ -236,7 +236,7 @@ extension SyncRegistry {
             delivered += items.count * everything.count
             // Oldest connection first, not the dictionary's hash order: each fanout then writes
             // its sockets in one stable order, so receivers wake in the order they were last
-            // served (measured: ~1-2 µs of kernel CPU per delivery on loopback), and a run
+            // served (measured: about 1 µs of CPU per delivery on loopback), and a run
             // is reproducible.
             everything.sort()
             for frame in deliverFrames(items.map { StoredChangeSet(cursor: $0.cursor, bytes: $0.bytes) }) {
