@@ -43,7 +43,7 @@ struct SyncConnectionHandler: Sendable {
             // but still pass through TLS, which sits between it and the socket on wss://.
             try await channel.eventLoop.submit {
                 let encoder = try channel.pipeline.syncOperations.handler(type: WebSocketFrameEncoder.self)
-                try channel.pipeline.syncOperations.addHandler(RawFrameWriter(slot: queue.rawWriter), position: .before(encoder))
+                try channel.pipeline.syncOperations.addHandler(RawFrameWriter(queue: queue), position: .before(encoder))
                 // Frames that passed before it is added keep their key; Hummingbird unmasks those.
                 let decoder = try channel.pipeline.syncOperations.handler(type: ByteToMessageHandler<WebSocketFrameDecoder>.self)
                 try channel.pipeline.syncOperations.addHandler(WebSocketUnmasker(), position: .after(decoder))
