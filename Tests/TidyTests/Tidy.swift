@@ -36,6 +36,7 @@ struct Tidy {
         "CloakClient": ["CloakCRDT", "CloakCrypto", "CloakProtocol", "CloakSQLite", "SwiftProtobuf", "GRDB", "Logging",
                         "Synchronization"],
         "CloakServer": ["CloakCrypto", "CloakProtocol", "CloakSQLite", "GRDB", "PostgresNIO", "Logging", "Metrics", "NIOCore",
+                        "OrderedCollections",
                         "Synchronization"],
         "CloakServerHTTP": ["CloakServer", "CloakProtocol", "CloakCrypto", "Hummingbird", "HummingbirdTLS",
                             "HummingbirdWebSocket", "NIOCore", "NIOSSL", "Logging", "Metrics", "Prometheus",

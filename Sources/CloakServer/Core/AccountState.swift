@@ -1,4 +1,5 @@
 public import CloakProtocol
+import OrderedCollections
 
 /// Who a connection authenticated as.
 public struct Session: Sendable, Hashable {
@@ -87,7 +88,10 @@ struct AccountState {
     /// When a request last forced a reload of this account (at most one per second).
     var forcedReloadAtMs: UInt64?
     var connections: Set<ConnectionID> = []
-    var subscribers: [ConnectionID: Subscription] = [:]
+    /// In the order they first subscribed: a fanout writes to them in this one stable order
+    /// (see ``SyncRegistry/fanOut(_:account:in:)``). A subscriber leaving shifts the rest, which
+    /// is cheap at the few devices an account has.
+    var subscribers: OrderedDictionary<ConnectionID, Subscription> = [:]
     var pushBuckets: [DeviceID: TokenBucket] = [:]
 
     init(record: AccountRecord, log: DeviceLog) {

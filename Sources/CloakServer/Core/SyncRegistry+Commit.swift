@@ -1,6 +1,7 @@
 public import CloakProtocol
 import Logging
 import Metrics
+import OrderedCollections
 import Synchronization
 
 /// A reply that waits for a group commit.
@@ -215,7 +216,11 @@ extension SyncRegistry {
     func fanOut(_ items: [FanoutItem], account: AccountID, in s: inout RegistryState) {
         guard let subscribers = s.accounts[account]?.subscribers, !subscribers.isEmpty else { return }
         var everything: [ConnectionID] = []
+        everything.reserveCapacity(subscribers.count)
         var delivered = 0
+        // In the order the subscribers first subscribed, not a hash order: each fanout writes
+        // its sockets in one stable order, so receivers wake in the order they were last served
+        // (measured: about 1 µs of CPU per delivery on loopback), and a run is reproducible.
         for (connection, subscription) in subscribers where subscription.live {
             func wants(_ item: FanoutItem) -> Bool {
                 item.origin != connection && item.cursor > subscription.after && subscription.wants(item.conversation)
@@ -234,11 +239,6 @@ extension SyncRegistry {
         }
         if !everything.isEmpty {
             delivered += items.count * everything.count
-            // Oldest connection first, not the dictionary's hash order: each fanout then writes
-            // its sockets in one stable order, so receivers wake in the order they were last
-            // served (measured: about 1 µs of CPU per delivery on loopback), and a run
-            // is reproducible.
-            everything.sort()
             for frame in deliverFrames(items.map { StoredChangeSet(cursor: $0.cursor, bytes: $0.bytes) }) {
                 output.deliver(frame, to: everything)
             }

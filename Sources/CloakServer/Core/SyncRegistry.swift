@@ -1,6 +1,7 @@
 public import CloakProtocol
 public import Logging
 import Metrics
+import OrderedCollections
 import Synchronization
 
 /// The shared half of the sync core: every connection's registration, every account in use,
