@@ -191,7 +191,8 @@ final class OutboundQueue: Sendable {
     func arrive(
         _ frame: QueuedFrame, counted: Bool, flush: Bool = true, unflushed: Bool = false, into round: inout FlushRound
     ) {
-        channel.eventLoop.assertInEventLoop()
+        // `assert`: not even the channel's loop is looked up in release builds (per delivery).
+        assert(channel.eventLoop.inEventLoop, "OutboundQueue.arrive off its event loop")
         enum Step { case write, wait, overflow, drop }
         var rooms: [CheckedContinuation<Void, Never>] = []
         let size = frame.bytes.readableBytes
@@ -248,7 +249,7 @@ final class OutboundQueue: Sendable {
 
     /// Writes the backlog while the socket takes it, then issues a due close once it is empty.
     private func writeBacklog(into round: inout FlushRound) {
-        channel.eventLoop.assertInEventLoop()
+        assert(channel.eventLoop.inEventLoop, "OutboundQueue.writeBacklog off its event loop")
         var wrote = false
         while true {
             var step = BacklogStep()
@@ -349,9 +350,11 @@ final class LoopFlusher: Sendable {
     let metrics: ServerMetrics
     private let pending = Mutex<(items: [Item], scheduled: Bool)>(([], false))
     /// This loop's connections, for fanouts: changed and read only by ``drain()``, on the
-    /// loop. Joins and leaves travel through the same hand-over as the frames, so a connection
-    /// is a member before any fanout that names it arrives (it joins before it can subscribe),
-    /// and a fanout resolves its targets without a lock.
+    /// loop, so a fanout resolves its targets without a lock. Joins and leaves travel through
+    /// the same hand-over as the frames, and a connection joins when it registers, before it
+    /// reads its first frame. A fanout can name it only after it subscribed and went live,
+    /// which the registry records under its lock, and the fanout is handed over after that:
+    /// so the join is always ahead of it here.
     private let members: NIOLoopBoundBox<[ConnectionID: OutboundQueue]>
 
     init(loop: any EventLoop, metrics: ServerMetrics) {

@@ -89,8 +89,8 @@ struct AccountState {
     var forcedReloadAtMs: UInt64?
     var connections: Set<ConnectionID> = []
     /// In the order they first subscribed: a fanout writes to them in this one stable order
-    /// (see ``SyncRegistry/fanOut(_:account:in:)``). A subscriber leaving shifts the rest, which
-    /// is cheap at the few devices an account has.
+    /// (see ``SyncRegistry/fanOut(_:account:in:)``). A subscriber leaving shifts the rest: cheap
+    /// at an account's connection limit (`maxConnectionsPerAccount`, 64 by default).
     var subscribers: OrderedDictionary<ConnectionID, Subscription> = [:]
     var pushBuckets: [DeviceID: TokenBucket] = [:]
 

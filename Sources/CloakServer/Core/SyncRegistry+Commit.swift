@@ -293,12 +293,15 @@ extension SyncRegistry {
         -> UInt64?
     {
         state.withLock { s in
-            guard let session = s.connections[connection]?.session, let account = s.accounts[session.account],
-                account.subscribers[connection] != nil
+            // Scalars only: a copy of the account alive while the subscription is written below
+            // would make the subscriber table copy itself whole on every catch-up.
+            guard let session = s.connections[connection]?.session,
+                let deliveredHead = s.accounts[session.account]?.deliveredHead,
+                let after = s.accounts[session.account]?.subscribers[connection]?.after
             else { return nil }
-            if account.deliveredHead > through { return account.deliveredHead }
+            if deliveredHead > through { return deliveredHead }
             s.accounts[session.account]?.subscribers[connection]?.live = true
-            if configuration.sharedStore, let after = account.subscribers[connection]?.after, after < through {
+            if configuration.sharedStore, after < through {
                 s.accounts[session.account]?.subscribers[connection]?.after = through
             }
             metrics.deliveries.increment(by: page.count)
