@@ -162,7 +162,15 @@ extension SyncRegistry {
         let update = logUpdate(read, cached: cached, record: record, entries: entries)
         let conversations = (try? result.get())?.map { try? ChangeSet(wire: $0.bytes).header.conversation } ?? []
         state.withLock { s in
-            guard let before = s.accounts[read.account], before.fanoutReading, before.fanoutReadID == read.id else { return }
+            // Scalars only: a copy of the account alive while its log or members change below
+            // would make those tables copy themselves whole.
+            guard
+                let before = s.accounts[read.account].map({
+                    (reading: $0.fanoutReading, readID: $0.fanoutReadID, logCount: $0.log.entries.count,
+                     pendingWrites: $0.pendingWrites, newestVersion: max($0.announcedVersion, $0.storeVersion))
+                }),
+                before.reading, before.readID == read.id
+            else { return }
             s.accounts[read.account]?.fanoutReading = false
             guard case .success = result else {
                 logger.error("fanout read failed", metadata: ["account": "\(read.account)"])
@@ -170,7 +178,7 @@ extension SyncRegistry {
                 return
             }
             // The log changed while the read ran (a reload or a local append): read again.
-            guard cached == nil || before.log.entries.count == cached?.entries.count else {
+            guard cached == nil || before.logCount == cached?.entries.count else {
                 requestFanoutRead(read.account, in: &s)
                 return
             }
@@ -181,7 +189,7 @@ extension SyncRegistry {
                 s.accounts[read.account]?.log = log
                 closeMembersNoLongerActive(read.account, in: &s)
             case .account(let record, let log):
-                guard before.pendingWrites == 0, record.version >= max(before.announcedVersion, before.storeVersion) else {
+                guard before.pendingWrites == 0, record.version >= before.newestVersion else {
                     requestFanoutRead(read.account, in: &s)
                     return
                 }
