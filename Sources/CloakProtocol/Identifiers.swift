@@ -1,97 +1,179 @@
 public import CloakCrypto
 import Foundation
 
-/// A byte string of one exact length, as every identifier and hash on the wire is.
+/// A byte string of one exact length, as every identifier and hash on the wire is. The bytes
+/// live inline (``InlineBytes16``/``InlineBytes32``), not in an array: the server copies,
+/// hashes and compares several of these per change set, and an array each meant a heap
+/// allocation, reference counting on every copy and a pointer chase on every comparison.
 public protocol FixedLengthBytes: Hashable, Comparable, Sendable, CustomStringConvertible {
-    /// The exact length.
-    static var byteCount: Int { get }
-    /// The bytes (always `byteCount` long).
-    var bytes: [UInt8] { get }
-    /// Wraps bytes already known to have the right length.
-    init(unchecked bytes: [UInt8])
+    /// The inline storage, which fixes the length.
+    associatedtype Storage: InlineBytes
+    /// The bytes, in place.
+    var storage: Storage { get }
+    /// Wraps storage of the right length (every `Storage` value has it).
+    init(storage: Storage)
 }
 
 extension FixedLengthBytes {
+    /// The exact length.
+    public static var byteCount: Int { Storage.byteCount }
+
+    /// The bytes as an array (a copy; ``withUnsafeBytes(_:)`` reads them in place).
+    public var bytes: [UInt8] { storage.withUnsafeBytes { Array($0) } }
+
+    /// Calls `body` with the bytes in place.
+    public func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+        try storage.withUnsafeBytes(body)
+    }
+
+    /// Wraps bytes the caller knows to be `byteCount` long: values this process computed or
+    /// checked before. Any other length is a programming error and stops the process; bytes
+    /// from outside go through ``init(validating:field:)``.
+    public init(unchecked bytes: [UInt8]) {
+        precondition(bytes.count == Storage.byteCount, "\(Self.self) needs \(Storage.byteCount) bytes, got \(bytes.count)")
+        self.init(storage: bytes.withUnsafeBytes { Storage(copying: $0) })
+    }
+
     /// Wraps `bytes`, throwing ``ProtocolError/invalidField(_:)`` for any other length (every
     /// decode checks lengths before use).
     public init(validating bytes: some Collection<UInt8>, field: String) throws(ProtocolError) {
         guard bytes.count == Self.byteCount else {
             throw .invalidField("\(field) must be \(Self.byteCount) bytes, got \(bytes.count)")
         }
-        self.init(unchecked: Array(bytes))
+        let storage =
+            bytes.withContiguousStorageIfAvailable { Storage(copying: UnsafeRawBufferPointer($0)) }
+            ?? Array(bytes).withUnsafeBytes { Storage(copying: $0) }
+        self.init(storage: storage)
     }
 
     /// All zeros (the "no previous" value of hash-chain links).
-    public static var zero: Self { Self(unchecked: [UInt8](repeating: 0, count: byteCount)) }
+    public static var zero: Self { Self(storage: Storage()) }
 
     /// True for the all-zero value.
-    public var isZero: Bool { bytes.allSatisfy { $0 == 0 } }
+    public var isZero: Bool { storage == Storage() }
 
     /// Lowercase hex.
     public var hex: String { Hex.encode(bytes) }
 
-    /// Feeds the bytes in one call: the synthesized version combines them one at a time, which
-    /// was among the top costs in profiles of the server's push path (dictionary lookups).
-    public func hash(into hasher: inout Hasher) {
-        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
-    }
+    /// Hashes the inline words.
+    public func hash(into hasher: inout Hasher) { storage.hash(into: &hasher) }
 
-    /// One `memcmp` instead of the synthesized element-by-element array comparison (these are
-    /// public identifiers and digests, so the comparison need not be constant-time).
-    public static func == (lhs: Self, rhs: Self) -> Bool {
-        lhs.bytes.withUnsafeBytes { a in
-            rhs.bytes.withUnsafeBytes { b in
-                guard a.count == b.count else { return false }
-                guard let x = a.baseAddress, let y = b.baseAddress else { return true }
-                return memcmp(x, y, a.count) == 0
-            }
-        }
-    }
+    /// Word-wise equality (these are public identifiers and digests, so the comparison need
+    /// not be constant-time).
+    public static func == (lhs: Self, rhs: Self) -> Bool { lhs.storage == rhs.storage }
 
     /// Byte-wise order, so sorting is identical on every platform.
-    public static func < (lhs: Self, rhs: Self) -> Bool { lhs.bytes.lexicographicallyPrecedes(rhs.bytes) }
+    public static func < (lhs: Self, rhs: Self) -> Bool {
+        lhs.storage.withUnsafeBytes { a in rhs.storage.withUnsafeBytes { b in memcmp(a.baseAddress!, b.baseAddress!, a.count) < 0 } }
+    }
 
     /// A short prefix for logs (identifiers are public metadata, never secrets).
     public var description: String { String(Hex.encode(bytes.prefix(8))) }
 }
 
+/// A fixed number of bytes held inline, as whole machine words.
+public protocol InlineBytes: Hashable, Sendable {
+    /// The length in bytes.
+    static var byteCount: Int { get }
+    /// All zeros.
+    init()
+    /// Copies exactly `byteCount` bytes from `source`.
+    init(copying source: UnsafeRawBufferPointer)
+    /// Calls `body` with the bytes in place.
+    func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R
+}
+
+/// Sixteen bytes inline (device and conversation ids).
+public struct InlineBytes16: InlineBytes {
+    // A homogeneous tuple is laid out contiguously, so its memory is the bytes in order.
+    private var words: (UInt64, UInt64) = (0, 0)
+
+    /// 16.
+    public static var byteCount: Int { 16 }
+    /// All zeros.
+    public init() {}
+    /// Copies 16 bytes.
+    public init(copying source: UnsafeRawBufferPointer) {
+        precondition(source.count == Self.byteCount)
+        Swift.withUnsafeMutableBytes(of: &words) { $0.copyMemory(from: source) }
+    }
+    /// Calls `body` with the bytes in place.
+    public func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+        var copy = words
+        return try Swift.withUnsafeBytes(of: &copy) { (buffer) throws(E) -> R in try body(buffer) }
+    }
+    /// Word-wise equality.
+    public static func == (lhs: Self, rhs: Self) -> Bool { lhs.words == rhs.words }
+    /// Feeds both words.
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(words.0)
+        hasher.combine(words.1)
+    }
+}
+
+/// Thirty-two bytes inline (account ids and digests).
+public struct InlineBytes32: InlineBytes {
+    private var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+
+    /// 32.
+    public static var byteCount: Int { 32 }
+    /// All zeros.
+    public init() {}
+    /// Copies 32 bytes.
+    public init(copying source: UnsafeRawBufferPointer) {
+        precondition(source.count == Self.byteCount)
+        Swift.withUnsafeMutableBytes(of: &words) { $0.copyMemory(from: source) }
+    }
+    /// Calls `body` with the bytes in place.
+    public func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+        var copy = words
+        return try Swift.withUnsafeBytes(of: &copy) { (buffer) throws(E) -> R in try body(buffer) }
+    }
+    /// Word-wise equality.
+    public static func == (lhs: Self, rhs: Self) -> Bool {
+        lhs.words.0 == rhs.words.0 && lhs.words.1 == rhs.words.1 && lhs.words.2 == rhs.words.2
+            && lhs.words.3 == rhs.words.3
+    }
+    /// Feeds the four words.
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(words.0)
+        hasher.combine(words.1)
+        hasher.combine(words.2)
+        hasher.combine(words.3)
+    }
+}
+
 /// A device: BLAKE2b-128 of its Ed25519 public key (self-certifying).
 public struct DeviceID: FixedLengthBytes {
-    /// 16 bytes.
-    public static let byteCount = 16
-    /// The id bytes.
-    public let bytes: [UInt8]
+    /// The 16 id bytes.
+    public let storage: InlineBytes16
     /// Wraps 16 bytes.
-    public init(unchecked bytes: [UInt8]) { self.bytes = bytes }
+    public init(storage: InlineBytes16) { self.storage = storage }
 
     /// The id of the device whose signing key is `key` (PROTOCOL.md §"Identifiers").
     public init(signingKey key: Ed25519PublicKey) {
-        bytes = BLAKE2b.hash(key.bytes, outputByteCount: 16)
+        self.init(unchecked: BLAKE2b.hash(key.bytes, outputByteCount: 16))
     }
 }
 
 /// An account: the hash of its device log's genesis entry.
 public struct AccountID: FixedLengthBytes {
-    /// 32 bytes.
-    public static let byteCount = 32
-    /// The id bytes.
-    public let bytes: [UInt8]
+    /// The 32 id bytes.
+    public let storage: InlineBytes32
     /// Wraps 32 bytes.
-    public init(unchecked bytes: [UInt8]) { self.bytes = bytes }
+    public init(storage: InlineBytes32) { self.storage = storage }
 }
 
 /// A conversation: 16 random bytes chosen by the device that creates it. The all-zero id is
 /// the account library document.
 public struct ConversationID: FixedLengthBytes {
-    /// 16 bytes.
-    public static let byteCount = 16
-    /// The id bytes.
-    public let bytes: [UInt8]
+    /// The 16 id bytes.
+    public let storage: InlineBytes16
     /// Wraps 16 bytes.
-    public init(unchecked bytes: [UInt8]) { self.bytes = bytes }
+    public init(storage: InlineBytes16) { self.storage = storage }
 
     /// The account library's id (all zeros).
-    public static let library = ConversationID(unchecked: [UInt8](repeating: 0, count: 16))
+    public static let library = ConversationID(storage: InlineBytes16())
 
     /// A fresh random id.
     public static func random(using source: any RandomSource) -> ConversationID {
@@ -101,16 +183,14 @@ public struct ConversationID: FixedLengthBytes {
 
 /// A 32-byte BLAKE2b-256 digest: change-set hashes, snapshot hashes, device-log entry hashes.
 public struct Digest32: FixedLengthBytes {
-    /// 32 bytes.
-    public static let byteCount = 32
-    /// The digest bytes.
-    public let bytes: [UInt8]
+    /// The 32 digest bytes.
+    public let storage: InlineBytes32
     /// Wraps 32 bytes.
-    public init(unchecked bytes: [UInt8]) { self.bytes = bytes }
+    public init(storage: InlineBytes32) { self.storage = storage }
 
     /// BLAKE2b-256 of `message`.
     public init(hashing message: [UInt8]) {
-        bytes = BLAKE2b.hash(message, outputByteCount: 32)
+        self.init(unchecked: BLAKE2b.hash(message, outputByteCount: 32))
     }
 }
 

@@ -125,6 +125,28 @@ import Testing
         }
     }
 
+    /// An identifier of the wrong length in the file (a damaged or hand-edited database) is a
+    /// store error for that read, not a crash of the process that serves every account.
+    @Test func aDamagedStoredIdIsAnErrorNotACrash() async throws {
+        try await Self.withStore { store, _ in
+            let account = AccountID(unchecked: [UInt8](repeating: 9, count: 32))
+            var batch = WriteBatch()
+            batch.logEntries = [.init(account: account, index: 0, bytes: [1, 2, 3])]
+            batch.changeSets = [
+                WriteBatch.ChangeSetRow(
+                    account: account, cursor: 1, chain: Self.chain, seq: 1, hash: Digest32(hashing: [1]), bytes: [7])
+            ]
+            try await store.commit(batch)
+            #expect(try await store.account(account)?.chains[Self.chain]?.seq == 1)
+            try await store.pool.write { db in try db.execute(sql: "UPDATE chains SET conversation = x'0102'") }
+            let error = await #expect(throws: StoreError.self) { try await store.account(account) }
+            guard case .operationFailed(let message) = error else { throw error ?? StoreError.corrupt("no error") }
+            #expect(message.contains("stored ConversationID must be 16 bytes, got 2"))
+            // Other accounts keep being served.
+            #expect(try await store.account(AccountID(unchecked: [UInt8](repeating: 8, count: 32))) == nil)
+        }
+    }
+
     private static let chain = ChainKey(
         conversation: ConversationID(unchecked: [UInt8](repeating: 1, count: 16)),
         author: DeviceID(unchecked: [UInt8](repeating: 2, count: 16)))

@@ -61,7 +61,9 @@ extension CloakClient {
                 do { bundle = try payload.openBundle(Array(content.payload)) } catch { throw .pairing(error) }
                 let (log, entry) = try ClientCore.verifyJoiningLog(
                     bundle.deviceLog.map(Array.init), subject: core.identity.signing.publicKey)
-                guard AccountID(unchecked: Array(bundle.accountID)) == log.account else { throw .pairing(.bundleRejected) }
+                guard (try? AccountID(validating: bundle.accountID, field: "account_id")) == log.account else {
+                    throw .pairing(.bundleRejected)
+                }
                 let envelopes = bundle.envelopes.compactMap { try? KeyEnvelope(message: $0) }
                 return PendingLink(
                     log: log, envelopes: envelopes,

@@ -75,7 +75,10 @@ extension CloakClient {
         }
         guard case .recoveryBlob(let blob) = reply else { throw .server(.unexpectedFrame("expected RecoveryBlob")) }
         let keys = try derive(blob)
-        let account = AccountID(unchecked: Array(blob.accountID))
+        let account: AccountID
+        do { account = try AccountID(validating: blob.accountID, field: "account_id") } catch {
+            throw .server(.unexpectedFrame("RecoveryBlob with a malformed account id"))
+        }
         guard case .deviceLogEntries(let served) = try await session.request(.fetchDeviceLog(.with {
             $0.accountID = Data(account.bytes)
         })) else { throw .server(.unexpectedFrame("expected DeviceLogEntries")) }

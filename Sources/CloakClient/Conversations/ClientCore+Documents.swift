@@ -32,8 +32,8 @@ extension ClientCore {
         }
         let now = now()
         for row in rows {
-            let conversation = ConversationID(unchecked: Array(row["conversation"] as Data))
-            guard (row["id"] as Int64) > appliedThrough[conversation, default: 0],
+            guard let conversation = try? ConversationID(stored: row["conversation"]),
+                (row["id"] as Int64) > appliedThrough[conversation, default: 0],
                 let changeSet = try? ChangeSet(wire: Array(row["wire"] as Data)),
                 let (_, ops) = try? decrypt(changeSet)
             else { continue }

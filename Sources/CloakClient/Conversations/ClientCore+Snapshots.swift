@@ -31,7 +31,7 @@ extension ClientCore {
         let header = Snapshot.Header(
             account: log.account, conversation: conversation, author: me,
             snapshotSeq: UInt64(previous.map { $0["snapshot_seq"] as Int64 } ?? 0) + 1,
-            prevSnapshotHash: previous.map { Digest32(unchecked: Array($0["hash"] as Data)) } ?? .zero,
+            prevSnapshotHash: try Self.storedHash(previous),
             epoch: log.currentEpoch, deviceLogIndex: log.headIndex, deviceLogHead: log.head, covers: covers)
         var body = Cloak_V1_SnapshotBody()
         body.state = Data(document)
@@ -52,6 +52,12 @@ extension ClientCore {
         guard let snapshot = pendingSnapshot else { return }
         pendingSnapshot = nil
         try store.write { db in try Self.recordLineage(snapshot, db) }
+    }
+
+    /// The hash in the previous snapshot's row, zero without one.
+    private static func storedHash(_ row: Row?) throws(ClientError) -> SnapshotHash {
+        guard let row else { return .zero }
+        return try SnapshotHash(stored: row["hash"])
     }
 
     static func recordLineage(_ snapshot: Snapshot, _ db: Database) throws {

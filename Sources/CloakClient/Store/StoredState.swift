@@ -25,24 +25,24 @@ struct StoredState {
         }
         for row in try Row.fetchAll(db, sql: "SELECT conversation, author, seq, hash, forked FROM chains") {
             let key = ChainKey(
-                conversation: ConversationID(unchecked: Array(row["conversation"] as Data)),
-                author: DeviceID(unchecked: Array(row["author"] as Data)))
+                conversation: try ConversationID(stored: row["conversation"]),
+                author: try DeviceID(stored: row["author"]))
             state.chains[key] = ChainPosition(
-                seq: UInt64(row["seq"] as Int64), hash: Digest32(unchecked: Array(row["hash"] as Data)),
+                seq: UInt64(row["seq"] as Int64), hash: try Digest32(stored: row["hash"]),
                 forked: (row["forked"] as Int64) != 0)
         }
         for row in try Row.fetchAll(db, sql: "SELECT DISTINCT conversation, device FROM claimed_heads") {
             state.claimedChains.insert(
                 ChainKey(
-                    conversation: ConversationID(unchecked: Array(row["conversation"] as Data)),
-                    author: DeviceID(unchecked: Array(row["device"] as Data))))
+                    conversation: try ConversationID(stored: row["conversation"]),
+                    author: try DeviceID(stored: row["device"])))
         }
         state.documents = try Row.fetchAll(db, sql: "SELECT conversation, sealed, applied_through FROM documents").map {
-            (ConversationID(unchecked: Array($0["conversation"] as Data)), Array($0["sealed"] as Data),
+            (try ConversationID(stored: $0["conversation"]), Array($0["sealed"] as Data),
              $0["applied_through"] as Int64)
         }
         state.pending = try Row.fetchAll(db, sql: "SELECT id, conversation, sealed FROM pending_ops ORDER BY id").map {
-            ($0["id"] as Int64, ConversationID(unchecked: Array($0["conversation"] as Data)), Array($0["sealed"] as Data))
+            ($0["id"] as Int64, try ConversationID(stored: $0["conversation"]), Array($0["sealed"] as Data))
         }
         state.held = try Row.fetchAll(db, sql: "SELECT wire, reason FROM held").map { row in
             (Array(row["wire"] as Data), HoldReason(stored: row["reason"] as String))
@@ -111,7 +111,7 @@ extension Database {
         try Data.fetchOne(
             cachedStatement(sql: "SELECT hash FROM change_sets WHERE conversation = ? AND author = ? AND seq = ?"),
             arguments: [Data(conversation.bytes), Data(author.bytes), Int64(seq)]
-        ).map { Digest32(unchecked: Array($0)) }
+        ).map { try Digest32(stored: $0) }
     }
 
     func recordEvent(_ event: SecurityEvent, at time: UInt64) throws {
@@ -153,10 +153,10 @@ extension ClientCore {
         try store.read { db in
             try Row.fetchAll(db, sql: "SELECT kind, conversation, device, seq, detail FROM security_events ORDER BY id")
                 .map { row in
-                    SecurityEvent(
+                    try SecurityEvent(
                         SecurityEvent.Kind(rawValue: row["kind"]) ?? .protocolViolation,
-                        conversation: (row["conversation"] as Data?).map { ConversationID(unchecked: Array($0)) },
-                        device: (row["device"] as Data?).map { DeviceID(unchecked: Array($0)) },
+                        conversation: (row["conversation"] as Data?).map { try ConversationID(stored: $0) },
+                        device: (row["device"] as Data?).map { try DeviceID(stored: $0) },
                         seq: (row["seq"] as Int64?).map { UInt64($0) }, detail: row["detail"])
                 }
         }
@@ -168,5 +168,15 @@ extension ClientCore {
     /// re-feeding a device in tests and the simulator.
     func storedChangeSetWires() throws(ClientError) -> [[UInt8]] {
         try store.read { db in try Data.fetchAll(db, sql: "SELECT wire FROM change_sets ORDER BY id").map(Array.init) }
+    }
+}
+
+extension FixedLengthBytes {
+    /// An identifier or hash read back from the local store. Another length means the store
+    /// is damaged: an error, not a crash.
+    init(stored data: Data) throws(ClientError) {
+        do { try self.init(validating: data, field: "stored") } catch {
+            throw .storage("a stored \(Self.self) has \(data.count) bytes, not \(Self.byteCount)")
+        }
     }
 }

@@ -11,7 +11,11 @@ extension PostgresServerStore {
                 $0.append(PG.bytes(after?.bytes ?? []))
                 $0.append(Int64(limit))
             })
-        return try decodeBytes(result).map { AccountID(unchecked: $0) }
+        do {
+            return try decodeBytes(result).map { bytes throws(ProtocolError) in
+                try AccountID(validating: bytes, field: "stored account id")
+            }
+        } catch { throw .corrupt("list accounts: \(error)") }
     }
 
     /// What compaction needs to know about an account.
@@ -29,7 +33,7 @@ extension PostgresServerStore {
         do {
             for row in ackRows {
                 let (device, cursor) = try row.decode((ByteBuffer, Int64).self)
-                acks[DeviceID(unchecked: PG.array(device))] = PG.unsigned(cursor)
+                acks[try PG.id(device)] = PG.unsigned(cursor)
             }
         } catch { throw .corrupt("cursor acks: \(Self.describe(error))") }
         return CompactionInput(deviceLog: log, acknowledged: acks, newestSnapshots: snapshots)

@@ -38,15 +38,15 @@ extension PostgresServerStore {
             var chains: [ChainKey: ChainPosition] = [:]
             for row in read.chains {
                 let (conversation, author, seq, hash) = try row.decode((ByteBuffer, ByteBuffer, Int64, ByteBuffer).self)
-                chains[ChainKey(conversation: ConversationID(unchecked: PG.array(conversation)), author: DeviceID(unchecked: PG.array(author)))] =
-                    ChainPosition(seq: PG.unsigned(seq), hash: ChangeSetHash(unchecked: PG.array(hash)))
+                chains[ChainKey(conversation: try PG.id(conversation), author: try PG.id(author))] =
+                    ChainPosition(seq: PG.unsigned(seq), hash: try PG.id(hash))
             }
             var snapshots: [ConversationID: SnapshotHash] = [:]
             var sizes: [ConversationID: Int64] = [:]
             for row in read.snapshots {
                 let (conversation, hash, size) = try row.decode((ByteBuffer, ByteBuffer, Int64).self)
-                let id = ConversationID(unchecked: PG.array(conversation))
-                snapshots[id] = SnapshotHash(unchecked: PG.array(hash))
+                let id: ConversationID = try PG.id(conversation)
+                snapshots[id] = try PG.id(hash)
                 sizes[id] = size
             }
             return AccountRecord(
@@ -139,9 +139,9 @@ extension PostgresServerStore {
                 let (conversation, author, seq, cursor, hash) = try row.decode(
                     (ByteBuffer, ByteBuffer, Int64, Int64, ByteBuffer).self)
                 let chain = ChainKey(
-                    conversation: ConversationID(unchecked: PG.array(conversation)), author: DeviceID(unchecked: PG.array(author)))
+                    conversation: try PG.id(conversation), author: try PG.id(author))
                 out[ChainSeq(chain: chain, seq: PG.unsigned(seq))] = StoredChangeSetRef(
-                    cursor: PG.unsigned(cursor), hash: ChangeSetHash(unchecked: PG.array(hash)))
+                    cursor: PG.unsigned(cursor), hash: try PG.id(hash))
             }
             return out
         } catch { throw .corrupt("change-set references: \(Self.describe(error))") }
@@ -193,7 +193,7 @@ extension PostgresServerStore {
         do {
             let (account, key, blob) = try row.decode((ByteBuffer, ByteBuffer, ByteBuffer).self)
             return RecoveryRecord(
-                account: AccountID(unchecked: PG.array(account)), recoveryKeyID: DeviceID(unchecked: PG.array(key)),
+                account: try PG.id(account), recoveryKeyID: try PG.id(key),
                 bytes: PG.array(blob))
         } catch { throw .corrupt("recovery blob: \(Self.describe(error))") }
     }

@@ -125,7 +125,7 @@ public final class PostgresServerStore: ServerStore, CommitNotifier {
                     var moved = Set<AccountID>()
                     let update = PostgresSchema.versionUpdate(for: batch.accountVersions)
                     for try await buffer in try await connection.query(update, logger: self.logger).decode(ByteBuffer.self) {
-                        moved.insert(AccountID(unchecked: PG.array(buffer)))
+                        moved.insert(try PG.id(buffer))
                     }
                     conflicts = Set(batch.accountVersions.keys).subtracting(moved)
                 }
@@ -205,6 +205,8 @@ public final class PostgresServerStore: ServerStore, CommitNotifier {
             return "PostgreSQL \(error.code)" + (error.serverInfo?[.sqlState].map { " (SQLSTATE \($0))" } ?? "")
         }
         if error is PostgresTransactionError { return "transaction failed" }
+        // Only a damaged stored id or hash: the message names the field and its length.
+        if let error = error as? ProtocolError { return "damaged row: \(error)" }
         return String(describing: type(of: error))
     }
 }
@@ -216,6 +218,10 @@ enum PG {
     static func int(_ value: UInt64) -> Int64 { Int64(clamping: value) }
     static func array(_ buffer: ByteBuffer) -> [UInt8] { Array(buffer.readableBytesView) }
     static func unsigned(_ value: Int64) -> UInt64 { UInt64(clamping: value) }
+    /// A stored identifier or hash; any other length is an error, not a crash.
+    static func id<T: FixedLengthBytes>(_ buffer: ByteBuffer) throws(ProtocolError) -> T {
+        try T(validating: buffer.readableBytesView, field: "stored \(T.self)")
+    }
 
     static func query(_ sql: String, _ bind: (inout PostgresBindings) -> Void) -> PostgresQuery {
         var bindings = PostgresBindings()

@@ -9,7 +9,7 @@ extension SQLiteServerStore {
             try Data.fetchAll(
                 db, sql: "SELECT account FROM accounts WHERE account > ? ORDER BY account LIMIT ?",
                 arguments: [Data(after?.bytes ?? []), limit]
-            ).map { AccountID(unchecked: [UInt8]($0)) }
+            ).map { try AccountID(validating: $0, field: "stored id") }
         }
     }
 
@@ -20,7 +20,7 @@ extension SQLiteServerStore {
             let log = try Data.fetchAll(db, sql: "SELECT entry FROM device_log WHERE account = ? ORDER BY idx", arguments: [key])
             var acks: [DeviceID: UInt64] = [:]
             for row in try Row.fetchAll(db, sql: "SELECT device, cursor FROM cursor_acks WHERE account = ?", arguments: [key]) {
-                acks[DeviceID(unchecked: Self.bytes(row[0]))] = Self.unsigned(row[1])
+                acks[try Self.id(row[0])] = Self.unsigned(row[1])
             }
             let snapshots = try Data.fetchAll(
                 db, sql: "SELECT snapshot FROM snapshots WHERE account = ? ORDER BY conversation", arguments: [key])

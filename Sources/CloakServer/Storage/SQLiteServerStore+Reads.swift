@@ -15,15 +15,15 @@ extension SQLiteServerStore {
                 db, sql: "SELECT conversation, author, seq, hash FROM chains WHERE account = ?", arguments: [key])
             while let chain = try chainRows.next() {
                 let id = ChainKey(
-                    conversation: ConversationID(unchecked: Self.bytes(chain[0])), author: DeviceID(unchecked: Self.bytes(chain[1])))
-                chains[id] = ChainPosition(seq: Self.unsigned(chain[2]), hash: ChangeSetHash(unchecked: Self.bytes(chain[3])))
+                    conversation: try Self.id(chain[0]), author: try Self.id(chain[1]))
+                chains[id] = ChainPosition(seq: Self.unsigned(chain[2]), hash: try Self.id(chain[3]))
             }
             var snapshots: [ConversationID: SnapshotHash] = [:]
             var sizes: [ConversationID: Int64] = [:]
             let sql = "SELECT conversation, hash, length(snapshot) FROM snapshots WHERE account = ?"
             for snapshot in try Row.fetchAll(db, sql: sql, arguments: [key]) {
-                let conversation = ConversationID(unchecked: Self.bytes(snapshot[0]))
-                snapshots[conversation] = SnapshotHash(unchecked: Self.bytes(snapshot[1]))
+                let conversation: ConversationID = try Self.id(snapshot[0])
+                snapshots[conversation] = try Self.id(snapshot[1])
                 sizes[conversation] = snapshot[2]
             }
             return AccountRecord(
@@ -98,7 +98,7 @@ extension SQLiteServerStore {
                 ]
                 if let row = try Row.fetchOne(statement, arguments: arguments) {
                     out[position] = StoredChangeSetRef(
-                        cursor: Self.unsigned(row[0]), hash: ChangeSetHash(unchecked: Self.bytes(row[1])))
+                        cursor: Self.unsigned(row[0]), hash: try Self.id(row[1]))
                 }
             }
             return out
@@ -146,10 +146,9 @@ extension SQLiteServerStore {
                     db, sql: "SELECT account, recovery_key, blob FROM recoveries WHERE recovery_key = ? LIMIT 1",
                     arguments: [Data(key.bytes)])
             }
-            return row.map {
+            return try row.map {
                 RecoveryRecord(
-                    account: AccountID(unchecked: Self.bytes($0[0])), recoveryKeyID: DeviceID(unchecked: Self.bytes($0[1])),
-                    bytes: Self.bytes($0[2]))
+                    account: try Self.id($0[0]), recoveryKeyID: try Self.id($0[1]), bytes: Self.bytes($0[2]))
             }
         }
     }
@@ -181,6 +180,11 @@ extension SQLiteServerStore {
     static func bytes(_ value: DatabaseValue) -> [UInt8] {
         guard let data = Data.fromDatabaseValue(value) else { return [] }
         return [UInt8](data)
+    }
+
+    /// A stored identifier or hash; any other length is an error, not a crash.
+    static func id<T: FixedLengthBytes>(_ value: DatabaseValue) throws(ProtocolError) -> T {
+        try T(validating: bytes(value), field: "stored \(T.self)")
     }
 
     static func unsigned(_ value: DatabaseValue) -> UInt64 {

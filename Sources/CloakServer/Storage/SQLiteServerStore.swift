@@ -114,6 +114,8 @@ public final class SQLiteServerStore: ServerStore {
     /// A description without bound values or statement text (which may hold stored bytes).
     static func describe(_ error: any Error) -> String {
         if let error = error as? DatabaseError { return "SQLite error \(error.resultCode.rawValue)" }
+        // Only a damaged stored id or hash: the message names the field and its length.
+        if let error = error as? ProtocolError { return "damaged row: \(error)" }
         return String(describing: type(of: error))
     }
 }
