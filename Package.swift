@@ -52,6 +52,7 @@ let package = Package(
             pkgConfig: "libsodium",
             providers: [.apt(["libsodium-dev"])]
         ),
+        .systemLibrary(name: "CMalloc"),
         .target(
             name: "CloakCrypto",
             dependencies: ["CSodium"],
@@ -112,6 +113,7 @@ let package = Package(
         .target(
             name: "CloakServerHTTP",
             dependencies: [
+                "CMalloc",
                 "CloakServer",
                 "CloakProtocol",
                 .product(name: "Hummingbird", package: "hummingbird"),

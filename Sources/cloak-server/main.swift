@@ -1,4 +1,5 @@
 import ArgumentParser
+import CloakServerHTTP
 import NIOCore
 import NIOPosix
 
@@ -15,6 +16,7 @@ import NIOPosix
 // connecting can all land on one loop (seen in the ingest bench; pinning every task to its
 // socket's loop balanced them but measured no faster).
 NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+ProcessTuning.apply()
 await run()
 
 /// ArgumentParser's async entry point (top-level code alone picks its synchronous `main()`,

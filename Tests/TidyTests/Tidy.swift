@@ -40,7 +40,7 @@ struct Tidy {
                         "Synchronization"],
         "CloakServerHTTP": ["CloakServer", "CloakProtocol", "CloakCrypto", "Hummingbird", "HummingbirdTLS",
                             "HummingbirdWebSocket", "NIOCore", "NIOSSL", "Logging", "Metrics", "Prometheus",
-                            "ServiceLifecycle", "Synchronization", "HTTPTypes", "WSCore", "NIOWebSocket"],
+                            "ServiceLifecycle", "Synchronization", "HTTPTypes", "WSCore", "NIOWebSocket", "CMalloc"],
         "CloakTransport": ["CloakClient", "CloakProtocol", "CloakCrypto", "WSClient", "WSCore", "NIOCore", "NIOPosix",
                            "NIOWebSocket",
                            "Logging", "Synchronization"],

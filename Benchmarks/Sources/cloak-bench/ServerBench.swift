@@ -45,6 +45,7 @@ struct ServerSuite: ParsableCommand {
         if child {
             // As cloak-server does: the sync tasks run on NIO's event loops.
             NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+            ProcessTuning.apply()
             let database = database
             try blocking { try await BenchServer.serve(database: database) }
             return
