@@ -1,5 +1,5 @@
 public import CloakCrypto
-import Foundation
+public import Foundation
 
 /// A byte string of one exact length, as every identifier and hash on the wire is. The bytes
 /// live inline (``InlineBytes16``/``InlineBytes32``), not in an array: the server copies,
@@ -25,6 +25,9 @@ extension FixedLengthBytes {
     public func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
         try storage.withUnsafeBytes(body)
     }
+
+    /// The bytes as `Data` (one copy, where `Data(bytes)` would make two).
+    public var data: Data { storage.withUnsafeBytes { Data($0) } }
 
     /// Wraps bytes the caller knows to be `byteCount` long: values this process computed or
     /// checked before. Any other length is a programming error and stops the process; bytes
@@ -99,8 +102,7 @@ public struct InlineBytes16: InlineBytes {
     }
     /// Calls `body` with the bytes in place.
     public func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
-        var copy = words
-        return try Swift.withUnsafeBytes(of: &copy) { (buffer) throws(E) -> R in try body(buffer) }
+        try Swift.withUnsafeBytes(of: words) { (buffer) throws(E) -> R in try body(buffer) }
     }
     /// Word-wise equality.
     public static func == (lhs: Self, rhs: Self) -> Bool { lhs.words == rhs.words }
@@ -126,8 +128,7 @@ public struct InlineBytes32: InlineBytes {
     }
     /// Calls `body` with the bytes in place.
     public func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
-        var copy = words
-        return try Swift.withUnsafeBytes(of: &copy) { (buffer) throws(E) -> R in try body(buffer) }
+        try Swift.withUnsafeBytes(of: words) { (buffer) throws(E) -> R in try body(buffer) }
     }
     /// Word-wise equality.
     public static func == (lhs: Self, rhs: Self) -> Bool {

@@ -7,6 +7,23 @@ public enum InPlaceValue {
     case blob([UInt8])
     /// An INTEGER.
     case integer(Int64)
+    /// A BLOB of up to 32 bytes held in the value itself (identifiers and digests), so
+    /// binding one needs no array.
+    case small(SmallBlob)
+}
+
+/// Up to 32 bytes stored inline, for ``InPlaceValue/small(_:)``.
+public struct SmallBlob {
+    // A homogeneous tuple is contiguous: its memory is the bytes in order.
+    fileprivate var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+    fileprivate let count: Int
+
+    /// Copies `bytes`, which must be at most 32 bytes long.
+    public init(_ bytes: UnsafeRawBufferPointer) {
+        precondition(bytes.count <= 32, "SmallBlob holds at most 32 bytes, got \(bytes.count)")
+        count = bytes.count
+        withUnsafeMutableBytes(of: &words) { $0.copyMemory(from: bytes) }
+    }
 }
 
 extension Statement {
@@ -59,14 +76,21 @@ extension Statement {
             guard bound == SQLITE_OK else { return Self.abandon(statement, bound) }
             return bind(values, from: index + 1, to: statement)
         case .blob(let bytes):
-            return bytes.withUnsafeBytes { buffer in
-                // A zero-length blob still needs a non-null pointer, or SQLite binds NULL.
-                let address = buffer.baseAddress ?? UnsafeRawPointer(bitPattern: 1)
-                let bound = sqlite3_bind_blob(statement, parameter, address, Int32(buffer.count), nil)
-                guard bound == SQLITE_OK else { return Self.abandon(statement, bound) }
-                return bind(values, from: index + 1, to: statement)
-            }
+            return bytes.withUnsafeBytes { bindBlob($0, values, index, statement) }
+        case .small(let blob):
+            return withUnsafeBytes(of: blob.words) { bindBlob(UnsafeRawBufferPointer(rebasing: $0[..<blob.count]), values, index, statement) }
         }
+    }
+
+    /// Binds `buffer` as parameter `index + 1`, then the rest inside (while `buffer` is alive).
+    private static func bindBlob(
+        _ buffer: UnsafeRawBufferPointer, _ values: [InPlaceValue], _ index: Int, _ statement: SQLiteStatement
+    ) -> Int32 {
+        // A zero-length blob still needs a non-null pointer, or SQLite binds NULL.
+        let address = buffer.baseAddress ?? UnsafeRawPointer(bitPattern: 1)
+        let bound = sqlite3_bind_blob(statement, Int32(index + 1), address, Int32(buffer.count), nil)
+        guard bound == SQLITE_OK else { return Self.abandon(statement, bound) }
+        return bind(values, from: index + 1, to: statement)
     }
 
     /// Clears what was bound so far (it may point into storage about to be released).

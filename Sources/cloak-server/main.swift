@@ -3,6 +3,9 @@ import CloakServerHTTP
 import NIOCore
 import NIOPosix
 
+// Allocator settings first, before any thread allocates (ProcessTuning says why).
+ProcessTuning.apply()
+
 // Swift concurrency's tasks run on NIO's event loops instead of the global pool, before any
 // task exists (NIO requires it be done first, once): a connection's messages are handled on
 // the thread that reads its socket, with no hop between pools. Measured with
@@ -16,7 +19,6 @@ import NIOPosix
 // connecting can all land on one loop (seen in the ingest bench; pinning every task to its
 // socket's loop balanced them but measured no faster).
 NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
-ProcessTuning.apply()
 await run()
 
 /// ArgumentParser's async entry point (top-level code alone picks its synchronous `main()`,

@@ -181,6 +181,18 @@ import Testing
             #expect(try insert.executeInPlace([.blob([1, 2]), .integer(-5), .blob([])]) == 1)
             #expect(try insert.executeInPlace([.blob([1, 2]), .integer(9), .blob([9])]) == 0)
             #expect(try insert.executeInPlace([.blob([3]), .integer(Int64.max), .blob([UInt8](repeating: 0xAB, count: 5_000))]) == 1)
+            // Inline blobs: 32 bytes, 16 bytes and an empty one bind exactly what they hold.
+            let id32 = Array(UInt8(1)...32), id16 = Array(UInt8(101)...116)
+            for (key, value) in [(id32, id16), (id16, [UInt8]()), ([UInt8](), id32)] {
+                #expect(
+                    try insert.executeInPlace([
+                        .small(key.withUnsafeBytes(SmallBlob.init)), .integer(7), .small(value.withUnsafeBytes(SmallBlob.init)),
+                    ]) == 1)
+                let row = try Row.fetchOne(db, sql: "SELECT v, typeof(v) AS type FROM t WHERE k = ?", arguments: [Data(key)])
+                #expect((row?["v"] as Data?) == Data(value))
+                #expect((row?["type"] as String?) == "blob")
+            }
+            try db.execute(sql: "DELETE FROM t WHERE n = 7")
             let rows = try Row.fetchAll(db, sql: "SELECT k, n, v, typeof(v) AS type FROM t ORDER BY k")
             #expect(rows.map { $0["k"] as Data } == [Data([1, 2]), Data([3])])
             #expect(rows.map { $0["n"] as Int64 } == [-5, Int64.max])

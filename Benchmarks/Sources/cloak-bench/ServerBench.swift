@@ -44,8 +44,8 @@ struct ServerSuite: ParsableCommand {
         }
         if child {
             // As cloak-server does: the sync tasks run on NIO's event loops.
-            NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
             ProcessTuning.apply()
+            NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
             let database = database
             try blocking { try await BenchServer.serve(database: database) }
             return

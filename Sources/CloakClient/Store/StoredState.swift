@@ -86,8 +86,8 @@ extension Database {
                 ON CONFLICT(hash) DO NOTHING
                 """
         ).executeInPlace([
-            .blob(h.conversation.bytes), .blob(h.author.bytes), .integer(Int64(clamping: h.seq)),
-            .blob(changeSet.hash.bytes), .blob(changeSet.wire), .integer(local ? 1 : 0),
+            .id(h.conversation), .id(h.author), .integer(Int64(clamping: h.seq)), .id(changeSet.hash),
+            .blob(changeSet.wire), .integer(local ? 1 : 0),
         ])
         if inserted > 0 { return lastInsertedRowID }
         return try Int64.fetchOne(
@@ -179,4 +179,9 @@ extension FixedLengthBytes {
             throw .storage("a stored \(Self.self) has \(data.count) bytes, not \(Self.byteCount)")
         }
     }
+}
+
+extension InPlaceValue {
+    /// An identifier or digest, bound from its inline bytes.
+    static func id(_ value: some FixedLengthBytes) -> InPlaceValue { .small(value.withUnsafeBytes(SmallBlob.init)) }
 }

@@ -193,7 +193,7 @@ struct PushPlan {
 
     mutating func check(_ item: PreparedItem, known: [ChainSeq: StoredChangeSetRef]) {
         var result = Cloak_V1_PushResult()
-        if let hash = item.hash { result.hash = Data(hash.bytes) }
+        if let hash = item.hash { result.hash = hash.data }
         guard let changeSet = item.changeSet else {
             result.error = (item.error ?? .invalidField("change set")).wireCode
             results.append(result)

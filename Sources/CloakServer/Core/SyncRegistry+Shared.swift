@@ -99,7 +99,7 @@ extension SyncRegistry {
     /// The fanout reads to run now (at most one per account at a time).
     public func takeFanoutReads() -> [FanoutRead] {
         state.withLock { s in
-            let wanted = s.fanoutWanted.sorted { $0.bytes.lexicographicallyPrecedes($1.bytes) }
+            let wanted = s.fanoutWanted.sorted()
             s.fanoutWanted = []
             var reads: [FanoutRead] = []
             for account in wanted {

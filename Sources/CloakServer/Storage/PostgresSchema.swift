@@ -62,9 +62,7 @@ enum PostgresSchema {
     static func accountCreation(for batch: WriteBatch) -> PostgresQuery? {
         // In one order, like the version lock: two processes creating the same accounts wait
         // for each other instead of deadlocking.
-        let created = batch.logEntries.filter { $0.index == 0 }.sorted {
-            $0.account.bytes.lexicographicallyPrecedes($1.account.bytes)
-        }
+        let created = batch.logEntries.filter { $0.index == 0 }.sorted { $0.account < $1.account }
         guard !created.isEmpty else { return nil }
         return PG.query("INSERT INTO accounts (account) SELECT * FROM UNNEST($1::bytea[]) ON CONFLICT DO NOTHING") {
             $0.append(created.map { PG.bytes($0.account) })

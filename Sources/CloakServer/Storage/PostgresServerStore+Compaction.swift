@@ -11,11 +11,10 @@ extension PostgresServerStore {
                 $0.append(PG.bytes(after?.bytes ?? []))
                 $0.append(Int64(limit))
             })
+        let rows = try decodeBytes(result)
         do {
-            return try decodeBytes(result).map { bytes throws(ProtocolError) in
-                try AccountID(validating: bytes, field: "stored account id")
-            }
-        } catch { throw .corrupt("list accounts: \(error)") }
+            return try rows.map { bytes throws(ProtocolError) in try AccountID(validating: bytes, field: "stored account id") }
+        } catch { throw .corrupt("list accounts: damaged row: \(error)") }
     }
 
     /// What compaction needs to know about an account.

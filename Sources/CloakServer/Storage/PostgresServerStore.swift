@@ -214,7 +214,7 @@ public final class PostgresServerStore: ServerStore, CommitNotifier {
 /// Converting identifiers and integers to and from PostgreSQL values.
 enum PG {
     static func bytes(_ value: [UInt8]) -> ByteBuffer { ByteBuffer(bytes: value) }
-    static func bytes(_ value: some FixedLengthBytes) -> ByteBuffer { ByteBuffer(bytes: value.bytes) }
+    static func bytes(_ value: some FixedLengthBytes) -> ByteBuffer { value.withUnsafeBytes { ByteBuffer(bytes: $0) } }
     static func int(_ value: UInt64) -> Int64 { Int64(clamping: value) }
     static func array(_ buffer: ByteBuffer) -> [UInt8] { Array(buffer.readableBytesView) }
     static func unsigned(_ value: Int64) -> UInt64 { UInt64(clamping: value) }

@@ -77,8 +77,7 @@ extension SQLiteServerStore {
                     ORDER BY cursor
                     """,
                 arguments: [
-                    Data(account.bytes), Data(chain.conversation.bytes), Data(chain.author.bytes),
-                    Int64(clamping: seqs.lowerBound), Int64(clamping: seqs.upperBound),
+                    account.data, chain.conversation.data, chain.author.data, Int64(clamping: seqs.lowerBound), Int64(clamping: seqs.upperBound),
                 ], maxBytes: maxBytes)
         }
     }
@@ -93,8 +92,7 @@ extension SQLiteServerStore {
             var out: [ChainSeq: StoredChangeSetRef] = [:]
             for position in positions {
                 let arguments: StatementArguments = [
-                    Data(account.bytes), Data(position.chain.conversation.bytes), Data(position.chain.author.bytes),
-                    Int64(clamping: position.seq),
+                    account.data, position.chain.conversation.data, position.chain.author.data, Int64(clamping: position.seq),
                 ]
                 if let row = try Row.fetchOne(statement, arguments: arguments) {
                     out[position] = StoredChangeSetRef(

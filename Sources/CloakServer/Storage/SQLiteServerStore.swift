@@ -209,8 +209,8 @@ enum SQLiteSchema {
         var chains: [ChainTip: WriteBatch.ChangeSetRow] = [:]
         for row in rows {
             try insert.executeInPlace([
-                .blob(row.account.bytes), .integer(Int64(clamping: row.cursor)), .blob(row.chain.conversation.bytes),
-                .blob(row.chain.author.bytes), .integer(Int64(clamping: row.seq)), .blob(row.hash.bytes), .blob(row.bytes),
+                .id(row.account), .integer(Int64(clamping: row.cursor)), .id(row.chain.conversation), .id(row.chain.author),
+                .integer(Int64(clamping: row.seq)), .id(row.hash), .blob(row.bytes),
             ])
             let head = heads[row.account] ?? (0, 0)
             heads[row.account] = (max(head.cursor, row.cursor), head.bytes + Int64(row.bytes.count))
@@ -225,14 +225,14 @@ enum SQLiteSchema {
                 """)
         for (tip, row) in chains {
             try upsert.execute(arguments: [
-                Data(tip.account.bytes), Data(tip.chain.conversation.bytes), Data(tip.chain.author.bytes),
-                Int64(clamping: row.seq), Data(row.hash.bytes),
+                tip.account.data, tip.chain.conversation.data, tip.chain.author.data, Int64(clamping: row.seq),
+                row.hash.data,
             ])
         }
         for (account, head) in heads {
             try db.cachedStatement(
                 sql: "UPDATE accounts SET head_cursor = max(head_cursor, ?), stored_bytes = stored_bytes + ? WHERE account = ?"
-            ).execute(arguments: [Int64(clamping: head.cursor), head.bytes, Data(account.bytes)])
+            ).execute(arguments: [Int64(clamping: head.cursor), head.bytes, account.data])
         }
     }
 
@@ -289,4 +289,9 @@ enum SQLiteSchema {
 struct ChainTip: Hashable {
     var account: AccountID
     var chain: ChainKey
+}
+
+extension InPlaceValue {
+    /// An identifier or digest, bound from its inline bytes.
+    static func id(_ value: some FixedLengthBytes) -> InPlaceValue { .small(value.withUnsafeBytes(SmallBlob.init)) }
 }
