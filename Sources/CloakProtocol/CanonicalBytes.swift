@@ -28,7 +28,9 @@ public struct CanonicalWriter: Sendable {
     /// Appends a little-endian UInt64.
     public mutating func u64(_ value: UInt64) { append(value) }
     /// Appends a fixed-length identifier or digest.
-    public mutating func fixed(_ value: some FixedLengthBytes) { value.withUnsafeBytes { bytes.append(contentsOf: $0) } }
+    public mutating func fixed(_ value: some FixedLengthBytes) {
+        value.withUnsafeBytes { bytes.append(contentsOf: $0) }
+    }
     /// Appends raw bytes whose length the layout fixes.
     public mutating func raw(_ value: [UInt8]) { bytes += value }
     /// Appends raw bytes (a part of a larger buffer) whose length the layout fixes.

@@ -33,7 +33,8 @@ extension FixedLengthBytes {
     /// checked before. Any other length is a programming error and stops the process; bytes
     /// from outside go through ``init(validating:field:)``.
     public init(unchecked bytes: [UInt8]) {
-        precondition(bytes.count == Storage.byteCount, "\(Self.self) needs \(Storage.byteCount) bytes, got \(bytes.count)")
+        precondition(
+            bytes.count == Storage.byteCount, "\(Self.self) needs \(Storage.byteCount) bytes, got \(bytes.count)")
         self.init(storage: bytes.withUnsafeBytes { Storage(copying: $0) })
     }
 
@@ -67,7 +68,9 @@ extension FixedLengthBytes {
 
     /// Byte-wise order, so sorting is identical on every platform.
     public static func < (lhs: Self, rhs: Self) -> Bool {
-        lhs.storage.withUnsafeBytes { a in rhs.storage.withUnsafeBytes { b in memcmp(a.baseAddress!, b.baseAddress!, a.count) < 0 } }
+        lhs.storage.withUnsafeBytes { a in
+            rhs.storage.withUnsafeBytes { b in memcmp(a.baseAddress!, b.baseAddress!, a.count) < 0 }
+        }
     }
 
     /// A short prefix for logs (identifiers are public metadata, never secrets).

@@ -78,7 +78,9 @@ extension Statement {
         case .blob(let bytes):
             return bytes.withUnsafeBytes { bindBlob($0, values, index, statement) }
         case .small(let blob):
-            return withUnsafeBytes(of: blob.words) { bindBlob(UnsafeRawBufferPointer(rebasing: $0[..<blob.count]), values, index, statement) }
+            return withUnsafeBytes(of: blob.words) { words in
+                bindBlob(UnsafeRawBufferPointer(rebasing: words[..<blob.count]), values, index, statement)
+            }
         }
     }
 

@@ -66,6 +66,7 @@ struct IdentifierTests {
         #expect(throws: ProtocolError.invalidField("x must be 16 bytes, got 32")) {
             try ConversationID(validating: wide[0..<32], field: "x")
         }
-        #expect(Digest32(hashing: [1, 2, 3]).description == Hex.encode(Array(Digest32(hashing: [1, 2, 3]).bytes.prefix(8))))
+        let digest = Digest32(hashing: [1, 2, 3])
+        #expect(digest.description == Hex.encode(Array(digest.bytes.prefix(8))))
     }
 }

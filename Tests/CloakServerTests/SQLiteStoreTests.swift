@@ -186,9 +186,11 @@ import Testing
             for (key, value) in [(id32, id16), (id16, [UInt8]()), ([UInt8](), id32)] {
                 #expect(
                     try insert.executeInPlace([
-                        .small(key.withUnsafeBytes(SmallBlob.init)), .integer(7), .small(value.withUnsafeBytes(SmallBlob.init)),
+                        .small(key.withUnsafeBytes(SmallBlob.init)), .integer(7),
+                        .small(value.withUnsafeBytes(SmallBlob.init)),
                     ]) == 1)
-                let row = try Row.fetchOne(db, sql: "SELECT v, typeof(v) AS type FROM t WHERE k = ?", arguments: [Data(key)])
+                let row = try Row.fetchOne(
+                    db, sql: "SELECT v, typeof(v) AS type FROM t WHERE k = ?", arguments: [Data(key)])
                 #expect((row?["v"] as Data?) == Data(value))
                 #expect((row?["type"] as String?) == "blob")
             }

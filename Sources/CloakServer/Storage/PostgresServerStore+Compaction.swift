@@ -13,7 +13,9 @@ extension PostgresServerStore {
             })
         let rows = try decodeBytes(result)
         do {
-            return try rows.map { bytes throws(ProtocolError) in try AccountID(validating: bytes, field: "stored account id") }
+            return try rows.map { bytes throws(ProtocolError) in
+                try AccountID(validating: bytes, field: "stored account id")
+            }
         } catch { throw .corrupt("list accounts: damaged row: \(error)") }
     }
 

@@ -77,7 +77,8 @@ extension SQLiteServerStore {
                     ORDER BY cursor
                     """,
                 arguments: [
-                    account.data, chain.conversation.data, chain.author.data, Int64(clamping: seqs.lowerBound), Int64(clamping: seqs.upperBound),
+                    account.data, chain.conversation.data, chain.author.data, Int64(clamping: seqs.lowerBound),
+                    Int64(clamping: seqs.upperBound),
                 ], maxBytes: maxBytes)
         }
     }
@@ -92,7 +93,8 @@ extension SQLiteServerStore {
             var out: [ChainSeq: StoredChangeSetRef] = [:]
             for position in positions {
                 let arguments: StatementArguments = [
-                    account.data, position.chain.conversation.data, position.chain.author.data, Int64(clamping: position.seq),
+                    account.data, position.chain.conversation.data, position.chain.author.data,
+                    Int64(clamping: position.seq),
                 ]
                 if let row = try Row.fetchOne(statement, arguments: arguments) {
                     out[position] = StoredChangeSetRef(

@@ -209,8 +209,8 @@ enum SQLiteSchema {
         var chains: [ChainTip: WriteBatch.ChangeSetRow] = [:]
         for row in rows {
             try insert.executeInPlace([
-                .id(row.account), .integer(Int64(clamping: row.cursor)), .id(row.chain.conversation), .id(row.chain.author),
-                .integer(Int64(clamping: row.seq)), .id(row.hash), .blob(row.bytes),
+                .id(row.account), .integer(Int64(clamping: row.cursor)), .id(row.chain.conversation),
+                .id(row.chain.author), .integer(Int64(clamping: row.seq)), .id(row.hash), .blob(row.bytes),
             ])
             let head = heads[row.account] ?? (0, 0)
             heads[row.account] = (max(head.cursor, row.cursor), head.bytes + Int64(row.bytes.count))
