@@ -120,8 +120,10 @@ struct DeviceLogTests {
         var f = try AccountFixture()
         let removal = f.removeEntry(f.c, by: f.b)
         let before = f.log
+        #expect(before.newestRemovalIndex == nil)
         try f.log.append(removal)
         #expect(f.log.currentEpoch == 2 && f.log.removal(of: f.c.id) == removal)
+        #expect(f.log.newestRemovalIndex == removal.index)
         #expect(f.log.isActive(f.c.id, atIndex: before.headIndex) && !f.log.isActive(f.c.id, atIndex: f.log.headIndex))
         // The removed device can sign nothing afterwards.
         let byRemoved = f.removeEntry(f.b, by: f.c)
@@ -140,7 +142,11 @@ struct DeviceLogTests {
             Self.invalid {
                 var log = f.log; try log.append(f.removeEntry(f.c, by: f.a))
             })
-        try f.log.append(f.removeEntry(f.b, by: f.a))
+        let second = f.removeEntry(f.b, by: f.a)
+        try f.log.append(second)
+        #expect(f.log.newestRemovalIndex == second.index)
+        // A log rebuilt from its entries arrives at the same newest removal.
+        #expect(try DeviceLog(verifying: f.log.entries).newestRemovalIndex == second.index)
         #expect(
             Self.invalid {
                 var log = f.log; try log.append(f.removeEntry(f.a, by: f.a))

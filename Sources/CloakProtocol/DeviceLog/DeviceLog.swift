@@ -41,6 +41,11 @@ public struct DeviceLog: Sendable {
     public private(set) var members: [DeviceID: Member]
     /// The account (hash of genesis).
     public let account: AccountID
+    /// Index of the newest `remove_device` entry, if any: change sets written under an older
+    /// head are refused with STALE_DEVICE_LOG (PROTOCOL.md §19). Kept as entries are appended:
+    /// the server checks every push against it, and searching the log copied each entry per
+    /// push (a fifth of a millisecond with a thousand devices).
+    public private(set) var newestRemovalIndex: UInt64?
 
     /// Verifies a genesis entry and starts the log.
     public init(genesis: DeviceLogEntry) throws(ProtocolError) {
@@ -98,12 +103,6 @@ public struct DeviceLog: Sendable {
         members.first { $0.value.isRecoveryKey && $0.value.removedAt == nil }.map { ($0.key, $0.value) }
     }
 
-    /// Index of the newest `remove_device` entry, if any: change sets written under an older
-    /// head are refused with STALE_DEVICE_LOG (PROTOCOL.md §19).
-    public var newestRemovalIndex: UInt64? {
-        entries.last(where: { $0.kind == .removeDevice })?.index
-    }
-
     /// The entry that removed `device`, if any.
     public func removal(of device: DeviceID) -> DeviceLogEntry? {
         guard let at = members[device]?.removedAt, !(members[device]?.isRecoveryKey ?? true) else { return nil }
@@ -156,6 +155,7 @@ public struct DeviceLog: Sendable {
         }
         guard activeDevices.count > 1 else { throw .invalidDeviceLog("cannot remove the last active device") }
         members[removed]?.removedAt = entry.index
+        newestRemovalIndex = entry.index
     }
 
     /// Checks that `served` (a log from the server) is this log or extends it, and returns the
