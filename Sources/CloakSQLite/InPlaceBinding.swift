@@ -33,8 +33,9 @@ extension Statement {
     /// GRDB's `execute(arguments:)` wants every blob as a fresh `Data`: on the hot inserts (the
     /// server's group commit, a client admitting change sets) those conversions copied each
     /// change set's bytes once more and were a third of the insert. Here SQLite reads the
-    /// arrays' storage during the step (`SQLITE_STATIC`) while the closures keep it alive, and
-    /// the statement is reset before they return, so it never holds a dangling pointer.
+    /// arrays' storage (or a small blob's words) during the step (`SQLITE_STATIC`) while the
+    /// closures keep it alive, and the statement is reset before they return, so it never
+    /// holds a dangling pointer.
     ///
     /// The step bypasses GRDB's bookkeeping, so this checks what GRDB would: the values match
     /// the parameters (a mismatch is a programming error and traps), every bind succeeds, and a
