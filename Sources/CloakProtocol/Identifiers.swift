@@ -77,36 +77,45 @@ extension FixedLengthBytes {
     public var description: String { String(Hex.encode(bytes.prefix(8))) }
 }
 
-/// A fixed number of bytes held inline, as whole machine words.
+/// A fixed number of bytes held inline, as a tuple of machine words (a homogeneous tuple is
+/// laid out contiguously, so its memory is the bytes in order).
 public protocol InlineBytes: Hashable, Sendable {
-    /// The length in bytes.
-    static var byteCount: Int { get }
+    /// The words, `UInt64`s in a tuple.
+    associatedtype Words: BitwiseCopyable
+    /// The bytes as words.
+    var words: Words { get }
+    /// Wraps words (every value of `Words` is a valid byte string of the length).
+    init(words: Words)
     /// All zeros.
     init()
-    /// Copies exactly `byteCount` bytes from `source`.
-    init(copying source: UnsafeRawBufferPointer)
-    /// Calls `body` with the bytes in place.
-    func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R
 }
 
-/// Sixteen bytes inline (device and conversation ids).
-public struct InlineBytes16: InlineBytes {
-    // A homogeneous tuple is laid out contiguously, so its memory is the bytes in order.
-    private var words: (UInt64, UInt64) = (0, 0)
+extension InlineBytes {
+    /// The length in bytes.
+    public static var byteCount: Int { MemoryLayout<Words>.size }
 
-    /// 16.
-    public static var byteCount: Int { 16 }
-    /// All zeros.
-    public init() {}
-    /// Copies 16 bytes.
+    /// Copies exactly `byteCount` bytes from `source`.
     public init(copying source: UnsafeRawBufferPointer) {
         precondition(source.count == Self.byteCount)
+        var words = Self().words
         Swift.withUnsafeMutableBytes(of: &words) { $0.copyMemory(from: source) }
+        self.init(words: words)
     }
+
     /// Calls `body` with the bytes in place.
     public func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
         try Swift.withUnsafeBytes(of: words) { (buffer) throws(E) -> R in try body(buffer) }
     }
+}
+
+/// Sixteen bytes inline (device and conversation ids).
+public struct InlineBytes16: InlineBytes {
+    /// The bytes as two words.
+    public let words: (UInt64, UInt64)
+    /// Wraps two words.
+    public init(words: (UInt64, UInt64)) { self.words = words }
+    /// All zeros.
+    public init() { words = (0, 0) }
     /// Word-wise equality.
     public static func == (lhs: Self, rhs: Self) -> Bool { lhs.words == rhs.words }
     /// Feeds both words.
@@ -118,21 +127,12 @@ public struct InlineBytes16: InlineBytes {
 
 /// Thirty-two bytes inline (account ids and digests).
 public struct InlineBytes32: InlineBytes {
-    private var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
-
-    /// 32.
-    public static var byteCount: Int { 32 }
+    /// The bytes as four words.
+    public let words: (UInt64, UInt64, UInt64, UInt64)
+    /// Wraps four words.
+    public init(words: (UInt64, UInt64, UInt64, UInt64)) { self.words = words }
     /// All zeros.
-    public init() {}
-    /// Copies 32 bytes.
-    public init(copying source: UnsafeRawBufferPointer) {
-        precondition(source.count == Self.byteCount)
-        Swift.withUnsafeMutableBytes(of: &words) { $0.copyMemory(from: source) }
-    }
-    /// Calls `body` with the bytes in place.
-    public func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
-        try Swift.withUnsafeBytes(of: words) { (buffer) throws(E) -> R in try body(buffer) }
-    }
+    public init() { words = (0, 0, 0, 0) }
     /// Word-wise equality.
     public static func == (lhs: Self, rhs: Self) -> Bool {
         lhs.words.0 == rhs.words.0 && lhs.words.1 == rhs.words.1 && lhs.words.2 == rhs.words.2
