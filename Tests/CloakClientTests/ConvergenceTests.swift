@@ -4,7 +4,7 @@ import CloakProtocol
 import CloakTesting
 import Testing
 
-@testable import CloakClient
+@_spi(Simulation) @testable import CloakClient
 
 @Suite("Two or three devices converge through relayed change sets")
 struct ConvergenceTests {

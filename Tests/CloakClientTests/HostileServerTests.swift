@@ -5,7 +5,7 @@ import CloakTesting
 import Foundation
 import Testing
 
-@testable import CloakClient
+@_spi(Simulation) @testable import CloakClient
 
 /// The server (here: the relay between devices) tampers, forges, drops, replays and reorders;
 /// every attack is detected, reported with its reason, and never changes the rendered state.
@@ -326,21 +326,22 @@ struct HostileServerTests {
 
 extension CloakClient {
     func _exportSecrets(to secrets: any SecretStore) throws {
-        try secrets.store(core.identity.signing.seed, named: DeviceIdentity.signingName)
-        try secrets.store(core.identity.agreement.secret, named: DeviceIdentity.agreementName)
+        try secrets.store(engine.core.identity.signing.seed, named: DeviceIdentity.signingName)
+        try secrets.store(engine.core.identity.agreement.secret, named: DeviceIdentity.agreementName)
     }
 
     func _stateCopy() -> (DeviceLog, [UInt64: SymmetricKey], [ChainKey: ChainPosition], DocumentSet, Replica) {
-        let state = core.account!
-        return (state.log, state.keyring.epochKeys, core.chains, core.documents, core.replica)
+        let core = engine.core
+        return (core.log!, core.membership.keyring.epochKeys, core.ledger.chains, core.documents.all, core.outbox.replica)
     }
 
     func _copyState(from source: CloakClient) async throws {
         let (log, keys, chains, documents, replica) = await source._stateCopy()
+        let core = engine.core
         try core.adopt(log: log, keys: keys)
-        core.chains = chains
-        core.documents = documents
-        core.replica = replica
-        try core.store.write { db in for (key, position) in chains { try db.setChain(key, position) } }
+        core.ledger.chains = chains
+        core.documents.all = documents
+        core.outbox.replica = replica
+        try core.store.write { tx in for (key, position) in chains { try tx.setChain(key, position) } }
     }
 }

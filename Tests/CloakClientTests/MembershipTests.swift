@@ -5,7 +5,7 @@ import CloakTesting
 import Foundation
 import Testing
 
-@testable import CloakClient
+@_spi(Simulation) @testable import CloakClient
 
 @Suite("Membership: removal, key epochs, envelopes")
 struct MembershipTests {
@@ -138,14 +138,17 @@ struct MembershipTests {
 
 extension CloakClient {
     func _removeLocally(_ device: DeviceID) throws -> ([[UInt8]], [KeyEnvelope]) {
+        let core = engine.core
         let (entry, key) = try core.prepareRemove(device)
         _ = try core.commitAppended(entry, newEpochKey: key)
         let queued = try core.queuedEnvelopes()
         try core.envelopesDelivered(queued.map(\.id))
-        return (core.account!.log.entries.map(\.wire), try queued.map { try KeyEnvelope(message: $0.envelope) })
+        return (core.log!.entries.map(\.wire), try queued.map { try KeyEnvelope(message: $0.envelope) })
     }
 
-    func _epochs() -> [UInt64] { core.account?.keyring.epochKeys.keys.sorted() ?? [] }
+    func _epochs() -> [UInt64] { engine.core.membership.keyring.epochKeys.keys.sorted() }
 
-    func _epochKeyBytes(_ epoch: UInt64) -> [UInt8] { core.account?.keyring.epochKeys[epoch]?.secret.copyBytes() ?? [] }
+    func _epochKeyBytes(_ epoch: UInt64) -> [UInt8] {
+        engine.core.membership.keyring.epochKeys[epoch]?.secret.copyBytes() ?? []
+    }
 }

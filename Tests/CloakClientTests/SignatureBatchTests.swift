@@ -4,7 +4,7 @@ import CloakTesting
 import Foundation
 import Testing
 
-@testable import CloakClient
+@_spi(Simulation) @testable import CloakClient
 
 /// The batch verifier's verdicts are exactly those of verifying one by one, in order, whichever
 /// thread (a helper from the front, admission from the back) reaches each change set first.
@@ -19,7 +19,7 @@ import Testing
             account: AccountID(unchecked: random.bytes(32)), conversation: ConversationID(unchecked: random.bytes(16)),
             author: DeviceID(signingKey: signer.publicKey), seq: 1, prevHash: .zero, epoch: 1, deviceLogIndex: 0,
             deviceLogHead: Digest32(unchecked: random.bytes(32)))
-        var items: [(changeSet: ChangeSet, key: Ed25519PublicKey)?] = []
+        var items: [SignatureCheck?] = []
         var expected: [Bool] = []
         for index in 0..<count {
             let sealed = try ChangeSetSealer.seal(
@@ -29,11 +29,11 @@ import Testing
                 // Another valid signature's bytes: the signature no longer matches the message.
                 var message = try FrameCodec.parse(Cloak_V1_ChangeSet.self, from: sealed.wire, what: "change set")
                 message.signature = Data(stranger.signature(for: [1, 2, 3]))
-                items.append((try ChangeSet(wire: FrameCodec.serialize(message)), signer.publicKey))
+                items.append(SignatureCheck(changeSet: try ChangeSet(wire: FrameCodec.serialize(message)), key: signer.publicKey))
             case 1:
                 items.append(nil)
             default:
-                items.append((sealed, signer.publicKey))
+                items.append(SignatureCheck(changeSet: sealed, key: signer.publicKey))
             }
             expected.append(items[index].map { (try? $0.changeSet.verifySignature($0.key)) != nil } ?? false)
         }

@@ -6,7 +6,7 @@ import Foundation
 import Logging
 import Testing
 
-@testable import CloakClient
+@_spi(Simulation) @testable import CloakClient
 
 /// The sync protocol as a pure state machine: events in, effects out, no network.
 @Suite("Sync machine transitions")
@@ -15,10 +15,13 @@ struct SyncMachineTests {
 
     func core(withAccount: Bool = true) throws -> ClientCore {
         let random = DeterministicRandom(seed: 5)
+        let identity = DeviceIdentity(signing: Ed25519PrivateKey(using: random), agreement: X25519PrivateKey(using: random))
         let core = try ClientCore(
-            store: try ClientStore(path: nil), storageKey: SymmetricKey.random(using: random),
-            identity: DeviceIdentity(signing: Ed25519PrivateKey(using: random), agreement: X25519PrivateKey(using: random)),
-            clock: clock, random: random, configuration: ClientConfiguration(), logger: Logger(label: "test"))
+            store: try SQLiteClientStore(path: nil),
+            environment: CoreEnvironment(
+                identity: identity, cipher: LocalCipher(key: SymmetricKey.random(using: random), random: random),
+                clock: clock, random: random, verifier: InlineSignatureVerifier(), configuration: ClientConfiguration(),
+                logger: Logger(label: "test")))
         if withAccount {
             let prepared = try core.prepareAccount()
             try core.adopt(log: prepared.log, keys: [1: prepared.key])
@@ -51,7 +54,7 @@ struct SyncMachineTests {
             Issue.record("expected Authenticate, got \(auth)")
             return
         }
-        let account = try #require(core.account?.account)
+        let account = try #require(core.account)
         #expect(AuthChallenge.verify(
             Array(request.signature), serverNonce: [UInt8](repeating: 9, count: 32), account: account, device: core.me,
             key: core.identity.signing.publicKey))

@@ -6,7 +6,7 @@ import Foundation
 import Synchronization
 import Testing
 
-@testable import CloakClient
+@_spi(Simulation) @testable import CloakClient
 
 /// A wall clock tests move by hand.
 final class ManualClock: WallClock {
@@ -69,66 +69,64 @@ actor Relay {
 
 extension CloakClient {
     func _createLocalAccount() throws {
-        let prepared = try core.prepareAccount()
-        try core.adopt(log: prepared.log, keys: [1: prepared.key])
+        try engine.createAccountLocally()
     }
 
     func _publicKeys() -> (Ed25519PublicKey, X25519PublicKey) {
-        (core.identity.signing.publicKey, core.identity.agreement.publicKey)
+        engine.publicKeys()
     }
 
     func _addDevice(signingKey: Ed25519PublicKey, agreementKey: X25519PublicKey) throws -> (DeviceLog, [KeyEnvelope]) {
-        let entry = try core.prepareAddDevice(signingKey: signingKey, agreementKey: agreementKey)
-        _ = try core.commitAppended(entry)
-        let envelopes = try core.envelopesForAllEpochs(to: DeviceID(signingKey: signingKey), agreementKey)
-        return (core.account!.log, envelopes)
+        let entry = try engine.core.prepareAddDevice(signingKey: signingKey, agreementKey: agreementKey)
+        _ = try engine.core.commitAppended(entry)
+        let envelopes = try engine.core.envelopesForAllEpochs(to: DeviceID(signingKey: signingKey), agreementKey)
+        return (engine.core.log!, envelopes)
     }
 
     func _join(log: DeviceLog, envelopes: [KeyEnvelope]) throws {
-        try core.join(log: log, envelopes: envelopes, recipient: (core.me, core.identity.agreement))
+        try engine.core.join(log: log, envelopes: envelopes)
     }
 
-    func _logWires() -> [[UInt8]] { core.account?.log.entries.map(\.wire) ?? [] }
+    func _logWires() -> [[UInt8]] { engine.deviceLogWires() }
 
     func _receiveLog(_ wires: [[UInt8]]) throws -> CoreOutput {
-        let output = try core.receiveDeviceLog(wires)
-        publish(output)
+        let output = try engine.core.receiveDeviceLog(wires)
+        engine.surface(output)
+        drain()
         return output
     }
 
     func _receiveEnvelopes(_ envelopes: [KeyEnvelope]) throws -> CoreOutput {
-        try core.receiveEnvelopes(envelopes)
+        try engine.core.receiveEnvelopes(envelopes)
     }
 
     func _rejectedCount() throws -> Int {
-        try core.rejectedCount()
+        try engine.rejectedCount()
     }
 
     func _recordedEvents() throws -> [SecurityEvent] {
-        try core.recordedEvents()
+        try engine.recordedSecurityEvents()
     }
 
     func _drainOutbox() throws -> [[UInt8]] {
-        _ = try core.flushDueBatches(force: true)
-        let batch = try core.outbox(limit: 100_000)
-        try core.acknowledge(batch.map(\.hash))
-        return batch.map(\.wire)
+        try engine.takeOutbox()
     }
 
     func _receive(_ items: [(cursor: UInt64, wire: [UInt8])]) throws -> CoreOutput {
-        let output = try core.receive(items)
-        publish(output)
+        let output = try engine.core.receive(items)
+        engine.surface(output)
+        drain()
         return output
     }
 
-    func _cursor() throws -> UInt64 { try core.cursor() }
+    func _cursor() throws -> UInt64 { try engine.core.store.read { tx in try Ledger.cursor(tx) } }
 
-    func _heldCount() -> Int { core.held.count }
+    func _heldCount() -> Int { engine.core.ledger.held.count }
 
-    func _heldBytes() -> Int { core.held.bytes }
+    func _heldBytes() -> Int { engine.core.ledger.held.bytes }
 
     func _storeDirectoryCheckpoint() throws {
-        try core.store.write { db in try core.saveDocuments(db: db) }
+        try engine.saveStates()
     }
 }
 

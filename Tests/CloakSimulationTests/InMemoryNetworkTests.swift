@@ -1,5 +1,5 @@
 import CloakCRDT
-import CloakClient
+@_spi(Simulation) import CloakClient
 import CloakCrypto
 import CloakProtocol
 import CloakServer

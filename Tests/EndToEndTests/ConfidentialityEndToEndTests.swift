@@ -5,7 +5,7 @@ import CloakSimulation
 import Foundation
 import Testing
 
-@testable import CloakClient
+@_spi(Simulation) @testable import CloakClient
 
 @Suite("End to end: confidentiality and bootstrap", .serialized)
 struct ConfidentialityEndToEndTests {
@@ -74,7 +74,7 @@ struct ConfidentialityEndToEndTests {
 }
 
 extension CloakClient {
-    func _bootstrapped() -> Int { core.bootstrappedFromSnapshots }
+    func _bootstrapped() -> Int { engine.bootstrappedFromSnapshots }
 
-    func _knowsSnapshot(_ conversation: ConversationID) -> Bool { core.knowsSnapshot(of: conversation) }
+    func _knowsSnapshot(_ conversation: ConversationID) -> Bool { engine.core.knowsSnapshot(of: conversation) }
 }

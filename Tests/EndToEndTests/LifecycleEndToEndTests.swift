@@ -10,7 +10,7 @@ import Logging
 import Synchronization
 import Testing
 
-@testable import CloakClient
+@_spi(Simulation) @testable import CloakClient
 
 @Suite("End to end: create, link, remove, recover, and a server that cannot add devices", .serialized)
 struct LifecycleEndToEndTests {
@@ -32,9 +32,13 @@ struct LifecycleEndToEndTests {
             await #expect(throws: ClientError.pairing(.malformedPayload)) { _ = try await a.acceptLink("cloak1:zz") }
             await #expect(throws: ClientError.pairing(.malformedPayload)) { _ = try await a.acceptLink("hello") }
             // Expired: made by a device whose clock is an hour behind.
+            let staleDirectory = root.appendingPathComponent("c")
+            try FileManager.default.createDirectory(at: staleDirectory, withIntermediateDirectories: true)
             let stale = try CloakClient.open(
-                directory: root.appendingPathComponent("c"), server: URL(string: server.syncURL)!,
-                transport: WebSocketTransport(), clock: OffsetClock(offsetMillis: -3_600_000))
+                store: try SQLiteClientStore(path: staleDirectory.appendingPathComponent("cloak.sqlite").path),
+                secrets: try FileSecretStore(directory: staleDirectory.appendingPathComponent("secrets")),
+                server: URL(string: server.syncURL)!, transport: WebSocketTransport(),
+                clock: OffsetClock(offsetMillis: -3_600_000), random: SystemRandom())
             let old = try await stale.beginLink()
             await #expect(throws: ClientError.pairing(.expired)) { _ = try await a.acceptLink(old.text) }
             #expect(try await a.devices().count == 2)
@@ -219,19 +223,19 @@ struct OffsetClock: WallClock {
 
 extension CloakClient {
     func _allChangeSetWires() throws -> [[UInt8]] {
-        try core.storedChangeSetWires()
+        try engine.storedChangeSetWires()
     }
 
-    func _logWires() -> [[UInt8]] { core.account?.log.entries.map(\.wire) ?? [] }
+    func _logWires() -> [[UInt8]] { engine.deviceLogWires() }
 
-    func _receiveLog(_ wires: [[UInt8]]) throws -> CoreOutput { try core.receiveDeviceLog(wires) }
+    func _receiveLog(_ wires: [[UInt8]]) throws -> CoreOutput { try engine.core.receiveDeviceLog(wires) }
 
-    func _receive(_ items: [(cursor: UInt64, wire: [UInt8])]) throws -> CoreOutput { try core.receive(items) }
+    func _receive(_ items: [(cursor: UInt64, wire: [UInt8])]) throws -> CoreOutput { try engine.core.receive(items) }
 
-    func _epochs() -> [UInt64] { core.account?.keyring.epochKeys.keys.sorted() ?? [] }
+    func _epochs() -> [UInt64] { engine.core.membership.keyring.epochKeys.keys.sorted() }
 
     func _outboxWires() throws -> [[UInt8]] {
-        _ = try core.flushDueBatches(force: true)
-        return try core.outbox(limit: 1000).map(\.wire)
+        _ = try engine.core.flushDueBatches(force: true)
+        return try engine.core.outboxChangeSets(limit: 1000).map(\.wire)
     }
 }

@@ -4,28 +4,19 @@ public import CloakProtocol
 extension CloakClient {
     /// Every conversation of the account library, pinned first.
     public func conversations() -> [ConversationSummary] {
-        core.summaries()
+        engine.conversations()
     }
 
     /// The rendered state of one conversation, or nil if it is unknown here.
     public func conversation(_ id: ConversationID) -> ConversationView? {
-        core.view(of: id)
+        engine.conversation(id)
     }
 
     /// Creates a conversation (added to the account library) and returns its id.
     public func createConversation(title: String? = nil) throws(ClientError) -> ConversationID {
-        let id = ConversationID.random(using: core.random)
-        var output = try core.editLibrary { library, replica, now throws(LibraryEditError) in
-            [try library.addConversation(id.libraryKey, replica: &replica, physicalMillis: now)]
-        }
-        core.documents.conversations[id] = core.documents.conversations[id] ?? ConversationDocument()
-        if let title {
-            output.merge(try core.edit(id) { document, replica, now throws(ConversationEditError) in
-                ([try document.setTitle(title, replica: &replica, physicalMillis: now)], ())
-            }.1)
-        }
-        afterLocalEdit(output)
-        return id
+        let result = try engine.createConversation(title: title)
+        drain()
+        return result
     }
 
     /// Appends a complete message (as the child of `parent`, or of the active branch's last
@@ -34,148 +25,116 @@ extension CloakClient {
     public func appendMessage(
         to conversation: ConversationID, role: MessageRole, text: String, parent: MessageID? = nil
     ) throws(ClientError) -> MessageID {
-        let (id, output) = try core.edit(conversation) { document, replica, now throws(ConversationEditError) in
-            let op = try document.createMessage(
-                parent: parent ?? document.activePath().last, role: role, text: text, replica: &replica,
-                physicalMillis: now)
-            return ([op], op.id)
-        }
-        afterLocalEdit(output)
-        return id
+        let result = try engine.appendMessage(to: conversation, role: role, text: text, parent: parent)
+        drain()
+        return result
     }
 
     /// Starts a message whose text will arrive in pieces (an AI reply streaming token by token).
-    public func beginMessage(in conversation: ConversationID, parent: MessageID? = nil, role: MessageRole = .assistant)
-        throws(ClientError) -> MessageID
-    {
-        let (id, output) = try core.edit(conversation, streaming: true) { document, replica, now throws(ConversationEditError) in
-            let op = try document.createMessage(
-                parent: parent ?? document.activePath().last, role: role, text: "", replica: &replica,
-                physicalMillis: now)
-            return ([op], op.id)
-        }
-        afterLocalEdit(output)
-        return id
+    public func beginMessage(in conversation: ConversationID, parent: MessageID? = nil, role: MessageRole = .assistant) throws(ClientError) -> MessageID {
+        let result = try engine.beginMessage(in: conversation, parent: parent, role: role)
+        drain()
+        return result
     }
 
     /// Appends streamed text to a message. Pieces are batched for ~100 ms into one change set
     /// (each piece is durable as soon as this returns).
-    public func streamText(_ text: String, into message: MessageID, in conversation: ConversationID)
-        throws(ClientError)
-    {
-        let output = try core.edit(conversation, streaming: true) { document, replica, now throws(ConversationEditError) in
-            ([try document.appendText(text, to: message, replica: &replica, physicalMillis: now)], ())
-        }.1
-        afterLocalEdit(output)
+    public func streamText(_ text: String, into message: MessageID, in conversation: ConversationID) throws(ClientError) {
+        try engine.streamText(text, into: message, in: conversation)
+        drain()
     }
 
     /// Seals any streamed text still being batched, so it syncs now.
     public func finishStreaming(in conversation: ConversationID) throws(ClientError) {
-        afterLocalEdit(try core.flushDueBatches(force: true))
+        try engine.finishStreaming(in: conversation)
+        drain()
     }
 
     /// Replaces `range` (Unicode scalar offsets) of a message's text with `replacement`.
     public func editText(
         in conversation: ConversationID, message: MessageID, range: Range<Int>, replacement: String
     ) throws(ClientError) {
-        let output = try core.edit(conversation) { document, replica, now throws(ConversationEditError) in
-            var ops: [CRDTOperation] = []
-            if !range.isEmpty {
-                ops.append(try document.deleteText(in: message, range: range, replica: &replica, physicalMillis: now))
-            }
-            if !replacement.isEmpty {
-                ops.append(try document.insertText(
-                    replacement, into: message, at: range.lowerBound, replica: &replica, physicalMillis: now))
-            }
-            return (ops, ())
-        }.1
-        afterLocalEdit(output)
+        try engine.editText(in: conversation, message: message, range: range, replacement: replacement)
+        drain()
     }
 
     /// Deletes a message (a tombstone: its branch stays navigable).
     public func deleteMessage(_ message: MessageID, in conversation: ConversationID) throws(ClientError) {
-        afterLocalEdit(try core.edit(conversation) { document, replica, now throws(ConversationEditError) in
-            ([try document.deleteMessage(message, replica: &replica, physicalMillis: now)], ())
-        }.1)
+        try engine.deleteMessage(message, in: conversation)
+        drain()
     }
 
     /// Creates a sibling of `message` (an edited prompt or a regenerated reply), makes it the
     /// active branch and returns its id.
     @discardableResult
-    public func branch(from message: MessageID, in conversation: ConversationID, role: MessageRole, text: String)
-        throws(ClientError) -> MessageID
-    {
-        let (id, output) = try core.edit(conversation) { document, replica, now throws(ConversationEditError) in
-            let ops = try document.branch(from: message, role: role, text: text, replica: &replica, physicalMillis: now)
-            return (ops, ops.first?.id ?? message)
-        }
-        afterLocalEdit(output)
-        return id
+    public func branch(from message: MessageID, in conversation: ConversationID, role: MessageRole, text: String) throws(ClientError) -> MessageID {
+        let result = try engine.branch(from: message, in: conversation, role: role, text: text)
+        drain()
+        return result
     }
 
     /// Makes `message` the active child at its fork point.
     public func selectBranch(_ message: MessageID, in conversation: ConversationID) throws(ClientError) {
-        afterLocalEdit(try core.edit(conversation) { document, replica, now throws(ConversationEditError) in
-            ([try document.selectBranch(message, replica: &replica, physicalMillis: now)], ())
-        }.1)
+        try engine.selectBranch(message, in: conversation)
+        drain()
     }
 
     /// Adds (or, with `remove`, removes) this device's reaction.
-    public func react(_ emoji: String, to message: MessageID, in conversation: ConversationID, remove: Bool = false)
-        throws(ClientError)
-    {
-        let reaction = Reaction(emoji: emoji, reactor: core.me.bytes)
-        afterLocalEdit(try core.edit(conversation) { document, replica, now throws(ConversationEditError) in
-            let op = remove
-                ? try document.removeReaction(reaction, from: message, replica: &replica, physicalMillis: now)
-                : try document.addReaction(reaction, to: message, replica: &replica, physicalMillis: now)
-            return ([op], ())
-        }.1)
+    public func react(_ emoji: String, to message: MessageID, in conversation: ConversationID, remove: Bool = false) throws(ClientError) {
+        try engine.react(emoji, to: message, in: conversation, remove: remove)
+        drain()
     }
 
     /// Sets a metadata field (title, pinned, archived, model, folder or a custom key).
-    public func setMetadata(_ field: MetadataField, to value: MetadataValue, in conversation: ConversationID)
-        throws(ClientError)
-    {
-        afterLocalEdit(try core.edit(conversation) { document, replica, now throws(ConversationEditError) in
-            ([try document.setMetadata(field, to: value, replica: &replica, physicalMillis: now)], ())
-        }.1)
+    public func setMetadata(_ field: MetadataField, to value: MetadataValue, in conversation: ConversationID) throws(ClientError) {
+        try engine.setMetadata(field, to: value, in: conversation)
+        drain()
     }
 
     /// Renames a conversation.
     public func rename(_ conversation: ConversationID, to title: String) throws(ClientError) {
-        try setMetadata(.title, to: .text(title), in: conversation)
+        try engine.rename(conversation, to: title)
+        drain()
     }
 
     /// Pins or unpins a conversation.
     public func pin(_ conversation: ConversationID, _ pinned: Bool = true) throws(ClientError) {
-        try setMetadata(.pinned, to: .flag(pinned), in: conversation)
+        try engine.pin(conversation, pinned)
+        drain()
     }
 
     /// Archives (or restores) a conversation: its metadata flag and its library state.
     public func archive(_ conversation: ConversationID, _ archived: Bool = true) throws(ClientError) {
-        try setMetadata(.archived, to: .flag(archived), in: conversation)
-        afterLocalEdit(try core.editLibrary { library, replica, now throws(LibraryEditError) in
-            try library.setState(archived ? .archived : .active, of: conversation.libraryKey, replica: &replica,
-                                 physicalMillis: now)
-        })
+        try engine.archive(conversation, archived)
+        drain()
     }
 
     /// Marks everything up to the newest message read by this device.
     public func markRead(_ conversation: ConversationID) throws(ClientError) {
-        afterLocalEdit(try core.edit(conversation) { document, replica, now throws(ConversationEditError) in
-            let newest = document.activeBranch().map(\.created).max() ?? .zero
-            return ([try document.markRead(upTo: newest, replica: &replica, physicalMillis: now)], ())
-        }.1)
+        try engine.markRead(conversation)
+        drain()
     }
 
+    /// The state hash of a conversation (equal on converged devices).
+    public func stateHash(of conversation: ConversationID) -> [UInt8]? {
+        engine.stateHash(of: conversation)
+    }
+
+    /// Every message's text in a conversation, across all branches, in tree order (for tools
+    /// and tests that check nothing was lost or duplicated).
+    public func allMessageTexts(_ conversation: ConversationID) -> [String] {
+        engine.allMessageTexts(conversation)
+    }
+}
+
+extension CloakClient {
     /// The conversation's rendered state now and after every change, until the client closes.
     public func observe(_ conversation: ConversationID) -> AsyncStream<ConversationView> {
         let (stream, continuation) = AsyncStream<ConversationView>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let id = nextObserverID
         nextObserverID += 1
         observers[conversation, default: [:]][id] = continuation
-        if let view = core.view(of: conversation) { continuation.yield(view) }
+        if let view = engine.conversation(conversation) { continuation.yield(view) }
         continuation.onTermination = { _ in Task { await self.removeObserver(id, conversation) } }
         return stream
     }
@@ -186,7 +145,7 @@ extension CloakClient {
         let id = nextObserverID
         nextObserverID += 1
         listObservers[id] = continuation
-        continuation.yield(core.summaries())
+        continuation.yield(engine.conversations())
         continuation.onTermination = { _ in Task { await self.removeListObserver(id) } }
         return stream
     }
@@ -215,31 +174,12 @@ extension CloakClient {
     /// The newest security events recorded in the local store (up to 2,000, oldest first); the
     /// ``securityEvents()`` stream delivers every one as it happens.
     public func recordedSecurityEvents() throws(ClientError) -> [SecurityEvent] {
-        try core.recordedEvents()
+        try engine.recordedSecurityEvents()
     }
 
-    /// The state hash of a conversation (equal on converged devices).
-    public func stateHash(of conversation: ConversationID) -> [UInt8]? {
-        core.documents.stateHash(of: conversation)
-    }
 
     func removeObserver(_ id: Int, _ conversation: ConversationID) { observers[conversation]?[id] = nil }
     func removeListObserver(_ id: Int) { listObservers[id] = nil }
     func removeEventObserver(_ id: Int) { eventObservers[id] = nil }
     func removeStateObserver(_ id: Int) { stateObservers[id] = nil }
-}
-
-extension CloakClient {
-    /// Every message's text in a conversation, across all branches, in tree order (for tools
-    /// and tests that check nothing was lost or duplicated).
-    public func allMessageTexts(_ conversation: ConversationID) -> [String] {
-        guard let document = core.documents.conversations[conversation] else { return [] }
-        var out: [String] = []
-        var stack = document.children(of: nil).reversed().map { $0 }
-        while let next = stack.popLast() {
-            out.append(document.text(of: next) ?? "")
-            stack += document.children(of: next).reversed()
-        }
-        return out
-    }
 }

@@ -3,9 +3,10 @@ import Foundation
 import Logging
 
 extension CloakClient {
-    /// Carries out the sync machine's effects: connections, sends, app notifications, timers.
-    func apply(_ effects: [SyncEffect]) {
-        for effect in effects {
+    /// Carries out the engine's effects: connections, sends, app notifications, flow results,
+    /// then sleeps until its next deadline.
+    func drain() {
+        for effect in engine.takeEffects() {
             switch effect {
             case .connect:
                 openConnection()
@@ -13,14 +14,39 @@ extension CloakClient {
                 closeConnection()
             case .send(let bytes):
                 outgoing?.yield(bytes)
-            case .surface(let output):
-                publish(output)
+            case .changed(let conversations):
+                publish(conversations)
+            case .events(let events):
+                for event in events {
+                    for continuation in eventObservers.values { continuation.yield(event) }
+                }
             case .state(let state):
                 connectionState = state
                 for continuation in stateObservers.values { continuation.yield(state) }
+            case .flowFinished(let id, let result):
+                if let waiter = flowWaiters.removeValue(forKey: id) {
+                    waiter.resume(returning: result)
+                } else {
+                    finishedFlows[id] = result
+                }
             }
         }
+        resolveSyncWaiters()
         rescheduleTimer()
+    }
+
+    /// Runs a lifecycle flow the engine started and waits for its result.
+    func run(_ start: () throws(ClientError) -> FlowID) async throws(ClientError) -> FlowOutcome {
+        let id = try start()
+        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<FlowOutcome, ClientError>, Never>) in
+            if let finished = finishedFlows.removeValue(forKey: id) {
+                continuation.resume(returning: finished)
+                return
+            }
+            flowWaiters[id] = continuation
+            drain()
+        }
+        return try result.get()
     }
 
     private func openConnection() {
@@ -72,24 +98,27 @@ extension CloakClient {
     private func connectionOpened(_ connection: any SyncConnection, _ generation: Int) -> Bool {
         guard generation == self.generation else { return false }
         self.connection = connection
-        apply(machine.handle(.connected, core: core))
+        engine.handle(.connected)
+        drain()
         return true
     }
 
     private func received(_ bytes: [UInt8], _ generation: Int) {
         guard generation == self.generation else { return }
-        apply(machine.handle(.frame(bytes), core: core))
+        engine.handle(.frame(bytes))
+        drain()
     }
 
     private func connectionEnded(_ generation: Int) {
         guard generation == self.generation else { return }
         connection = nil
         outgoing = nil
-        apply(machine.handle(.disconnected, core: core))
+        engine.handle(.disconnected)
+        drain()
     }
 
     private func rescheduleTimer() {
-        guard let deadline = machine.nextDeadline(core: core) else {
+        guard let deadline = engine.nextDeadline else {
             timer?.cancel()
             timer = nil
             timerDeadline = nil
@@ -98,7 +127,7 @@ extension CloakClient {
         if let timerDeadline, timerDeadline == deadline, timer != nil { return }
         timer?.cancel()
         timerDeadline = deadline
-        let now = core.now()
+        let now = engine.core.now()
         let delay = deadline > now ? deadline - now : 0
         timer = Task {
             try? await Task.sleep(for: .milliseconds(Int64(delay)))
@@ -110,30 +139,29 @@ extension CloakClient {
     private func fire() {
         timer = nil
         timerDeadline = nil
-        apply(machine.handle(.tick, core: core))
+        engine.handle(.tick)
+        drain()
     }
 
     /// Tells observers what changed.
-    func publish(_ output: CoreOutput) {
-        for event in output.events {
-            for continuation in eventObservers.values { continuation.yield(event) }
-        }
-        guard !output.changed.isEmpty else { return }
-        for id in output.changed where id != .library {
-            guard let continuations = observers[id], !continuations.isEmpty, let view = core.view(of: id) else { continue }
+    func publish(_ changed: Set<ConversationID>) {
+        guard !changed.isEmpty else { return }
+        for id in changed where id != .library {
+            guard let continuations = observers[id], !continuations.isEmpty, let view = engine.conversation(id) else { continue }
             for continuation in continuations.values { continuation.yield(view) }
         }
         if !listObservers.isEmpty {
-            let summaries = core.summaries()
+            let summaries = engine.conversations()
             for continuation in listObservers.values { continuation.yield(summaries) }
         }
     }
 
-    /// After a local edit: notify observers and let the machine push.
-    func afterLocalEdit(_ output: CoreOutput) {
-        publish(output)
-        apply(machine.handle(.coreOutput(output), core: core))
-        if output.pushOutbox { apply(machine.handle(.outboxChanged, core: core)) }
+    private func resolveSyncWaiters() {
+        guard !syncWaiters.isEmpty else { return }
+        let refused = if case .refused = connectionState { true } else { false }
+        guard engine.isSynced || refused else { return }
+        for waiter in syncWaiters.values { waiter.resume(returning: !refused) }
+        syncWaiters = [:]
     }
 }
 
@@ -141,17 +169,21 @@ extension CloakClient {
     /// Waits until the client is connected and up to date with nothing left to send (or the
     /// timeout passes). Returns whether it got there — for command-line tools and tests.
     public func waitUntilSynced(timeout: Duration = .seconds(30)) async -> Bool {
-        let clock = ContinuousClock()
-        let deadline = clock.now + timeout
-        while clock.now < deadline {
-            if connectionState == .live, core.pendingOps.isEmpty, (try? core.outbox(limit: 1).isEmpty) == true,
-                (try? core.queuedEnvelopes(limit: 1).isEmpty) == true
-            {
-                return true
-            }
-            if case .refused = connectionState { return false }
-            try? await Task.sleep(for: .milliseconds(25))
+        if engine.isSynced { return true }
+        if case .refused = connectionState { return false }
+        let id = nextObserverID
+        nextObserverID += 1
+        let watchdog = Task {
+            try? await Task.sleep(for: timeout)
+            self.syncWaitTimedOut(id)
         }
-        return false
+        defer { watchdog.cancel() }
+        return await withCheckedContinuation { continuation in
+            syncWaiters[id] = continuation
+        }
+    }
+
+    private func syncWaitTimedOut(_ id: Int) {
+        syncWaiters.removeValue(forKey: id)?.resume(returning: false)
     }
 }

@@ -17,13 +17,15 @@ public import Logging
 /// try await client.finishStreaming(in: chat)
 /// for await view in await client.observe(chat) { render(view.messages) }
 /// ```
+///
+/// It is the async adapter around a ``ClientEngine`` (the sans-IO client): it opens the
+/// connections the engine asks for, sleeps until its deadlines, and turns its effects into
+/// the streams below.
 public actor CloakClient {
-    let core: ClientCore
-    var machine: SyncMachine
+    let engine: ClientEngine
     let transport: any SyncTransport
     let server: URL
-    let configuration: ClientConfiguration
-    var logger: Logger { core.logger }
+    var logger: Logger { engine.core.logger }
 
     var connection: (any SyncConnection)?
     var outgoing: AsyncStream<[UInt8]>.Continuation?
@@ -35,73 +37,65 @@ public actor CloakClient {
     var eventObservers: [Int: AsyncStream<SecurityEvent>.Continuation] = [:]
     var stateObservers: [Int: AsyncStream<ConnectionState>.Continuation] = [:]
     var nextObserverID = 0
+    /// Callers waiting for a lifecycle flow's result.
+    var flowWaiters: [FlowID: CheckedContinuation<Result<FlowOutcome, ClientError>, Never>] = [:]
+    /// Results of flows that ended before anyone waited.
+    var finishedFlows: [FlowID: Result<FlowOutcome, ClientError>] = [:]
+    /// Callers of ``waitUntilSynced(timeout:)``.
+    var syncWaiters: [Int: CheckedContinuation<Bool, Never>] = [:]
     /// The newest connection state.
     public internal(set) var connectionState: ConnectionState = .offline(retryAtMillis: nil)
 
-    init(core: ClientCore, transport: any SyncTransport, server: URL, configuration: ClientConfiguration) {
-        self.core = core
-        deviceID = core.identity.id
+    init(engine: ClientEngine, transport: any SyncTransport, server: URL) {
+        self.engine = engine
+        deviceID = engine.deviceID
         self.transport = transport
         self.server = server
-        self.configuration = configuration
-        machine = SyncMachine(configuration: configuration)
     }
 
     /// Opens the client stored in `directory` (created on first use): device keys in
     /// `directory/secrets` (0600 files), everything else in `directory/cloak.sqlite`.
+    ///
+    /// Time comes from the system clock and every random byte from the operating system
+    /// (through libsodium): an app cannot choose either, so it cannot choose a nonce (ADV-14).
     public static func open(
         directory: URL, server: URL, transport: any SyncTransport, configuration: ClientConfiguration = .init(),
-        clock: any WallClock = SystemWallClock(), random: any RandomSource = SystemRandom(),
         logger: Logger = Logger(label: "cloak.client")
     ) throws(ClientError) -> CloakClient {
         do {
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         } catch { throw .storage("cannot create the client directory") }
         let secrets = try FileSecretStore(directory: directory.appendingPathComponent("secrets"))
-        let store = try ClientStore(path: directory.appendingPathComponent("cloak.sqlite").path)
-        return try open(store: store, secrets: secrets, server: server, transport: transport,
-                        configuration: configuration, clock: clock, random: random, logger: logger)
-    }
-
-    static func open(
-        store: ClientStore, secrets: any SecretStore, server: URL, transport: any SyncTransport,
-        configuration: ClientConfiguration, clock: any WallClock, random: any RandomSource, logger: Logger
-    ) throws(ClientError) -> CloakClient {
-        let identity = try DeviceIdentity.loadOrCreate(in: secrets, random: random)
-        let storageKey: SymmetricKey
-        if let existing = try secrets.load(named: "storage-key") {
-            do { storageKey = try SymmetricKey(existing) } catch { throw .storage("storage key is corrupt") }
-        } else {
-            storageKey = SymmetricKey.random(using: random)
-            try secrets.store(storageKey.secret, named: "storage-key")
-        }
-        let core = try ClientCore(
-            store: store, storageKey: storageKey, identity: identity, clock: clock, random: random,
-            configuration: configuration, logger: logger)
-        return CloakClient(core: core, transport: transport, server: server, configuration: configuration)
+        let store = try SQLiteClientStore(path: directory.appendingPathComponent("cloak.sqlite").path)
+        let engine = try ClientEngine(
+            store: store, secrets: secrets, configuration: configuration, clock: SystemWallClock(), random: SystemRandom(),
+            verifier: ThreadedSignatureVerifier(), logger: logger)
+        return CloakClient(engine: engine, transport: transport, server: server)
     }
 
     /// This device's id.
     public nonisolated let deviceID: DeviceID
 
     /// The account, once created, linked or recovered.
-    public var accountID: AccountID? { core.account?.account }
+    public var accountID: AccountID? { engine.accountID }
 
     /// Starts background sync (reconnecting with backoff until ``stopSync()`` or ``close()``).
     public func startSync() {
-        apply(machine.handle(.start, core: core))
+        engine.startSync()
+        drain()
     }
 
     /// Stops background sync and closes the connection.
     public func stopSync() {
-        apply(machine.handle(.stop, core: core))
+        engine.stopSync()
+        drain()
     }
 
     /// Seals pending streamed text, saves conversation states and stops syncing. Unsent change
     /// sets stay in the outbox and go out the next time the client syncs.
     public func close() throws(ClientError) {
-        _ = try core.flushDueBatches(force: true)
-        try core.store.write { db in try core.saveDocuments(db: db) }
+        try engine.saveStates()
         stopSync()
         timer?.cancel()
         for continuation in observers.values.flatMap(\.values) { continuation.finish() }
@@ -112,31 +106,35 @@ public actor CloakClient {
         eventObservers = [:]
         stateObservers = [:]
         listObservers = [:]
+        for waiter in syncWaiters.values { waiter.resume(returning: false) }
+        syncWaiters = [:]
     }
 }
 
-/// The system wall clock (the only place the client reads real time; everything else receives
-/// it through ``WallClock`` so tests and the simulator can replace it).
-public struct SystemWallClock: WallClock {
-    /// Creates the system clock.
-    public init() {}
-
-    /// Milliseconds since the Unix epoch.
-    public func nowMillis() -> UInt64 {
-        UInt64(max(0, Date().timeIntervalSince1970 * 1000))  // tidy:allow the injected clock's real implementation
-    }
-}
-
+@_spi(Simulation)
 extension CloakClient {
-    /// Opens a client whose store lives in memory and whose secrets are in `secrets`: for the
-    /// simulator and tests (nothing survives the process).
+    /// Opens a client over any store, secret store, clock, random source and signature
+    /// verifier: for the simulator, the tests and the benchmarks, which need reproducible runs.
+    public static func open(
+        store: sending any ClientStore, secrets: any SecretStore, server: URL, transport: any SyncTransport,
+        configuration: ClientConfiguration = .init(), clock: any WallClock, random: any RandomSource,
+        verifier: any SignatureVerifier = ThreadedSignatureVerifier(), logger: Logger = Logger(label: "cloak.client")
+    ) throws(ClientError) -> CloakClient {
+        let engine = try ClientEngine(
+            store: store, secrets: secrets, configuration: configuration, clock: clock, random: random, verifier: verifier,
+            logger: logger)
+        return CloakClient(engine: engine, transport: transport, server: server)
+    }
+
+    /// Opens a client whose store lives in memory (an in-memory SQLite database) and whose
+    /// secrets are in `secrets`: nothing survives the process.
     public static func openInMemory(
         server: URL, transport: any SyncTransport, secrets: any SecretStore = InMemorySecretStore(),
         configuration: ClientConfiguration = .init(), clock: any WallClock = SystemWallClock(),
         random: any RandomSource = SystemRandom(), logger: Logger = Logger(label: "cloak.client")
     ) throws(ClientError) -> CloakClient {
         try open(
-            store: try ClientStore(path: nil), secrets: secrets, server: server, transport: transport,
+            store: try SQLiteClientStore(path: nil), secrets: secrets, server: server, transport: transport,
             configuration: configuration, clock: clock, random: random, logger: logger)
     }
 }

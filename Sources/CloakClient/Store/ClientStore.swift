@@ -1,122 +1,202 @@
-import CloakProtocol
-import Foundation
-import GRDB
+public import CloakProtocol
 
-/// The device's local database (GRDB over SQLite, WAL, synchronous=FULL): the device log,
-/// epoch keys, every accepted change set (ciphertext, as received or sealed), chain positions,
-/// the outbox, pending local operations, materialised conversation states, held and rejected
-/// change sets, and security events. Secrets and plaintext are stored only through
-/// ``LocalCipher``.
+/// Where the client core keeps everything durable: the device log, epoch keys, every accepted
+/// change set (ciphertext, as received or sealed), chain positions, the outbox, pending local
+/// operations, saved conversation states, held and rejected change sets, and security events.
 ///
-/// All access is synchronous (the sans-IO core calls it directly; the simulator uses an
-/// in-memory database). Each ``write(_:)`` is one transaction, so a crash at any point leaves
-/// either all of an operation's rows or none.
-struct ClientStore: Sendable {
-    let queue: DatabaseQueue
+/// The core never writes SQL: it states what it stores in the typed operations of
+/// ``StoreTransaction``, and an implementation decides how. `SQLiteClientStore` (GRDB, WAL,
+/// `synchronous=FULL`) is what apps get; the simulator's store keeps the same tables in memory
+/// and can lose whatever was not committed when a simulated device crashes, so the core's
+/// durability is tested against both (`ClientStoreConformance` in the tests).
+///
+/// ```swift
+/// let store = try SQLiteClientStore(path: directory.appendingPathComponent("cloak.sqlite").path)
+/// let cursor = try store.read { tx in try tx.meta(.cursor) }
+/// try store.write { tx in try tx.setMeta(.cursor, bytes) }
+/// ```
+///
+/// Each ``write(_:)`` is one transaction: a crash at any point leaves either all of its
+/// changes or none. Secrets and plaintext reach a store only sealed by the local cipher.
+@_spi(Simulation)
+public protocol ClientStore: AnyObject {
+    /// Runs `body` in a read transaction.
+    func read<T>(_ body: (any StoreTransaction) throws -> T) throws(ClientError) -> T
+    /// Runs `body` in one write transaction: if it throws, nothing it wrote remains.
+    func write<T>(_ body: (any StoreTransaction) throws -> T) throws(ClientError) -> T
+}
 
-    /// Opens (creating and migrating) the store at `path`, or an in-memory store for nil.
-    init(path: String?) throws(ClientError) {
-        var configuration = Configuration()
-        configuration.prepareDatabase { db in
-            if !db.configuration.readonly {
-                try db.execute(sql: "PRAGMA synchronous = FULL")
-            }
-        }
-        do {
-            if let path {
-                queue = try DatabaseQueue(path: path, configuration: configuration)
-                try queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA journal_mode = WAL") }
-            } else {
-                queue = try DatabaseQueue(configuration: configuration)
-            }
-            try Self.migrator.migrate(queue)
-        } catch {
-            throw .storage("cannot open the local store: \(Self.describe(error))")
-        }
-    }
+/// The keys of the store's small key-value table.
+@_spi(Simulation)
+public enum MetaKey: String, Sendable, CaseIterable {
+    /// The CRDT replica state (operation counter and clock): never reset, or ids repeat.
+    case replica
+    /// Present once this device verified its own removal.
+    case removed
+    /// The newest cursor this device processed (`LE64`).
+    case cursor
+    /// The hash of the change set delivered at ``cursor`` (the subscription's anchor).
+    case cursorAnchor = "cursor-anchor"
+    /// The next epoch's key, sealed, remembered before a removal this device signs is sent.
+    case pendingEpochKey = "pending-epoch-key"
+}
 
-    func write<T>(_ body: (Database) throws -> T) throws(ClientError) -> T {
-        do { return try queue.write(body) } catch let error as ClientError { throw error } catch {
-            throw .storage(Self.describe(error))
-        }
-    }
+/// A stored change set as the core reads it back: its local row id (the order in which this
+/// device stored it), its conversation and its wire bytes.
+@_spi(Simulation)
+public struct StoredChangeSet: Sendable {
+    /// Local row id, increasing in storage order.
+    public let id: Int64
+    /// Its conversation.
+    public let conversation: ConversationID
+    /// The serialised `ChangeSet`.
+    public let wire: [UInt8]
 
-    func read<T>(_ body: (Database) throws -> T) throws(ClientError) -> T {
-        do { return try queue.read(body) } catch let error as ClientError { throw error } catch {
-            throw .storage(Self.describe(error))
-        }
-    }
-
-    static func describe(_ error: any Error) -> String {
-        if let database = error as? DatabaseError { return "SQLite error \(database.resultCode.rawValue)" }
-        return "local store error"
-    }
-
-    static var migrator: DatabaseMigrator {
-        var migrator = DatabaseMigrator()
-        migrator.registerMigration("v1") { db in
-            try db.execute(sql: """
-                CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
-                CREATE TABLE device_log (idx INTEGER PRIMARY KEY, wire BLOB NOT NULL);
-                CREATE TABLE epoch_keys (epoch INTEGER PRIMARY KEY, sealed BLOB NOT NULL);
-                CREATE TABLE change_sets (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT,
-                    conversation BLOB NOT NULL, author BLOB NOT NULL, seq INTEGER NOT NULL,
-                    hash BLOB NOT NULL UNIQUE, wire BLOB NOT NULL, local INTEGER NOT NULL);
-                CREATE UNIQUE INDEX change_sets_chain ON change_sets(conversation, author, seq);
-                CREATE TABLE chains (
-                    conversation BLOB NOT NULL, author BLOB NOT NULL, seq INTEGER NOT NULL, hash BLOB NOT NULL,
-                    forked INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (conversation, author));
-                CREATE TABLE outbox (change_set INTEGER PRIMARY KEY REFERENCES change_sets(id));
-                CREATE TABLE pending_ops (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT, conversation BLOB NOT NULL, sealed BLOB NOT NULL);
-                CREATE TABLE documents (
-                    conversation BLOB PRIMARY KEY, sealed BLOB NOT NULL, applied_through INTEGER NOT NULL);
-                CREATE TABLE held (
-                    hash BLOB PRIMARY KEY, wire BLOB NOT NULL, reason TEXT NOT NULL, received_at INTEGER NOT NULL);
-                CREATE TABLE rejected (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT, hash BLOB, wire BLOB NOT NULL, reason TEXT NOT NULL,
-                    received_at INTEGER NOT NULL);
-                CREATE TABLE security_events (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, conversation BLOB, device BLOB,
-                    seq INTEGER, detail TEXT NOT NULL, at INTEGER NOT NULL);
-                CREATE TABLE claimed_heads (
-                    conversation BLOB NOT NULL, device BLOB NOT NULL, seq INTEGER NOT NULL, hash BLOB NOT NULL,
-                    claimed_by BLOB NOT NULL, PRIMARY KEY (conversation, device, seq));
-                CREATE TABLE snapshots (
-                    conversation BLOB PRIMARY KEY, hash BLOB NOT NULL, author BLOB NOT NULL, snapshot_seq INTEGER NOT NULL);
-                """)
-        }
-        migrator.registerMigration("v2-pending-envelopes") { db in
-            // Key envelopes this device must still hand to the server (after a removal it
-            // initiated): kept until the server confirms, so a lost reply loses no key.
-            try db.execute(sql: "CREATE TABLE pending_envelopes (id INTEGER PRIMARY KEY AUTOINCREMENT, wire BLOB NOT NULL)")
-        }
-        migrator.registerMigration("v3-snapshot-coverage") { db in
-            // How much the newest recorded snapshot covers, to recognise a rollback (ADV-12).
-            try db.execute(sql: "ALTER TABLE snapshots ADD COLUMN covered_total INTEGER NOT NULL DEFAULT 0")
-        }
-        return migrator
+    /// Creates a row value.
+    public init(id: Int64, conversation: ConversationID, wire: [UInt8]) {
+        self.id = id
+        self.conversation = conversation
+        self.wire = wire
     }
 }
 
-extension Database {
-    func meta(_ key: String) throws -> [UInt8]? {
-        try Data.fetchOne(cachedStatement(sql: "SELECT value FROM meta WHERE key = ?"), arguments: [key]).map(Array.init)
-    }
+/// A conversation's saved (sealed) state and the newest local change-set row it includes.
+@_spi(Simulation)
+public struct SavedDocument: Sendable {
+    /// The conversation.
+    public let conversation: ConversationID
+    /// The state sealed by the local cipher.
+    public let sealed: [UInt8]
+    /// Every stored change set with a row id up to this one is in the state.
+    public let appliedThrough: Int64
 
-    func setMeta(_ key: String, _ value: [UInt8]) throws {
-        try cachedStatement(
-            sql: "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
-        ).execute(arguments: [key, Data(value)])
+    /// Creates a row value.
+    public init(conversation: ConversationID, sealed: [UInt8], appliedThrough: Int64) {
+        self.conversation = conversation
+        self.sealed = sealed
+        self.appliedThrough = appliedThrough
     }
+}
 
-    func metaUInt64(_ key: String) throws -> UInt64? {
-        guard let bytes = try meta(key), bytes.count == 8 else { return nil }
-        return bytes.enumerated().reduce(0) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
-    }
+/// The newest snapshot of a conversation this device knows (its lineage, §13).
+@_spi(Simulation)
+public struct SnapshotLineage: Sendable, Equatable {
+    /// The snapshot's hash.
+    public let hash: SnapshotHash
+    /// Its author's snapshot sequence number.
+    public let snapshotSeq: UInt64
+    /// Sum of the seqs it covers: a served snapshot covering less is a rollback (ADV-12).
+    public let coveredTotal: UInt64
 
-    func setMetaUInt64(_ key: String, _ value: UInt64) throws {
-        try setMeta(key, (0..<8).map { UInt8(truncatingIfNeeded: value >> (8 * UInt64($0))) })
+    /// Creates a row value.
+    public init(hash: SnapshotHash, snapshotSeq: UInt64, coveredTotal: UInt64) {
+        self.hash = hash
+        self.snapshotSeq = snapshotSeq
+        self.coveredTotal = coveredTotal
     }
+}
+
+/// One store transaction's typed operations. Every method may throw a storage error, which
+/// aborts the whole transaction.
+@_spi(Simulation)
+public protocol StoreTransaction {
+    // MARK: Key-value
+    /// The value under `key`.
+    func meta(_ key: MetaKey) throws -> [UInt8]?
+    /// Sets the value under `key`.
+    func setMeta(_ key: MetaKey, _ value: [UInt8]) throws
+    /// Deletes the value under `key`.
+    func deleteMeta(_ key: MetaKey) throws
+
+    // MARK: Device log and keys
+    /// The stored device-log entries (wire bytes) in index order.
+    func deviceLogEntries() throws -> [[UInt8]]
+    /// Stores (or replaces) the entry at `index`.
+    func putDeviceLogEntry(index: UInt64, wire: [UInt8]) throws
+    /// Every stored epoch key, sealed by the local cipher.
+    func epochKeys() throws -> [(epoch: UInt64, sealed: [UInt8])]
+    /// Stores (or replaces) an epoch key.
+    func putEpochKey(epoch: UInt64, sealed: [UInt8]) throws
+    /// Deletes every epoch key (this device was removed).
+    func deleteEpochKeys() throws
+    /// Key envelopes waiting for the server, oldest first, with their queue ids.
+    func queuedEnvelopes(limit: Int) throws -> [(id: Int64, wire: [UInt8])]
+    /// Queues an envelope for the server.
+    func queueEnvelope(_ wire: [UInt8]) throws
+    /// Removes queued envelopes the server stored (or, with nil, all of them).
+    func deleteQueuedEnvelopes(_ ids: [Int64]?) throws
+
+    // MARK: Change sets and chains
+    /// Stores an accepted change set (a second copy with the same hash is ignored); returns
+    /// its local row id.
+    func insertChangeSet(_ changeSet: ChangeSet, local: Bool) throws -> Int64
+    /// The local row id of the change set with this hash.
+    func changeSetID(hash: ChangeSetHash) throws -> Int64?
+    /// The hash of the stored change set at this chain position.
+    func storedHash(conversation: ConversationID, author: DeviceID, seq: UInt64) throws -> ChangeSetHash?
+    /// Stored change sets with a row id above `after`, in row order, of one conversation or all.
+    func changeSets(in conversation: ConversationID?, after: Int64) throws -> [StoredChangeSet]
+    /// Deletes a stored change set (and its outbox entry).
+    func deleteChangeSet(id: Int64) throws
+    /// The newest local row id (0 without change sets).
+    func newestChangeSetID() throws -> Int64
+    /// Every chain position.
+    func chains() throws -> [ChainKey: ChainPosition]
+    /// Sets a chain position.
+    func setChain(_ key: ChainKey, _ position: ChainPosition) throws
+    /// Forgets a chain position.
+    func deleteChain(_ key: ChainKey) throws
+
+    // MARK: Outbox and pending operations
+    /// Puts a stored change set (by row id) into the outbox.
+    func addToOutbox(_ id: Int64) throws
+    /// The oldest unacknowledged change sets' wire bytes, in the order they were sealed.
+    func outbox(limit: Int) throws -> [[UInt8]]
+    /// Removes the change set with this hash from the outbox.
+    func removeFromOutbox(hash: ChangeSetHash) throws
+    /// Unsealed local operations (sealed by the local cipher), oldest first.
+    func pendingOperations() throws -> [(id: Int64, conversation: ConversationID, sealed: [UInt8])]
+    /// Stores unsealed local operations; returns their row id.
+    func insertPendingOperations(conversation: ConversationID, sealed: [UInt8]) throws -> Int64
+    /// Deletes pending operations that were sealed into a change set.
+    func deletePendingOperations(id: Int64) throws
+
+    // MARK: Saved states and snapshots
+    /// Every saved conversation state.
+    func savedDocuments() throws -> [SavedDocument]
+    /// One conversation's saved state.
+    func savedDocument(_ conversation: ConversationID) throws -> SavedDocument?
+    /// Saves (or replaces) a conversation's state.
+    func putSavedDocument(_ document: SavedDocument) throws
+    /// Forgets a conversation's saved state (it is rebuilt from its change sets).
+    func deleteSavedDocument(_ conversation: ConversationID) throws
+    /// The row id after which stored change sets must be replayed at start-up: the oldest
+    /// `appliedThrough` of any conversation that has change sets (0 for one never saved).
+    func replayStart() throws -> Int64
+    /// The newest snapshot lineage recorded for a conversation.
+    func snapshotLineage(_ conversation: ConversationID) throws -> SnapshotLineage?
+    /// Records a snapshot as the newest of its conversation unless one covering more is known.
+    func recordSnapshotLineage(_ conversation: ConversationID, _ lineage: SnapshotLineage, author: DeviceID) throws
+
+    // MARK: Receiving
+    /// Change sets held for a log entry, key or gap (wire, reason as stored).
+    func heldChangeSets() throws -> [(wire: [UInt8], reason: String)]
+    /// Holds a change set (replacing an earlier hold of the same hash).
+    func putHeld(hash: ChangeSetHash, wire: [UInt8], reason: String, at time: UInt64) throws
+    /// Releases a held change set.
+    func deleteHeld(hash: ChangeSetHash) throws
+    /// Chains someone claimed a head of.
+    func claimedChains() throws -> Set<ChainKey>
+    /// The hash claimed at a chain position, if any.
+    func claimedHash(_ key: ChainKey, seq: UInt64) throws -> ChangeSetHash?
+    /// Records a claim (the first claim at a position is kept).
+    func putClaim(_ key: ChainKey, seq: UInt64, hash: ChangeSetHash, claimedBy: DeviceID) throws
+    /// Keeps a rejected change set for diagnosis (the newest `kept` are kept).
+    func recordRejected(_ wire: [UInt8], hash: ChangeSetHash?, reason: String, at time: UInt64, kept: Int) throws
+    /// How many rejected change sets are kept.
+    func rejectedCount() throws -> Int
+    /// Records a security event (the newest `kept` are kept).
+    func recordEvent(_ event: SecurityEvent, at time: UInt64, kept: Int) throws
+    /// Recorded security events, oldest first.
+    func events() throws -> [SecurityEvent]
 }

@@ -12,8 +12,15 @@ extension SyncMachine {
         }
         deadlines[frame.requestID] = nil
         guard let body = frame.body else { return [] }
+        if frame.requestID != 0, frame.requestID == flows.current?.request {
+            kinds[frame.requestID] = nil
+            if case .error(let error) = body {
+                return flowReply(.error(ProtocolError(wireCode: error.code, message: error.message)), core: core, now: now)
+            }
+            return flowReply(.body(body), core: core, now: now)
+        }
         // Catch-up Delivers share the Subscribe's id; every other reply ends its request.
-        var kind: String?
+        var kind: RequestKind?
         if case .deliver = body {} else { kind = kinds.removeValue(forKey: frame.requestID) }
         switch body {
         case .serverHello(let hello):
@@ -21,8 +28,7 @@ extension SyncMachine {
         case .authResult:
             return authenticated(core: core, now: now)
         case .error(let error):
-            return serverError(ProtocolError(wireCode: error.code, message: error.message), requestID: frame.requestID,
-                               kind: kind, core: core, now: now)
+            return serverError(ProtocolError(wireCode: error.code, message: error.message), kind: kind, core: core, now: now)
         case .deliver(let deliver):
             return delivered(deliver, requestID: frame.requestID, core: core, now: now)
         case .pushAck(let ack):
@@ -45,21 +51,32 @@ extension SyncMachine {
         case .snapshots(let list):
             return snapshotsReceived(list, core: core, now: now)
         case .done:
-            if snapshotInFlight == frame.requestID {
-                snapshotInFlight = nil
-                try? core.snapshotStored()
-            }
-            if let sent = envelopesInFlight, sent.id == frame.requestID {
-                envelopesInFlight = nil
-                do { try core.envelopesDelivered(sent.queued) } catch { return scheduleReconnect(now: now, random: core.random) }
-                return pushEnvelopesIfNeeded(core: core, now: now)
-            }
-            return []
+            return done(requestID: frame.requestID, core: core, now: now)
         case .pong:
             return []
         default:
             return violation("unexpected \(body.name) from server", core: core, now: now)
         }
+    }
+
+    private mutating func done(requestID: UInt64, core: ClientCore, now: UInt64) -> [SyncEffect] {
+        if snapshotInFlight == requestID {
+            snapshotInFlight = nil
+            return run(core: core, now: now) {
+                try core.snapshotStored()
+                return CoreOutput()
+            }
+        }
+        if let sent = envelopesInFlight, sent.id == requestID {
+            envelopesInFlight = nil
+            return run(core: core, now: now) {
+                try core.envelopesDelivered(sent.queued)
+                var output = CoreOutput()
+                output.pushEnvelopes = true
+                return output
+            }
+        }
+        return []
     }
 
     private mutating func handleHello(_ hello: Cloak_V1_ServerHello, core: ClientCore, now: UInt64) -> [SyncEffect] {
@@ -69,18 +86,18 @@ extension SyncMachine {
         guard hello.versions.contains(ProtocolVersion.current) else {
             return violation("server does not offer protocol version \(ProtocolVersion.current)", core: core, now: now)
         }
-        guard hello.nonce.count == AuthChallenge.nonceByteCount, let account = core.account else {
+        guard hello.nonce.count == AuthChallenge.nonceByteCount else {
             return violation("malformed ServerHello", core: core, now: now)
         }
-        var authenticate = Cloak_V1_Authenticate()
-        authenticate.version = ProtocolVersion.current
-        authenticate.accountID = Data(account.account.bytes)
-        authenticate.deviceID = Data(core.me.bytes)
-        authenticate.signature = Data(
-            AuthChallenge.sign(serverNonce: Array(hello.nonce), account: account.account, device: core.me,
-                               key: core.identity.signing))
+        self.hello = hello
+        guard let account = core.account, !core.removedFromAccount else {
+            // No device session possible: the account-less device's flows run anonymously.
+            phase = .anonymous
+            return advanceFlows(core: core, now: now)
+        }
         phase = .authenticating
-        return [send(.authenticate(authenticate), kind: "authenticate", now: now).1]
+        let request = Self.authenticate(hello, account: account, device: core.me, key: core.identity.signing)
+        return [send(.authenticate(request), kind: .authenticate, now: now).1]
     }
 
     private mutating func authenticated(core: ClientCore, now: UInt64) -> [SyncEffect] {
@@ -90,31 +107,32 @@ extension SyncMachine {
         effects += fetchLog(core: core, now: now)
         effects += fetchEnvelopes(now: now)
         var reopened = CoreOutput()
-        reopened.gaps = core.openGaps()
+        reopened.gaps = core.ledger.openGaps()
         reopened.pushEnvelopes = true
-        let cursor = (try? core.cursor()) ?? 0
+        let cursor = (try? core.store.read { tx in try Ledger.cursor(tx) }) ?? 0
         lastAckedCursor = cursor
         if cursor == 0 && !core.hasLocalHistory {
             phase = .bootstrapping
-            effects.append(send(.fetchSnapshots(Cloak_V1_FetchSnapshots()), kind: "snapshots", now: now).1)
+            effects.append(send(.fetchSnapshots(Cloak_V1_FetchSnapshots()), kind: .snapshots, now: now).1)
         } else {
             effects += subscribe(after: cursor, now: now)
         }
-        return effects + follow(reopened, core: core, now: now)
+        effects += follow(reopened, core: core, now: now)
+        return effects + advanceFlows(core: core, now: now)
     }
 
     mutating func subscribe(after cursor: UInt64, now: UInt64) -> [SyncEffect] {
         phase = .syncing(caughtUp: false)
         var subscribe = Cloak_V1_Subscribe()
         subscribe.afterCursor = cursor
-        let (id, effect) = send(.subscribe(subscribe), kind: nil, now: now)
+        // Catch-up may take a while for a big account: its deliveries, not a single reply,
+        // show the subscription is alive, so it has no deadline.
+        let (id, effect) = send(.subscribe(subscribe), kind: .subscribe, timed: false, now: now)
         subscribeID = id
         return [effect]
     }
 
-    private mutating func snapshotsReceived(_ list: Cloak_V1_SnapshotList, core: ClientCore, now: UInt64)
-        -> [SyncEffect]
-    {
+    private mutating func snapshotsReceived(_ list: Cloak_V1_SnapshotList, core: ClientCore, now: UInt64) -> [SyncEffect] {
         let snapshots = list.snapshots.compactMap { try? Snapshot(message: $0) }
         var effects = run(core: core, now: now) { try core.loadSnapshots(snapshots) }
         if phase == .bootstrapping {
@@ -131,6 +149,7 @@ extension SyncMachine {
         // Only the subscription's own catch-up (or a live delivery) says "caught up"; the reply
         // to a gap re-fetch carries caught_up too but says nothing about the subscription.
         let isSubscription = requestID == subscribeID || requestID == 0
+        if !isSubscription { kinds[requestID] = nil }
         if deliver.caughtUp, isSubscription, case .syncing(let caughtUp) = phase, !caughtUp {
             phase = .syncing(caughtUp: true)
             effects.append(.state(.live))
@@ -159,7 +178,7 @@ extension SyncMachine {
                 // Written before this device learned of a removal: fetch the log and the new
                 // key; the core re-seals these operations under the newest head (§19).
                 retry = true
-                core.staleRefused.insert(hash)
+                core.outbox.staleRefused.insert(hash)
                 output.fetchDeviceLog = true
                 output.fetchKeyEnvelopes = true
             default:
@@ -171,7 +190,7 @@ extension SyncMachine {
             }
         }
         var effects: [SyncEffect] = []
-        do { try core.acknowledge(done) } catch { return scheduleReconnect(now: now, random: core.random) }
+        do { try core.acknowledge(done) } catch { return scheduleReconnect(now: now, core: core) }
         if !output.events.isEmpty { effects.append(.surface(output)) }
         if output.fetchDeviceLog { effects += fetchLog(core: core, now: now) }
         if output.fetchKeyEnvelopes { effects += fetchEnvelopes(now: now) }
@@ -185,7 +204,9 @@ extension SyncMachine {
     mutating func pushIfReady(core: ClientCore, now: UInt64) -> [SyncEffect] {
         guard case .syncing = phase, pushInFlight == nil, now >= pushRetryAt else { return [] }
         pushRetryAt = 0
-        guard let candidates = try? core.outbox(limit: min(configuration.pushBatch, configuration.limits.maxChangeSetsPerPush)),
+        guard
+            let candidates = try? core.outboxChangeSets(
+                limit: min(configuration.pushBatch, configuration.limits.maxChangeSetsPerPush)),
             !candidates.isEmpty
         else { return [] }
         // Stay within the frame limit: a push is one WebSocket message (PROTOCOL.md §24).
@@ -196,11 +217,10 @@ extension SyncMachine {
             if budget < 0 && !fitting.isEmpty { break }
             fitting.append(changeSet)
         }
-        let batch = fitting
         var push = Cloak_V1_Push()
-        push.changeSets = batch.map { Data($0.wire) }
-        let (id, effect) = send(.push(push), kind: "push", now: now)
-        pushInFlight = (id, batch.map(\.hash))
+        push.changeSets = fitting.map { Data($0.wire) }
+        let (id, effect) = send(.push(push), kind: .push, now: now)
+        pushInFlight = (id, fitting.map(\.hash))
         return [effect]
     }
 }

@@ -8,13 +8,14 @@ extension SyncMachine {
         if case .waiting(let until) = phase {
             return now >= until ? beginConnecting(now: now) : []
         }
-        if let expired = deadlines.first(where: { $0.value.at <= now }) {
+        if let expired = deadlines.min(by: { $0.value.at < $1.value.at }), expired.value.at <= now {
             // No answer in time: the connection is presumed dead (or the server stalls us).
-            core.logger.info("request timed out; reconnecting", metadata: ["request": "\(expired.value.kind)"])
-            return scheduleReconnect(now: now, random: core.random)
+            core.logger.info("request timed out; reconnecting", metadata: ["request": "\(expired.value.kind.rawValue)"])
+            return connectionLost(now: now, core: core)
         }
-        guard case .syncing = phase else { return [] }
-        var effects = run(core: core, now: now) { try core.flushDueBatches() }
+        var effects = wakeFlow(core: core, now: now)
+        guard case .syncing = phase else { return effects }
+        effects += run(core: core, now: now) { try core.flushDueBatches() }
         effects += pushIfReady(core: core, now: now)
         effects += pushEnvelopesIfNeeded(core: core, now: now)
         effects += snapshotIfDue(core: core, now: now)
@@ -22,7 +23,7 @@ extension SyncMachine {
         if now >= lastSent + configuration.pingIntervalMillis {
             var ping = Cloak_V1_Ping()
             ping.nonce = now
-            effects.append(send(.ping(ping), kind: "ping", now: now).1)
+            effects.append(send(.ping(ping), kind: .ping, now: now).1)
         }
         return effects
     }
@@ -33,16 +34,14 @@ extension SyncMachine {
             return follow(try body(), core: core, now: now)
         } catch {
             core.logger.error("local store failure while syncing", metadata: ["error": "\(error)"])
-            return scheduleReconnect(now: now, random: core.random)
+            return connectionLost(now: now, core: core)
         }
     }
 
     mutating func follow(_ output: CoreOutput, core: ClientCore, now: UInt64) -> [SyncEffect] {
         var effects: [SyncEffect] = []
         if output.removed {
-            phase = .stopped
-            resetConnectionState()
-            return [.surface(output), .close, .state(.refused("this device was removed from the account"))]
+            return [.surface(output)] + refuse("this device was removed from the account")
         }
         if !output.changed.isEmpty || !output.events.isEmpty { effects.append(.surface(output)) }
         guard case .syncing = phase else { return effects }
@@ -54,7 +53,7 @@ extension SyncMachine {
             fetch.author = Data(gap.author.bytes)
             fetch.fromSeq = gap.fromSeq
             fetch.toSeq = min(gap.toSeq, gap.fromSeq + UInt64(configuration.limits.maxCatchUpBatch) - 1)
-            effects.append(send(.fetchChangeSets(fetch), kind: "fetch-change-sets", now: now).1)
+            effects.append(send(.fetchChangeSets(fetch), kind: .fetchChangeSets, now: now).1)
         }
         if output.pushOutbox { effects += pushIfReady(core: core, now: now) }
         if output.pushEnvelopes { effects += pushEnvelopesIfNeeded(core: core, now: now) }
@@ -63,38 +62,39 @@ extension SyncMachine {
     }
 
     mutating func fetchLog(core: ClientCore, now: UInt64) -> [SyncEffect] {
-        guard !logFetchInFlight, let account = core.account?.account else { return [] }
+        guard !logFetchInFlight, let account = core.account else { return [] }
         logFetchInFlight = true
         var fetch = Cloak_V1_FetchDeviceLog()
         fetch.accountID = Data(account.bytes)
         fetch.fromIndex = 0
-        return [send(.fetchDeviceLog(fetch), kind: "device-log", now: now).1]
+        return [send(.fetchDeviceLog(fetch), kind: .deviceLog, now: now).1]
     }
 
     mutating func fetchEnvelopes(now: UInt64) -> [SyncEffect] {
         guard !envelopeFetchInFlight else { return [] }
         envelopeFetchInFlight = true
-        return [send(.fetchKeyEnvelopes(Cloak_V1_FetchKeyEnvelopes()), kind: "key-envelopes", now: now).1]
+        return [send(.fetchKeyEnvelopes(Cloak_V1_FetchKeyEnvelopes()), kind: .keyEnvelopes, now: now).1]
     }
 
     mutating func ackCursorIfDue(core: ClientCore, now: UInt64, force: Bool) -> [SyncEffect] {
-        guard let cursor = try? core.cursor(), cursor > lastAckedCursor,
+        guard let cursor = try? core.store.read({ tx in try Ledger.cursor(tx) }), cursor > lastAckedCursor,
             force || now >= lastAckAt + configuration.ackCursorEveryMillis
         else { return [] }
         lastAckedCursor = cursor
         lastAckAt = now
         var ack = Cloak_V1_AckCursor()
         ack.cursor = cursor
-        return [send(.ackCursor(ack), kind: nil, now: now).1]
+        // No reply comes to an AckCursor.
+        let (id, effect) = send(.ackCursor(ack), kind: .ackCursor, timed: false, now: now)
+        kinds[id] = nil
+        return [effect]
     }
 
     mutating func snapshotIfDue(core: ClientCore, now: UInt64) -> [SyncEffect] {
-        guard snapshotInFlight == nil, case .syncing(true) = phase,
-            let snapshot = try? core.snapshotIfDue()
-        else { return [] }
+        guard snapshotInFlight == nil, case .syncing(true) = phase, let snapshot = try? core.snapshotIfDue() else { return [] }
         var put = Cloak_V1_PutSnapshot()
         put.snapshot = snapshot.message
-        let (id, effect) = send(.putSnapshot(put), kind: "snapshot", now: now)
+        let (id, effect) = send(.putSnapshot(put), kind: .snapshot, now: now)
         snapshotInFlight = id
         return [effect]
     }
@@ -105,48 +105,45 @@ extension SyncMachine {
         else { return [] }
         var put = Cloak_V1_PutKeyEnvelopes()
         put.envelopes = queued.map(\.envelope)
-        let (id, effect) = send(.putKeyEnvelopes(put), kind: "put-envelopes", now: now)
+        let (id, effect) = send(.putKeyEnvelopes(put), kind: .putEnvelopes, now: now)
         envelopesInFlight = (id, queued.map(\.id))
         return [effect]
     }
 
-    mutating func serverError(
-        _ error: ProtocolError, requestID: UInt64, kind: String?, core: ClientCore, now: UInt64
-    ) -> [SyncEffect] {
+    mutating func serverError(_ error: ProtocolError, kind: RequestKind?, core: ClientCore, now: UInt64) -> [SyncEffect] {
         core.logger.notice(
-            "server error", metadata: ["code": "\(error.wireCode)", "message": "\(error.message)", "request": "\(kind ?? "-")"])
+            "server error",
+            metadata: ["code": "\(error.wireCode)", "message": "\(error.message)", "request": "\(kind?.rawValue ?? "-")"])
         switch error {
         case .deviceNotActive, .unknownAccount, .authFailed:
             // Retrying cannot help (PROTOCOL.md §23): stop until the app acts.
-            phase = .stopped
-            resetConnectionState()
-            return [.close, .state(.refused(error.message))]
+            return refuse(error.message)
         default:
             break
         }
-        if error.closesConnection || phase == .authenticating { return scheduleReconnect(now: now, random: core.random) }
+        if error.closesConnection || phase == .authenticating { return connectionLost(now: now, core: core) }
         switch kind {
-        case "push":
+        case .push:
             pushInFlight = nil
             pushRetryAt = now + configuration.reconnectMinMillis * 5
-        case "snapshot":
+        case .snapshot:
             snapshotInFlight = nil
             if error == .staleSnapshot {
                 // Someone uploaded a newer snapshot: learn it, so the next one extends it.
-                return [send(.fetchSnapshots(Cloak_V1_FetchSnapshots()), kind: "snapshots", now: now).1]
+                return [send(.fetchSnapshots(Cloak_V1_FetchSnapshots()), kind: .snapshots, now: now).1]
             }
-        case "snapshots" where phase == .bootstrapping:
+        case .snapshots where phase == .bootstrapping:
             // No snapshots to start from: catch up from the beginning instead.
             return subscribe(after: 0, now: now)
-        case "device-log":
+        case .deviceLog:
             logFetchInFlight = false
-        case "key-envelopes":
+        case .keyEnvelopes:
             envelopeFetchInFlight = false
-        case "put-envelopes":
+        case .putEnvelopes:
             envelopesInFlight = nil
-        case "subscribe":
+        case .subscribe:
             // Without a subscription nothing arrives: start over.
-            return scheduleReconnect(now: now, random: core.random)
+            return connectionLost(now: now, core: core)
         default:
             break
         }
@@ -154,9 +151,7 @@ extension SyncMachine {
     }
 
     mutating func violation(_ detail: String, core: ClientCore, now: UInt64) -> [SyncEffect] {
-        var output = CoreOutput()
-        output.events.append(SecurityEvent(.protocolViolation, detail: detail))
-        try? core.store.write { db in try db.recordEvent(output.events[0], at: now) }
-        return [.surface(output)] + scheduleReconnect(now: now, random: core.random)
+        let output = core.raise(SecurityEvent(.protocolViolation, detail: detail))
+        return [.surface(output)] + connectionLost(now: now, core: core)
     }
 }

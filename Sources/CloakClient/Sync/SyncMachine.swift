@@ -1,10 +1,9 @@
 import CloakCrypto
 import CloakProtocol
-import Foundation
 import Logging
 
 /// Events that drive the ``SyncMachine``.
-enum SyncEvent: Sendable {
+enum SyncEvent {
     /// Start (or resume) syncing.
     case start
     /// Stop syncing and close the connection.
@@ -21,10 +20,12 @@ enum SyncEvent: Sendable {
     case outboxChanged
     /// A core operation asked for fetches.
     case coreOutput(CoreOutput)
+    /// Run a lifecycle flow (create, link, recover, remove…) over the connection.
+    case startFlow(FlowID, any LifecycleFlow)
 }
 
 /// What the driver must do.
-enum SyncEffect: Sendable {
+enum SyncEffect {
     /// Open a connection to the server.
     case connect
     /// Close the connection.
@@ -35,6 +36,8 @@ enum SyncEffect: Sendable {
     case surface(CoreOutput)
     /// The connection state changed.
     case state(ConnectionState)
+    /// A lifecycle flow ended.
+    case flowFinished(FlowID, Result<FlowOutcome, ClientError>)
 }
 
 /// The client's connection as the app sees it.
@@ -51,27 +54,43 @@ public enum ConnectionState: Sendable, Equatable {
     case refused(String)
 }
 
-/// The client's sync protocol as a synchronous state machine (sans-IO): events in, effects out,
-/// with time read from the core's injected clock. It implements PROTOCOL.md's connection flow
-/// — Hello → Authenticate → (bootstrap snapshots) → Subscribe → catch-up → live — plus pushing
-/// the outbox with one push in flight, re-requesting gaps, fetching the device log and key
+/// What a request was, so its reply or error is routed and its timeout named.
+enum RequestKind: String, Sendable {
+    case hello, connect, authenticate, subscribe, push, fetchChangeSets = "fetch-change-sets"
+    case deviceLog = "device-log", keyEnvelopes = "key-envelopes", putEnvelopes = "put-envelopes"
+    case snapshot, snapshots, ping, ackCursor = "ack-cursor", flow
+}
+
+/// The client's side of the protocol as one synchronous state machine (sans-IO): events in,
+/// effects out, time read from the core's injected clock. It owns the connection: PROTOCOL.md's
+/// flow — Hello → Authenticate → (bootstrap snapshots) → Subscribe → catch-up → live — with
+/// pushing the outbox one push at a time, re-requesting gaps, fetching the device log and key
 /// envelopes when change sets need them, pings, request timeouts and reconnection with
-/// exponential backoff and full jitter.
+/// exponential backoff and full jitter; and the account's lifecycle flows (``LifecycleFlow``:
+/// create, link, recover, remove, recovery setup), which run over the same connection —
+/// authenticated as this device once it has an account, anonymous before.
 struct SyncMachine {
     enum Phase: Equatable {
         case stopped
         case waiting(until: UInt64)
         case connecting
         case awaitingHello
+        /// Authenticating as this device (for sync and device flows).
         case authenticating
+        /// Connected without a device session (an account-less device's flows).
+        case anonymous
         case bootstrapping
         case syncing(caughtUp: Bool)
     }
 
     var phase: Phase = .stopped
+    /// The app asked for background sync.
+    var wantSync = false
     var attempt = 0
     var nextRequestID: UInt64 = 1
-    var deadlines: [UInt64: (kind: String, at: UInt64)] = [:]
+    var deadlines: [UInt64: (kind: RequestKind, at: UInt64)] = [:]
+    /// The kind of every request still waiting for its reply (errors name the request).
+    var kinds: [UInt64: RequestKind] = [:]
     var pushInFlight: (id: UInt64, hashes: [ChangeSetHash])?
     var snapshotInFlight: UInt64?
     var lastSent: UInt64 = 0
@@ -79,13 +98,15 @@ struct SyncMachine {
     var lastAckAt: UInt64 = 0
     var pushRetryAt: UInt64 = 0
     var logFetchInFlight = false
-    /// The kind of every request still waiting for its reply (errors name the request).
-    var kinds: [UInt64: String] = [:]
+    var envelopeFetchInFlight = false
     /// The request id of this connection's Subscribe (its catch-up Delivers carry it).
     var subscribeID: UInt64 = 0
     /// Queued key envelopes sent and not yet confirmed.
     var envelopesInFlight: (id: UInt64, queued: [Int64])?
-    var envelopeFetchInFlight = false
+    /// The ServerHello of this connection (its nonce is what authentication signs).
+    var hello: Cloak_V1_ServerHello?
+    /// Lifecycle flows: the running one first.
+    var flows = FlowQueue()
     let configuration: ClientConfiguration
 
     init(configuration: ClientConfiguration) {
@@ -96,6 +117,7 @@ struct SyncMachine {
     func nextDeadline(core: ClientCore) -> UInt64? {
         var times: [UInt64] = deadlines.values.map(\.at)
         if case .waiting(let until) = phase { times.append(until) }
+        if let wake = flows.wakeAt { times.append(wake) }
         if case .syncing = phase {
             times.append(lastSent + configuration.pingIntervalMillis)
             if let batch = core.nextBatchDeadline { times.append(batch) }
@@ -108,20 +130,23 @@ struct SyncMachine {
         let now = core.now()
         switch event {
         case .start:
+            wantSync = true
             guard phase == .stopped || phase.isWaiting, core.account != nil, !core.removedFromAccount else { return [] }
             return beginConnecting(now: now)
         case .stop:
+            wantSync = false
+            let failed = flows.failAll(.notConnected)
             phase = .stopped
             resetConnectionState()
-            return [.close, .state(.offline(retryAtMillis: nil))]
+            return failed + [.close, .state(.offline(retryAtMillis: nil))]
         case .connected:
             guard phase == .connecting else { return [] }
             deadlines[Self.connectRequest] = nil
             phase = .awaitingHello
-            deadlines[0] = ("hello", now + configuration.requestTimeoutMillis)
+            deadlines[0] = (.hello, now + configuration.requestTimeoutMillis)
             return []
         case .disconnected:
-            return scheduleReconnect(now: now, random: core.random)
+            return connectionLost(now: now, core: core)
         case .frame(let bytes):
             return handleFrame(bytes, core: core, now: now)
         case .tick:
@@ -130,53 +155,78 @@ struct SyncMachine {
             return pushIfReady(core: core, now: now)
         case .coreOutput(let output):
             return follow(output, core: core, now: now)
+        case .startFlow(let id, let flow):
+            return enqueue(flow, id: id, core: core, now: now)
         }
     }
 
     /// A pseudo request id for the connect attempt itself (a stalled WebSocket upgrade).
     static let connectRequest = UInt64.max
 
+    /// Whether a connection is needed now: background sync of an account, or a flow.
+    func needsConnection(core: ClientCore) -> Bool {
+        (wantSync && core.account != nil && !core.removedFromAccount) || !flows.isEmpty
+    }
+
     mutating func beginConnecting(now: UInt64) -> [SyncEffect] {
         phase = .connecting
-        deadlines[Self.connectRequest] = ("connect", now + configuration.requestTimeoutMillis)
+        deadlines[Self.connectRequest] = (.connect, now + configuration.requestTimeoutMillis)
         return [.connect, .state(.connecting)]
     }
 
     mutating func resetConnectionState() {
         deadlines = [:]
+        kinds = [:]
         pushInFlight = nil
         snapshotInFlight = nil
         logFetchInFlight = false
         envelopeFetchInFlight = false
-        kinds = [:]
         subscribeID = 0
         envelopesInFlight = nil
+        hello = nil
     }
 
-    mutating func scheduleReconnect(now: UInt64, random: any RandomSource, refused: String? = nil) -> [SyncEffect] {
+    /// The connection ended or failed: flows that cannot resume fail, and the machine waits
+    /// (backoff) before connecting again if anything still needs a connection.
+    mutating func connectionLost(now: UInt64, core: ClientCore) -> [SyncEffect] {
+        let neverConnected = phase == .connecting
+        let failed = flows.connectionLost(neverConnected: neverConnected)
+        return failed + scheduleReconnect(now: now, core: core)
+    }
+
+    mutating func scheduleReconnect(now: UInt64, core: ClientCore) -> [SyncEffect] {
         guard phase != .stopped else { return [] }
         resetConnectionState()
+        guard needsConnection(core: core) else {
+            phase = .stopped
+            return [.close, .state(.offline(retryAtMillis: nil))]
+        }
         attempt += 1
         let cap = min(configuration.reconnectMaxMillis, configuration.reconnectMinMillis << UInt64(min(attempt, 20)))
         // Full jitter (AWS architecture blog, "Exponential Backoff and Jitter"): spreads
         // reconnecting devices so a restarted server is not hit by all of them at once.
-        let delay = SystemRandomUniform.next(below: cap, using: random)
+        let delay = UniformRandom.next(below: cap, using: core.random)
         let until = now + max(delay, configuration.reconnectMinMillis / 2)
         phase = .waiting(until: until)
-        var effects: [SyncEffect] = [.close]
-        if let refused {
-            effects.append(.state(.refused(refused)))
-        } else {
-            effects.append(.state(.offline(retryAtMillis: until)))
-        }
-        return effects
+        return [.close, .state(.offline(retryAtMillis: until))]
     }
 
-    mutating func send(_ body: Cloak_V1_Frame.OneOf_Body, kind: String?, now: UInt64) -> (UInt64, SyncEffect) {
+    /// Stops for good (until the app acts): a refusal retrying cannot fix.
+    mutating func refuse(_ reason: String) -> [SyncEffect] {
+        wantSync = false
+        let failed = flows.failAll(.notConnected)
+        phase = .stopped
+        resetConnectionState()
+        return failed + [.close, .state(.refused(reason))]
+    }
+
+    mutating func send(_ body: Cloak_V1_Frame.OneOf_Body, kind: RequestKind, timed: Bool = true, now: UInt64)
+        -> (UInt64, SyncEffect)
+    {
         let id = nextRequestID
         nextRequestID += 1
-        if let kind { deadlines[id] = (kind, now + configuration.requestTimeoutMillis) }
-        kinds[id] = kind ?? body.name
+        if timed { deadlines[id] = (kind, now + configuration.requestTimeoutMillis) }
+        kinds[id] = kind
         lastSent = now
         return (id, .send(FrameCodec.encode(body, requestID: id)))
     }
@@ -187,10 +237,18 @@ extension SyncMachine.Phase {
         if case .waiting = self { return true }
         return false
     }
+
+    /// Authenticated as this device, past the handshake.
+    var isDeviceSession: Bool {
+        switch self {
+        case .bootstrapping, .syncing: true
+        default: false
+        }
+    }
 }
 
 /// Uniform integers from a ``RandomSource`` (jitter must not use ambient randomness).
-enum SystemRandomUniform {
+enum UniformRandom {
     static func next(below bound: UInt64, using random: any RandomSource) -> UInt64 {
         guard bound > 1 else { return 0 }
         var value: UInt64 = 0

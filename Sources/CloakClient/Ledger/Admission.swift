@@ -1,4 +1,4 @@
-import CloakProtocol
+public import CloakProtocol
 
 /// What a receiver decides about a change set before decrypting it (PROTOCOL.md
 /// §9 "Receiving a change set"). The checks run in this order, and the first that fails decides: account,
@@ -34,15 +34,36 @@ enum HoldReason: Equatable, Sendable {
 }
 
 /// The last accepted change set of one author in one conversation.
-struct ChainPosition: Equatable, Sendable {
-    var seq: UInt64
-    var hash: ChangeSetHash
-    var forked: Bool = false
+@_spi(Simulation)
+public struct ChainPosition: Equatable, Sendable {
+    /// Its sequence number.
+    public var seq: UInt64
+    /// Its hash.
+    public var hash: ChangeSetHash
+    /// The author equivocated in this chain: nothing more of it is accepted.
+    public var forked: Bool = false
+
+    /// Creates a position.
+    public init(seq: UInt64, hash: ChangeSetHash, forked: Bool = false) {
+        self.seq = seq
+        self.hash = hash
+        self.forked = forked
+    }
 }
 
-struct ChainKey: Hashable, Sendable {
-    let conversation: ConversationID
-    let author: DeviceID
+/// One author's chain in one conversation.
+@_spi(Simulation)
+public struct ChainKey: Hashable, Sendable {
+    /// The conversation.
+    public let conversation: ConversationID
+    /// The author.
+    public let author: DeviceID
+
+    /// Creates a key.
+    public init(conversation: ConversationID, author: DeviceID) {
+        self.conversation = conversation
+        self.author = author
+    }
 }
 
 /// The checks that need no decryption, as a pure function of the change set and what this

@@ -2,6 +2,21 @@ import CloakCrypto
 import CloakProtocol
 import Foundation
 
+/// The ``SignatureVerifier`` apps get: helper threads verify from the front of a batch ahead of
+/// admission (one per spare core). Batches smaller than ``SignatureBatch/parallelThreshold``
+/// are verified inline.
+@_spi(Simulation)
+public struct ThreadedSignatureVerifier: SignatureVerifier {
+    /// Creates the verifier.
+    public init() {}
+
+    /// Starts helpers for a batch (or verifies inline when it is small).
+    public func begin(_ items: [SignatureCheck?]) -> any SignatureVerification {
+        guard items.count >= SignatureBatch.parallelThreshold else { return InlineVerification(items) }
+        return SignatureBatch(items)
+    }
+}
+
 /// Verifies the signatures of a batch of received change sets on other cores while the batch
 /// is admitted one by one. Ed25519 verification is most of the cost of opening a change set and
 /// each one is independent, so helper threads verify from the front of the batch ahead of
@@ -9,19 +24,7 @@ import Foundation
 /// itself, and while a helper holds the one it needs it verifies from the back of the batch
 /// instead of waiting. A verdict does not depend on which thread reached it, and admission still
 /// consumes them in order, so the result is deterministic.
-final class SignatureBatch: @unchecked Sendable {
-    /// A change set's hash with its signature: the hash covers only the signed bytes, so two
-    /// copies with one hash may carry different signatures, and only the one checked counts.
-    struct Verified: Equatable, Sendable {
-        let hash: ChangeSetHash
-        let signature: [UInt8]
-
-        init(_ changeSet: ChangeSet) {
-            hash = changeSet.hash
-            signature = changeSet.signature
-        }
-    }
-
+final class SignatureBatch: SignatureVerification, @unchecked Sendable {
     /// Batches smaller than this are left to admission (a thread costs more than it saves).
     static let parallelThreshold = 4
 
@@ -31,7 +34,7 @@ final class SignatureBatch: @unchecked Sendable {
 
     private enum State { case pending, taken, valid, invalid }
 
-    private let items: [(changeSet: ChangeSet, key: Ed25519PublicKey)?]
+    private let items: [SignatureCheck?]
     // Guarded by `condition`: NSCondition, because admission may have to wait for a helper to
     // finish the change set it needs next.
     private let condition = NSCondition()
@@ -43,7 +46,7 @@ final class SignatureBatch: @unchecked Sendable {
 
     /// Starts helpers (one per core beyond the caller's) for `items`; `nil` items (unknown
     /// author) are left to admission.
-    init(_ items: [(changeSet: ChangeSet, key: Ed25519PublicKey)?]) {
+    init(_ items: [SignatureCheck?]) {
         self.items = items
         states = items.map { $0 == nil ? .invalid : .pending }
         back = items.count - 1
@@ -56,7 +59,7 @@ final class SignatureBatch: @unchecked Sendable {
         for _ in 0..<helpers { Thread { [self] in work() }.start() }
     }
 
-    deinit { stop() }
+    deinit { finish() }
 
     /// Whether item `index` carries a valid signature by its key (false for `nil` items).
     ///
@@ -89,7 +92,7 @@ final class SignatureBatch: @unchecked Sendable {
     }
 
     /// Tells the helpers to take nothing more.
-    func stop() {
+    func finish() {
         condition.lock()
         stopped = true
         condition.unlock()
@@ -115,10 +118,6 @@ final class SignatureBatch: @unchecked Sendable {
     }
 
     private func verify(_ index: Int) -> Bool {
-        guard let (changeSet, key) = items[index] else { return false }
-        do {
-            try changeSet.verifySignature(key)
-            return true
-        } catch { return false }
+        items[index]?.verify() ?? false
     }
 }

@@ -1,0 +1,86 @@
+import CloakCRDT
+import CloakCrypto
+import CloakProtocol
+
+extension ClientCore {
+    /// Applies PROTOCOL.md §10 after the fact: when a removal arrives late, change sets of the
+    /// removed device beyond its cut-off may already be applied here. Every device must end
+    /// with the same state, so each affected conversation is rebuilt from its stored change
+    /// sets without them (they are deleted, kept as rejected for diagnosis, and reported).
+    func enforceRemovals(_ entries: [DeviceLogEntry], _ tx: any StoreTransaction, _ output: inout CoreOutput) throws {
+        for entry in entries where entry.kind == .removeDevice {
+            guard let removed = entry.removedDevice else { continue }
+            let affected = ledger.chains.filter { key, position in
+                guard key.author == removed else { return false }
+                guard let cutoff = entry.cutoffs.first(where: { $0.conversation == key.conversation }) else { return true }
+                return position.seq > cutoff.seq || (position.seq == cutoff.seq && position.hash != cutoff.hash)
+            }
+            for key in affected.keys.sorted(by: { $0.conversation < $1.conversation }) {
+                let cutoff = entry.cutoffs.first { $0.conversation == key.conversation }
+                try rebuild(key.conversation, dropping: removed, after: cutoff, tx, &output)
+            }
+        }
+    }
+
+    private func rebuild(
+        _ conversation: ConversationID, dropping removed: DeviceID, after cutoff: RemovalCutoff?,
+        _ tx: any StoreTransaction, _ output: inout CoreOutput
+    ) throws {
+        var dropped = 0
+        for row in try tx.changeSets(in: conversation, after: 0) {
+            guard let changeSet = try? ChangeSet(wire: row.wire) else { continue }
+            let header = changeSet.header
+            let beyond = header.author == removed
+                && (cutoff.map { header.seq > $0.seq || (header.seq == $0.seq && changeSet.hash != $0.hash) } ?? true)
+            if beyond {
+                try tx.deleteChangeSet(id: row.id)
+                try tx.recordRejected(
+                    changeSet.wire, hash: changeSet.hash, reason: "beyondRemovalCutoff", at: now(), kept: Self.rejectedKept)
+                dropped += 1
+            }
+        }
+        guard dropped > 0 else { return }
+        // The saved state may contain the dropped operations: rebuild from the change sets.
+        try tx.deleteSavedDocument(conversation)
+        documents.rebuildAfterCommit.insert(conversation)
+        try ledger.setChain(
+            ChainKey(conversation: conversation, author: removed),
+            cutoff.map { ChainPosition(seq: $0.seq, hash: $0.hash) }, tx)
+        documents.unsaved[conversation, default: 0] += 1
+        output.changed.insert(conversation)
+        try raise(
+            SecurityEvent(.beyondRemovalCutoff, conversation: conversation, device: removed,
+                          detail: "removed \(dropped) change sets written after the device's removal; rebuilt"),
+            tx, &output)
+    }
+
+    /// Rebuilds the conversations a late removal touched, from their remaining change sets.
+    func rebuildPending() throws(ClientError) {
+        let targets = documents.rebuildAfterCommit
+        documents.rebuildAfterCommit = []
+        for conversation in targets.sorted() { try reloadDocument(conversation, fromSavedState: false) }
+    }
+
+    /// Rebuilds one document from durable state: its saved state (unless `fromSavedState` is
+    /// false), the stored change sets after it, then this device's unsealed operations. Used
+    /// after a failed local write (so memory matches the store) and after a late removal.
+    func reloadDocument(_ conversation: ConversationID, fromSavedState: Bool = true) throws(ClientError) {
+        let (saved, rows) = try store.read { tx in
+            let saved = fromSavedState ? try tx.savedDocument(conversation) : nil
+            return (saved, try tx.changeSets(in: conversation, after: saved?.appliedThrough ?? 0))
+        }
+        var fresh = DocumentSet()
+        if let saved {
+            var bytes = try cipher.open(saved.sealed, context: Documents.documentContext(conversation))
+            defer { SecretBytes.wipe(&bytes) }
+            do { try fresh.load(snapshot: bytes, for: conversation) } catch { throw .storage("stored state is corrupt") }
+        }
+        let now = now()
+        for row in rows {
+            guard let changeSet = try? ChangeSet(wire: row.wire), let (_, ops) = try? decrypt(changeSet) else { continue }
+            _ = fresh.apply(ops, to: conversation, physicalMillis: now)
+        }
+        if let batch = outbox.pending[conversation] { _ = fresh.apply(batch.ops, to: conversation, physicalMillis: now) }
+        documents.replace(conversation, from: fresh)
+    }
+}

@@ -1,0 +1,70 @@
+import CloakCRDT
+import CloakProtocol
+import Logging
+
+extension ClientCore {
+    /// Re-seals the change sets the server refused with STALE_DEVICE_LOG (PROTOCOL.md §19),
+    /// and every later one of their chains: same operations, same sequence numbers (the refused
+    /// ones were never stored), newest head and epoch. Returns whether anything was re-sealed.
+    /// Does nothing until this device holds the newest epoch's key.
+    @discardableResult
+    func resealStaleOutbox() throws(ClientError) -> Bool {
+        guard !outbox.staleRefused.isEmpty, membership.canSeal, let lastRemoval = membership.log?.newestRemovalIndex
+        else { return false }
+        let pending = try outboxChangeSets(limit: Int.max >> 1)
+        let refused = outbox.staleRefused
+        let isStale = { (changeSet: ChangeSet) in
+            refused.contains(changeSet.hash) && changeSet.header.deviceLogIndex < lastRemoval
+        }
+        // Refused hashes no longer in the outbox (or written under a now-current head) are done with.
+        outbox.staleRefused = Set(pending.filter(isStale).map(\.hash))
+        guard !outbox.staleRefused.isEmpty else { return false }
+        // Within a conversation everything after the first stale change set is re-sealed too,
+        // so the chain stays continuous.
+        var byConversation: [ConversationID: [ChangeSet]] = [:]
+        for changeSet in pending { byConversation[changeSet.header.conversation, default: []].append(changeSet) }
+        for (conversation, changeSets) in byConversation.sorted(by: { $0.key < $1.key }) {
+            let ordered = changeSets.sorted { $0.header.seq < $1.header.seq }
+            guard let first = ordered.firstIndex(where: isStale) else { continue }
+            try reseal(Array(ordered[first...]), in: conversation)
+        }
+        return true
+    }
+
+    /// Replaces `redo` (consecutive own change sets of one chain, oldest first) by new seals of
+    /// the same operations, in one transaction: the old change sets go and the new ones arrive
+    /// together, so a crash cannot lose the operations in between (the server never stored them).
+    private func reseal(_ redo: [ChangeSet], in conversation: ConversationID) throws(ClientError) {
+        var operations: [[CRDTOperation]] = []
+        for changeSet in redo {
+            guard let (_, ops) = try? decrypt(changeSet) else { throw .storage("cannot re-open our own change set") }
+            operations.append(ops)
+        }
+        let key = ChainKey(conversation: conversation, author: me)
+        let saved = ledger.chains[key]
+        ledger.chains[key] = redo[0].header.seq == 1 ? nil : ChainPosition(seq: redo[0].header.seq - 1, hash: redo[0].header.prevHash)
+        var sealed: [ChangeSet] = []
+        do {
+            try store.write { tx in
+                for changeSet in redo {
+                    if let id = try tx.changeSetID(hash: changeSet.hash) { try tx.deleteChangeSet(id: id) }
+                }
+                for ops in operations {
+                    let changeSet = try makeChangeSet(ops, conversation: conversation)
+                    try outbox.persistSealed(changeSet, pendingRows: [], tx)
+                    try Ledger.storeChain(key, ChainPosition(seq: changeSet.header.seq, hash: changeSet.hash), tx)
+                    // The next seal of this chain follows this one.
+                    ledger.chains[key] = ChainPosition(seq: changeSet.header.seq, hash: changeSet.hash)
+                    sealed.append(changeSet)
+                }
+            }
+        } catch {
+            ledger.chains[key] = saved
+            throw error
+        }
+        documents.unsaved[conversation, default: 0] += sealed.count
+        documents.sinceSnapshot[conversation, default: 0] += sealed.count
+        for changeSet in redo { outbox.staleRefused.remove(changeSet.hash) }
+        logger.info("re-sealed change sets under the newest device-log head", metadata: ["count": "\(redo.count)"])
+    }
+}

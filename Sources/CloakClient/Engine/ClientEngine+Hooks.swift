@@ -1,0 +1,114 @@
+public import CloakCrypto
+public import CloakProtocol
+
+// Hooks for the simulator, the tests and the benchmarks: they move change sets between devices
+// without a server, as a deterministic network (or a hostile one) would. Not part of the
+// app-facing API.
+extension ClientEngine {
+    /// This device's public keys (what a pairing payload carries).
+    public func publicKeys() -> (signing: Ed25519PublicKey, agreement: X25519PublicKey) {
+        (core.identity.signing.publicKey, core.identity.agreement.publicKey)
+    }
+
+    /// Creates an account locally without telling any server.
+    public func createAccountLocally() throws(ClientError) {
+        let prepared = try core.prepareAccount()
+        try core.adopt(log: prepared.log, keys: [1: prepared.key])
+    }
+
+    /// Adds a device locally (no server): returns the device-log entries and the envelopes
+    /// sealed to it, for ``joinLocally(log:envelopes:)`` on the new device.
+    public func addDeviceLocally(signing: Ed25519PublicKey, agreement: X25519PublicKey) throws(ClientError)
+        -> (log: [[UInt8]], envelopes: [KeyEnvelope])
+    {
+        let entry = try core.prepareAddDevice(signingKey: signing, agreementKey: agreement)
+        _ = try core.commitAppended(entry)
+        let envelopes = try core.envelopesForAllEpochs(to: DeviceID(signingKey: signing), agreement)
+        return (deviceLogWires(), envelopes)
+    }
+
+    /// Joins an account from a device log and envelopes (no server, no pairing mailbox).
+    public func joinLocally(log wires: [[UInt8]], envelopes: [KeyEnvelope]) throws(ClientError) {
+        let log: DeviceLog
+        do { log = try DeviceLog(verifying: wires.map { w throws(ProtocolError) in try DeviceLogEntry(wire: w) }) } catch {
+            throw .deviceLog(.invalid(error))
+        }
+        try core.join(log: log, envelopes: envelopes)
+    }
+
+    /// Seals pending streamed text and returns every unacknowledged change set, marking them
+    /// acknowledged (as a server would after storing them).
+    public func takeOutbox() throws(ClientError) -> [[UInt8]] {
+        _ = try core.flushDueBatches(force: true)
+        let batch = try core.outboxChangeSets(limit: Int.max >> 1)
+        try core.acknowledge(batch.map(\.hash))
+        return batch.map(\.wire)
+    }
+
+    /// Delivers change sets as a server's `Deliver` frame would; returns the security events.
+    @discardableResult
+    public func deliver(_ items: [(cursor: UInt64, wire: [UInt8])]) throws(ClientError) -> [SecurityEvent] {
+        let output = try core.receive(items)
+        surface(output)
+        return output.events
+    }
+
+    /// Delivers a device log as a server's `DeviceLogEntries` reply would.
+    @discardableResult
+    public func deliverDeviceLog(_ wires: [[UInt8]]) throws(ClientError) -> [SecurityEvent] {
+        let output = try core.receiveDeviceLog(wires)
+        surface(output)
+        return output.events
+    }
+
+    /// Delivers key envelopes as a server's `KeyEnvelopes` reply would.
+    @discardableResult
+    public func deliverEnvelopes(_ envelopes: [KeyEnvelope]) throws(ClientError) -> [SecurityEvent] {
+        let output = try core.receiveEnvelopes(envelopes)
+        surface(output)
+        return output.events
+    }
+
+    /// The device log this device has verified, serialised.
+    public func deviceLogWires() -> [[UInt8]] {
+        core.log?.entries.map(\.wire) ?? []
+    }
+
+    /// Change sets held for a missing log entry, key or gap.
+    public var heldCount: Int { core.ledger.held.count }
+
+    /// How many rejected change sets the store keeps.
+    public func rejectedCount() throws(ClientError) -> Int {
+        try core.store.read { tx in try tx.rejectedCount() }
+    }
+
+    /// Every accepted change set, in local order, as stored (ciphertext).
+    public func storedChangeSetWires() throws(ClientError) -> [[UInt8]] {
+        try core.store.read { tx in try tx.changeSets(in: nil, after: 0).map(\.wire) }
+    }
+
+    /// A snapshot of `conversation` now, as the sync machine would upload it.
+    public func makeSnapshot(of conversation: ConversationID) throws(ClientError) -> Snapshot? {
+        core.documents.sinceSnapshot[conversation] = Int.max
+        defer { core.documents.pendingSnapshot = nil }
+        return try core.snapshotIfDue()
+    }
+
+    /// Delivers snapshots as a server's `SnapshotList` reply would (bootstrap).
+    @discardableResult
+    public func deliverSnapshots(_ snapshots: [Snapshot]) throws(ClientError) -> [SecurityEvent] {
+        let output = try core.loadSnapshots(snapshots)
+        surface(output)
+        return output.events
+    }
+
+    /// Conversations started from a snapshot.
+    public var bootstrappedFromSnapshots: Int { core.documents.bootstrappedFromSnapshots }
+
+    /// Saves every conversation state with unsaved changes (what closing does).
+    public func saveStates() throws(ClientError) {
+        _ = try core.flushDueBatches(force: true)
+        let cipher = core.cipher
+        try core.store.write { tx in try core.documents.save(cipher: cipher, tx) }
+    }
+}

@@ -1,0 +1,159 @@
+import CloakCrypto
+import CloakProtocol
+import Foundation
+import SwiftProtobuf
+
+/// Appends one device-log entry this device signs, re-reading the log and re-preparing the
+/// entry when another device appended first (`DEVICE_LOG_CONFLICT`, PROTOCOL.md §18), at most
+/// three times. The device flows below each start with one.
+struct LogAppend {
+    enum Progress { case appended(DeviceLogEntry), pending(FlowStep) }
+
+    /// Prepares the entry on top of the log this device holds now (with the next epoch's key,
+    /// for a removal).
+    let prepare: (ClientCore) throws(ClientError) -> (DeviceLogEntry, SymmetricKey?)
+    private(set) var entry: DeviceLogEntry?
+    /// The new epoch's key that goes with ``entry`` (a removal).
+    private(set) var key: SymmetricKey?
+    private var attempts = 0
+    private var fetching = false
+
+    init(_ prepare: @escaping (ClientCore) throws(ClientError) -> (DeviceLogEntry, SymmetricKey?)) { self.prepare = prepare }
+
+    mutating func start(core: ClientCore) -> FlowStep {
+        attempts += 1
+        do {
+            let (entry, key) = try prepare(core)
+            self.entry = entry
+            self.key = key
+            return .request(.appendDeviceLog(.with { $0.entry = Data(entry.wire) }))
+        } catch { return .finish(.failure(error)) }
+    }
+
+    mutating func handle(_ reply: FlowReply, core: ClientCore, output: inout CoreOutput) -> Progress {
+        if fetching {
+            fetching = false
+            guard case .body(.deviceLogEntries(let entries)) = reply else { return .pending(Self.fail(reply, "DeviceLogEntries")) }
+            do { output.merge(try core.receiveDeviceLog(entries.entries.map(Array.init))) } catch {
+                return .pending(.finish(.failure(error)))
+            }
+            return .pending(start(core: core))
+        }
+        switch reply {
+        case .body(.done):
+            guard let entry else { return .pending(.finish(.failure(.notConnected))) }
+            return .appended(entry)
+        case .error(.deviceLogConflict) where attempts < 3:
+            guard let account = core.account else { return .pending(.finish(.failure(.noAccount))) }
+            fetching = true
+            return .pending(.request(.fetchDeviceLog(.with {
+                $0.accountID = Data(account.bytes)
+                $0.fromIndex = 0
+            })))
+        default:
+            return .pending(Self.fail(reply, "Done"))
+        }
+    }
+
+    /// A reply that is not the one expected: the server's error, or a protocol violation.
+    static func fail(_ reply: FlowReply, _ expected: String) -> FlowStep {
+        if case .error(let error) = reply { return .finish(.failure(.server(error))) }
+        return .finish(.failure(.server(.unexpectedFrame("expected \(expected)"))))
+    }
+}
+
+/// An existing device accepts a new device's invitation: adds it to the device log, seals every
+/// epoch key to it and leaves the bundle in the pairing mailbox (PROTOCOL.md §21).
+struct AcceptLinkFlow: LifecycleFlow {
+    private enum Stage { case append, envelopes, mailbox }
+
+    let payload: PairingPayload
+    private var append: LogAppend
+    private var stage = Stage.append
+    private var envelopes: [KeyEnvelope] = []
+    var access: FlowAccess { .device }
+
+    init(payload: PairingPayload) {
+        self.payload = payload
+        append = LogAppend { core throws(ClientError) in
+            (try core.prepareAddDevice(signingKey: payload.signingKey, agreementKey: payload.agreementKey), nil)
+        }
+    }
+
+    mutating func start(core: ClientCore, output: inout CoreOutput) -> FlowStep { append.start(core: core) }
+
+    mutating func handle(_ reply: FlowReply, core: ClientCore, output: inout CoreOutput) -> FlowStep {
+        switch stage {
+        case .append:
+            let entry: DeviceLogEntry
+            switch append.handle(reply, core: core, output: &output) {
+            case .pending(let step): return step
+            case .appended(let appended): entry = appended
+            }
+            do {
+                _ = try core.commitAppended(entry)
+                envelopes = try core.envelopesForAllEpochs(to: DeviceID(signingKey: payload.signingKey), payload.agreementKey)
+            } catch { return .finish(.failure(error)) }
+            stage = .envelopes
+            return .request(.putKeyEnvelopes(.with { $0.envelopes = envelopes.map(\.message) }))
+        case .envelopes:
+            guard case .body(.done) = reply, let log = core.log else { return LogAppend.fail(reply, "Done") }
+            var bundle = Cloak_V1_PairingBundle()
+            bundle.accountID = Data(log.account.bytes)
+            bundle.deviceLog = log.entries.map { Data($0.wire) }
+            bundle.envelopes = envelopes.map(\.message)
+            let sealed = payload.sealBundle(bundle, random: core.random)
+            let now = core.now()
+            stage = .mailbox
+            return .request(.mailboxPut(.with {
+                $0.mailboxID = Data(payload.mailboxID)
+                $0.payload = Data(sealed)
+                $0.ttlSeconds = UInt32(max(1, (payload.expiresAtMs - min(payload.expiresAtMs, now)) / 1000))
+            }))
+        case .mailbox:
+            guard case .body(.done) = reply, let log = core.log, let entry = append.entry else {
+                return LogAppend.fail(reply, "Done")
+            }
+            return .finish(.success(.linkCode(payload.shortAuthenticationString(account: log.account, addEntry: entry.hash))))
+        }
+    }
+}
+
+/// Removes a device (a lost phone): a new key epoch starts that the removed device never
+/// receives; its envelopes are queued durably and handed to the server.
+struct RemoveDeviceFlow: LifecycleFlow {
+    private var append: LogAppend
+    private var queued: [Int64]?
+    var access: FlowAccess { .device }
+
+    init(device: DeviceID) {
+        append = LogAppend { core throws(ClientError) in
+            let prepared = try core.prepareRemove(device)
+            return (prepared.entry, prepared.key)
+        }
+    }
+
+    mutating func start(core: ClientCore, output: inout CoreOutput) -> FlowStep { append.start(core: core) }
+
+    mutating func handle(_ reply: FlowReply, core: ClientCore, output: inout CoreOutput) -> FlowStep {
+        guard let queued else {
+            let entry: DeviceLogEntry
+            switch append.handle(reply, core: core, output: &output) {
+            case .pending(let step): return step
+            case .appended(let appended): entry = appended
+            }
+            do {
+                _ = try core.commitAppended(entry, newEpochKey: append.key)
+                // Edits waiting for the new epoch can be sealed now.
+                output.pushOutbox = true
+                let envelopes = try core.queuedEnvelopes()
+                guard !envelopes.isEmpty else { return .finish(.success(.completed)) }
+                self.queued = envelopes.map(\.id)
+                return .request(.putKeyEnvelopes(.with { $0.envelopes = envelopes.map(\.envelope) }))
+            } catch { return .finish(.failure(error)) }
+        }
+        guard case .body(.done) = reply else { return LogAppend.fail(reply, "Done") }
+        do { try core.envelopesDelivered(queued) } catch { return .finish(.failure(error)) }
+        return .finish(.success(.completed))
+    }
+}

@@ -1,0 +1,149 @@
+import CloakCrypto
+import CloakProtocol
+import Foundation
+
+extension SyncMachine {
+    /// Queues a flow and connects if nothing is connected.
+    mutating func enqueue(_ flow: any LifecycleFlow, id: FlowID, core: ClientCore, now: UInt64) -> [SyncEffect] {
+        switch flow.access {
+        case .anonymous where core.account != nil:
+            return [.flowFinished(id, .failure(.alreadyInitialized))]
+        case .device where core.account == nil:
+            return [.flowFinished(id, .failure(.noAccount))]
+        case .device where core.removedFromAccount:
+            return [.flowFinished(id, .failure(.removedFromAccount))]
+        default:
+            break
+        }
+        flows.append(FlowQueue.Entry(id: id, flow: flow))
+        if phase == .stopped || phase.isWaiting { return beginConnecting(now: now) }
+        return advanceFlows(core: core, now: now)
+    }
+
+    /// Starts the next flow when the connection is the session it needs.
+    mutating func advanceFlows(core: ClientCore, now: UInt64) -> [SyncEffect] {
+        var effects: [SyncEffect] = []
+        while let entry = flows.current, !entry.started {
+            let ready =
+                switch entry.flow.access {
+                case .anonymous: phase == .anonymous
+                case .device: phase.isDeviceSession
+                }
+            guard ready else { break }
+            var flow = entry.flow
+            var output = CoreOutput()
+            let step = flow.start(core: core, output: &output)
+            flows.updateCurrent {
+                $0.flow = flow
+                $0.started = true
+            }
+            effects += surface(output, core: core, now: now)
+            effects += perform(step, core: core, now: now)
+        }
+        return effects
+    }
+
+    /// Hands a reply to the running flow.
+    mutating func flowReply(_ reply: FlowReply, core: ClientCore, now: UInt64) -> [SyncEffect] {
+        guard var flow = flows.current?.flow else { return [] }
+        flows.updateCurrent { $0.request = nil }
+        var output = CoreOutput()
+        let step = flow.handle(reply, core: core, output: &output)
+        flows.updateCurrent { $0.flow = flow }
+        return surface(output, core: core, now: now) + perform(step, core: core, now: now)
+    }
+
+    /// Wakes a waiting flow whose time has come.
+    mutating func wakeFlow(core: ClientCore, now: UInt64) -> [SyncEffect] {
+        guard let wake = flows.wakeAt, wake <= now, var flow = flows.current?.flow else { return [] }
+        flows.updateCurrent { $0.waitUntil = nil }
+        var output = CoreOutput()
+        let step = flow.resume(core: core, output: &output)
+        flows.updateCurrent { $0.flow = flow }
+        return surface(output, core: core, now: now) + perform(step, core: core, now: now)
+    }
+
+    private mutating func perform(_ step: FlowStep, core: ClientCore, now: UInt64) -> [SyncEffect] {
+        switch step {
+        case .request(let body):
+            let (id, effect) = send(body, kind: .flow, now: now)
+            flows.updateCurrent { $0.request = id }
+            return [effect]
+        case .authenticate(let device, let key):
+            guard let hello, let account = core.account ?? flows.current?.flow.authenticationAccount else {
+                return finishFlow(.failure(.notConnected), core: core, now: now)
+            }
+            let (id, effect) = send(.authenticate(Self.authenticate(hello, account: account, device: device, key: key)),
+                                    kind: .flow, now: now)
+            flows.updateCurrent { $0.request = id }
+            return [effect]
+        case .wait(let until):
+            flows.updateCurrent { $0.waitUntil = until }
+            return []
+        case .finish(let result):
+            return finishFlow(result, core: core, now: now)
+        }
+    }
+
+    private mutating func finishFlow(_ result: Result<FlowOutcome, ClientError>, core: ClientCore, now: UInt64)
+        -> [SyncEffect]
+    {
+        guard let finished = flows.popCurrent() else { return [] }
+        var effects: [SyncEffect] = [.flowFinished(finished.id, result)]
+        // A flow that made this device a member (create, recover) ran on a session that is not
+        // this device's: sync needs a new connection, authenticated as the device.
+        if phase == .anonymous, core.account != nil {
+            return effects + restartConnection(core: core, now: now)
+        }
+        effects += advanceFlows(core: core, now: now)
+        if !needsConnection(core: core) {
+            phase = .stopped
+            resetConnectionState()
+            effects += [.close, .state(.offline(retryAtMillis: nil))]
+        }
+        return effects
+    }
+
+    /// Closes this connection and opens another at once (no backoff: nothing failed).
+    mutating func restartConnection(core: ClientCore, now: UInt64) -> [SyncEffect] {
+        resetConnectionState()
+        guard needsConnection(core: core) else {
+            phase = .stopped
+            return [.close, .state(.offline(retryAtMillis: nil))]
+        }
+        return [.close] + beginConnecting(now: now)
+    }
+
+    /// An `Authenticate` signing this connection's server nonce.
+    static func authenticate(_ hello: Cloak_V1_ServerHello, account: AccountID, device: DeviceID, key: Ed25519PrivateKey)
+        -> Cloak_V1_Authenticate
+    {
+        var authenticate = Cloak_V1_Authenticate()
+        authenticate.version = ProtocolVersion.current
+        authenticate.accountID = Data(account.bytes)
+        authenticate.deviceID = Data(device.bytes)
+        authenticate.signature = Data(
+            AuthChallenge.sign(serverNonce: Array(hello.nonce), account: account, device: device, key: key))
+        return authenticate
+    }
+
+    /// Surfaces what a flow's local work produced and follows its requests.
+    private mutating func surface(_ output: CoreOutput, core: ClientCore, now: UInt64) -> [SyncEffect] {
+        guard !output.changed.isEmpty || !output.events.isEmpty || output.pushOutbox || output.fetchDeviceLog
+            || output.fetchKeyEnvelopes || output.pushEnvelopes || output.removed
+        else { return [] }
+        return follow(output, core: core, now: now)
+    }
+}
+
+extension LifecycleFlow {
+    /// The account a flow authenticates into before this device has one (create, recover).
+    var authenticationAccount: AccountID? {
+        (self as? any AuthenticatingFlow)?.account
+    }
+}
+
+/// A flow that authenticates into an account this device does not belong to yet.
+protocol AuthenticatingFlow: LifecycleFlow {
+    var account: AccountID? { get }
+}
