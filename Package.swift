@@ -236,7 +236,7 @@ let package = Package(
         .testTarget(
             name: "CloakServerTests",
             dependencies: [
-                "CloakServer", "CloakCrypto", "CloakProtocol", "CloakSQLite", "CloakTesting",
+                "CloakServer", "CloakCrypto", "CloakProtocol", "CloakSQLite", "CloakTesting", "CloakSimulation",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: swiftSettings

@@ -1,6 +1,7 @@
 import CloakCrypto
 import CloakProtocol
 import CloakServer
+import CloakSimulation
 import Foundation
 import Testing
 

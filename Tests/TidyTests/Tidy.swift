@@ -6,6 +6,10 @@ import Foundation
 /// Rules, each with the reason:
 /// - no ambient `Date()`, `UUID()` or `.random(` without `using:` in the sans-IO cores:
 ///   time and randomness are injected so the simulator can replay a run from its seed;
+/// - no clocks, sleeps, threads or queues (`ContinuousClock`, `Task.sleep`, `Thread`,
+///   `DispatchQueue`, `NSCondition`) in the cores outside their adapter folders
+///   (``adapterPaths``): the simulator drives the cores on one thread under a virtual clock;
+/// - the client core writes no SQL: only its store adapter imports GRDB;
 /// - no `print(` outside executables: libraries log through swift-log (tests report through
 ///   `TestData.report`);
 /// - no `try!` anywhere: bad input must become a typed error, never a trap;
@@ -26,6 +30,13 @@ struct Tidy {
     static let cores: Set<String> = ["CloakCrypto", "CloakProtocol", "CloakCRDT", "CloakClient", "CloakServer", "CloakSQLite"]
     /// Executable targets (the only places `print(` is allowed).
     static let executables: Set<String> = ["cloak-server", "cloak", "cloak-vectors", "cloak-sim"]
+    /// Files of the core modules that are adapters (I/O, threads, real time), each with why.
+    static let adapterPaths: [String] = [
+        "Sources/CloakClient/API/",  // the async facade: tasks, timers, connections
+        "Sources/CloakClient/Adapters/",  // SQLite store, threaded verifier, system clock, secret files
+        "Sources/CloakServer/Storage/",  // SQLite and PostgreSQL stores, WAL checkpoints
+        "Sources/CloakServer/Core/StoreLoops.swift",  // the async loops that run store work for the core
+    ]
 
     /// Which of our modules (and which outside libraries) each module may import.
     static let allowedImports: [String: Set<String>] = [
@@ -47,6 +58,30 @@ struct Tidy {
         "CloakTesting": ["CloakCrypto", "Logging", "PostgresNIO"],
         "CloakSimulation": ["CloakClient", "CloakCRDT", "CloakCrypto", "CloakProtocol", "CloakServer",
                             "CloakServerHTTP", "CloakTransport", "Logging", "Synchronization"],
+        // Executables.
+        "cloak-server": ["CloakServer", "CloakServerHTTP", "CloakProtocol", "ArgumentParser", "Logging", "NIOCore",
+                         "NIOPosix", "ServiceLifecycle", "UnixSignals"],
+        "cloak": ["CloakClient", "CloakCRDT", "CloakCrypto", "CloakProtocol", "CloakTransport", "ArgumentParser", "Logging"],
+        "cloak-vectors": ["CloakProtocol", "CloakCrypto", "ArgumentParser"],
+        "cloak-sim": ["CloakSimulation", "CloakClient", "CloakServer", "CloakServerHTTP", "CloakTransport", "ArgumentParser",
+                      "Logging"],
+        // Tests: each target tests its module with the support library; the server's tests
+        // never import CloakCRDT, the CRDT's import nothing else of ours.
+        "CloakCryptoTests": ["CloakCrypto", "CSodium", "CloakTesting", "Testing"],
+        "CloakProtocolTests": ["CloakProtocol", "CloakCrypto", "CloakTesting", "SwiftProtobuf", "Testing"],
+        "CloakCRDTTests": ["CloakCRDT", "CloakTesting", "Testing"],
+        "CloakClientTests": ["CloakClient", "CloakCRDT", "CloakCrypto", "CloakProtocol", "CloakTesting", "Logging",
+                             "Synchronization", "Testing"],
+        "CloakServerTests": ["CloakServer", "CloakCrypto", "CloakProtocol", "CloakSQLite", "CloakSimulation", "CloakTesting",
+                             "GRDB", "Logging", "PostgresNIO", "Synchronization", "Testing"],
+        "CloakServerHTTPTests": ["CloakServerHTTP", "CloakServer", "CloakCrypto", "CloakProtocol", "CloakTesting", "Logging",
+                                 "NIOCore", "NIOHTTP1", "NIOPosix", "NIOSSL", "NIOWebSocket", "ServiceLifecycle",
+                                 "Synchronization", "Testing"],
+        "CloakSimulationTests": ["CloakSimulation", "CloakClient", "CloakCRDT", "CloakCrypto", "CloakProtocol", "CloakServer",
+                                 "CloakTesting", "Logging", "Testing"],
+        "EndToEndTests": ["CloakClient", "CloakCRDT", "CloakCrypto", "CloakProtocol", "CloakServer", "CloakServerHTTP",
+                          "CloakSimulation", "CloakTesting", "CloakTransport", "Logging", "Synchronization", "Testing"],
+        "TidyTests": ["Testing"],
     ]
     /// Imports every module may use.
     static let universalImports: Set<String> = ["Foundation", "FoundationEssentials", "Glibc", "Dispatch", "_Concurrency"]
@@ -54,7 +89,11 @@ struct Tidy {
     static func check(module: String, file: String, text: String) -> [Violation] {
         var violations: [Violation] = []
         let isCore = cores.contains(module)
+        let isAdapter = adapterPaths.contains { file.hasPrefix($0) }
         let isExecutable = executables.contains(module)
+        if allowedImports[module] == nil {
+            violations.append(Violation(file: file, line: 1, rule: "\(module) is missing from the import table"))
+        }
         for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = String(rawLine)
             let code = stripComment(line)
@@ -71,6 +110,16 @@ struct Tidy {
                 if code.contains(".random("), !code.contains("using:") { flag("ambient .random( in a core") }
                 if code.range(of: secretComparison, options: .regularExpression) != nil {
                     flag("== on secret bytes (use ConstantTime.equals)")
+                }
+            }
+            if isCore, !isAdapter {
+                if code.contains("ContinuousClock") || code.contains("SuspendingClock") { flag("real clock in a core") }
+                if code.contains("Task.sleep") { flag("sleep in a core") }
+                if code.range(of: #"\bThread\b|DispatchQueue|NSCondition|pthread_"#, options: .regularExpression) != nil {
+                    flag("thread in a core")
+                }
+                if module == "CloakClient", let imported = importedModule(code), ["GRDB", "CloakSQLite"].contains(imported) {
+                    flag("SQL in the client core (use the ClientStore protocol)")
                 }
             }
             if let imported = importedModule(code), let allowed = allowedImports[module],

@@ -1,5 +1,5 @@
 public import CloakClient
-public import CloakServer
+import CloakServer
 public import Foundation
 import Synchronization
 

@@ -213,7 +213,7 @@ public final class InMemoryServerStore: ServerStore {
 
     // MARK: Synchronous reads
 
-    func accountNow(_ id: AccountID) -> AccountRecord? {
+    public func accountNow(_ id: AccountID) -> AccountRecord? {
         state.withLock { s in
             guard let data = s.accounts[id] else { return nil }
             return AccountRecord(

@@ -1,4 +1,5 @@
 public import CloakCrypto
+public import CloakServer
 public import CloakProtocol
 public import Logging
 import Synchronization
