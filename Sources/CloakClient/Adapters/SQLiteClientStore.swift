@@ -235,7 +235,7 @@ struct SQLiteTransaction: StoreTransaction {
     }
 
     func savedDocuments() throws -> [SavedDocument] {
-        try Row.fetchAll(db, sql: "SELECT conversation, sealed, applied_through FROM documents").map { row in
+        try Row.fetchAll(db, sql: "SELECT conversation, sealed, applied_through FROM documents ORDER BY conversation").map { row in
             SavedDocument(
                 conversation: try ConversationID(stored: row["conversation"]), sealed: Array(row["sealed"] as Data),
                 appliedThrough: row["applied_through"])
