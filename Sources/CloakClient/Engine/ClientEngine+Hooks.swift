@@ -1,3 +1,4 @@
+public import CloakCRDT
 public import CloakCrypto
 public import CloakProtocol
 
@@ -100,6 +101,11 @@ extension ClientEngine {
         let output = try core.loadSnapshots(snapshots)
         surface(output)
         return output.events
+    }
+
+    /// One message, rendered (any branch), or nil when this device does not have it.
+    public func message(_ id: MessageID, in conversation: ConversationID) -> RenderedMessage? {
+        core.documents.conversations[conversation]?.message(id)
     }
 
     /// Conversations started from a snapshot.

@@ -1,0 +1,230 @@
+@_spi(Simulation) import CloakClient
+import CloakCrypto
+import CloakProtocol
+import CloakServer
+import Logging
+
+/// One deterministic world: the real server core (``SynchronousServer``) and real client
+/// engines, connected by a simulated network, advanced by one seeded scheduler under a virtual
+/// clock. Nothing in it reads real time or draws unseeded randomness, so a seed replays a run
+/// event for event (``trace`` is the proof: equal seeds, equal hashes).
+///
+/// ```swift
+/// let world = SimWorld(options: SimOptions(seed: 7))
+/// let result = world.run()            // setup, workload with faults, heal, converge, check
+/// print(result.summary)
+/// ```
+public final class SimWorld {
+    /// What the scheduler runs.
+    enum Event {
+        case connect(device: Int, generation: Int)
+        case toServer(device: Int, generation: Int, bytes: [UInt8])
+        case toClient(device: Int, generation: Int, bytes: [UInt8])
+        case disconnected(device: Int, generation: Int)
+        case tick(device: Int)
+        case serverTick
+        case action(Int)
+    }
+
+    /// A frame on its way, seen by the hostile server before it is delivered.
+    public enum Direction: Sendable { case toServer, toClient }
+
+    public let options: SimOptions
+    let clock = VirtualClock()
+    var rng: SimRandom
+    var queue = EventQueue<Event>()
+    var actions: [(SimWorld) -> Void] = []
+    var devices: [SimDevice] = []
+    var server: SynchronousServer
+    var serverUp = true
+    /// Devices cut off from the server (a partition).
+    var partitioned: Set<Int> = []
+    /// Per device and direction, the time its last message is delivered (FIFO per connection).
+    var lastDelivery: [Int: [Bool: UInt64]] = [:]
+    var latency: ClosedRange<Int> = 1...20
+    var trace = TraceHash()
+    var notes = SimNotes()
+    /// Called for every frame in flight; returns what to deliver instead (hostile server).
+    var intercept: ((SimWorld, Int, Direction, [UInt8]) -> [[UInt8]])?
+    let configuration: ClientConfiguration
+    let logger: Logger
+    let serverLogger: Logger
+    var eventsProcessed = 0
+
+    /// Creates the world (nothing runs until ``run()`` or ``step()``).
+    public init(options: SimOptions, logs: LogCapture = LogCapture()) {
+        self.options = options
+        rng = SimRandom(seed: options.seed)
+        var configuration = ClientConfiguration()
+        configuration.reconnectMinMillis = 100
+        configuration.reconnectMaxMillis = 5_000
+        configuration.requestTimeoutMillis = 10_000
+        configuration.snapshotEvery = 60
+        configuration.saveStateEvery = 40
+        self.configuration = configuration
+        logger = logs.logger(label: "sim.client")
+        serverLogger = logs.logger(label: "sim.server")
+        server = SynchronousServer(random: DeterministicRandom(seed: options.seed ^ 0x5E_7E7), logger: serverLogger)
+    }
+
+    public var now: UInt64 { clock.nowMillis() }
+
+    // MARK: Scheduling
+
+    func schedule(_ event: Event, at time: UInt64) { queue.push(event, at: max(time, now)) }
+
+    func schedule(after delay: UInt64, _ action: @escaping (SimWorld) -> Void) {
+        actions.append(action)
+        schedule(.action(actions.count - 1), at: now + delay)
+    }
+
+    /// Runs the next event; false when nothing is left.
+    @discardableResult
+    func step() -> Bool {
+        guard let (time, event) = queue.pop() else { return false }
+        clock.advance(to: time)
+        eventsProcessed += 1
+        handle(event)
+        return true
+    }
+
+    /// Runs events until `condition` holds or virtual time passes `deadline`.
+    func run(until deadline: UInt64, while condition: () -> Bool = { true }) {
+        while condition(), let next = queue.nextTime, next <= deadline { step() }
+        clock.advance(to: max(now, min(deadline, queue.nextTime ?? deadline)))
+    }
+
+    private func handle(_ event: Event) {
+        switch event {
+        case .connect(let index, let generation):
+            let device = devices[index]
+            guard generation == device.generation, let engine = device.engine else { return }
+            guard serverUp, !partitioned.contains(index) else {
+                trace.add("connect-failed", index)
+                device.generation += 1
+                engine.handle(.disconnected)
+                return pump(device)
+            }
+            let connection = server.connect(nowMs: now)
+            device.connection = connection
+            trace.add("connect", index)
+            engine.handle(.connected)
+            pump(device)
+            flushServer()
+        case .toServer(let index, let generation, let bytes):
+            let device = devices[index]
+            guard generation == device.generation, let connection = device.connection else { return }
+            trace.add("to-server", index, bytes)
+            server.receive(bytes, from: connection, nowMs: now)
+            flushServer()
+        case .toClient(let index, let generation, let bytes):
+            let device = devices[index]
+            guard generation == device.generation, let engine = device.engine else { return }
+            trace.add("to-client", index, bytes)
+            engine.handle(.frame(bytes))
+            pump(device)
+        case .disconnected(let index, let generation):
+            let device = devices[index]
+            guard generation == device.generation, let engine = device.engine else { return }
+            trace.add("disconnected", index)
+            dropConnection(device)
+            engine.handle(.disconnected)
+            pump(device)
+        case .tick(let index):
+            let device = devices[index]
+            device.scheduledTick = nil
+            guard let engine = device.engine else { return }
+            engine.handle(.tick)
+            pump(device)
+        case .serverTick:
+            server.tick(nowMs: now)
+            flushServer()
+            schedule(.serverTick, at: now + 1_000)
+        case .action(let index):
+            actions[index](self)
+        }
+    }
+
+    // MARK: Routing
+
+    /// Carries out a device's effects.
+    func pump(_ device: SimDevice) {
+        guard let engine = device.engine else { return }
+        var effects = engine.takeEffects()
+        while !effects.isEmpty {
+            for effect in effects { apply(effect, of: device) }
+            effects = engine.takeEffects()
+        }
+        if let deadline = engine.nextDeadline, device.scheduledTick.map({ deadline < $0 }) ?? true {
+            device.scheduledTick = deadline
+            schedule(.tick(device: device.index), at: deadline)
+        }
+    }
+
+    private func apply(_ effect: ClientEngine.Effect, of device: SimDevice) {
+        switch effect {
+        case .connect:
+            dropConnection(device)
+            schedule(.connect(device: device.index, generation: device.generation), at: now + delay())
+        case .close:
+            dropConnection(device)
+        case .send(let bytes):
+            guard device.connection != nil else { return }
+            deliver(bytes, for: device, direction: .toServer)
+        case .changed(let conversations):
+            trace.add("changed", device.index, conversations.sorted().flatMap(\.bytes))
+        case .events(let events):
+            device.events += events
+            for event in events { trace.add("event:\(event.kind.rawValue)", device.index) }
+        case .state(let state):
+            trace.add("state:\(state)", device.index)
+        case .flowFinished(let id, let result):
+            trace.add("flow", device.index)
+            device.flowCallbacks.removeValue(forKey: id)?(result)
+        }
+    }
+
+    /// Forgets the device's connection (the server's side closes too).
+    func dropConnection(_ device: SimDevice) {
+        device.generation += 1
+        lastDelivery[device.index] = nil
+        if let connection = device.connection {
+            device.connection = nil
+            server.disconnect(connection)
+            flushServer()
+        }
+    }
+
+    /// Moves everything the server sent to its devices, in device order.
+    func flushServer() {
+        for device in devices {
+            guard let connection = device.connection else { continue }
+            for output in server.drain(connection) {
+                switch output {
+                case .frame(let bytes):
+                    deliver(bytes, for: device, direction: .toClient)
+                case .closed:
+                    device.connection = nil
+                    schedule(.disconnected(device: device.index, generation: device.generation), at: now + delay())
+                }
+            }
+        }
+    }
+
+    /// Schedules one message on a connection, after the hostile server (if any) had its say.
+    func deliver(_ bytes: [UInt8], for device: SimDevice, direction: Direction) {
+        let frames = intercept?(self, device.index, direction, bytes) ?? [bytes]
+        let toServer = direction == .toServer
+        for frame in frames {
+            let at = max(now + delay(), (lastDelivery[device.index]?[toServer] ?? 0))
+            lastDelivery[device.index, default: [:]][toServer] = at
+            let event: Event =
+                toServer
+                ? .toServer(device: device.index, generation: device.generation, bytes: frame)
+                : .toClient(device: device.index, generation: device.generation, bytes: frame)
+            schedule(event, at: at)
+        }
+    }
+
+    func delay() -> UInt64 { UInt64(rng.within(latency)) }
+}
