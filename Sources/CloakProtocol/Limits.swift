@@ -25,6 +25,9 @@ public struct ProtocolLimits: Sendable, Equatable {
     public var maxRemovalCutoffs: Int
     /// Most device-log entries per account.
     public var maxDeviceLogEntries: Int
+    /// Most chain heads in one `ChainHeads` reply (a `FetchHeads` asking for more gets this
+    /// many, and asks again after the last).
+    public var maxHeadsPerReply: Int
 
     /// Cloak's defaults.
     public init(
@@ -36,7 +39,8 @@ public struct ProtocolLimits: Sendable, Equatable {
         maxCatchUpBatch: Int = 1000,
         maxMailboxBytes: Int = 1 << 20,
         maxRemovalCutoffs: Int = 50_000,
-        maxDeviceLogEntries: Int = 10_000
+        maxDeviceLogEntries: Int = 10_000,
+        maxHeadsPerReply: Int = 10_000
     ) {
         self.maxFrameBytes = maxFrameBytes
         self.maxChangeSetsPerPush = maxChangeSetsPerPush
@@ -47,6 +51,7 @@ public struct ProtocolLimits: Sendable, Equatable {
         self.maxMailboxBytes = maxMailboxBytes
         self.maxRemovalCutoffs = maxRemovalCutoffs
         self.maxDeviceLogEntries = maxDeviceLogEntries
+        self.maxHeadsPerReply = maxHeadsPerReply
     }
 
     /// As announced in `ServerHello`.

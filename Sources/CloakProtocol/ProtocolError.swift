@@ -67,6 +67,10 @@ public enum ProtocolError: Error, Equatable, Sendable {
     /// A change set was written under a device-log head older than the newest removal, so it
     /// may be encrypted under a key the removed device holds (ADV-08): re-seal and push again.
     case staleDeviceLog
+    /// A Subscribe's `after_cursor` is beyond the account's head, or the change set stored at
+    /// it does not have the subscriber's anchor hash: the server lost data (a restored backup)
+    /// or shows this device another history (PROTOCOL.md §20; ADV-44).
+    case cursorMismatch(String)
 
     /// The stable wire code.
     public var wireCode: Cloak_V1_ErrorCode {
@@ -100,6 +104,7 @@ public enum ProtocolError: Error, Equatable, Sendable {
         case .internalError: .internal
         case .staleSnapshot: .staleSnapshot
         case .staleDeviceLog: .staleDeviceLog
+        case .cursorMismatch: .cursorMismatch
         }
     }
 
@@ -147,6 +152,7 @@ public enum ProtocolError: Error, Equatable, Sendable {
         case .internalError: "internal server error; retry later"
         case .staleSnapshot: "snapshot does not extend the newest snapshot"
         case .staleDeviceLog: "written under a device-log head older than the newest removal; re-seal"
+        case .cursorMismatch(let why): "cursor mismatch: \(why)"
         }
     }
 }
@@ -183,6 +189,7 @@ extension ProtocolError {
         case .internal: self = .internalError
         case .staleSnapshot: self = .staleSnapshot
         case .staleDeviceLog: self = .staleDeviceLog
+        case .cursorMismatch: self = .cursorMismatch(message)
         case .malformedFrame, .unspecified, .UNRECOGNIZED: self = .malformedFrame(message)
         }
     }

@@ -10,6 +10,7 @@ import Testing
 enum StoreCheck: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case appendAndReadRanges, batchRules, duplicateForkAndGap, cursorsAreMonotonic, handOffWhenTheHeadMoves
     case compactionNeverRemovesAnUncoveredChangeSet, concurrentPushesLoseNothing, staleVersionsWriteNothing
+    case anchorsAndHeadsADV44, replacedCopiesADV44, compactionKeepsEveryAnchorADV44
 
     var testDescription: String { rawValue }
 
@@ -23,6 +24,9 @@ enum StoreCheck: String, CaseIterable, Sendable, CustomTestStringConvertible {
         case .compactionNeverRemovesAnUncoveredChangeSet: try await StoreConformance.compaction(store)
         case .concurrentPushesLoseNothing: try await StoreConformance.concurrentPushes(store)
         case .staleVersionsWriteNothing: try await StoreConformance.staleVersionsWriteNothing(store)
+        case .anchorsAndHeadsADV44: try await StoreConformance.anchorsAndHeads(store)
+        case .replacedCopiesADV44: try await StoreConformance.replacedCopies(store)
+        case .compactionKeepsEveryAnchorADV44: try await StoreConformance.compactionKeepsEveryAnchor(store)
         }
     }
 }
@@ -107,7 +111,11 @@ enum StoreConformance {
         let range = try await store.changeSets(account: a.account, chain: chain, seqs: 2...3, maxBytes: 1 << 20)
         #expect(range.map(\.cursor) == [3, 5])
         let refs = try await store.changeSetRefs(account: a.account, [ChainSeq(chain: chain, seq: 2), ChainSeq(chain: chain, seq: 9)])
-        #expect(refs == [ChainSeq(chain: chain, seq: 2): StoredChangeSetRef(cursor: 3, hash: row(a.account, 3, 1, 1, 2).hash)])
+        #expect(
+            refs == [
+                ChainSeq(chain: chain, seq: 2): StoredChangeSetRef(
+                    cursor: 3, hash: row(a.account, 3, 1, 1, 2).hash, bytes: [UInt8](repeating: 3, count: 30))
+            ])
         #expect(try await store.deviceLog(a.account, fromIndex: 1) == [])
         #expect(try await store.deviceLog(TestAccount.make(seed: 103).account, fromIndex: 0) == nil)
         let listed = try await store.accounts(after: nil, limit: 10)

@@ -100,6 +100,7 @@ extension Cloak_V1_Frame.OneOf_Body {
         case .recoveryBlob: "recovery_blob"
         case .pong: "pong"
         case .done: "done"
+        case .chainHeads: "chain_heads"
         case .register: "register"
         case .authenticate: "authenticate"
         case .subscribe: "subscribe"
@@ -117,6 +118,7 @@ extension Cloak_V1_Frame.OneOf_Body {
         case .ackCursor: "ack_cursor"
         case .ping: "ping"
         case .fetchChangeSets: "fetch_change_sets"
+        case .fetchHeads: "fetch_heads"
         }
     }
 }

@@ -131,6 +131,11 @@ public nonisolated enum Cloak_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterab
   /// A change set names a device-log head older than the newest device removal: it may be
   /// encrypted under a key the removed device holds. Re-seal under the newest head and push again.
   case staleDeviceLog // = 29
+
+  /// Subscribe: after_cursor is beyond the account's head, or the change set stored there does
+  /// not have the anchor hash. The server lost data (restored backup) or shows another history:
+  /// raise a serverRollback alarm, subscribe from 0 and heal (re-upload with restore pushes).
+  case cursorMismatch // = 30
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -169,6 +174,7 @@ public nonisolated enum Cloak_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterab
     case 27: self = .internal
     case 28: self = .staleSnapshot
     case 29: self = .staleDeviceLog
+    case 30: self = .cursorMismatch
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -205,6 +211,7 @@ public nonisolated enum Cloak_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterab
     case .internal: return 27
     case .staleSnapshot: return 28
     case .staleDeviceLog: return 29
+    case .cursorMismatch: return 30
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -241,6 +248,7 @@ public nonisolated enum Cloak_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterab
     .internal,
     .staleSnapshot,
     .staleDeviceLog,
+    .cursorMismatch,
   ]
 
 }
@@ -411,6 +419,14 @@ public nonisolated struct Cloak_V1_Frame: Sendable {
     set {body = .done(newValue)}
   }
 
+  public var chainHeads: Cloak_V1_ChainHeads {
+    get {
+      if case .chainHeads(let v)? = body {return v}
+      return Cloak_V1_ChainHeads()
+    }
+    set {body = .chainHeads(newValue)}
+  }
+
   /// client → server
   public var register: Cloak_V1_Register {
     get {
@@ -548,6 +564,14 @@ public nonisolated struct Cloak_V1_Frame: Sendable {
     set {body = .fetchChangeSets(newValue)}
   }
 
+  public var fetchHeads: Cloak_V1_FetchHeads {
+    get {
+      if case .fetchHeads(let v)? = body {return v}
+      return Cloak_V1_FetchHeads()
+    }
+    set {body = .fetchHeads(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -564,6 +588,7 @@ public nonisolated struct Cloak_V1_Frame: Sendable {
     case recoveryBlob(Cloak_V1_RecoveryBlob)
     case pong(Cloak_V1_Pong)
     case done(Cloak_V1_Done)
+    case chainHeads(Cloak_V1_ChainHeads)
     /// client → server
     case register(Cloak_V1_Register)
     case authenticate(Cloak_V1_Authenticate)
@@ -582,6 +607,7 @@ public nonisolated struct Cloak_V1_Frame: Sendable {
     case ackCursor(Cloak_V1_AckCursor)
     case ping(Cloak_V1_Ping)
     case fetchChangeSets(Cloak_V1_FetchChangeSets)
+    case fetchHeads(Cloak_V1_FetchHeads)
 
   }
 
@@ -720,6 +746,13 @@ public nonisolated struct Cloak_V1_Subscribe: Sendable {
   /// Optional: only these conversations (16-byte ids). Empty = all.
   public var conversationIds: [Data] = []
 
+  /// Optional anchor (PROTOCOL.md §20): the 32-byte hash of the change set this client last
+  /// processed at `after_cursor`. Empty = no anchor. The server refuses the subscription with
+  /// CURSOR_MISMATCH when `after_cursor` is beyond the account's head, or when the change set it
+  /// stores at `after_cursor` has another hash (it was restored from an older backup, or it
+  /// shows this device another history).
+  public var anchorHash: Data = Data()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -735,6 +768,12 @@ public nonisolated struct Cloak_V1_Push: Sendable {
   /// Each element is one serialised ChangeSet. The server stores and forwards exactly these
   /// bytes.
   public var changeSets: [Data] = []
+
+  /// Healing a server that lost data (PROTOCOL.md §19 "Restore pushes"): the change sets may
+  /// be by any device of the account, not only the authenticated one. The server then always
+  /// verifies each one's signature and admission over its device log, and does not apply the
+  /// STALE_DEVICE_LOG rule (they are old, already distributed change sets).
+  public var restore: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -861,6 +900,71 @@ public nonisolated struct Cloak_V1_AppendDeviceLog: Sendable {
 
   /// A serialised DeviceLogEntry.
   public var entry: Data = Data()
+
+  /// Re-appending an entry a restored server forgot: the signer need not be the authenticated
+  /// device (every chain rule still applies).
+  public var restore: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Asks for the server's chain heads of the authenticated account, ordered by (conversation
+/// id, author) bytes, strictly after the given key (both empty: from the start). Answered with
+/// ChainHeads.
+public nonisolated struct Cloak_V1_FetchHeads: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// 16 bytes, or empty with `after_author` empty: start from the first chain.
+  public var afterConversationID: Data = Data()
+
+  /// 16 bytes, or empty with `after_conversation_id` empty.
+  public var afterAuthor: Data = Data()
+
+  /// Most heads wanted (0 or more than max_heads_per_reply: max_heads_per_reply).
+  public var limit: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The server's heads, one per chain (conversation, author), in (conversation id, author) order.
+public nonisolated struct Cloak_V1_ChainHeads: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var heads: [Cloak_V1_ChainHead] = []
+
+  /// True when no chain follows the last one listed (ask again after it otherwise).
+  public var complete: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The newest stored change set of one author's chain in one conversation.
+public nonisolated struct Cloak_V1_ChainHead: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// 16 bytes.
+  public var conversationID: Data = Data()
+
+  /// 16 bytes: the author DeviceID.
+  public var device: Data = Data()
+
+  /// Its sequence number.
+  public var seq: UInt64 = 0
+
+  /// 32 bytes: its change-set hash.
+  public var hash: Data = Data()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1475,7 +1579,7 @@ public nonisolated struct Cloak_V1_PairingBundle: Sendable {
 fileprivate nonisolated let _protobuf_package = "cloak.v1"
 
 nonisolated extension Cloak_V1_ErrorCode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}ERROR_CODE_MALFORMED_FRAME\0\u{1}ERROR_CODE_FRAME_TOO_LARGE\0\u{1}ERROR_CODE_UNSUPPORTED_VERSION\0\u{1}ERROR_CODE_NOT_AUTHENTICATED\0\u{1}ERROR_CODE_AUTH_FAILED\0\u{1}ERROR_CODE_UNKNOWN_ACCOUNT\0\u{1}ERROR_CODE_DEVICE_NOT_ACTIVE\0\u{1}ERROR_CODE_BAD_SIGNATURE\0\u{1}ERROR_CODE_INVALID_FIELD\0\u{1}ERROR_CODE_WRONG_AUTHOR\0\u{1}ERROR_CODE_GAP\0\u{1}ERROR_CODE_FORK\0\u{1}ERROR_CODE_TOO_MANY_CHANGE_SETS\0\u{1}ERROR_CODE_CHANGE_SET_TOO_LARGE\0\u{1}ERROR_CODE_RATE_LIMITED\0\u{1}ERROR_CODE_QUOTA_EXCEEDED\0\u{1}ERROR_CODE_TOO_MANY_CONNECTIONS\0\u{1}ERROR_CODE_HANDSHAKE_TIMEOUT\0\u{1}ERROR_CODE_IDLE_TIMEOUT\0\u{1}ERROR_CODE_SLOW_CONSUMER\0\u{1}ERROR_CODE_ACCOUNT_EXISTS\0\u{1}ERROR_CODE_INVALID_DEVICE_LOG\0\u{1}ERROR_CODE_DEVICE_LOG_CONFLICT\0\u{1}ERROR_CODE_NOT_FOUND\0\u{1}ERROR_CODE_UNEXPECTED_FRAME\0\u{1}ERROR_CODE_SHUTTING_DOWN\0\u{1}ERROR_CODE_INTERNAL\0\u{1}ERROR_CODE_STALE_SNAPSHOT\0\u{1}ERROR_CODE_STALE_DEVICE_LOG\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}ERROR_CODE_MALFORMED_FRAME\0\u{1}ERROR_CODE_FRAME_TOO_LARGE\0\u{1}ERROR_CODE_UNSUPPORTED_VERSION\0\u{1}ERROR_CODE_NOT_AUTHENTICATED\0\u{1}ERROR_CODE_AUTH_FAILED\0\u{1}ERROR_CODE_UNKNOWN_ACCOUNT\0\u{1}ERROR_CODE_DEVICE_NOT_ACTIVE\0\u{1}ERROR_CODE_BAD_SIGNATURE\0\u{1}ERROR_CODE_INVALID_FIELD\0\u{1}ERROR_CODE_WRONG_AUTHOR\0\u{1}ERROR_CODE_GAP\0\u{1}ERROR_CODE_FORK\0\u{1}ERROR_CODE_TOO_MANY_CHANGE_SETS\0\u{1}ERROR_CODE_CHANGE_SET_TOO_LARGE\0\u{1}ERROR_CODE_RATE_LIMITED\0\u{1}ERROR_CODE_QUOTA_EXCEEDED\0\u{1}ERROR_CODE_TOO_MANY_CONNECTIONS\0\u{1}ERROR_CODE_HANDSHAKE_TIMEOUT\0\u{1}ERROR_CODE_IDLE_TIMEOUT\0\u{1}ERROR_CODE_SLOW_CONSUMER\0\u{1}ERROR_CODE_ACCOUNT_EXISTS\0\u{1}ERROR_CODE_INVALID_DEVICE_LOG\0\u{1}ERROR_CODE_DEVICE_LOG_CONFLICT\0\u{1}ERROR_CODE_NOT_FOUND\0\u{1}ERROR_CODE_UNEXPECTED_FRAME\0\u{1}ERROR_CODE_SHUTTING_DOWN\0\u{1}ERROR_CODE_INTERNAL\0\u{1}ERROR_CODE_STALE_SNAPSHOT\0\u{1}ERROR_CODE_STALE_DEVICE_LOG\0\u{1}ERROR_CODE_CURSOR_MISMATCH\0")
 }
 
 nonisolated extension Cloak_V1_DeviceLogEntryKind: SwiftProtobuf._ProtoNameProviding {
@@ -1484,7 +1588,7 @@ nonisolated extension Cloak_V1_DeviceLogEntryKind: SwiftProtobuf._ProtoNameProvi
 
 nonisolated extension Cloak_V1_Frame: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Frame"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{4}\u{9}server_hello\0\u{3}auth_result\0\u{1}error\0\u{3}push_ack\0\u{1}deliver\0\u{3}device_log_entries\0\u{3}key_envelopes\0\u{1}snapshots\0\u{3}mailbox_content\0\u{3}recovery_blob\0\u{1}pong\0\u{1}done\0\u{2}\u{13}register\0\u{1}authenticate\0\u{1}subscribe\0\u{1}push\0\u{3}append_device_log\0\u{3}fetch_device_log\0\u{3}put_key_envelopes\0\u{3}fetch_key_envelopes\0\u{3}put_snapshot\0\u{3}fetch_snapshots\0\u{3}mailbox_put\0\u{3}mailbox_take\0\u{3}put_recovery\0\u{3}fetch_recovery\0\u{3}ack_cursor\0\u{1}ping\0\u{3}fetch_change_sets\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{4}\u{9}server_hello\0\u{3}auth_result\0\u{1}error\0\u{3}push_ack\0\u{1}deliver\0\u{3}device_log_entries\0\u{3}key_envelopes\0\u{1}snapshots\0\u{3}mailbox_content\0\u{3}recovery_blob\0\u{1}pong\0\u{1}done\0\u{3}chain_heads\0\u{2}\u{12}register\0\u{1}authenticate\0\u{1}subscribe\0\u{1}push\0\u{3}append_device_log\0\u{3}fetch_device_log\0\u{3}put_key_envelopes\0\u{3}fetch_key_envelopes\0\u{3}put_snapshot\0\u{3}fetch_snapshots\0\u{3}mailbox_put\0\u{3}mailbox_take\0\u{3}put_recovery\0\u{3}fetch_recovery\0\u{3}ack_cursor\0\u{1}ping\0\u{3}fetch_change_sets\0\u{3}fetch_heads\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1647,6 +1751,19 @@ nonisolated extension Cloak_V1_Frame: SwiftProtobuf.Message, SwiftProtobuf._Mess
         if let v = v {
           if hadOneofValue {try decoder.handleConflictingOneOf()}
           self.body = .done(v)
+        }
+      }()
+      case 22: try {
+        var v: Cloak_V1_ChainHeads?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .chainHeads(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .chainHeads(v)
         }
       }()
       case 40: try {
@@ -1870,6 +1987,19 @@ nonisolated extension Cloak_V1_Frame: SwiftProtobuf.Message, SwiftProtobuf._Mess
           self.body = .fetchChangeSets(v)
         }
       }()
+      case 57: try {
+        var v: Cloak_V1_FetchHeads?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .fetchHeads(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .fetchHeads(v)
+        }
+      }()
       default: break
       }
     }
@@ -1931,6 +2061,10 @@ nonisolated extension Cloak_V1_Frame: SwiftProtobuf.Message, SwiftProtobuf._Mess
     case .done?: try {
       guard case .done(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
+    }()
+    case .chainHeads?: try {
+      guard case .chainHeads(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 22)
     }()
     case .register?: try {
       guard case .register(let v)? = self.body else { preconditionFailure() }
@@ -1999,6 +2133,10 @@ nonisolated extension Cloak_V1_Frame: SwiftProtobuf.Message, SwiftProtobuf._Mess
     case .fetchChangeSets?: try {
       guard case .fetchChangeSets(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 56)
+    }()
+    case .fetchHeads?: try {
+      guard case .fetchHeads(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 57)
     }()
     case nil: break
     }
@@ -2229,7 +2367,7 @@ nonisolated extension Cloak_V1_AuthResult: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Cloak_V1_Subscribe: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Subscribe"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}after_cursor\0\u{3}conversation_ids\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}after_cursor\0\u{3}conversation_ids\0\u{3}anchor_hash\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2239,6 +2377,7 @@ nonisolated extension Cloak_V1_Subscribe: SwiftProtobuf.Message, SwiftProtobuf._
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.afterCursor) }()
       case 2: try { try decoder.decodeRepeatedBytesField(value: &self.conversationIds) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.anchorHash) }()
       default: break
       }
     }
@@ -2251,12 +2390,16 @@ nonisolated extension Cloak_V1_Subscribe: SwiftProtobuf.Message, SwiftProtobuf._
     if !self.conversationIds.isEmpty {
       try visitor.visitRepeatedBytesField(value: self.conversationIds, fieldNumber: 2)
     }
+    if !self.anchorHash.isEmpty {
+      try visitor.visitSingularBytesField(value: self.anchorHash, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Cloak_V1_Subscribe, rhs: Cloak_V1_Subscribe) -> Bool {
     if lhs.afterCursor != rhs.afterCursor {return false}
     if lhs.conversationIds != rhs.conversationIds {return false}
+    if lhs.anchorHash != rhs.anchorHash {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2264,7 +2407,7 @@ nonisolated extension Cloak_V1_Subscribe: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Cloak_V1_Push: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Push"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}change_sets\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}change_sets\0\u{1}restore\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2273,6 +2416,7 @@ nonisolated extension Cloak_V1_Push: SwiftProtobuf.Message, SwiftProtobuf._Messa
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedBytesField(value: &self.changeSets) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.restore) }()
       default: break
       }
     }
@@ -2282,11 +2426,15 @@ nonisolated extension Cloak_V1_Push: SwiftProtobuf.Message, SwiftProtobuf._Messa
     if !self.changeSets.isEmpty {
       try visitor.visitRepeatedBytesField(value: self.changeSets, fieldNumber: 1)
     }
+    if self.restore != false {
+      try visitor.visitSingularBoolField(value: self.restore, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Cloak_V1_Push, rhs: Cloak_V1_Push) -> Bool {
     if lhs.changeSets != rhs.changeSets {return false}
+    if lhs.restore != rhs.restore {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2514,7 +2662,7 @@ nonisolated extension Cloak_V1_AckCursor: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Cloak_V1_AppendDeviceLog: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".AppendDeviceLog"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}entry\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}entry\0\u{1}restore\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2523,6 +2671,7 @@ nonisolated extension Cloak_V1_AppendDeviceLog: SwiftProtobuf.Message, SwiftProt
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularBytesField(value: &self.entry) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.restore) }()
       default: break
       }
     }
@@ -2532,11 +2681,135 @@ nonisolated extension Cloak_V1_AppendDeviceLog: SwiftProtobuf.Message, SwiftProt
     if !self.entry.isEmpty {
       try visitor.visitSingularBytesField(value: self.entry, fieldNumber: 1)
     }
+    if self.restore != false {
+      try visitor.visitSingularBoolField(value: self.restore, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Cloak_V1_AppendDeviceLog, rhs: Cloak_V1_AppendDeviceLog) -> Bool {
     if lhs.entry != rhs.entry {return false}
+    if lhs.restore != rhs.restore {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Cloak_V1_FetchHeads: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".FetchHeads"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}after_conversation_id\0\u{3}after_author\0\u{1}limit\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.afterConversationID) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.afterAuthor) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.limit) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.afterConversationID.isEmpty {
+      try visitor.visitSingularBytesField(value: self.afterConversationID, fieldNumber: 1)
+    }
+    if !self.afterAuthor.isEmpty {
+      try visitor.visitSingularBytesField(value: self.afterAuthor, fieldNumber: 2)
+    }
+    if self.limit != 0 {
+      try visitor.visitSingularUInt32Field(value: self.limit, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Cloak_V1_FetchHeads, rhs: Cloak_V1_FetchHeads) -> Bool {
+    if lhs.afterConversationID != rhs.afterConversationID {return false}
+    if lhs.afterAuthor != rhs.afterAuthor {return false}
+    if lhs.limit != rhs.limit {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Cloak_V1_ChainHeads: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ChainHeads"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}heads\0\u{1}complete\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.heads) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.complete) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.heads.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.heads, fieldNumber: 1)
+    }
+    if self.complete != false {
+      try visitor.visitSingularBoolField(value: self.complete, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Cloak_V1_ChainHeads, rhs: Cloak_V1_ChainHeads) -> Bool {
+    if lhs.heads != rhs.heads {return false}
+    if lhs.complete != rhs.complete {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Cloak_V1_ChainHead: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ChainHead"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}conversation_id\0\u{1}device\0\u{1}seq\0\u{1}hash\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.conversationID) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.device) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.seq) }()
+      case 4: try { try decoder.decodeSingularBytesField(value: &self.hash) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.conversationID.isEmpty {
+      try visitor.visitSingularBytesField(value: self.conversationID, fieldNumber: 1)
+    }
+    if !self.device.isEmpty {
+      try visitor.visitSingularBytesField(value: self.device, fieldNumber: 2)
+    }
+    if self.seq != 0 {
+      try visitor.visitSingularUInt64Field(value: self.seq, fieldNumber: 3)
+    }
+    if !self.hash.isEmpty {
+      try visitor.visitSingularBytesField(value: self.hash, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Cloak_V1_ChainHead, rhs: Cloak_V1_ChainHead) -> Bool {
+    if lhs.conversationID != rhs.conversationID {return false}
+    if lhs.device != rhs.device {return false}
+    if lhs.seq != rhs.seq {return false}
+    if lhs.hash != rhs.hash {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

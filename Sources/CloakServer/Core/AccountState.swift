@@ -25,6 +25,9 @@ struct StagedRef {
     var cursor: UInt64
     var hash: ChangeSetHash
     var batch: UInt64
+    /// The staged bytes (shared with the batch's row, not copied): a pushed copy with the same
+    /// hash and other bytes is judged against them.
+    var bytes: [UInt8]
 }
 
 /// A subscriber's place in the catch-up → live hand-off.

@@ -184,6 +184,10 @@ extension ServerConnection {
             return continueCatchUp(catchUp, page: page)
         case (.push(let push), .changeSetRefs(let refs)):
             return stage(push, adding: refs)
+        case (.anchor(let subscription), .cursorAnchor(let stored)):
+            return try anchorChecked(subscription, stored: stored)
+        case (.heads(let requestID, let limit), .chainHeads(let heads)):
+            send(.chainHeads(HeadsEncoder.reply(heads, limit: limit)), requestID: requestID)
         case (.fetchChangeSets(let requestID), .changeSets(let items)):
             registry.metrics.deliveries.increment(by: items.count)
             registry.output.send(DeliverEncoder.encode(requestID: requestID, items: items, caughtUp: true), to: id)

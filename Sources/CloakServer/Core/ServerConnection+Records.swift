@@ -5,13 +5,15 @@ import Metrics
 import Foundation
 
 extension ServerConnection {
-    /// AppendDeviceLog: the authenticated signer extends the head (checked in the registry).
+    /// AppendDeviceLog: the authenticated signer (any member's entry, for `restore`) extends the
+    /// head (checked in the registry).
     func appendDeviceLog(_ request: Cloak_V1_AppendDeviceLog, _ context: RequestContext) throws(Failure) {
         let bytes = Array(request.entry)
         do {
             let entry = try DeviceLogEntry(wire: bytes, maxCutoffs: registry.configuration.limits.maxRemovalCutoffs)
             try registry.appendDeviceLog(
-                id, session: context.session, requestID: context.requestID, entry: entry, bytes: bytes)
+                id, session: context.session, requestID: context.requestID, entry: entry, bytes: bytes,
+                restore: request.restore)
         } catch {
             if case .unsupportedVersion = error { throw .request(.invalidDeviceLog(error.message)) }
             throw .request(error)

@@ -13,31 +13,64 @@ struct CatchUp: Sendable {
     let conversations: Set<ConversationID>
 }
 
-/// A push waiting for stored cursors and hashes of positions behind its chains' heads.
-struct PushInFlight: Sendable {
+/// A Subscribe, kept while its cursor and anchor are checked against the store.
+struct SubscribeRequest: Sendable {
     let requestID: UInt64
-    let session: Session
-    let items: [PreparedItem]
-    var known: [ChainSeq: StoredChangeSetRef]
-    /// Positions already asked of the store (found or not).
-    var looked: Set<ChainSeq> = []
-    var rounds: Int
-    /// The Push frame, run again after a reload (shared store).
-    let frame: Cloak_V1_Frame
-    /// The account was read from the store for this request.
-    let fresh: Bool
+    let after: UInt64
+    let anchor: ChangeSetHash?
+    let conversations: Set<ConversationID>
 }
 
-
 extension ServerConnection {
-    /// Subscribe: catch-up pages from the store, then live fanout (PROTOCOL.md §"Subscribe").
+    /// Subscribe: the cursor and anchor check, catch-up pages from the store, then live fanout
+    /// (PROTOCOL.md §20).
     mutating func subscribe(_ request: Cloak_V1_Subscribe, _ context: RequestContext) throws(Failure) -> StoreRead? {
-        let conversations = try conversationFilter(request.conversationIds)
-        guard let head = registry.beginCatchUp(id, conversations: Set(conversations), after: request.afterCursor) else {
-            throw .request(.internalError)
+        let conversations = Set(try conversationFilter(request.conversationIds))
+        let anchor: ChangeSetHash?
+        do {
+            anchor = request.anchorHash.isEmpty ? nil : try ChangeSetHash(validating: request.anchorHash, field: "anchor_hash")
+        } catch { throw .request(error) }
+        let subscription = SubscribeRequest(
+            requestID: context.requestID, after: request.afterCursor, anchor: anchor, conversations: conversations)
+        // Only the store holds the hashes, and the head other processes may have moved: it is
+        // asked when there is an anchor or a cursor beyond what this process has seen committed.
+        // Without either, a Subscribe costs what it always did.
+        let account = context.session.account
+        if request.afterCursor > 0, anchor != nil || request.afterCursor > registry.knownHead(account) {
+            pending = .anchor(subscription)
+            return .cursorAnchor(account, cursor: request.afterCursor)
         }
+        return try startCatchUp(subscription)
+    }
+
+    /// The anchor check's verdict, once the store answered.
+    mutating func anchorChecked(_ subscription: SubscribeRequest, stored: CursorAnchor) throws(Failure) -> StoreRead? {
+        if let mismatch = Self.anchorMismatch(after: subscription.after, anchor: subscription.anchor, stored: stored) {
+            throw .request(mismatch)
+        }
+        return try startCatchUp(subscription)
+    }
+
+    /// Why a subscriber's cursor or anchor disagrees with the store (nil: it agrees). A cursor
+    /// beyond the head names change sets the server no longer has; another hash at the cursor
+    /// means the cursor was reused for other content (a restored backup) or the subscriber was
+    /// shown another history. No change set at the cursor at all leaves nothing to compare.
+    static func anchorMismatch(after: UInt64, anchor: ChangeSetHash?, stored: CursorAnchor) -> ProtocolError? {
+        if after > stored.headCursor {
+            return .cursorMismatch("after_cursor \(after) is beyond the account's head cursor \(stored.headCursor)")
+        }
+        if let anchor, let hash = stored.hash, hash != anchor {
+            return .cursorMismatch("the change set stored at cursor \(after) is not the anchored one")
+        }
+        return nil
+    }
+
+    private mutating func startCatchUp(_ subscription: SubscribeRequest) throws(Failure) -> StoreRead? {
+        guard let head = registry.beginCatchUp(id, conversations: subscription.conversations, after: subscription.after)
+        else { throw .request(.internalError) }
         let catchUp = CatchUp(
-            requestID: context.requestID, after: request.afterCursor, through: head, conversations: Set(conversations))
+            requestID: subscription.requestID, after: subscription.after, through: head,
+            conversations: subscription.conversations)
         guard catchUp.after < catchUp.through else { return continueCatchUp(catchUp, page: []) }
         return read(catchUp)
     }
@@ -83,101 +116,6 @@ extension ServerConnection {
         return read(next)
     }
 
-    /// Push: stateless checks here (outside any lock, signatures too if configured), chain
-    /// checks and staging in the registry, the ack after the group commit.
-    mutating func push(_ request: Cloak_V1_Push, _ context: RequestContext) throws(Failure) -> StoreRead? {
-        let limits = registry.configuration.limits
-        guard request.changeSets.count <= limits.maxChangeSetsPerPush else {
-            throw .request(.tooManyChangeSets(count: request.changeSets.count, limit: limits.maxChangeSetsPerPush))
-        }
-        // A push run again after a reload (shared store) already took its token.
-        let rerun = context.fresh && registry.configuration.sharedStore
-        guard rerun || registry.takePushToken(context.session, nowMs: context.nowMs) else { throw .request(.rateLimited) }
-        registry.metrics.pushes.increment()
-        let payloads = request.changeSets
-        let limit = limits.maxChangeSetBytes
-        let verify = registry.configuration.verifyChangeSetSignatures
-        // Without signatures to check, parsing a change set costs a few microseconds: less than
-        // handing it to another thread.
-        let work: any WorkSpreader = verify ? registry.work : SequentialWork()
-        let author = PushAuthor(context)
-        let items = work.map(payloads.count) { index in
-            Self.prepare(Array(payloads[index]), limit: limit, verify: verify, author, context)
-        }
-        for item in items {
-            if let error = item.error { registry.metrics.error(error) }
-        }
-        let push = PushInFlight(
-            requestID: context.requestID, session: context.session, items: items, known: [:], rounds: 0,
-            frame: context.frame, fresh: context.fresh)
-        return stage(push, adding: [:])
-    }
-
-    mutating func stage(_ push: PushInFlight, adding refs: [ChainSeq: StoredChangeSetRef]) -> StoreRead? {
-        var next = push
-        next.known.merge(refs) { old, _ in old }
-        switch registry.stagePush(
-            id, session: push.session, requestID: push.requestID, items: push.items, known: next.known,
-            looked: next.looked, fresh: push.fresh)
-        {
-        case .staged:
-            return nil
-        case .needsReload:
-            registry.beginLoad(id, account: push.session.account)
-            pending = .load(account: push.session.account, retry: push.frame)
-            return .account(push.session.account)
-        case .failed(let error):
-            registry.reject(id, error, requestID: push.requestID)
-            return nil
-        case .needsLookup(let positions):
-            guard next.rounds < 4 else {
-                // Positions behind a chain head that the store does not hold: the account's
-                // memory and the store disagree, which only a reload can settle.
-                registry.reject(id, .internalError, requestID: push.requestID)
-                return nil
-            }
-            next.rounds += 1
-            next.looked.formUnion(positions)
-            pending = .push(next)
-            return .changeSetRefs(push.session.account, positions)
-        }
-    }
-
-    private static func prepare(
-        _ bytes: [UInt8], limit: Int, verify: Bool, _ author: PushAuthor, _ context: RequestContext
-    ) -> PreparedItem {
-        guard bytes.count <= limit else {
-            return PreparedItem(error: .changeSetTooLarge(size: bytes.count, limit: limit))
-        }
-        let changeSet: ChangeSet
-        do { changeSet = try ChangeSet(wire: bytes) } catch { return PreparedItem(error: error) }
-        let header = changeSet.header
-        var item = PreparedItem(hash: changeSet.hash)
-        guard header.account == context.session.account else {
-            item.error = .invalidField("account_id is not the authenticated account")
-            return item
-        }
-        guard header.author == context.session.device else {
-            item.error = .wrongAuthor
-            return item
-        }
-        guard let head = context.log.hash(atIndex: header.deviceLogIndex), head == header.deviceLogHead,
-            let member = author.member, member.isActive(atIndex: header.deviceLogIndex)
-        else {
-            item.error = .invalidField("device_log_index/device_log_head do not name a log entry the author was active at")
-            return item
-        }
-        if verify {
-            do { try changeSet.verifySignature(member.signingKey) } catch {
-                item.error = error
-                return item
-            }
-        }
-        item.changeSet = changeSet
-        if let removal = author.newestRemoval, header.deviceLogIndex < removal { item.staleDeviceLog = true }
-        return item
-    }
-
     /// FetchChangeSets: one author's range, answered with one Deliver.
     mutating func fetchChangeSets(_ request: Cloak_V1_FetchChangeSets, _ context: RequestContext) throws(Failure)
         -> StoreRead?
@@ -198,6 +136,30 @@ extension ServerConnection {
             maxBytes: registry.configuration.framePayloadBudget)
     }
 
+    /// FetchHeads: the account's stored chain heads after a key, in (conversation, author) order.
+    mutating func fetchHeads(_ request: Cloak_V1_FetchHeads, _ context: RequestContext) throws(Failure) -> StoreRead? {
+        let after: ChainKey?
+        switch (request.afterConversationID.isEmpty, request.afterAuthor.isEmpty) {
+        case (true, true):
+            after = nil
+        case (false, false):
+            do {
+                after = ChainKey(
+                    conversation: try ConversationID(validating: request.afterConversationID, field: "after_conversation_id"),
+                    author: try DeviceID(validating: request.afterAuthor, field: "after_author"))
+            } catch { throw .request(error) }
+        default:
+            throw .request(.invalidField("after_conversation_id and after_author are set together or not at all"))
+        }
+        let cap = min(
+            registry.configuration.limits.maxHeadsPerReply,
+            max(1, registry.configuration.framePayloadBudget / HeadsEncoder.maxEncodedHeadBytes))
+        let limit = request.limit == 0 ? cap : min(Int(request.limit), cap)
+        pending = .heads(requestID: context.requestID, limit: limit)
+        // One more than sent: whether it exists says if the reply is complete.
+        return .chainHeads(context.session.account, after: after, limit: limit + 1)
+    }
+
     /// FetchSnapshots: the newest snapshot per conversation.
     mutating func fetchSnapshots(_ request: Cloak_V1_FetchSnapshots, _ context: RequestContext) throws(Failure)
         -> StoreRead?
@@ -216,20 +178,5 @@ extension ServerConnection {
                 try ConversationID(validating: data, field: "conversation_ids")
             }
         } catch { throw .request(error) }
-    }
-}
-
-/// What every change set of a push is checked against that depends only on its author (the
-/// authenticated device: any other author is refused first), looked up once per push rather
-/// than once per change set.
-struct PushAuthor: Sendable {
-    /// The author as a device of the log (nil: not a member, or only as the recovery key).
-    let member: DeviceLog.Member?
-    /// The index of the log's newest removal: change sets written under an older head are stale.
-    let newestRemoval: UInt64?
-
-    init(_ context: RequestContext) {
-        member = context.log.members[context.session.device].flatMap { $0.isRecoveryKey ? nil : $0 }
-        newestRemoval = context.log.newestRemovalIndex
     }
 }

@@ -22,7 +22,7 @@ import Foundation
 /// connection.disconnected()
 /// ```
 ///
-/// Frame handling follows PROTOCOL.md §"Sync": ServerHello on open; before authentication only
+/// Frame handling follows PROTOCOL.md §17–§18: ServerHello on open; before authentication only
 /// Register, Authenticate, FetchDeviceLog, MailboxTake, FetchRecovery and Ping; a recovery-key
 /// session only FetchDeviceLog, FetchKeyEnvelopes, AppendDeviceLog, PutKeyEnvelopes and Ping.
 public struct ServerConnection: Sendable {
@@ -199,6 +199,7 @@ public struct ServerConnection: Sendable {
         case .subscribe(let request): return try subscribe(request, context)
         case .push(let request): return try push(request, context)
         case .fetchChangeSets(let request): return try fetchChangeSets(request, context)
+        case .fetchHeads(let request): return try fetchHeads(request, context)
         case .ackCursor(let request):
             do {
                 try registry.acknowledge(id, session: session, requestID: requestID, cursor: request.cursor)
@@ -216,7 +217,7 @@ public struct ServerConnection: Sendable {
         case .authenticate, .register, .fetchDeviceLog, .mailboxTake, .fetchRecovery, .ping:
             break
         case .serverHello, .authResult, .error, .pushAck, .deliver, .deviceLogEntries, .keyEnvelopes, .snapshots,
-            .mailboxContent, .recoveryBlob, .pong, .done, .none:
+            .mailboxContent, .recoveryBlob, .pong, .done, .chainHeads, .none:
             throw .request(.unexpectedFrame("\(frame.body?.name ?? "frame") is sent by servers"))
         }
         return nil
@@ -281,7 +282,10 @@ enum Pending: Sendable {
     case mailbox(requestID: UInt64)
     case recovery(requestID: UInt64, rateLimited: Bool)
     case catchUp(CatchUp)
+    /// A Subscribe whose cursor and anchor the store is asked about.
+    case anchor(SubscribeRequest)
     case push(PushInFlight)
+    case heads(requestID: UInt64, limit: Int)
     case fetchChangeSets(requestID: UInt64)
     case envelopes(requestID: UInt64)
     case snapshots(requestID: UInt64)
@@ -290,9 +294,10 @@ enum Pending: Sendable {
         switch self {
         case .load(_, let retry, _): retry.requestID
         case .register(let id, _, _), .deviceLog(let id), .mailbox(let id), .recovery(let id, _),
-            .fetchChangeSets(let id), .envelopes(let id), .snapshots(let id):
+            .fetchChangeSets(let id), .envelopes(let id), .snapshots(let id), .heads(let id, _):
             id
         case .catchUp(let catchUp): catchUp.requestID
+        case .anchor(let subscription): subscription.requestID
         case .push(let push): push.requestID
         }
     }

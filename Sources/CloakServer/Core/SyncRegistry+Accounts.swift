@@ -23,6 +23,12 @@ extension SyncRegistry {
         }
     }
 
+    /// The highest cursor this process knows the account has (committed here, or delivered from
+    /// another process's commits); 0 when the account is not cached.
+    func knownHead(_ account: AccountID) -> UInt64 {
+        state.withLock { s in s.accounts[account].map { max($0.committedHead, $0.deliveredHead) } ?? 0 }
+    }
+
     /// Notes that `connection` is loading `account` (pins it against eviction).
     func beginLoad(_ connection: ConnectionID, account: AccountID) {
         state.withLock { s in

@@ -29,6 +29,16 @@ enum PushStaging {
     /// moved on (the store holds what the cache does not). Reload the account (it is marked)
     /// and run the push again.
     case needsReload
+    /// These items' hashes are stored with other bytes: judge each stored copy against the
+    /// pushed one (signature checks, outside the lock), then stage again with the verdicts.
+    case needsJudgement([DisagreeingCopy])
+}
+
+/// A stored change set and a pushed copy with the same hash but other bytes.
+struct DisagreeingCopy: Sendable {
+    let position: ChainSeq
+    let stored: [UInt8]
+    let pushed: ChangeSet
 }
 
 extension SyncRegistry {
@@ -57,11 +67,14 @@ extension SyncRegistry {
     /// in flight. A `fresh` account was just read for this request.
     func stagePush(
         _ connection: ConnectionID, session: Session, requestID: UInt64, items: [PreparedItem],
-        known: [ChainSeq: StoredChangeSetRef], looked: Set<ChainSeq> = [], fresh: Bool = false
+        known: [ChainSeq: StoredChangeSetRef], looked: Set<ChainSeq> = [], verdicts: [ChainSeq: CopyVerdict] = [:],
+        fresh: Bool = false
     ) -> PushStaging {
         state.withLock { s in
             guard s.connections[connection]?.closed == false else { return .staged }
-            switch plan(items, account: session.account, known: known, looked: looked, fresh: fresh, in: s) {
+            let planned = plan(
+                items, account: session.account, known: known, looked: looked, verdicts: verdicts, fresh: fresh, in: s)
+            switch planned {
             case .decided(let staging):
                 return staging
             case .reload:
@@ -94,15 +107,17 @@ extension SyncRegistry {
     /// those dictionaries copy itself whole (copy-on-write), once per push.
     private func plan(
         _ items: [PreparedItem], account id: AccountID, known: [ChainSeq: StoredChangeSetRef], looked: Set<ChainSeq>,
-        fresh: Bool, in s: borrowing RegistryState
+        verdicts: [ChainSeq: CopyVerdict], fresh: Bool, in s: borrowing RegistryState
     ) -> Planned {
         guard let account = s.accounts[id], !account.needsReload else { return .decided(.failed(.internalError)) }
         var plan = PushPlan(
-            account: account, pendingID: s.pending.id, limit: configuration.limits.maxAccountBytes, capacity: items.count)
+            account: account, pendingID: s.pending.id, limit: configuration.limits.maxAccountBytes, capacity: items.count,
+            verdicts: verdicts)
         for item in items { plan.check(item, known: known) }
         guard plan.lookups.isEmpty else {
             return .decided(.needsLookup(Array(Set(plan.lookups)).sorted { $0.seq < $1.seq }))
         }
+        guard plan.disagreements.isEmpty else { return .decided(.needsJudgement(plan.disagreements)) }
         if configuration.sharedStore, !fresh {
             let unchecked = plan.cachedHeads.filter { !looked.contains($0) }
             if !unchecked.isEmpty { return .decided(.needsLookup(Array(Set(unchecked)).sorted { $0.seq < $1.seq })) }
@@ -125,8 +140,9 @@ extension SyncRegistry {
         s.accounts[id]?.assignedHead += UInt64(plan.rows.count)
         s.accounts[id]?.storedBytes += plan.bytes
         let completion = Completion.pushAck(connection, requestID: requestID, results: plan.results)
-        if !plan.rows.isEmpty {
-            stage(account: id, rows: plan.rows.count, completion: completion, in: &s) { pending in
+        if !plan.rows.isEmpty || !plan.replacements.isEmpty {
+            stage(account: id, rows: plan.rows.count + plan.replacements.count, completion: completion, in: &s) { pending in
+                pending.batch.replacements += plan.replacements
                 for row in plan.rows {
                     pending.batch.changeSets.append(row)
                     pending.fanout[id, default: []].append(
@@ -158,6 +174,12 @@ struct PushPlan {
     var bytes: Int64 = 0
     var results: [Cloak_V1_PushResult] = []
     var lookups: [ChainSeq] = []
+    /// Verdicts on stored copies that disagree with pushed ones (judged outside the lock).
+    let verdicts: [ChainSeq: CopyVerdict]
+    /// Pushed copies whose stored copy has the same hash but other bytes and no verdict yet.
+    var disagreements: [DisagreeingCopy] = []
+    /// Badly signed stored copies that verifying pushed copies replace.
+    var replacements: [WriteBatch.ReplacementRow] = []
     /// The newest batch a result depends on (the ack waits for it).
     var waitFor: UInt64?
     /// The position after each chain head a GAP or FORK was decided against (held in memory;
@@ -171,21 +193,25 @@ struct PushPlan {
         var chains: [ChainKey: ChainPosition]
         var staged: [ChainSeq: StagedRef]
         var rows: [WriteBatch.ChangeSetRow]
+        var replacements: [WriteBatch.ReplacementRow]
         var bytes: Int64
         var results: [Cloak_V1_PushResult]
         var waitFor: UInt64?
     }
 
     var outcome: Outcome {
-        Outcome(chains: chains, staged: staged, rows: rows, bytes: bytes, results: results, waitFor: waitFor)
+        Outcome(
+            chains: chains, staged: staged, rows: rows, replacements: replacements, bytes: bytes, results: results,
+            waitFor: waitFor)
     }
 
     /// `capacity`: the push's change-set count (room for every result, row and staged ref up
     /// front, instead of growing one at a time).
-    init(account: AccountState, pendingID: UInt64, limit: Int64, capacity: Int) {
+    init(account: AccountState, pendingID: UInt64, limit: Int64, capacity: Int, verdicts: [ChainSeq: CopyVerdict] = [:]) {
         self.account = account
         self.pendingID = pendingID
         self.limit = limit
+        self.verdicts = verdicts
         staged.reserveCapacity(capacity)
         rows.reserveCapacity(capacity)
         results.reserveCapacity(capacity)
@@ -210,6 +236,8 @@ struct PushPlan {
             result.error = error.wireCode
         case .lookup(let position):
             lookups.append(position)
+        case .judge(let copy):
+            disagreements.append(copy)
         }
         results.append(result)
     }
@@ -219,6 +247,7 @@ struct PushPlan {
         case duplicate(cursor: UInt64, batch: UInt64?)
         case rejected(ProtocolError)
         case lookup(ChainSeq)
+        case judge(DisagreeingCopy)
     }
 
     private mutating func decide(_ cs: ChangeSet, stale: Bool, known: [ChainSeq: StoredChangeSetRef]) -> Decision {
@@ -229,12 +258,12 @@ struct PushPlan {
         let position = ChainSeq(chain: key, seq: seq)
         if seq <= last {
             if let ref = staged[position] ?? account.staged[position] {
-                return ref.hash == cs.hash
-                    ? .duplicate(cursor: ref.cursor, batch: ref.batch) : .rejected(.fork("seq \(seq) holds another change set"))
+                guard ref.hash == cs.hash else { return .rejected(.fork("seq \(seq) holds another change set")) }
+                return duplicate(cs, at: position, cursor: ref.cursor, batch: ref.batch, stored: ref.bytes)
             }
             if let ref = known[position] {
-                return ref.hash == cs.hash
-                    ? .duplicate(cursor: ref.cursor, batch: nil) : .rejected(.fork("seq \(seq) holds another change set"))
+                guard ref.hash == cs.hash else { return .rejected(.fork("seq \(seq) holds another change set")) }
+                return duplicate(cs, at: position, cursor: ref.cursor, batch: nil, stored: ref.bytes)
             }
             return .lookup(position)
         }
@@ -254,12 +283,31 @@ struct PushPlan {
         }
         let cursor = account.assignedHead + UInt64(rows.count) + 1
         chains[key] = ChainPosition(seq: seq, hash: cs.hash)
-        staged[position] = StagedRef(cursor: cursor, hash: cs.hash, batch: pendingID)
+        staged[position] = StagedRef(cursor: cursor, hash: cs.hash, batch: pendingID, bytes: cs.wire)
         rows.append(
             WriteBatch.ChangeSetRow(
                 account: cs.header.account, cursor: cursor, chain: key, seq: seq, hash: cs.hash, bytes: cs.wire))
         bytes += size
         waitFor = max(waitFor ?? 0, pendingID)
         return .accepted(cursor: cursor)
+    }
+
+    /// A pushed change set whose hash is stored at `cursor` (PROTOCOL.md §19 step 6, and "a
+    /// damaged stored copy"). The same bytes again, or a copy whose bytes compaction dropped, is a
+    /// plain duplicate. Other bytes need a verdict first; a verdict to replace stages the pushed
+    /// bytes at the same cursor, and the ack waits for that commit.
+    private mutating func duplicate(
+        _ cs: ChangeSet, at position: ChainSeq, cursor: UInt64, batch: UInt64?, stored: [UInt8]?
+    ) -> Decision {
+        guard let stored, stored != cs.wire else { return .duplicate(cursor: cursor, batch: batch) }
+        guard let verdict = verdicts[position], verdict.stored == stored else {
+            return .judge(DisagreeingCopy(position: position, stored: stored, pushed: cs))
+        }
+        guard verdict.replace else { return .duplicate(cursor: cursor, batch: batch) }
+        replacements.append(
+            WriteBatch.ReplacementRow(account: cs.header.account, cursor: cursor, hash: cs.hash, bytes: cs.wire))
+        bytes += Int64(cs.wire.count - stored.count)
+        waitFor = max(waitFor ?? 0, pendingID)
+        return .duplicate(cursor: cursor, batch: batch)
     }
 }

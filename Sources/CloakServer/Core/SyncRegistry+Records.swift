@@ -6,12 +6,16 @@ import Synchronization
 extension SyncRegistry {
     /// Appends a device-log entry if it extends the current head under the log rules, and
     /// closes the live connections of a device it removes (or of a recovery key it replaces).
+    /// The signer must be the authenticated device, unless `restore` (PROTOCOL.md §18): then any
+    /// member may re-append an entry a restored server forgot, and the chain rules (signer
+    /// active at the previous head, signature, index, prev_hash) are what admit it.
     func appendDeviceLog(
-        _ connection: ConnectionID, session: Session, requestID: UInt64, entry: DeviceLogEntry, bytes: [UInt8]
+        _ connection: ConnectionID, session: Session, requestID: UInt64, entry: DeviceLogEntry, bytes: [UInt8],
+        restore: Bool = false
     ) throws(ProtocolError) {
         try state.withLock { (s) throws(ProtocolError) in
             guard let account = s.accounts[session.account], !account.needsReload else { throw .internalError }
-            guard entry.signer == session.device else { throw .wrongAuthor }
+            guard restore || entry.signer == session.device else { throw .wrongAuthor }
             guard entry.index == UInt64(account.log.entries.count), entry.prevHash == account.log.head else {
                 throw .deviceLogConflict
             }

@@ -17,8 +17,9 @@ public struct CompactionReport: Sendable, Equatable {
 }
 
 /// `cloak-server compact`: drops the change sets that each conversation's newest snapshot
-/// covers, once every active device has acknowledged a cursor at or past them
-/// (PROTOCOL.md §"Compaction"). A cover counts only where the stored change set at its seq
+/// covers, once every active device has acknowledged a cursor past them (PROTOCOL.md §13
+/// "Compaction"). Strictly past: the change set at a device's acknowledged cursor keeps its
+/// bytes, so a Subscribe anchored there can still be checked and served (§20). A cover counts only where the stored change set at its seq
 /// has its hash, so a snapshot can never cover change sets it did not see. Cursor and hash
 /// stay (duplicates and chain checks keep answering); only the bytes go.
 ///
@@ -80,7 +81,7 @@ public enum Compactor {
                     continue
                 }
                 let dropped = try await store.dropCovered(
-                    account: account, chain: chain, throughSeq: cover.seq, maxCursor: acknowledged)
+                    account: account, chain: chain, throughSeq: cover.seq, belowCursor: acknowledged)
                 count += dropped.count
                 bytes += dropped.bytes
             }

@@ -37,6 +37,17 @@ public final class InMemoryServerStore: ServerStore {
         var recovery: RecoveryRecord?
         var acks: [DeviceID: UInt64] = [:]
         var version: UInt64 = 0
+
+        /// The index in ``rows`` (kept in cursor order) of the change set at `cursor`.
+        func rowIndex(cursor: UInt64) -> Int? {
+            var low = 0
+            var high = rows.count
+            while low < high {
+                let mid = (low + high) / 2
+                if rows[mid].cursor < cursor { low = mid + 1 } else { high = mid }
+            }
+            return low < rows.count && rows[low].cursor == cursor ? low : nil
+        }
     }
 
     struct State {
@@ -83,6 +94,15 @@ public final class InMemoryServerStore: ServerStore {
         }
     }
 
+    /// A copy of everything committed so far, as a backup holds it: a server started on the
+    /// copy is a server restored from that backup (ADV-44), while this store goes on.
+    public func backup() -> InMemoryServerStore {
+        let copy = InMemoryServerStore()
+        let current = state.withLock { $0 }
+        copy.state.withLock { $0 = current }
+        return copy
+    }
+
     /// Synchronous ``ServerStore/perform(_:)`` for the simulator.
     public func performNow(_ read: StoreRead) throws(StoreError) -> StoreReadResult {
         switch read {
@@ -93,6 +113,8 @@ public final class InMemoryServerStore: ServerStore {
         case .chainRange(let id, let chain, let seqs, let maxBytes):
             return .changeSets(chainRangeNow(id, chain, seqs, maxBytes: maxBytes))
         case .changeSetRefs(let id, let positions): return .changeSetRefs(refsNow(id, positions))
+        case .cursorAnchor(let id, let cursor): return .cursorAnchor(anchorNow(id, cursor: cursor))
+        case .chainHeads(let id, let after, let limit): return .chainHeads(headsNow(id, after: after, limit: limit))
         case .keyEnvelopes(let id, let recipient, let from):
             return .records(
                 state.withLock { s in
@@ -138,6 +160,16 @@ public final class InMemoryServerStore: ServerStore {
         refsNow(account, positions)
     }
 
+    /// The committed head and the hash stored at `cursor`.
+    public func cursorAnchor(account: AccountID, cursor: UInt64) async throws(StoreError) -> CursorAnchor {
+        anchorNow(account, cursor: cursor)
+    }
+
+    /// Chains' newest positions in (conversation, author) order after `after`.
+    public func chainHeads(account: AccountID, after: ChainKey?, limit: Int) async throws(StoreError) -> [StoredChainHead] {
+        headsNow(account, after: after, limit: limit)
+    }
+
     /// Key envelopes for a recipient from an epoch on.
     public func keyEnvelopes(account: AccountID, recipient: DeviceID, fromEpoch: UInt64) async throws(StoreError)
         -> [[UInt8]]
@@ -180,7 +212,7 @@ public final class InMemoryServerStore: ServerStore {
     }
 
     /// Drops the bytes of covered, acknowledged change sets of one chain.
-    public func dropCovered(account: AccountID, chain: ChainKey, throughSeq: UInt64, maxCursor: UInt64)
+    public func dropCovered(account: AccountID, chain: ChainKey, throughSeq: UInt64, belowCursor: UInt64)
         async throws(StoreError) -> (count: Int, bytes: Int64)
     {
         state.withLock { s in
@@ -189,7 +221,7 @@ public final class InMemoryServerStore: ServerStore {
             var bytes: Int64 = 0
             for index in data.rows.indices {
                 let row = data.rows[index]
-                guard row.chain == chain, row.seq <= throughSeq, row.cursor <= maxCursor, let body = row.bytes else {
+                guard row.chain == chain, row.seq <= throughSeq, row.cursor < belowCursor, let body = row.bytes else {
                     continue
                 }
                 data.rows[index].bytes = nil
@@ -274,10 +306,25 @@ public final class InMemoryServerStore: ServerStore {
             var out: [ChainSeq: StoredChangeSetRef] = [:]
             for position in positions {
                 if let index = data.rowBySeq[position] {
-                    out[position] = StoredChangeSetRef(cursor: data.rows[index].cursor, hash: data.rows[index].hash)
+                    let row = data.rows[index]
+                    out[position] = StoredChangeSetRef(cursor: row.cursor, hash: row.hash, bytes: row.bytes)
                 }
             }
             return out
+        }
+    }
+
+    func anchorNow(_ id: AccountID, cursor: UInt64) -> CursorAnchor {
+        state.withLock { s in
+            guard let data = s.accounts[id] else { return CursorAnchor(headCursor: 0, hash: nil) }
+            return CursorAnchor(headCursor: data.head, hash: data.rowIndex(cursor: cursor).map { data.rows[$0].hash })
+        }
+    }
+
+    func headsNow(_ id: AccountID, after: ChainKey?, limit: Int) -> [StoredChainHead] {
+        state.withLock { s in
+            let chains = (s.accounts[id]?.chains ?? [:]).filter { key, _ in after.map { $0 < key } ?? true }
+            return chains.sorted { $0.key < $1.key }.prefix(limit).map { StoredChainHead(chain: $0.key, position: $0.value) }
         }
     }
 
@@ -323,6 +370,14 @@ public final class InMemoryServerStore: ServerStore {
             }
             data.head = row.cursor
             data.storedBytes += Int64(row.bytes.count)
+            s.accounts[row.account] = data
+        }
+        for row in batch.replacements {
+            guard var data = s.accounts[row.account], let index = data.rowIndex(cursor: row.cursor),
+                data.rows[index].hash == row.hash, let old = data.rows[index].bytes
+            else { continue }
+            data.rows[index].bytes = row.bytes
+            data.storedBytes += Int64(row.bytes.count - old.count)
             s.accounts[row.account] = data
         }
         for row in batch.envelopes {

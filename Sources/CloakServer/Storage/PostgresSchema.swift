@@ -126,6 +126,7 @@ enum PostgresSchema {
                 })
         }
         out += changeSetStatements(batch.changeSets)
+        if let replace = replacementStatement(batch.replacements) { out.append(replace) }
         out += recordStatements(batch)
         return out
     }
@@ -182,6 +183,40 @@ enum PostgresSchema {
                 $0.append(accountRows.map { $0.value.bytes })
             },
         ]
+    }
+
+    /// Replaces stored bytes where the row still has the hash and was not compacted, and moves
+    /// the accounts' byte counts by the differences (one replacement per cursor: the last wins).
+    private static func replacementStatement(_ rows: [WriteBatch.ReplacementRow]) -> PostgresQuery? {
+        guard !rows.isEmpty else { return nil }
+        var byCursor: [AccountCursor: WriteBatch.ReplacementRow] = [:]
+        for row in rows { byCursor[AccountCursor(account: row.account, cursor: row.cursor)] = row }
+        let unique = Array(byCursor.values)
+        return PG.query(
+            """
+            WITH old AS (
+                SELECT c.account, c.cursor, length(c.body)::int8 AS size, r.body
+                FROM change_sets AS c JOIN UNNEST($1::bytea[], $2::int8[], $3::bytea[], $4::bytea[]) AS r(account, cursor, hash, body)
+                ON c.account = r.account AND c.cursor = r.cursor AND c.hash = r.hash AND c.body IS NOT NULL
+                FOR UPDATE OF c),
+            replaced AS (
+                UPDATE change_sets AS c SET body = old.body FROM old WHERE c.account = old.account AND c.cursor = old.cursor
+                RETURNING old.account, length(old.body)::int8 - old.size AS growth)
+            UPDATE accounts AS a SET stored_bytes = a.stored_bytes + g.total
+            FROM (SELECT account, sum(growth)::int8 AS total FROM replaced GROUP BY account) AS g WHERE a.account = g.account
+            """
+        ) {
+            $0.append(unique.map { PG.bytes($0.account) })
+            $0.append(unique.map { PG.int($0.cursor) })
+            $0.append(unique.map { PG.bytes($0.hash) })
+            $0.append(unique.map { PG.bytes($0.bytes) })
+        }
+    }
+
+    /// One cursor of one account.
+    private struct AccountCursor: Hashable {
+        var account: AccountID
+        var cursor: UInt64
     }
 
     private static func recordStatements(_ batch: WriteBatch) -> [PostgresQuery] {

@@ -41,7 +41,7 @@ extension PostgresServerStore {
     }
 
     /// Drops the bytes of covered, acknowledged change sets of one chain.
-    public func dropCovered(account: AccountID, chain: ChainKey, throughSeq: UInt64, maxCursor: UInt64)
+    public func dropCovered(account: AccountID, chain: ChainKey, throughSeq: UInt64, belowCursor: UInt64)
         async throws(StoreError) -> (count: Int, bytes: Int64)
     {
         let result = try await rows(
@@ -51,7 +51,7 @@ extension PostgresServerStore {
                 WITH dropped AS (
                     UPDATE change_sets AS c SET body = NULL
                     FROM (SELECT cursor, length(body) AS size FROM change_sets
-                          WHERE account = $1 AND conversation = $2 AND author = $3 AND seq <= $4 AND cursor <= $5
+                          WHERE account = $1 AND conversation = $2 AND author = $3 AND seq <= $4 AND cursor < $5
                           AND body IS NOT NULL FOR UPDATE) AS old
                     WHERE c.account = $1 AND c.cursor = old.cursor
                     RETURNING old.size),
@@ -65,7 +65,7 @@ extension PostgresServerStore {
                 $0.append(PG.bytes(chain.conversation))
                 $0.append(PG.bytes(chain.author))
                 $0.append(PG.int(throughSeq))
-                $0.append(PG.int(maxCursor))
+                $0.append(PG.int(belowCursor))
             })
         guard let row = result.first else { return (0, 0) }
         do {

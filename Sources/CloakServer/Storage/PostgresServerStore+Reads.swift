@@ -123,7 +123,7 @@ extension PostgresServerStore {
             "change-set references",
             PG.query(
                 """
-                SELECT c.conversation, c.author, c.seq, c.cursor, c.hash
+                SELECT c.conversation, c.author, c.seq, c.cursor, c.hash, c.body
                 FROM change_sets AS c JOIN UNNEST($2::bytea[], $3::bytea[], $4::int8[]) AS p(conversation, author, seq)
                 ON c.account = $1 AND c.conversation = p.conversation AND c.author = p.author AND c.seq = p.seq
                 """
@@ -136,15 +136,63 @@ extension PostgresServerStore {
         do {
             var out: [ChainSeq: StoredChangeSetRef] = [:]
             for row in result {
-                let (conversation, author, seq, cursor, hash) = try row.decode(
-                    (ByteBuffer, ByteBuffer, Int64, Int64, ByteBuffer).self)
+                let (conversation, author, seq, cursor, hash, body) = try row.decode(
+                    (ByteBuffer, ByteBuffer, Int64, Int64, ByteBuffer, ByteBuffer?).self)
                 let chain = ChainKey(
                     conversation: try PG.id(conversation), author: try PG.id(author))
                 out[ChainSeq(chain: chain, seq: PG.unsigned(seq))] = StoredChangeSetRef(
-                    cursor: PG.unsigned(cursor), hash: try PG.id(hash))
+                    cursor: PG.unsigned(cursor), hash: try PG.id(hash), bytes: body.map(PG.array))
             }
             return out
         } catch { throw .corrupt("change-set references: \(Self.describe(error))") }
+    }
+
+    /// The committed head and the hash stored at `cursor`.
+    public func cursorAnchor(account: AccountID, cursor: UInt64) async throws(StoreError) -> CursorAnchor {
+        let result = try await rows(
+            "cursor anchor",
+            PG.query(
+                """
+                SELECT a.head_cursor, (SELECT c.hash FROM change_sets AS c WHERE c.account = $1 AND c.cursor = $2)
+                FROM accounts AS a WHERE a.account = $1
+                """
+            ) {
+                $0.append(PG.bytes(account))
+                $0.append(PG.int(cursor))
+            })
+        guard let row = result.first else { return CursorAnchor(headCursor: 0, hash: nil) }
+        do {
+            let (head, hash) = try row.decode((Int64, ByteBuffer?).self)
+            let stored: ChangeSetHash? = try hash.map { buffer throws(ProtocolError) in try PG.id(buffer) }
+            return CursorAnchor(headCursor: PG.unsigned(head), hash: stored)
+        } catch { throw .corrupt("cursor anchor: \(Self.describe(error))") }
+    }
+
+    /// Chains' newest positions in (conversation, author) order after `after`.
+    public func chainHeads(account: AccountID, after: ChainKey?, limit: Int) async throws(StoreError) -> [StoredChainHead] {
+        // bytea compares byte-wise and row values column by column: the order of ChainKey. The
+        // empty pair sorts before every 16-byte id, so "from the start" is the same query.
+        let result = try await rows(
+            "chain heads",
+            PG.query(
+                """
+                SELECT conversation, author, seq, hash FROM chains
+                WHERE account = $1 AND (conversation, author) > ($2, $3) ORDER BY conversation, author LIMIT $4
+                """
+            ) {
+                $0.append(PG.bytes(account))
+                $0.append(PG.bytes(after?.conversation.bytes ?? []))
+                $0.append(PG.bytes(after?.author.bytes ?? []))
+                $0.append(Int64(limit))
+            })
+        do {
+            return try result.map { row in
+                let (conversation, author, seq, hash) = try row.decode((ByteBuffer, ByteBuffer, Int64, ByteBuffer).self)
+                return StoredChainHead(
+                    chain: ChainKey(conversation: try PG.id(conversation), author: try PG.id(author)),
+                    position: ChainPosition(seq: PG.unsigned(seq), hash: try PG.id(hash)))
+            }
+        } catch { throw .corrupt("chain heads: \(Self.describe(error))") }
     }
 
     /// Key envelopes for a recipient from an epoch on.

@@ -30,16 +30,16 @@ extension SQLiteServerStore {
     }
 
     /// Drops the bytes of covered, acknowledged change sets of one chain.
-    public func dropCovered(account: AccountID, chain: ChainKey, throughSeq: UInt64, maxCursor: UInt64)
+    public func dropCovered(account: AccountID, chain: ChainKey, throughSeq: UInt64, belowCursor: UInt64)
         async throws(StoreError) -> (count: Int, bytes: Int64)
     {
         let result: [Int64] = try await write("compact chain") { db in
             let arguments: StatementArguments = [
                 Data(account.bytes), Data(chain.conversation.bytes), Data(chain.author.bytes), Int64(clamping: throughSeq),
-                Int64(clamping: maxCursor),
+                Int64(clamping: belowCursor),
             ]
             let filter = """
-                WHERE account = ? AND conversation = ? AND author = ? AND seq <= ? AND cursor <= ? AND body IS NOT NULL
+                WHERE account = ? AND conversation = ? AND author = ? AND seq <= ? AND cursor < ? AND body IS NOT NULL
                 """
             guard let totals = try Row.fetchOne(db, sql: "SELECT count(*), coalesce(sum(length(body)), 0) FROM change_sets " + filter, arguments: arguments)
             else { return [0, 0] }

@@ -83,13 +83,13 @@ extension SQLiteServerStore {
         }
     }
 
-    /// Cursor and hash of stored change sets at the given positions.
+    /// Cursor, hash and bytes of stored change sets at the given positions.
     public func changeSetRefs(account: AccountID, _ positions: [ChainSeq]) async throws(StoreError) -> [ChainSeq:
         StoredChangeSetRef]
     {
         try await read("change-set references") { db in
             let statement = try db.cachedStatement(
-                sql: "SELECT cursor, hash FROM change_sets WHERE account = ? AND conversation = ? AND author = ? AND seq = ?")
+                sql: "SELECT cursor, hash, body FROM change_sets WHERE account = ? AND conversation = ? AND author = ? AND seq = ?")
             var out: [ChainSeq: StoredChangeSetRef] = [:]
             for position in positions {
                 let arguments: StatementArguments = [
@@ -97,11 +97,43 @@ extension SQLiteServerStore {
                     Int64(clamping: position.seq),
                 ]
                 if let row = try Row.fetchOne(statement, arguments: arguments) {
+                    let body: DatabaseValue = row[2]
                     out[position] = StoredChangeSetRef(
-                        cursor: Self.unsigned(row[0]), hash: try Self.id(row[1]))
+                        cursor: Self.unsigned(row[0]), hash: try Self.id(row[1]), bytes: body.isNull ? nil : Self.bytes(body))
                 }
             }
             return out
+        }
+    }
+
+    /// The committed head and the hash stored at `cursor`.
+    public func cursorAnchor(account: AccountID, cursor: UInt64) async throws(StoreError) -> CursorAnchor {
+        try await read("cursor anchor") { db in
+            let head = try Int64.fetchOne(db, sql: "SELECT head_cursor FROM accounts WHERE account = ?", arguments: [account.data])
+            let hash = try DatabaseValue.fetchOne(
+                db, sql: "SELECT hash FROM change_sets WHERE account = ? AND cursor = ?",
+                arguments: [account.data, Int64(clamping: cursor)])
+            return CursorAnchor(
+                headCursor: UInt64(clamping: head ?? 0), hash: try hash.map { value throws(ProtocolError) in try Self.id(value) })
+        }
+    }
+
+    /// Chains' newest positions in (conversation, author) order after `after`.
+    public func chainHeads(account: AccountID, after: ChainKey?, limit: Int) async throws(StoreError) -> [StoredChainHead] {
+        try await read("chain heads") { db in
+            var sql = "SELECT conversation, author, seq, hash FROM chains WHERE account = ?"
+            var arguments: StatementArguments = [account.data]
+            if let after {
+                // Row values compare column by column, BLOBs byte-wise: the order of ChainKey.
+                sql += " AND (conversation, author) > (?, ?)"
+                arguments += [after.conversation.data, after.author.data]
+            }
+            arguments += [limit]
+            return try Row.fetchAll(db, sql: sql + " ORDER BY conversation, author LIMIT ?", arguments: arguments).map { row in
+                StoredChainHead(
+                    chain: ChainKey(conversation: try Self.id(row[0]), author: try Self.id(row[1])),
+                    position: ChainPosition(seq: Self.unsigned(row[2]), hash: try Self.id(row[3])))
+            }
         }
     }
 

@@ -82,9 +82,21 @@ public final class SQLiteServerStore: ServerStore {
         try await read("ping") { db in _ = try Int.fetchOne(db, sql: "SELECT 1") }
     }
 
-    /// Releases connections and files.
+    /// Copies every committed WAL frame into the database file and empties the WAL (SQLite's
+    /// TRUNCATE checkpoint; it waits for readers and the writer).
+    public func checkpoint() async throws(StoreError) {
+        do {
+            try await pool.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
+        } catch { throw .operationFailed("checkpoint: \(Self.describe(error))") }
+    }
+
+    /// Releases connections and files, after a final checkpoint: a stopped server leaves one
+    /// complete database file, which a plain copy backs up (docs/operations.md).
     public func close() async {
         await checkpointer.close()
+        // If it fails the frames stay in the WAL, which the next open replays: nothing is lost,
+        // only the single-file property for that stop.
+        try? await checkpoint()
         try? pool.close()
     }
 
@@ -197,6 +209,7 @@ enum SQLiteSchema {
                 .execute(arguments: [Data(entry.account.bytes), Int64(clamping: entry.index), Data(entry.bytes)])
         }
         try applyChangeSets(batch.changeSets, in: db)
+        try applyReplacements(batch.replacements, in: db)
         try applyRecords(batch, in: db)
         return conflicts
     }
@@ -233,6 +246,19 @@ enum SQLiteSchema {
             try db.cachedStatement(
                 sql: "UPDATE accounts SET head_cursor = max(head_cursor, ?), stored_bytes = stored_bytes + ? WHERE account = ?"
             ).execute(arguments: [Int64(clamping: head.cursor), head.bytes, account.data])
+        }
+    }
+
+    /// Each replacement only where the row still has its hash and its bytes (compaction may have
+    /// dropped them since); the byte count moves by the difference.
+    private static func applyReplacements(_ rows: [WriteBatch.ReplacementRow], in db: Database) throws {
+        for row in rows {
+            let arguments: StatementArguments = [row.account.data, Int64(clamping: row.cursor), row.hash.data]
+            let filter = " WHERE account = ? AND cursor = ? AND hash = ? AND body IS NOT NULL"
+            guard let old = try Int64.fetchOne(db, sql: "SELECT length(body) FROM change_sets" + filter, arguments: arguments)
+            else { continue }
+            try db.execute(sql: "UPDATE change_sets SET body = ?" + filter, arguments: [Data(row.bytes)] + arguments)
+            try addBytes(Int64(row.bytes.count) - old, to: row.account, in: db)
         }
     }
 

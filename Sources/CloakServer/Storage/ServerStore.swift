@@ -49,9 +49,15 @@ public protocol ServerStore: Sendable {
     /// One chain's change sets with `seq` in `seqs`, in cursor order, within `maxBytes`.
     func changeSets(account: AccountID, chain: ChainKey, seqs: ClosedRange<UInt64>, maxBytes: Int)
         async throws(StoreError) -> [StoredChangeSet]
-    /// Cursor and hash of stored change sets (including compacted ones) at the given positions.
+    /// Cursor, hash and bytes of stored change sets at the given positions (compacted ones with
+    /// nil bytes).
     func changeSetRefs(account: AccountID, _ positions: [ChainSeq]) async throws(StoreError) -> [ChainSeq:
         StoredChangeSetRef]
+    /// The account's committed head and the hash stored at `cursor` (a Subscribe's anchor).
+    func cursorAnchor(account: AccountID, cursor: UInt64) async throws(StoreError) -> CursorAnchor
+    /// Chains' newest positions in (conversation, author) byte order, strictly after `after`
+    /// (nil: from the first), at most `limit`.
+    func chainHeads(account: AccountID, after: ChainKey?, limit: Int) async throws(StoreError) -> [StoredChainHead]
     /// Serialised key envelopes for `recipient` with epoch ≥ `fromEpoch`, by epoch.
     func keyEnvelopes(account: AccountID, recipient: DeviceID, fromEpoch: UInt64) async throws(StoreError) -> [[UInt8]]
     /// The newest snapshot of each listed conversation (all when empty), by conversation id.
@@ -64,10 +70,10 @@ public protocol ServerStore: Sendable {
     func accounts(after: AccountID?, limit: Int) async throws(StoreError) -> [AccountID]
     /// Device log, acknowledgements and newest snapshots of an account.
     func compactionInput(_ account: AccountID) async throws(StoreError) -> CompactionInput
-    /// Drops the bytes of `chain`'s change sets with seq ≤ `throughSeq` and cursor ≤ `maxCursor`,
-    /// keeping cursor and hash (so duplicates and chain checks still answer). Returns the
-    /// number of change sets dropped and their bytes, which leave the account's quota.
-    func dropCovered(account: AccountID, chain: ChainKey, throughSeq: UInt64, maxCursor: UInt64)
+    /// Drops the bytes of `chain`'s change sets with seq ≤ `throughSeq` and cursor strictly below
+    /// `belowCursor`, keeping cursor and hash (so duplicates and chain checks still answer).
+    /// Returns the number of change sets dropped and their bytes, which leave the account's quota.
+    func dropCovered(account: AccountID, chain: ChainKey, throughSeq: UInt64, belowCursor: UInt64)
         async throws(StoreError) -> (count: Int, bytes: Int64)
     /// Deletes expired mailboxes; returns how many.
     func purgeMailboxes(nowMs: UInt64) async throws(StoreError) -> Int
@@ -97,6 +103,10 @@ public enum StoreRead: Sendable, Equatable {
     case chainRange(AccountID, ChainKey, ClosedRange<UInt64>, maxBytes: Int)
     /// ``ServerStore/changeSetRefs(account:_:)``.
     case changeSetRefs(AccountID, [ChainSeq])
+    /// ``ServerStore/cursorAnchor(account:cursor:)``.
+    case cursorAnchor(AccountID, cursor: UInt64)
+    /// ``ServerStore/chainHeads(account:after:limit:)``.
+    case chainHeads(AccountID, after: ChainKey?, limit: Int)
     /// ``ServerStore/keyEnvelopes(account:recipient:fromEpoch:)``.
     case keyEnvelopes(AccountID, recipient: DeviceID, fromEpoch: UInt64)
     /// ``ServerStore/newestSnapshots(account:conversations:)``.
@@ -117,6 +127,10 @@ public enum StoreReadResult: Sendable, Equatable {
     case changeSets([StoredChangeSet])
     /// Answer to ``StoreRead/changeSetRefs(_:_:)``.
     case changeSetRefs([ChainSeq: StoredChangeSetRef])
+    /// Answer to ``StoreRead/cursorAnchor(_:cursor:)``.
+    case cursorAnchor(CursorAnchor)
+    /// Answer to ``StoreRead/chainHeads(_:after:limit:)``.
+    case chainHeads([StoredChainHead])
     /// Answer to ``StoreRead/keyEnvelopes(_:recipient:fromEpoch:)`` and ``StoreRead/snapshots(_:_:)``.
     case records([[UInt8]])
     /// Answer to ``StoreRead/recovery(_:)``.
@@ -139,6 +153,10 @@ extension ServerStore {
             return .changeSets(try await changeSets(account: id, chain: chain, seqs: seqs, maxBytes: maxBytes))
         case .changeSetRefs(let id, let positions):
             return .changeSetRefs(try await changeSetRefs(account: id, positions))
+        case .cursorAnchor(let id, let cursor):
+            return .cursorAnchor(try await cursorAnchor(account: id, cursor: cursor))
+        case .chainHeads(let id, let after, let limit):
+            return .chainHeads(try await chainHeads(account: id, after: after, limit: limit))
         case .keyEnvelopes(let id, let recipient, let from):
             return .records(try await keyEnvelopes(account: id, recipient: recipient, fromEpoch: from))
         case .snapshots(let id, let conversations):

@@ -43,17 +43,60 @@ public struct ChainSeq: Hashable, Sendable {
     }
 }
 
-/// Where a stored change set sits: enough to answer a duplicate push without its bytes.
+/// Where a stored change set sits and what it holds: enough to answer a duplicate push, and
+/// to tell whether a pushed copy with the same hash carries other signature bytes
+/// (PROTOCOL.md §19 "a damaged stored copy").
 public struct StoredChangeSetRef: Hashable, Sendable {
     /// Its server cursor.
     public var cursor: UInt64
     /// Its hash.
     public var hash: ChangeSetHash
+    /// The stored bytes; nil once compaction dropped them.
+    public var bytes: [UInt8]?
 
     /// Creates a reference.
-    public init(cursor: UInt64, hash: ChangeSetHash) {
+    public init(cursor: UInt64, hash: ChangeSetHash, bytes: [UInt8]?) {
         self.cursor = cursor
         self.hash = hash
+        self.bytes = bytes
+    }
+}
+
+/// What a Subscribe's anchor is checked against (PROTOCOL.md §20): the account's committed head
+/// and the hash of the change set stored at the subscriber's cursor.
+public struct CursorAnchor: Hashable, Sendable {
+    /// The highest committed cursor (0 for an unknown account).
+    public var headCursor: UInt64
+    /// The hash stored at the asked cursor (kept after compaction drops the bytes); nil when no
+    /// change set holds that cursor.
+    public var hash: ChangeSetHash?
+
+    /// Creates an anchor record.
+    public init(headCursor: UInt64, hash: ChangeSetHash?) {
+        self.headCursor = headCursor
+        self.hash = hash
+    }
+}
+
+/// One chain's newest stored position (a `FetchHeads` answer).
+public struct StoredChainHead: Hashable, Sendable {
+    /// The chain.
+    public var chain: ChainKey
+    /// Its newest stored seq and hash.
+    public var position: ChainPosition
+
+    /// Creates a head.
+    public init(chain: ChainKey, position: ChainPosition) {
+        self.chain = chain
+        self.position = position
+    }
+}
+
+extension ChainKey: Comparable {
+    /// By conversation id, then author, both byte-wise: the order of `FetchHeads` (and of the
+    /// stores' `(conversation, author)` indexes).
+    public static func < (lhs: ChainKey, rhs: ChainKey) -> Bool {
+        lhs.conversation != rhs.conversation ? lhs.conversation < rhs.conversation : lhs.author < rhs.author
     }
 }
 

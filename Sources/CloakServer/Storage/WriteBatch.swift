@@ -40,6 +40,30 @@ public struct WriteBatch: Sendable, Equatable {
         }
     }
 
+    /// A better copy of a stored change set: same hash and cursor, other bytes (a pushed copy
+    /// whose signature verifies replacing a stored one whose signature does not; PROTOCOL.md
+    /// §19). Applied after the batch's new change sets, only where the stored row still has
+    /// that hash and its bytes were not compacted; the account's byte count moves by the size
+    /// difference.
+    public struct ReplacementRow: Sendable, Equatable {
+        /// The account.
+        public var account: AccountID
+        /// The stored change set's cursor.
+        public var cursor: UInt64
+        /// Its hash (unchanged).
+        public var hash: ChangeSetHash
+        /// The bytes that replace the stored ones.
+        public var bytes: [UInt8]
+
+        /// Creates a row.
+        public init(account: AccountID, cursor: UInt64, hash: ChangeSetHash, bytes: [UInt8]) {
+            self.account = account
+            self.cursor = cursor
+            self.hash = hash
+            self.bytes = bytes
+        }
+    }
+
     /// A device-log entry (index 0 creates the account).
     public struct LogEntryRow: Sendable, Equatable {
         /// The account.
@@ -156,6 +180,8 @@ public struct WriteBatch: Sendable, Equatable {
     public var logEntries: [LogEntryRow] = []
     /// Change sets, in cursor order per account.
     public var changeSets: [ChangeSetRow] = []
+    /// Replacements of stored change sets' bytes (after ``changeSets``).
+    public var replacements: [ReplacementRow] = []
     /// Key envelopes.
     public var envelopes: [EnvelopeRow] = []
     /// Snapshots.
@@ -172,7 +198,7 @@ public struct WriteBatch: Sendable, Equatable {
 
     /// True when there is nothing to write.
     public var isEmpty: Bool {
-        logEntries.isEmpty && changeSets.isEmpty && envelopes.isEmpty && snapshots.isEmpty && mailboxes.isEmpty
+        logEntries.isEmpty && changeSets.isEmpty && replacements.isEmpty && envelopes.isEmpty && snapshots.isEmpty && mailboxes.isEmpty
             && recoveries.isEmpty && cursorAcks.isEmpty
     }
 
@@ -185,6 +211,7 @@ public struct WriteBatch: Sendable, Equatable {
         kept.accountVersions = accountVersions.filter { !accounts.contains($0.key) }
         kept.logEntries.removeAll { accounts.contains($0.account) }
         kept.changeSets.removeAll { accounts.contains($0.account) }
+        kept.replacements.removeAll { accounts.contains($0.account) }
         kept.envelopes.removeAll { accounts.contains($0.account) }
         kept.snapshots.removeAll { accounts.contains($0.account) }
         kept.recoveries.removeAll { accounts.contains($0.account) }
@@ -194,7 +221,7 @@ public struct WriteBatch: Sendable, Equatable {
 
     /// Rows in the batch (for metrics).
     public var rowCount: Int {
-        logEntries.count + changeSets.count + envelopes.count + snapshots.count + mailboxes.count + recoveries.count
+        logEntries.count + changeSets.count + replacements.count + envelopes.count + snapshots.count + mailboxes.count + recoveries.count
             + cursorAcks.count
     }
 }

@@ -125,6 +125,16 @@ struct TestChain: Hashable, Sendable {
     var author: DeviceID
 }
 
+/// The same change set with signature bits flipped (`mask` at byte `index`): same hash (it
+/// excludes the signature), a signature that no longer verifies — a damaged or hostile copy.
+func badlySigned(_ changeSet: ChangeSet, index: Int = 0, mask: UInt8 = 0x01) -> [UInt8] {
+    guard var message = try? FrameCodec.parse(Cloak_V1_ChangeSet.self, from: changeSet.wire, what: "change set") else {
+        fatalError("fixture change set does not parse")
+    }
+    message.signature[message.signature.startIndex + index] ^= mask
+    return FrameCodec.serialize(message)
+}
+
 /// Conversation ids for tests.
 func conversation(_ n: UInt8) -> ConversationID {
     ConversationID(unchecked: [UInt8](repeating: n, count: 16))
@@ -160,23 +170,41 @@ enum Frames {
         pushBytes(changeSets.map(\.wire), id: id)
     }
 
-    static func pushBytes(_ items: [[UInt8]], id: UInt64) -> [UInt8] {
+    static func pushBytes(_ items: [[UInt8]], id: UInt64, restore: Bool = false) -> [UInt8] {
         var body = Cloak_V1_Push()
         body.changeSets = items.map { Data($0) }
+        body.restore = restore
         return FrameCodec.encode(.push(body), requestID: id)
     }
 
-    static func subscribe(after cursor: UInt64, conversations: [ConversationID] = [], id: UInt64) -> [UInt8] {
+    /// A restore push (ADV-44 healing): change sets by any device of the account.
+    static func restore(_ changeSets: [ChangeSet], id: UInt64) -> [UInt8] {
+        pushBytes(changeSets.map(\.wire), id: id, restore: true)
+    }
+
+    static func subscribe(
+        after cursor: UInt64, anchor: [UInt8] = [], conversations: [ConversationID] = [], id: UInt64
+    ) -> [UInt8] {
         var body = Cloak_V1_Subscribe()
         body.afterCursor = cursor
+        body.anchorHash = Data(anchor)
         body.conversationIds = conversations.map { Data($0.bytes) }
         return FrameCodec.encode(.subscribe(body), requestID: id)
     }
 
-    static func appendDeviceLog(_ entry: DeviceLogEntry, id: UInt64) -> [UInt8] {
+    static func appendDeviceLog(_ entry: DeviceLogEntry, id: UInt64, restore: Bool = false) -> [UInt8] {
         var body = Cloak_V1_AppendDeviceLog()
         body.entry = Data(entry.wire)
+        body.restore = restore
         return FrameCodec.encode(.appendDeviceLog(body), requestID: id)
+    }
+
+    static func fetchHeads(after: (conversation: [UInt8], author: [UInt8])? = nil, limit: UInt32 = 0, id: UInt64) -> [UInt8] {
+        var body = Cloak_V1_FetchHeads()
+        body.afterConversationID = Data(after?.conversation ?? [])
+        body.afterAuthor = Data(after?.author ?? [])
+        body.limit = limit
+        return FrameCodec.encode(.fetchHeads(body), requestID: id)
     }
 
     static func fetchDeviceLog(_ account: AccountID, from index: UInt64 = 0, id: UInt64) -> [UInt8] {
@@ -232,6 +260,12 @@ extension Cloak_V1_Frame {
     /// The Deliver body, if any.
     var deliverBody: Cloak_V1_Deliver? {
         if case .deliver(let deliver) = body { return deliver }
+        return nil
+    }
+
+    /// The ChainHeads body, if any.
+    var chainHeadsBody: Cloak_V1_ChainHeads? {
+        if case .chainHeads(let heads) = body { return heads }
         return nil
     }
 
