@@ -1,5 +1,6 @@
 import CloakCrypto
 import CloakProtocol
+import CloakSimulation
 import CloakServer
 import Foundation
 import Testing

@@ -56,8 +56,10 @@ final class SimDevice {
     }
 
     /// Starts a flow and remembers what to do with its result.
-    func flow(_ start: (ClientEngine) throws(ClientError) -> FlowID, then: @escaping (Result<FlowOutcome, ClientError>) -> Void) {
+    func flow(_ start: (ClientEngine) throws -> FlowID, then: @escaping (Result<FlowOutcome, ClientError>) -> Void) {
         guard let engine else { return then(.failure(.notConnected)) }
-        do { flowCallbacks[try start(engine)] = then } catch { then(.failure(error)) }
+        do { flowCallbacks[try start(engine)] = then } catch {
+            then(.failure(error as? ClientError ?? .notConnected))
+        }
     }
 }

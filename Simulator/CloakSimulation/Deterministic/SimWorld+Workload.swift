@@ -90,7 +90,7 @@ extension SimWorld {
 
     /// Runs one API call on `device`; a refusal is fine (the device may lack the conversation
     /// yet), but a storage failure the simulator did not plant is not.
-    func perform(_ name: String, _ device: SimDevice, _ body: () throws(ClientError) -> Void) {
+    func perform(_ name: String, _ device: SimDevice, _ body: () throws -> Void) {
         do {
             try body()
             notes.count(name)
@@ -155,7 +155,7 @@ extension SimWorld {
         case 1 where accountMembers.count > 2:
             let target = rng.pick(accountMembers.filter { $0 !== device })
             notes.count("remove")
-            device.flow({ $0.removeDevice(target.engine?.deviceID ?? DeviceID.zero) }) { [unowned self] result in
+            device.flow({ $0.removeDevice(target.engine?.deviceID ?? .zero) }) { [unowned self] result in
                 guard case .success = result else { return notes.flowFailed("remove", device.name, result) }
                 target.status = .removed
                 target.removedAt = now

@@ -1,4 +1,5 @@
 import CloakCrypto
+import Foundation
 
 /// A running hash of everything a run did, in order: every connection, every frame's bytes,
 /// every state change and event on every device. Two runs of one seed must end with equal
