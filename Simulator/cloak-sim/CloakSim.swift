@@ -8,7 +8,7 @@ import Logging
 @main
 struct CloakSim: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "cloak-sim", abstract: "Cloak's multi-device simulator.", subcommands: [DemoCommand.self])
+        commandName: "cloak-sim", abstract: "Cloak's multi-device simulator.", subcommands: [RunCommand.self, DemoCommand.self])
 }
 
 struct DemoCommand: AsyncParsableCommand {

@@ -33,6 +33,8 @@ final class SimDevice {
     var generation = 0
     var connection: ConnectionID?
     var scheduledTick: UInt64?
+    /// Its effects are being carried out (see ``SimWorld/pump(_:)``).
+    var pumping = false
     var flowCallbacks: [FlowID: (Result<FlowOutcome, ClientError>) -> Void] = [:]
     /// Every security event this device raised, in order.
     var events: [SecurityEvent] = []

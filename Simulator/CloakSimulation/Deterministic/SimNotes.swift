@@ -12,6 +12,8 @@ struct SimNotes {
         let id: MessageID
         let author: Int
         let createdAt: UInt64
+        /// The API call that created it.
+        var kind = ""
         /// The text every device must show, while nothing edited or deleted it.
         var text: String
         var edited = false
@@ -23,6 +25,8 @@ struct SimNotes {
     var messageOrder: [MessageID] = []
     var canaries: [String] = []
     var faults: [String: Int] = [:]
+    /// Hostile actions whose alarm the receiving device raised, by policy.
+    var detections: [String: Int] = [:]
     var flowFailures: [String: Int] = [:]
     var operations: [String: Int] = [:]
     var linked = 0
@@ -37,7 +41,12 @@ struct SimNotes {
     }
 
     mutating func flowFailed(_ flow: String, _ device: String, _ result: Result<FlowOutcome, ClientError>) {
-        flowFailures[flow, default: 0] += 1
+        let reason: String =
+            switch result {
+            case .failure(let error): "\(error)"
+            case .success(let outcome): "unexpected \(outcome)"
+            }
+        flowFailures["\(flow): \(reason)", default: 0] += 1
     }
 
     mutating func recordMessage(_ message: Message) {

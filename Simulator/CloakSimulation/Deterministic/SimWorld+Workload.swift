@@ -63,7 +63,7 @@ extension SimWorld {
             perform("branch", device) {
                 let text = canaryText("branch")
                 let id = try engine.branch(from: target, in: conversation, role: .user, text: text)
-                record(id, text, in: conversation, by: device)
+                record(id, text, in: conversation, by: device, kind: "branch")
             }
         case ..<78 where !path.isEmpty:
             let target = rng.pick(path)
@@ -100,9 +100,11 @@ extension SimWorld {
         pump(device)
     }
 
-    func record(_ id: MessageID, _ text: String, in conversation: ConversationID, by device: SimDevice) {
-        notes.recordMessage(SimNotes.Message(
-            account: device.account, conversation: conversation, id: id, author: device.index, createdAt: now, text: text))
+    func record(_ id: MessageID, _ text: String, in conversation: ConversationID, by device: SimDevice, kind: String = "append") {
+        var message = SimNotes.Message(
+            account: device.account, conversation: conversation, id: id, author: device.index, createdAt: now, text: text)
+        message.kind = kind
+        notes.recordMessage(message)
     }
 
     /// An assistant reply streamed chunk by chunk over virtual time, then finished.
@@ -113,7 +115,7 @@ extension SimWorld {
             return notes.count("stream refused")
         }
         notes.count("stream")
-        record(id, "", in: conversation, by: device)
+        record(id, "", in: conversation, by: device, kind: "stream")
         pump(device)
         let engineAtStart = ObjectIdentifier(engine)
         var delay: UInt64 = 0

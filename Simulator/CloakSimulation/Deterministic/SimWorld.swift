@@ -46,6 +46,15 @@ public final class SimWorld {
     var notes = SimNotes()
     /// Called for every frame in flight; returns what to deliver instead (hostile server).
     var intercept: ((SimWorld, Int, Direction, [UInt8]) -> [[UInt8]])?
+    /// The server store's copy an operator took (restored later by the `restore` profile).
+    var backup: InMemoryServerStore?
+    /// Frames the hostile server damaged, by digest, with the alarms they must raise.
+    var hostileMarks: [[UInt8]: HostileMark] = [:]
+    /// Items the hostile server saw delivered, to replay later.
+    var replayPool: [Cloak_V1_StoredChangeSet] = []
+    /// Hashes of change sets already pushed (a re-push repeats its nonce legitimately).
+    var sentHashes: Set<ChangeSetHash> = []
+    let logs: LogCapture
     let configuration: ClientConfiguration
     let logger: Logger
     let serverLogger: Logger
@@ -62,6 +71,7 @@ public final class SimWorld {
         configuration.snapshotEvery = 60
         configuration.saveStateEvery = 40
         self.configuration = configuration
+        self.logs = logs
         logger = logs.logger(label: "sim.client")
         serverLogger = logs.logger(label: "sim.server")
         server = SynchronousServer(random: DeterministicRandom(seed: options.seed ^ 0x5E_7E7), logger: serverLogger)
@@ -121,8 +131,10 @@ public final class SimWorld {
             let device = devices[index]
             guard generation == device.generation, let engine = device.engine else { return }
             trace.add("to-client", index, bytes)
+            let eventsBefore = device.events.count
             engine.handle(.frame(bytes))
             pump(device)
+            checkHostileFrame(bytes, device: device, eventsBefore: eventsBefore)
         case .disconnected(let index, let generation):
             let device = devices[index]
             guard generation == device.generation, let engine = device.engine else { return }
@@ -149,7 +161,11 @@ public final class SimWorld {
 
     /// Carries out a device's effects.
     func pump(_ device: SimDevice) {
-        guard let engine = device.engine else { return }
+        // A flow's callback may call the engine (and pump) while its effects are being carried
+        // out: the outer loop picks up whatever that produced, in order.
+        guard let engine = device.engine, !device.pumping else { return }
+        device.pumping = true
+        defer { device.pumping = false }
         var effects = engine.takeEffects()
         while !effects.isEmpty {
             for effect in effects { apply(effect, of: device) }
@@ -216,6 +232,7 @@ public final class SimWorld {
         let frames = intercept?(self, device.index, direction, bytes) ?? [bytes]
         let toServer = direction == .toServer
         for frame in frames {
+            inspect(frame, direction: direction)
             let at = max(now + delay(), (lastDelivery[device.index]?[toServer] ?? 0))
             lastDelivery[device.index, default: [:]][toServer] = at
             let event: Event =

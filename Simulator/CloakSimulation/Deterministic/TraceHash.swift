@@ -11,7 +11,7 @@ struct TraceHash {
     mutating func add(_ label: String, _ device: Int, _ bytes: [UInt8] = []) {
         var message = digest
         message += Array(label.utf8) + [0]
-        message += UInt64(device).littleEndianBytes + UInt64(bytes.count).littleEndianBytes
+        message += UInt64(bitPattern: Int64(device)).littleEndianBytes + UInt64(bytes.count).littleEndianBytes
         message += bytes
         digest = BLAKE2b.hash(message)
         entries += 1

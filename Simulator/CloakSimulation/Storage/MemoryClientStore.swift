@@ -34,6 +34,11 @@ public final class MemoryClientStore: ClientStore {
         failAfter = mutations
     }
 
+    /// Removes a failure planted by ``failWrite(afterMutations:)`` that has not fired.
+    public func clearPlantedFailure() {
+        failAfter = nil
+    }
+
     /// Bytes of every stored value, for the canary scan of a device's store.
     public func allBytes() -> [[UInt8]] { tables.allBytes() }
 

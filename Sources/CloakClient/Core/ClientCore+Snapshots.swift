@@ -79,6 +79,11 @@ extension ClientCore {
                     continue
                 }
                 SecretBytes.wipe(&plaintext)
+                // Edits this device made there and has not sealed yet (it may write into a
+                // conversation it knows only from the library) stay: the snapshot holds none.
+                if let pending = outbox.pending[header.conversation] {
+                    _ = documents.apply(pending.ops, to: header.conversation, now: now(), counted: false)
+                }
                 for head in header.covers {
                     try ledger.setChain(
                         ChainKey(conversation: header.conversation, author: head.device),

@@ -108,6 +108,11 @@ extension ClientEngine {
         core.documents.conversations[conversation]?.message(id)
     }
 
+    /// The epochs whose keys this device holds.
+    public func heldEpochs() -> [UInt64] {
+        core.membership.keyring.epochKeys.keys.sorted()
+    }
+
     /// Conversations started from a snapshot.
     public var bootstrappedFromSnapshots: Int { core.documents.bootstrappedFromSnapshots }
 

@@ -103,6 +103,19 @@ public final class InMemoryServerStore: ServerStore {
         return copy
     }
 
+    /// Every stored byte string (log entries, change sets, envelopes, snapshots, recovery
+    /// blobs, mailbox payloads): what the confidentiality check scans for plaintext.
+    public func allStoredBytes() -> [[UInt8]] {
+        state.withLock { s in
+            var out: [[UInt8]] = s.mailboxes.values.map(\.payload)
+            for data in s.accounts.values {
+                out += data.log + data.rows.compactMap(\.bytes) + Array(data.envelopes.values) + data.snapshots.values.map(\.bytes)
+                if let recovery = data.recovery { out.append(recovery.bytes) }
+            }
+            return out
+        }
+    }
+
     /// Synchronous ``ServerStore/perform(_:)`` for the simulator.
     public func performNow(_ read: StoreRead) throws(StoreError) -> StoreReadResult {
         switch read {

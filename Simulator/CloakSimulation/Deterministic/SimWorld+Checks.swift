@@ -1,0 +1,184 @@
+@_spi(Simulation) import CloakClient
+import CloakCRDT
+import CloakProtocol
+import CloakServer
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension SimWorld {
+    /// Whether every account's live members are synced and show the same state.
+    func converged() -> Bool {
+        for account in 0..<options.accounts {
+            let live = members(of: account)
+            guard live.allSatisfy({ $0.engine?.isSynced == true }) else { return false }
+            guard let first = live.first?.engine else { continue }
+            let reference = fingerprint(first)
+            for device in live.dropFirst() where fingerprint(device.engine!) != reference { return false }
+        }
+        return true
+    }
+
+    /// The library's and every conversation's state hash, and every rendered view.
+    func fingerprint(_ engine: ClientEngine) -> [String] {
+        var lines = ["library \(engine.stateHash(of: .library) ?? [])"]
+        for summary in engine.conversations() {
+            lines.append("\(summary.id) \(engine.stateHash(of: summary.id) ?? []) \(summary.title ?? "-") \(summary.state)")
+            if let view = engine.conversation(summary.id) {
+                lines.append(view.messages.map { "\($0.id):\($0.text):\($0.reactions.count)" }.joined(separator: "|"))
+            }
+        }
+        return lines
+    }
+
+    /// Every check of a finished run (THREATS.md "Invariants").
+    func checkAll() {
+        checkConvergence()
+        checkDurability()
+        checkRevocation()
+        checkConfidentiality()
+    }
+
+    func checkConvergence() {
+        for account in 0..<options.accounts {
+            let live = members(of: account)
+            guard let first = live.first, let reference = first.engine.map(fingerprint) else { continue }
+            for device in live.dropFirst() {
+                guard let engine = device.engine else { continue }
+                let mine = fingerprint(engine)
+                if mine != reference {
+                    let difference = zip(reference, mine).first { $0 != $1 }.map { "\($0.0) vs \($0.1)" } ?? "different sizes"
+                    notes.fail("convergence", "\(device.name) differs from \(first.name): \(difference.prefix(300))")
+                }
+            }
+            for device in live where device.engine?.isSynced != true {
+                notes.fail("convergence", "\(device.name) is not synced after healing")
+            }
+        }
+    }
+
+    /// Every message an API call accepted, on a device that is still a member, is on every
+    /// live member of its account, with the text it was given unless edited or deleted since.
+    func checkDurability() {
+        for id in notes.messageOrder {
+            guard let message = notes.messages[id], devices[message.author].status == .member else { continue }
+            for device in members(of: message.account) {
+                guard let engine = device.engine else { continue }
+                guard let rendered = engine.message(id, in: message.conversation) else {
+                    notes.fail("durability", "\(device.name) lacks a \(message.kind) message \(devices[message.author].name) wrote at "
+                        + "\(message.createdAt) in a conversation with \(engine.conversation(message.conversation)?.messages.count ?? -1) "
+                        + "active messages (known: \(engine.conversations().contains { $0.id == message.conversation }))")
+                    continue
+                }
+                if !message.edited, !message.deleted, !rendered.isDeleted, rendered.text != message.text {
+                    notes.fail("durability", "\(device.name) shows \(rendered.text.count) characters of a message "
+                        + "\(devices[message.author].name) wrote with \(message.text.count)")
+                }
+            }
+        }
+    }
+
+    /// A removed device holds no key of an epoch its removal started (ADV-08).
+    func checkRevocation() {
+        for device in devices where device.status == .removed {
+            guard let engine = device.engine,
+                let witness = members(of: device.account).first?.engine,
+                let log = try? DeviceLog(verifying: witness.deviceLogWires().map { try DeviceLogEntry(wire: $0) }),
+                let removal = log.removal(of: engine.deviceID)
+            else { continue }
+            if engine.heldEpochs().contains(where: { $0 >= removal.epoch }) {
+                notes.fail("revocation", "\(device.name) holds a key of epoch \(removal.epoch), which began with its removal")
+            }
+        }
+    }
+
+    /// No canary in the server's store, the frames, the logs, or any device's store (ADV-15).
+    func checkConfidentiality() {
+        let scanner = CanaryPrefixScanner()
+        if let found = scanner.find(in: server.store.allStoredBytes()) {
+            notes.fail("confidentiality", "a canary (\(found)) is in the server's store")
+        }
+        for device in devices {
+            if let found = scanner.find(in: device.store.allBytes()) {
+                notes.fail("confidentiality", "a canary (\(found)) is in \(device.name)'s store")
+            }
+        }
+        if let found = scanner.find(in: logs.all.map { Array($0.utf8) }) {
+            notes.fail("confidentiality", "a canary (\(found)) is in the logs")
+        }
+    }
+
+    /// Checks one frame on the wire: no canary, and no change set nonce seen before (ADV-14).
+    func inspect(_ bytes: [UInt8], direction: Direction) {
+        if let found = CanaryPrefixScanner().find(in: [bytes]) {
+            notes.fail("confidentiality", "a canary (\(found)) crossed the network")
+        }
+        guard direction == .toServer, let frame = try? FrameCodec.decode(bytes, maxFrameBytes: 1 << 24),
+            case .push(let push) = frame.body
+        else { return }
+        for wire in push.changeSets {
+            guard let changeSet = try? ChangeSet(wire: Array(wire)) else { continue }
+            notes.changeSetsSeen += 1
+            if !notes.nonces.insert(changeSet.header.nonce).inserted, !sentHashes.contains(changeSet.hash) {
+                notes.fail("nonce", "a nonce repeats in a new change set (ADV-14)")
+            }
+            sentHashes.insert(changeSet.hash)
+        }
+    }
+}
+
+/// Finds "cloak-canary-" in the encodings a careless implementation might use (UTF-8, UTF-16,
+/// hex, base64 at each alignment): every canary starts with it, so one search covers all.
+struct CanaryPrefixScanner {
+    let patterns: [(String, [UInt8])]
+
+    init() {
+        let prefix = "cloak-canary-"
+        let utf8 = Array(prefix.utf8)
+        var patterns: [(String, [UInt8])] = [("utf-8", utf8)]
+        patterns.append(("utf-16le", utf8.flatMap { [$0, 0] }))
+        patterns.append(("utf-16be", utf8.flatMap { [0, $0] }))
+        patterns.append(("hex", Array(utf8.map { String(format: "%02x", $0) }.joined().utf8)))
+        for shift in 0..<3 {
+            // The base64 of the prefix after `shift` leading bytes, minus the characters that
+            // mix in neighbouring bytes.
+            let encoded = Data([UInt8](repeating: 0, count: shift) + utf8).base64EncodedString()
+            let skip = (shift * 4 + 2) / 3 + (shift == 0 ? 0 : 1)
+            let stable = Array(encoded.utf8).dropFirst(skip).dropLast(4)
+            if stable.count >= 8 { patterns.append(("base64", Array(stable))) }
+        }
+        self.patterns = patterns
+    }
+
+    /// The encoding of the first canary found in any of `chunks`.
+    func find(in chunks: [[UInt8]]) -> String? {
+        for chunk in chunks {
+            for (name, pattern) in patterns where chunk.count >= pattern.count {
+                let hit = chunk.withUnsafeBytes { haystack in
+                    pattern.withUnsafeBytes { needle in Self.contains(haystack, needle) }
+                }
+                if hit { return name }
+            }
+        }
+        return nil
+    }
+
+    /// Whether `needle` occurs in `haystack`: `memchr` to the next candidate first byte, then
+    /// `memcmp` (glibc's `memmem` is not visible to Swift without `_GNU_SOURCE`).
+    static func contains(_ haystack: UnsafeRawBufferPointer, _ needle: UnsafeRawBufferPointer) -> Bool {
+        guard let base = haystack.baseAddress, let first = needle.first, let needleBase = needle.baseAddress else {
+            return false
+        }
+        var offset = 0
+        while offset + needle.count <= haystack.count {
+            guard let found = memchr(base + offset, Int32(first), haystack.count - offset - needle.count + 1) else {
+                return false
+            }
+            let position = base.distance(to: UnsafeRawPointer(found))
+            if memcmp(base + position, needleBase, needle.count) == 0 { return true }
+            offset = position + 1
+        }
+        return false
+    }
+}

@@ -1,0 +1,169 @@
+@_spi(Simulation) import CloakClient
+import CloakCrypto
+import CloakProtocol
+import CloakServer
+
+extension SimWorld {
+    /// The fault kinds a profile enables; `all` draws a mix from the seed (each kind on with
+    /// even odds, at least one on).
+    func enabledFaults() -> Set<FaultProfile> {
+        switch options.faults {
+        case .none: return []
+        case .all:
+            var kinds = Set([FaultProfile.lossy, .partition, .crash, .restore, .hostile].filter { _ in rng.chance(0.5) })
+            if kinds.isEmpty { kinds.insert(rng.pick([FaultProfile.lossy, .partition, .crash, .restore, .hostile])) }
+            return kinds
+        default: return [options.faults]
+        }
+    }
+
+    /// Schedules the faults of the enabled kinds inside the workload window.
+    func scheduleFaults(_ kinds: Set<FaultProfile>) {
+        let window = Int(options.workloadMillis)
+        if kinds.contains(.lossy) {
+            latency = 1...150
+            for _ in 0..<rng.within(4...12) {
+                schedule(after: UInt64(rng.below(window))) { world in world.cutRandomConnection() }
+            }
+        }
+        if kinds.contains(.partition) {
+            for _ in 0..<rng.within(1...4) {
+                schedule(after: UInt64(rng.below(window))) { world in world.partition(for: UInt64(world.rng.within(500...8_000))) }
+            }
+        }
+        if kinds.contains(.crash) {
+            for _ in 0..<rng.within(2...8) {
+                schedule(after: UInt64(rng.below(window))) { world in world.crashRandomDevice() }
+            }
+            for _ in 0..<rng.within(0...2) {
+                schedule(after: UInt64(rng.below(window))) { world in world.restartServer() }
+            }
+        }
+        if kinds.contains(.restore) {
+            let backupAt = UInt64(rng.below(window / 2))
+            let restoreAt = backupAt + UInt64(rng.within(1_000...max(1_001, window / 2)))
+            schedule(after: backupAt) { world in world.takeBackup() }
+            schedule(after: restoreAt) { world in world.restoreBackup() }
+        }
+        if kinds.contains(.hostile) {
+            scheduleHostility(window: window)
+        }
+    }
+
+    func fault(_ name: String) {
+        notes.faults[name, default: 0] += 1
+        trace.add("fault:\(name)", -1)
+    }
+
+    /// Cuts one live connection: whatever was in flight is lost (TCP resets; no message is
+    /// ever lost inside a live connection).
+    func cutRandomConnection() {
+        let connected = devices.filter { $0.connection != nil }
+        guard !connected.isEmpty else { return }
+        let device = rng.pick(connected)
+        fault("cut")
+        dropConnection(device)
+        schedule(.disconnected(device: device.index, generation: device.generation), at: now + delay())
+    }
+
+    /// Cuts a random set of devices off the server for `duration`.
+    func partition(for duration: UInt64) {
+        let cut = devices.filter { _ in rng.chance(0.4) }
+        guard !cut.isEmpty else { return }
+        fault("partition")
+        for device in cut {
+            partitioned.insert(device.index)
+            if device.connection != nil {
+                dropConnection(device)
+                schedule(.disconnected(device: device.index, generation: device.generation), at: now + delay())
+            }
+        }
+        schedule(after: duration) { world in
+            for device in cut { world.partitioned.remove(device.index) }
+        }
+    }
+
+    /// Crashes a device (sometimes in the middle of its next write) and reopens it later.
+    func crashRandomDevice() {
+        let up = devices.filter { $0.isUp && $0.status != .fresh }
+        guard !up.isEmpty else { return }
+        let device = rng.pick(up)
+        if rng.chance(0.5) {
+            // The crash lands inside a commit: the next write dies part-way, then the app does.
+            fault("crash mid-commit")
+            device.store.failWrite(afterMutations: rng.within(0...6))
+            randomOperation(device.account)
+            device.store.clearPlantedFailure()
+        } else {
+            fault("crash")
+        }
+        crash(device)
+        schedule(after: UInt64(rng.within(100...5_000))) { world in world.reopen(device) }
+    }
+
+    func crash(_ device: SimDevice) {
+        dropConnection(device)
+        device.engine = nil
+        device.scheduledTick = nil
+        // Flows in progress die with the app.
+        device.flowCallbacks = [:]
+    }
+
+    func reopen(_ device: SimDevice) {
+        guard !device.isUp else { return }
+        do { try device.open(clock: clock, configuration: configuration, logger: logger) } catch {
+            return notes.fail("durability", "\(device.name) could not reopen its store after a crash: \(error)")
+        }
+        trace.add("reopen", device.index)
+        if device.online, device.status != .fresh { device.engine?.startSync() }
+        pump(device)
+    }
+
+    /// The server process restarts: connections vanish, staged writes are lost, the store stays.
+    func restartServer() {
+        fault("server restart")
+        server.restart()
+        for device in devices where device.connection != nil {
+            device.connection = nil
+            schedule(.disconnected(device: device.index, generation: device.generation), at: now + delay())
+        }
+    }
+
+    /// An operator's backup of the server's store.
+    func takeBackup() {
+        fault("backup taken")
+        backup = server.store.backup()
+    }
+
+    /// The operator restores the backup: the server restarts on the old copy (ADV-44).
+    func restoreBackup() {
+        guard let backup else { return }
+        fault("restore")
+        self.backup = nil
+        for device in devices where device.connection != nil {
+            device.connection = nil
+            schedule(.disconnected(device: device.index, generation: device.generation), at: now + delay())
+        }
+        server = SynchronousServer(
+            store: backup.backup(), random: DeterministicRandom(seed: rng.next()), logger: serverLogger)
+    }
+
+    /// Ends every fault: the network heals, crashed devices reopen, every member goes online,
+    /// the server is honest from now on.
+    func heal() {
+        partitioned = []
+        latency = 1...20
+        intercept = nil
+        serverUp = true
+        for device in devices where device.status != .fresh {
+            device.store.clearPlantedFailure()
+            if !device.isUp { reopen(device) }
+            if !device.online, let engine = device.engine {
+                device.online = true
+                engine.startSync()
+                pump(device)
+            }
+        }
+        trace.add("heal", -1)
+    }
+}
