@@ -132,16 +132,66 @@ struct SyncMachineTests {
         #expect(effects.contains { if case .close = $0 { true } else { false } })
     }
 
-    @Test("DEVICE_NOT_ACTIVE stops syncing: the device was removed")
-    func refused() throws {
-        let core = try core()
-        var machine = SyncMachine(configuration: ClientConfiguration())
+    /// Drives a machine to the point where the server refuses it with DEVICE_NOT_ACTIVE and it
+    /// reconnects; returns the frames it sends after the next ServerHello.
+    func refusedThenReconnected(_ machine: inout SyncMachine, _ core: ClientCore) -> [Cloak_V1_Frame] {
         _ = machine.handle(.start, core: core)
         _ = machine.handle(.connected, core: core)
         _ = machine.handle(.frame(hello()), core: core)
-        let effects = machine.handle(.frame(FrameCodec.encodeError(.deviceNotActive)), core: core)
+        let refusal = machine.handle(.frame(FrameCodec.encodeError(.deviceNotActive)), core: core)
+        #expect(!refusal.contains { if case .state(.refused) = $0 { true } else { false } }, "not believed yet")
+        clock.advance(ClientConfiguration().reconnectMaxMillis + 1)
+        #expect(machine.handle(.tick, core: core).contains { if case .connect = $0 { true } else { false } })
+        _ = machine.handle(.connected, core: core)
+        return sent(machine.handle(.frame(hello()), core: core))
+    }
+
+    @Test("DEVICE_NOT_ACTIVE is checked against the signed log: a verified removal wipes the keys and stops syncing")
+    func refusedWithSignedRemoval() throws {
+        let core = try core(withAccount: false)
+        let random = DeterministicRandom(seed: 77)
+        let other = Ed25519PrivateKey(using: random)
+        let genesis = DeviceLogEntry.genesis(
+            device: other, agreementKey: X25519PrivateKey(using: random).publicKey, accountNonce: random.bytes(16),
+            createdAtMs: 1)
+        var log = try DeviceLog(genesis: genesis)
+        try log.append(DeviceLogEntry.add(
+            .addDevice, signingKey: core.identity.signing.publicKey, agreementKey: core.identity.agreement.publicKey,
+            after: log, signer: other, createdAtMs: 2))
+        try core.adopt(log: log, keys: [1: SymmetricKey.random(using: random)])
+        var removed = log
+        try removed.append(DeviceLogEntry.remove(core.me, cutoffs: [], after: log, signer: other, createdAtMs: 3))
+        var machine = SyncMachine(configuration: ClientConfiguration())
+        let frames = refusedThenReconnected(&machine, core)
+        guard case .fetchDeviceLog? = frames.first?.body else {
+            Issue.record("expected an anonymous FetchDeviceLog, got \(frames.map { $0.body?.name ?? "-" })")
+            return
+        }
+        var entries = Cloak_V1_DeviceLogEntries()
+        entries.entries = removed.entries.map { Data($0.wire) }
+        let effects = machine.handle(.frame(FrameCodec.encode(.deviceLogEntries(entries), requestID: frames[0].requestID)), core: core)
         #expect(effects.contains { if case .state(.refused) = $0 { true } else { false } })
+        #expect(core.removedFromAccount)
+        #expect(core.membership.keyring.epochKeys.isEmpty, "keys wiped (§23)")
         clock.advance(120_000)
         #expect(machine.handle(.tick, core: core).isEmpty)
+    }
+
+    @Test("DEVICE_NOT_ACTIVE without a signed removal in the served log is an alarm, not a removal")
+    func refusedWithoutRemoval() throws {
+        let core = try core()
+        var machine = SyncMachine(configuration: ClientConfiguration())
+        let frames = refusedThenReconnected(&machine, core)
+        guard case .fetchDeviceLog? = frames.first?.body, let log = core.log else {
+            Issue.record("expected an anonymous FetchDeviceLog")
+            return
+        }
+        var entries = Cloak_V1_DeviceLogEntries()
+        entries.entries = log.entries.map { Data($0.wire) }
+        let effects = machine.handle(.frame(FrameCodec.encode(.deviceLogEntries(entries), requestID: frames[0].requestID)), core: core)
+        let events = effects.flatMap { effect -> [SecurityEvent] in if case .surface(let output) = effect { output.events } else { [] } }
+        #expect(events.contains { $0.kind == .protocolViolation })
+        #expect(!core.removedFromAccount)
+        #expect(!core.membership.keyring.epochKeys.isEmpty, "keys kept: the server's word alone removes nothing")
     }
 }

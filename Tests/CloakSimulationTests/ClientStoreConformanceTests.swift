@@ -45,7 +45,7 @@ struct ClientStoreConformanceTests {
         let changeSet = pool.changeSets[pick]
         let header = changeSet.header
         let chain = ChainKey(conversation: header.conversation, author: header.author)
-        switch rng.uniform(12) {
+        switch rng.uniform(13) {
         case 0: try tx.setMeta(.cursor, rng.bytes(8))
         case 1: try tx.putDeviceLogEntry(index: UInt64(rng.uniform(4)), wire: rng.bytes(12))
         case 2: try tx.putEpochKey(epoch: UInt64(rng.uniform(3) + 1), sealed: rng.bytes(16))
@@ -62,9 +62,16 @@ struct ClientStoreConformanceTests {
             try tx.putSavedDocument(SavedDocument(
                 conversation: header.conversation, sealed: rng.bytes(7), appliedThrough: Int64(rng.uniform(20))))
         case 10: try tx.putHeld(hash: changeSet.hash, wire: changeSet.wire, reason: "gap:\(header.seq)", at: 1)
+        case 11: try tx.deleteClaims(chain, throughSeq: header.seq)
         default:
-            try tx.putClaim(chain, seq: header.seq, hash: changeSet.hash, claimedBy: header.author)
-            try tx.recordEvent(SecurityEvent(.gap, seq: header.seq, detail: "d\(pick)"), at: 1, kept: 5)
+            try tx.putClaim(HeadClaim(chain: chain, seq: header.seq, hash: changeSet.hash, claimedBy: header.author))
+            try tx.recordEvent(SecurityEvent(.withheld, seq: header.seq, detail: "d\(pick)"), at: 1, kept: 5)
+            try tx.setHeard(header.author, at: UInt64(pick))
+            if pick % 3 == 0 {
+                try tx.putIncident(Incident(kind: .withheld, device: header.author, detail: "d\(pick)", openedAt: 1))
+            } else if pick % 3 == 1 {
+                try tx.deleteIncident(id: Incident(kind: .withheld, device: header.author, detail: "", openedAt: 0).id)
+            }
         }
     }
 
@@ -83,11 +90,12 @@ struct ClientStoreConformanceTests {
             lines.append("pending \(try tx.pendingOperations().map { "\($0.id):\($0.sealed)" })")
             lines.append("documents \(try tx.savedDocuments().map { "\($0.conversation):\($0.appliedThrough)" })")
             lines.append("held \(try tx.heldChangeSets().map(\.reason).sorted())")
-            lines.append("claimed \(try tx.claimedChains().count) events \(try tx.events().map(\.detail))")
+            lines.append("claims \(try tx.claims().map { "\($0.seq):\($0.hash)" }) events \(try tx.events().map(\.detail))")
+            lines.append("incidents \(try tx.incidents().map(\.id).sorted())")
+            lines.append("heard \(try tx.heard().map { "\($0.key):\($0.value)" }.sorted())")
             for changeSet in pool.changeSets {
                 let h = changeSet.header
                 lines.append("hash \(try tx.storedHash(conversation: h.conversation, author: h.author, seq: h.seq).map { "\($0)" } ?? "-")")
-                lines.append("claim \(try tx.claimedHash(ChainKey(conversation: h.conversation, author: h.author), seq: h.seq).map { "\($0)" } ?? "-")")
             }
             return lines
         }

@@ -60,19 +60,25 @@ struct LifecycleEndToEndTests {
             try await a.appendMessage(to: chat, role: .user, text: "everyone may read this")
             try await eventually("c has the history") { await c.conversation(chat)?.messages.count == 1 }
             try await eventually("b has the history") { await b.conversation(chat)?.messages.count == 1 }
+            // C is offline when it is removed: it still believes it is a member and writes with its
+            // old keys (a malicious ex-member would); it cannot push, so we take its change sets.
+            await c.stopSync()
             try await a.removeDevice(c.deviceID)
-            try await eventually("the server refuses c") {
-                if case .refused = await c.connectionState { return true }
-                return false
-            }
             try await a.appendMessage(to: chat, role: .user, text: "secret after removal")
             try await b.appendMessage(to: chat, role: .assistant, text: "also after removal")
             try await eventually("a and b converge") { await converged([a, b], [chat]) }
-            // C, refused by the server, still believes it is a member and writes with its old keys
-            // (a malicious ex-member would); it cannot push, so we take its change sets directly.
             try await c.appendMessage(to: chat, role: .user, text: "written after removal")
             let forged = try await c._outboxWires()
             #expect(!forged.isEmpty)
+            // Back online, C is refused, verifies its removal in the signed log and stops (§23).
+            await c.startSync()
+            try await eventually("c learns it was removed") {
+                if case .refused = await c.connectionState { return true }
+                return false
+            }
+            await #expect(throws: ClientError.removedFromAccount) {
+                try await c.appendMessage(to: chat, role: .user, text: "refused")
+            }
             // Feed C everything written after its removal, bypassing the server.
             let wires = try await a._allChangeSetWires() + (try await b._allChangeSetWires())
             let log = await a._logWires()

@@ -29,7 +29,9 @@ struct MemoryTables {
     var documents: [ConversationID: SavedDocument] = [:]
     var snapshots: [ConversationID: SnapshotLineage] = [:]
     var held: [ChangeSetHash: (wire: [UInt8], reason: String)] = [:]
-    var claims: [ClaimKey: ChangeSetHash] = [:]
+    var claims: [HeadClaim] = []
+    var incidents: [String: Incident] = [:]
+    var heard: [DeviceID: UInt64] = [:]
     var rejected: [(id: Int64, wire: [UInt8])] = []
     var events: [(id: Int64, event: SecurityEvent)] = []
     /// AUTOINCREMENT counters: like SQLite's, never reused, rolled back with their write.
@@ -213,15 +215,20 @@ struct MemoryTransaction: StoreTransaction {
     }
     func deleteHeld(hash: ChangeSetHash) throws { try set(\.held, hash, nil) }
 
-    func claimedChains() throws -> Set<ChainKey> { Set(t.claims.keys.map(\.chain)) }
-    func claimedHash(_ key: ChainKey, seq: UInt64) throws -> ChangeSetHash? {
-        t.claims[MemoryTables.ClaimKey(chain: key, seq: seq)]
+    func claims() throws -> [HeadClaim] { t.claims }
+    func putClaim(_ claim: HeadClaim) throws {
+        guard !t.claims.contains(claim) else { return }
+        try replace(\.claims, t.claims + [claim])
     }
-    func putClaim(_ key: ChainKey, seq: UInt64, hash: ChangeSetHash, claimedBy: DeviceID) throws {
-        let claim = MemoryTables.ClaimKey(chain: key, seq: seq)
-        guard t.claims[claim] == nil else { return }
-        try set(\.claims, claim, hash)
+    func deleteClaims(_ key: ChainKey, throughSeq seq: UInt64) throws {
+        let kept = t.claims.filter { !($0.chain == key && $0.seq <= seq) }
+        if kept.count != t.claims.count { try replace(\.claims, kept) }
     }
+    func incidents() throws -> [Incident] { t.incidents.values.sorted { $0.id < $1.id } }
+    func putIncident(_ incident: Incident) throws { try set(\.incidents, incident.id, incident) }
+    func deleteIncident(id: String) throws { try set(\.incidents, id, nil) }
+    func heard() throws -> [DeviceID: UInt64] { t.heard }
+    func setHeard(_ device: DeviceID, at time: UInt64) throws { try set(\.heard, device, time) }
 
     func recordRejected(_ wire: [UInt8], hash: ChangeSetHash?, reason: String, at time: UInt64, kept: Int) throws {
         let id = try allocate("rejected")

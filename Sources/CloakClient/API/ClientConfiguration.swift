@@ -33,13 +33,16 @@ public struct ClientConfiguration: Sendable {
     public var pushBatch: Int
     /// Acknowledge the applied cursor to the server (for compaction) at most this often.
     public var ackCursorEveryMillis: UInt64
+    /// Change sets known to exist and still missing after this much connected, caught-up time
+    /// since they were asked for are reported as withheld (and asked for again).
+    public var withheldAfterMillis: UInt64
 
     /// Cloak's defaults.
     public init(
         limits: ProtocolLimits = ProtocolLimits(), streamBatchMillis: UInt64 = 100, saveStateEvery: Int = 200,
         snapshotEvery: Int = 500, maxHeldChangeSets: Int = 10_000, maxHeldBytes: Int = 64 << 20, reconnectMinMillis: UInt64 = 200,
         reconnectMaxMillis: UInt64 = 30_000, pingIntervalMillis: UInt64 = 15_000, requestTimeoutMillis: UInt64 = 30_000,
-        pushBatch: Int = 128, ackCursorEveryMillis: UInt64 = 5_000
+        pushBatch: Int = 128, ackCursorEveryMillis: UInt64 = 5_000, withheldAfterMillis: UInt64 = 60_000
     ) {
         self.limits = limits
         self.streamBatchMillis = streamBatchMillis
@@ -53,5 +56,6 @@ public struct ClientConfiguration: Sendable {
         self.requestTimeoutMillis = requestTimeoutMillis
         self.pushBatch = pushBatch
         self.ackCursorEveryMillis = ackCursorEveryMillis
+        self.withheldAfterMillis = withheldAfterMillis
     }
 }

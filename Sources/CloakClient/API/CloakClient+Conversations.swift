@@ -171,6 +171,24 @@ extension CloakClient {
         return stream
     }
 
+    /// What this device can truthfully say about its sync now.
+    public func syncStatus() -> SyncStatus {
+        engine.syncStatus
+    }
+
+    /// The sync status now and after every change, until the client closes.
+    public func syncStatuses() -> AsyncStream<SyncStatus> {
+        let (stream, continuation) = AsyncStream<SyncStatus>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        let id = nextObserverID
+        nextObserverID += 1
+        statusObservers[id] = continuation
+        let status = engine.syncStatus
+        lastStatus = status
+        continuation.yield(status)
+        continuation.onTermination = { _ in Task { await self.removeStatusObserver(id) } }
+        return stream
+    }
+
     /// The newest security events recorded in the local store (up to 2,000, oldest first); the
     /// ``securityEvents()`` stream delivers every one as it happens.
     public func recordedSecurityEvents() throws(ClientError) -> [SecurityEvent] {
@@ -182,4 +200,5 @@ extension CloakClient {
     func removeListObserver(_ id: Int) { listObservers[id] = nil }
     func removeEventObserver(_ id: Int) { eventObservers[id] = nil }
     func removeStateObserver(_ id: Int) { stateObservers[id] = nil }
+    func removeStatusObserver(_ id: Int) { statusObservers[id] = nil }
 }

@@ -32,7 +32,17 @@ extension CloakClient {
             }
         }
         resolveSyncWaiters()
+        publishStatus()
         rescheduleTimer()
+    }
+
+    /// Tells status observers when the status changed (computed only while someone listens).
+    private func publishStatus() {
+        guard !statusObservers.isEmpty else { return }
+        let status = engine.syncStatus
+        guard status != lastStatus else { return }
+        lastStatus = status
+        for continuation in statusObservers.values { continuation.yield(status) }
     }
 
     /// Runs a lifecycle flow the engine started and waits for its result.
@@ -156,10 +166,13 @@ extension CloakClient {
         }
     }
 
+    /// Live, nothing to send, and nothing known to be missing or wrong.
+    var isSyncedNow: Bool { engine.isSynced }
+
     private func resolveSyncWaiters() {
         guard !syncWaiters.isEmpty else { return }
         let refused = if case .refused = connectionState { true } else { false }
-        guard engine.isSynced || refused else { return }
+        guard isSyncedNow || refused else { return }
         for waiter in syncWaiters.values { waiter.resume(returning: !refused) }
         syncWaiters = [:]
     }
@@ -169,7 +182,7 @@ extension CloakClient {
     /// Waits until the client is connected and up to date with nothing left to send (or the
     /// timeout passes). Returns whether it got there — for command-line tools and tests.
     public func waitUntilSynced(timeout: Duration = .seconds(30)) async -> Bool {
-        if engine.isSynced { return true }
+        if isSyncedNow { return true }
         if case .refused = connectionState { return false }
         let id = nextObserverID
         nextObserverID += 1

@@ -36,6 +36,8 @@ public actor CloakClient {
     var listObservers: [Int: AsyncStream<[ConversationSummary]>.Continuation] = [:]
     var eventObservers: [Int: AsyncStream<SecurityEvent>.Continuation] = [:]
     var stateObservers: [Int: AsyncStream<ConnectionState>.Continuation] = [:]
+    var statusObservers: [Int: AsyncStream<SyncStatus>.Continuation] = [:]
+    var lastStatus: SyncStatus?
     var nextObserverID = 0
     /// Callers waiting for a lifecycle flow's result.
     var flowWaiters: [FlowID: CheckedContinuation<Result<FlowOutcome, ClientError>, Never>] = [:]
@@ -102,6 +104,8 @@ public actor CloakClient {
         for continuation in eventObservers.values { continuation.finish() }
         for continuation in stateObservers.values { continuation.finish() }
         for continuation in listObservers.values { continuation.finish() }
+        for continuation in statusObservers.values { continuation.finish() }
+        statusObservers = [:]
         observers = [:]
         eventObservers = [:]
         stateObservers = [:]

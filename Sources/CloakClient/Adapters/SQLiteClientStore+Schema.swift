@@ -47,6 +47,19 @@ extension SQLiteClientStore {
             // How much the newest recorded snapshot covers, to recognise a rollback (ADV-12).
             try db.execute(sql: "ALTER TABLE snapshots ADD COLUMN covered_total INTEGER NOT NULL DEFAULT 0")
         }
+        migrator.registerMigration("v4-claims-incidents") { db in
+            // Every signed head claim is kept until it can be checked (two claims for one
+            // position with different hashes are a forked view); open incidents and when each
+            // device was last heard of feed the sync status.
+            try db.execute(sql: """
+                DROP TABLE claimed_heads;
+                CREATE TABLE claims (
+                    conversation BLOB NOT NULL, device BLOB NOT NULL, seq INTEGER NOT NULL, hash BLOB NOT NULL,
+                    claimed_by BLOB NOT NULL, PRIMARY KEY (conversation, device, seq, hash));
+                CREATE TABLE incidents (id TEXT PRIMARY KEY, record BLOB NOT NULL);
+                CREATE TABLE heard (device BLOB PRIMARY KEY, at INTEGER NOT NULL);
+                """)
+        }
         return migrator
     }
 }

@@ -308,31 +308,6 @@ struct SQLiteTransaction: StoreTransaction {
         try db.execute(sql: "DELETE FROM held WHERE hash = ?", arguments: [hash.data])
     }
 
-    func claimedChains() throws -> Set<ChainKey> {
-        var keys: Set<ChainKey> = []
-        for row in try Row.fetchAll(db, sql: "SELECT DISTINCT conversation, device FROM claimed_heads") {
-            keys.insert(
-                ChainKey(conversation: try ConversationID(stored: row["conversation"]), author: try DeviceID(stored: row["device"])))
-        }
-        return keys
-    }
-
-    func claimedHash(_ key: ChainKey, seq: UInt64) throws -> ChangeSetHash? {
-        try Data.fetchOne(
-            db.cachedStatement(sql: "SELECT hash FROM claimed_heads WHERE conversation = ? AND device = ? AND seq = ?"),
-            arguments: [key.conversation.data, key.author.data, Int64(seq)]
-        ).map { try Digest32(stored: $0) }
-    }
-
-    func putClaim(_ key: ChainKey, seq: UInt64, hash: ChangeSetHash, claimedBy: DeviceID) throws {
-        try db.cachedStatement(
-            sql: """
-                INSERT INTO claimed_heads(conversation, device, seq, hash, claimed_by) VALUES (?, ?, ?, ?, ?)
-                ON CONFLICT DO NOTHING
-                """
-        ).execute(arguments: [key.conversation.data, key.author.data, Int64(seq), hash.data, claimedBy.data])
-    }
-
     func recordRejected(_ wire: [UInt8], hash: ChangeSetHash?, reason: String, at time: UInt64, kept: Int) throws {
         try db.cachedStatement(sql: "INSERT INTO rejected(hash, wire, reason, received_at) VALUES (?, ?, ?, ?)")
             .execute(arguments: [hash?.data, Data(wire), reason, Int64(clamping: time)])

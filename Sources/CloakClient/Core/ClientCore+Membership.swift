@@ -130,6 +130,27 @@ extension ClientCore {
     /// Accepts a device log served by the server: it must extend the pinned one (ADV-10,
     /// ADV-12, ADV-13). New entries are stored; held change sets are retried.
     func receiveDeviceLog(_ wires: [[UInt8]]) throws(ClientError) -> CoreOutput {
+        var output = try acceptServedLog(wires)
+        try checkLogStaleness(&output)
+        return output
+    }
+
+    /// After a served log: a log still shorter than what a verified record proves is withheld
+    /// (this device seals nothing meanwhile); one that caught up resolves the incident.
+    func checkLogStaleness(_ output: inout CoreOutput) throws(ClientError) {
+        let id = Incident(kind: .deviceLogWithheld, detail: "", openedAt: 0).id
+        if membership.isKnownStale, !membership.removed {
+            try open(Incident(
+                kind: .deviceLogWithheld,
+                detail: "a member's signed record names device-log entries the server does not serve; this device "
+                    + "writes nothing new until it has them", openedAt: now()), &output)
+        } else if incidents[id] != nil {
+            try resolve(id, &output)
+            output.pushOutbox = true
+        }
+    }
+
+    private func acceptServedLog(_ wires: [[UInt8]]) throws(ClientError) -> CoreOutput {
         guard let pinned = membership.log else { return CoreOutput() }
         let served: [DeviceLogEntry]
         do { served = try wires.map { w throws(ProtocolError) in try DeviceLogEntry(wire: w) } } catch {
@@ -202,6 +223,15 @@ extension ClientCore {
                 }
                 added.append((envelope.epoch, key))
             case .refused(let reason):
+                if envelope.epoch > log.currentEpoch, let sender = log.members[envelope.sender],
+                    sender.signingKey.isValidSignature(envelope.signature, for: envelope.signedMessage)
+                {
+                    // A member opened an epoch this device's log does not show yet: the log is
+                    // stale (a removal it has not seen). Not an attack: fetch the log.
+                    membership.require(epoch: envelope.epoch)
+                    output.fetchDeviceLog = true
+                    continue
+                }
                 events.append(SecurityEvent(.keyEnvelopeRejected, device: envelope.sender, detail: reason))
             }
         }

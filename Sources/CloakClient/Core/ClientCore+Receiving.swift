@@ -10,8 +10,10 @@ extension ClientCore {
         var output = CoreOutput()
         guard let log = membership.log, !membership.removed else { return output }
         let now = now()
-        let newCursor = items.map(\.cursor).max()
         let parsed = items.map { item in Result { () throws(ProtocolError) in try ChangeSet(wire: item.wire) } }
+        let newest = zip(items, parsed).max { $0.0.cursor < $1.0.cursor }
+        let newCursor = newest?.0.cursor
+        let anchor: ChangeSetHash? = if case .success(let changeSet)? = newest?.1 { changeSet.hash } else { nil }
         let signatures = environment.verifier.begin(parsed.map { result in
             guard case .success(let changeSet) = result, let member = log.members[changeSet.header.author] else { return nil }
             return SignatureCheck(changeSet: changeSet, key: member.signingKey)
@@ -20,6 +22,7 @@ extension ClientCore {
         // Left over only if an earlier transaction failed: those positions were never stored
         // with their change sets and must not be written now.
         ledger.discardUnsaved()
+        heardInBatch = []
         try store.write { tx in
             for (index, (item, parsedItem)) in zip(items, parsed).enumerated() {
                 let changeSet: ChangeSet
@@ -36,7 +39,8 @@ extension ClientCore {
                 }
             }
             try ledger.saveChains(tx)
-            if let newCursor { try Ledger.advanceCursor(to: newCursor, tx) }
+            if let newCursor { try Ledger.advanceCursor(to: newCursor, anchor: anchor, tx) }
+            for author in heardInBatch { try tx.setHeard(author, at: now) }
             try documents.saveIfDue(every: configuration.saveStateEvery, cipher: cipher, tx)
         }
         output.gaps = Ledger.coalesce(output.gaps)
@@ -72,7 +76,11 @@ extension ClientCore {
                 changeSet, reason: reason, now: now,
                 limits: (configuration.maxHeldChangeSets, configuration.maxHeldBytes), tx)
             switch reason {
-            case .deviceLog: output.fetchDeviceLog = true
+            case .deviceLog(let index):
+                // A member's signed header names a log entry this device lacks: its log is stale
+                // until it has it (an unknown author's unverified claim only asks for the log).
+                if log.members[header.author] != nil { membership.require(logLength: index + 1) }
+                output.fetchDeviceLog = true
             case .epochKey: output.fetchKeyEnvelopes = true
             case .gap(let expected):
                 if isNew {
@@ -113,6 +121,8 @@ extension ClientCore {
         let report = documents.apply(ops, to: header.conversation, now: now)
         outbox.replica.observe(report.newestTimestamp, physicalMillis: now)
         try ledger.record(changeSet, local: header.author == me, tx)
+        heard[header.author] = now
+        heardInBatch.insert(header.author)
         output.changed.insert(header.conversation)
         return true
     }

@@ -55,6 +55,14 @@ final class ClientCore {
     var ledger = Ledger()
     var documents = Documents()
     var outbox: Outbox
+    /// Open incidents by id (also in the store).
+    var incidents: [String: Incident] = [:]
+    /// Change sets known to exist and not held yet.
+    var expectations = Expectations()
+    /// When each member was last heard of (a change set of it accepted).
+    var heard: [DeviceID: UInt64] = [:]
+    /// Authors accepted in the current receive batch (their `heard` rows are written with it).
+    var heardInBatch: Set<DeviceID> = []
 
     var identity: DeviceIdentity { environment.identity }
     var cipher: LocalCipher { environment.cipher }
@@ -80,6 +88,9 @@ final class ClientCore {
     private func load() throws(ClientError) {
         let me = me
         let cipher = cipher
+        let (incidents, heard) = try store.read { tx in (try tx.incidents(), try tx.heard()) }
+        for incident in incidents { self.incidents[incident.id] = incident }
+        self.heard = heard
         let (membership, ledger, replica, saved, replay, pending) = try store.read { tx in
             let membership = try Membership.load(tx, cipher: cipher)
             let ledger = try Ledger.load(tx)
@@ -92,6 +103,14 @@ final class ClientCore {
         }
         self.membership = membership
         self.ledger = ledger
+        if let log = membership.log {
+            // A member's signed header named log entries this device never got: still stale.
+            for (changeSet, reason) in ledger.held.values {
+                if case .deviceLog(let index) = reason, log.members[changeSet.header.author] != nil {
+                    self.membership.require(logLength: index + 1)
+                }
+            }
+        }
         outbox.replica = replica
         let appliedThrough = try documents.loadSaved(saved, cipher: cipher)
         let now = now()

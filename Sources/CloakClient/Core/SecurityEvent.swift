@@ -32,8 +32,17 @@ public struct SecurityEvent: Sendable, Hashable {
         case fork
         /// Another device saw a different history than we did (signed heads disagree; ADV-13).
         case forkedView
-        /// An author's chain has a gap the server has not filled (withheld data).
-        case gap
+        /// Change sets known to exist stay missing after catch-up and explicit requests: the
+        /// server withholds them, or lost them (ADV-45). Resolved when they arrive.
+        case withheld
+        /// A device-log entry a signed record names is not served; this device stops sealing new
+        /// change sets until it has it (ADV-45).
+        case deviceLogWithheld
+        /// The server forgot what it had acknowledged or delivered (a restored backup or a
+        /// rollback); this device re-uploads what it holds (ADV-44).
+        case serverRollback
+        /// An incident (withheld data, a rolled-back server) was put right.
+        case incidentResolved
         /// The operations inside a verified change set do not decode.
         case undecodableOperations
         /// The server served a device log shorter than the one we pinned (ADV-12).

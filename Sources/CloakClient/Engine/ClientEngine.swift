@@ -60,6 +60,10 @@ public final class ClientEngine {
     var machine: SyncMachine
     private var pending: [Effect] = []
     private var nextFlowID: UInt64 = 1
+    /// The newest connection state the machine announced.
+    public private(set) var connectionState: ConnectionState = .offline(retryAtMillis: nil)
+    /// When the connection last went live, while it is.
+    private(set) var liveSince: UInt64?
 
     /// Opens the engine over a store and a secret store (creating the device's keys on first
     /// use).
@@ -118,9 +122,11 @@ public final class ClientEngine {
     /// Stops background sync and closes the connection.
     public func stopSync() { run(.stop) }
 
-    /// Whether nothing local waits to be sent and the connection is live.
+    /// Live, nothing local waiting to be sent, no open incident, nothing known to be missing,
+    /// no heal in progress.
     public var isSynced: Bool {
-        isLive && ((try? core.nothingToSend()) ?? false)
+        isLive && machine.healing.scanned && !machine.healing.busy && core.incidents.isEmpty
+            && core.expectations.missing(chains: core.ledger.chains).isEmpty && ((try? core.nothingToSend()) ?? false)
     }
 
     // MARK: Internals shared with the API
@@ -149,7 +155,10 @@ public final class ClientEngine {
         case .close: pending.append(.close)
         case .send(let bytes): pending.append(.send(bytes))
         case .surface(let output): surface(output)
-        case .state(let state): pending.append(.state(state))
+        case .state(let state):
+            connectionState = state
+            liveSince = state == .live ? (liveSince ?? core.now()) : nil
+            pending.append(.state(state))
         case .flowFinished(let id, let result): pending.append(.flowFinished(id, result))
         }
     }

@@ -8,10 +8,10 @@ import CloakProtocol
 struct Ledger {
     /// The newest accepted change set per chain.
     var chains: [ChainKey: ChainPosition] = [:]
-    /// Chains other devices have claimed a head of (rows in `claimed_heads`), so the fork
-    /// check skips its query for chains nobody claimed anything about. A row rolled back with
-    /// a failed transaction leaves an extra entry: one query too many, never too few.
-    private(set) var claimedChains: Set<ChainKey> = []
+    /// Signed head claims other members made about chain positions this device does not hold
+    /// yet (every distinct one, kept until checked: ADV-13). A claim recorded by a transaction
+    /// that failed stays in memory: one check too many, never too few.
+    private(set) var claims: [ChainKey: [HeadClaim]] = [:]
     /// Chains whose new position accepted change sets have not written yet (``saveChains(_:)``).
     private var unsavedChains: Set<ChainKey> = []
     /// Change sets waiting for a log entry, a key or a gap, by hash.
@@ -21,7 +21,7 @@ struct Ledger {
     static func load(_ tx: any StoreTransaction) throws -> Ledger {
         var ledger = Ledger()
         ledger.chains = try tx.chains()
-        ledger.claimedChains = try tx.claimedChains()
+        for claim in try tx.claims() { ledger.claims[claim.chain, default: []].append(claim) }
         for (wire, reason) in try tx.heldChangeSets() {
             // A held copy that no longer parses is dropped: it comes back from the server.
             guard let changeSet = try? ChangeSet(wire: wire) else { continue }
@@ -35,9 +35,24 @@ struct Ledger {
         try tx.meta(.cursor).flatMap(UInt64.init(littleEndianBytes:)) ?? 0
     }
 
-    /// Moves the cursor forward (never back).
-    static func advanceCursor(to cursor: UInt64, _ tx: any StoreTransaction) throws {
-        if cursor > (try Self.cursor(tx)) { try tx.setMeta(.cursor, cursor.littleEndianBytes) }
+    /// Moves the cursor forward (never back), with the hash of the change set delivered at it:
+    /// the anchor the next subscription names, so a server that reuses the cursor for other
+    /// content (a restored backup) is caught (ADV-44).
+    static func advanceCursor(to cursor: UInt64, anchor: ChangeSetHash?, _ tx: any StoreTransaction) throws {
+        guard cursor > (try Self.cursor(tx)) else { return }
+        try tx.setMeta(.cursor, cursor.littleEndianBytes)
+        if let anchor { try tx.setMeta(.cursorAnchor, anchor.bytes) } else { try tx.deleteMeta(.cursorAnchor) }
+    }
+
+    /// The hash of the change set at the cursor, if it was one this device could read.
+    static func anchor(_ tx: any StoreTransaction) throws -> ChangeSetHash? {
+        try tx.meta(.cursorAnchor).flatMap { try? ChangeSetHash(validating: $0, field: "anchor") }
+    }
+
+    /// Starts over from cursor 0 (the server was found to have lost or reused cursors).
+    static func resetCursor(_ tx: any StoreTransaction) throws {
+        try tx.deleteMeta(.cursor)
+        try tx.deleteMeta(.cursorAnchor)
     }
 
     /// Whether this device has any chain (a new device has none and bootstraps from snapshots).
@@ -165,18 +180,25 @@ struct Ledger {
 
     /// ADV-13: compares the heads the author claims to have seen with what we hold, and the
     /// claims others made about this change set's chain position. Returns the disagreements.
-    mutating func checkHeads(_ changeSet: ChangeSet, claims: [ChainHead], _ tx: any StoreTransaction) throws
+    /// Claims about positions this device does not hold yet are kept until it does; two claims
+    /// for one position with different hashes are a forked view at once.
+    mutating func checkHeads(_ changeSet: ChangeSet, claims heads: [ChainHead], _ tx: any StoreTransaction) throws
         -> [SecurityEvent]
     {
         let header = changeSet.header
         let own = ChainKey(conversation: header.conversation, author: header.author)
         var events: [SecurityEvent] = []
-        if claimedChains.contains(own), let claimed = try tx.claimedHash(own, seq: header.seq), claimed != changeSet.hash {
-            events.append(SecurityEvent(
-                .forkedView, conversation: header.conversation, device: header.author, seq: header.seq,
-                detail: "another device saw a different change set at this position"))
+        if let pending = claims[own] {
+            for claim in pending where claim.seq == header.seq && claim.hash != changeSet.hash {
+                events.append(SecurityEvent(
+                    .forkedView, conversation: header.conversation, device: header.author, seq: header.seq,
+                    detail: "another device saw a different change set at this position"))
+            }
+            // Checked (or overtaken): claims at or below this position go.
+            claims[own] = pending.filter { $0.seq > header.seq }
+            try tx.deleteClaims(own, throughSeq: header.seq)
         }
-        for head in claims where head.device != header.author {
+        for head in heads where head.device != header.author {
             let key = ChainKey(conversation: header.conversation, author: head.device)
             let ours: ChangeSetHash? =
                 if let position = chains[key], position.seq == head.seq { position.hash } else {
@@ -188,12 +210,34 @@ struct Ledger {
                         .forkedView, conversation: header.conversation, device: head.device, seq: head.seq,
                         detail: "the author saw a different history"))
                 }
-            } else {
-                claimedChains.insert(key)
-                try tx.putClaim(key, seq: head.seq, hash: head.hash, claimedBy: header.author)
+                continue
             }
+            let claim = HeadClaim(chain: key, seq: head.seq, hash: head.hash, claimedBy: header.author)
+            let known = claims[key, default: []]
+            if known.contains(where: { $0.seq == head.seq && $0.hash != head.hash }) {
+                events.append(SecurityEvent(
+                    .forkedView, conversation: header.conversation, device: head.device, seq: head.seq,
+                    detail: "two members saw different change sets at one position"))
+            }
+            guard !known.contains(claim), known.count < Self.claimsPerChainMax else { continue }
+            claims[key, default: []].append(claim)
+            try tx.putClaim(claim)
         }
         return events
+    }
+
+    /// Claims kept per chain (a hostile member could otherwise grow the store without bound).
+    static let claimsPerChainMax = 64
+
+    /// The highest position some member claims for each chain this device is behind on: data
+    /// known to exist (the withholding check waits for it).
+    func claimedBeyond() -> [ChainKey: UInt64] {
+        var beyond: [ChainKey: UInt64] = [:]
+        for (key, list) in claims {
+            let mine = chains[key]?.seq ?? 0
+            if let highest = list.map(\.seq).max(), highest > mine { beyond[key] = highest }
+        }
+        return beyond
     }
 
     /// The removed device's newest accepted change set per conversation (a removal's cut-offs).

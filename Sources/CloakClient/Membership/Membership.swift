@@ -12,6 +12,16 @@ struct Membership {
     private(set) var keyring = Keyring()
     /// This device verified a signed entry removing it.
     private(set) var removed = false
+    /// The log length a verified record proves exists (a member's signed change-set header
+    /// naming a later entry, a signed envelope of a later epoch). While the verified log is
+    /// shorter, this device knows it is stale and seals nothing (ADV-45).
+    private(set) var requiredLogLength = 0
+    /// The epoch a member's signed envelope proves has begun.
+    private(set) var requiredEpoch: UInt64 = 0
+    /// Whether the verified log is known to be behind.
+    var isKnownStale: Bool {
+        (log?.entries.count ?? 0) < requiredLogLength || (log?.currentEpoch ?? 0) < requiredEpoch
+    }
 
     var account: AccountID? { log?.account }
 
@@ -40,10 +50,21 @@ struct Membership {
     static func epochContext(_ epoch: UInt64) -> [UInt8] { Array("epoch-key".utf8) + epoch.littleEndianBytes }
     static let pendingKeyContext: [UInt8] = Array("pending-epoch-key".utf8)
 
-    /// Whether this device may seal change sets now: it holds the current epoch's key.
+    /// Whether this device may seal change sets now: it holds the current epoch's key and its
+    /// log is not known to be stale (a removal it has not seen may have started a new epoch).
     var canSeal: Bool {
-        guard let log, !removed else { return false }
+        guard let log, !removed, !isKnownStale else { return false }
         return keyring.has(epoch: log.currentEpoch)
+    }
+
+    /// Notes that a verified record names log entry `logLength - 1`.
+    mutating func require(logLength: UInt64) {
+        requiredLogLength = max(requiredLogLength, Int(clamping: logLength))
+    }
+
+    /// Notes that a member signed an envelope of `epoch`.
+    mutating func require(epoch: UInt64) {
+        requiredEpoch = max(requiredEpoch, epoch)
     }
 
     // MARK: Changes

@@ -96,6 +96,28 @@ public struct SnapshotLineage: Sendable, Equatable {
     }
 }
 
+/// A signed claim, inside another member's change set, that a chain had reached `seq` with
+/// `hash`: kept until this device holds that position, then checked (ADV-13).
+@_spi(Simulation)
+public struct HeadClaim: Sendable, Hashable {
+    /// The claimed chain.
+    public let chain: ChainKey
+    /// The claimed position.
+    public let seq: UInt64
+    /// The claimed hash.
+    public let hash: ChangeSetHash
+    /// Who claimed it.
+    public let claimedBy: DeviceID
+
+    /// Creates a claim.
+    public init(chain: ChainKey, seq: UInt64, hash: ChangeSetHash, claimedBy: DeviceID) {
+        self.chain = chain
+        self.seq = seq
+        self.hash = hash
+        self.claimedBy = claimedBy
+    }
+}
+
 /// One store transaction's typed operations. Every method may throw a storage error, which
 /// aborts the whole transaction.
 @_spi(Simulation)
@@ -185,12 +207,22 @@ public protocol StoreTransaction {
     func putHeld(hash: ChangeSetHash, wire: [UInt8], reason: String, at time: UInt64) throws
     /// Releases a held change set.
     func deleteHeld(hash: ChangeSetHash) throws
-    /// Chains someone claimed a head of.
-    func claimedChains() throws -> Set<ChainKey>
-    /// The hash claimed at a chain position, if any.
-    func claimedHash(_ key: ChainKey, seq: UInt64) throws -> ChangeSetHash?
-    /// Records a claim (the first claim at a position is kept).
-    func putClaim(_ key: ChainKey, seq: UInt64, hash: ChangeSetHash, claimedBy: DeviceID) throws
+    /// Every signed head claim not yet checked against a change set this device holds.
+    func claims() throws -> [HeadClaim]
+    /// Records a claim (each distinct (chain, seq, hash) once).
+    func putClaim(_ claim: HeadClaim) throws
+    /// Forgets the claims of a chain up to `seq` (checked once the chain reached them).
+    func deleteClaims(_ key: ChainKey, throughSeq seq: UInt64) throws
+    /// Open incidents (withheld data, a rolled-back server…).
+    func incidents() throws -> [Incident]
+    /// Records (or replaces) an open incident.
+    func putIncident(_ incident: Incident) throws
+    /// Closes an incident.
+    func deleteIncident(id: String) throws
+    /// When each device was last heard of (a change set of it accepted), ms.
+    func heard() throws -> [DeviceID: UInt64]
+    /// Records when a device was last heard of.
+    func setHeard(_ device: DeviceID, at time: UInt64) throws
     /// Keeps a rejected change set for diagnosis (the newest `kept` are kept).
     func recordRejected(_ wire: [UInt8], hash: ChangeSetHash?, reason: String, at time: UInt64, kept: Int) throws
     /// How many rejected change sets are kept.

@@ -25,14 +25,18 @@ extension SyncMachine {
         switch body {
         case .serverHello(let hello):
             return handleHello(hello, core: core, now: now)
-        case .authResult:
-            return authenticated(core: core, now: now)
+        case .authResult(let result):
+            return authenticated(result, core: core, now: now)
         case .error(let error):
-            return serverError(ProtocolError(wireCode: error.code, message: error.message), kind: kind, core: core, now: now)
+            return serverError(
+                ProtocolError(wireCode: error.code, message: error.message), requestID: frame.requestID, kind: kind, core: core,
+                now: now)
         case .deliver(let deliver):
             return delivered(deliver, requestID: frame.requestID, core: core, now: now)
         case .pushAck(let ack):
             return pushAcknowledged(ack, requestID: frame.requestID, core: core, now: now)
+        case .deviceLogEntries(let entries) where kind == .removalCheck:
+            return removalChecked(entries, core: core, now: now)
         case .deviceLogEntries(let entries):
             logFetchInFlight = false
             return run(core: core, now: now) {
@@ -50,6 +54,8 @@ extension SyncMachine {
             }
         case .snapshots(let list):
             return snapshotsReceived(list, core: core, now: now)
+        case .chainHeads(let page):
+            return headsReceived(page, core: core, now: now)
         case .done:
             return done(requestID: frame.requestID, core: core, now: now)
         case .pong:
@@ -60,6 +66,9 @@ extension SyncMachine {
     }
 
     private mutating func done(requestID: UInt64, core: ClientCore, now: UInt64) -> [SyncEffect] {
+        if requestID == healing.logInFlight || requestID == healing.envelopesInFlight {
+            return healingReplyDone(requestID, error: nil, core: core, now: now)
+        }
         if snapshotInFlight == requestID {
             snapshotInFlight = nil
             return run(core: core, now: now) {
@@ -90,6 +99,13 @@ extension SyncMachine {
             return violation("malformed ServerHello", core: core, now: now)
         }
         self.hello = hello
+        if verifyingRemoval, let account = core.account {
+            // Believe a removal only from the signed log (§23), fetched without authenticating.
+            phase = .anonymous
+            var fetch = Cloak_V1_FetchDeviceLog()
+            fetch.accountID = Data(account.bytes)
+            return [send(.fetchDeviceLog(fetch), kind: .removalCheck, now: now).1]
+        }
         guard let account = core.account, !core.removedFromAccount else {
             // No device session possible: the account-less device's flows run anonymously.
             phase = .anonymous
@@ -100,10 +116,11 @@ extension SyncMachine {
         return [send(.authenticate(request), kind: .authenticate, now: now).1]
     }
 
-    private mutating func authenticated(core: ClientCore, now: UInt64) -> [SyncEffect] {
+    private mutating func authenticated(_ result: Cloak_V1_AuthResult, core: ClientCore, now: UInt64) -> [SyncEffect] {
         guard phase == .authenticating else { return violation("unexpected AuthResult", core: core, now: now) }
         attempt = 0
         var effects: [SyncEffect] = [.state(.catchingUp)]
+        effects += checkAuthResult(result, core: core, now: now)
         effects += fetchLog(core: core, now: now)
         effects += fetchEnvelopes(now: now)
         var reopened = CoreOutput()
@@ -115,16 +132,20 @@ extension SyncMachine {
             phase = .bootstrapping
             effects.append(send(.fetchSnapshots(Cloak_V1_FetchSnapshots()), kind: .snapshots, now: now).1)
         } else {
-            effects += subscribe(after: cursor, now: now)
+            let anchor = try? core.store.read { tx in try Ledger.anchor(tx) }
+            effects += subscribe(after: cursor, anchor: anchor ?? nil, now: now)
         }
         effects += follow(reopened, core: core, now: now)
         return effects + advanceFlows(core: core, now: now)
     }
 
-    mutating func subscribe(after cursor: UInt64, now: UInt64) -> [SyncEffect] {
+    mutating func subscribe(after cursor: UInt64, anchor: ChangeSetHash? = nil, now: UInt64) -> [SyncEffect] {
         phase = .syncing(caughtUp: false)
         var subscribe = Cloak_V1_Subscribe()
         subscribe.afterCursor = cursor
+        // The hash of what this device processed at `cursor`: a server that reuses the cursor
+        // for other content (a restored backup) refuses with CURSOR_MISMATCH (ADV-44).
+        if let anchor, cursor > 0 { subscribe.anchorHash = Data(anchor.bytes) }
         // Catch-up may take a while for a big account: its deliveries, not a single reply,
         // show the subscription is alive, so it has no deadline.
         let (id, effect) = send(.subscribe(subscribe), kind: .subscribe, timed: false, now: now)
@@ -154,6 +175,8 @@ extension SyncMachine {
             phase = .syncing(caughtUp: true)
             effects.append(.state(.live))
             effects += pushIfReady(core: core, now: now)
+            effects += startHeadsScan(now: now)
+            effects += run(core: core, now: now) { try core.reviewExpectations() }
         }
         effects += ackCursorIfDue(core: core, now: now, force: deliver.caughtUp)
         return effects
@@ -162,6 +185,9 @@ extension SyncMachine {
     private mutating func pushAcknowledged(_ ack: Cloak_V1_PushAck, requestID: UInt64, core: ClientCore, now: UInt64)
         -> [SyncEffect]
     {
+        if healing.restoreInFlight?.id == requestID {
+            return restoreAcknowledged(ack, requestID: requestID, core: core, now: now)
+        }
         guard let inFlight = pushInFlight, inFlight.id == requestID else { return [] }
         pushInFlight = nil
         var done: [ChangeSetHash] = []
@@ -172,6 +198,7 @@ extension SyncMachine {
             switch result.error {
             case .unspecified:
                 done.append(hash)
+                acknowledgedThrough = max(acknowledgedThrough, result.cursor)
             case .rateLimited, .quotaExceeded, .internal, .gap:
                 retry = true
             case .staleDeviceLog:
@@ -202,7 +229,8 @@ extension SyncMachine {
     }
 
     mutating func pushIfReady(core: ClientCore, now: UInt64) -> [SyncEffect] {
-        guard case .syncing = phase, pushInFlight == nil, now >= pushRetryAt else { return [] }
+        // Lost history goes back first: own new change sets follow it in their chains.
+        guard case .syncing = phase, pushInFlight == nil, now >= pushRetryAt, !healing.busy else { return [] }
         pushRetryAt = 0
         guard
             let candidates = try? core.outboxChangeSets(

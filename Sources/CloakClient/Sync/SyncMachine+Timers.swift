@@ -20,6 +20,10 @@ extension SyncMachine {
         effects += pushEnvelopesIfNeeded(core: core, now: now)
         effects += snapshotIfDue(core: core, now: now)
         effects += ackCursorIfDue(core: core, now: now, force: false)
+        if case .syncing(true) = phase {
+            effects += run(core: core, now: now) { try core.reviewExpectations() }
+            effects += continueHealing(core: core, now: now)
+        }
         if now >= lastSent + configuration.pingIntervalMillis {
             var ping = Cloak_V1_Ping()
             ping.nonce = now
@@ -110,14 +114,37 @@ extension SyncMachine {
         return [effect]
     }
 
-    mutating func serverError(_ error: ProtocolError, kind: RequestKind?, core: ClientCore, now: UInt64) -> [SyncEffect] {
+    mutating func serverError(_ error: ProtocolError, requestID: UInt64, kind: RequestKind?, core: ClientCore, now: UInt64)
+        -> [SyncEffect]
+    {
         core.logger.notice(
             "server error",
             metadata: ["code": "\(error.wireCode)", "message": "\(error.message)", "request": "\(kind?.rawValue ?? "-")"])
         switch error {
+        case .deviceNotActive where !verifyingRemoval && core.account != nil:
+            // Not believed on the server's word (§23): reconnect, fetch the signed log, verify.
+            verifyingRemoval = true
+            return connectionLost(now: now, core: core)
         case .deviceNotActive, .unknownAccount, .authFailed:
             // Retrying cannot help (PROTOCOL.md §23): stop until the app acts.
             return refuse(error.message)
+        case .cursorMismatch where kind == .subscribe:
+            // The server no longer has what this device processed at its cursor (ADV-44).
+            return rollbackDetected("it no longer has the change set this device processed at its cursor", core: core, now: now)
+                + subscribe(after: 0, now: now)
+        default:
+            break
+        }
+        switch kind {
+        case .heads:
+            healing.scan = nil
+            healing.scanned = true
+            return []
+        case .restoreLog, .resealEnvelopes:
+            return healingReplyDone(requestID, error: error, core: core, now: now)
+        case .restorePush:
+            healing.restoreInFlight = nil
+            return continueHealing(core: core, now: now)
         default:
             break
         }
@@ -148,6 +175,20 @@ extension SyncMachine {
             break
         }
         return []
+    }
+
+    /// The signed log, fetched after the server refused this device: either it shows this
+    /// device's removal (keys wiped, stop), or the refusal is not backed by the log (alarm).
+    mutating func removalChecked(_ entries: Cloak_V1_DeviceLogEntries, core: ClientCore, now: UInt64) -> [SyncEffect] {
+        verifyingRemoval = false
+        let output: CoreOutput
+        do { output = try core.receiveDeviceLog(entries.entries.map(Array.init)) } catch {
+            return connectionLost(now: now, core: core)
+        }
+        if output.removed || core.removedFromAccount { return follow(output, core: core, now: now) }
+        let alarm = core.raise(SecurityEvent(
+            .protocolViolation, detail: "the server refuses this device, but the device log it serves shows no removal"))
+        return [.surface(output), .surface(alarm)] + refuse("the server refuses this device without a signed removal")
     }
 
     mutating func violation(_ detail: String, core: ClientCore, now: UInt64) -> [SyncEffect] {

@@ -59,6 +59,8 @@ enum RequestKind: String, Sendable {
     case hello, connect, authenticate, subscribe, push, fetchChangeSets = "fetch-change-sets"
     case deviceLog = "device-log", keyEnvelopes = "key-envelopes", putEnvelopes = "put-envelopes"
     case snapshot, snapshots, ping, ackCursor = "ack-cursor", flow
+    case heads, restoreLog = "restore-log", restorePush = "restore-push", resealEnvelopes = "reseal-envelopes"
+    case removalCheck = "removal-check"
 }
 
 /// The client's side of the protocol as one synchronous state machine (sans-IO): events in,
@@ -107,6 +109,13 @@ struct SyncMachine {
     var hello: Cloak_V1_ServerHello?
     /// Lifecycle flows: the running one first.
     var flows = FlowQueue()
+    /// Rollback detection, the heads scan and restore uploads (``Healing``).
+    var healing = Healing()
+    /// The server refused this device (DEVICE_NOT_ACTIVE): the next connection fetches the log
+    /// anonymously to verify a signed removal before believing it.
+    var verifyingRemoval = false
+    /// The newest cursor the server assigned to this device's pushes.
+    var acknowledgedThrough: UInt64 = 0
     let configuration: ClientConfiguration
 
     init(configuration: ClientConfiguration) {
@@ -184,11 +193,14 @@ struct SyncMachine {
         subscribeID = 0
         envelopesInFlight = nil
         hello = nil
+        // A rollback found on a dropped connection is healed on the next one.
+        healing = Healing(rollback: healing.rollback)
     }
 
     /// The connection ended or failed: flows that cannot resume fail, and the machine waits
     /// (backoff) before connecting again if anything still needs a connection.
     mutating func connectionLost(now: UInt64, core: ClientCore) -> [SyncEffect] {
+        core.expectations.connectionLost()
         let neverConnected = phase == .connecting
         let failed = flows.connectionLost(neverConnected: neverConnected)
         return failed + scheduleReconnect(now: now, core: core)

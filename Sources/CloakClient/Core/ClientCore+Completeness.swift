@@ -1,0 +1,143 @@
+import CloakCrypto
+import CloakProtocol
+
+/// One chain head as the server reports it (`FetchHeads`).
+struct ServerHead: Sendable, Equatable {
+    let chain: ChainKey
+    let seq: UInt64
+    let hash: ChangeSetHash
+}
+
+/// What comparing the server's heads with this device's chains found.
+struct HeadsComparison {
+    /// Chains the server holds more of: fetch them.
+    var behind: [GapRequest] = []
+    /// Chains this device holds more of: the server lost them (restore them), from each seq.
+    var ahead: [(chain: ChainKey, afterSeq: UInt64)] = []
+    /// Own change sets the server acknowledged once and no longer has (a rollback).
+    var lostOwn = 0
+}
+
+extension ClientCore {
+    // MARK: Incidents
+
+    /// Opens an incident unless it is open already; returns its event the first time.
+    func open(_ incident: Incident, _ output: inout CoreOutput) throws(ClientError) {
+        guard incidents[incident.id] == nil else { return }
+        incidents[incident.id] = incident
+        try store.write { tx in
+            try tx.putIncident(incident)
+            try raise(incident.event, tx, &output)
+        }
+    }
+
+    /// Closes an incident that is open, with an ``SecurityEvent/Kind/incidentResolved`` event.
+    func resolve(_ id: String, _ output: inout CoreOutput) throws(ClientError) {
+        guard let incident = incidents.removeValue(forKey: id) else { return }
+        try store.write { tx in
+            try tx.deleteIncident(id: id)
+            try raise(
+                SecurityEvent(.incidentResolved, conversation: incident.conversation, device: incident.device,
+                              detail: "resolved: \(incident.detail)"), tx, &output)
+        }
+    }
+
+    static func withheldID(_ key: ChainKey) -> String {
+        Incident(kind: .withheld, conversation: key.conversation, device: key.author, detail: "", openedAt: 0).id
+    }
+
+    // MARK: Withholding (ADV-45)
+
+    /// Reviews what is known to exist and still missing: asks for what was not asked for on
+    /// this connection, opens a `withheld` incident for what stayed missing too long, resolves
+    /// those that arrived. Called while live.
+    func reviewExpectations() throws(ClientError) -> CoreOutput {
+        var output = CoreOutput()
+        for (key, seq) in ledger.claimedBeyond() { expectations.expect(key, upTo: seq) }
+        for gap in ledger.openGaps() {
+            expectations.expect(ChainKey(conversation: gap.conversation, author: gap.author), upTo: gap.toSeq)
+        }
+        let review = expectations.review(chains: ledger.chains, now: now(), after: configuration.withheldAfterMillis)
+        output.gaps = review.fetch
+        for gap in review.overdue {
+            let key = ChainKey(conversation: gap.conversation, author: gap.author)
+            try open(Incident(
+                kind: .withheld, conversation: gap.conversation, device: gap.author, fromSeq: gap.fromSeq, toSeq: gap.toSeq,
+                detail: "change sets \(gap.fromSeq)…\(gap.toSeq) of a member's chain are known to exist and were not "
+                    + "delivered (\(Self.withheldID(key)))", openedAt: now()), &output)
+        }
+        for key in review.filled { try resolve(Self.withheldID(key), &output) }
+        return output
+    }
+
+    // MARK: Heads (anti-entropy, rollback)
+
+    /// Compares the server's heads with this device's chains. A position where the server names
+    /// another hash than the change set this device holds is a forked view (reported in
+    /// `output`); positions it lacks are restored, positions it has beyond ours are fetched.
+    func compareHeads(_ heads: [ServerHead], _ output: inout CoreOutput) throws(ClientError) -> HeadsComparison {
+        var result = HeadsComparison()
+        var serverSeq: [ChainKey: UInt64] = [:]
+        var forks: [SecurityEvent] = []
+        try store.read { tx in
+            for head in heads {
+                serverSeq[head.chain] = head.seq
+                let mine = ledger.chains[head.chain]?.seq ?? 0
+                if head.seq > mine {
+                    expectations.expect(head.chain, upTo: head.seq)
+                    result.behind.append(GapRequest(
+                        conversation: head.chain.conversation, author: head.chain.author, fromSeq: mine + 1, toSeq: head.seq))
+                } else if let stored = try tx.storedHash(
+                    conversation: head.chain.conversation, author: head.chain.author, seq: head.seq), stored != head.hash
+                {
+                    forks.append(SecurityEvent(
+                        .forkedView, conversation: head.chain.conversation, device: head.chain.author, seq: head.seq,
+                        detail: "the server names a different change set at a position this device holds"))
+                }
+            }
+        }
+        let unacknowledged = Set(try outboxChangeSets(limit: Int.max >> 1).map(\.hash))
+        for (chain, position) in ledger.chains.sorted(by: { ($0.key.conversation, $0.key.author) < ($1.key.conversation, $1.key.author) }) {
+            let theirs = serverSeq[chain] ?? 0
+            guard position.seq > theirs else { continue }
+            result.ahead.append((chain, theirs))
+            if chain.author == me {
+                // Own change sets beyond the server's head that the server had acknowledged.
+                let lost = try restoreCandidates(chain, after: theirs).filter { !unacknowledged.contains($0.hash) }
+                result.lostOwn += lost.count
+            }
+        }
+        if !forks.isEmpty { try store.write { tx in for event in forks { try raise(event, tx, &output) } } }
+        return result
+    }
+
+    /// Stored change sets of `chain` after `seq`, in chain order (what a restore push sends).
+    func restoreCandidates(_ chain: ChainKey, after seq: UInt64) throws(ClientError) -> [ChangeSet] {
+        try store.read { tx in try tx.changeSets(in: chain.conversation, after: 0) }
+            .compactMap { try? ChangeSet(wire: $0.wire) }
+            .filter { $0.header.author == chain.author && $0.header.seq > seq }
+            .sorted { $0.header.seq < $1.header.seq }
+    }
+
+    /// Device-log entries the server lacks (it served a shorter log).
+    func logEntries(from index: Int) -> [DeviceLogEntry] {
+        guard let log = membership.log, index < log.entries.count else { return [] }
+        return Array(log.entries[index...])
+    }
+
+    /// Every epoch key this device holds, sealed again to every active device and the recovery
+    /// key: a restored server may have lost envelopes (first write wins, so re-sending is safe).
+    func resealedEnvelopes() throws(ClientError) -> [KeyEnvelope] {
+        let log = try requireAccount()
+        var recipients = log.activeDevices.compactMap { id in log.members[id].map { (id, $0.agreementKey) } }
+        if let recovery = log.recoveryKey { recipients.append((recovery.id, recovery.member.agreementKey)) }
+        var envelopes: [KeyEnvelope] = []
+        for (epoch, key) in membership.keyring.epochKeys.sorted(by: { $0.key < $1.key }) {
+            // Every active member gets every epoch (a linked device receives the history too).
+            for (id, agreement) in recipients {
+                envelopes.append(try seal(key, epoch: epoch, account: log.account, to: id, agreement))
+            }
+        }
+        return envelopes
+    }
+}

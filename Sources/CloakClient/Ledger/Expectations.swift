@@ -1,0 +1,63 @@
+import CloakProtocol
+
+/// Change sets this device knows exist but does not hold: positions named by a later change set
+/// of the chain, by another member's signed head, or by the server's own heads. Each is asked
+/// for; one still missing after `withheldAfterMillis` of connected, caught-up time is withheld
+/// (ADV-45). Only time while live counts: a laptop asleep or offline accrues none.
+struct Expectations {
+    struct Wanted: Equatable {
+        /// The highest position known to exist.
+        var upTo: UInt64
+        /// When it was last asked for on the live connection (nil: not on this connection).
+        var requestedAt: UInt64?
+    }
+
+    private(set) var wanted: [ChainKey: Wanted] = [:]
+
+    /// Notes that `key` reaches at least `seq`.
+    mutating func expect(_ key: ChainKey, upTo seq: UInt64) {
+        if let known = wanted[key], known.upTo >= seq { return }
+        wanted[key] = Wanted(upTo: seq, requestedAt: wanted[key]?.requestedAt)
+    }
+
+    /// The connection dropped: requests on it are void, and time stops counting.
+    mutating func connectionLost() {
+        for key in wanted.keys { wanted[key]?.requestedAt = nil }
+    }
+
+    /// What to do now, given the chains held: fetch what was not asked for on this connection,
+    /// and report as withheld what stayed missing `after` ms since it was asked for (asking
+    /// again). Chains that caught up are dropped and returned as `filled`.
+    mutating func review(chains: [ChainKey: ChainPosition], now: UInt64, after: UInt64)
+        -> (fetch: [GapRequest], overdue: [GapRequest], filled: [ChainKey])
+    {
+        var fetch: [GapRequest] = []
+        var overdue: [GapRequest] = []
+        var filled: [ChainKey] = []
+        for (key, item) in wanted.sorted(by: { ($0.key.conversation, $0.key.author) < ($1.key.conversation, $1.key.author) }) {
+            let have = chains[key]?.seq ?? 0
+            guard have < item.upTo else {
+                wanted[key] = nil
+                filled.append(key)
+                continue
+            }
+            let gap = GapRequest(conversation: key.conversation, author: key.author, fromSeq: have + 1, toSeq: item.upTo)
+            if let asked = item.requestedAt {
+                guard now >= asked + after else { continue }
+                overdue.append(gap)
+            }
+            fetch.append(gap)
+            wanted[key]?.requestedAt = now
+        }
+        return (fetch, overdue, filled)
+    }
+
+    /// How many change sets are known to be missing per chain, for the sync status.
+    func missing(chains: [ChainKey: ChainPosition]) -> [ChainKey: UInt64] {
+        var missing: [ChainKey: UInt64] = [:]
+        for (key, item) in wanted where item.upTo > (chains[key]?.seq ?? 0) {
+            missing[key] = item.upTo - (chains[key]?.seq ?? 0)
+        }
+        return missing
+    }
+}

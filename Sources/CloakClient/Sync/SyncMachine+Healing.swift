@@ -1,0 +1,185 @@
+import CloakCrypto
+import CloakProtocol
+import Foundation
+import SwiftProtobuf
+
+/// What the sync machine does to keep the whole promise against the server (PROTOCOL.md "What
+/// a client checks, and when"): notice that the server forgot what it had acknowledged or
+/// delivered (ADV-44), compare the server's chain heads with this device's after every
+/// catch-up, fetch what the server holds and this device lacks, re-upload what this device
+/// holds and the server lacks, and report what stays missing (ADV-45).
+struct Healing {
+    /// A rollback was detected on this connection: heal once caught up.
+    var rollback = false
+    /// The server's head cursor and device-log length, from AuthResult.
+    var serverHead: UInt64 = 0
+    var serverLogLength: UInt64 = 0
+    /// The heads scan of this connection: its request and the heads gathered so far.
+    var scan: (id: UInt64, heads: [ServerHead])?
+    var scanned = false
+    /// Change sets to re-upload (restore pushes), and the one in flight.
+    var restoreQueue: [ChangeSet] = []
+    var restoreInFlight: (id: UInt64, hashes: [ChangeSetHash])?
+    /// Device-log entries to re-append, and the request in flight.
+    var logQueue: [DeviceLogEntry] = []
+    var logInFlight: UInt64?
+    /// Re-sealed envelopes sent, waiting for Done.
+    var envelopesInFlight: UInt64?
+
+    var busy: Bool { !restoreQueue.isEmpty || restoreInFlight != nil || !logQueue.isEmpty || logInFlight != nil }
+}
+
+extension SyncMachine {
+    /// AuthResult: a head below this device's cursor, or a shorter device log, means the server
+    /// forgot what it had delivered.
+    mutating func checkAuthResult(_ result: Cloak_V1_AuthResult, core: ClientCore, now: UInt64) -> [SyncEffect] {
+        healing.serverHead = result.headCursor
+        healing.serverLogLength = result.deviceLogLength
+        let cursor = (try? core.store.read { tx in try Ledger.cursor(tx) }) ?? 0
+        let logLength = UInt64(core.log?.entries.count ?? 0)
+        if result.deviceLogLength < logLength {
+            healing.logQueue = core.logEntries(from: Int(result.deviceLogLength))
+        }
+        guard result.headCursor < cursor || result.deviceLogLength < logLength else { return [] }
+        return rollbackDetected(
+            "the server's head is cursor \(result.headCursor) with \(result.deviceLogLength) device-log entries; "
+                + "this device had reached cursor \(cursor) and holds \(logLength) entries",
+            core: core, now: now)
+    }
+
+    /// Opens the rollback incident, forgets the cursor (a server that lost or reused cursors
+    /// cannot be followed from it) and heals once caught up.
+    mutating func rollbackDetected(_ detail: String, core: ClientCore, now: UInt64) -> [SyncEffect] {
+        healing.rollback = true
+        var output = CoreOutput()
+        do {
+            try core.open(Incident(
+                kind: .serverRollback,
+                detail: "the server forgot what it had acknowledged or delivered: \(detail); this device re-uploads what "
+                    + "it holds", openedAt: now), &output)
+            try core.store.write { tx in try Ledger.resetCursor(tx) }
+        } catch { return connectionLost(now: now, core: core) }
+        lastAckedCursor = 0
+        return [.surface(output)]
+    }
+
+    /// After catch-up: one heads scan per connection.
+    mutating func startHeadsScan(now: UInt64) -> [SyncEffect] {
+        guard healing.scan == nil, !healing.scanned else { return [] }
+        return requestHeads(after: nil, collected: [], now: now)
+    }
+
+    private mutating func requestHeads(after: ServerHead?, collected: [ServerHead], now: UInt64) -> [SyncEffect] {
+        var fetch = Cloak_V1_FetchHeads()
+        if let after {
+            fetch.afterConversationID = Data(after.chain.conversation.bytes)
+            fetch.afterAuthor = Data(after.chain.author.bytes)
+        }
+        let (id, effect) = send(.fetchHeads(fetch), kind: .heads, now: now)
+        healing.scan = (id, collected)
+        return [effect]
+    }
+
+    /// A page of the server's heads; the last one compares them with this device's chains.
+    mutating func headsReceived(_ page: Cloak_V1_ChainHeads, core: ClientCore, now: UInt64) -> [SyncEffect] {
+        guard let scan = healing.scan else { return [] }
+        var heads = scan.heads
+        for head in page.heads {
+            guard let conversation = try? ConversationID(validating: head.conversationID, field: "conversation_id"),
+                let device = try? DeviceID(validating: head.device, field: "device"),
+                let hash = try? ChangeSetHash(validating: head.hash, field: "hash")
+            else { return violation("malformed ChainHeads", core: core, now: now) }
+            heads.append(ServerHead(chain: ChainKey(conversation: conversation, author: device), seq: head.seq, hash: hash))
+        }
+        if !page.complete, let last = heads.last { return requestHeads(after: last, collected: heads, now: now) }
+        healing.scan = nil
+        healing.scanned = true
+        var output = CoreOutput()
+        let comparison: HeadsComparison
+        do { comparison = try core.compareHeads(heads, &output) } catch { return connectionLost(now: now, core: core) }
+        output.gaps += comparison.behind
+        var effects = follow(output, core: core, now: now)
+        if comparison.lostOwn > 0, !healing.rollback {
+            effects += rollbackDetected("it lacks \(comparison.lostOwn) change sets it had acknowledged", core: core, now: now)
+        }
+        for (chain, after) in comparison.ahead {
+            healing.restoreQueue += (try? core.restoreCandidates(chain, after: after)) ?? []
+        }
+        if healing.rollback || !comparison.ahead.isEmpty { effects += resendEnvelopes(core: core, now: now) }
+        return effects + continueHealing(core: core, now: now)
+    }
+
+    /// Re-appends lost log entries, then re-uploads lost change sets, one request at a time;
+    /// closes the rollback incident when nothing is left.
+    mutating func continueHealing(core: ClientCore, now: UInt64) -> [SyncEffect] {
+        guard case .syncing = phase, healing.logInFlight == nil, healing.restoreInFlight == nil else { return [] }
+        if !healing.logQueue.isEmpty {
+            let entry = healing.logQueue.removeFirst()
+            let (id, effect) = send(.appendDeviceLog(.with {
+                $0.entry = Data(entry.wire)
+                $0.restore = true
+            }), kind: .restoreLog, now: now)
+            healing.logInFlight = id
+            return [effect]
+        }
+        if !healing.restoreQueue.isEmpty {
+            var budget = configuration.limits.maxFrameBytes - 4096
+            var batch: [ChangeSet] = []
+            while let next = healing.restoreQueue.first, batch.count < configuration.limits.maxChangeSetsPerPush {
+                budget -= next.wire.count + 8
+                if budget < 0 && !batch.isEmpty { break }
+                batch.append(healing.restoreQueue.removeFirst())
+            }
+            var push = Cloak_V1_Push()
+            push.changeSets = batch.map { Data($0.wire) }
+            push.restore = true
+            let (id, effect) = send(.push(push), kind: .restorePush, now: now)
+            healing.restoreInFlight = (id, batch.map(\.hash))
+            return [effect]
+        }
+        guard healing.rollback, healing.scanned, healing.envelopesInFlight == nil else { return [] }
+        healing.rollback = false
+        var output = CoreOutput()
+        let id = Incident(kind: .serverRollback, detail: "", openedAt: 0).id
+        do { try core.resolve(id, &output) } catch { return connectionLost(now: now, core: core) }
+        return [.surface(output)] + pushIfReady(core: core, now: now)
+    }
+
+    /// A restore push's results: what the server took, or why not.
+    mutating func restoreAcknowledged(_ ack: Cloak_V1_PushAck, requestID: UInt64, core: ClientCore, now: UInt64)
+        -> [SyncEffect]
+    {
+        guard healing.restoreInFlight?.id == requestID else { return [] }
+        healing.restoreInFlight = nil
+        var output = CoreOutput()
+        for result in ack.results where result.error != .unspecified {
+            output.events.append(SecurityEvent(
+                .protocolViolation, detail: "the server refused a restored change set: \(result.error)"))
+        }
+        return (output.events.isEmpty ? [] : [.surface(output)]) + continueHealing(core: core, now: now)
+    }
+
+    /// Every epoch key sealed again to every active member: a restored server may have lost
+    /// envelopes (it keeps the first copy of each, so sending again is harmless).
+    private mutating func resendEnvelopes(core: ClientCore, now: UInt64) -> [SyncEffect] {
+        guard healing.envelopesInFlight == nil, let envelopes = try? core.resealedEnvelopes(), !envelopes.isEmpty
+        else { return [] }
+        let (id, effect) = send(.putKeyEnvelopes(.with { $0.envelopes = envelopes.map(\.message) }), kind: .resealEnvelopes, now: now)
+        healing.envelopesInFlight = id
+        return [effect]
+    }
+
+    /// A healing request finished (Done or an error).
+    mutating func healingReplyDone(_ requestID: UInt64, error: ProtocolError?, core: ClientCore, now: UInt64) -> [SyncEffect] {
+        if healing.logInFlight == requestID {
+            healing.logInFlight = nil
+            if error == .deviceLogConflict {
+                // Another member re-appended it first: learn the log, go on.
+                healing.logQueue = []
+                return fetchLog(core: core, now: now) + continueHealing(core: core, now: now)
+            }
+        }
+        if healing.envelopesInFlight == requestID { healing.envelopesInFlight = nil }
+        return continueHealing(core: core, now: now)
+    }
+}
