@@ -71,6 +71,10 @@ public enum ProtocolError: Error, Equatable, Sendable {
     /// it does not have the subscriber's anchor hash: the server lost data (a restored backup)
     /// or shows this device another history (PROTOCOL.md §20; ADV-44).
     case cursorMismatch(String)
+    /// A removal's cut-offs do not name the newest change set the server stores of the removed
+    /// device in every conversation it wrote in: the remover must see them all first, or what
+    /// others built on them would be dropped with them (PROTOCOL.md §10).
+    case staleCutoffs(String)
 
     /// The stable wire code.
     public var wireCode: Cloak_V1_ErrorCode {
@@ -105,6 +109,7 @@ public enum ProtocolError: Error, Equatable, Sendable {
         case .staleSnapshot: .staleSnapshot
         case .staleDeviceLog: .staleDeviceLog
         case .cursorMismatch: .cursorMismatch
+        case .staleCutoffs: .staleCutoffs
         }
     }
 
@@ -153,6 +158,7 @@ public enum ProtocolError: Error, Equatable, Sendable {
         case .staleSnapshot: "snapshot does not extend the newest snapshot"
         case .staleDeviceLog: "written under a device-log head older than the newest removal; re-seal"
         case .cursorMismatch(let why): "cursor mismatch: \(why)"
+        case .staleCutoffs(let why): "stale removal cut-offs: \(why)"
         }
     }
 }
@@ -190,6 +196,7 @@ extension ProtocolError {
         case .staleSnapshot: self = .staleSnapshot
         case .staleDeviceLog: self = .staleDeviceLog
         case .cursorMismatch: self = .cursorMismatch(message)
+        case .staleCutoffs: self = .staleCutoffs(message)
         case .malformedFrame, .unspecified, .UNRECOGNIZED: self = .malformedFrame(message)
         }
     }

@@ -53,7 +53,11 @@ extension SimWorld {
                 }
             }
             for device in live where device.engine?.isSynced != true {
-                notes.fail("convergence", "\(device.name) is not synced after healing")
+                let status = device.engine?.syncStatus
+                let missing = status?.members.filter { $0.knownMissing > 0 }.map { "\($0.knownMissing)" } ?? []
+                notes.fail("convergence", "\(device.name) is not synced after healing: \(status.map { "\($0.connection)" } ?? "down"), "
+                    + "\(status?.unacknowledgedEdits ?? -1) unacknowledged, incidents \(status?.incidents.map(\.detail) ?? []), "
+                    + "missing \(missing), \(device.engine?.diagnostics ?? ""), events \(device.events.suffix(4).map { "\($0.kind): \($0.detail)" })")
             }
         }
     }

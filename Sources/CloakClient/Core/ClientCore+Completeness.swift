@@ -53,10 +53,8 @@ extension ClientCore {
     /// those that arrived. Called while live.
     func reviewExpectations() throws(ClientError) -> CoreOutput {
         var output = CoreOutput()
-        for (key, seq) in ledger.claimedBeyond() { expectations.expect(key, upTo: seq) }
-        for gap in ledger.openGaps() {
-            expectations.expect(ChainKey(conversation: gap.conversation, author: gap.author), upTo: gap.toSeq)
-        }
+        for (key, seq) in ledger.claimedBeyond() { expect(key, upTo: seq) }
+        for gap in ledger.openGaps() { expect(ChainKey(conversation: gap.conversation, author: gap.author), upTo: gap.toSeq) }
         let review = expectations.review(chains: ledger.chains, now: now(), after: configuration.withheldAfterMillis)
         output.gaps = review.fetch
         for gap in review.overdue {
@@ -68,6 +66,16 @@ extension ClientCore {
         }
         for key in review.filled { try resolve(Self.withheldID(key), &output) }
         return output
+    }
+
+    /// Notes that `key` reaches `seq` — as far as this device may ever accept: a removed
+    /// device's chain ends at its removal's cut-off (§10), whatever the server stores beyond.
+    func expect(_ key: ChainKey, upTo seq: UInt64) {
+        var limit = seq
+        if let removal = membership.log?.removal(of: key.author) {
+            limit = min(limit, removal.cutoffs.first { $0.conversation == key.conversation }?.seq ?? 0)
+        }
+        if limit > (ledger.chains[key]?.seq ?? 0) { expectations.expect(key, upTo: limit) }
     }
 
     // MARK: Heads (anti-entropy, rollback)
@@ -84,7 +92,8 @@ extension ClientCore {
                 serverSeq[head.chain] = head.seq
                 let mine = ledger.chains[head.chain]?.seq ?? 0
                 if head.seq > mine {
-                    expectations.expect(head.chain, upTo: head.seq)
+                    expect(head.chain, upTo: head.seq)
+                    guard expectations.wanted[head.chain] != nil else { continue }
                     result.behind.append(GapRequest(
                         conversation: head.chain.conversation, author: head.chain.author, fromSeq: mine + 1, toSeq: head.seq))
                 } else if let stored = try tx.storedHash(
@@ -96,27 +105,37 @@ extension ClientCore {
                 }
             }
         }
-        let unacknowledged = Set(try outboxChangeSets(limit: Int.max >> 1).map(\.hash))
         for (chain, position) in ledger.chains.sorted(by: { ($0.key.conversation, $0.key.author) < ($1.key.conversation, $1.key.author) }) {
             let theirs = serverSeq[chain] ?? 0
             guard position.seq > theirs else { continue }
+            let lost = try restoreCandidates(chain, after: theirs)
+            guard !lost.isEmpty else { continue }
             result.ahead.append((chain, theirs))
-            if chain.author == me {
-                // Own change sets beyond the server's head that the server had acknowledged.
-                let lost = try restoreCandidates(chain, after: theirs).filter { !unacknowledged.contains($0.hash) }
-                result.lostOwn += lost.count
-            }
+            // Own change sets beyond the server's head that it had acknowledged.
+            if chain.author == me { result.lostOwn += lost.count }
         }
         if !forks.isEmpty { try store.write { tx in for event in forks { try raise(event, tx, &output) } } }
         return result
     }
 
-    /// Stored change sets of `chain` after `seq`, in chain order (what a restore push sends).
+    /// Stored change sets of `chain` after `seq` that the server had acknowledged (own) or
+    /// delivered (others'), in chain order: what a restore push sends. Own change sets still in
+    /// the outbox never go in a restore push: they take the ordinary push path, where the
+    /// server applies the stale-log rule of §19 (a restore push is exempt, and a change set
+    /// written under a head older than a removal must not slip through it).
     func restoreCandidates(_ chain: ChainKey, after seq: UInt64) throws(ClientError) -> [ChangeSet] {
-        try store.read { tx in try tx.changeSets(in: chain.conversation, after: 0) }
-            .compactMap { try? ChangeSet(wire: $0.wire) }
-            .filter { $0.header.author == chain.author && $0.header.seq > seq }
-            .sorted { $0.header.seq < $1.header.seq }
+        let unacknowledged = Set(try outboxChangeSets(limit: Int.max >> 1).map(\.hash))
+        var candidates: [ChangeSet] = []
+        for changeSet in try store.read({ tx in try tx.changeSets(in: chain.conversation, after: 0) })
+            .compactMap({ try? ChangeSet(wire: $0.wire) })
+            .filter({ $0.header.author == chain.author && $0.header.seq > seq }).sorted(by: { $0.header.seq < $1.header.seq })
+        {
+            // A chain's restore stops at the first own unacknowledged change set: the rest
+            // follows it through ordinary pushes.
+            if unacknowledged.contains(changeSet.hash) { break }
+            candidates.append(changeSet)
+        }
+        return candidates
     }
 
     /// Device-log entries the server lacks (it served a shorter log).

@@ -108,6 +108,14 @@ extension ClientEngine {
         core.documents.conversations[conversation]?.message(id)
     }
 
+    /// A line about the machine's state, for the simulator's failure reports.
+    public var diagnostics: String {
+        "phase \(machine.phase) healing(rollback \(machine.healing.rollback) scanned \(machine.healing.scanned) "
+            + "busy \(machine.healing.busy) restore \(machine.healing.restoreQueue.count)) canSeal \(core.membership.canSeal) "
+            + "stale \(core.membership.isKnownStale) held \(core.ledger.held.count) pending \(core.outbox.pending.count) "
+            + "push \(machine.pushInFlight != nil) retryAt \(machine.pushRetryAt)"
+    }
+
     /// The epochs whose keys this device holds.
     public func heldEpochs() -> [UInt64] {
         core.membership.keyring.epochKeys.keys.sorted()

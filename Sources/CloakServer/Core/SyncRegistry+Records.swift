@@ -25,6 +25,9 @@ extension SyncRegistry {
             if session.isRecoveryKey, entry.kind != .addDevice {
                 throw .invalidDeviceLog("a recovery session may only add devices")
             }
+            if !restore, entry.kind == .removeDevice, let removed = entry.removedDevice {
+                try Self.checkCutoffs(entry.cutoffs, of: removed, against: account.chains)
+            }
             var log = account.log
             try log.append(entry)
             s.accounts[session.account]?.log = log
@@ -34,6 +37,23 @@ extension SyncRegistry {
                 pending.batch.logEntries.append(.init(account: session.account, index: entry.index, bytes: bytes))
             }
             closeMembersNoLongerActive(session.account, in: &s)
+        }
+    }
+
+    /// A removal must cut the removed device's chains exactly where the server's end (§10): a
+    /// cut-off short of a change set the server stores (and may have delivered, so that others
+    /// built on it) would make every device drop it and what depends on it.
+    static func checkCutoffs(_ cutoffs: [RemovalCutoff], of device: DeviceID, against chains: [ChainKey: ChainPosition])
+        throws(ProtocolError)
+    {
+        let stored = chains.filter { $0.key.author == device }
+        for (key, position) in stored {
+            guard let cutoff = cutoffs.first(where: { $0.conversation == key.conversation }) else {
+                throw .staleCutoffs("no cut-off for a conversation the device wrote \(position.seq) change sets in")
+            }
+            guard cutoff.seq == position.seq, cutoff.hash == position.hash else {
+                throw .staleCutoffs("a cut-off at seq \(cutoff.seq) where the server stores seq \(position.seq)")
+            }
         }
     }
 

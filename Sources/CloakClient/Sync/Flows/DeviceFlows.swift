@@ -124,9 +124,14 @@ struct AcceptLinkFlow: LifecycleFlow {
 struct RemoveDeviceFlow: LifecycleFlow {
     private var append: LogAppend
     private var queued: [Int64]?
+    /// Catching up on the removed device's change sets after STALE_CUTOFFS.
+    private var catchUp: CutoffCatchUp?
+    private var catchUps = 0
+    let device: DeviceID
     var access: FlowAccess { .device }
 
     init(device: DeviceID) {
+        self.device = device
         append = LogAppend { core throws(ClientError) in
             let prepared = try core.prepareRemove(device)
             return (prepared.entry, prepared.key)
@@ -136,6 +141,23 @@ struct RemoveDeviceFlow: LifecycleFlow {
     mutating func start(core: ClientCore, output: inout CoreOutput) -> FlowStep { append.start(core: core) }
 
     mutating func handle(_ reply: FlowReply, core: ClientCore, output: inout CoreOutput) -> FlowStep {
+        if var catching = catchUp {
+            // The removed device's change sets the server holds and this device did not: once
+            // they are in, the removal is signed again with cut-offs that cover them.
+            guard let step = catching.handle(reply, core: core, output: &output) else {
+                catchUp = nil
+                return append.start(core: core)
+            }
+            catchUp = catching
+            return step
+        }
+        if case .error(.staleCutoffs) = reply, catchUps < 3 {
+            catchUps += 1
+            let catching = CutoffCatchUp(device: device)
+            let step = catching.start()
+            catchUp = catching
+            return step
+        }
         guard let queued else {
             let entry: DeviceLogEntry
             switch append.handle(reply, core: core, output: &output) {
@@ -155,5 +177,62 @@ struct RemoveDeviceFlow: LifecycleFlow {
         guard case .body(.done) = reply else { return LogAppend.fail(reply, "Done") }
         do { try core.envelopesDelivered(queued) } catch { return .finish(.failure(error)) }
         return .finish(.success(.completed))
+    }
+}
+
+/// Fetches every change set of one device that the server holds beyond this device's chains:
+/// the server's heads (all pages), then each missing range, each admitted as a delivery.
+struct CutoffCatchUp {
+    let device: DeviceID
+    private var heads: [Cloak_V1_ChainHead] = []
+    private var ranges: [GapRequest] = []
+
+    init(device: DeviceID) { self.device = device }
+
+    func start() -> FlowStep { .request(.fetchHeads(Cloak_V1_FetchHeads())) }
+
+    /// The next step, or nil when done.
+    mutating func handle(_ reply: FlowReply, core: ClientCore, output: inout CoreOutput) -> FlowStep? {
+        switch reply {
+        case .body(.chainHeads(let page)):
+            heads += page.heads
+            if !page.complete, let last = page.heads.last {
+                return .request(.fetchHeads(.with {
+                    $0.afterConversationID = last.conversationID
+                    $0.afterAuthor = last.device
+                }))
+            }
+            for head in heads where head.device == Data(device.bytes) {
+                guard let conversation = try? ConversationID(validating: head.conversationID, field: "conversation_id") else {
+                    continue
+                }
+                let mine = core.ledger.chains[ChainKey(conversation: conversation, author: device)]?.seq ?? 0
+                var from = mine + 1
+                while from <= head.seq {
+                    let to = min(head.seq, from + UInt64(core.configuration.limits.maxCatchUpBatch) - 1)
+                    ranges.append(GapRequest(conversation: conversation, author: device, fromSeq: from, toSeq: to))
+                    from = to + 1
+                }
+            }
+            return next()
+        case .body(.deliver(let deliver)):
+            do { output.merge(try core.receive(deliver.items.map { (cursor: 0, wire: Array($0.changeSet)) })) } catch {
+                return .finish(.failure(error))
+            }
+            return next()
+        default:
+            return LogAppend.fail(reply, "ChainHeads or Deliver")
+        }
+    }
+
+    private mutating func next() -> FlowStep? {
+        guard !ranges.isEmpty else { return nil }
+        let range = ranges.removeFirst()
+        return .request(.fetchChangeSets(.with {
+            $0.conversationID = Data(range.conversation.bytes)
+            $0.author = Data(range.author.bytes)
+            $0.fromSeq = range.fromSeq
+            $0.toSeq = range.toSeq
+        }))
     }
 }
