@@ -107,6 +107,30 @@ struct CounterSet: Hashable, Sendable {
         ends.replaceSubrange(first..<last, with: [newEnd])
     }
 
+    /// Removes `start ..< start + count` (the span of an operation leaving the pending
+    /// buffer): intervals it covers go, intervals it cuts are trimmed or split.
+    mutating func remove(start: UInt64, count: UInt64) {
+        guard count > 0, !starts.isEmpty else { return }
+        let end = start &+ count
+        var first = lastStart(atMost: start)
+        if first < 0 || ends[first] <= start { first += 1 }
+        var last = first
+        while last < starts.count && starts[last] < end { last += 1 }
+        guard first < last else { return }
+        var keptStarts: [UInt64] = []
+        var keptEnds: [UInt64] = []
+        if starts[first] < start {
+            keptStarts.append(starts[first])
+            keptEnds.append(start)
+        }
+        if ends[last - 1] > end {
+            keptStarts.append(end)
+            keptEnds.append(ends[last - 1])
+        }
+        starts.replaceSubrange(first..<last, with: keptStarts)
+        ends.replaceSubrange(first..<last, with: keptEnds)
+    }
+
     /// Rebuilds from already-validated sorted intervals (snapshot load).
     init(starts: [UInt64], ends: [UInt64]) {
         self.starts = starts
