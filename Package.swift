@@ -28,6 +28,9 @@ let package = Package(
         .executable(name: "cloak-sim", targets: ["cloak-sim"]),
         .executable(name: "cloak", targets: ["cloak"]),
         .executable(name: "cloak-vectors", targets: ["cloak-vectors"]),
+        // The vector generator: tools and tests link it, apps (which link CloakClient) never
+        // do. A product only so the fuzzer's package can seed its corpus from the vectors.
+        .library(name: "CloakVectors", targets: ["CloakVectors"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -140,6 +143,18 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The generator of Protocol/vectors/*.json (cloak-vectors, VectorTests, the fuzzer's
+        // seeds). Outside CloakProtocol so no app carries it.
+        .target(
+            name: "CloakVectors",
+            dependencies: [
+                "CloakCRDT",
+                "CloakCrypto",
+                "CloakProtocol",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "CloakTesting",
             dependencies: [
@@ -179,8 +194,8 @@ let package = Package(
         .executableTarget(
             name: "cloak-vectors",
             dependencies: [
-                "CloakCrypto",
                 "CloakProtocol",
+                "CloakVectors",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -220,7 +235,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CloakProtocolTests",
-            dependencies: ["CloakProtocol", "CloakCrypto", "CloakTesting"],
+            dependencies: ["CloakProtocol", "CloakCrypto", "CloakCRDT", "CloakTesting", "CloakVectors"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

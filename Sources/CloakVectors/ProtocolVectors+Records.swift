@@ -1,4 +1,5 @@
 import CloakCrypto
+import CloakProtocol
 import Foundation
 
 /// Builds the vector account's device log and records each entry as a vector case.

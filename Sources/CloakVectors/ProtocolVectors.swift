@@ -1,4 +1,5 @@
 import CloakCrypto
+public import CloakProtocol
 import Foundation
 
 /// The generator of `Protocol/vectors/*.json`. `swift run cloak-vectors write Protocol/vectors`
@@ -37,7 +38,7 @@ public enum ProtocolVectors {
             File(name: "pairing.json", contents: VectorJSON.array([try world.pairingCase()]).rendered()),
             File(name: "recovery.json", contents: VectorJSON.array(try world.recoveryCases()).rendered()),
             File(name: "padding.json", contents: VectorJSON.array(try VectorWorld.paddingCases()).rendered()),
-        ]
+        ] + (try CRDTVectors.files())
     }
 
     /// Valid frames of every body type, built from the vector material (round-trip tests and

@@ -45,6 +45,9 @@ struct Tidy {
                            "NIOWebSocket",
                            "Logging", "Synchronization"],
         "CloakTesting": ["CloakCrypto", "Logging", "PostgresNIO"],
+        // The vector generator links no adapter; no app-facing module may import it (it is in
+        // none of their lists).
+        "CloakVectors": ["CloakCRDT", "CloakCrypto", "CloakProtocol", "SwiftProtobuf"],
         "CloakSimulation": ["CloakClient", "CloakCRDT", "CloakCrypto", "CloakProtocol", "CloakServer",
                             "CloakServerHTTP", "CloakTransport", "Logging", "Synchronization"],
     ]
