@@ -1,5 +1,6 @@
 import CloakCRDT
 import CloakCrypto
+import CloakProtocol
 import CloakTesting
 import Foundation
 import Testing
@@ -124,6 +125,23 @@ struct ConversationVectorTests {
                 #expect(document.snapshot() == bytes && document.stateHash.description == vector.stateHashHex)
                 #expect(document.pendingCount == 1)
             }
+        }
+    }
+
+    struct SealedVector: Decodable {
+        let name, authorHex, bodyHex: String
+    }
+
+    @Test("change_set.json and snapshot.json carry real batches by their author and a loadable state")
+    func sealedContents() throws {
+        for vector in try VectorTests.load("change_set.json", as: SealedVector.self) {
+            let body = try FrameCodec.parse(Cloak_V1_ChangeSetBody.self, from: Hex.decode(vector.bodyHex), what: "body")
+            let ops = try OperationBatch.decode(Array(body.operations))
+            #expect(!ops.isEmpty && ops.allSatisfy { $0.id.replica.description == vector.authorHex }, "\(vector.name)")
+        }
+        for vector in try VectorTests.load("snapshot.json", as: SealedVector.self) {
+            let body = try FrameCodec.parse(Cloak_V1_SnapshotBody.self, from: Hex.decode(vector.bodyHex), what: "body")
+            #expect(try ConversationDocument(snapshot: Array(body.state)).activeBranch().count == 3, "\(vector.name)")
         }
     }
 
