@@ -28,8 +28,10 @@ let package = Package(
         .executable(name: "cloak-sim", targets: ["cloak-sim"]),
         .executable(name: "cloak", targets: ["cloak"]),
         .executable(name: "cloak-vectors", targets: ["cloak-vectors"]),
-        // The vector generator: tools and tests link it, apps (which link CloakClient) never
-        // do. A product only so the fuzzer's package can seed its corpus from the vectors.
+        .executable(name: "cloak-conformance", targets: ["cloak-conformance"]),
+        // The vector generator and the conformance runner: tools and tests link them, apps
+        // (which link CloakClient) never do. A product only so the fuzzer's package can seed
+        // its corpus from the vectors.
         .library(name: "CloakVectors", targets: ["CloakVectors"]),
     ],
     dependencies: [
@@ -155,6 +157,20 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Runs the language-neutral server conformance scenarios of Protocol/conformance/.
+        .target(
+            name: "CloakConformance",
+            dependencies: [
+                "CloakCrypto",
+                "CloakProtocol",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "WSClient", package: "swift-websocket"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "CloakTesting",
             dependencies: [
@@ -196,6 +212,14 @@ let package = Package(
             dependencies: [
                 "CloakProtocol",
                 "CloakVectors",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "cloak-conformance",
+            dependencies: [
+                "CloakConformance",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -273,7 +297,7 @@ let package = Package(
             name: "EndToEndTests",
             dependencies: [
                 "CloakClient", "CloakCRDT", "CloakCrypto", "CloakProtocol", "CloakServer", "CloakServerHTTP",
-                "CloakTransport", "CloakTesting", "CloakSimulation",
+                "CloakTransport", "CloakTesting", "CloakSimulation", "CloakConformance",
             ],
             swiftSettings: swiftSettings
         ),

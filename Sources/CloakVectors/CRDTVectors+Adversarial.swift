@@ -19,15 +19,17 @@ extension MergeScenarios {
         }
         let insert = s.batches[e1].ops[0]
         let title = s.batches[e1].ops[1]
-        s.forge("E", [
-            CRDTOperation(
-                id: insert.id, timestamp: insert.timestamp,
-                payload: .insertText(message: message, after: nil, before: nil, text: "BBBBBBBB")),
-            CRDTOperation(
-                id: insert.id, timestamp: insert.timestamp,
-                payload: .insertText(message: message, after: nil, before: nil, text: "AAAB")),
-            CRDTOperation(id: title.id, timestamp: title.timestamp, payload: .setMetadata(.title, .text("forged"))),
-        ])
+        s.forge(
+            "E",
+            [
+                CRDTOperation(
+                    id: insert.id, timestamp: insert.timestamp,
+                    payload: .insertText(message: message, after: nil, before: nil, text: "BBBBBBBB")),
+                CRDTOperation(
+                    id: insert.id, timestamp: insert.timestamp,
+                    payload: .insertText(message: message, after: nil, before: nil, text: "AAAB")),
+                CRDTOperation(id: title.id, timestamp: title.timestamp, payload: .setMetadata(.title, .text("forged"))),
+            ])
         try s.deliver([e1], to: "H")
         try s.edit("H", at: 3) { d, r, t in [try d.appendText("!", to: message, replica: &r, physicalMillis: t)] }
         return s

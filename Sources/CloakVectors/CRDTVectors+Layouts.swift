@@ -80,7 +80,8 @@ enum ConversationLayout {
             let time = try r.timestamp()
             branches.append(
                 .object([
-                    ("parent", parent), ("child", child), ("timestamp", time), ("writer", try id(try r.int(), try r.varint())),
+                    ("parent", parent), ("child", child), ("timestamp", time),
+                    ("writer", try id(try r.int(), try r.varint())),
                 ]))
         }
         var metadata: [VectorJSON] = []
@@ -90,7 +91,8 @@ enum ConversationLayout {
             let time = try r.timestamp()
             metadata.append(
                 .object([
-                    ("field", field), ("value", value), ("timestamp", time), ("writer", try id(try r.int(), try r.varint())),
+                    ("field", field), ("value", value), ("timestamp", time),
+                    ("writer", try id(try r.int(), try r.varint())),
                 ]))
         }
         var markers: [VectorJSON] = []

@@ -115,7 +115,8 @@ enum MergeVectors {
             }
             let pending = scenario.document == .conversation ? conversation.pendingCount : library.pendingCount
             let hash = scenario.document == .conversation ? conversation.stateHash : library.stateHash
-            let expected = scenario.document == .conversation ? Rendering.conversation(conversation) : Rendering.library(library)
+            let expected =
+                scenario.document == .conversation ? Rendering.conversation(conversation) : Rendering.library(library)
             let outcome: [(String, VectorJSON)] = [
                 ("rejected", .array(rejected.sorted { $0.id < $1.id }.map(Rendering.rejection))),
                 ("deferred", .array(deferred.sorted { $0.id < $1.id }.map(Rendering.deferral))),
@@ -126,7 +127,9 @@ enum MergeVectors {
         }
         guard let result = results.first,
             results.allSatisfy({ $0.state == result.state && $0.expected.rendered() == result.expected.rendered() }),
-            results.allSatisfy({ VectorJSON.object($0.outcome).rendered() == VectorJSON.object(result.outcome).rendered() })
+            results.allSatisfy({
+                VectorJSON.object($0.outcome).rendered() == VectorJSON.object(result.outcome).rendered()
+            })
         else { throw VectorGenerationError("\(scenario.name): the delivery orders disagree") }
         let replicas = scenario.names.compactMap { name in
             scenario.writers[name].map { (name, VectorJSON.hex($0.replica.id.bytes)) }
@@ -188,7 +191,10 @@ enum Rendering {
             ("title", metadata.title.map(VectorJSON.string) ?? .null), ("pinned", .bool(metadata.pinned)),
             ("archived", .bool(metadata.archived)), ("model", metadata.model.map(VectorJSON.string) ?? .null),
             ("folder", CRDTJSON.id(metadata.folder)),
-            ("custom", .array(custom.map { .object([("key", .string($0.key)), ("value", CRDTJSON.value($0.value))]) })),
+            (
+                "custom",
+                .array(custom.map { .object([("key", .string($0.key)), ("value", CRDTJSON.value($0.value))]) })
+            ),
         ])
     }
 
@@ -199,11 +205,21 @@ enum Rendering {
     static func library(_ library: AccountLibraryDocument) -> VectorJSON {
         let settings = library.settings.sorted { Array($0.key.utf8).lexicographicallyPrecedes(Array($1.key.utf8)) }
         return .object([
-            ("conversations", .array(library.conversations.map {
-                .object([("key_hex", .hex($0.key.bytes)), ("state", CRDTJSON.state($0.state))])
-            })),
-            ("folders", .array(library.folders.map { .object([("id", CRDTJSON.id($0.id)), ("name", .string($0.name))]) })),
-            ("settings", .array(settings.map { .object([("key", .string($0.key)), ("value", CRDTJSON.value($0.value))]) })),
+            (
+                "conversations",
+                .array(
+                    library.conversations.map {
+                        .object([("key_hex", .hex($0.key.bytes)), ("state", CRDTJSON.state($0.state))])
+                    })
+            ),
+            (
+                "folders",
+                .array(library.folders.map { .object([("id", CRDTJSON.id($0.id)), ("name", .string($0.name))]) })
+            ),
+            (
+                "settings",
+                .array(settings.map { .object([("key", .string($0.key)), ("value", CRDTJSON.value($0.value))]) })
+            ),
         ])
     }
 

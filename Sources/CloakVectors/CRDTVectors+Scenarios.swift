@@ -15,9 +15,13 @@ enum MergeScenarios {
     }
 
     static func streaming() throws -> MergeScenario {
-        var s = MergeScenario("a prompt, a reply streamed in chunks, a title and a read marker", devices: [("A", 1), ("B", 2)])
+        var s = MergeScenario(
+            "a prompt, a reply streamed in chunks, a title and a read marker", devices: [("A", 1), ("B", 2)])
         let a1 = try s.edit("A", at: 1) { d, r, t in
-            [try d.createMessage(parent: nil, role: .user, text: "Plan a day in Lisbon", replica: &r, physicalMillis: t)]
+            [
+                try d.createMessage(
+                    parent: nil, role: .user, text: "Plan a day in Lisbon", replica: &r, physicalMillis: t)
+            ]
         }
         let prompt = first(s, a1)
         try s.deliver([a1], to: "B")
@@ -50,7 +54,9 @@ enum MergeScenarios {
         let message = first(s, a1)
         try s.deliver([a1], to: "B")
         try s.deliver([a1], to: "C")
-        try s.edit("B", at: 2) { d, r, t in [try d.insertText("big ", into: message, at: 6, replica: &r, physicalMillis: t)] }
+        try s.edit("B", at: 2) { d, r, t in
+            [try d.insertText("big ", into: message, at: 6, replica: &r, physicalMillis: t)]
+        }
         try s.edit("C", at: 2) { d, r, t in
             [
                 try d.insertText("small ", into: message, at: 6, replica: &r, physicalMillis: t),
@@ -71,7 +77,9 @@ enum MergeScenarios {
         }
         let message = first(s, a1)
         try s.deliver([a1], to: "B")
-        try s.edit("A", at: 2) { d, r, t in [try d.deleteText(in: message, range: 4..<10, replica: &r, physicalMillis: t)] }
+        try s.edit("A", at: 2) { d, r, t in
+            [try d.deleteText(in: message, range: 4..<10, replica: &r, physicalMillis: t)]
+        }
         try s.edit("B", at: 2) { d, r, t in
             [
                 try d.insertText("very ", into: message, at: 4, replica: &r, physicalMillis: t),
@@ -86,12 +94,18 @@ enum MergeScenarios {
             "branches: regenerated replies, an edited prompt, an explicit choice and a deleted branch",
             devices: [("A", 1), ("B", 2)])
         let a1 = try s.edit("A", at: 1) { d, r, t in
-            [try d.createMessage(parent: nil, role: .user, text: "Write a haiku about rain", replica: &r, physicalMillis: t)]
+            [
+                try d.createMessage(
+                    parent: nil, role: .user, text: "Write a haiku about rain", replica: &r, physicalMillis: t)
+            ]
         }
         let prompt = first(s, a1)
         try s.deliver([a1], to: "B")
         let b1 = try s.edit("B", at: 2) { d, r, t in
-            [try d.createMessage(parent: prompt, role: .assistant, text: "Grey clouds gather", replica: &r, physicalMillis: t)]
+            [
+                try d.createMessage(
+                    parent: prompt, role: .assistant, text: "Grey clouds gather", replica: &r, physicalMillis: t)
+            ]
         }
         let reply = first(s, b1)
         try s.deliver([b1], to: "A")
@@ -127,7 +141,9 @@ enum MergeScenarios {
         }
         let message = first(s, a1)
         try s.deliver([a1], to: "B")
-        let b1 = try s.edit("B", at: 2) { d, r, t in [try d.addReaction(thumbs, to: message, replica: &r, physicalMillis: t)] }
+        let b1 = try s.edit("B", at: 2) { d, r, t in
+            [try d.addReaction(thumbs, to: message, replica: &r, physicalMillis: t)]
+        }
         try s.deliver([b1], to: "A")
         try s.edit("A", at: 3) { d, r, t in
             [

@@ -28,7 +28,8 @@ enum SnapshotVectors {
         guard StateHash(of: canonical) == hash else { throw VectorGenerationError("\(name): state hash input") }
         let reloaded =
             document == "conversation"
-            ? try ConversationDocument(snapshot: snapshot).snapshot() : try AccountLibraryDocument(snapshot: snapshot).snapshot()
+            ? try ConversationDocument(snapshot: snapshot).snapshot()
+            : try AccountLibraryDocument(snapshot: snapshot).snapshot()
         guard reloaded == snapshot else { throw VectorGenerationError("\(name): does not reload byte for byte") }
         return .object([
             ("name", .string(name)), ("document", .string(document)), ("snapshot_hex", .hex(snapshot)),
@@ -77,7 +78,8 @@ enum SnapshotVectors {
         // An insert by C into a message of C's that never arrived: held in the pending section.
         let c = CRDTVectors.replica(3)
         let held = CRDTOperation(
-            id: OperationID(replica: c, counter: 7), timestamp: HLCTimestamp(millis: CRDTVectors.baseMillis + 5_000, logical: 0),
+            id: OperationID(replica: c, counter: 7),
+            timestamp: HLCTimestamp(millis: CRDTVectors.baseMillis + 5_000, logical: 0),
             payload: .insertText(message: OperationID(replica: c, counter: 0), after: nil, before: nil, text: "later"))
         _ = document.apply([held], physicalMillis: s.nowMillis)
         return document
@@ -90,7 +92,8 @@ enum SnapshotVectors {
         guard var library = s.writers["A"]?.library else { throw VectorGenerationError("writer A") }
         let c = CRDTVectors.replica(3)
         let purge = CRDTOperation(
-            id: OperationID(replica: c, counter: 3), timestamp: HLCTimestamp(millis: CRDTVectors.baseMillis + 6_000, logical: 0),
+            id: OperationID(replica: c, counter: 3),
+            timestamp: HLCTimestamp(millis: CRDTVectors.baseMillis + 6_000, logical: 0),
             payload: .removeConversation(try MergeScenarios.key(0xA3), observed: [OperationID(replica: c, counter: 1)]))
         _ = library.apply([purge], physicalMillis: s.nowMillis)
         return library
@@ -100,7 +103,8 @@ enum SnapshotVectors {
     static func hashCases() throws -> VectorJSON {
         let inputs: [(String, [UInt8])] = [
             ("empty", []), ("one byte", [0]), ("seven bytes", Array(1...7)), ("eight bytes", Array(1...8)),
-            ("fifteen bytes", Array(0...14)), ("sixty-four bytes of material", ProtocolVectors.material("crdt/hash", 64)),
+            ("fifteen bytes", Array(0...14)),
+            ("sixty-four bytes of material", ProtocolVectors.material("crdt/hash", 64)),
             ("an empty conversation's canonical state", Array("CKCS".utf8) + [2, 0, 0, 0, 0, 0, 0, 0]),
             ("an empty library's canonical state", Array("CKAL".utf8) + [1, 0, 0, 0, 0, 0, 0]),
         ]

@@ -138,7 +138,8 @@ enum CRDTJSON {
         case .setConversationState(let key, let state):
             ("setConversationState", 18, [("key_hex", .hex(key.bytes)), ("state", self.state(state))])
         case .createFolder(let name): ("createFolder", 19, [("name", .string(name))])
-        case .renameFolder(let folder, let name): ("renameFolder", 20, [("folder", id(folder)), ("name", .string(name))])
+        case .renameFolder(let folder, let name):
+            ("renameFolder", 20, [("folder", id(folder)), ("name", .string(name))])
         case .removeFolder(let folder, let observed):
             ("removeFolder", 21, [("folder", id(folder)), ("observed", ids(observed))])
         case .setSetting(let key, let value): ("setSetting", 22, [("key", .string(key)), ("value", self.value(value))])

@@ -18,7 +18,9 @@ struct EquivocationPropertyTests {
         var stream: [CRDTOperation] = []
         for op in streams[0] {
             stream.append(op)
-            guard Int.random(in: 0..<3, using: &rng) == 0, let (forged, extends) = Self.forgery(of: op) else { continue }
+            guard Int.random(in: 0..<3, using: &rng) == 0, let (forged, extends) = Self.forgery(of: op) else {
+                continue
+            }
             stream.append(forged)
             if extends { longer.append(forged.id) }
         }

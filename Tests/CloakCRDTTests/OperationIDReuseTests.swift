@@ -46,9 +46,10 @@ struct OperationIDReuseTests {
             payload: .insertText(
                 message: message.id, after: OperationID(replica: first.id.replica, counter: first.id.counter + 6),
                 before: nil, text: "!"))
-        #expect(applied.apply([onTop], physicalMillis: Self.now).rejected.map(\.reason) == [
-            .invalidReference(OperationID(replica: first.id.replica, counter: first.id.counter + 6))
-        ])
+        #expect(
+            applied.apply([onTop], physicalMillis: Self.now).rejected.map(\.reason) == [
+                .invalidReference(OperationID(replica: first.id.replica, counter: first.id.counter + 6))
+            ])
     }
 
     @Test("a same-length reuse with other text changes nothing and is reported")

@@ -25,7 +25,7 @@ struct Tidy {
     /// Modules whose code must stay sans-IO and deterministic.
     static let cores: Set<String> = ["CloakCrypto", "CloakProtocol", "CloakCRDT", "CloakClient", "CloakServer", "CloakSQLite"]
     /// Executable targets (the only places `print(` is allowed).
-    static let executables: Set<String> = ["cloak-server", "cloak", "cloak-vectors", "cloak-sim"]
+    static let executables: Set<String> = ["cloak-server", "cloak", "cloak-vectors", "cloak-sim", "cloak-conformance"]
 
     /// Which of our modules (and which outside libraries) each module may import.
     static let allowedImports: [String: Set<String>] = [
@@ -44,10 +44,12 @@ struct Tidy {
         "CloakTransport": ["CloakClient", "CloakProtocol", "CloakCrypto", "WSClient", "WSCore", "NIOCore", "NIOPosix",
                            "NIOWebSocket",
                            "Logging", "Synchronization"],
-        "CloakTesting": ["CloakCrypto", "Logging", "PostgresNIO"],
+        "CloakTesting": ["CloakCrypto", "Logging", "PostgresNIO", "Synchronization"],
         // The vector generator links no adapter; no app-facing module may import it (it is in
         // none of their lists).
         "CloakVectors": ["CloakCRDT", "CloakCrypto", "CloakProtocol", "SwiftProtobuf"],
+        "CloakConformance": ["CloakCrypto", "CloakProtocol", "SwiftProtobuf", "WSClient", "WSCore", "NIOCore",
+                             "NIOWebSocket", "Logging", "Synchronization"],
         "CloakSimulation": ["CloakClient", "CloakCRDT", "CloakCrypto", "CloakProtocol", "CloakServer",
                             "CloakServerHTTP", "CloakTransport", "Logging", "Synchronization"],
     ]
