@@ -12,12 +12,14 @@ import Testing
 struct ConformanceEndToEndTests {
     static let directory = TestData.repositoryRoot.appendingPathComponent("Protocol/conformance")
 
-    /// The main server's policy, told to the runner as settings.
+    /// The main server's policy, told to the runner as settings. The timeouts are short so the
+    /// timeout scenario takes seconds, and long enough that a loaded CI machine never hits them
+    /// in the other scenarios (a 4 MiB frame takes a while to send there).
     static let main: [(option: String, setting: String, value: String)] = [
         ("--max-catch-up-batch", "", "4"),
         ("--max-connections-per-account", "max_connections_per_account", "4"),
-        ("--handshake-timeout-ms", "handshake_timeout_ms", "600"),
-        ("--idle-timeout-ms", "idle_timeout_ms", "2000"),
+        ("--handshake-timeout-ms", "handshake_timeout_ms", "3000"),
+        ("--idle-timeout-ms", "idle_timeout_ms", "6000"),
         ("--max-outbound-queue-bytes", "max_outbound_queue_bytes", "65536"),
         ("--verify-change-set-signatures", "verify_change_set_signatures", "true"),
     ]
