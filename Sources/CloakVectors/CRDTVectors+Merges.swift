@@ -40,11 +40,7 @@ struct MergeScenario {
         _ device: String, at second: UInt64,
         _ body: (inout ConversationDocument, inout Replica, UInt64) throws -> [CRDTOperation]
     ) throws -> Int {
-        guard var writer = writers[device] else { throw VectorGenerationError("no device \(device)") }
-        let ops = try body(&writer.conversation, &writer.replica, CRDTVectors.baseMillis + second * 1000)
-        writers[device] = writer
-        batches.append((device, ops))
-        return batches.count - 1
+        try write(device, at: second) { writer, time in try body(&writer.conversation, &writer.replica, time) }
     }
 
     /// `device` edits its library copy.
@@ -53,8 +49,14 @@ struct MergeScenario {
         _ device: String, at second: UInt64,
         _ body: (inout AccountLibraryDocument, inout Replica, UInt64) throws -> [CRDTOperation]
     ) throws -> Int {
+        try write(device, at: second) { writer, time in try body(&writer.library, &writer.replica, time) }
+    }
+
+    private mutating func write(
+        _ device: String, at second: UInt64, _ body: (inout Writer, UInt64) throws -> [CRDTOperation]
+    ) throws -> Int {
         guard var writer = writers[device] else { throw VectorGenerationError("no device \(device)") }
-        let ops = try body(&writer.library, &writer.replica, CRDTVectors.baseMillis + second * 1000)
+        let ops = try body(&writer, CRDTVectors.baseMillis + second * 1000)
         writers[device] = writer
         batches.append((device, ops))
         return batches.count - 1

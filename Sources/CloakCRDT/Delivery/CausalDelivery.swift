@@ -127,8 +127,12 @@ extension CausalDocument {
             appliedPosition.map {
                 delivery.applied.values[$0].coverage(start: stamp.id.counter, count: stamp.counterCount)
             } ?? .none
-        let held = delivery.pending.claimCoverage(
-            replica: stamp.id.replica, start: stamp.id.counter, count: stamp.counterCount)
+        // The common case holds nothing: one stored integer decides it.
+        let held: CounterSet.Coverage =
+            delivery.pending.count == 0
+            ? .none
+            : delivery.pending.claimCoverage(
+                replica: stamp.id.replica, start: stamp.id.counter, count: stamp.counterCount)
         if consumed != .none || held != .none {
             // Counters met before: the same operation again, or a reuse (CONVERSATIONS.md §6.2).
             if held == .none, let appliedPosition, stamp.id.replica == call.ownReplica {

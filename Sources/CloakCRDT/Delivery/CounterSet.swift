@@ -108,7 +108,8 @@ struct CounterSet: Hashable, Sendable {
     }
 
     /// Removes `start ..< start + count` (the span of an operation leaving the pending
-    /// buffer): intervals it covers go, intervals it cuts are trimmed or split.
+    /// buffer): intervals it covers go, intervals it cuts are trimmed or split, in place (a
+    /// release must not allocate).
     mutating func remove(start: UInt64, count: UInt64) {
         guard count > 0, !starts.isEmpty else { return }
         let end = start &+ count
@@ -117,18 +118,26 @@ struct CounterSet: Hashable, Sendable {
         var last = first
         while last < starts.count && starts[last] < end { last += 1 }
         guard first < last else { return }
-        var keptStarts: [UInt64] = []
-        var keptEnds: [UInt64] = []
-        if starts[first] < start {
-            keptStarts.append(starts[first])
-            keptEnds.append(start)
+        let keepsLeft = starts[first] < start
+        let keepsRight = ends[last - 1] > end
+        if keepsLeft && keepsRight && last - first == 1 {
+            let rightEnd = ends[first]
+            ends[first] = start
+            starts.insert(end, at: first + 1)
+            ends.insert(rightEnd, at: first + 1)
+            return
         }
-        if ends[last - 1] > end {
-            keptStarts.append(end)
-            keptEnds.append(ends[last - 1])
+        var removeFrom = first
+        if keepsLeft {
+            ends[first] = start
+            removeFrom += 1
         }
-        starts.replaceSubrange(first..<last, with: keptStarts)
-        ends.replaceSubrange(first..<last, with: keptEnds)
+        if keepsRight {
+            starts[last - 1] = end
+            last -= 1
+        }
+        starts.removeSubrange(removeFrom..<last)
+        ends.removeSubrange(removeFrom..<last)
     }
 
     /// Rebuilds from already-validated sorted intervals (snapshot load).
