@@ -28,6 +28,11 @@ let package = Package(
         .executable(name: "cloak-sim", targets: ["cloak-sim"]),
         .executable(name: "cloak", targets: ["cloak"]),
         .executable(name: "cloak-vectors", targets: ["cloak-vectors"]),
+        .executable(name: "cloak-conformance", targets: ["cloak-conformance"]),
+        // The vector generator and the conformance runner: tools and tests link them, apps
+        // (which link CloakClient) never do. A product only so the fuzzer's package can seed
+        // its corpus from the vectors.
+        .library(name: "CloakVectors", targets: ["CloakVectors"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -140,6 +145,32 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The generator of Protocol/vectors/*.json (cloak-vectors, VectorTests, the fuzzer's
+        // seeds). Outside CloakProtocol so no app carries it.
+        .target(
+            name: "CloakVectors",
+            dependencies: [
+                "CloakCRDT",
+                "CloakCrypto",
+                "CloakProtocol",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Runs the language-neutral server conformance scenarios of Protocol/conformance/.
+        .target(
+            name: "CloakConformance",
+            dependencies: [
+                "CloakCrypto",
+                "CloakProtocol",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "WSClient", package: "swift-websocket"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "CloakTesting",
             dependencies: [
@@ -179,8 +210,16 @@ let package = Package(
         .executableTarget(
             name: "cloak-vectors",
             dependencies: [
-                "CloakCrypto",
                 "CloakProtocol",
+                "CloakVectors",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "cloak-conformance",
+            dependencies: [
+                "CloakConformance",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -220,7 +259,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CloakProtocolTests",
-            dependencies: ["CloakProtocol", "CloakCrypto", "CloakTesting"],
+            dependencies: ["CloakProtocol", "CloakCrypto", "CloakCRDT", "CloakTesting", "CloakVectors"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -258,7 +297,7 @@ let package = Package(
             name: "EndToEndTests",
             dependencies: [
                 "CloakClient", "CloakCRDT", "CloakCrypto", "CloakProtocol", "CloakServer", "CloakServerHTTP",
-                "CloakTransport", "CloakTesting", "CloakSimulation",
+                "CloakTransport", "CloakTesting", "CloakSimulation", "CloakConformance",
             ],
             swiftSettings: swiftSettings
         ),

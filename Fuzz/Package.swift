@@ -21,6 +21,7 @@ let package = Package(
             dependencies: [
                 .product(name: "CloakProtocol", package: root),
                 .product(name: "CloakCrypto", package: root),
+                .product(name: "CloakVectors", package: root),
             ],
             path: "Sources/FrameFuzzer",
             swiftSettings: [

@@ -80,10 +80,12 @@ public struct LibraryFolder: Hashable, Sendable {
 }
 
 extension AccountLibraryDocument: CausalDocument {
-    /// Merges library operations from any device, in any order, idempotently; holding,
-    /// deferral and overflow work exactly as in `ConversationDocument.apply`.
-    public mutating func apply(_ ops: [CRDTOperation], physicalMillis: UInt64) -> ApplyReport {
-        deliver(ops, physicalMillis: physicalMillis)
+    /// Merges library operations from any device, in any order, idempotently; id reuse,
+    /// holding, deferral and overflow work exactly as in `ConversationDocument.apply`.
+    public mutating func apply(
+        _ ops: [CRDTOperation], physicalMillis: UInt64, ownReplica: ReplicaID? = nil
+    ) -> ApplyReport {
+        deliver(ops, physicalMillis: physicalMillis, ownReplica: ownReplica)
     }
 
     func readiness(of op: CRDTOperation, physicalMillis: UInt64) -> Readiness {
@@ -130,4 +132,24 @@ extension AccountLibraryDocument: CausalDocument {
     }
 
     func unappliedPieces(of op: CRDTOperation, gaps: [(start: UInt64, count: UInt64)]) -> [CRDTOperation]? { nil }
+
+    /// A repeated library operation contradicts the library when it is not the `createFolder`
+    /// that made a folder with its id, or when the register it writes names it as the winner
+    /// with another value or time (CONVERSATIONS.md §6.2).
+    func contradicts(_ op: CRDTOperation) -> Bool {
+        if case .createFolder(let name) = op.payload {
+            return folderNames[op.id].map { $0.isWon(by: op, with: name) == false } ?? false
+        }
+        if folderTags.contains(op.id) || folderNames[op.id]?.writer == op.id { return true }
+        switch op.payload {
+        case .setConversationState(let key, let state):
+            return conversationStates[key].map { $0.isWon(by: op, with: state) == false } ?? false
+        case .renameFolder(let folder, let name):
+            return folderNames[folder].map { $0.isWon(by: op, with: name) == false } ?? false
+        case .setSetting(let key, let value):
+            return settingRegisters[key].map { $0.isWon(by: op, with: value) == false } ?? false
+        default:
+            return false
+        }
+    }
 }

@@ -8,13 +8,25 @@ extension ConversationDocument: CausalDocument {
     /// later one; it is never applied wrongly. Operations whose timestamp orders something
     /// (message creation, branch choice, metadata) and lies more than
     /// `limits.maxSkewMillis` ahead of `physicalMillis` are held until local time catches up
-    /// (ADV-28). When the buffer is full, further operations are reported in
-    /// `ApplyReport.overflowed` and dropped (ADV-29). Operations that can never apply are
-    /// reported in `rejected`. The client must check, before calling this, that each
-    /// operation's `id.replica` is the authenticated author of the change set carrying it.
-    public mutating func apply(_ ops: [CRDTOperation], physicalMillis: UInt64) -> ApplyReport {
+    /// (ADV-28) and reported in `ApplyReport.deferred`. When the buffer is full, further
+    /// operations are reported in `ApplyReport.overflowed` and dropped (ADV-29). Operations
+    /// that can never apply are reported in `rejected`, among them an operation reusing
+    /// counters its writer already spent on something else (`reusedOperationID`, ADV-47):
+    /// the rules are `Protocol/CONVERSATIONS.md` §6. The client must check, before calling
+    /// this, that each operation's `id.replica` is the authenticated author of the change
+    /// set carrying it, and must hand each author's operations over in chain order.
+    ///
+    /// `ownReplica` is for a device re-applying its **own** operations (its stored change sets
+    /// and unsent operations after a restart) over a saved state that holds some of them
+    /// already, grouped differently (typed characters saved one by one, then sealed as one
+    /// coalesced insert): operations of that replica whose counters are partly applied have
+    /// their remaining pieces applied instead of being refused as reused. Never pass another
+    /// device's replica.
+    public mutating func apply(
+        _ ops: [CRDTOperation], physicalMillis: UInt64, ownReplica: ReplicaID? = nil
+    ) -> ApplyReport {
         if ops.count >= 256 { reserveCapacity(for: ops) }
-        return deliver(ops, physicalMillis: physicalMillis)
+        return deliver(ops, physicalMillis: physicalMillis, ownReplica: ownReplica)
     }
 
     /// Grows the message and content storage once for a large batch (a device catching up),

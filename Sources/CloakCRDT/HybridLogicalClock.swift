@@ -60,9 +60,10 @@ public enum ClockError: Error, Hashable, Sendable {
 /// ahead of the local physical time is refused with `ClockError.remoteTooFarAhead` and the
 /// clock keeps its value. `ConversationDocument.apply` uses the same bound: operations whose
 /// timestamp decides an order (message creation, branch choice, metadata writes) and is too
-/// far ahead are *deferred*, not applied, until local physical time comes within the bound.
-/// Honest devices therefore never let a far-future write win, and they still converge,
-/// because none of them applies it.
+/// far ahead are *deferred*, not applied, until local physical time comes within the bound,
+/// and reported (`ApplyReport.deferred`) so the client raises an event. Honest devices
+/// therefore never let a far-future write win, and they still converge, because none of them
+/// applies it early (Protocol/CONVERSATIONS.md §6.4).
 public struct HybridLogicalClock: Hashable, Sendable {
     /// Default bound on how far ahead of local physical time a remote reading may be.
     public static let defaultMaxSkewMillis: UInt64 = 60 * 60 * 1000

@@ -1,9 +1,10 @@
 import ArgumentParser
 import CloakProtocol
+import CloakVectors
 import Foundation
 
 /// `cloak-vectors`: writes or checks `Protocol/vectors/*.json`, and writes the fuzzer's seed
-/// corpus. All content comes from `ProtocolVectors` in CloakProtocol, the same code
+/// corpus. All content comes from `ProtocolVectors` in CloakVectors, the same code
 /// `VectorTests` runs, so the committed files and the tests cannot disagree.
 struct CloakVectors: ParsableCommand {
     static let configuration = CommandConfiguration(

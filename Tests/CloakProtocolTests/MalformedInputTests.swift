@@ -1,6 +1,7 @@
 import CloakCrypto
 import CloakProtocol
 import CloakTesting
+import CloakVectors
 import Foundation
 import Testing
 

@@ -1,5 +1,6 @@
 import CloakCrypto
 import CloakProtocol
+import CloakTesting
 import Foundation
 import Testing
 

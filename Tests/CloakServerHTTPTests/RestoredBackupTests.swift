@@ -1,6 +1,7 @@
 import CloakCrypto
 import CloakProtocol
 import CloakServerHTTP
+import CloakTesting
 import Foundation
 import Testing
 

@@ -29,7 +29,7 @@ struct Tidy {
     /// Modules whose code must stay sans-IO and deterministic.
     static let cores: Set<String> = ["CloakCrypto", "CloakProtocol", "CloakCRDT", "CloakClient", "CloakServer", "CloakSQLite"]
     /// Executable targets (the only places `print(` is allowed).
-    static let executables: Set<String> = ["cloak-server", "cloak", "cloak-vectors", "cloak-sim"]
+    static let executables: Set<String> = ["cloak-server", "cloak", "cloak-vectors", "cloak-sim", "cloak-conformance"]
     /// Files of the core modules that are adapters (I/O, threads, real time), each with why.
     static let adapterPaths: [String] = [
         "Sources/CloakClient/API/",  // the async facade: tasks, timers, connections
@@ -55,20 +55,28 @@ struct Tidy {
         "CloakTransport": ["CloakClient", "CloakProtocol", "CloakCrypto", "WSClient", "WSCore", "NIOCore", "NIOPosix",
                            "NIOWebSocket",
                            "Logging", "Synchronization"],
-        "CloakTesting": ["CloakCrypto", "Logging", "PostgresNIO"],
+        "CloakTesting": ["CloakCrypto", "Logging", "PostgresNIO", "Synchronization"],
+        // The vector generator links no adapter; no app-facing module may import it (it is in
+        // none of their lists).
+        "CloakVectors": ["CloakCRDT", "CloakCrypto", "CloakProtocol", "SwiftProtobuf"],
+        "CloakConformance": ["CloakCrypto", "CloakProtocol", "SwiftProtobuf", "WSClient", "WSCore", "NIOCore",
+                             "NIOWebSocket", "Logging", "Synchronization"],
         "CloakSimulation": ["CloakClient", "CloakCRDT", "CloakCrypto", "CloakProtocol", "CloakServer",
                             "CloakServerHTTP", "CloakTransport", "Logging", "Synchronization"],
         // Executables.
         "cloak-server": ["CloakServer", "CloakServerHTTP", "CloakProtocol", "ArgumentParser", "Logging", "NIOCore",
                          "NIOPosix", "ServiceLifecycle", "UnixSignals"],
         "cloak": ["CloakClient", "CloakCRDT", "CloakCrypto", "CloakProtocol", "CloakTransport", "ArgumentParser", "Logging"],
-        "cloak-vectors": ["CloakProtocol", "CloakCrypto", "ArgumentParser"],
+        "cloak-vectors": ["CloakVectors", "CloakProtocol", "CloakCrypto", "ArgumentParser"],
+        "cloak-conformance": ["CloakConformance", "CloakProtocol", "ArgumentParser", "Logging"],
         "cloak-sim": ["CloakSimulation", "CloakClient", "CloakServer", "CloakServerHTTP", "CloakTransport", "ArgumentParser",
                       "Logging"],
         // Tests: each target tests its module with the support library; the server's tests
         // never import CloakCRDT, the CRDT's import nothing else of ours.
         "CloakCryptoTests": ["CloakCrypto", "CSodium", "CloakTesting", "Testing"],
-        "CloakProtocolTests": ["CloakProtocol", "CloakCrypto", "CloakTesting", "SwiftProtobuf", "Testing"],
+        // The vectors cover the conversation encodings, so their tests read them with CloakCRDT.
+        "CloakProtocolTests": ["CloakProtocol", "CloakCrypto", "CloakCRDT", "CloakTesting", "CloakVectors", "SwiftProtobuf",
+                               "Testing"],
         "CloakCRDTTests": ["CloakCRDT", "CloakTesting", "Testing"],
         "CloakClientTests": ["CloakClient", "CloakCRDT", "CloakCrypto", "CloakProtocol", "CloakTesting", "Logging",
                              "Synchronization", "Testing"],
@@ -80,7 +88,8 @@ struct Tidy {
         "CloakSimulationTests": ["CloakSimulation", "CloakClient", "CloakCRDT", "CloakCrypto", "CloakProtocol", "CloakServer",
                                  "CloakTesting", "Logging", "Testing"],
         "EndToEndTests": ["CloakClient", "CloakCRDT", "CloakCrypto", "CloakProtocol", "CloakServer", "CloakServerHTTP",
-                          "CloakSimulation", "CloakTesting", "CloakTransport", "Logging", "Synchronization", "Testing"],
+                          "CloakSimulation", "CloakTesting", "CloakTransport", "CloakConformance", "Logging", "Synchronization",
+                          "Testing"],
         "TidyTests": ["Testing"],
     ]
     /// Imports every module may use.

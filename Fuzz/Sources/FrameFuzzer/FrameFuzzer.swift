@@ -1,5 +1,6 @@
 import CloakCrypto
 import CloakProtocol
+import CloakVectors
 import Foundation
 
 /// libFuzzer entry point (ADV-17): every input is decoded as a frame and, whatever the frame

@@ -5,19 +5,32 @@
 /// let report = doc.apply(ops, physicalMillis: now)
 /// me.observe(report.newestTimestamp, physicalMillis: now)   // keep the HLC ahead of what we saw
 /// if !report.overflowed.isEmpty { scheduleResync() }        // the pending buffer was full
+/// for rejection in report.rejected where rejection.reason == .reusedOperationID { alarm(rejection.id) }
+/// for deferral in report.deferred { alarm(deferral.id, aheadBy: deferral.timestamp.millis - now) }
 /// ```
+///
+/// The rules behind each list are `Protocol/CONVERSATIONS.md` §6; `rejected` (with
+/// `reusedOperationID` in particular) and `deferred` are what a member can provoke by
+/// equivocating inside valid signatures (ADV-47), so a client turns them into security
+/// events.
 public struct ApplyReport: Hashable, Sendable {
     /// Operations applied during this call, in the order they were applied (held operations
     /// released by this call included).
     public internal(set) var applied: [OperationID] = []
     /// Operations that had been applied (or were already held) before: ignored.
     public internal(set) var duplicates: Int = 0
-    /// Operations newly held in the pending buffer: a dependency is missing, or their
-    /// timestamp is too far ahead of local physical time (see `HybridLogicalClock`).
+    /// Operations newly held in the pending buffer because an id they depend on has not
+    /// been applied yet.
     public internal(set) var held: [OperationID] = []
-    /// Operations refused for good, with the failed check. They are recorded as consumed,
-    /// so every replica refuses them identically and operations that build on them are
-    /// refused too rather than held forever.
+    /// Operations newly deferred because their timestamp lies more than
+    /// `DeliveryLimits.maxSkewMillis` ahead of local physical time (CONVERSATIONS.md §6.4):
+    /// held, not applied, until local time comes within the window. Each is reported once,
+    /// by the call that deferred it.
+    public internal(set) var deferred: [Deferral] = []
+    /// Operations refused for good, with the failed check. Their counters are recorded as
+    /// consumed (for `reusedOperationID`: those not consumed or held already), so every
+    /// replica refuses them identically and operations that build on them are refused too
+    /// rather than held forever.
     public internal(set) var rejected: [Rejection] = []
     /// Operations dropped because the pending buffer was full (ADV-29). The document is
     /// still consistent; it is missing these, so the client should fetch them again.
@@ -38,12 +51,36 @@ public struct ApplyReport: Hashable, Sendable {
     }
 }
 
+/// One operation deferred by the clock-skew rule.
+public struct Deferral: Hashable, Sendable {
+    /// The deferred operation.
+    public var id: OperationID
+    /// Its timestamp (what lies too far ahead).
+    public var timestamp: HLCTimestamp
+    /// The earliest local physical time (ms) at which it can apply: `timestamp.millis` minus
+    /// the skew window.
+    public var dueMillis: UInt64
+
+    /// Builds a deferral record.
+    public init(id: OperationID, timestamp: HLCTimestamp, dueMillis: UInt64) {
+        self.id = id
+        self.timestamp = timestamp
+        self.dueMillis = dueMillis
+    }
+}
+
 /// One refused operation and why.
 public struct Rejection: Hashable, Sendable {
     /// The refused operation.
     public var id: OperationID
     /// The failed check.
     public var reason: RejectionReason
+
+    /// Builds a rejection record.
+    public init(id: OperationID, reason: RejectionReason) {
+        self.id = id
+        self.reason = reason
+    }
 }
 
 /// Why an operation was refused. Each check depends only on the operation and on immutable
@@ -51,6 +88,11 @@ public struct Rejection: Hashable, Sendable {
 public enum RejectionReason: Hashable, Sendable {
     /// A library operation sent to a conversation, or the other way round.
     case wrongDocumentKind
+    /// The operation's counters were already used by a different operation of the same
+    /// writer in this document (partly, by an operation it does not equal, or contradicting
+    /// what the document retains about them): an id names one thing forever
+    /// (CONVERSATIONS.md §6.2, ADV-47).
+    case reusedOperationID
     /// The operation consumes no counters (an empty insert).
     case emptyOperation
     /// Its counters leave the 48-bit counter space.

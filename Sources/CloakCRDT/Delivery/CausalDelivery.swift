@@ -55,8 +55,9 @@ enum Readiness {
 }
 
 /// A document that applies operations through the shared causal-delivery loop: the loop
-/// handles idempotence, holding, deferral, overflow and releasing; the document says whether
-/// an operation is ready and executes it.
+/// handles idempotence, id reuse, holding, deferral, overflow and releasing; the document says
+/// whether an operation is ready, executes it, and says whether a repeated one contradicts
+/// what it retains.
 protocol CausalDocument {
     var delivery: DeliveryState { get set }
     /// Checks dependencies without mutating.
@@ -67,37 +68,49 @@ protocol CausalDocument {
     /// Splits an insert whose counters were partly applied into the pieces not yet applied;
     /// nil when the operation is not an insert (it is then re-applied whole, idempotently).
     func unappliedPieces(of op: CRDTOperation, gaps: [(start: UInt64, count: UInt64)]) -> [CRDTOperation]?
+    /// Whether an operation whose every counter this document has consumed disagrees with a
+    /// fact the document retains about those counters (CONVERSATIONS.md §6.2): then it reuses
+    /// ids; otherwise it is a duplicate. Never changes the state, so it may be conservative.
+    func contradicts(_ op: CRDTOperation) -> Bool
+}
+
+/// What one `apply` call was asked to do besides its operations.
+struct DeliveryCall {
+    var physicalMillis: UInt64
+    /// This device's replica when it re-applies its own operations (see
+    /// `ConversationDocument.apply(_:physicalMillis:ownReplica:)`), else nil.
+    var ownReplica: ReplicaID?
 }
 
 extension CausalDocument {
     /// Applies `ops` in any order, idempotently, holding what cannot be applied yet.
-    mutating func deliver(_ ops: [CRDTOperation], physicalMillis: UInt64) -> ApplyReport {
+    mutating func deliver(_ ops: [CRDTOperation], physicalMillis: UInt64, ownReplica: ReplicaID? = nil) -> ApplyReport {
+        let call = DeliveryCall(physicalMillis: physicalMillis, ownReplica: ownReplica)
         var report = ApplyReport()
         var queue: [CRDTOperation] = []
         delivery.pending.releaseDue(
             physicalMillis: physicalMillis, maxSkewMillis: delivery.limits.maxSkewMillis, into: &queue)
-        drain(&queue, physicalMillis: physicalMillis, report: &report)
+        drain(&queue, call, report: &report)
         report.applied.reserveCapacity(ops.count)
         // Each operation is copied once, here, and then moved, never copied again: lent
         // instead, it would be copied whole (strings and arrays retained) wherever code that
         // mutates the document still reads it.
         for index in ops.indices {
-            process(ops[index], physicalMillis: physicalMillis, report: &report, queue: &queue)
-            if !queue.isEmpty { drain(&queue, physicalMillis: physicalMillis, report: &report) }
+            process(ops[index], call, report: &report, queue: &queue)
+            if !queue.isEmpty { drain(&queue, call, report: &report) }
         }
         report.pendingCount = delivery.pending.count
         return report
     }
 
-    private mutating func drain(_ queue: inout [CRDTOperation], physicalMillis: UInt64, report: inout ApplyReport) {
+    private mutating func drain(_ queue: inout [CRDTOperation], _ call: DeliveryCall, report: inout ApplyReport) {
         while let op = queue.popLast() {
-            process(op, physicalMillis: physicalMillis, report: &report, queue: &queue)
+            process(op, call, report: &report, queue: &queue)
         }
     }
 
     private mutating func process(
-        _ op: consuming CRDTOperation, physicalMillis: UInt64, report: inout ApplyReport,
-        queue: inout [CRDTOperation]
+        _ op: consuming CRDTOperation, _ call: DeliveryCall, report: inout ApplyReport, queue: inout [CRDTOperation]
     ) {
         let stamp = OperationStamp(id: op.id, timestamp: op.timestamp, counterCount: op.counterCount)
         guard stamp.counterCount > 0 else {
@@ -110,29 +123,38 @@ extension CausalDocument {
             return
         }
         let appliedPosition = delivery.applied.position(of: stamp.id.replica)
-        if let appliedPosition {
-            let coverage = delivery.applied.values[appliedPosition].coverage(
-                start: stamp.id.counter, count: stamp.counterCount)
-            switch coverage {
-            case .full:
-                report.duplicates += 1
-                return
-            case .partial:
+        let consumed: CounterSet.Coverage =
+            appliedPosition.map {
+                delivery.applied.values[$0].coverage(start: stamp.id.counter, count: stamp.counterCount)
+            } ?? .none
+        // The common case holds nothing: one stored integer decides it.
+        let held: CounterSet.Coverage =
+            delivery.pending.count == 0
+            ? .none
+            : delivery.pending.claimCoverage(
+                replica: stamp.id.replica, start: stamp.id.counter, count: stamp.counterCount)
+        if consumed != .none || held != .none {
+            // Counters met before: the same operation again, or a reuse (CONVERSATIONS.md §6.2).
+            if held == .none, let appliedPosition, stamp.id.replica == call.ownReplica {
+                if consumed == .full {
+                    report.duplicates += 1
+                    return
+                }
                 let gaps = delivery.applied.values[appliedPosition].gaps(
                     start: stamp.id.counter, count: stamp.counterCount)
                 if let pieces = unappliedPieces(of: op, gaps: gaps) {
                     queue.append(contentsOf: pieces)
                     return
                 }
-            case .none:
-                break
+            } else if isDuplicate(op, consumed: consumed, held: held) {
+                report.duplicates += 1
+                return
+            } else {
+                rejectReuse(stamp, report: &report, queue: &queue)
+                return
             }
         }
-        if delivery.pending.contains(stamp.id) {
-            report.duplicates += 1
-            return
-        }
-        switch readiness(of: op, physicalMillis: physicalMillis) {
+        switch readiness(of: op, physicalMillis: call.physicalMillis) {
         case .missing(let id):
             hold(op, waitingFor: id, report: &report)
         case .tooFarAhead:
@@ -152,12 +174,50 @@ extension CausalDocument {
         }
     }
 
+    /// A repeat that changes nothing: exactly a held operation again, or counters all
+    /// consumed by operations this one agrees with.
+    private func isDuplicate(_ op: CRDTOperation, consumed: CounterSet.Coverage, held: CounterSet.Coverage) -> Bool {
+        switch (consumed, held) {
+        case (.none, .full): delivery.pending.operation(op.id) == op
+        case (.full, .none): !contradicts(op)
+        default: false
+        }
+    }
+
+    /// Refuses an operation that reuses counters. Nothing of it is applied; its counters that
+    /// nothing consumed or holds become consumed, so that what references them is refused
+    /// rather than held forever, while a held operation it collided with still applies later.
+    private mutating func rejectReuse(_ op: OperationStamp, report: inout ApplyReport, queue: inout [CRDTOperation]) {
+        report.rejected.append(Rejection(id: op.id, reason: .reusedOperationID))
+        let replica = op.id.replica
+        let unconsumed =
+            delivery.applied.position(of: replica).map {
+                delivery.applied.values[$0].gaps(start: op.id.counter, count: op.counterCount)
+            } ?? [(op.id.counter, op.counterCount)]
+        for gap in unconsumed {
+            for free in delivery.pending.unclaimedGaps(replica: replica, start: gap.start, count: gap.count) {
+                let piece = OperationStamp(
+                    id: OperationID(replica: replica, counter: free.start), timestamp: op.timestamp,
+                    counterCount: free.count)
+                delivery.markApplied(piece, at: delivery.applied.position(of: replica))
+                delivery.pending.releaseWaiters(replica: replica, start: free.start, length: free.count, into: &queue)
+            }
+        }
+    }
+
+    /// Holds an operation waiting for `id`, or (nil) deferred by the clock-skew rule.
     private mutating func hold(_ op: consuming CRDTOperation, waitingFor id: OperationID?, report: inout ApplyReport) {
         let held = op.id
-        if delivery.pending.hold(op, waitingFor: id, limits: delivery.limits) {
+        let timestamp = op.timestamp
+        guard delivery.pending.hold(op, waitingFor: id, limits: delivery.limits) else {
+            report.overflowed.append(held)
+            return
+        }
+        if id != nil {
             report.held.append(held)
         } else {
-            report.overflowed.append(held)
+            let due = timestamp.millis &- min(timestamp.millis, delivery.limits.maxSkewMillis)
+            report.deferred.append(Deferral(id: held, timestamp: timestamp, dueMillis: due))
         }
     }
 

@@ -107,6 +107,39 @@ struct CounterSet: Hashable, Sendable {
         ends.replaceSubrange(first..<last, with: [newEnd])
     }
 
+    /// Removes `start ..< start + count` (the span of an operation leaving the pending
+    /// buffer): intervals it covers go, intervals it cuts are trimmed or split, in place (a
+    /// release must not allocate).
+    mutating func remove(start: UInt64, count: UInt64) {
+        guard count > 0, !starts.isEmpty else { return }
+        let end = start &+ count
+        var first = lastStart(atMost: start)
+        if first < 0 || ends[first] <= start { first += 1 }
+        var last = first
+        while last < starts.count && starts[last] < end { last += 1 }
+        guard first < last else { return }
+        let keepsLeft = starts[first] < start
+        let keepsRight = ends[last - 1] > end
+        if keepsLeft && keepsRight && last - first == 1 {
+            let rightEnd = ends[first]
+            ends[first] = start
+            starts.insert(end, at: first + 1)
+            ends.insert(rightEnd, at: first + 1)
+            return
+        }
+        var removeFrom = first
+        if keepsLeft {
+            ends[first] = start
+            removeFrom += 1
+        }
+        if keepsRight {
+            starts[last - 1] = end
+            last -= 1
+        }
+        starts.removeSubrange(removeFrom..<last)
+        ends.removeSubrange(removeFrom..<last)
+    }
+
     /// Rebuilds from already-validated sorted intervals (snapshot load).
     init(starts: [UInt64], ends: [UInt64]) {
         self.starts = starts

@@ -1,5 +1,8 @@
 /// Operations that arrived before something they reference, indexed by the one id each is
-/// waiting for, plus operations deferred because their timestamp is too far ahead.
+/// waiting for, plus operations deferred because their timestamp is too far ahead. Each held
+/// operation keeps its counter span claimed (`claims`), so that another operation reusing
+/// those counters is recognised on arrival, in the same order on every device (PROTOCOL's
+/// CONVERSATIONS.md §6.2), and not only when the held one is finally applied.
 ///
 /// Waiting is keyed by an exact id: an operation names the ids it depends on, and the
 /// operation that creates an id covers it in its counter span, so releasing a span only has
@@ -11,14 +14,35 @@ struct PendingBuffer: Sendable {
     private var freeSlots: [Int] = []
     private var waiting: [ReplicaID: [UInt64: [Int]]] = [:]
     private var deferred: [Int] = []
-    private var heldIDs: Set<OperationID> = []
+    /// Held operation id → its slot.
+    private var heldSlots: [OperationID: Int] = [:]
+    /// The counters each replica's held operations span (disjoint: a reuse is never held).
+    private var claims = ReplicaMap<CounterSet>()
     private(set) var count = 0
     private(set) var bytes = 0
 
     var isEmpty: Bool { count == 0 }
     var deferredCount: Int { deferred.count }
 
-    func contains(_ id: OperationID) -> Bool { count > 0 && heldIDs.contains(id) }
+    func contains(_ id: OperationID) -> Bool { count > 0 && heldSlots[id] != nil }
+
+    /// The held operation with exactly this id, if any.
+    func operation(_ id: OperationID) -> CRDTOperation? {
+        guard count > 0, let slot = heldSlots[id] else { return nil }
+        return slots[slot]
+    }
+
+    /// How much of `start ..< start + count` of `replica` held operations span.
+    func claimCoverage(replica: ReplicaID, start: UInt64, count: UInt64) -> CounterSet.Coverage {
+        guard self.count > 0, let position = claims.position(of: replica) else { return .none }
+        return claims.values[position].coverage(start: start, count: count)
+    }
+
+    /// The parts of `start ..< start + count` of `replica` that no held operation spans.
+    func unclaimedGaps(replica: ReplicaID, start: UInt64, count: UInt64) -> [(start: UInt64, count: UInt64)] {
+        guard self.count > 0, let position = claims.position(of: replica) else { return [(start, count)] }
+        return claims.values[position].gaps(start: start, count: count)
+    }
 
     /// All held operations, ordered by id (for snapshots).
     var operations: [CRDTOperation] {
@@ -59,7 +83,8 @@ struct PendingBuffer: Sendable {
         } else {
             deferred.append(slot)
         }
-        heldIDs.insert(op.id)
+        heldSlots[op.id] = slot
+        claims.update(op.id.replica, default: CounterSet()) { $0.insert(start: op.id.counter, count: op.counterCount) }
         count += 1
         bytes += size
         return true
@@ -69,12 +94,16 @@ struct PendingBuffer: Sendable {
         guard slot < slots.count, let op = slots[slot] else { return nil }
         slots[slot] = nil
         freeSlots.append(slot)
-        heldIDs.remove(op.id)
+        heldSlots[op.id] = nil
+        if let position = claims.position(of: op.id.replica) {
+            claims.modifyValue(at: position) { $0.remove(start: op.id.counter, count: op.counterCount) }
+        }
         count -= 1
         bytes -= Self.approximateBytes(of: op)
         if count == 0 {
             slots.removeAll()
             freeSlots.removeAll()
+            claims = ReplicaMap()
         }
         return op
     }

@@ -13,7 +13,8 @@ public struct StateHash: Hashable, Sendable, CustomStringConvertible {
     /// The 16 digest bytes.
     public let bytes: [UInt8]
 
-    init(of data: [UInt8]) {
+    /// The digest of `data` (a canonical state; the vectors also hash raw inputs).
+    package init(of data: [UInt8]) {
         let first = SipHash24.hash(data, key0: 0x436C_6F61_6B43_5244, key1: 0x5354_4154_4548_4153)
         let second = SipHash24.hash(data, key0: 0x0706_0504_0302_0100, key1: 0x0F0E_0D0C_0B0A_0908)
         var out: [UInt8] = []

@@ -19,6 +19,13 @@ struct LWWRegister<Value: Hashable & Sendable>: Hashable, Sendable {
         timestamp != self.timestamp ? timestamp > self.timestamp : writer > self.writer
     }
 
+    /// Whether `op` is this register's winning write and wrote `value`: true if so, false if
+    /// it is the winner with another value or time (a reused id), nil if another write won.
+    func isWon(by op: CRDTOperation, with value: Value) -> Bool? {
+        guard writer == op.id else { return nil }
+        return self.value == value && timestamp == op.timestamp
+    }
+
     mutating func write(_ value: Value, timestamp: HLCTimestamp, writer: OperationID) {
         guard isBeaten(by: timestamp, writer: writer) else { return }
         self.value = value

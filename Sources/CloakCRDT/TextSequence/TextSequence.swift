@@ -57,6 +57,16 @@ struct TextSequence: Sendable {
         return single.contains(id)
     }
 
+    /// The run holding the character `id` (a copy), if it belongs to this text.
+    func run(containing id: PackedID, _ texts: [TextTree]) -> TextRun? {
+        if tree >= 0 {
+            let text = texts[Int(tree)]
+            return text.locate(id).map { text.leaves[$0.leaf].runs[$0.run] }
+        }
+        guard let single, id != .none, single.contains(id) else { return nil }
+        return single
+    }
+
     /// Every run in document order.
     func forEachRun(_ texts: [TextTree], _ body: (TextRun) -> Void) {
         if tree >= 0 {

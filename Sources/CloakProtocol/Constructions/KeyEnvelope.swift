@@ -46,7 +46,7 @@ public struct KeyEnvelope: Sendable, Hashable {
         return w.bytes
     }
 
-    static func innerPlaintext(account: AccountID, epoch: UInt64, recipient: DeviceID, key: [UInt8]) -> [UInt8] {
+    package static func innerPlaintext(account: AccountID, epoch: UInt64, recipient: DeviceID, key: [UInt8]) -> [UInt8] {
         var w = CanonicalWriter(domain: .epochKey, reserving: 120)
         w.fixed(account)
         w.u64(epoch)

@@ -40,7 +40,9 @@ public struct PairingPayload: Sendable {
             expiresAtMs: nowMs + lifetimeMs)
     }
 
-    init(signingKey: Ed25519PublicKey, agreementKey: X25519PublicKey, secret: SymmetricKey, expiresAtMs: UInt64) {
+    package init(
+        signingKey: Ed25519PublicKey, agreementKey: X25519PublicKey, secret: SymmetricKey, expiresAtMs: UInt64
+    ) {
         self.signingKey = signingKey
         self.agreementKey = agreementKey
         self.secret = secret

@@ -55,7 +55,7 @@ public struct RecoverySecret: Sendable {
         RecoverySecret(entropy: SecretBytes.random(count: 16, using: random))
     }
 
-    init(entropy: SecretBytes) {
+    package init(entropy: SecretBytes) {
         self.entropy = entropy
     }
 

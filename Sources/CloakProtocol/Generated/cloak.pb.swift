@@ -1512,7 +1512,8 @@ public nonisolated struct Cloak_V1_ChangeSetBody: Sendable {
   /// CloakCRDT operation batch (PROTOCOL.md §"Operation batches").
   public var operations: Data = Data()
 
-  /// The author's hybrid logical clock when sealing (ms), for skew checks.
+  /// The author's hybrid logical clock when sealing (ms). Informational: receivers judge clock
+  /// skew by each operation's own timestamp (CONVERSATIONS.md §6.4).
   public var hlcMs: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()

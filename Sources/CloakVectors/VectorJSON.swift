@@ -1,4 +1,5 @@
 import CloakCrypto
+import CloakProtocol
 
 /// A minimal JSON value with a fixed rendering, so the committed test vectors regenerate byte
 /// for byte on every platform (Foundation's encoders do not promise a stable key order or
@@ -9,10 +10,14 @@ import CloakCrypto
 /// let text = json.rendered()      // 2-space indented, keys in the given order, trailing newline
 /// ```
 public indirect enum VectorJSON: Sendable {
-    /// A string (the vectors only hold ASCII).
+    /// A string (written as UTF-8; only quotes, backslashes and control characters are escaped).
     case string(String)
     /// A non-negative integer.
     case int(UInt64)
+    /// `true` or `false`.
+    case bool(Bool)
+    /// `null` (an absent reference).
+    case null
     /// An array.
     case array([VectorJSON])
     /// An object whose keys keep the given order.
@@ -36,6 +41,10 @@ public indirect enum VectorJSON: Sendable {
             out += Self.quoted(text)
         case .int(let value):
             out += String(value)
+        case .bool(let value):
+            out += value ? "true" : "false"
+        case .null:
+            out += "null"
         case .array(let items):
             guard !items.isEmpty else { out += "[]"; return }
             out += "[\n"

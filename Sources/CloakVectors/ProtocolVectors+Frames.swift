@@ -1,4 +1,5 @@
 import CloakCrypto
+import CloakProtocol
 import Foundation
 
 extension VectorWorld {

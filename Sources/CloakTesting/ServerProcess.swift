@@ -1,10 +1,19 @@
-import Foundation
+public import Foundation
 import Synchronization
 
-/// The real `cloak-server` executable in a child process (for kill -9 durability tests).
-final class ServerProcess: Sendable {
-    let process: Process
-    let port: Int
+/// The real `cloak-server` executable in a child process on a free loopback port: kill -9
+/// durability tests, and the conformance suite run against the shipped binary.
+///
+/// ```swift
+/// let server = try await ServerProcess.start(database: "memory:", extraArguments: ["--idle-timeout-ms", "2000"])
+/// defer { Task { await server.terminate() } }
+/// let url = "ws://127.0.0.1:\(server.port)/v1/sync"
+/// ```
+public final class ServerProcess: Sendable {
+    /// The child process.
+    public let process: Process
+    /// The port it listens on.
+    public let port: Int
 
     private init(process: Process, port: Int) {
         self.process = process
@@ -12,10 +21,8 @@ final class ServerProcess: Sendable {
     }
 
     /// The built executable next to the test bundle (`swift build --build-tests` builds it).
-    static func binary() throws -> URL {
-        let here = URL(fileURLWithPath: #filePath)
-        let root = here.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
+    public static func binary() throws -> URL {
+        let root = TestData.repositoryRoot
         var candidates: [URL] = []
         if let executable = Bundle.main.executableURL { candidates.append(executable.deletingLastPathComponent()) }
         candidates.append(URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent())
@@ -25,13 +32,16 @@ final class ServerProcess: Sendable {
             let binary = directory.appendingPathComponent("cloak-server")
             if FileManager.default.isExecutableFile(atPath: binary.path) { return binary }
         }
-        throw TestClientError.unexpected(
-            "cloak-server is not built next to the tests (looked in \(candidates.map(\.path))); run swift build --build-tests")
+        throw ServerProcessError(
+            "cloak-server is not built next to the tests (looked in \(candidates.map(\.path))); run swift build --build-tests"
+        )
     }
 
     /// Starts `cloak-server serve` on a free port and waits (at most `timeout`) until it listens.
-    static func start(database: String, extraArguments: [String] = [], timeout: Duration = .seconds(30)) async throws
-        -> ServerProcess
+    public static func start(
+        database: String, extraArguments: [String] = [], timeout: Duration = .seconds(30)
+    )
+        async throws -> ServerProcess
     {
         let process = Process()
         process.executableURL = try binary()
@@ -53,17 +63,17 @@ final class ServerProcess: Sendable {
             try await Task.sleep(for: .milliseconds(20))
         }
         process.terminate()
-        throw TestClientError.unexpected("cloak-server did not start")
+        throw ServerProcessError("cloak-server did not start")
     }
 
     /// SIGKILL: no shutdown code runs, unsynced writes are lost (as in a crash).
-    func kill9() async {
+    public func kill9() async {
         kill(process.processIdentifier, SIGKILL)
         await waitForExit()
     }
 
     /// SIGTERM: graceful shutdown.
-    func terminate() async {
+    public func terminate() async {
         process.terminate()
         await waitForExit()
     }
@@ -72,6 +82,16 @@ final class ServerProcess: Sendable {
         for _ in 0..<1_500 where process.isRunning {
             try? await Task.sleep(for: .milliseconds(10))
         }
+    }
+}
+
+/// Why a server process could not be started.
+public struct ServerProcessError: Error, CustomStringConvertible {
+    /// What went wrong.
+    public let description: String
+
+    init(_ description: String) {
+        self.description = description
     }
 }
 

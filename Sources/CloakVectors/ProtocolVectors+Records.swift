@@ -1,4 +1,5 @@
 import CloakCrypto
+import CloakProtocol
 import Foundation
 
 /// Builds the vector account's device log and records each entry as a vector case.
@@ -117,7 +118,7 @@ struct ChangeSetCase {
     /// Seals a change set by `author` at the head of `world.0` under that head's epoch.
     static func make(
         _ name: String, world: (DeviceLog, [UInt64: [UInt8]]), author: VectorDevice, conversation: ConversationID,
-        seq: UInt64, prev: ChangeSetHash, heads: [ChainHead], opsLength: Int
+        seq: UInt64, prev: ChangeSetHash, heads: [ChainHead], operations: [UInt8]
     ) throws -> ChangeSetCase {
         let (log, keys) = world
         let epoch = log.currentEpoch
@@ -126,8 +127,7 @@ struct ChangeSetCase {
             epochKey: try SymmetricKey(bytes: epochKey), conversation: conversation, epoch: epoch)
         var body = Cloak_V1_ChangeSetBody()
         body.heads = heads.map(\.message)
-        // Stand-in for a CloakCRDT operation batch: the protocol layer treats it as opaque bytes.
-        body.operations = Data(Array("CKOB".utf8) + [1] + ProtocolVectors.longMaterial("ops/\(name)", opsLength))
+        body.operations = Data(operations)
         body.hlcMs = ProtocolVectors.baseTimeMs + 3_600_000 + seq * 1000
         let bodyBytes = FrameCodec.serialize(body)
         let header = ChangeSetHeader(
@@ -177,7 +177,7 @@ struct SnapshotCase {
 
     static func make(
         _ name: String, world: (DeviceLog, [UInt64: [UInt8]]), author: VectorDevice, conversation: ConversationID,
-        snapshotSeq: UInt64, prev: SnapshotHash, covers: [ChainHead], atIndex index: UInt64
+        snapshotSeq: UInt64, prev: SnapshotHash, covers: [ChainHead], atIndex index: UInt64, state: [UInt8]
     ) throws -> SnapshotCase {
         let (log, keys) = world
         let epoch = log.epoch(atIndex: index) ?? 0
@@ -190,7 +190,7 @@ struct SnapshotCase {
             deviceLogHead: log.hash(atIndex: index) ?? .zero,
             covers: covers)
         var body = Cloak_V1_SnapshotBody()
-        body.state = Data(ProtocolVectors.longMaterial("snapshot-state/\(name)", 700))
+        body.state = Data(state)
         let bodyBytes = FrameCodec.serialize(body)
         let snapshot = try SnapshotSealer.seal(
             body: bodyBytes, header: header, conversationKey: conversationKey, signer: author.signing,

@@ -1,4 +1,5 @@
 import CloakCrypto
+import CloakProtocol
 import Foundation
 
 /// One `sealed_key.json` case: an epoch key in a signed key envelope.

@@ -1,4 +1,5 @@
 import CloakCrypto
+public import CloakProtocol
 import Foundation
 
 /// The generator of `Protocol/vectors/*.json`. `swift run cloak-vectors write Protocol/vectors`
@@ -37,7 +38,7 @@ public enum ProtocolVectors {
             File(name: "pairing.json", contents: VectorJSON.array([try world.pairingCase()]).rendered()),
             File(name: "recovery.json", contents: VectorJSON.array(try world.recoveryCases()).rendered()),
             File(name: "padding.json", contents: VectorJSON.array(try VectorWorld.paddingCases()).rendered()),
-        ]
+        ] + (try CRDTVectors.files())
     }
 
     /// Valid frames of every body type, built from the vector material (round-trip tests and
@@ -49,17 +50,6 @@ public enum ProtocolVectors {
     /// Deterministic input bytes: BLAKE2b of a label (16...64 bytes).
     static func material(_ label: String, _ count: Int) -> [UInt8] {
         BLAKE2b.hash(Array("cloak.v1.vectors/\(label)".utf8), outputByteCount: count)
-    }
-
-    /// `count` deterministic bytes for longer inputs (operation batches, snapshot states).
-    static func longMaterial(_ label: String, _ count: Int) -> [UInt8] {
-        var out: [UInt8] = []
-        var block = 0
-        while out.count < count {
-            out += material("\(label)/\(block)", 64)
-            block += 1
-        }
-        return Array(out.prefix(count))
     }
 
     /// Fixed wall-clock values (2026-01-01T00:00:00Z and later), informational in every record.
@@ -119,22 +109,23 @@ struct VectorWorld {
         try builder.setRecovery(recovery, signer: a)
 
         // Change sets under entry 3 (epoch 1): A seq 1 and 2 in X, C seq 1 in X.
+        let contents = try WorldContents(a: a, b: b, c: c, conversation: conversation)
         var sets: [ChangeSetCase] = []
         let head3 = builder.log
         sets.append(
             try ChangeSetCase.make(
                 "A seq 1 in conversation X", world: (head3, epochKeys), author: a,
-                conversation: conversation, seq: 1, prev: .zero, heads: [], opsLength: 40))
+                conversation: conversation, seq: 1, prev: .zero, heads: [], operations: contents.aFirst))
         sets.append(
             try ChangeSetCase.make(
                 "C seq 1 in conversation X", world: (head3, epochKeys), author: c,
                 conversation: conversation, seq: 1, prev: .zero,
-                heads: [sets[0].head], opsLength: 12))
+                heads: [sets[0].head], operations: contents.cFirst))
         sets.append(
             try ChangeSetCase.make(
                 "A seq 2 in conversation X", world: (head3, epochKeys), author: a,
                 conversation: conversation, seq: 2, prev: sets[0].changeSet.hash,
-                heads: [sets[1].head], opsLength: 600))
+                heads: [sets[1].head], operations: contents.aSecond))
 
         // Entry 4: B removes C, keeping C's seq 1 in X; epoch 2 starts.
         try builder.remove(c, cutoffs: [sets[1].cutoff], signer: b)
@@ -142,7 +133,7 @@ struct VectorWorld {
             try ChangeSetCase.make(
                 "B seq 1 in the account library, epoch 2", world: (builder.log, epochKeys),
                 author: b, conversation: .library, seq: 1, prev: .zero, heads: [],
-                opsLength: 90))
+                operations: contents.bLibrary))
         log = builder.log
         logCases = builder.cases
         changeSets = sets
@@ -161,11 +152,11 @@ struct VectorWorld {
         let first = try SnapshotCase.make(
             "first snapshot of X by A", world: (log, epochKeys), author: a,
             conversation: conversation, snapshotSeq: 1, prev: .zero,
-            covers: [sets[2].head, sets[1].head], atIndex: 3)
+            covers: [sets[2].head, sets[1].head], atIndex: 3, state: contents.state)
         let second = try SnapshotCase.make(
             "second snapshot of X by B, epoch 2", world: (log, epochKeys), author: b,
             conversation: conversation, snapshotSeq: 1, prev: first.snapshot.hash,
-            covers: [sets[2].head, sets[1].head], atIndex: 4)
+            covers: [sets[2].head, sets[1].head], atIndex: 4, state: contents.state)
         snapshotCases = [first, second]
     }
 
