@@ -120,6 +120,17 @@ extension ClientCore {
         for event in try ledger.checkHeads(changeSet, claims: claims, tx) { try raise(event, tx, &output) }
         let report = documents.apply(ops, to: header.conversation, now: now)
         outbox.replica.observe(report.newestTimestamp, physicalMillis: now)
+        for rejection in report.rejected where rejection.reason == .reusedOperationID {
+            try raise(SecurityEvent(
+                .reusedOperationID, conversation: header.conversation, device: header.author, seq: header.seq,
+                detail: "an operation reuses operation ids its author already used with other content; refused"), tx, &output)
+        }
+        for deferral in report.deferred {
+            try raise(SecurityEvent(
+                .clockSkew, conversation: header.conversation, device: header.author, seq: header.seq,
+                detail: "an operation is stamped \(deferral.timestamp.millis &- now) ms ahead; it applies from "
+                    + "\(deferral.dueMillis)"), tx, &output)
+        }
         try ledger.record(changeSet, local: header.author == me, tx)
         heard[header.author] = now
         heardInBatch.insert(header.author)

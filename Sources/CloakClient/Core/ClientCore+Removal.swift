@@ -78,9 +78,11 @@ extension ClientCore {
         let now = now()
         for row in rows {
             guard let changeSet = try? ChangeSet(wire: row.wire), let (_, ops) = try? decrypt(changeSet) else { continue }
-            _ = fresh.apply(ops, to: conversation, physicalMillis: now)
+            _ = fresh.apply(ops, to: conversation, physicalMillis: now, ownReplica: me.replicaID)
         }
-        if let batch = outbox.pending[conversation] { _ = fresh.apply(batch.ops, to: conversation, physicalMillis: now) }
+        if let batch = outbox.pending[conversation] {
+            _ = fresh.apply(batch.ops, to: conversation, physicalMillis: now, ownReplica: me.replicaID)
+        }
         documents.replace(conversation, from: fresh)
     }
 }

@@ -13,7 +13,11 @@ extension ClientCore {
     /// A snapshot of the first conversation (in id order) that has accumulated `snapshotEvery`
     /// change sets since the last snapshot this device knows of (DESIGN.md "Snapshots").
     func snapshotIfDue() throws(ClientError) -> Snapshot? {
-        guard let conversation = documents.sinceSnapshot.filter({ $0.value >= configuration.snapshotEvery }).keys.min(),
+        // A snapshot states exactly what it covers: not while this device has unsealed edits
+        // there (they are in the document but in no change set its covers could name, and a
+        // device loading it would refuse their change set later as a reused id).
+        guard let conversation = documents.sinceSnapshot
+            .filter({ $0.value >= configuration.snapshotEvery && outbox.pending[$0.key] == nil }).keys.min(),
             conversation != .library || documents.library.conversations.count > 0,
             let log = membership.log, !membership.removed, let document = documents.all.snapshot(of: conversation),
             let key = membership.conversationKey(conversation, epoch: log.currentEpoch)
@@ -82,7 +86,7 @@ extension ClientCore {
                 // Edits this device made there and has not sealed yet (it may write into a
                 // conversation it knows only from the library) stay: the snapshot holds none.
                 if let pending = outbox.pending[header.conversation] {
-                    _ = documents.apply(pending.ops, to: header.conversation, now: now(), counted: false)
+                    _ = documents.apply(pending.ops, to: header.conversation, now: now(), counted: false, ownReplica: me.replicaID)
                 }
                 for head in header.covers {
                     try ledger.setChain(

@@ -116,14 +116,14 @@ final class ClientCore {
         let now = now()
         for row in replay where row.id > appliedThrough[row.conversation, default: 0] {
             guard let changeSet = try? ChangeSet(wire: row.wire), let (_, ops) = try? decrypt(changeSet) else { continue }
-            let report = documents.apply(ops, to: row.conversation, now: now, counted: false)
+            let report = documents.apply(ops, to: row.conversation, now: now, counted: false, ownReplica: me.replicaID)
             outbox.replica.observe(report.newestTimestamp, physicalMillis: now)
             documents.unsaved[row.conversation, default: 0] += 1
         }
         for (row, conversation, sealed) in pending {
             let bytes = try cipher.open(sealed, context: Outbox.pendingContext(conversation))
             guard let ops = try? OperationBatch.decode(bytes) else { continue }
-            _ = documents.apply(ops, to: conversation, now: now, counted: false)
+            _ = documents.apply(ops, to: conversation, now: now, counted: false, ownReplica: me.replicaID)
             outbox.appendPending(ops, row: row, conversation: conversation, now: now)
         }
     }

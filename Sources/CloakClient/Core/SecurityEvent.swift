@@ -43,6 +43,12 @@ public struct SecurityEvent: Sendable, Hashable {
         case serverRollback
         /// An incident (withheld data, a rolled-back server) was put right.
         case incidentResolved
+        /// A member's operation reuses operation ids it already used with other content: it is
+        /// refused on every device (ADV-47).
+        case reusedOperationID
+        /// A member's operation is stamped too far ahead of local time: it waits until it is
+        /// within the window (ADV-28, ADV-47).
+        case clockSkew
         /// The operations inside a verified change set do not decode.
         case undecodableOperations
         /// The server served a device log shorter than the one we pinned (ADV-12).

@@ -7,12 +7,15 @@ struct DocumentSet: Sendable {
     var conversations: [ConversationID: ConversationDocument] = [:]
     var library = AccountLibraryDocument()
 
-    /// Applies decoded operations to the document of `conversation`.
-    mutating func apply(_ ops: [CRDTOperation], to conversation: ConversationID, physicalMillis: UInt64)
-        -> ApplyReport
-    {
-        if conversation == .library { return library.apply(ops, physicalMillis: physicalMillis) }
-        return conversations[conversation, default: ConversationDocument()].apply(ops, physicalMillis: physicalMillis)
+    /// Applies decoded operations to the document of `conversation`. `ownReplica` (this
+    /// device's) when re-applying its own operations from storage, which may be grouped
+    /// differently than when they were first applied (CONVERSATIONS.md §6).
+    mutating func apply(
+        _ ops: [CRDTOperation], to conversation: ConversationID, physicalMillis: UInt64, ownReplica: ReplicaID? = nil
+    ) -> ApplyReport {
+        if conversation == .library { return library.apply(ops, physicalMillis: physicalMillis, ownReplica: ownReplica) }
+        return conversations[conversation, default: ConversationDocument()]
+            .apply(ops, physicalMillis: physicalMillis, ownReplica: ownReplica)
     }
 
     /// The snapshot encoding of a document.

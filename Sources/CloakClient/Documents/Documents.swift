@@ -34,10 +34,11 @@ struct Documents {
 
     /// Applies decoded operations to one document and counts the change towards its next save
     /// and snapshot.
-    mutating func apply(_ ops: [CRDTOperation], to conversation: ConversationID, now: UInt64, counted: Bool = true)
-        -> ApplyReport
-    {
-        let report = all.apply(ops, to: conversation, physicalMillis: now)
+    mutating func apply(
+        _ ops: [CRDTOperation], to conversation: ConversationID, now: UInt64, counted: Bool = true,
+        ownReplica: ReplicaID? = nil
+    ) -> ApplyReport {
+        let report = all.apply(ops, to: conversation, physicalMillis: now, ownReplica: ownReplica)
         if counted {
             unsaved[conversation, default: 0] += 1
             sinceSnapshot[conversation, default: 0] += 1
