@@ -177,20 +177,39 @@ struct SyncMachineTests {
         #expect(machine.handle(.tick, core: core).isEmpty)
     }
 
-    @Test("DEVICE_NOT_ACTIVE without a signed removal in the served log is an alarm, not a removal")
+    @Test("DEVICE_NOT_ACTIVE without a signed removal: retried, and an alarm (not a removal) when it persists")
     func refusedWithoutRemoval() throws {
         let core = try core()
         var machine = SyncMachine(configuration: ClientConfiguration())
-        let frames = refusedThenReconnected(&machine, core)
-        guard case .fetchDeviceLog? = frames.first?.body, let log = core.log else {
-            Issue.record("expected an anonymous FetchDeviceLog")
-            return
+        _ = machine.handle(.start, core: core)
+        var events: [SecurityEvent] = []
+        var refused = false
+        for round in 1...3 {
+            // Connect, authenticate, be refused, reconnect and fetch the log anonymously.
+            if round > 1 {
+                clock.advance(ClientConfiguration().reconnectMaxMillis + 1)
+                #expect(machine.handle(.tick, core: core).contains { if case .connect = $0 { true } else { false } })
+            }
+            _ = machine.handle(.connected, core: core)
+            _ = machine.handle(.frame(hello()), core: core)
+            _ = machine.handle(.frame(FrameCodec.encodeError(.deviceNotActive)), core: core)
+            clock.advance(ClientConfiguration().reconnectMaxMillis + 1)
+            #expect(machine.handle(.tick, core: core).contains { if case .connect = $0 { true } else { false } })
+            _ = machine.handle(.connected, core: core)
+            let frames = sent(machine.handle(.frame(hello()), core: core))
+            guard case .fetchDeviceLog? = frames.first?.body, let log = core.log else {
+                Issue.record("round \(round): expected an anonymous FetchDeviceLog")
+                return
+            }
+            var entries = Cloak_V1_DeviceLogEntries()
+            entries.entries = log.entries.map { Data($0.wire) }
+            let effects = machine.handle(
+                .frame(FrameCodec.encode(.deviceLogEntries(entries), requestID: frames[0].requestID)), core: core)
+            events += effects.flatMap { effect -> [SecurityEvent] in if case .surface(let output) = effect { output.events } else { [] } }
+            refused = effects.contains { if case .state(.refused) = $0 { true } else { false } }
+            #expect(refused == (round == 3), "round \(round)")
         }
-        var entries = Cloak_V1_DeviceLogEntries()
-        entries.entries = log.entries.map { Data($0.wire) }
-        let effects = machine.handle(.frame(FrameCodec.encode(.deviceLogEntries(entries), requestID: frames[0].requestID)), core: core)
-        let events = effects.flatMap { effect -> [SecurityEvent] in if case .surface(let output) = effect { output.events } else { [] } }
-        #expect(events.contains { $0.kind == .protocolViolation })
+        #expect(events.map(\.kind) == [.protocolViolation], "one alarm, after the refusal persisted")
         #expect(!core.removedFromAccount)
         #expect(!core.membership.keyring.epochKeys.isEmpty, "keys kept: the server's word alone removes nothing")
     }

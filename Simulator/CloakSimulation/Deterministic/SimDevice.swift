@@ -15,6 +15,10 @@ final class SimDevice {
         case member
         /// Removed from its account (it may not know yet).
         case removed
+        /// Its own device-log branch lost to another after a restored server forgot the entries
+        /// past the backup (a documented limit, PROTOCOL.md §18): it raised `deviceLogFork` and
+        /// stopped, as it must; a person links it again.
+        case forkedByRestore
     }
 
     let index: Int

@@ -32,6 +32,8 @@ struct SimNotes {
     var linked = 0
     var removed = 0
     var recovered = 0
+    /// Devices that raised a device-log fork a restore caused (see `SimWorld.noteForkAfterRestore`).
+    var forkedByRestore = 0
     /// Every nonce of every change set pushed (ADV-14: none may repeat).
     var nonces: Set<[UInt8]> = []
     var changeSetsSeen = 0

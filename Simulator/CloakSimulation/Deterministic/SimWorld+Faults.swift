@@ -140,6 +140,11 @@ extension SimWorld {
         guard let backup else { return }
         fault("restore")
         self.backup = nil
+        for account in 0..<options.accounts {
+            guard let id = devices.first(where: { $0.account == account && $0.engine?.accountID != nil })?.engine?.accountID
+            else { continue }
+            restoredLogLength[account] = backup.accountNow(id)?.deviceLog.count ?? 0
+        }
         for device in devices where device.connection != nil {
             device.connection = nil
             schedule(.disconnected(device: device.index, generation: device.generation), at: now + delay())
@@ -165,5 +170,22 @@ extension SimWorld {
             }
         }
         trace.add("heal", -1)
+    }
+
+    /// A device-log fork at an index past the restored backup's log is what a restore can
+    /// cause without any dishonesty: devices that never saw the lost entries append their own
+    /// at the same index, and a device added by a lost entry can never be admitted again. The
+    /// device must raise the alarm and stop (it does: this is where the event arrives); the
+    /// checks then leave it out, as a person re-links it. A fork inside the backup's log is a
+    /// real failure and stays one.
+    func noteForkAfterRestore(_ device: SimDevice, _ events: [SecurityEvent]) {
+        guard device.status == .member, let restored = restoredLogLength[device.account] else { return }
+        for event in events where event.kind == .deviceLogFork {
+            guard let index = event.seq, index >= UInt64(restored) else { continue }
+            device.status = .forkedByRestore
+            notes.forkedByRestore += 1
+            fault("fork after restore")
+            return
+        }
     }
 }

@@ -29,7 +29,8 @@ public struct SimResult: Sendable {
     /// A few lines for the terminal.
     public var summary: String {
         var lines = ["seed \(options.seed): \(passed ? "passed" : "FAILED") trace \(traceHash) "
-            + "virtual \(virtualMillis / 1000)s events \(stats["events"] ?? 0)"]
+            + "virtual \(virtualMillis / 1000)s events \(stats["events"] ?? 0)",
+            "  " + stats.filter { $0.key != "events" }.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")]
         for failure in failures.prefix(10) { lines.append("  \(failure)") }
         if failures.count > 10 { lines.append("  … and \(failures.count - 10) more") }
         return lines.joined(separator: "\n")

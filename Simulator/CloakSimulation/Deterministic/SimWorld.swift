@@ -48,6 +48,9 @@ public final class SimWorld {
     var intercept: ((SimWorld, Int, Direction, [UInt8]) -> [[UInt8]])?
     /// The server store's copy an operator took (restored later by the `restore` profile).
     var backup: InMemoryServerStore?
+    /// Per account, the device-log length of the backup the server was restored to: a fork
+    /// past it is the operator's doing, not the server's (see ``noteForkAfterRestore``).
+    var restoredLogLength: [Int: Int] = [:]
     /// Frames the hostile server damaged, by digest, with the alarms they must raise.
     var hostileMarks: [[UInt8]: HostileMark] = [:]
     /// Items the hostile server saw delivered, to replay later.
@@ -192,6 +195,7 @@ public final class SimWorld {
         case .events(let events):
             device.events += events
             for event in events { trace.add("event:\(event.kind.rawValue)", device.index) }
+            noteForkAfterRestore(device, events)
         case .state(let state):
             trace.add("state:\(state)", device.index)
         case .flowFinished(let id, let result):

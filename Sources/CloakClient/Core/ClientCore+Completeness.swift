@@ -105,10 +105,11 @@ extension ClientCore {
                 }
             }
         }
+        let unacknowledged = Set(try outboxChangeSets(limit: Int.max >> 1).map(\.hash))
         for (chain, position) in ledger.chains.sorted(by: { ($0.key.conversation, $0.key.author) < ($1.key.conversation, $1.key.author) }) {
             let theirs = serverSeq[chain] ?? 0
             guard position.seq > theirs else { continue }
-            let lost = try restoreCandidates(chain, after: theirs)
+            let lost = try restoreCandidates(chain, after: theirs, unacknowledged: unacknowledged)
             guard !lost.isEmpty else { continue }
             result.ahead.append((chain, theirs))
             // Own change sets beyond the server's head that it had acknowledged.
@@ -123,8 +124,11 @@ extension ClientCore {
     /// the outbox never go in a restore push: they take the ordinary push path, where the
     /// server applies the stale-log rule of §19 (a restore push is exempt, and a change set
     /// written under a head older than a removal must not slip through it).
-    func restoreCandidates(_ chain: ChainKey, after seq: UInt64) throws(ClientError) -> [ChangeSet] {
-        let unacknowledged = Set(try outboxChangeSets(limit: Int.max >> 1).map(\.hash))
+    func restoreCandidates(_ chain: ChainKey, after seq: UInt64, unacknowledged: Set<ChangeSetHash>? = nil)
+        throws(ClientError) -> [ChangeSet]
+    {
+        let unacknowledged: Set<ChangeSetHash> =
+            if let unacknowledged { unacknowledged } else { Set(try outboxChangeSets(limit: Int.max >> 1).map(\.hash)) }
         var candidates: [ChangeSet] = []
         for changeSet in try store.read({ tx in try tx.changeSets(in: chain.conversation, after: 0) })
             .compactMap({ try? ChangeSet(wire: $0.wire) })

@@ -158,16 +158,26 @@ extension ClientCore {
         }
         let extended: DeviceLog
         do { extended = try pinned.extended(with: served) } catch {
-            let event: SecurityEvent =
-                switch error {
-                case .rollback(let pinnedLength, let servedLength):
-                    SecurityEvent(.deviceLogRollback, detail: "server served \(servedLength) entries, we hold \(pinnedLength)")
-                case .fork(let index): SecurityEvent(.deviceLogFork, detail: "served log differs at entry \(index)")
-                case .invalid(let reason): SecurityEvent(.deviceLogForgery, detail: reason.message)
-                }
+            let event: SecurityEvent
+            switch error {
+            case .rollback(let pinnedLength, let servedLength):
+                // One incident while it lasts (ADV-12, ADV-44); the sync machine re-appends the
+                // entries the server lost (restore appends).
+                var output = CoreOutput()
+                output.servedLogLength = servedLength
+                try open(Incident(
+                    kind: .deviceLogRollback,
+                    detail: "the server served \(servedLength) device-log entries; this device holds \(pinnedLength)",
+                    openedAt: now()), &output)
+                return output
+            case .fork(let index): event = SecurityEvent(.deviceLogFork, seq: UInt64(index), detail: "served log differs at entry \(index)")
+            case .invalid(let reason): event = SecurityEvent(.deviceLogForgery, detail: reason.message)
+            }
             return raise(event)
         }
-        return try takeLog(extended)
+        var output = try takeLog(extended)
+        try resolve(Incident(kind: .deviceLogRollback, detail: "", openedAt: 0).id, &output)
+        return output
     }
 
     /// Stores a verified extension of the pinned log and acts on its new entries: a removal of

@@ -13,11 +13,15 @@ extension ClientCore {
     /// A snapshot of the first conversation (in id order) that has accumulated `snapshotEvery`
     /// change sets since the last snapshot this device knows of (DESIGN.md "Snapshots").
     func snapshotIfDue() throws(ClientError) -> Snapshot? {
-        // A snapshot states exactly what it covers: not while this device has unsealed edits
-        // there (they are in the document but in no change set its covers could name, and a
-        // device loading it would refuse their change set later as a reused id).
-        guard let conversation = documents.sinceSnapshot
-            .filter({ $0.value >= configuration.snapshotEvery && outbox.pending[$0.key] == nil }).keys.min(),
+        // A snapshot states exactly what it covers, and covers only what the server holds: not
+        // while this device has unsealed edits there (in the document, in no change set its
+        // covers could name: a device loading it would refuse their change set later as a
+        // reused id), nor change sets the server has not acknowledged (a STALE_DEVICE_LOG
+        // refusal re-seals them with other hashes, and the covers would name a fork).
+        let due = documents.sinceSnapshot.filter { $0.value >= configuration.snapshotEvery && outbox.pending[$0.key] == nil }
+        guard !due.isEmpty else { return nil }
+        let unacknowledged = Set(try outboxChangeSets(limit: Int.max >> 1).map(\.header.conversation))
+        guard let conversation = due.keys.filter({ !unacknowledged.contains($0) }).min(),
             conversation != .library || documents.library.conversations.count > 0,
             let log = membership.log, !membership.removed, let document = documents.all.snapshot(of: conversation),
             let key = membership.conversationKey(conversation, epoch: log.currentEpoch)

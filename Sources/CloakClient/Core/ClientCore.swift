@@ -15,6 +15,8 @@ struct CoreOutput: Sendable {
     var events: [SecurityEvent] = []
     /// The device learned it was removed from the account.
     var removed = false
+    /// The server served a device log shorter than the verified one (this many entries).
+    var servedLogLength: Int?
 
     mutating func merge(_ other: CoreOutput) {
         fetchDeviceLog = fetchDeviceLog || other.fetchDeviceLog
@@ -25,6 +27,7 @@ struct CoreOutput: Sendable {
         changed.formUnion(other.changed)
         events += other.events
         removed = removed || other.removed
+        servedLogLength = servedLogLength ?? other.servedLogLength
     }
 }
 

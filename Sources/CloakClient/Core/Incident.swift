@@ -17,6 +17,9 @@ public struct Incident: Sendable, Hashable, Identifiable {
         /// The server lost what it had acknowledged or delivered (a restored backup, or a
         /// rollback): this device re-uploads what it holds (ADV-44).
         case serverRollback
+        /// The server serves a shorter device log than this device verified (ADV-12): it lost
+        /// entries (a restored backup) or rolls the account back; this device re-appends them.
+        case deviceLogRollback
     }
 
     /// A stable key: one incident per kind and subject.
@@ -58,6 +61,7 @@ public struct Incident: Sendable, Hashable, Identifiable {
             case .withheld: .withheld
             case .deviceLogWithheld: .deviceLogWithheld
             case .serverRollback: .serverRollback
+            case .deviceLogRollback: .deviceLogRollback
             }
         return SecurityEvent(eventKind, conversation: conversation, device: device, seq: fromSeq, detail: detail)
     }

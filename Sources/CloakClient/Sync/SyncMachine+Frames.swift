@@ -39,11 +39,19 @@ extension SyncMachine {
             return removalChecked(entries, core: core, now: now)
         case .deviceLogEntries(let entries):
             logFetchInFlight = false
-            return run(core: core, now: now) {
+            var served: Int?
+            var effects = run(core: core, now: now) {
                 var output = try core.receiveDeviceLog(entries.entries.map(Array.init))
                 output.pushOutbox = try core.resealStaleOutbox() || output.pushOutbox
+                served = output.servedLogLength
                 return output
             }
+            if let served, healing.logQueue.isEmpty, healing.logInFlight == nil {
+                // The server lost log entries: give them back (restore appends, §18).
+                healing.logQueue = core.logEntries(from: served)
+                effects += continueHealing(core: core, now: now)
+            }
+            return effects
         case .keyEnvelopes(let list):
             envelopeFetchInFlight = false
             let parsed = list.envelopes.compactMap { try? KeyEnvelope(message: $0) }
@@ -119,6 +127,7 @@ extension SyncMachine {
     private mutating func authenticated(_ result: Cloak_V1_AuthResult, core: ClientCore, now: UInt64) -> [SyncEffect] {
         guard phase == .authenticating else { return violation("unexpected AuthResult", core: core, now: now) }
         attempt = 0
+        unfoundedRefusals = 0
         var effects: [SyncEffect] = [.state(.catchingUp)]
         effects += checkAuthResult(result, core: core, now: now)
         effects += fetchLog(core: core, now: now)

@@ -23,10 +23,15 @@ struct Healing {
     /// Device-log entries to re-append, and the request in flight.
     var logQueue: [DeviceLogEntry] = []
     var logInFlight: UInt64?
-    /// Re-sealed envelopes sent, waiting for Done.
+    /// Re-sealed envelopes to send (one recipient per request, so that a recipient the server
+    /// does not know yet fails alone), and the request in flight.
+    var envelopeQueue: [[KeyEnvelope]] = []
     var envelopesInFlight: UInt64?
 
-    var busy: Bool { !restoreQueue.isEmpty || restoreInFlight != nil || !logQueue.isEmpty || logInFlight != nil }
+    var busy: Bool {
+        !restoreQueue.isEmpty || restoreInFlight != nil || !logQueue.isEmpty || logInFlight != nil
+            || !envelopeQueue.isEmpty || envelopesInFlight != nil
+    }
 }
 
 extension SyncMachine {
@@ -102,24 +107,41 @@ extension SyncMachine {
         if comparison.lostOwn > 0, !healing.rollback {
             effects += rollbackDetected("it lacks \(comparison.lostOwn) change sets it had acknowledged", core: core, now: now)
         }
+        let unacknowledged = Set(((try? core.outboxChangeSets(limit: Int.max >> 1)) ?? []).map(\.hash))
         for (chain, after) in comparison.ahead {
-            healing.restoreQueue += (try? core.restoreCandidates(chain, after: after)) ?? []
+            healing.restoreQueue += (try? core.restoreCandidates(chain, after: after, unacknowledged: unacknowledged)) ?? []
         }
-        if healing.rollback || !comparison.ahead.isEmpty { effects += resendEnvelopes(core: core, now: now) }
+        if healing.rollback || !comparison.ahead.isEmpty {
+            let envelopes = (try? core.resealedEnvelopes()) ?? []
+            healing.envelopeQueue = Dictionary(grouping: envelopes, by: \.recipient).sorted { $0.key < $1.key }.map(\.value)
+        }
         return effects + continueHealing(core: core, now: now)
     }
 
     /// Re-appends lost log entries, then re-uploads lost change sets, one request at a time;
     /// closes the rollback incident when nothing is left.
     mutating func continueHealing(core: ClientCore, now: UInt64) -> [SyncEffect] {
-        guard case .syncing = phase, healing.logInFlight == nil, healing.restoreInFlight == nil else { return [] }
+        guard healing.logInFlight == nil, healing.restoreInFlight == nil else { return [] }
+        if phase == .anonymous {
+            // Refused by a server that forgot the entries adding this device: give them back
+            // before authenticating (a restore append needs no session), then reconnect.
+            guard let entry = healing.logQueue.first else { return restartConnection(core: core, now: now) }
+            healing.logQueue.removeFirst()
+            return [appendRestored(entry, core: core, now: now)]
+        }
+        guard case .syncing = phase else { return [] }
         if !healing.logQueue.isEmpty {
             let entry = healing.logQueue.removeFirst()
-            let (id, effect) = send(.appendDeviceLog(.with {
-                $0.entry = Data(entry.wire)
-                $0.restore = true
-            }), kind: .restoreLog, now: now)
-            healing.logInFlight = id
+            return [appendRestored(entry, core: core, now: now)]
+        }
+        guard healing.envelopesInFlight == nil else { return [] }
+        if !healing.envelopeQueue.isEmpty {
+            // After the log is restored (the server refuses envelopes to members it does not
+            // know), before the change sets that need the keys.
+            let batch = healing.envelopeQueue.removeFirst()
+            let (id, effect) = send(
+                .putKeyEnvelopes(.with { $0.envelopes = batch.map(\.message) }), kind: .resealEnvelopes, now: now)
+            healing.envelopesInFlight = id
             return [effect]
         }
         if !healing.restoreQueue.isEmpty {
@@ -145,6 +167,16 @@ extension SyncMachine {
         return [.surface(output)] + pushIfReady(core: core, now: now)
     }
 
+    private mutating func appendRestored(_ entry: DeviceLogEntry, core: ClientCore, now: UInt64) -> SyncEffect {
+        let (id, effect) = send(.appendDeviceLog(.with {
+            $0.entry = Data(entry.wire)
+            $0.restore = true
+            if let account = core.account { $0.accountID = Data(account.bytes) }
+        }), kind: .restoreLog, now: now)
+        healing.logInFlight = id
+        return effect
+    }
+
     /// A restore push's results: what the server took, or why not.
     mutating func restoreAcknowledged(_ ack: Cloak_V1_PushAck, requestID: UInt64, core: ClientCore, now: UInt64)
         -> [SyncEffect]
@@ -159,23 +191,22 @@ extension SyncMachine {
         return (output.events.isEmpty ? [] : [.surface(output)]) + continueHealing(core: core, now: now)
     }
 
-    /// Every epoch key sealed again to every active member: a restored server may have lost
-    /// envelopes (it keeps the first copy of each, so sending again is harmless).
-    private mutating func resendEnvelopes(core: ClientCore, now: UInt64) -> [SyncEffect] {
-        guard healing.envelopesInFlight == nil, let envelopes = try? core.resealedEnvelopes(), !envelopes.isEmpty
-        else { return [] }
-        let (id, effect) = send(.putKeyEnvelopes(.with { $0.envelopes = envelopes.map(\.message) }), kind: .resealEnvelopes, now: now)
-        healing.envelopesInFlight = id
-        return [effect]
-    }
-
     /// A healing request finished (Done or an error).
     mutating func healingReplyDone(_ requestID: UInt64, error: ProtocolError?, core: ClientCore, now: UInt64) -> [SyncEffect] {
         if healing.logInFlight == requestID {
             healing.logInFlight = nil
             if error == .deviceLogConflict {
-                // Another member re-appended it first: learn the log, go on.
+                // Another member re-appended it first: fetch the log; what is still missing
+                // is queued again from the served length.
                 healing.logQueue = []
+                // Before authenticating: the server's log moved (another member restored it, or
+                // it forked); look again later, with backoff.
+                guard phase != .anonymous else { return connectionLost(now: now, core: core) }
+                return fetchLog(core: core, now: now) + continueHealing(core: core, now: now)
+            }
+            if error != nil { healing.logQueue = [] }
+            if healing.logQueue.isEmpty, phase != .anonymous {
+                // Restored: the served log now extends this device's (closing the incident).
                 return fetchLog(core: core, now: now) + continueHealing(core: core, now: now)
             }
         }

@@ -181,11 +181,23 @@ extension SyncMachine {
     /// device's removal (keys wiped, stop), or the refusal is not backed by the log (alarm).
     mutating func removalChecked(_ entries: Cloak_V1_DeviceLogEntries, core: ClientCore, now: UInt64) -> [SyncEffect] {
         verifyingRemoval = false
-        let output: CoreOutput
+        var output: CoreOutput
         do { output = try core.receiveDeviceLog(entries.entries.map(Array.init)) } catch {
             return connectionLost(now: now, core: core)
         }
         if output.removed || core.removedFromAccount { return follow(output, core: core, now: now) }
+        if let served = output.servedLogLength {
+            // The server forgot entries (a restored backup), maybe the one that added this
+            // device: not a removal (the rollback incident is open). Give them back on this
+            // connection (restore appends need no session), then authenticate again.
+            healing.logQueue = core.logEntries(from: served)
+            return [.surface(output)] + continueHealing(core: core, now: now)
+        }
+        // The log shows this device active. A refusal can be transient (a restored server whose
+        // log the account's devices are restoring): try again; an unfounded refusal that
+        // persists is the server's doing — an alarm, and syncing stops.
+        unfoundedRefusals += 1
+        guard unfoundedRefusals >= 3 else { return [.surface(output)] + connectionLost(now: now, core: core) }
         let alarm = core.raise(SecurityEvent(
             .protocolViolation, detail: "the server refuses this device, but the device log it serves shows no removal"))
         return [.surface(output), .surface(alarm)] + refuse("the server refuses this device without a signed removal")

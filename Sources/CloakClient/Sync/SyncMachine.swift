@@ -114,6 +114,8 @@ struct SyncMachine {
     /// The server refused this device (DEVICE_NOT_ACTIVE): the next connection fetches the log
     /// anonymously to verify a signed removal before believing it.
     var verifyingRemoval = false
+    /// Refusals (DEVICE_NOT_ACTIVE) the signed log did not back, in a row.
+    var unfoundedRefusals = 0
     /// The newest cursor the server assigned to this device's pushes.
     var acknowledgedThrough: UInt64 = 0
     let configuration: ClientConfiguration

@@ -913,6 +913,11 @@ public nonisolated struct Cloak_V1_AppendDeviceLog: Sendable {
   /// device (every chain rule still applies).
   public var restore: Bool = false
 
+  /// The account (32 bytes), for a restore append sent before authentication: a device the
+  /// restored server no longer knows can give it back the entries that add it (PROTOCOL.md
+  /// §18). Ignored after authentication.
+  public var accountID: Data = Data()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -2671,7 +2676,7 @@ nonisolated extension Cloak_V1_AckCursor: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Cloak_V1_AppendDeviceLog: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".AppendDeviceLog"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}entry\0\u{1}restore\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}entry\0\u{1}restore\0\u{3}account_id\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2681,6 +2686,7 @@ nonisolated extension Cloak_V1_AppendDeviceLog: SwiftProtobuf.Message, SwiftProt
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularBytesField(value: &self.entry) }()
       case 2: try { try decoder.decodeSingularBoolField(value: &self.restore) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.accountID) }()
       default: break
       }
     }
@@ -2693,12 +2699,16 @@ nonisolated extension Cloak_V1_AppendDeviceLog: SwiftProtobuf.Message, SwiftProt
     if self.restore != false {
       try visitor.visitSingularBoolField(value: self.restore, fieldNumber: 2)
     }
+    if !self.accountID.isEmpty {
+      try visitor.visitSingularBytesField(value: self.accountID, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Cloak_V1_AppendDeviceLog, rhs: Cloak_V1_AppendDeviceLog) -> Bool {
     if lhs.entry != rhs.entry {return false}
     if lhs.restore != rhs.restore {return false}
+    if lhs.accountID != rhs.accountID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -20,6 +20,40 @@ extension ServerConnection {
         }
     }
 
+    /// AppendDeviceLog with `restore` before authentication: anyone may give a restored server
+    /// back a log entry it forgot, because the chain rules decide alone (signed by a member
+    /// active at the previous head, the next index, the head's hash): a device whose own add
+    /// entry the server lost can restore it and then authenticate (PROTOCOL.md §18, ADV-44).
+    mutating func restoreAppendBeforeAuthentication(
+        _ request: Cloak_V1_AppendDeviceLog, frame: Cloak_V1_Frame, loaded: AccountID?
+    ) throws(Failure) -> StoreRead? {
+        let account: AccountID
+        do { account = try AccountID(validating: request.accountID, field: "account_id") } catch {
+            throw .request(error)
+        }
+        switch registry.lookup(account) {
+        case .needsLoad(let cached):
+            if loaded == account, cached { throw .request(.internalError) }
+            guard loaded != account else { throw .request(.unknownAccount) }
+            registry.beginLoad(id, account: account)
+            pending = .load(account: account, retry: frame)
+            return .account(account)
+        case .ready:
+            break
+        }
+        let bytes = Array(request.entry)
+        do {
+            let entry = try DeviceLogEntry(wire: bytes, maxCutoffs: registry.configuration.limits.maxRemovalCutoffs)
+            try registry.appendDeviceLog(
+                id, session: Session(account: account, device: entry.signer, isRecoveryKey: false),
+                requestID: frame.requestID, entry: entry, bytes: bytes, restore: true)
+        } catch {
+            if case .unsupportedVersion = error { throw .request(.invalidDeviceLog(error.message)) }
+            throw .request(error)
+        }
+        return nil
+    }
+
     /// PutKeyEnvelopes: all or nothing; each must be the session's account, sent and signed by
     /// the authenticated member, to a member, for an epoch that exists.
     func putKeyEnvelopes(_ request: Cloak_V1_PutKeyEnvelopes, _ context: RequestContext) throws(Failure) {

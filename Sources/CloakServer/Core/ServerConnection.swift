@@ -147,6 +147,8 @@ public struct ServerConnection: Sendable {
         case .fetchDeviceLog(let request): return try fetchDeviceLog(request, requestID: requestID)
         case .mailboxTake(let request): return try takeMailbox(request, requestID: requestID, nowMs: nowMs)
         case .fetchRecovery(let request): return try fetchRecovery(request, requestID: requestID, nowMs: nowMs)
+        case .appendDeviceLog(let request) where request.restore && registry.session(id) == nil:
+            return try restoreAppendBeforeAuthentication(request, frame: frame, loaded: loaded)
         case .ping(let ping):
             var pong = Cloak_V1_Pong()
             pong.nonce = ping.nonce
