@@ -71,6 +71,8 @@ public enum ProtocolError: Error, Equatable, Sendable {
     /// it does not have the subscriber's anchor hash: the server lost data (a restored backup)
     /// or shows this device another history (PROTOCOL.md §20; ADV-44).
     case cursorMismatch(String)
+    /// The server's operator blocked the account: its devices may not authenticate.
+    case accountBlocked
 
     /// The stable wire code.
     public var wireCode: Cloak_V1_ErrorCode {
@@ -105,6 +107,7 @@ public enum ProtocolError: Error, Equatable, Sendable {
         case .staleSnapshot: .staleSnapshot
         case .staleDeviceLog: .staleDeviceLog
         case .cursorMismatch: .cursorMismatch
+        case .accountBlocked: .accountBlocked
         }
     }
 
@@ -113,7 +116,7 @@ public enum ProtocolError: Error, Equatable, Sendable {
         switch self {
         case .malformedFrame, .frameTooLarge, .unsupportedVersion, .notAuthenticated, .authFailed,
             .unknownAccount, .deviceNotActive, .tooManyConnections, .handshakeTimeout, .idleTimeout,
-            .slowConsumer, .shuttingDown:
+            .slowConsumer, .shuttingDown, .accountBlocked:
             true
         default:
             false
@@ -153,6 +156,7 @@ public enum ProtocolError: Error, Equatable, Sendable {
         case .staleSnapshot: "snapshot does not extend the newest snapshot"
         case .staleDeviceLog: "written under a device-log head older than the newest removal; re-seal"
         case .cursorMismatch(let why): "cursor mismatch: \(why)"
+        case .accountBlocked: "this account is blocked by the server's operator"
         }
     }
 }
@@ -190,6 +194,7 @@ extension ProtocolError {
         case .staleSnapshot: self = .staleSnapshot
         case .staleDeviceLog: self = .staleDeviceLog
         case .cursorMismatch: self = .cursorMismatch(message)
+        case .accountBlocked: self = .accountBlocked
         case .malformedFrame, .unspecified, .UNRECOGNIZED: self = .malformedFrame(message)
         }
     }

@@ -91,11 +91,13 @@ struct FrameCodecTests {
         (.internalError, 27, false),
         (.staleSnapshot, 28, false),
         (.staleDeviceLog, 29, false),
+        (.cursorMismatch("x"), 30, false),
+        (.accountBlocked, 31, true),
     ]
 
     @Test("error codes: stable numbers, closing flags, and error frames that round-trip")
     func errorCodes() throws {
-        #expect(Set(Self.errorTable.map(\.1)) == Set(1...29))
+        #expect(Set(Self.errorTable.map(\.1)) == Set(1...31))
         for (error, code, closes) in Self.errorTable {
             #expect(error.wireCode.rawValue == code, "\(error)")
             #expect(error.closesConnection == closes, "\(error)")

@@ -56,18 +56,32 @@ public enum StoreLoops {
     /// cancelled. When the listening connection is lost it listens again after `retryDelay`,
     /// and once it listens again every cached account is treated as changed (announcements
     /// may have been missed meanwhile).
+    /// After each failure in a row the delay doubles, up to 30 s; the first failure of a run is
+    /// logged at warning level, the rest at debug.
     public static func remoteCommits(
         registry: SyncRegistry, notifier: any CommitNotifier, logger: Logger, retryDelay: Duration = .seconds(1)
     ) async {
+        var delay = retryDelay
+        var failing = false
         while !Task.isCancelled {
             do {
                 try await notifier.listenForCommits(
                     onListening: { registry.remoteCommitsMayBeMissed() }, onCommit: { registry.remoteCommit($0, version: $1) })
+                delay = retryDelay
+                failing = false
             } catch {
                 if Task.isCancelled { return }
-                logger.warning("listening for other server processes' commits failed; retrying", metadata: ["error": "\(error)"])
+                if failing {
+                    logger.debug("listening for other server processes' commits failed again", metadata: ["error": "\(error)"])
+                } else {
+                    logger.warning(
+                        "Listening for other server processes' commits failed; retrying with backoff up to 30 s.",
+                        metadata: ["error": "\(error)"])
+                }
+                failing = true
             }
-            try? await Task.sleep(for: retryDelay)
+            try? await Task.sleep(for: delay)
+            if failing { delay = min(delay * 2, max(retryDelay, .seconds(30))) }
         }
     }
 }

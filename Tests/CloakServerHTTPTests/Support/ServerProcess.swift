@@ -35,7 +35,9 @@ final class ServerProcess: Sendable {
     {
         let process = Process()
         process.executableURL = try binary()
-        process.arguments = ["serve", "--port", "0", "--database", database, "--log-level", "warning"] + extraArguments
+        // --create: a test's database is new on its first start (and found on later ones).
+        process.arguments = ["serve", "--port", "0", "--database", database, "--log-level", "warning", "--create"]
+            + extraArguments
         let output = Pipe()
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
