@@ -143,6 +143,19 @@ import Testing
         }
     }
 
+    @Test func scheduledCompactionRunsAndIsCounted() async throws {
+        try await withServer({ $0.compactEveryMs = 100 }) { server in
+            var runs = 0
+            for _ in 0..<100 where runs < 2 {
+                try await Task.sleep(for: .milliseconds(50))
+                let metrics = try await httpGet(port: server.port, path: "/metrics").body
+                let line = metrics.split(separator: "\n").first { $0.hasPrefix("cloak_compactions_total ") }
+                runs = line.flatMap { Int($0.split(separator: " ")[1]) } ?? 0
+            }
+            #expect(runs >= 2)
+        }
+    }
+
     @Test func aDatabaseOutageIsOneLogLineAndReadinessFailsUntilItEnds() async throws {
         let store = InMemoryServerStore()
         let lines = LogLines()
