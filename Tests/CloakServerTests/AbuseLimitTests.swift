@@ -7,6 +7,12 @@ import Testing
 /// Process-wide limits against abuse (ADV-34, ADV-42) and the operator's blocks: each answers
 /// with its typed code, and the limit frees up again.
 @Suite struct AbuseLimitTests {
+    /// What the server's maintenance does every few seconds: read the cached accounts' states.
+    private func sweep(_ server: SynchronousServer, _ store: InMemoryServerStore) async throws {
+        let checked = server.registry.cachedAccounts
+        server.registry.applyAccessStates(try await store.accessStates(checked), checked: checked)
+    }
+
     @Test func adv42ConnectionsOverTheProcessCapAreRefusedWithTooManyConnections() {
         let server = makeServer { $0.maxConnections = 2 }
         let first = CoreClient(server)
@@ -77,8 +83,7 @@ import Testing
         live.login(account, register: true)
         #expect(try await store.setBlocked(account.account, blocked: true))
         // A sweep of the store reads the flag and applies it.
-        let checked = server.registry.cachedAccounts
-        server.registry.applyAccessStates(try await store.accessStates(checked), checked: checked)
+        try await sweep(server, store)
         _ = live.receive()
         #expect(live.closedWith == .accountBlocked)
         let late = CoreClient(server)
@@ -98,8 +103,7 @@ import Testing
         live.login(account, register: true)
         let report = try await store.eraseAccount(account.account)
         #expect(report.rows["accounts"] == 1 && report.rows["device_log"] == 1)
-        let checked = server.registry.cachedAccounts
-        server.registry.applyAccessStates(try await store.accessStates(checked), checked: checked)
+        try await sweep(server, store)
         _ = live.receive()
         #expect(live.closedWith == .unknownAccount)
         let late = CoreClient(server)
