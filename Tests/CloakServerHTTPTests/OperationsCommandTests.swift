@@ -124,6 +124,9 @@ import Testing
         #expect(row.hasSuffix("active"))
         let show = try await runCloakServer(["accounts", "show", id, "--database", database])
         #expect(show.output.contains("2 active, 2 device-log entries"))
+        // The commits stamped the account's last write with the wall clock.
+        let year = Calendar(identifier: .gregorian).component(.year, from: Date())
+        #expect(show.output.contains("last write   \(year)-"), "\(show.output)")
 
         let block = try await runCloakServer(["accounts", "block", id, "--database", database])
         #expect(block.output.hasPrefix("Blocked account \(id)"))

@@ -14,9 +14,16 @@ import Metrics
 /// ```
 public enum StoreLoops {
     /// Commits whatever is staged, one batch at a time, each time `wakeups` yields, until it ends.
-    public static func commits(registry: SyncRegistry, store: any ServerStore, wakeups: AsyncStream<Void>) async {
+    /// `nowMs` (wall-clock ms; the default 0 records nothing) stamps each batch as its accounts'
+    /// last write (``WriteBatch/committedAtMs``).
+    public static func commits(
+        registry: SyncRegistry, store: any ServerStore, wakeups: AsyncStream<Void>,
+        nowMs: @Sendable () -> UInt64 = { 0 }
+    ) async {
         for await _ in wakeups {
-            while let (id, batch) = registry.takeBatch() {
+            while let (id, taken) = registry.takeBatch() {
+                var batch = taken
+                batch.committedAtMs = nowMs()
                 let start = ContinuousClock.now
                 do {
                     let conflicts = try await store.commit(batch)

@@ -45,11 +45,18 @@ extension SQLiteServerStore {
 
     /// Of `accounts`, those that exist, with their blocked flags.
     public func accessStates(_ accounts: [AccountID]) async throws(StoreError) -> [AccountID: Bool] {
+        // One statement per 500 accounts: the server sweeps every cached account every few seconds.
         try await read("account states") { db in
             var out: [AccountID: Bool] = [:]
-            let statement = try db.cachedStatement(sql: "SELECT blocked FROM accounts WHERE account = ?")
-            for account in accounts {
-                if let blocked = try Bool.fetchOne(statement, arguments: [account.data]) { out[account] = blocked }
+            var start = 0
+            while start < accounts.count {
+                let chunk = accounts[start..<min(start + 500, accounts.count)]
+                let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
+                let arguments = StatementArguments(chunk.map { $0.data })
+                for row in try Row.fetchAll(db, sql: "SELECT account, blocked FROM accounts WHERE account IN (\(marks))", arguments: arguments) {
+                    out[try Self.id(row[0])] = row[1]
+                }
+                start += 500
             }
             return out
         }
