@@ -37,6 +37,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-configuration.git", from: "1.4.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -130,6 +131,7 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -181,11 +183,29 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // The cloak-server command's work, as a library its tests can import: settings from
+        // flags, the environment and a config file (swift-configuration), opening the store,
+        // backups, account administration and JSON logs.
+        .target(
+            name: "CloakServerApp",
+            dependencies: [
+                "CloakCrypto",
+                "CloakProtocol",
+                "CloakServer",
+                "CloakServerHTTP",
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Executables
         .executableTarget(
             name: "cloak-server",
             dependencies: [
+                "CloakProtocol",
                 "CloakServer",
+                "CloakServerApp",
                 "CloakServerHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -283,6 +303,14 @@ let package = Package(
         .testTarget(
             name: "CloakServerHTTPTests",
             dependencies: ["CloakServerHTTP", "CloakServer", "CloakProtocol", "CloakCrypto", "CloakTesting"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "CloakServerAppTests",
+            dependencies: [
+                "CloakServerApp", "CloakServer", "CloakServerHTTP", "CloakProtocol", "CloakCrypto", "CloakTesting",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

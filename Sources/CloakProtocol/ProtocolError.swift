@@ -75,6 +75,8 @@ public enum ProtocolError: Error, Equatable, Sendable {
     /// device in every conversation it wrote in: the remover must see them all first, or what
     /// others built on them would be dropped with them (PROTOCOL.md §10).
     case staleCutoffs(String)
+    /// The server's operator blocked the account: its devices may not authenticate.
+    case accountBlocked
 
     /// The stable wire code.
     public var wireCode: Cloak_V1_ErrorCode {
@@ -110,6 +112,7 @@ public enum ProtocolError: Error, Equatable, Sendable {
         case .staleDeviceLog: .staleDeviceLog
         case .cursorMismatch: .cursorMismatch
         case .staleCutoffs: .staleCutoffs
+        case .accountBlocked: .accountBlocked
         }
     }
 
@@ -118,7 +121,7 @@ public enum ProtocolError: Error, Equatable, Sendable {
         switch self {
         case .malformedFrame, .frameTooLarge, .unsupportedVersion, .notAuthenticated, .authFailed,
             .unknownAccount, .deviceNotActive, .tooManyConnections, .handshakeTimeout, .idleTimeout,
-            .slowConsumer, .shuttingDown:
+            .slowConsumer, .shuttingDown, .accountBlocked:
             true
         default:
             false
@@ -159,6 +162,7 @@ public enum ProtocolError: Error, Equatable, Sendable {
         case .staleDeviceLog: "written under a device-log head older than the newest removal; re-seal"
         case .cursorMismatch(let why): "cursor mismatch: \(why)"
         case .staleCutoffs(let why): "stale removal cut-offs: \(why)"
+        case .accountBlocked: "this account is blocked by the server's operator"
         }
     }
 }
@@ -197,6 +201,7 @@ extension ProtocolError {
         case .staleDeviceLog: self = .staleDeviceLog
         case .cursorMismatch: self = .cursorMismatch(message)
         case .staleCutoffs: self = .staleCutoffs(message)
+        case .accountBlocked: self = .accountBlocked
         case .malformedFrame, .unspecified, .UNRECOGNIZED: self = .malformedFrame(message)
         }
     }

@@ -47,11 +47,28 @@ public struct ServerConfiguration: Sendable, Equatable {
     /// fresh read of the account; and change sets other processes commit are read from the
     /// store and fanned out when ``SyncRegistry/remoteCommit(_:)`` reports them.
     public var sharedStore: Bool
+    /// Open connections this process accepts in all; more are answered TOO_MANY_CONNECTIONS
+    /// and closed (unlimited by default; `cloak-server` sets an operator default).
+    public var maxConnections: Int
+    /// Open connections from one client address; more are answered TOO_MANY_CONNECTIONS.
+    /// Connections the adapter gives no address (in-process tests) are not counted per address.
+    public var maxConnectionsPerAddress: Int
+    /// Accounts one client address may register per ``registrationWindowMs`` (RATE_LIMITED).
+    public var maxRegistrationsPerAddress: Int
+    /// Accounts all clients together may register per ``registrationWindowMs`` (RATE_LIMITED).
+    public var maxRegistrations: Int
+    /// The sliding window of both registration limits.
+    public var registrationWindowMs: UInt64
+    /// Bytes all accounts together may store in this process's view of the store: a write that
+    /// would pass it is QUOTA_EXCEEDED (unlimited by default). The adapter tells the registry
+    /// the store's total (``SyncRegistry/setTotalStoredBytes(_:)``) at start and now and then.
+    public var maxTotalStoredBytes: Int64
 
     /// Cloak's defaults: the ``ProtocolLimits`` defaults, 64 connections per account, a 30 s
     /// handshake and 120 s idle timeout (clients ping every 30 s), 8 MiB of queued output,
-    /// 5 recovery authentications and 20 recovery fetches per account per 10 minutes, and no
-    /// change-set signature checks on the server.
+    /// 5 recovery authentications and 20 recovery fetches per account per 10 minutes, no
+    /// change-set signature checks on the server, and no process-wide caps (connections,
+    /// registrations, total storage): those are the operator's to set (`cloak-server` does).
     public init(
         limits: ProtocolLimits = ProtocolLimits(),
         maxConnectionsPerAccount: Int = 64,
@@ -65,7 +82,13 @@ public struct ServerConfiguration: Sendable, Equatable {
         maxRecoveryParameterBytes: Int = 64,
         maxConversationFilter: Int = 10_000,
         verifyChangeSetSignatures: Bool = false,
-        sharedStore: Bool = false
+        sharedStore: Bool = false,
+        maxConnections: Int = .max,
+        maxConnectionsPerAddress: Int = .max,
+        maxRegistrationsPerAddress: Int = .max,
+        maxRegistrations: Int = .max,
+        registrationWindowMs: UInt64 = 3_600_000,
+        maxTotalStoredBytes: Int64 = .max
     ) {
         self.limits = limits
         self.maxConnectionsPerAccount = maxConnectionsPerAccount
@@ -80,6 +103,12 @@ public struct ServerConfiguration: Sendable, Equatable {
         self.maxConversationFilter = maxConversationFilter
         self.verifyChangeSetSignatures = verifyChangeSetSignatures
         self.sharedStore = sharedStore
+        self.maxConnections = maxConnections
+        self.maxConnectionsPerAddress = maxConnectionsPerAddress
+        self.maxRegistrationsPerAddress = maxRegistrationsPerAddress
+        self.maxRegistrations = maxRegistrations
+        self.registrationWindowMs = registrationWindowMs
+        self.maxTotalStoredBytes = maxTotalStoredBytes
     }
 
     /// Payload room in one outgoing frame after the frame's own fields (request id, tags,

@@ -54,6 +54,11 @@ public struct ServerMetrics: Sendable {
         fanoutLatency = Timer(label: "cloak_fanout_latency_seconds", factory: factory)
         versionConflicts = Counter(label: "cloak_version_conflicts_total", factory: factory)
         remoteCommits = Counter(label: "cloak_remote_commits_total", factory: factory)
+        // Every code's series exists from the start at 0, so a rate or an alert over one code
+        // works before its first occurrence.
+        for code in Cloak_V1_ErrorCode.allCases where code != .unspecified {
+            _ = Counter(label: "cloak_errors_total", dimensions: [("code", ProtocolError.metricName(of: code))], factory: factory)
+        }
     }
 
     /// Instruments that record nothing (tests, the simulator).
@@ -66,11 +71,15 @@ public struct ServerMetrics: Sendable {
 }
 
 extension ProtocolError {
-    /// The code's name for metrics dimensions and logs.
-    public var metricName: String {
-        switch wireCode {
-        case .unspecified, .UNRECOGNIZED: "unspecified"
-        default: "\(wireCode)"
+    /// The code's name for metrics dimensions and logs, in snake_case (`slow_consumer`).
+    public var metricName: String { Self.metricName(of: wireCode) }
+
+    /// A wire code's snake_case name (`cursor_mismatch`).
+    public static func metricName(of code: Cloak_V1_ErrorCode) -> String {
+        switch code {
+        case .unspecified, .UNRECOGNIZED: return "unspecified"
+        default:
+            return "\(code)".reduce(into: "") { out, c in out += c.isUppercase ? "_" + c.lowercased() : String(c) }
         }
     }
 }

@@ -29,8 +29,18 @@ public struct HTTPServerConfiguration: Sendable {
     public var sync: ServerConfiguration
     /// How often handshake and idle timeouts are checked.
     public var tickInterval: Duration
+    /// Load balancers whose `X-Forwarded-For` names the client (per-address limits); any other
+    /// peer is the client itself.
+    public var trustedProxies: [String]
+    /// Run compaction in the server this often (nil: never; `cloak-server compact` still can).
+    public var compactEveryMs: UInt64?
+    /// How often the operator's account blocks and erasures are read from the store.
+    public var accessSweepInterval: Duration
+    /// How often the store's totals (metrics, the total-storage cap) are read again.
+    public var usageInterval: Duration
 
-    /// Defaults: 127.0.0.1:8080, no TLS, the core's defaults, a one-second tick.
+    /// Defaults: 127.0.0.1:8080, no TLS, the core's defaults, a one-second tick, no trusted
+    /// proxies, no scheduled compaction, blocks read every 5 s and totals every minute.
     public init(
         host: String = "127.0.0.1", port: Int = 8080, tls: (certificatePath: String, privateKeyPath: String)? = nil,
         sync: ServerConfiguration = ServerConfiguration(), tickInterval: Duration = .seconds(1)
@@ -40,6 +50,10 @@ public struct HTTPServerConfiguration: Sendable {
         self.tls = tls
         self.sync = sync
         self.tickInterval = tickInterval
+        trustedProxies = []
+        compactEveryMs = nil
+        accessSweepInterval = .seconds(5)
+        usageInterval = .seconds(60)
     }
 }
 
@@ -77,6 +91,7 @@ public struct CloakHTTPServer: Sendable {
     let registry: SyncRegistry
     let table: ConnectionTable
     let prometheus: PrometheusCollectorRegistry
+    let gauges: ServerGauges
 
     /// Builds the server around a migrated store. `random` supplies the ServerHello nonces.
     public init(
@@ -88,15 +103,17 @@ public struct CloakHTTPServer: Sendable {
         self.logger = logger
         self.random = random
         prometheus = PrometheusCollectorRegistry()
-        var factory = PrometheusMetricsFactory(registry: prometheus)
         // Commits and fanout take well under the default 5 ms lowest bucket.
         let fine: [Duration] = [
             .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2),
             .milliseconds(5), .milliseconds(10), .milliseconds(20), .milliseconds(50), .milliseconds(100),
             .milliseconds(250), .seconds(1), .seconds(5),
         ]
-        factory.durationHistogramBuckets = ["cloak_commit_latency_seconds": fine, "cloak_fanout_latency_seconds": fine]
+        let factory = DescribedMetricsFactory(
+            registry: prometheus,
+            durationBuckets: ["cloak_commit_latency_seconds": fine, "cloak_fanout_latency_seconds": fine])
         let metrics = ServerMetrics(factory: factory)
+        gauges = ServerGauges(registry: prometheus)
         table = ConnectionTable(metrics: metrics)
         registry = SyncRegistry(
             configuration: configuration.sync, output: table, metrics: metrics, logger: logger, work: ConcurrentWork())
@@ -106,7 +123,13 @@ public struct CloakHTTPServer: Sendable {
     /// (graceful shutdown runs in reverse: commits finish and connections close before the
     /// listener stops). `onRunning` receives the bound port.
     public func services(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> [any Service] {
-        [try application(onRunning: onRunning), syncService]
+        let certificates = try configuration.tls.map { tls throws(CertificateReloader.Failure) in
+            try CertificateReloader(certificatePath: tls.certificatePath, keyPath: tls.privateKeyPath)
+        }
+        let maintenance = MaintenanceService(
+            registry: registry, store: store, gauges: gauges, configuration: configuration, certificates: certificates,
+            logger: logger)
+        return [try application(onRunning: onRunning, certificates: certificates), syncService, maintenance]
     }
 
     /// Starts the server on `configuration`'s address (use port 0 for a free port), runs `body`
@@ -148,12 +171,20 @@ public struct CloakHTTPServer: Sendable {
         SyncService(registry: registry, table: table, store: store, tickInterval: configuration.tickInterval, logger: logger)
     }
 
-    func application(onRunning: @escaping @Sendable (Int) async -> Void) throws -> some Service {
+    func application(onRunning: @escaping @Sendable (Int) async -> Void, certificates: CertificateReloader?) throws
+        -> some Service
+    {
         let router = Router(context: SyncRequestContext.self)
         addHealthRoutes(to: router)
         let handler = SyncConnectionHandler(registry: registry, table: table, store: store, random: random, logger: logger)
+        let trusted = Set(configuration.trustedProxies)
+        let forwardedFor = HTTPField.Name("X-Forwarded-For")
         router.ws("/v1/sync") { inbound, outbound, context in
-            await handler.handle(inbound: inbound, outbound: outbound, channel: context.requestContext.channel)
+            let channel = context.requestContext.channel
+            let address = ClientAddress.resolve(
+                peer: channel.remoteAddress, forwardedFor: forwardedFor.flatMap { context.request.headers[$0] },
+                trustedProxies: trusted)
+            await handler.handle(inbound: inbound, outbound: outbound, channel: channel, address: address)
         }
         let limits = configuration.sync.limits
         // Frames a little over the limit are still read, so they can be answered with
@@ -164,7 +195,7 @@ public struct CloakHTTPServer: Sendable {
         let channel = HTTP1WebSocketUpgradeChannel.Configuration(ws: webSocket)
         let address = ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port))
         let running: @Sendable (any Channel) async -> Void = { channel in await onRunning(channel.localAddress?.port ?? 0) }
-        guard let tls = configuration.tls else {
+        guard let certificates else {
             return Application(
                 router: router, server: .http1WebSocketUpgrade(webSocketRouter: router, configuration: channel),
                 configuration: address, onServerRunning: running, logger: logger)
@@ -173,13 +204,7 @@ public struct CloakHTTPServer: Sendable {
             router: router,
             server: try .tls(
                 .http1WebSocketUpgrade(webSocketRouter: router, configuration: channel),
-                tlsConfiguration: try Self.tlsConfiguration(tls)),
+                tlsConfiguration: certificates.configuration),
             configuration: address, onServerRunning: running, logger: logger)
-    }
-
-    static func tlsConfiguration(_ files: (certificatePath: String, privateKeyPath: String)) throws -> TLSConfiguration {
-        let chain = try NIOSSLCertificate.fromPEMFile(files.certificatePath).map { NIOSSLCertificateSource.certificate($0) }
-        let key = try NIOSSLPrivateKey(file: files.privateKeyPath, format: .pem)
-        return TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
     }
 }

@@ -26,20 +26,22 @@ extension CloakHTTPServer {
         let store = store
         let prometheus = prometheus
         let registry = registry
+        let gauges = gauges
         router.get("/healthz") { _, _ in "ok\n" }
         router.get("/readyz") { _, _ -> Response in
             guard !registry.isShuttingDown else {
                 return Response(status: .serviceUnavailable, body: .init(byteBuffer: ByteBuffer(string: "shutting down\n")))
             }
             do {
-                try await store.ping()
+                try await store.ping(within: .seconds(2))
                 return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "ready\n")))
             } catch {
                 return Response(status: .serviceUnavailable, body: .init(byteBuffer: ByteBuffer(string: "store unavailable\n")))
             }
         }
         router.get("/metrics") { _, _ -> Response in
-            Response(
+            gauges.readProcess()
+            return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                 body: .init(byteBuffer: ByteBuffer(bytes: prometheus.emitToBuffer())))
         }

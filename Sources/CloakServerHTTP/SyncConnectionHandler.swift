@@ -21,8 +21,10 @@ struct SyncConnectionHandler: Sendable {
     /// before the socket is closed outright (a peer that never reads must not pin it).
     static let closeGrace: TimeAmount = .seconds(5)
 
-    func handle(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, channel: any Channel) async {
-        let id = registry.open(nowMs: WallClock.nowMs)
+    func handle(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, channel: any Channel, address: String?)
+        async
+    {
+        let id = registry.open(nowMs: WallClock.nowMs, address: address)
         let metrics = registry.metrics
         let queue = OutboundQueue(
             channel: channel, flusher: table.flusher(for: channel.eventLoop),

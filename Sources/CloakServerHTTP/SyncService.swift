@@ -18,7 +18,10 @@ struct SyncService: Service {
 
     func run() async throws {
         await withDiscardingTaskGroup { group in
-            group.addTask { await StoreLoops.commits(registry: registry, store: store, wakeups: table.commitRequests) }
+            group.addTask {
+                await StoreLoops.commits(
+                    registry: registry, store: store, wakeups: table.commitRequests, nowMs: { WallClock.nowMs })
+            }
             group.addTask { await StoreLoops.fanoutReads(registry: registry, store: store, wakeups: table.fanoutRequests) }
             if registry.configuration.sharedStore, let notifier = store as? any CommitNotifier {
                 group.addTask { await StoreLoops.remoteCommits(registry: registry, notifier: notifier, logger: logger) }

@@ -5,7 +5,7 @@ import Synchronization
 /// durability tests, and the conformance suite run against the shipped binary.
 ///
 /// ```swift
-/// let server = try await ServerProcess.start(database: "memory:", extraArguments: ["--idle-timeout-ms", "2000"])
+/// let server = try await ServerProcess.start(database: "memory:", extraArguments: ["--idle-timeout", "2s"])
 /// defer { Task { await server.terminate() } }
 /// let url = "ws://127.0.0.1:\(server.port)/v1/sync"
 /// ```
@@ -45,7 +45,9 @@ public final class ServerProcess: Sendable {
     {
         let process = Process()
         process.executableURL = try binary()
-        process.arguments = ["serve", "--port", "0", "--database", database, "--log-level", "warning"] + extraArguments
+        // --create: a test's database is new on its first start (and found on later ones).
+        process.arguments = ["serve", "--port", "0", "--database", database, "--log-level", "warning", "--create"]
+            + extraArguments
         let output = Pipe()
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice

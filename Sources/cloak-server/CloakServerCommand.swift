@@ -1,144 +1,139 @@
 import ArgumentParser
 import CloakServer
+import CloakServerApp
 import CloakServerHTTP
 import Foundation
 import Logging
-import ServiceLifecycle
-import UnixSignals
 
-/// `cloak-server serve | migrate | compact`. Every option can also come from a `CLOAK_…`
-/// environment variable (named next to it in `--help`); the command line wins. Started from
-/// `main.swift`.
+/// `cloak-server serve | migrate | compact | backup | accounts`. Settings come from flags, the
+/// environment (`CLOAK_…`) and a JSON config file (`--config`), in that order of precedence
+/// (``Setting/all`` lists them; `--help` prints them). Started from `main.swift`.
 struct CloakServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cloak-server",
         abstract: "The Cloak sync server: stores and relays end-to-end encrypted change sets.",
-        subcommands: [Serve.self, Migrate.self, Compact.self],
+        discussion: "Operations guide: docs/operations.md.",
+        version: "cloak-server \(ServerBuild.version) (protocol \(ServerBuild.protocolVersions))",
+        subcommands: [Serve.self, Migrate.self, Compact.self, Backup.self, Accounts.self],
         defaultSubcommand: Serve.self)
 }
 
-/// Reads a `CLOAK_…` environment variable.
-func environment(_ name: String) -> String? {
-    ProcessInfo.processInfo.environment[name].flatMap { $0.isEmpty ? nil : $0 }
+/// What every command accepts: a config file, `--create`, and settings as `--name value`.
+struct CommonOptions: ParsableArguments {
+    @Option(help: "A JSON config file of settings (CLOAK_CONFIG); flags and CLOAK_… variables override it.")
+    var config: String?
+
+    @Flag(help: "Create the SQLite database if it does not exist (without it, a missing file is an error).")
+    var create = false
+
+    @Argument(parsing: .allUnrecognized, help: .hidden)
+    var settings: [String] = []
+
+    var environment: [String: String] { ProcessInfo.processInfo.environment }
+
+    var configFile: String? { config ?? environment["CLOAK_CONFIG"].flatMap { $0.isEmpty ? nil : $0 } }
+
+    /// The store and log settings, checked.
+    func storeSettings() async throws -> StoreSettings {
+        try await report {
+            let flags = try SettingsLoader.flags(settings, allowed: Setting.store)
+            return try await StoreSettings.load(flags: flags, create: create, environment: environment, configFile: configFile)
+        }
+    }
 }
 
-struct StoreOptions: ParsableArguments {
-    @Option(help: "Where data lives: sqlite:PATH, postgres://user:password@host:port/db or memory: (CLOAK_DATABASE).")
-    var database: String = environment("CLOAK_DATABASE") ?? "sqlite:./cloak-data/cloak.sqlite"
+/// The `--help` text of a list of settings.
+func settingsHelp(_ settings: [Setting]) -> String {
+    "Settings (flag, or CLOAK_… variable, or key of the --config JSON file):\n"
+        + settings.map(\.helpLine).joined(separator: "\n")
+}
 
-    @Option(help: "trace, debug, info, notice, warning, error or critical (CLOAK_LOG_LEVEL).")
-    var logLevel: String = environment("CLOAK_LOG_LEVEL") ?? "info"
+/// Runs `body`; a configuration or store mistake is printed as its sentences on standard error
+/// and the command exits with status 64 (configuration) or 1 (anything else).
+func report<T>(_ body: () async throws -> T) async throws -> T {
+    do {
+        return try await body()
+    } catch let error as ConfigurationError {
+        for problem in error.problems { complain(problem) }
+        throw ExitCode(64)
+    } catch let error as StoreError {
+        complain(error.description)
+        throw ExitCode(1)
+    }
+}
 
-    /// Bootstraps logging to standard error and returns the server's logger.
-    func logger() throws -> Logger {
-        guard let level = Logger.Level(rawValue: logLevel) else {
-            throw ValidationError("unknown log level \(logLevel)")
-        }
+/// One line on standard error, prefixed with the command's name.
+func complain(_ sentence: String) {
+    FileHandle.standardError.write(Data("cloak-server: \(sentence)\n".utf8))
+}
+
+extension StoreSettings {
+    /// Bootstraps logging (text or JSON on standard error) and returns the server's logger.
+    func logger() -> Logger {
+        let level = logLevel
+        let format = logFormat
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+            switch format {
+            case .json:
+                return JSONLogHandler(label: label, level: level)
+            case .text:
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            }
         }
         var logger = Logger(label: "cloak-server")
         logger.logLevel = level
         return logger
     }
 
-    /// Opens and migrates the store.
-    func openStore(_ logger: Logger) async throws -> any ServerStore {
-        let location = try StoreLocation(parsing: database)
-        logger.info("opening store", metadata: ["location": "\(location)"])
-        let store = try location.open(logger: logger)
-        try await store.migrate()
-        return store
-    }
-}
-
-struct Serve: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Serve /v1/sync, /healthz, /readyz and /metrics.")
-
-    @Option(help: "Interface to bind (CLOAK_HOST).")
-    var host: String = environment("CLOAK_HOST") ?? "127.0.0.1"
-
-    @Option(help: "Port; 0 picks a free one (CLOAK_PORT).")
-    var port: Int = environment("CLOAK_PORT").flatMap(Int.init) ?? 8080
-
-    @Option(help: "PEM certificate chain for TLS (CLOAK_TLS_CERT); needs --tls-key. Empty: plain ws://.")
-    var tlsCert: String = environment("CLOAK_TLS_CERT") ?? ""
-
-    @Option(help: "PEM private key for TLS (CLOAK_TLS_KEY).")
-    var tlsKey: String = environment("CLOAK_TLS_KEY") ?? ""
-
-    @OptionGroup var store: StoreOptions
-    @OptionGroup var limits: LimitOptions
-
-    func validate() throws {
-        guard tlsCert.isEmpty == tlsKey.isEmpty else { throw ValidationError("--tls-cert and --tls-key go together") }
-    }
-
-    func run() async throws {
-        let logger = try store.logger()
-        let database = try await store.openStore(logger)
-        var configuration = HTTPServerConfiguration(host: host, port: port, sync: limits.configuration)
-        // Several cloak-server processes may share one PostgreSQL database (DESIGN.md "Server").
-        configuration.sync.sharedStore = database is PostgresServerStore
-        if configuration.sync.sharedStore {
-            logger.info("shared database: other cloak-server processes may serve the same accounts (LISTEN cloak_commits)")
-        }
-        if !tlsCert.isEmpty { configuration.tls = (tlsCert, tlsKey) }
-        let tls = !tlsCert.isEmpty
-        let server = CloakHTTPServer(configuration: configuration, store: database, logger: logger)
-        let host = host
-        let group = ServiceGroup(
-            services: try server.services { port in
-                // A stable line on stdout: scripts and tests read the bound port from it.
-                FileHandle.standardOutput.write(Data("cloak-server listening on \(host):\(port)\n".utf8))
-                logger.info("listening", metadata: ["host": "\(host)", "port": "\(port)", "tls": "\(tls)"])
-            },
-            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
-        do {
-            try await group.run()
-        } catch {
-            await database.close()
-            throw error
-        }
-        await database.close()
-        logger.info("stopped")
+    /// Opens the store, or exits with its sentence.
+    func open(_ logger: Logger) async throws -> any ServerStore {
+        try await report { try await openStore(logger: logger) }
     }
 }
 
 struct Migrate: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Create or upgrade the database schema, then exit.")
+    static let configuration = CommandConfiguration(
+        abstract: "Create or upgrade the database schema, then exit.", discussion: settingsHelp(Setting.store))
 
-    @OptionGroup var store: StoreOptions
+    @OptionGroup var common: CommonOptions
 
     func run() async throws {
-        let logger = try store.logger()
-        let database = try await store.openStore(logger)
+        let settings = try await common.storeSettings()
+        let database = try await settings.open(settings.logger())
         await database.close()
-        print("cloak-server: schema is current")
+        print("cloak-server: the schema is current")
     }
 }
 
 struct Compact: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Drop change sets covered by snapshots that every active device has acknowledged.")
+        abstract: "Drop change sets covered by snapshots that every active device has acknowledged.",
+        discussion: settingsHelp(Setting.store))
 
-    @OptionGroup var store: StoreOptions
+    @OptionGroup var common: CommonOptions
 
     func run() async throws {
-        let logger = try store.logger()
-        let database = try await store.openStore(logger)
+        let settings = try await common.storeSettings()
+        let logger = settings.logger()
+        let database = try await settings.open(logger)
         let nowMs = UInt64(max(0, Date().timeIntervalSince1970 * 1000))
-        do {
-            let report = try await Compactor.run(store: database, nowMs: nowMs, logger: logger)
-            print(
-                "cloak-server: compacted \(report.accounts) accounts: dropped \(report.changeSetsDropped) change sets"
-                    + " (\(report.bytesDropped) bytes), purged \(report.mailboxesPurged) expired mailboxes")
-        } catch {
-            await database.close()
-            throw error
+        let report = await outcome { () async throws(StoreError) -> CompactionReport in
+            try await Compactor.run(store: database, nowMs: nowMs, logger: logger)
         }
         await database.close()
+        let done = try report.get()
+        print(
+            "cloak-server: compacted \(done.accounts) accounts: dropped \(done.changeSetsDropped) change sets"
+                + " (\(ByteCount(done.bytesDropped))), purged \(done.mailboxesPurged) expired mailboxes")
+    }
+}
+
+/// Runs `body` to a `Result`, so the store can be closed before an error is reported.
+func outcome<T>(_ body: () async throws(StoreError) -> T) async -> Result<T, any Error> {
+    do { return .success(try await body()) } catch {
+        complain(error.description)
+        return .failure(ExitCode(1))
     }
 }

@@ -92,11 +92,14 @@ struct FrameCodecTests {
         (.internalError, 27, false),
         (.staleSnapshot, 28, false),
         (.staleDeviceLog, 29, false),
+        (.cursorMismatch("x"), 30, false),
+        (.staleCutoffs("x"), 31, false),
+        (.accountBlocked, 32, true),
     ]
 
     @Test("error codes: stable numbers, closing flags, and error frames that round-trip")
     func errorCodes() throws {
-        #expect(Set(Self.errorTable.map(\.1)) == Set(1...29))
+        #expect(Set(Self.errorTable.map(\.1)) == Set(1...32))
         for (error, code, closes) in Self.errorTable {
             #expect(error.wireCode.rawValue == code, "\(error)")
             #expect(error.closesConnection == closes, "\(error)")

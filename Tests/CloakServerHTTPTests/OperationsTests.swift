@@ -25,7 +25,7 @@ import Testing
             #expect(metrics.status == 200)
             for line in [
                 "cloak_pushes_total 1", "cloak_acks_total 1", "cloak_change_sets_accepted_total 1",
-                "cloak_errors_total{code=\"malformedFrame\"} 1", "cloak_commit_latency_seconds_count",
+                "cloak_errors_total{code=\"malformed_frame\"} 1", "cloak_commit_latency_seconds_count",
                 "cloak_frames_in_total", "cloak_frames_out_total", "cloak_connections",
             ] {
                 #expect(metrics.body.contains(line), "\(line)")
@@ -90,7 +90,7 @@ import Testing
     /// A `CLOAK_…` variable that does not parse stops the server with a message naming it,
     /// instead of silently running with the default.
     @Test(arguments: [
-        ("CLOAK_MAX_FRAME_BYTES", "10MB"), ("CLOAK_PORT", "eighty"), ("CLOAK_VERIFY_CHANGE_SET_SIGNATURES", "yes"),
+        ("CLOAK_MAX_FRAME_BYTES", "10 MBytes"), ("CLOAK_PORT", "eighty"), ("CLOAK_VERIFY_CHANGE_SET_SIGNATURES", "yes"),
     ])
     func malformedEnvironmentVariablesAreRefused(name: String, value: String) async throws {
         let process = Process()
@@ -118,17 +118,101 @@ import Testing
         defer { try? FileManager.default.removeItem(at: directory) }
         let cert = directory.appendingPathComponent("cert.pem").path
         let key = directory.appendingPathComponent("key.pem").path
-        let openssl = Process()
-        openssl.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        openssl.arguments = [
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
-            "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", cert,
-        ]
-        openssl.standardOutput = FileHandle.nullDevice
-        openssl.standardError = FileHandle.nullDevice
-        try openssl.run()
-        openssl.waitUntilExit()
-        try #require(openssl.terminationStatus == 0, "openssl could not make a test certificate")
+        try makeTestCertificate(commonName: "127.0.0.1", cert: cert, key: key)
         try await body(cert, key)
     }
+}
+
+/// What the operator watches: every metric family described, process and build figures, every
+/// error code present from the start, and a database outage that is one log line.
+@Suite(.timeLimit(.minutes(2))) struct ObservabilityTests {
+    @Test func everyFamilyHasHelpAndTheProcessAndBuildAreThere() async throws {
+        try await withServer { server in
+            let metrics = try await httpGet(port: server.port, path: "/metrics").body
+            let families = metrics.split(separator: "\n").filter { $0.hasPrefix("# TYPE ") }.map { $0.split(separator: " ")[2] }
+            #expect(families.count > 20)
+            for family in families { #expect(metrics.contains("# HELP \(family) "), "no HELP for \(family)") }
+            for line in [
+                "cloak_errors_total{code=\"cursor_mismatch\"} 0", "cloak_errors_total{code=\"account_blocked\"} 0",
+                "cloak_build_info{version=\"\(ServerBuild.version)\",protocol=\"1\"} 1", "process_resident_memory_bytes",
+                "process_open_fds", "process_start_time_seconds", "process_cpu_seconds_total", "cloak_store_up 1",
+            ] {
+                #expect(metrics.contains(line), "\(line)")
+            }
+            #expect(!metrics.contains("code=\"cursorMismatch\""))
+        }
+    }
+
+    @Test func scheduledCompactionRunsAndIsCounted() async throws {
+        try await withServer({ $0.compactEveryMs = 100 }) { server in
+            var runs = 0
+            for _ in 0..<100 where runs < 2 {
+                try await Task.sleep(for: .milliseconds(50))
+                let metrics = try await httpGet(port: server.port, path: "/metrics").body
+                let line = metrics.split(separator: "\n").first { $0.hasPrefix("cloak_compactions_total ") }
+                runs = line.flatMap { Int($0.split(separator: " ")[1]) } ?? 0
+            }
+            #expect(runs >= 2)
+        }
+    }
+
+    @Test func aDatabaseOutageIsOneLogLineAndReadinessFailsUntilItEnds() async throws {
+        let store = InMemoryServerStore()
+        let lines = LogLines()
+        var logger = Logger(label: "cloak.test") { _ in lines }
+        logger.logLevel = .info
+        var configuration = HTTPServerConfiguration(port: 0)
+        configuration.usageInterval = .milliseconds(100)
+        try await CloakHTTPServer.withRunning(configuration: configuration, store: store, logger: logger) { server in
+            #expect(try await httpGet(port: server.port, path: "/readyz").status == 200)
+            store.setOutage(true)
+            #expect(try await httpGet(port: server.port, path: "/readyz").status == 503)
+            // Probes meanwhile back off (1 s, 2 s …) and stay quiet.
+            try await Task.sleep(for: .milliseconds(1_500))
+            store.setOutage(false)
+            for _ in 0..<100 where !lines.contains("answers again") { try await Task.sleep(for: .milliseconds(50)) }
+            #expect(try await httpGet(port: server.port, path: "/readyz").status == 200)
+        }
+        let errors = lines.all.filter { $0.level >= .error }
+        #expect(errors.count == 1, "\(errors.map(\.message))")
+        #expect(errors.first?.message.contains("The database cannot be reached or opened") == true)
+        #expect(lines.contains("The database answers again"))
+    }
+}
+
+/// Collects log lines (a test's log handler).
+final class LogLines: LogHandler, @unchecked Sendable {
+    // Guarded by `lock`; @unchecked because LogHandler needs a class with mutable properties.
+    private let lock = NSLock()
+    private var lines: [(level: Logger.Level, message: String)] = []
+    var logLevel: Logger.Level = .trace
+    var metadata: Logger.Metadata = [:]
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        lock.withLock { lines.append((event.level, "\(event.message)")) }
+    }
+
+    var all: [(level: Logger.Level, message: String)] { lock.withLock { lines } }
+
+    func contains(_ text: String) -> Bool { all.contains { $0.message.contains(text) } }
+}
+
+/// Writes a self-signed P-256 certificate for `commonName` and its key (PEM), valid one day.
+func makeTestCertificate(commonName: String, cert: String, key: String) throws {
+    let openssl = Process()
+    openssl.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+    openssl.arguments = [
+        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
+        "-subj", "/CN=\(commonName)", "-keyout", key, "-out", cert,
+    ]
+    openssl.standardOutput = FileHandle.nullDevice
+    openssl.standardError = FileHandle.nullDevice
+    try openssl.run()
+    openssl.waitUntilExit()
+    try #require(openssl.terminationStatus == 0, "openssl could not make a test certificate")
 }

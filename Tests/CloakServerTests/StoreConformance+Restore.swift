@@ -117,3 +117,48 @@ extension StoreConformance {
         await driver.stop()
     }
 }
+
+extension StoreConformance {
+    /// The operator's view and actions (`cloak-server accounts`), the same on every store.
+    static func administration(_ store: any ServerStore) async throws {
+        let a = TestAccount.make(seed: 184, devices: 2)
+        let b = TestAccount.make(seed: 185)
+        var batch = WriteBatch()
+        batch.logEntries = [
+            .init(account: a.account, index: 0, bytes: a.genesis.wire), .init(account: a.account, index: 1, bytes: a.log.entries[1].wire),
+            .init(account: b.account, index: 0, bytes: b.genesis.wire),
+        ]
+        batch.changeSets = [row(a.account, 1, 1, 1, 1, size: 40), row(a.account, 2, 1, 1, 2, size: 60)]
+        batch.envelopes = [.init(account: a.account, recipient: a.devices[1].id, epoch: 1, bytes: [1, 2, 3, 4])]
+        batch.cursorAcks = [.init(account: a.account, device: a.devices[0].id, cursor: 2)]
+        batch.recoveries = [RecoveryRecord(account: a.account, recoveryKeyID: device(9), bytes: [7])]
+        batch.committedAtMs = 1_750_000_000_000
+        try await store.commit(batch)
+
+        let summary = try #require(try await store.accountSummary(a.account))
+        #expect(summary.storedBytes == 104 && summary.changeSets == 2 && summary.headCursor == 2)
+        #expect(summary.deviceLog == a.log.entries.map(\.wire) && summary.lastWriteMs == 1_750_000_000_000 && !summary.blocked)
+        let listed = try await store.accountSummaries(after: nil, limit: 10).map(\.account)
+        #expect(listed == [a.account, b.account].sorted())
+        #expect(try await store.accountSummaries(after: listed[0], limit: 10).map(\.account) == [listed[1]])
+        let usage = try await store.usage()
+        #expect(usage.accounts == 2 && usage.storedBytes == 104)
+
+        #expect(try await store.setBlocked(b.account, blocked: true))
+        #expect(try await !store.setBlocked(TestAccount.make(seed: 186).account, blocked: true))
+        #expect(try await store.account(b.account)?.blocked == true)
+        let missing = TestAccount.make(seed: 187).account
+        #expect(try await store.accessStates([a.account, b.account, missing]) == [a.account: false, b.account: true])
+
+        let report = try await store.eraseAccount(a.account)
+        #expect(report.rows == [
+            "change_sets": 2, "chains": 1, "device_log": 2, "key_envelopes": 1, "recoveries": 1, "cursor_acks": 1, "accounts": 1,
+        ])
+        #expect(try await store.account(a.account) == nil)
+        #expect(try await store.accountSummary(a.account) == nil)
+        #expect(try await store.recovery(.recoveryKey(device(9))) == nil)
+        #expect(try await store.eraseAccount(a.account).total == 0)
+        #expect(try await store.accessStates([a.account]) == [:])
+        #expect(try await store.usage().accounts == 1)
+    }
+}

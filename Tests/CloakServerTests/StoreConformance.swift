@@ -10,7 +10,7 @@ import Testing
 enum StoreCheck: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case appendAndReadRanges, batchRules, duplicateForkAndGap, cursorsAreMonotonic, handOffWhenTheHeadMoves
     case compactionNeverRemovesAnUncoveredChangeSet, concurrentPushesLoseNothing, staleVersionsWriteNothing
-    case anchorsAndHeadsADV44, replacedCopiesADV44, compactionKeepsEveryAnchorADV44
+    case anchorsAndHeadsADV44, replacedCopiesADV44, compactionKeepsEveryAnchorADV44, administration
 
     var testDescription: String { rawValue }
 
@@ -27,6 +27,7 @@ enum StoreCheck: String, CaseIterable, Sendable, CustomTestStringConvertible {
         case .anchorsAndHeadsADV44: try await StoreConformance.anchorsAndHeads(store)
         case .replacedCopiesADV44: try await StoreConformance.replacedCopies(store)
         case .compactionKeepsEveryAnchorADV44: try await StoreConformance.compactionKeepsEveryAnchor(store)
+        case .administration: try await StoreConformance.administration(store)
         }
     }
 }

@@ -51,11 +51,14 @@ struct Tidy {
                         "Synchronization"],
         "CloakServerHTTP": ["CloakServer", "CloakProtocol", "CloakCrypto", "Hummingbird", "HummingbirdTLS",
                             "HummingbirdWebSocket", "NIOCore", "NIOSSL", "Logging", "Metrics", "Prometheus",
-                            "ServiceLifecycle", "Synchronization", "HTTPTypes", "WSCore", "NIOWebSocket", "CMalloc"],
+                            "ServiceLifecycle", "Synchronization", "HTTPTypes", "WSCore", "NIOWebSocket", "CMalloc",
+                            "UnixSignals"],
         "CloakTransport": ["CloakClient", "CloakProtocol", "CloakCrypto", "WSClient", "WSCore", "NIOCore", "NIOPosix",
                            "NIOWebSocket",
                            "Logging", "Synchronization"],
         "CloakTesting": ["CloakCrypto", "Logging", "PostgresNIO", "Synchronization"],
+        "CloakServerApp": ["CloakServer", "CloakServerHTTP", "CloakProtocol", "CloakCrypto", "Configuration", "Logging",
+                           "Synchronization"],
         // The vector generator links no adapter; no app-facing module may import it (it is in
         // none of their lists).
         "CloakVectors": ["CloakCRDT", "CloakCrypto", "CloakProtocol", "SwiftProtobuf"],
@@ -64,7 +67,7 @@ struct Tidy {
         "CloakSimulation": ["CloakClient", "CloakCRDT", "CloakCrypto", "CloakProtocol", "CloakServer",
                             "CloakServerHTTP", "CloakTransport", "Logging", "Synchronization"],
         // Executables.
-        "cloak-server": ["CloakServer", "CloakServerHTTP", "CloakProtocol", "ArgumentParser", "Logging", "NIOCore",
+        "cloak-server": ["CloakServer", "CloakServerApp", "CloakServerHTTP", "CloakProtocol", "ArgumentParser", "Logging", "NIOCore",
                          "NIOPosix", "ServiceLifecycle", "UnixSignals"],
         "cloak": ["CloakClient", "CloakCRDT", "CloakCrypto", "CloakProtocol", "CloakTransport", "ArgumentParser", "Logging"],
         "cloak-vectors": ["CloakVectors", "CloakProtocol", "CloakCrypto", "ArgumentParser"],
@@ -90,6 +93,8 @@ struct Tidy {
         "EndToEndTests": ["CloakClient", "CloakCRDT", "CloakCrypto", "CloakProtocol", "CloakServer", "CloakServerHTTP",
                           "CloakSimulation", "CloakTesting", "CloakTransport", "CloakConformance", "Logging", "Synchronization",
                           "Testing"],
+        "CloakServerAppTests": ["CloakServerApp", "CloakServer", "CloakServerHTTP", "CloakProtocol", "CloakTesting",
+                                "Logging", "Synchronization", "Testing"],
         "TidyTests": ["Testing"],
     ]
     /// Imports every module may use.

@@ -57,9 +57,10 @@ public final class SynchronousServer {
         registry = SyncRegistry(configuration: configuration, output: recorder, metrics: metrics, logger: logger)
     }
 
-    /// Opens a connection; its ServerHello is waiting in ``drain(_:)``.
-    public func connect(nowMs: UInt64) -> ConnectionID {
-        let id = registry.open(nowMs: nowMs)
+    /// Opens a connection (from `address`, for the per-address limits); its ServerHello is
+    /// waiting in ``drain(_:)``.
+    public func connect(nowMs: UInt64, address: String? = nil) -> ConnectionID {
+        let id = registry.open(nowMs: nowMs, address: address)
         connections[id] = ServerConnection(id: id, registry: registry, random: random, nowMs: nowMs)
         settle()
         return id

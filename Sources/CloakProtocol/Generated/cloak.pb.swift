@@ -141,6 +141,9 @@ public nonisolated enum Cloak_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterab
   /// change set the server stores of the removed device in each conversation: the remover has
   /// not seen all of them. Fetch them (FetchHeads, FetchChangeSets), sign the removal again.
   case staleCutoffs // = 31
+
+  /// The server's operator blocked this account (abuse, a legal request). Closes (1008).
+  case accountBlocked // = 32
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -181,6 +184,7 @@ public nonisolated enum Cloak_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterab
     case 29: self = .staleDeviceLog
     case 30: self = .cursorMismatch
     case 31: self = .staleCutoffs
+    case 32: self = .accountBlocked
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -219,6 +223,7 @@ public nonisolated enum Cloak_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterab
     case .staleDeviceLog: return 29
     case .cursorMismatch: return 30
     case .staleCutoffs: return 31
+    case .accountBlocked: return 32
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -257,6 +262,7 @@ public nonisolated enum Cloak_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterab
     .staleDeviceLog,
     .cursorMismatch,
     .staleCutoffs,
+    .accountBlocked,
   ]
 
 }
@@ -1593,7 +1599,7 @@ public nonisolated struct Cloak_V1_PairingBundle: Sendable {
 fileprivate nonisolated let _protobuf_package = "cloak.v1"
 
 nonisolated extension Cloak_V1_ErrorCode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}ERROR_CODE_MALFORMED_FRAME\0\u{1}ERROR_CODE_FRAME_TOO_LARGE\0\u{1}ERROR_CODE_UNSUPPORTED_VERSION\0\u{1}ERROR_CODE_NOT_AUTHENTICATED\0\u{1}ERROR_CODE_AUTH_FAILED\0\u{1}ERROR_CODE_UNKNOWN_ACCOUNT\0\u{1}ERROR_CODE_DEVICE_NOT_ACTIVE\0\u{1}ERROR_CODE_BAD_SIGNATURE\0\u{1}ERROR_CODE_INVALID_FIELD\0\u{1}ERROR_CODE_WRONG_AUTHOR\0\u{1}ERROR_CODE_GAP\0\u{1}ERROR_CODE_FORK\0\u{1}ERROR_CODE_TOO_MANY_CHANGE_SETS\0\u{1}ERROR_CODE_CHANGE_SET_TOO_LARGE\0\u{1}ERROR_CODE_RATE_LIMITED\0\u{1}ERROR_CODE_QUOTA_EXCEEDED\0\u{1}ERROR_CODE_TOO_MANY_CONNECTIONS\0\u{1}ERROR_CODE_HANDSHAKE_TIMEOUT\0\u{1}ERROR_CODE_IDLE_TIMEOUT\0\u{1}ERROR_CODE_SLOW_CONSUMER\0\u{1}ERROR_CODE_ACCOUNT_EXISTS\0\u{1}ERROR_CODE_INVALID_DEVICE_LOG\0\u{1}ERROR_CODE_DEVICE_LOG_CONFLICT\0\u{1}ERROR_CODE_NOT_FOUND\0\u{1}ERROR_CODE_UNEXPECTED_FRAME\0\u{1}ERROR_CODE_SHUTTING_DOWN\0\u{1}ERROR_CODE_INTERNAL\0\u{1}ERROR_CODE_STALE_SNAPSHOT\0\u{1}ERROR_CODE_STALE_DEVICE_LOG\0\u{1}ERROR_CODE_CURSOR_MISMATCH\0\u{1}ERROR_CODE_STALE_CUTOFFS\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}ERROR_CODE_MALFORMED_FRAME\0\u{1}ERROR_CODE_FRAME_TOO_LARGE\0\u{1}ERROR_CODE_UNSUPPORTED_VERSION\0\u{1}ERROR_CODE_NOT_AUTHENTICATED\0\u{1}ERROR_CODE_AUTH_FAILED\0\u{1}ERROR_CODE_UNKNOWN_ACCOUNT\0\u{1}ERROR_CODE_DEVICE_NOT_ACTIVE\0\u{1}ERROR_CODE_BAD_SIGNATURE\0\u{1}ERROR_CODE_INVALID_FIELD\0\u{1}ERROR_CODE_WRONG_AUTHOR\0\u{1}ERROR_CODE_GAP\0\u{1}ERROR_CODE_FORK\0\u{1}ERROR_CODE_TOO_MANY_CHANGE_SETS\0\u{1}ERROR_CODE_CHANGE_SET_TOO_LARGE\0\u{1}ERROR_CODE_RATE_LIMITED\0\u{1}ERROR_CODE_QUOTA_EXCEEDED\0\u{1}ERROR_CODE_TOO_MANY_CONNECTIONS\0\u{1}ERROR_CODE_HANDSHAKE_TIMEOUT\0\u{1}ERROR_CODE_IDLE_TIMEOUT\0\u{1}ERROR_CODE_SLOW_CONSUMER\0\u{1}ERROR_CODE_ACCOUNT_EXISTS\0\u{1}ERROR_CODE_INVALID_DEVICE_LOG\0\u{1}ERROR_CODE_DEVICE_LOG_CONFLICT\0\u{1}ERROR_CODE_NOT_FOUND\0\u{1}ERROR_CODE_UNEXPECTED_FRAME\0\u{1}ERROR_CODE_SHUTTING_DOWN\0\u{1}ERROR_CODE_INTERNAL\0\u{1}ERROR_CODE_STALE_SNAPSHOT\0\u{1}ERROR_CODE_STALE_DEVICE_LOG\0\u{1}ERROR_CODE_CURSOR_MISMATCH\0\u{1}ERROR_CODE_STALE_CUTOFFS\0\u{1}ERROR_CODE_ACCOUNT_BLOCKED\0")
 }
 
 nonisolated extension Cloak_V1_DeviceLogEntryKind: SwiftProtobuf._ProtoNameProviding {

@@ -96,6 +96,8 @@ struct AccountState {
     /// at an account's connection limit (`maxConnectionsPerAccount`, 64 by default).
     var subscribers: OrderedDictionary<ConnectionID, Subscription> = [:]
     var pushBuckets: [DeviceID: TokenBucket] = [:]
+    /// The operator blocked the account: authentications are refused (ACCOUNT_BLOCKED).
+    var blocked: Bool
 
     init(record: AccountRecord, log: DeviceLog) {
         self.log = log
@@ -108,6 +110,7 @@ struct AccountState {
         chains = record.chains
         newestSnapshots = record.newestSnapshots
         snapshotBytes = record.snapshotBytes
+        blocked = record.blocked
     }
 
     /// Replaces the durable parts after a reload and forgets what was staged on the old copy;
@@ -127,6 +130,7 @@ struct AccountState {
         newestSnapshots = record.newestSnapshots
         snapshotBytes = record.snapshotBytes
         version = record.version
+        blocked = record.blocked
         storeVersion = max(storeVersion, record.version)
         needsReload = false
         remoteChanged = false

@@ -6,7 +6,7 @@ import Foundation
 
 extension ServerConnection {
     /// Register: a verified genesis whose account is not in the store yet.
-    mutating func register(_ request: Cloak_V1_Register, requestID: UInt64) throws(Failure) -> StoreRead? {
+    mutating func register(_ request: Cloak_V1_Register, requestID: UInt64, nowMs: UInt64) throws(Failure) -> StoreRead? {
         let genesis = Array(request.genesis)
         let log: DeviceLog
         do {
@@ -17,6 +17,7 @@ extension ServerConnection {
             throw .request(.invalidDeviceLog(error.message))
         }
         if case .ready = registry.lookup(log.account) { throw .request(.accountExists) }
+        guard registry.allowRegistration(id, nowMs: nowMs) else { throw .request(.rateLimited) }
         registry.beginLoad(id, account: log.account)
         pending = .register(requestID: requestID, log: log, genesis: genesis)
         return .account(log.account)

@@ -43,6 +43,10 @@ public struct ServerConnection: Sendable {
             registry.close(id, .shuttingDown, requestID: 0)
             return
         }
+        if registry.refusedAtOpen(id) {
+            registry.close(id, .tooManyConnections, requestID: 0)
+            return
+        }
         var hello = Cloak_V1_ServerHello()
         hello.versions = ProtocolVersion.supported.sorted()
         hello.nonce = Data(nonce)
@@ -108,7 +112,7 @@ public struct ServerConnection: Sendable {
         guard let waiting = pending else { return nil }
         pending = nil
         releaseLoad(of: waiting)
-        registry.logger.error("store read failed", metadata: ["connection": "\(id)", "error": "\(error)"])
+        registry.logStoreFailure("a store read failed; the request gets INTERNAL", error, connection: id)
         if !registry.isClosed(id) { registry.reject(id, .internalError, requestID: waiting.requestID) }
         return nil
     }
@@ -142,7 +146,7 @@ public struct ServerConnection: Sendable {
     {
         let requestID = frame.requestID
         switch frame.body {
-        case .register(let request): return try register(request, requestID: requestID)
+        case .register(let request): return try register(request, requestID: requestID, nowMs: nowMs)
         case .authenticate(let request): return try authenticate(request, frame: frame, nowMs: nowMs, loaded: loaded)
         case .fetchDeviceLog(let request): return try fetchDeviceLog(request, requestID: requestID)
         case .mailboxTake(let request): return try takeMailbox(request, requestID: requestID, nowMs: nowMs)

@@ -14,9 +14,16 @@ import Metrics
 /// ```
 public enum StoreLoops {
     /// Commits whatever is staged, one batch at a time, each time `wakeups` yields, until it ends.
-    public static func commits(registry: SyncRegistry, store: any ServerStore, wakeups: AsyncStream<Void>) async {
+    /// `nowMs` (wall-clock ms; the default 0 records nothing) stamps each batch as its accounts'
+    /// last write (``WriteBatch/committedAtMs``).
+    public static func commits(
+        registry: SyncRegistry, store: any ServerStore, wakeups: AsyncStream<Void>,
+        nowMs: @Sendable () -> UInt64 = { 0 }
+    ) async {
         for await _ in wakeups {
-            while let (id, batch) = registry.takeBatch() {
+            while let (id, taken) = registry.takeBatch() {
+                var batch = taken
+                batch.committedAtMs = nowMs()
                 let start = ContinuousClock.now
                 do {
                     let conflicts = try await store.commit(batch)
@@ -56,18 +63,32 @@ public enum StoreLoops {
     /// cancelled. When the listening connection is lost it listens again after `retryDelay`,
     /// and once it listens again every cached account is treated as changed (announcements
     /// may have been missed meanwhile).
+    /// After each failure in a row the delay doubles, up to 30 s; the first failure of a run is
+    /// logged at warning level, the rest at debug.
     public static func remoteCommits(
         registry: SyncRegistry, notifier: any CommitNotifier, logger: Logger, retryDelay: Duration = .seconds(1)
     ) async {
+        var delay = retryDelay
+        var failing = false
         while !Task.isCancelled {
             do {
                 try await notifier.listenForCommits(
                     onListening: { registry.remoteCommitsMayBeMissed() }, onCommit: { registry.remoteCommit($0, version: $1) })
+                delay = retryDelay
+                failing = false
             } catch {
                 if Task.isCancelled { return }
-                logger.warning("listening for other server processes' commits failed; retrying", metadata: ["error": "\(error)"])
+                if failing {
+                    logger.debug("listening for other server processes' commits failed again", metadata: ["error": "\(error)"])
+                } else {
+                    logger.warning(
+                        "Listening for other server processes' commits failed; retrying with backoff up to 30 s.",
+                        metadata: ["error": "\(error)"])
+                }
+                failing = true
             }
-            try? await Task.sleep(for: retryDelay)
+            try? await Task.sleep(for: delay)
+            if failing { delay = min(delay * 2, max(retryDelay, .seconds(30))) }
         }
     }
 }

@@ -177,6 +177,7 @@ extension SyncRegistry {
             guard let entry = s.connections[connection], !entry.closed else { throw .shuttingDown }
             guard entry.session == nil else { throw .unexpectedFrame("already authenticated") }
             guard let account = s.accounts[session.account], !account.needsReload else { throw .internalError }
+            guard !account.blocked else { throw .accountBlocked }
             guard let member = account.member(session.device), member.isRecoveryKey == session.isRecoveryKey else {
                 throw .deviceNotActive
             }

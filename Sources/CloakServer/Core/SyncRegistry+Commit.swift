@@ -103,6 +103,7 @@ extension SyncRegistry {
                 fail(behind, error: error, in: &s)
                 return
             }
+            s.storeFailing = false
             if !conflicts.isEmpty { drop(conflicts, from: &batch, in: &s) }
             metrics.commitRows.record(batch.batch.rowCount)
             metrics.changeSetsAccepted.increment(by: batch.batch.changeSets.count)
@@ -165,7 +166,7 @@ extension SyncRegistry {
 
     private func fail(_ batch: PendingBatch, error: StoreError, in s: inout RegistryState) {
         guard !batch.isEmpty else { return }
-        logger.error("group commit failed", metadata: ["batch": "\(batch.id)", "error": "\(error)"])
+        logStoreFailure("a group commit failed; its requests get INTERNAL and are retried", error, batch: batch.id, in: &s)
         for account in batch.rowsByAccount.keys {
             s.accounts[account]?.needsReload = true
             s.accounts[account]?.pendingWrites = 0

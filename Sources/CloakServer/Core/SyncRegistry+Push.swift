@@ -112,7 +112,7 @@ extension SyncRegistry {
         guard let account = s.accounts[id], !account.needsReload else { return .decided(.failed(.internalError)) }
         var plan = PushPlan(
             account: account, pendingID: s.pending.id, limit: configuration.limits.maxAccountBytes, capacity: items.count,
-            verdicts: verdicts)
+            verdicts: verdicts, totalRoom: totalRoom(in: s))
         for item in items { plan.check(item, known: known) }
         guard plan.lookups.isEmpty else {
             return .decided(.needsLookup(Array(Set(plan.lookups)).sorted { $0.seq < $1.seq }))
@@ -139,6 +139,7 @@ extension SyncRegistry {
         for (key, ref) in plan.staged { s.accounts[id]?.staged[key] = ref }
         s.accounts[id]?.assignedHead += UInt64(plan.rows.count)
         s.accounts[id]?.storedBytes += plan.bytes
+        s.totalStoredBytes += plan.bytes
         let completion = Completion.pushAck(connection, requestID: requestID, results: plan.results)
         if !plan.rows.isEmpty || !plan.replacements.isEmpty {
             stage(account: id, rows: plan.rows.count + plan.replacements.count, completion: completion, in: &s) { pending in
@@ -168,6 +169,8 @@ struct PushPlan {
     let account: AccountState
     let pendingID: UInt64
     let limit: Int64
+    /// Bytes all accounts together may still add (``ServerConfiguration/maxTotalStoredBytes``).
+    let totalRoom: Int64
     var chains: [ChainKey: ChainPosition] = [:]
     var staged: [ChainSeq: StagedRef] = [:]
     var rows: [WriteBatch.ChangeSetRow] = []
@@ -207,11 +210,15 @@ struct PushPlan {
 
     /// `capacity`: the push's change-set count (room for every result, row and staged ref up
     /// front, instead of growing one at a time).
-    init(account: AccountState, pendingID: UInt64, limit: Int64, capacity: Int, verdicts: [ChainSeq: CopyVerdict] = [:]) {
+    init(
+        account: AccountState, pendingID: UInt64, limit: Int64, capacity: Int, verdicts: [ChainSeq: CopyVerdict] = [:],
+        totalRoom: Int64 = .max
+    ) {
         self.account = account
         self.pendingID = pendingID
         self.limit = limit
         self.verdicts = verdicts
+        self.totalRoom = totalRoom
         staged.reserveCapacity(capacity)
         rows.reserveCapacity(capacity)
         results.reserveCapacity(capacity)
@@ -281,6 +288,7 @@ struct PushPlan {
             cachedQuota = true
             return .rejected(.quotaExceeded)
         }
+        guard bytes + size <= totalRoom else { return .rejected(.quotaExceeded) }
         let cursor = account.assignedHead + UInt64(rows.count) + 1
         chains[key] = ChainPosition(seq: seq, hash: cs.hash)
         staged[position] = StagedRef(cursor: cursor, hash: cs.hash, batch: pendingID, bytes: cs.wire)

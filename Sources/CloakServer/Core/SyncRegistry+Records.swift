@@ -76,8 +76,11 @@ extension SyncRegistry {
         try state.withLock { (s) throws(ProtocolError) in
             guard let account = s.accounts[session.account], !account.needsReload else { throw .internalError }
             let size = envelopes.reduce(Int64(0)) { $0 + Int64($1.1.count) }
-            guard account.storedBytes + size <= configuration.limits.maxAccountBytes else { throw .quotaExceeded }
+            guard account.storedBytes + size <= configuration.limits.maxAccountBytes, size <= totalRoom(in: s) else {
+                throw .quotaExceeded
+            }
             s.accounts[session.account]?.storedBytes += size
+            s.totalStoredBytes += size
             stage(
                 account: session.account, rows: envelopes.count, completion: .done(connection, requestID: requestID),
                 in: &s
@@ -101,7 +104,10 @@ extension SyncRegistry {
                 throw .staleSnapshot
             }
             let growth = Int64(bytes.count) - (account.snapshotBytes[conversation] ?? 0)
-            guard account.storedBytes + growth <= configuration.limits.maxAccountBytes else { throw .quotaExceeded }
+            guard account.storedBytes + growth <= configuration.limits.maxAccountBytes, growth <= totalRoom(in: s) else {
+                throw .quotaExceeded
+            }
+            s.totalStoredBytes += growth
             s.accounts[session.account]?.newestSnapshots[conversation] = snapshot.hash
             s.accounts[session.account]?.snapshotBytes[conversation] = Int64(bytes.count)
             s.accounts[session.account]?.storedBytes += growth

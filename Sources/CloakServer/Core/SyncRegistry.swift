@@ -45,13 +45,23 @@ public final class SyncRegistry: Sendable {
 
     // MARK: Connections
 
-    /// Registers a new connection.
-    public func open(nowMs: UInt64) -> ConnectionID {
+    /// Registers a new connection from `address` (the client's IP address as the adapter
+    /// sees it; nil in process). Over ``ServerConfiguration/maxConnections`` or
+    /// ``ServerConfiguration/maxConnectionsPerAddress`` it is marked refused: its
+    /// ``ServerConnection`` answers TOO_MANY_CONNECTIONS and closes.
+    public func open(nowMs: UInt64, address: String? = nil) -> ConnectionID {
         metrics.connections.increment()
         return state.withLock { s in
             let id = ConnectionID(rawValue: s.nextConnection)
             s.nextConnection += 1
-            s.connections[id] = ConnectionEntry(openedAtMs: nowMs, lastFrameAtMs: nowMs)
+            var entry = ConnectionEntry(openedAtMs: nowMs, lastFrameAtMs: nowMs)
+            entry.address = address
+            let fromAddress = address.map { s.connectionsByAddress[$0] ?? 0 } ?? 0
+            entry.overCap =
+                s.connections.count >= configuration.maxConnections
+                || (address != nil && fromAddress >= configuration.maxConnectionsPerAddress)
+            if let address { s.connectionsByAddress[address] = fromAddress + 1 }
+            s.connections[id] = entry
             return id
         }
     }
@@ -61,6 +71,10 @@ public final class SyncRegistry: Sendable {
         state.withLock { s in
             guard let entry = s.connections.removeValue(forKey: connection) else { return }
             metrics.connections.decrement()
+            if let address = entry.address {
+                let left = (s.connectionsByAddress[address] ?? 1) - 1
+                s.connectionsByAddress[address] = left > 0 ? left : nil
+            }
             for (account, count) in entry.loads { s.releaseLoad(account, count: count) }
             if let session = entry.session {
                 s.accounts[session.account]?.connections.remove(connection)
@@ -102,6 +116,7 @@ public final class SyncRegistry: Sendable {
                 s.limiterSweepAtMs = nowMs + configuration.recoveryWindowMs
                 s.recoveryAuthLimits = s.recoveryAuthLimits.filter { !$0.value.isIdle(nowMs: nowMs) }
                 s.recoveryFetchLimits = s.recoveryFetchLimits.filter { !$0.value.isIdle(nowMs: nowMs) }
+                s.registrationsByAddress = s.registrationsByAddress.filter { !$0.value.isIdle(nowMs: nowMs) }
             }
         }
     }
@@ -144,6 +159,27 @@ public final class SyncRegistry: Sendable {
         output.close(connection, with: error)
     }
 
+    /// Logs a store failure: the first of an outage at error level, the rest at debug until a
+    /// commit succeeds again, so a database outage is one line, not one per request.
+    func logStoreFailure(_ what: String, _ error: StoreError, connection: ConnectionID) {
+        state.withLock { s in logStoreFailure(what, error, connection: connection, in: &s) }
+    }
+
+    func logStoreFailure(
+        _ what: String, _ error: StoreError, connection: ConnectionID? = nil, batch: UInt64? = nil,
+        in s: inout RegistryState
+    ) {
+        var metadata: Logger.Metadata = ["error": "\(error)"]
+        if let connection { metadata["connection"] = "\(connection)" }
+        if let batch { metadata["batch"] = "\(batch)" }
+        if s.storeFailing {
+            logger.debug("\(what)", metadata: metadata)
+        } else {
+            s.storeFailing = true
+            logger.error("\(what) (further failures are logged at debug level until a commit succeeds)", metadata: metadata)
+        }
+    }
+
     /// Sends a request-scoped error (the connection stays open).
     func reject(_ connection: ConnectionID, _ error: ProtocolError, requestID: UInt64) {
         if case .rateLimited = error {
@@ -165,6 +201,10 @@ struct ConnectionEntry {
     /// Account loads this connection started and has not finished (they pin the account).
     var loads: [AccountID: Int] = [:]
     var closed = false
+    /// The client's address (per-address caps), if the adapter knows it.
+    var address: String?
+    /// Opened over a connection cap: answered TOO_MANY_CONNECTIONS.
+    var overCap = false
 }
 
 struct RegistryState {
@@ -178,6 +218,13 @@ struct RegistryState {
     var recoveryAuthLimits: [AccountID: SlidingWindowLimiter] = [:]
     var recoveryFetchLimits: [AccountID: SlidingWindowLimiter] = [:]
     var limiterSweepAtMs: UInt64 = 0
+    var connectionsByAddress: [String: Int] = [:]
+    var registrationsByAddress: [String: SlidingWindowLimiter] = [:]
+    var registrations: SlidingWindowLimiter?
+    /// Bytes all accounts store (the store's figure, moved by this process's writes).
+    var totalStoredBytes: Int64 = 0
+    /// A store failure was logged at error level and no commit has succeeded since.
+    var storeFailing = false
     var pending = PendingBatch(id: 1)
     var inFlight: PendingBatch?
     /// Accounts waiting for a fanout read (shared store).

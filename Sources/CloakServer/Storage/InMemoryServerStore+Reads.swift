@@ -1,16 +1,18 @@
 public import CloakProtocol
 import Synchronization
 
+/// The in-memory store's synchronous reads (the simulator calls them through
+/// ``InMemoryServerStore/performNow(_:)``; the async requirements forward to them).
 extension InMemoryServerStore {
-    // MARK: Synchronous reads
-
+    /// The account's record now (the simulator reads a restored backup's device log).
     public func accountNow(_ id: AccountID) -> AccountRecord? {
         state.withLock { s in
             guard let data = s.accounts[id] else { return nil }
             return AccountRecord(
                 account: id, deviceLog: data.log, headCursor: data.head, storedBytes: data.storedBytes,
                 chains: data.chains, newestSnapshots: data.snapshots.mapValues(\.hash),
-                snapshotBytes: data.snapshots.mapValues { Int64($0.bytes.count) }, version: data.version)
+                snapshotBytes: data.snapshots.mapValues { Int64($0.bytes.count) }, version: data.version,
+                blocked: data.blocked)
         }
     }
 

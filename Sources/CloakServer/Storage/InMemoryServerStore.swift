@@ -37,6 +37,8 @@ public final class InMemoryServerStore: ServerStore {
         var recovery: RecoveryRecord?
         var acks: [DeviceID: UInt64] = [:]
         var version: UInt64 = 0
+        var blocked = false
+        var lastWriteMs: UInt64 = 0
 
         /// The index in ``rows`` (kept in cursor order) of the change set at `cursor`.
         func rowIndex(cursor: UInt64) -> Int? {
@@ -51,6 +53,8 @@ public final class InMemoryServerStore: ServerStore {
     }
 
     struct State {
+        /// A simulated outage: pings, commits and the totals fail (``setOutage(_:)``).
+        var outage = false
         var accounts: [AccountID: AccountData] = [:]
         var mailboxes: [[UInt8]: (payload: [UInt8], expiresAtMs: UInt64)] = [:]
         var recoveryKeys: [DeviceID: AccountID] = [:]
@@ -64,13 +68,26 @@ public final class InMemoryServerStore: ServerStore {
     /// Nothing to migrate.
     public func migrate() async throws(StoreError) {}
     /// Always reachable.
-    public func ping() async throws(StoreError) {}
+    public func ping() async throws(StoreError) { try checkOutage() }
+
+    /// Simulates the database going away (true) and coming back (false): pings, commits and the
+    /// totals fail meanwhile, as they would against an unreachable PostgreSQL.
+    public func setOutage(_ down: Bool) {
+        state.withLock { $0.outage = down }
+    }
+
+    func checkOutage() throws(StoreError) {
+        if state.withLock({ $0.outage }) { throw .unavailable("simulated outage") }
+    }
     /// Nothing to release.
     public func close() async {}
 
     /// Applies a batch atomically; returns the accounts whose version check failed.
     @discardableResult
-    public func commit(_ batch: WriteBatch) async throws(StoreError) -> Set<AccountID> { try commitNow(batch) }
+    public func commit(_ batch: WriteBatch) async throws(StoreError) -> Set<AccountID> {
+        try checkOutage()
+        return try commitNow(batch)
+    }
 
     /// Synchronous ``commit(_:)`` for the simulator.
     @discardableResult
@@ -88,7 +105,14 @@ public final class InMemoryServerStore: ServerStore {
                     conflicts.insert(account)
                 }
             }
-            try Self.apply(batch.removing(conflicts), to: &next)
+            let kept = batch.removing(conflicts)
+            try Self.apply(kept, to: &next)
+            if kept.committedAtMs > 0 {
+                for account in kept.writtenAccounts {
+                    let last = next.accounts[account]?.lastWriteMs ?? 0
+                    next.accounts[account]?.lastWriteMs = max(last, kept.committedAtMs)
+                }
+            }
             current = next
             return conflicts
         }

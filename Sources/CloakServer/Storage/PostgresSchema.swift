@@ -51,6 +51,13 @@ enum PostgresSchema {
             ]
         ),
         ("v2", ["ALTER TABLE accounts ADD COLUMN version BIGINT NOT NULL DEFAULT 0"]),
+        (
+            "v3",
+            [
+                "ALTER TABLE accounts ADD COLUMN blocked BOOLEAN NOT NULL DEFAULT false",
+                "ALTER TABLE accounts ADD COLUMN last_write_ms BIGINT NOT NULL DEFAULT 0",
+            ]
+        ),
     ]
 
     /// The channel commits are announced on (payload: the writer's instance id, the account id
@@ -125,13 +132,23 @@ enum PostgresSchema {
                     $0.append(batch.logEntries.map { PG.bytes($0.bytes) })
                 })
         }
-        out += changeSetStatements(batch.changeSets)
+        out += changeSetStatements(batch.changeSets, at: batch.committedAtMs)
         if let replace = replacementStatement(batch.replacements) { out.append(replace) }
         out += recordStatements(batch)
+        // Change sets stamp their accounts in the update they need anyway.
+        let others = Set(batch.logEntries.map(\.account) + batch.envelopes.map(\.account) + batch.snapshots.map(\.account)
+            + batch.recoveries.map(\.account))
+        if batch.committedAtMs > 0, !others.isEmpty {
+            out.append(
+                PG.query("UPDATE accounts SET last_write_ms = GREATEST(last_write_ms, $1) WHERE account = ANY($2::bytea[])") {
+                    $0.append(PG.int(batch.committedAtMs))
+                    $0.append(others.map { PG.bytes($0) })
+                })
+        }
         return out
     }
 
-    private static func changeSetStatements(_ rows: [WriteBatch.ChangeSetRow]) -> [PostgresQuery] {
+    private static func changeSetStatements(_ rows: [WriteBatch.ChangeSetRow], at timeMs: UInt64) -> [PostgresQuery] {
         guard !rows.isEmpty else { return [] }
         var heads: [AccountID: (cursor: UInt64, bytes: Int64)] = [:]
         var tips: [ChainTip: WriteBatch.ChangeSetRow] = [:]
@@ -174,13 +191,15 @@ enum PostgresSchema {
             },
             PG.query(
                 """
-                UPDATE accounts AS a SET head_cursor = GREATEST(a.head_cursor, v.head), stored_bytes = a.stored_bytes + v.bytes
+                UPDATE accounts AS a SET head_cursor = GREATEST(a.head_cursor, v.head), stored_bytes = a.stored_bytes + v.bytes,
+                last_write_ms = GREATEST(a.last_write_ms, $4)
                 FROM UNNEST($1::bytea[], $2::int8[], $3::int8[]) AS v(account, head, bytes) WHERE a.account = v.account
                 """
             ) {
                 $0.append(accountRows.map { PG.bytes($0.key) })
                 $0.append(accountRows.map { PG.int($0.value.cursor) })
                 $0.append(accountRows.map { $0.value.bytes })
+                $0.append(PG.int(timeMs))
             },
         ]
     }

@@ -16,7 +16,9 @@ extension PostgresServerStore {
                     try await connection.query(query, logger: self.logger).collect()
                 }
                 let head = try await rows(
-                    PG.query("SELECT head_cursor, stored_bytes, version FROM accounts WHERE account = $1") { $0.append(key) })
+                    PG.query("SELECT head_cursor, stored_bytes, version, blocked FROM accounts WHERE account = $1") {
+                        $0.append(key)
+                    })
                 guard !head.isEmpty else { return nil }
                 return (
                     head,
@@ -34,7 +36,7 @@ extension PostgresServerStore {
         }
         guard let read, let first = read.head.first else { return nil }
         do {
-            let (cursor, bytes, version) = try first.decode((Int64, Int64, Int64).self)
+            let (cursor, bytes, version, blocked) = try first.decode((Int64, Int64, Int64, Bool).self)
             var chains: [ChainKey: ChainPosition] = [:]
             for row in read.chains {
                 let (conversation, author, seq, hash) = try row.decode((ByteBuffer, ByteBuffer, Int64, ByteBuffer).self)
@@ -52,7 +54,7 @@ extension PostgresServerStore {
             return AccountRecord(
                 account: account, deviceLog: try read.log.map { PG.array(try $0.decode(ByteBuffer.self)) },
                 headCursor: PG.unsigned(cursor), storedBytes: bytes, chains: chains, newestSnapshots: snapshots,
-                snapshotBytes: sizes, version: PG.unsigned(version))
+                snapshotBytes: sizes, version: PG.unsigned(version), blocked: blocked)
         } catch {
             throw .corrupt("account row: \(Self.describe(error))")
         }

@@ -16,9 +16,8 @@ import PostgresNIO
 /// defer { Task { await store.close() } }
 /// ```
 ///
-/// The client's connection pool runs in a task the store owns; ``close()`` ends it. Only
-/// `sslmode=disable` (the default) is supported: run PostgreSQL on a private network or
-/// loopback, or terminate TLS in front of it.
+/// The client's connection pool runs in a task the store owns; ``close()`` ends it. TLS to
+/// PostgreSQL follows the URL's `sslmode` (``configuration(_:password:)``).
 ///
 /// Several server processes may share one database (``ServerConfiguration/sharedStore``):
 /// commits check and move account versions, announce the accounts they wrote on the
@@ -34,9 +33,11 @@ public final class PostgresServerStore: ServerStore, CommitNotifier {
     /// postgres-nio logs a warning for it, which a migration right after `init` would trigger.
     private let running: Task<Void, Never>
 
-    /// Connects lazily to `url` (`postgres://user:password@host:port/database`).
-    public init(url: String, maximumConnections: Int = 16, logger: Logger) throws(StoreError) {
-        var configuration = try Self.configuration(url)
+    /// Connects lazily to `url` (`postgres://user:password@host:port/database`, optionally with
+    /// `?sslmode=disable|require|verify-ca|verify-full&sslrootcert=FILE`). `password`, when given
+    /// (read from a password file), replaces the URL's.
+    public init(url: String, password: String? = nil, maximumConnections: Int = 16, logger: Logger) throws(StoreError) {
+        var configuration = try Self.configuration(url, password: password)
         configuration.options.maximumConnections = maximumConnections
         // Every query here is a key or key-range lookup. Until autovacuum first analyzes a
         // table that grew from empty (up to a minute), the planner expects a handful of rows and
@@ -60,17 +61,44 @@ public final class PostgresServerStore: ServerStore, CommitNotifier {
         running = Task { for await _ in started {} }
     }
 
-    static func configuration(_ url: String) throws(StoreError) -> PostgresClient.Configuration {
+    /// The client configuration of a `postgres://` URL. TLS follows libpq's `sslmode`: `disable`
+    /// (the default: loopback or a private network), `require` (encrypted, the server's
+    /// certificate not checked), `verify-ca` (signed by `sslrootcert`, or the system's roots) and
+    /// `verify-full` (also for the URL's host name).
+    static func configuration(_ url: String, password: String? = nil) throws(StoreError) -> PostgresClient.Configuration {
         guard let components = URLComponents(string: url), ["postgres", "postgresql"].contains(components.scheme ?? ""),
             let host = components.host, !host.isEmpty
-        else { throw .invalidLocation("expected postgres://user:password@host:port/database") }
-        for item in components.queryItems ?? [] where item.name == "sslmode" && item.value != "disable" {
-            throw .invalidLocation("only sslmode=disable is supported")
-        }
+        else { throw .invalidLocation("The database URL must look like postgres://user@host:5432/database.") }
+        let query = Dictionary((components.queryItems ?? []).map { ($0.name, $0.value ?? "") }) { _, last in last }
         let database = components.path.split(separator: "/").first.map(String.init)
         return PostgresClient.Configuration(
             host: host, port: components.port ?? 5432, username: components.user ?? "postgres",
-            password: components.password, database: database, tls: .disable)
+            password: password ?? components.password, database: database, tls: try tls(query))
+    }
+
+    private static func tls(_ query: [String: String]) throws(StoreError) -> PostgresClient.Configuration.TLS {
+        let mode = query["sslmode"] ?? "disable"
+        var tls = TLSConfiguration.makeClientConfiguration()
+        if let roots = query["sslrootcert"] {
+            guard FileManager.default.isReadableFile(atPath: roots) else {
+                throw .invalidLocation("The database URL's sslrootcert \(roots) does not exist or is not readable; check the path.")
+            }
+            tls.trustRoots = .file(roots)
+        }
+        switch mode {
+        case "disable":
+            return .disable
+        case "require":
+            tls.certificateVerification = .none
+        case "verify-ca":
+            tls.certificateVerification = .noHostnameVerification
+        case "verify-full":
+            tls.certificateVerification = .fullVerification
+        default:
+            throw .invalidLocation(
+                "The database URL's sslmode=\(mode) is not supported; use disable, require, verify-ca or verify-full.")
+        }
+        return .require(tls)
     }
 
     /// Creates or upgrades the schema (idempotent).

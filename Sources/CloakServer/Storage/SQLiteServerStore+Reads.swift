@@ -7,7 +7,10 @@ extension SQLiteServerStore {
     public func account(_ account: AccountID) async throws(StoreError) -> AccountRecord? {
         try await read("load account") { db in
             let key = Data(account.bytes)
-            guard let row = try Row.fetchOne(db, sql: "SELECT head_cursor, stored_bytes, version FROM accounts WHERE account = ?", arguments: [key])
+            guard
+                let row = try Row.fetchOne(
+                    db, sql: "SELECT head_cursor, stored_bytes, version, blocked FROM accounts WHERE account = ?",
+                    arguments: [key])
             else { return nil }
             let log = try Data.fetchAll(db, sql: "SELECT entry FROM device_log WHERE account = ? ORDER BY idx", arguments: [key])
             var chains: [ChainKey: ChainPosition] = [:]
@@ -29,7 +32,7 @@ extension SQLiteServerStore {
             return AccountRecord(
                 account: account, deviceLog: log.map { [UInt8]($0) }, headCursor: Self.unsigned(row[0]),
                 storedBytes: row[1], chains: chains, newestSnapshots: snapshots, snapshotBytes: sizes,
-                version: Self.unsigned(row[2]))
+                version: Self.unsigned(row[2]), blocked: row[3])
         }
     }
 

@@ -17,10 +17,11 @@ public final class SQLiteServerStore: ServerStore {
     /// Copies committed WAL frames into the database file off the commit path.
     let checkpointer: WALCheckpointer
 
-    /// Opens (creating if needed) the database at `path`; its directory must exist or be
-    /// creatable.
-    public convenience init(path: String) throws(StoreError) {
-        try self.init(path: path, checkpointInterval: .milliseconds(100))
+    /// Opens the database at `path`. A file that does not exist is created (with its directory)
+    /// only when `create` is true, owner-only: the directory 0700, the file 0600 (SQLite gives
+    /// its WAL and shared-memory files the database file's mode).
+    public convenience init(path: String, create: Bool = true) throws(StoreError) {
+        try self.init(path: path, checkpointInterval: .milliseconds(100), create: create)
     }
 
     /// The writer connection's page cache (the readers keep SQLite's default).
@@ -28,10 +29,31 @@ public final class SQLiteServerStore: ServerStore {
 
     /// Opens the database with WAL checkpoints at most every `checkpointInterval` (tests use
     /// zero to see one after every commit).
-    init(path: String, checkpointInterval: Duration) throws(StoreError) {
+    init(path: String, checkpointInterval: Duration, create: Bool = true) throws(StoreError) {
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
+        if !FileManager.default.fileExists(atPath: path) {
+            guard create else {
+                throw .invalidLocation(
+                    "The SQLite database \(path) does not exist. Check the path, or pass --create to create a new, "
+                        + "empty database there.")
+            }
+            do {
+                try FileManager.default.createDirectory(
+                    at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+                guard FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
+                else {
+                    throw StoreError.invalidLocation(
+                        "The SQLite database \(path) could not be created; check that this user may write to \(directory.path).")
+                }
+            } catch let error as StoreError {
+                throw error
+            } catch {
+                throw .invalidLocation(
+                    "The directory \(directory.path) for the SQLite database could not be created; check the path and "
+                        + "that this user may write there.")
+            }
+        }
         do {
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             var configuration = Configuration()
             // Another process (`cloak-server compact`) may hold the write lock briefly.
             configuration.busyMode = .timeout(10)
@@ -64,7 +86,7 @@ public final class SQLiteServerStore: ServerStore {
             }
             checkpointer = try WALCheckpointer(path: path, configuration: configuration, interval: checkpointInterval)
         } catch {
-            throw .unavailable("cannot open the SQLite database (\(Self.describe(error)))")
+            throw .unavailable("the SQLite database \(path) could not be opened: \(Self.describe(error))")
         }
     }
 
@@ -125,7 +147,21 @@ public final class SQLiteServerStore: ServerStore {
 
     /// A description without bound values or statement text (which may hold stored bytes).
     static func describe(_ error: any Error) -> String {
-        if let error = error as? DatabaseError { return "SQLite error \(error.resultCode.rawValue)" }
+        if let error = error as? DatabaseError {
+            let meaning: String =
+                switch error.resultCode {
+                case .SQLITE_CANTOPEN: "cannot open the file"
+                case .SQLITE_NOTADB: "the file is not an SQLite database"
+                case .SQLITE_CORRUPT: "the file is damaged"
+                case .SQLITE_FULL: "the disk is full"
+                case .SQLITE_READONLY: "the file is read-only"
+                case .SQLITE_PERM, .SQLITE_AUTH: "permission denied"
+                case .SQLITE_BUSY, .SQLITE_LOCKED: "another process holds a lock"
+                case .SQLITE_IOERR: "an I/O error"
+                default: "SQLite error \(error.resultCode.rawValue)"
+                }
+            return meaning
+        }
         // Only a damaged stored id or hash: the message names the field and its length.
         if let error = error as? ProtocolError { return "damaged row: \(error)" }
         return String(describing: type(of: error))
@@ -188,6 +224,10 @@ enum SQLiteSchema {
         migrator.registerMigration("v2") { db in
             try db.execute(sql: "ALTER TABLE accounts ADD COLUMN version INTEGER NOT NULL DEFAULT 0")
         }
+        migrator.registerMigration("v3") { db in
+            try db.execute(sql: "ALTER TABLE accounts ADD COLUMN blocked INTEGER NOT NULL DEFAULT 0")
+            try db.execute(sql: "ALTER TABLE accounts ADD COLUMN last_write_ms INTEGER NOT NULL DEFAULT 0")
+        }
         return migrator
     }
 
@@ -208,13 +248,22 @@ enum SQLiteSchema {
             try db.cachedStatement(sql: "INSERT INTO device_log (account, idx, entry) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
                 .execute(arguments: [Data(entry.account.bytes), Int64(clamping: entry.index), Data(entry.bytes)])
         }
-        try applyChangeSets(batch.changeSets, in: db)
+        try applyChangeSets(batch.changeSets, at: batch.committedAtMs, in: db)
         try applyReplacements(batch.replacements, in: db)
         try applyRecords(batch, in: db)
+        if batch.committedAtMs > 0 {
+            // Change sets stamp their accounts above, in the update they need anyway.
+            let others = Set(batch.logEntries.map(\.account) + batch.envelopes.map(\.account) + batch.snapshots.map(\.account)
+                + batch.recoveries.map(\.account))
+            for account in others {
+                try db.cachedStatement(sql: "UPDATE accounts SET last_write_ms = max(last_write_ms, ?) WHERE account = ?")
+                    .execute(arguments: [Int64(clamping: batch.committedAtMs), account.data])
+            }
+        }
         return conflicts
     }
 
-    private static func applyChangeSets(_ rows: [WriteBatch.ChangeSetRow], in db: Database) throws {
+    private static func applyChangeSets(_ rows: [WriteBatch.ChangeSetRow], at timeMs: UInt64, in db: Database) throws {
         guard !rows.isEmpty else { return }
         let insert = try db.cachedStatement(
             sql: "INSERT INTO change_sets (account, cursor, conversation, author, seq, hash, body) VALUES (?, ?, ?, ?, ?, ?, ?)")
@@ -244,8 +293,11 @@ enum SQLiteSchema {
         }
         for (account, head) in heads {
             try db.cachedStatement(
-                sql: "UPDATE accounts SET head_cursor = max(head_cursor, ?), stored_bytes = stored_bytes + ? WHERE account = ?"
-            ).execute(arguments: [Int64(clamping: head.cursor), head.bytes, account.data])
+                sql: """
+                    UPDATE accounts SET head_cursor = max(head_cursor, ?), stored_bytes = stored_bytes + ?,
+                    last_write_ms = max(last_write_ms, ?) WHERE account = ?
+                    """
+            ).execute(arguments: [Int64(clamping: head.cursor), head.bytes, Int64(clamping: timeMs), account.data])
         }
     }
 

@@ -1,7 +1,8 @@
 public import CloakProtocol
 
-/// Why a store operation failed. Messages name the operation, never stored bytes.
-public enum StoreError: Error, Equatable, Sendable {
+/// Why a store operation failed. Messages name the operation, never stored bytes; its
+/// ``description`` is a sentence for a person (a log line, the command line).
+public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The database could not be opened or reached (retry later).
     case unavailable(String)
     /// A statement or transaction failed.
@@ -10,8 +11,26 @@ public enum StoreError: Error, Equatable, Sendable {
     case corrupt(String)
     /// A schema migration failed.
     case migrationFailed(String)
-    /// The database location is not `sqlite:PATH`, `postgres://…` or `memory:`.
+    /// The database location is not `sqlite:PATH`, `postgres://…` or `memory:`, or names a
+    /// database that does not exist (the payload is the whole sentence).
     case invalidLocation(String)
+
+    /// A sentence naming what failed and what to do.
+    public var description: String {
+        switch self {
+        case .unavailable(let why):
+            "The database cannot be reached or opened (\(why)); check the database setting, that the database runs, "
+                + "and that this user may use it."
+        case .operationFailed(let why):
+            "A database operation failed (\(why)); the request was refused and nothing acknowledged was lost."
+        case .corrupt(let why):
+            "The database holds data that does not read back (\(why)); restore it from a backup (docs/operations.md)."
+        case .migrationFailed(let why):
+            "The database schema could not be created or upgraded (\(why)); check that this user may change the schema."
+        case .invalidLocation(let sentence):
+            sentence
+        }
+    }
 }
 
 /// Durable storage of the sync server: accounts and their device logs, change sets with
@@ -77,6 +96,23 @@ public protocol ServerStore: Sendable {
         async throws(StoreError) -> (count: Int, bytes: Int64)
     /// Deletes expired mailboxes; returns how many.
     func purgeMailboxes(nowMs: UInt64) async throws(StoreError) -> Int
+
+    // MARK: Administration (`cloak-server accounts`, metrics)
+
+    /// Accounts in id order after `after`, at most `limit`, with their sizes.
+    func accountSummaries(after: AccountID?, limit: Int) async throws(StoreError) -> [AccountSummary]
+    /// One account's summary, or nil when it does not exist.
+    func accountSummary(_ account: AccountID) async throws(StoreError) -> AccountSummary?
+    /// Blocks or unblocks an account; false when it does not exist.
+    func setBlocked(_ account: AccountID, blocked: Bool) async throws(StoreError) -> Bool
+    /// Deletes every row of the account in every table, in one transaction (the right to
+    /// erasure); what it deleted, by table. An account with no rows gives an empty report.
+    func eraseAccount(_ account: AccountID) async throws(StoreError) -> ErasureReport
+    /// Of `accounts`, those that exist, each with whether it is blocked (a running server
+    /// closes the connections of blocked and erased accounts).
+    func accessStates(_ accounts: [AccountID]) async throws(StoreError) -> [AccountID: Bool]
+    /// Totals over every account, and the database's size.
+    func usage() async throws(StoreError) -> StoreUsage
     /// Releases connections and files.
     func close() async
 }
@@ -166,5 +202,33 @@ extension ServerStore {
         case .takeMailbox(let id, let now):
             return .mailbox(try await takeMailbox(id, nowMs: now))
         }
+    }
+}
+
+extension ServerStore {
+    /// ``ping()`` that gives up after `limit`: a PostgreSQL pool that cannot connect keeps
+    /// retrying, and readiness checks and start-up must answer rather than wait for it.
+    public func ping(within limit: Duration) async throws(StoreError) {
+        let answered: Bool
+        do {
+            answered = try await withThrowingTaskGroup(of: Bool.self) { group in
+                group.addTask {
+                    try await self.ping()
+                    return true
+                }
+                group.addTask {
+                    try await Task.sleep(for: limit)
+                    return false
+                }
+                let first = try await group.next() ?? false
+                group.cancelAll()
+                return first
+            }
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            answered = false
+        }
+        guard answered else { throw .unavailable("no answer within \(limit.components.seconds) s") }
     }
 }

@@ -134,12 +134,15 @@ public struct AccountRecord: Sendable, Equatable {
     /// (``WriteBatch/accountVersions``): server processes sharing one store tell from it
     /// whether the account changed since they read it.
     public var version: UInt64
+    /// The operator blocked the account (`cloak-server accounts block`): its devices may not
+    /// authenticate.
+    public var blocked: Bool
 
     /// Creates a record.
     public init(
         account: AccountID, deviceLog: [[UInt8]], headCursor: UInt64, storedBytes: Int64,
         chains: [ChainKey: ChainPosition], newestSnapshots: [ConversationID: SnapshotHash],
-        snapshotBytes: [ConversationID: Int64] = [:], version: UInt64 = 0
+        snapshotBytes: [ConversationID: Int64] = [:], version: UInt64 = 0, blocked: Bool = false
     ) {
         self.account = account
         self.deviceLog = deviceLog
@@ -149,6 +152,7 @@ public struct AccountRecord: Sendable, Equatable {
         self.newestSnapshots = newestSnapshots
         self.snapshotBytes = snapshotBytes
         self.version = version
+        self.blocked = blocked
     }
 }
 

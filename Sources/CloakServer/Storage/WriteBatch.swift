@@ -192,6 +192,20 @@ public struct WriteBatch: Sendable, Equatable {
     public var recoveries: [RecoveryRecord] = []
     /// Cursor acknowledgements.
     public var cursorAcks: [CursorAckRow] = []
+    /// Wall-clock time of the commit, ms since the Unix epoch (0: unknown). Stores keep it as
+    /// each account's last write (log entries, change sets, envelopes, snapshots, recovery
+    /// blobs; not acknowledgements) for `cloak-server accounts`.
+    public var committedAtMs: UInt64 = 0
+
+    /// The accounts whose data this batch writes (what ``committedAtMs`` stamps).
+    public var writtenAccounts: Set<AccountID> {
+        var accounts = Set(logEntries.map(\.account))
+        accounts.formUnion(changeSets.map(\.account))
+        accounts.formUnion(envelopes.map(\.account))
+        accounts.formUnion(snapshots.map(\.account))
+        accounts.formUnion(recoveries.map(\.account))
+        return accounts
+    }
 
     /// An empty batch.
     public init() {}

@@ -12,9 +12,9 @@ final class CoreClient {
     private(set) var nonce: [UInt8] = []
     private(set) var closedWith: ProtocolError?
 
-    init(_ server: SynchronousServer, nowMs: UInt64 = 1_000) {
+    init(_ server: SynchronousServer, nowMs: UInt64 = 1_000, address: String? = nil) {
         self.server = server
-        id = server.connect(nowMs: nowMs)
+        id = server.connect(nowMs: nowMs, address: address)
         for frame in frames(server.drain(id)) { if let nonce = frame.helloNonce { self.nonce = nonce } }
     }
 
