@@ -51,7 +51,11 @@ struct RunCommand: AsyncParsableCommand {
         let summary = await batch.run { progress in
             FileHandle.standardError.write(Data((progress.line + "\r").utf8))
         } report: { result in
-            if verbose || !result.passed { print(result.summary) }
+            if verbose || !result.passed {
+                print(result.summary)
+                // Flushed at once even into a file or pipe: a failing seed is on disk before the batch ends.
+                fflush(nil)
+            }
         }
         FileHandle.standardError.write(Data("\n".utf8))
         print(summary.text)

@@ -35,6 +35,7 @@ extension SimWorld {
     /// Every check of a finished run (THREATS.md "Invariants").
     func checkAll() {
         checkConvergence()
+        checkWithholdingsReported()
         checkDurability()
         checkRevocation()
         checkConfidentiality()
@@ -49,7 +50,8 @@ extension SimWorld {
                 let mine = fingerprint(engine)
                 if mine != reference {
                     let difference = zip(reference, mine).first { $0 != $1 }.map { "\($0.0) vs \($0.1)" } ?? "different sizes"
-                    notes.fail("convergence", "\(device.name) differs from \(first.name): \(difference.prefix(300))")
+                    notes.fail("convergence", "\(device.name) differs from \(first.name): \(difference.prefix(300)); its events: "
+                        + "\(device.events.suffix(6).map { "\($0.kind): \($0.detail)" })")
                 }
             }
             for device in live where device.engine?.isSynced != true {

@@ -158,7 +158,9 @@ extension SimWorld {
     func heal() {
         partitioned = []
         latency = 1...20
-        intercept = nil
+        hostileOn = false
+        // A withholding lasts until the device reports it (or beyond, and the run fails).
+        if withholdings.isEmpty { intercept = nil }
         serverUp = true
         for device in devices where device.status != .fresh {
             device.store.clearPlantedFailure()

@@ -56,8 +56,9 @@ extension SimWorld {
         scheduleFaults(enabledFaults())
         run(until: workloadStart + options.workloadMillis + 1_000)
         heal()
+        schedule(after: 5_000) { world in world.witnessWithholdings() }
         let livenessDeadline = now + options.livenessMillis
-        while now < livenessDeadline, !converged() {
+        while now < livenessDeadline, !livelocked, !converged() {
             run(until: min(livenessDeadline, now + 2_000))
         }
         checkAll()

@@ -175,7 +175,16 @@ extension SyncMachine {
         -> [SyncEffect]
     {
         let items = deliver.items.map { (cursor: $0.cursor, wire: Array($0.changeSet)) }
-        var effects = run(core: core, now: now) { try core.receive(items) }
+        var damaged = false
+        var effects = run(core: core, now: now) {
+            let output = try core.receive(items)
+            damaged = output.events.contains { Healing.damageKinds.contains($0.kind) }
+            return output
+        }
+        // A rejected copy must not cost the data (§"What a client checks, and when"): compare
+        // heads with the server again, which asks for whatever position it holds that this
+        // device lacks — the damaged one included, under a name the server cannot fake.
+        if damaged { healing.rescanWanted = true }
         // Only the subscription's own catch-up (or a live delivery) says "caught up"; the reply
         // to a gap re-fetch carries caught_up too but says nothing about the subscription.
         let isSubscription = requestID == subscribeID || requestID == 0
@@ -184,9 +193,15 @@ extension SyncMachine {
             phase = .syncing(caughtUp: true)
             effects.append(.state(.live))
             effects += pushIfReady(core: core, now: now)
+            healing.rescanWanted = false  // this first scan covers what catch-up rejected
             effects += startHeadsScan(now: now)
             effects += run(core: core, now: now) { try core.reviewExpectations() }
+            // A device-log incident from an earlier connection is looked at again on each new
+            // one: the served log decides whether it still holds (resolved when it extends).
+            let logIncidents = [Incident.Kind.deviceLogRollback, .deviceLogWithheld].map { Incident(kind: $0, detail: "", openedAt: 0).id }
+            if logIncidents.contains(where: { core.incidents[$0] != nil }) { effects += fetchLog(core: core, now: now) }
         }
+        if healing.rescanWanted, case .syncing(true) = phase { effects += rescanHeads(now: now) }
         effects += ackCursorIfDue(core: core, now: now, force: deliver.caughtUp)
         return effects
     }

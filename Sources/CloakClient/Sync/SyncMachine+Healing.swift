@@ -17,6 +17,15 @@ struct Healing {
     /// The heads scan of this connection: its request and the heads gathered so far.
     var scan: (id: UInt64, heads: [ServerHead])?
     var scanned = false
+    /// A delivered item was rejected: scan heads again once the current scan (if any) ends,
+    /// at most ``rescansPerConnection`` times per connection.
+    var rescanWanted = false
+    var rescans = 0
+    static let rescansPerConnection = 3
+    /// Rejections that may have cost a change set (its copy was damaged or forged).
+    static let damageKinds: Set<SecurityEvent.Kind> = [
+        .malformedRecord, .badSignature, .decryptionFailed, .undecodableOperations, .unknownAuthor, .wrongAccount,
+    ]
     /// Change sets to re-upload (restore pushes), and the one in flight.
     var restoreQueue: [ChangeSet] = []
     var restoreInFlight: (id: UInt64, hashes: [ChangeSetHash])?
@@ -68,6 +77,15 @@ extension SyncMachine {
         return [.surface(output)]
     }
 
+    /// Another heads scan after a rejected delivery (bounded per connection).
+    mutating func rescanHeads(now: UInt64) -> [SyncEffect] {
+        guard healing.scan == nil, healing.scanned, healing.rescans < Healing.rescansPerConnection else { return [] }
+        healing.rescanWanted = false
+        healing.rescans += 1
+        healing.scanned = false
+        return startHeadsScan(now: now)
+    }
+
     /// After catch-up: one heads scan per connection.
     mutating func startHeadsScan(now: UInt64) -> [SyncEffect] {
         guard healing.scan == nil, !healing.scanned else { return [] }
@@ -99,6 +117,7 @@ extension SyncMachine {
         if !page.complete, let last = heads.last { return requestHeads(after: last, collected: heads, now: now) }
         healing.scan = nil
         healing.scanned = true
+        let again = healing.rescanWanted ? rescanHeads(now: now) : []
         var output = CoreOutput()
         let comparison: HeadsComparison
         do { comparison = try core.compareHeads(heads, &output) } catch { return connectionLost(now: now, core: core) }
@@ -115,7 +134,7 @@ extension SyncMachine {
             let envelopes = (try? core.resealedEnvelopes()) ?? []
             healing.envelopeQueue = Dictionary(grouping: envelopes, by: \.recipient).sorted { $0.key < $1.key }.map(\.value)
         }
-        return effects + continueHealing(core: core, now: now)
+        return effects + continueHealing(core: core, now: now) + again
     }
 
     /// Re-appends lost log entries, then re-uploads lost change sets, one request at a time;

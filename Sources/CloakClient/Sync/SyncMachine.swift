@@ -132,7 +132,9 @@ struct SyncMachine {
         if case .syncing = phase {
             times.append(lastSent + configuration.pingIntervalMillis)
             if let batch = core.nextBatchDeadline { times.append(batch) }
-            if pushRetryAt > 0 { times.append(pushRetryAt) }
+            // Only when a push could go then: while healing is busy a past retry time would
+            // wake the driver at once, again and again (found by the simulator, seed 102).
+            if pushRetryAt > 0, pushInFlight == nil, !healing.busy { times.append(pushRetryAt) }
         }
         return times.min()
     }
