@@ -37,6 +37,7 @@ extension SimWorld {
 
     /// One frame through the hostile server (withholdings outlast its window).
     func hostile(_ device: Int, _ direction: Direction, _ bytes: [UInt8]) -> [[UInt8]] {
+        if hostileOn { logMetadata(device, direction, bytes) }
         guard direction == .toClient, hostileOn || !withholdings.isEmpty,
             var frame = try? FrameCodec.decode(bytes, maxFrameBytes: 1 << 24)
         else { return [bytes] }
@@ -67,6 +68,17 @@ extension SimWorld {
         return [damaged]
     }
 
+    /// The metadata logger: the hostile server writes down every frame it handles, decoded
+    /// field by field (what an operator's debug log would hold). Nothing in it may be plaintext.
+    private func logMetadata(_ device: Int, _ direction: Direction, _ bytes: [UInt8]) {
+        guard let frame = try? FrameCodec.decode(bytes, maxFrameBytes: 1 << 24) else { return }
+        let line = "\(direction == .toClient ? "to" : "from") \(devices[device].name) \(frame.requestID) \(String(describing: frame.body))"
+        notes.faults["metadata logged", default: 0] += 1
+        if let found = CanaryPrefixScanner().find(in: [Array(line.utf8)]) {
+            notes.fail("confidentiality", "the hostile server's metadata log holds a canary (\(found))")
+        }
+    }
+
     /// Damages one delivery: tamper, truncate, forge, replay, reorder or duplicate.
     private func damage(_ deliver: inout Cloak_V1_Deliver, for device: Int) -> HostileMark? {
         let index = rng.below(deliver.items.count)
@@ -76,7 +88,11 @@ extension SimWorld {
         case 0:
             policy = "tamper"
             var wire = Array(item.changeSet)
-            let position = rng.below(wire.count)
+            // Not in the signature (the last field, 66 bytes with its tag): a change set's hash
+            // leaves the signature out, so a device that holds it rightly ignores such a copy
+            // as a duplicate.
+            guard wire.count > 66 else { return nil }
+            let position = rng.below(wire.count - 66)
             wire[position] ^= UInt8(1 << rng.below(8))
             item.changeSet = Data(wire)
         case 1:
@@ -168,16 +184,24 @@ extension SimWorld {
     }
 
     /// Checks a device's reaction to a frame the hostile server damaged (after it processed it).
-    func checkHostileFrame(_ bytes: [UInt8], device: SimDevice, eventsBefore: Int) {
-        guard !hostileMarks.isEmpty, let mark = hostileMarks[BLAKE2b.hash(bytes)], !mark.expected.isEmpty else { return }
+    func checkHostileFrame(_ bytes: [UInt8], device: SimDevice, eventsBefore: Int, heldBefore: Int) {
+        // A device a restore forked has stopped (it raised its alarm): it checks nothing more.
+        guard !hostileMarks.isEmpty, device.status == .member, let mark = hostileMarks[BLAKE2b.hash(bytes)],
+            !mark.expected.isEmpty
+        else { return }
         let raised = device.events[eventsBefore...].map(\.kind)
         // An incident already open for the same reason raises no second event (one incident
         // while it lasts): the device still knows.
         let open = device.engine?.syncStatus.incidents.map(\.kind.rawValue) ?? []
         if raised.contains(where: mark.expected.contains) || mark.expected.contains(where: { open.contains($0.rawValue) }) {
             notes.detections[mark.policy, default: 0] += 1
+        } else if (device.engine?.heldChangeSets ?? 0) > heldBefore {
+            // The damage named a device-log position this device lacks, by an author it does not
+            // know: held unverified and unapplied until a log covering it says (§10 rule 2).
+            notes.detections["\(mark.policy) held unverified", default: 0] += 1
         } else {
-            notes.fail("integrity", "\(device.name) raised no alarm for a \(mark.policy)ed change set (events: \(raised))")
+            notes.fail("integrity", "\(device.name) (\(device.status)) raised no alarm for a \(mark.policy)ed change set "
+                + "(events: \(raised); \(device.engine?.diagnostics ?? "down"))")
         }
     }
 }

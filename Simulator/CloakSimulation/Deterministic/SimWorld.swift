@@ -157,9 +157,10 @@ public final class SimWorld {
             guard generation == device.generation, let engine = device.engine else { return }
             trace.add("to-client", index, bytes)
             let eventsBefore = device.events.count
+            let heldBefore = hostileMarks.isEmpty ? 0 : engine.heldChangeSets
             engine.handle(.frame(bytes))
             pump(device)
-            checkHostileFrame(bytes, device: device, eventsBefore: eventsBefore)
+            checkHostileFrame(bytes, device: device, eventsBefore: eventsBefore, heldBefore: heldBefore)
             if !withholdings.isEmpty { checkWithholdings(device) }
         case .disconnected(let index, let generation):
             let device = devices[index]

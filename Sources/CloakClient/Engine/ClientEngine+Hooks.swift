@@ -116,6 +116,9 @@ extension ClientEngine {
             + "push \(machine.pushInFlight != nil) retryAt \(machine.pushRetryAt)"
     }
 
+    /// Change sets held until a device-log entry, an epoch key or a gap arrives.
+    public var heldChangeSets: Int { core.ledger.held.count }
+
     /// The epochs whose keys this device holds.
     public func heldEpochs() -> [UInt64] {
         core.membership.keyring.epochKeys.keys.sorted()

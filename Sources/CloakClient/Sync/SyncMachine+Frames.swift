@@ -196,10 +196,10 @@ extension SyncMachine {
             healing.rescanWanted = false  // this first scan covers what catch-up rejected
             effects += startHeadsScan(now: now)
             effects += run(core: core, now: now) { try core.reviewExpectations() }
-            // A device-log incident from an earlier connection is looked at again on each new
-            // one: the served log decides whether it still holds (resolved when it extends).
-            let logIncidents = [Incident.Kind.deviceLogRollback, .deviceLogWithheld].map { Incident(kind: $0, detail: "", openedAt: 0).id }
-            if logIncidents.contains(where: { core.incidents[$0] != nil }) { effects += fetchLog(core: core, now: now) }
+            // A device-log incident from an earlier connection is looked at again at once on
+            // each new one: the served log decides whether it still holds.
+            logRecheckAt = 0
+            effects += recheckLogIncident(core: core, now: now)
         }
         if healing.rescanWanted, case .syncing(true) = phase { effects += rescanHeads(now: now) }
         effects += ackCursorIfDue(core: core, now: now, force: deliver.caughtUp)

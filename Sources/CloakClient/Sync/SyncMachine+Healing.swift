@@ -49,6 +49,9 @@ extension SyncMachine {
     mutating func checkAuthResult(_ result: Cloak_V1_AuthResult, core: ClientCore, now: UInt64) -> [SyncEffect] {
         healing.serverHead = result.headCursor
         healing.serverLogLength = result.deviceLogLength
+        // A rollback incident outlives the process that opened it (it is stored): a device that
+        // restarted mid-heal heals again on this connection, and closes it when done.
+        if core.incidents[Incident(kind: .serverRollback, detail: "", openedAt: 0).id] != nil { healing.rollback = true }
         let cursor = (try? core.store.read { tx in try Ledger.cursor(tx) }) ?? 0
         let logLength = UInt64(core.log?.entries.count ?? 0)
         if result.deviceLogLength < logLength {

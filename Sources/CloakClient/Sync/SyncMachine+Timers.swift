@@ -23,6 +23,7 @@ extension SyncMachine {
         if case .syncing(true) = phase {
             effects += run(core: core, now: now) { try core.reviewExpectations() }
             effects += continueHealing(core: core, now: now)
+            effects += recheckLogIncident(core: core, now: now)
         }
         if now >= lastSent + configuration.pingIntervalMillis {
             var ping = Cloak_V1_Ping()
@@ -63,6 +64,17 @@ extension SyncMachine {
         if output.pushEnvelopes { effects += pushEnvelopesIfNeeded(core: core, now: now) }
         if !output.changed.isEmpty { effects += snapshotIfDue(core: core, now: now) }
         return effects
+    }
+
+    /// A device-log incident stays open only while the served log still falls short: it is
+    /// looked at again (the log fetched) every half `withheldAfterMillis` while nothing else
+    /// would fetch it, so it closes once the server serves the whole log again.
+    mutating func recheckLogIncident(core: ClientCore, now: UInt64) -> [SyncEffect] {
+        guard !logFetchInFlight, !healing.busy, now >= logRecheckAt else { return [] }
+        let ids = [Incident.Kind.deviceLogRollback, .deviceLogWithheld].map { Incident(kind: $0, detail: "", openedAt: 0).id }
+        guard ids.contains(where: { core.incidents[$0] != nil }) else { return [] }
+        logRecheckAt = now + max(1_000, configuration.withheldAfterMillis / 2)
+        return fetchLog(core: core, now: now)
     }
 
     mutating func fetchLog(core: ClientCore, now: UInt64) -> [SyncEffect] {

@@ -100,6 +100,8 @@ struct SyncMachine {
     var lastAckAt: UInt64 = 0
     var pushRetryAt: UInt64 = 0
     var logFetchInFlight = false
+    /// When an open device-log incident is next looked at again by fetching the log.
+    var logRecheckAt: UInt64 = 0
     var envelopeFetchInFlight = false
     /// The request id of this connection's Subscribe (its catch-up Delivers carry it).
     var subscribeID: UInt64 = 0
