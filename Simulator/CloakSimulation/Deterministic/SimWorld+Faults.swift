@@ -160,7 +160,7 @@ extension SimWorld {
         latency = 1...20
         hostileOn = false
         // A withholding lasts until the device reports it (or beyond, and the run fails).
-        if withholdings.isEmpty { intercept = nil }
+        if withholdings.isEmpty, keyWithholdings.isEmpty { intercept = nil }
         serverUp = true
         for device in devices where device.status != .fresh {
             device.store.clearPlantedFailure()

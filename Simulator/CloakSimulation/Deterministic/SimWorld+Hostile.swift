@@ -38,7 +38,7 @@ extension SimWorld {
     /// One frame through the hostile server (withholdings outlast its window).
     func hostile(_ device: Int, _ direction: Direction, _ bytes: [UInt8]) -> [[UInt8]] {
         if hostileOn { logMetadata(device, direction, bytes) }
-        guard direction == .toClient, hostileOn || !withholdings.isEmpty,
+        guard direction == .toClient, hostileOn || !withholdings.isEmpty || !keyWithholdings.isEmpty,
             var frame = try? FrameCodec.decode(bytes, maxFrameBytes: 1 << 24)
         else { return [bytes] }
         var mark: HostileMark?
@@ -57,6 +57,16 @@ extension SimWorld {
             guard let tampered = tamperLog(device, &log) else { return [bytes] }
             mark = tampered
             frame.body = .deviceLogEntries(log)
+        case .keyEnvelopes(var list)
+        where keyWithholdings[device] != nil || (hostileOn && devices[device].status == .member && rng.chance(0.3)):
+            // Key envelopes kept from one device until it reports change sets it cannot read.
+            if keyWithholdings[device] == nil {
+                keyWithholdings[device] = devices[device].events.count
+                fault("withhold keys")
+            }
+            guard !list.envelopes.isEmpty else { return [bytes] }
+            list.envelopes = []
+            frame.body = .keyEnvelopes(list)
         default:
             return [bytes]
         }
@@ -139,7 +149,9 @@ extension SimWorld {
             log.entries = Array(log.entries.prefix(rng.within(1...(held - 1))))
             return HostileMark(policy: "log rollback", expected: [.deviceLogRollback])
         }
-        guard let last = log.entries.last, let injected = injectDevice(after: Array(last)) else { return nil }
+        // Onto a log at least as long as the device's (a shorter one is a rollback first).
+        guard log.entries.count >= held, let last = log.entries.last, let injected = injectDevice(after: Array(last))
+        else { return nil }
         log.entries.append(Data(injected))
         return HostileMark(policy: "inject device", expected: [.deviceLogForgery, .deviceLogFork])
     }

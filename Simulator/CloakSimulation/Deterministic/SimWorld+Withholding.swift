@@ -54,11 +54,25 @@ extension SimWorld {
     /// server gives up (the device must then catch up); a device that left the account ends
     /// its withholding unreported.
     func checkWithholdings(_ device: SimDevice) {
+        if let before = keyWithholdings[device.index] {
+            if device.status != .member {
+                keyWithholdings[device.index] = nil
+            } else if device.events.count > before,
+                device.events[before...].contains(where: { $0.kind == .withheld && $0.detail.contains("key of epoch") })
+            {
+                keyWithholdings[device.index] = nil
+                notes.detections["withhold keys", default: 0] += 1
+            }
+        }
         withholdings.removeAll { held in
             guard held.device == device.index else { return false }
             guard device.status == .member else { return true }
+            // Its own report: one about another chain does not end this withholding.
             guard device.events.count > held.eventsBefore,
-                device.events[held.eventsBefore...].contains(where: { $0.kind == .withheld })
+                device.events[held.eventsBefore...].contains(where: { event in
+                    event.kind == .withheld && event.conversation.map { Data($0.bytes) == held.conversation } != false
+                        && event.device.map { Data($0.bytes) == held.author } != false
+                })
             else { return false }
             notes.detections["withhold", default: 0] += 1
             return true
@@ -70,6 +84,13 @@ extension SimWorld {
     /// healing, a member writes into each conversation something is withheld in (the withheld
     /// chain's author if it can, continuing that chain), so the starved device must notice.
     func witnessWithholdings() {
+        // Keys: a change set under the newest epoch needs its key.
+        for victim in keyWithholdings.keys.sorted() {
+            let device = devices[victim]
+            guard let witness = members(of: device.account).first(where: { $0.index != victim }), let engine = witness.engine
+            else { continue }
+            perform("witness", witness) { _ = try engine.createConversation(title: canaryText("title")) }
+        }
         for held in withholdings {
             let victim = devices[held.device]
             let live = members(of: victim.account).filter { $0.index != victim.index }
@@ -90,16 +111,28 @@ extension SimWorld {
     /// At the end: a withholding still going is a failure unless the device caught up with its
     /// account some other way (a snapshot covering the change set), so nothing was kept from it.
     func checkWithholdingsReported() {
+        for (victim, before) in keyWithholdings.sorted(by: { $0.key < $1.key }) {
+            let device = devices[victim]
+            guard device.status == .member, let engine = device.engine else { continue }
+            let others = members(of: device.account).filter { $0.index != victim }.compactMap(\.engine)
+            if let other = others.first, fingerprint(other) == fingerprint(engine) { continue }  // it needed no new key
+            notes.fail("integrity", "\(device.name) never reported change sets it could not read while the server kept "
+                + "key envelopes from it (events since: \(device.events[before...].map(\.kind)))")
+        }
         for held in withholdings {
             let device = devices[held.device]
             guard device.status == .member, let engine = device.engine else { continue }
             let others = members(of: device.account).filter { $0.index != device.index }.compactMap(\.engine)
-            if let other = others.first, fingerprint(other) == fingerprint(engine) {
+            let mine = fingerprint(engine)
+            if !others.isEmpty, others.allSatisfy({ fingerprint($0) == mine }) {
                 notes.detections["withhold covered by a snapshot", default: 0] += 1
                 continue
             }
-            notes.fail("integrity", "\(device.name) never reported change set \(held.seq) of a chain the server withheld "
-                + "from it since \(held.since / 1000) s (events since: \(device.events[held.eventsBefore...].map(\.kind)))")
+            let author = devices.first { $0.engine.map { Data($0.deviceID.bytes) } == held.author }
+            notes.fail("integrity", "\(device.name) never reported change set \(held.seq) of \(author?.name ?? "?") "
+                + "(\(author.map { "\($0.status)" } ?? "-")) in \(held.conversation == Data(count: 16) ? "the library" : "a conversation") "
+                + "that the server withheld from it since \(held.since / 1000 % 100_000) s; "
+                + "events since: \(device.events[held.eventsBefore...].map(\.kind)); \(engine.diagnostics)")
         }
     }
 }

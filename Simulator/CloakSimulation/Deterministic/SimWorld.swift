@@ -55,6 +55,8 @@ public final class SimWorld {
     var hostileOn = false
     /// Change sets the hostile server withholds from one device, until that device reports them.
     var withholdings: [Withholding] = []
+    /// Devices the hostile server sends no key envelopes, with their event count when it began.
+    var keyWithholdings: [Int: Int] = [:]
     /// Frames the hostile server damaged, by digest, with the alarms they must raise.
     var hostileMarks: [[UInt8]: HostileMark] = [:]
     /// Items the hostile server saw delivered, to replay later.
@@ -161,7 +163,7 @@ public final class SimWorld {
             engine.handle(.frame(bytes))
             pump(device)
             checkHostileFrame(bytes, device: device, eventsBefore: eventsBefore, heldBefore: heldBefore)
-            if !withholdings.isEmpty { checkWithholdings(device) }
+            if !withholdings.isEmpty || !keyWithholdings.isEmpty { checkWithholdings(device) }
         case .disconnected(let index, let generation):
             let device = devices[index]
             guard generation == device.generation, let engine = device.engine else { return }
@@ -175,7 +177,7 @@ public final class SimWorld {
             guard let engine = device.engine else { return }
             engine.handle(.tick)
             pump(device)
-            if !withholdings.isEmpty { checkWithholdings(device) }
+            if !withholdings.isEmpty || !keyWithholdings.isEmpty { checkWithholdings(device) }
         case .serverTick:
             server.tick(nowMs: now)
             flushServer()
