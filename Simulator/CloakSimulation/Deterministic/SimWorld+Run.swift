@@ -22,6 +22,9 @@ public struct SimResult: Sendable {
     public let stats: [String: Int]
     /// Virtual milliseconds the run took.
     public let virtualMillis: UInt64
+    /// Delivery latency, messages per virtual second and settling time per account, for the
+    /// report (`cloak-sim run --report/--html`).
+    public let measurements: SimMeasurements
 
     /// Whether every check passed.
     public var passed: Bool { failures.isEmpty }
@@ -56,6 +59,7 @@ extension SimWorld {
         scheduleFaults(enabledFaults())
         run(until: workloadStart + options.workloadMillis + 1_000)
         heal()
+        noteHealed()
         let livenessDeadline = now + options.livenessMillis
         while now < livenessDeadline, !converged() {
             run(until: min(livenessDeadline, now + 2_000))
@@ -71,7 +75,7 @@ extension SimWorld {
         stats["change sets"] = notes.changeSetsSeen
         return SimResult(
             options: options, traceHash: trace.hex, failures: notes.failures.map { SimResult.Failure(check: $0.check, detail: $0.detail) },
-            stats: stats, virtualMillis: now - start)
+            stats: stats, virtualMillis: now - start, measurements: measurements())
     }
 
     private func setupDone() -> Bool {

@@ -1,0 +1,48 @@
+import CloakSimulation
+import CloakTesting
+import Foundation
+import Testing
+
+@Suite("End to end: the live simulator against a real cloak-server process")
+struct LiveSimulationEndToEndTests {
+    @Test(
+        "2 accounts × 2 devices for 3 s on loopback: every check passes, latency is measured, the reports are written",
+        .timeLimit(.minutes(3)))
+    func liveRun() async throws {
+        let root = try temporaryDirectory("live")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let database = root.appendingPathComponent("server.sqlite")
+        let server = try await ServerProcess.start(database: "sqlite:\(database.path)")
+        let options = LiveOptions(
+            servers: [try #require(URL(string: "ws://127.0.0.1:\(server.port)/v1/sync"))], accounts: 2, devices: 2,
+            durationSeconds: 3, rate: 10, serverDatabase: database, settleSeconds: 60, setupSeconds: 60, seed: 24,
+            workDirectory: root.appendingPathComponent("devices"))
+        let result: LiveResult
+        do {
+            result = try await LiveSimulation(options: options).run()
+        } catch {
+            await server.terminate()
+            throw error
+        }
+        await server.terminate()
+
+        #expect(result.passed, "\(result.text)")
+        #expect(result.checks.map(\.name) == ["liveness", "convergence", "durability", "canaries", "integrity"])
+        #expect(result.canaryScan.serverScanned && result.canaryScan.serverBytes > 0)
+        #expect(result.canaryScan.clientFiles >= 4 && result.canaryScan.canaries > 0)
+        #expect(result.operations.values.reduce(0, +) > 5)
+        #expect((result.latency["all"]?.count ?? 0) > 0)
+        #expect(result.convergenceMillis.count == 2 && result.convergenceMillis.allSatisfy { $0 != nil })
+        // Device stores live in the work directory while the run needs them, and only there.
+        #expect(FileManager.default.fileExists(atPath: root.appendingPathComponent("devices/a1.d1/cloak.sqlite").path))
+
+        let json = root.appendingPathComponent("live.json")
+        let html = root.appendingPathComponent("live.html")
+        try SimulationReport.write(result, json: json, html: html)
+        let object = try JSONSerialization.jsonObject(with: Data(contentsOf: json)) as? [String: Any]
+        #expect(object?["schema"] as? String == SimulationReport.liveSchema)
+        #expect((object?["result"] as? [String: Any])?["checks"] != nil)
+        let page = try String(contentsOf: html, encoding: .utf8)
+        #expect(page.hasPrefix("<!DOCTYPE html>") && page.contains("id=\"latency-histogram\""))
+    }
+}
