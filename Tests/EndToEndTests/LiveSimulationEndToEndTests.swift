@@ -13,18 +13,21 @@ struct LiveSimulationEndToEndTests {
         defer { try? FileManager.default.removeItem(at: root) }
         let database = root.appendingPathComponent("server.sqlite")
         let server = try await ServerProcess.start(database: "sqlite:\(database.path)")
-        let options = LiveOptions(
-            servers: [try #require(URL(string: "ws://127.0.0.1:\(server.port)/v1/sync"))], accounts: 2, devices: 2,
-            durationSeconds: 3, rate: 10, serverDatabase: database, settleSeconds: 60, setupSeconds: 60, seed: 24,
-            workDirectory: root.appendingPathComponent("devices"))
-        let result: LiveResult
+        // Every phase of the run is bounded (setup 60 s, workload 3 s, settling 30 s), and the
+        // server is stopped by its PID whatever the run did.
+        let outcome: Result<LiveResult, any Error>
         do {
-            result = try await LiveSimulation(options: options).run()
+            let options = LiveOptions(
+                servers: [try #require(URL(string: "ws://127.0.0.1:\(server.port)/v1/sync"))], accounts: 2, devices: 2,
+                durationSeconds: 3, rate: 10, serverDatabase: database, settleSeconds: 30, setupSeconds: 60, seed: 24,
+                workDirectory: root.appendingPathComponent("devices"))
+            outcome = .success(try await LiveSimulation(options: options).run())
         } catch {
-            await server.terminate()
-            throw error
+            outcome = .failure(error)
         }
         await server.terminate()
+        #expect(!server.process.isRunning)
+        let result = try outcome.get()
 
         #expect(result.passed, "\(result.text)")
         #expect(result.checks.map(\.name) == ["liveness", "convergence", "durability", "canaries", "integrity"])
