@@ -56,6 +56,15 @@ struct LiveCommand: AsyncParsableCommand {
             throw ValidationError("--accounts, --devices and --max-ops must be at least 1, --duration and --settle positive")
         }
         if let rate, rate <= 0 { throw ValidationError("--rate must be positive") }
+        // Found out before the run rather than after it.
+        for (flag, path) in [("--report", report), ("--html", html)] {
+            guard let path else { continue }
+            let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw ValidationError("\(flag) \(path): the directory \(directory) does not exist; create it first")
+            }
+        }
     }
 
     func run() async throws {
@@ -74,8 +83,15 @@ struct LiveCommand: AsyncParsableCommand {
         }
         ProgressLine.end()
         print(result.text)
-        try SimulationReport.write(
-            result, json: report.map { URL(fileURLWithPath: $0) }, html: html.map { URL(fileURLWithPath: $0) })
+        do {
+            try SimulationReport.write(
+                result, json: report.map { URL(fileURLWithPath: $0) }, html: html.map { URL(fileURLWithPath: $0) })
+        } catch {
+            FileHandle.standardError.write(Data(
+                ("cloak-sim live: could not write the report (\(error.localizedDescription)); "
+                    + "check the paths given to --report and --html\n").utf8))
+            throw ExitCode(result.passed ? 2 : 1)
+        }
         if let report { print("JSON report: \(report)") }
         if let html { print("HTML report: \(html)") }
         if !result.passed { throw ExitCode(1) }

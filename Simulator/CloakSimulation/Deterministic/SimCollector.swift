@@ -15,7 +15,7 @@ import CloakProtocol
 public struct SimMeasurements: Sendable {
     /// Virtual milliseconds from creating a message to its presence on another member device.
     public internal(set) var delivery = LatencyDistribution()
-    /// Messages created in each virtual second of the run.
+    /// Messages created in each virtual second since the workload started.
     public internal(set) var created = RateSeries()
     /// Per account, virtual milliseconds from healing to the last change any of its members
     /// made visible (0: already settled when the faults healed; nil: it did not converge).
@@ -34,10 +34,15 @@ struct SimCollector {
     /// Per account, the virtual time of the last change on one of its members.
     private var lastChange: [Int: UInt64] = [:]
     private var healedAt: UInt64?
+    /// When the workload started: the virtual clock starts at a wall-clock-like epoch, and the
+    /// series counts seconds from here.
+    private var workloadStart: UInt64 = 0
     private(set) var measurements = SimMeasurements()
 
+    mutating func workloadStarted(at now: UInt64) { workloadStart = now }
+
     mutating func created(_ message: MessageID, in conversation: ConversationID, by author: Int, members: [Int], at now: UInt64) {
-        measurements.created.record(atMillis: Double(now))
+        measurements.created.record(atMillis: Double(now) - Double(workloadStart))
         for device in members where device != author {
             waiting[device, default: [:]][conversation, default: []].append((message, now))
         }
@@ -93,6 +98,9 @@ extension SimWorld {
             device: device.index, account: device.status == .member ? device.account : nil, conversations, at: now
         ) { message, conversation in engine.message(message, in: conversation) != nil }
     }
+
+    /// Hook: setup is done; the workload starts.
+    func noteWorkloadStarted() { collector.workloadStarted(at: now) }
 
     /// Hook: every fault healed; the liveness phase starts.
     func noteHealed() { collector.healed(at: now) }

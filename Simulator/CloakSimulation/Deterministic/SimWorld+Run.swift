@@ -55,6 +55,7 @@ extension SimWorld {
                 + "failed flows \(notes.flowFailures); log tail: \(logs.all.suffix(5).joined(separator: " | ")))")
         }
         let workloadStart = now
+        noteWorkloadStarted()
         scheduleWorkload()
         scheduleFaults(enabledFaults())
         run(until: workloadStart + options.workloadMillis + 1_000)
