@@ -1,6 +1,7 @@
 import CloakSimulation
 import CloakTesting
 import Foundation
+import Logging
 import Testing
 
 @Suite("End to end: the live simulator against a real cloak-server process")
@@ -47,5 +48,38 @@ struct LiveSimulationEndToEndTests {
         #expect((object?["result"] as? [String: Any])?["checks"] != nil)
         let page = try String(contentsOf: html, encoding: .utf8)
         #expect(page.hasPrefix("<!DOCTYPE html>") && page.contains("id=\"latency-histogram\""))
+    }
+
+    @Test(
+        "two cloak-server processes on one PostgreSQL database: each account's devices are spread over both, and every check passes",
+        .enabled(
+            if: PostgresTestDatabase.adminURL != nil,
+            "skipped: CLOAK_TEST_POSTGRES_URL is not set (scripts/postgres start prints one)"),
+        .timeLimit(.minutes(3)))
+    func liveRunOverTwoNodes() async throws {
+        var logger = Logger(label: "e2e.live")
+        logger.logLevel = .error
+        let (url, drop) = try await PostgresTestDatabase.create(logger: logger)
+        var servers: [ServerProcess] = []
+        let outcome: Result<LiveResult, any Error>
+        do {
+            for _ in 0..<2 { servers.append(try await ServerProcess.start(database: url)) }
+            let options = LiveOptions(
+                servers: try servers.map { try #require(URL(string: "ws://127.0.0.1:\($0.port)/v1/sync")) }, accounts: 2,
+                devices: 2, durationSeconds: 3, rate: 10, settleSeconds: 30, setupSeconds: 60, seed: 25)
+            // Device i talks to server i mod 2: the two devices of each account are on different nodes.
+            #expect((0..<4).map { options.server(forDevice: $0) } == [0, 1, 0, 1].map { options.servers[$0] })
+            outcome = .success(try await LiveSimulation(options: options).run())
+        } catch {
+            outcome = .failure(error)
+        }
+        for server in servers { await server.terminate() }
+        await drop()
+        #expect(servers.allSatisfy { !$0.process.isRunning })
+        let result = try outcome.get()
+
+        #expect(result.passed, "\(result.text)")
+        #expect(result.options.servers.count == 2 && !result.canaryScan.serverScanned)
+        #expect((result.latency["all"]?.count ?? 0) > 0)
     }
 }

@@ -62,8 +62,9 @@ public struct LiveOptions: Sendable, CustomStringConvertible {
         return ["", "-wal", "-shm"].map { URL(fileURLWithPath: serverDatabase.path + $0) }
     }
 
-    /// The server a device uses.
-    func server(forDevice index: Int) -> URL { servers[index % servers.count] }
+    /// The server device `index` of the run uses (device `slot` of account `a` is index
+    /// `a × devices + slot`).
+    public func server(forDevice index: Int) -> URL { servers[index % servers.count] }
 
     /// "accounts=10 devices=3 …" (printed first, so a run can be repeated).
     public var description: String {
