@@ -105,6 +105,7 @@ extension SimWorld {
             account: device.account, conversation: conversation, id: id, author: device.index, createdAt: now, text: text)
         message.kind = kind
         notes.recordMessage(message)
+        noteCreated(message)
     }
 
     /// An assistant reply streamed chunk by chunk over virtual time, then finished.

@@ -44,6 +44,8 @@ public final class SimWorld {
     var latency: ClosedRange<Int> = 1...20
     var trace = TraceHash()
     var notes = SimNotes()
+    /// What the report measures beside the checks (``SimCollector``).
+    var collector = SimCollector()
     /// Called for every frame in flight; returns what to deliver instead (hostile server).
     var intercept: ((SimWorld, Int, Direction, [UInt8]) -> [[UInt8]])?
     /// The server store's copy an operator took (restored later by the `restore` profile).
@@ -236,6 +238,7 @@ public final class SimWorld {
             deliver(bytes, for: device, direction: .toServer)
         case .changed(let conversations):
             trace.add("changed", device.index, conversations.sorted().flatMap(\.bytes))
+            noteChanged(device, conversations)
         case .events(let events):
             device.events += events
             for event in events { trace.add("event:\(event.kind.rawValue)", device.index) }
