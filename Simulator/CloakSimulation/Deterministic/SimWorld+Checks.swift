@@ -72,9 +72,13 @@ extension SimWorld {
             for device in members(of: message.account) {
                 guard let engine = device.engine else { continue }
                 guard let rendered = engine.message(id, in: message.conversation) else {
-                    notes.fail("durability", "\(device.name) lacks a \(message.kind) message \(devices[message.author].name) wrote at "
-                        + "\(message.createdAt) in a conversation with \(engine.conversation(message.conversation)?.messages.count ?? -1) "
-                        + "active messages (known: \(engine.conversations().contains { $0.id == message.conversation }))")
+                    let writer = devices[message.author]
+                    let chain = writer.engine.map { engine.chainPosition(message.conversation, author: $0.deviceID) }
+                    let theirs = writer.engine.map { $0.chainPosition(message.conversation, author: $0.deviceID).seq }
+                    notes.fail("durability", "\(device.name) lacks a \(message.kind) message \(writer.name) wrote at "
+                        + "\(message.createdAt % 100_000_000) in a conversation with \(engine.conversation(message.conversation)?.messages.count ?? -1) "
+                        + "active messages (known: \(engine.conversations().contains { $0.id == message.conversation })); it holds "
+                        + "the writer's chain to \(chain.map { "\($0.seq) (missing \($0.knownMissing))" } ?? "?"), the writer to \(theirs.map(String.init) ?? "?")")
                     continue
                 }
                 if !message.edited, !message.deleted, !rendered.isDeleted, rendered.text != message.text {

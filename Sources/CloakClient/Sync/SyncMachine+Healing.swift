@@ -18,10 +18,11 @@ struct Healing {
     var scan: (id: UInt64, heads: [ServerHead])?
     var scanned = false
     /// A delivered item was rejected: scan heads again once the current scan (if any) ends,
-    /// at most ``rescansPerConnection`` times per connection.
+    /// at most once per ``rescanEveryMillis`` (a hostile server damaging every copy costs it
+    /// one heads scan per period, and the data is asked for until an honest copy comes).
     var rescanWanted = false
-    var rescans = 0
-    static let rescansPerConnection = 3
+    var rescanAt: UInt64 = 0
+    static let rescanEveryMillis: UInt64 = 5_000
     /// Rejections that may have cost a change set (its copy was damaged or forged).
     static let damageKinds: Set<SecurityEvent.Kind> = [
         .malformedRecord, .badSignature, .decryptionFailed, .undecodableOperations, .unknownAuthor, .wrongAccount,
@@ -80,11 +81,11 @@ extension SyncMachine {
         return [.surface(output)]
     }
 
-    /// Another heads scan after a rejected delivery (bounded per connection).
+    /// Another heads scan after a rejected delivery (at most one per period).
     mutating func rescanHeads(now: UInt64) -> [SyncEffect] {
-        guard healing.scan == nil, healing.scanned, healing.rescans < Healing.rescansPerConnection else { return [] }
+        guard healing.scan == nil, healing.scanned, now >= healing.rescanAt else { return [] }
         healing.rescanWanted = false
-        healing.rescans += 1
+        healing.rescanAt = now + Healing.rescanEveryMillis
         healing.scanned = false
         return startHeadsScan(now: now)
     }

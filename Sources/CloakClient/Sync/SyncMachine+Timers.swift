@@ -24,6 +24,7 @@ extension SyncMachine {
             effects += run(core: core, now: now) { try core.reviewExpectations() }
             effects += continueHealing(core: core, now: now)
             effects += recheckLogIncident(core: core, now: now)
+            if healing.rescanWanted { effects += rescanHeads(now: now) }
         }
         if now >= lastSent + configuration.pingIntervalMillis {
             var ping = Cloak_V1_Ping()

@@ -137,6 +137,11 @@ struct SyncMachine {
             // Only when a push could go then: while healing is busy a past retry time would
             // wake the driver at once, again and again (found by the simulator, seed 102).
             if pushRetryAt > 0, pushInFlight == nil, !healing.busy { times.append(pushRetryAt) }
+            // A heads scan owed after a rejected delivery, when it may start (never a past time
+            // that cannot act: that would wake the driver in a loop).
+            if healing.rescanWanted, healing.scan == nil, healing.scanned, case .syncing(true) = phase {
+                times.append(healing.rescanAt)
+            }
         }
         return times.min()
     }
