@@ -41,14 +41,9 @@ enum Ristretto255 {
     /// `hash_to_ristretto255` applies after expand_message (RFC 9380 Appendix B).
     static func element(fromUniform uniform: SecretBytes) throws(CryptoError) -> SecretBytes {
         precondition(uniform.count == uniformByteCount, "ristretto255 map takes 64 bytes")
-        var status: Int32 = 0
-        let element = SecretBytes(count: elementByteCount) { out in
-            uniform.withUnsafeBytes { u in
-                status = crypto_core_ristretto255_from_hash(bytePointer(out), bytePointer(u))
-            }
-        }
-        guard status == 0 else { throw .invalidElementEncoding }
-        try rejectIdentity(element)
+        let element = try apply(
+            uniform, byteCount: elementByteCount, failure: .invalidElementEncoding, crypto_core_ristretto255_from_hash)
+        guard !isZero(element) else { throw .identityElement }
         return element
     }
 
@@ -79,14 +74,8 @@ enum Ristretto255 {
     /// The inverse modulo L; zero has none.
     static func invert(_ scalar: SecretBytes) throws(CryptoError) -> SecretBytes {
         precondition(scalar.count == scalarByteCount, "32-byte scalar")
-        var status: Int32 = 0
-        let inverse = SecretBytes(count: scalarByteCount) { out in
-            scalar.withUnsafeBytes { s in
-                status = crypto_core_ristretto255_scalar_invert(bytePointer(out), bytePointer(s))
-            }
-        }
-        guard status == 0 else { throw .zeroScalar }
-        return inverse
+        return try apply(
+            scalar, byteCount: scalarByteCount, failure: .zeroScalar, crypto_core_ristretto255_scalar_invert)
     }
 
     /// True when every byte is zero (the zero scalar, or the identity's encoding), in
@@ -106,8 +95,18 @@ enum Ristretto255 {
         throw .zeroScalar
     }
 
-    private static func rejectIdentity(_ element: SecretBytes) throws(CryptoError) {
-        guard !isZero(element) else { throw .identityElement }
+    /// Runs a one-input libsodium operation into fresh zeroing storage, turning a non-zero
+    /// return code into `failure`.
+    private static func apply(
+        _ input: SecretBytes, byteCount: Int, failure: CryptoError,
+        _ operation: (UnsafeMutablePointer<UInt8>, UnsafePointer<UInt8>) -> Int32
+    ) throws(CryptoError) -> SecretBytes {
+        var status: Int32 = 0
+        let output = SecretBytes(count: byteCount) { out in
+            input.withUnsafeBytes { i in status = operation(bytePointer(out), bytePointer(i)) }
+        }
+        guard status == 0 else { throw failure }
+        return output
     }
 }
 
