@@ -275,6 +275,8 @@ let package = Package(
         .testTarget(
             name: "CloakCryptoTests",
             dependencies: ["CloakCrypto", "CSodium", "CloakTesting"],
+            // RFC vectors as JSON, read by path (OPRFVectors.swift), not bundled as resources.
+            exclude: ["Vectors"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

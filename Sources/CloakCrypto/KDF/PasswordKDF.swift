@@ -99,18 +99,24 @@ public enum PasswordKDF {
     public static func deriveKey(password: [UInt8], parameters: PasswordKDFParameters) throws(CryptoError)
         -> SymmetricKey
     {
+        try deriveKey(password: SecretBytes(copying: password), parameters: parameters)
+    }
+
+    /// Derives a 32-byte key from a password held in zeroing storage, such as an OPRF output
+    /// (PROTOCOL.md §22), so the password never sits in an ordinary array.
+    public static func deriveKey(password: SecretBytes, parameters: PasswordKDFParameters) throws(CryptoError)
+        -> SymmetricKey
+    {
         try Sodium.ensure()
         var status: Int32 = 0
-        // crypto_pwhash wants a non-null pointer even for an empty password.
-        var buffer = password.isEmpty ? [UInt8(0)] : password
-        defer { SecretBytes.wipe(&buffer) }
         let secret = SecretBytes(count: SymmetricKey.byteCount) { out in
-            buffer.withUnsafeBytes { p in
-                status = crypto_pwhash(
-                    out.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt64(SymmetricKey.byteCount),
-                    p.baseAddress!.assumingMemoryBound(to: CChar.self), UInt64(password.count), parameters.salt,
-                    UInt64(parameters.opsLimit), Int(parameters.memoryKiB) * 1024, crypto_pwhash_ALG_ARGON2ID13)
-            }
+            // SecretBytes always owns at least one byte, so even an empty password has the
+            // non-null pointer crypto_pwhash wants.
+            let p = password.storage.pointer.assumingMemoryBound(to: CChar.self)
+            status = crypto_pwhash(
+                out.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt64(SymmetricKey.byteCount),
+                p, UInt64(password.count), parameters.salt,
+                UInt64(parameters.opsLimit), Int(parameters.memoryKiB) * 1024, crypto_pwhash_ALG_ARGON2ID13)
         }
         guard status == 0 else { throw .passwordHashingFailed }
         return SymmetricKey(unchecked: secret)
