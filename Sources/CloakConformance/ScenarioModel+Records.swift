@@ -1,7 +1,8 @@
-import CloakCrypto
-import CloakProtocol
+@_spi(Randomness) import CloakCrypto
+@_spi(Randomness) import CloakProtocol
 import Foundation
 import SwiftProtobuf
+@_spi(Randomness) import CloakTesting
 
 /// The record directives of the README: device-log entries, change sets, snapshots, key
 /// envelopes, built on the model and (unless `commit` is false) recorded in it.

@@ -78,7 +78,7 @@ func withClient(_ options: DeviceOptions, sync: Bool = true, _ body: (CloakClien
         try await body(client)
         if sync { _ = await client.waitUntilSynced(timeout: .seconds(20)) }
         for event in try await client.recordedSecurityEvents().suffix(5) where sync {
-            FileHandle.standardError.write(Data("cloak: security event: \(event.kind.rawValue) \(event.detail)\n".utf8))
+            FileHandle.standardError.write(Data("cloak: \(EventLines.sentence(event))\n".utf8))
         }
         try await client.close()
     } catch {
@@ -107,6 +107,10 @@ func describe(_ error: ClientError) -> (String, Int32) {
     case .timeout: ("the server did not answer in time", 2)
     case .pairing(.expired): ("that invitation has expired: run `cloak link` again on the new device", 1)
     case .pairing(.malformedPayload): ("that is not a Cloak invitation (it starts with cloak1:)", 1)
+    case .pairing(.typo): ("that invitation has a typo (its checksum does not match): copy it again, character by character", 1)
+    case .linkDeclined: ("the other device said the codes do not match: nothing was added; start again with `cloak link`", 3)
+    case .weakPassphrase, .recoveryAlreadySet, .recoveryLocked, .recoveryUnavailable, .recoveryInterrupted, .noRecoveryKey:
+        EventLines.describeRecovery(error)
     case .pairingReused: ("that invitation was used already: its device is in the account", 1)
     case .pairingNotCompleted: ("no device accepted the invitation before it expired", 2)
     case .wrongRecoverySecret: ("no account uses this recovery secret, or the passphrase is wrong", 3)

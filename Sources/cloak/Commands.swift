@@ -20,9 +20,13 @@ struct Init: AsyncParsableCommand {
 
 struct Link: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Link this new device: prints an invitation to enter on an existing device, then waits.")
+        abstract: "Link this new device: prints an invitation to enter on an existing device, then waits.",
+        discussion: """
+            Both devices then show a 6-digit code. Nothing joins unless the user says the codes match on \
+            both devices. Run it again after an interruption: an unfinished invitation resumes.
+            """)
     @OptionGroup var options: DeviceOptions
-    @Flag(name: .long, help: "Trust the link without asking to compare the 6 digits (scripts only).")
+    @Flag(name: .long, help: "Say yes without asking to compare the 6 digits (scripts only).")
     var yes = false
 
     func run() async throws {
@@ -33,14 +37,13 @@ struct Link: AsyncParsableCommand {
             fflush(nil)  // all streams: the other terminal (or a script reading a pipe) needs it now
             let pending = try await client.awaitLink(invitation)
             print("Security code: \(pending.shortAuthenticationString)")
-            if !yes {
-                print("Does the other device show the same code? [y/N] ", terminator: "")
-                fflush(nil)
-                guard readLine()?.lowercased().hasPrefix("y") == true else {
-                    throw CLIError.failed("link cancelled: the codes did not match")
-                }
+            let match = SecretInput.confirm("Does the other device show the same code?", assumeYes: yes)
+            if !match { print("Telling the other device…") } else { print("Waiting for the other device to confirm…") }
+            fflush(nil)
+            try await client.confirmLink(pending, codesMatch: match)
+            guard match else {
+                throw CLIError.failed("link cancelled: nothing joined; run `cloak link` again for a new invitation")
             }
-            try await client.confirmLink(pending)
             await client.startSync()
             _ = await client.waitUntilSynced(timeout: .seconds(60))
             print("linked to account \(pending.accountID.hex); \(await client.conversations().count) conversations")
@@ -49,15 +52,26 @@ struct Link: AsyncParsableCommand {
 }
 
 struct Accept: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Accept a new device's invitation.")
+    static let configuration = CommandConfiguration(
+        abstract: "Accept a new device's invitation: compare the codes, then add it.",
+        discussion: "Nothing is added unless the codes match and the user says so on both devices.")
     @OptionGroup var options: DeviceOptions
-    @Argument(help: "The invitation text the new device printed (cloak1:…).")
-    var invitation: String
+    @Flag(name: .long, help: "Say yes without asking to compare the 6 digits (scripts only).")
+    var yes = false
+    @Argument(help: "The invitation text the new device printed (cloak1:…); read from standard input if omitted.")
+    var invitation: String?
 
     func run() async throws {
+        let text = invitation ?? readLine() ?? ""
         try await withClient(options) { client in
-            let code = try await client.acceptLink(invitation)
-            print("Security code: \(code) — check that the new device shows the same code.")
+            let offer = try await client.acceptLink(text)
+            print("Security code: \(offer.shortAuthenticationString)")
+            let match = SecretInput.confirm("Does the new device show the same code?", assumeYes: yes)
+            if match { print("Waiting for the new device to confirm…") }
+            fflush(nil)
+            try await client.completeLink(offer, codesMatch: match)
+            guard match else { throw CLIError.failed("link cancelled: nothing was added; the new device was told") }
+            print("added device \(offer.newDevice.hex); it can now read the account")
         }
     }
 }
@@ -96,18 +110,34 @@ struct Remove: AsyncParsableCommand {
 
 struct RecoverySetup: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "recovery-setup", abstract: "Set recovery words (printed once) or a recovery passphrase.")
+        commandName: "recovery-setup", abstract: "Set recovery words (printed once) or a recovery passphrase.",
+        discussion: """
+            The passphrase is read from the terminal without echo (or from standard input), never from \
+            the command line, and must be strong (about 60 bits: five random words pass). Replacing an \
+            existing secret starts a new key epoch and the old one stops working; you are asked first.
+            """)
     @OptionGroup var options: DeviceOptions
-    @Option(name: .long, help: "Use this passphrase instead of generated words.")
-    var passphrase: String?
+    @Flag(name: .long, help: "Set a passphrase (prompted) instead of generated words.")
+    var passphrase = false
+    @Flag(name: .long, help: "Replace an existing recovery secret without asking (scripts only).")
+    var replace = false
 
     func run() async throws {
         try await withClient(options) { client in
-            if let passphrase {
-                try await client.setUpRecoveryPassphrase(passphrase)
+            var replacing = false
+            if await client.recoveryIsSet {
+                print("This account already has a recovery secret. Replacing it starts a new key epoch: the old words or")
+                print("passphrase stop working and open nothing written from now on.")
+                guard SecretInput.confirm("Replace it?", assumeYes: replace) else {
+                    throw CLIError.failed("nothing changed: the existing recovery secret stays")
+                }
+                replacing = true
+            }
+            if passphrase {
+                try await client.setUpRecoveryPassphrase(try SecretInput.newPassphrase(), replacing: replacing)
                 print("recovery passphrase set; you will also need the account id: \(await client.accountID?.hex ?? "")")
             } else {
-                let words = try await client.setUpRecoveryWords()
+                let words = try await client.setUpRecoveryWords(replacing: replacing)
                 print("Write these 12 words down; they restore the account on a new device:\n\n  \(words)\n")
             }
         }
@@ -115,25 +145,34 @@ struct RecoverySetup: AsyncParsableCommand {
 }
 
 struct Recover: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Restore the account on this fresh device.")
+    static let configuration = CommandConfiguration(
+        abstract: "Restore the account on this fresh device.",
+        discussion: """
+            The words or the passphrase are read from the terminal without echo (or from standard input), \
+            never from the command line. Every passphrase attempt counts with the server, which tells the \
+            account's devices and locks recovery after too many. Run it again after an interruption.
+            """)
     @OptionGroup var options: DeviceOptions
-    @Option(name: .long, help: "The 12 recovery words.")
-    var words: String?
+    @Flag(name: .long, help: "Recover with the 12 recovery words (prompted).")
+    var words = false
     @Option(name: .long, help: "The account id (with --passphrase).")
     var account: String?
-    @Option(name: .long, help: "The recovery passphrase.")
-    var passphrase: String?
+    @Flag(name: .long, help: "Recover with the recovery passphrase (prompted; needs --account).")
+    var passphrase = false
 
     func run() async throws {
         try await withClient(options, sync: false) { client in
-            if let words {
-                try await client.recover(words: words)
-            } else if let account, let passphrase {
+            if await client.hasInterruptedRecovery {
+                print("Finishing an interrupted recovery…")
+                try await client.resumeRecovery()
+            } else if words {
+                try await client.recover(words: try SecretInput.line(prompt: "Recovery words: "))
+            } else if passphrase, let account {
                 guard let bytes = try? Hex.decode(account), let id = try? AccountID(validating: bytes, field: "account")
                 else { throw CLIError.usage("an account id is 64 hex digits") }
-                try await client.recover(account: id, passphrase: passphrase)
+                try await client.recover(account: id, passphrase: try SecretInput.line(prompt: "Recovery passphrase: "))
             } else {
-                throw CLIError.usage("give --words, or --account and --passphrase")
+                throw CLIError.usage("give --words, or --account ID --passphrase (the secret is asked for, not an argument)")
             }
             await client.startSync()
             _ = await client.waitUntilSynced(timeout: .seconds(60))

@@ -1,5 +1,5 @@
-import CloakCrypto
-import CloakTesting
+@_spi(Randomness) import CloakCrypto
+@_spi(Randomness) import CloakTesting
 import Testing
 
 /// Published known-answer vectors (RFC 8032, draft-irtf-cfrg-xchacha, RFC 7748, RFC 7693),

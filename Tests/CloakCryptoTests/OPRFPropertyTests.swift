@@ -1,5 +1,6 @@
-import CloakCrypto
+@_spi(Randomness) import CloakCrypto
 import Testing
+@_spi(Randomness) import CloakTesting
 
 /// Seeded property tests of the OPRF exchange: for random keys and inputs, the oblivious
 /// exchange gives what the key holder computes directly, and nothing else does.

@@ -1,7 +1,8 @@
 import CSodium
-import CloakCrypto
+@_spi(Randomness) import CloakCrypto
 import Foundation
 import Testing
+@_spi(Randomness) import CloakTesting
 
 /// RFC 9497 OPRF (mode 0x00, ristretto255-SHA512) and RFC 9380 expand_message_xmd through the
 /// public API, against the RFCs' published vectors (`Vectors/oprf-ristretto255-sha512.json`,

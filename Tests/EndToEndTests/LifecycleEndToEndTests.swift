@@ -1,9 +1,9 @@
 import CloakCRDT
-import CloakCrypto
-import CloakProtocol
+@_spi(Randomness) import CloakCrypto
+@_spi(Randomness) import CloakProtocol
 import CloakServer
 import CloakServerHTTP
-import CloakTesting
+@_spi(Randomness) import CloakTesting
 import CloakTransport
 import Foundation
 import Logging
@@ -24,12 +24,15 @@ struct LifecycleEndToEndTests {
             let b = try openClient(root.appendingPathComponent("b"), server)
             let invitation = try await b.beginLink()
             async let pending = b.awaitLink(invitation, pollMillis: 50)
-            _ = try await a.acceptLink(invitation.text)
-            try await b.confirmLink(try await pending)
+            let offer = try await a.acceptLink(invitation.text)
+            let shown = try await pending
+            async let joined: Void = b.confirmLink(shown, codesMatch: true, pollMillis: 50)
+            try await a.completeLink(offer, codesMatch: true, pollMillis: 50)
+            try await joined
             // Reused: the same invitation again.
             await #expect(throws: ClientError.pairingReused) { _ = try await a.acceptLink(invitation.text) }
             // Malformed.
-            await #expect(throws: ClientError.pairing(.malformedPayload)) { _ = try await a.acceptLink("cloak1:zz") }
+            await #expect(throws: ClientError.pairing(.typo)) { _ = try await a.acceptLink("cloak1:zz") }
             await #expect(throws: ClientError.pairing(.malformedPayload)) { _ = try await a.acceptLink("hello") }
             // Expired: made by a device whose clock is an hour behind.
             let staleDirectory = root.appendingPathComponent("c")

@@ -54,16 +54,20 @@ let fastConfiguration: ClientConfiguration = {
     return configuration
 }()
 
-/// Links `newDevice` into `existing`'s account through the server's pairing mailbox, checking
-/// that both devices show the same short authentication string.
-func link(_ newDevice: CloakClient, to existing: CloakClient) async throws {
+/// Links `newDevice` into `existing`'s account through the server's pairing mailboxes, checking
+/// that both devices show the same short authentication string; both users say `yes` (or not).
+func link(_ newDevice: CloakClient, to existing: CloakClient, newSays: Bool = true, existingSays: Bool = true)
+    async throws
+{
     let invitation = try await newDevice.beginLink()
     async let pending = newDevice.awaitLink(invitation, pollMillis: 50)
-    let shown = try await existing.acceptLink(invitation.text)
+    let offer = try await existing.acceptLink(invitation.text)
     let link = try await pending
-    #expect(link.shortAuthenticationString == shown)
-    #expect(shown.count == 6)
-    try await newDevice.confirmLink(link)
+    #expect(link.shortAuthenticationString == offer.shortAuthenticationString)
+    #expect(offer.shortAuthenticationString.count == 6)
+    async let joined: Void = newDevice.confirmLink(link, codesMatch: newSays, pollMillis: 50)
+    try await existing.completeLink(offer, codesMatch: existingSays, pollMillis: 50)
+    try await joined
 }
 
 /// Waits (bounded) until `condition` holds.

@@ -1,5 +1,5 @@
-import CloakCrypto
-import CloakProtocol
+@_spi(Randomness) import CloakCrypto
+@_spi(Randomness) import CloakProtocol
 import Logging
 
 /// Events that drive the ``SyncMachine``.
@@ -100,6 +100,8 @@ struct SyncMachine {
     var lastAckAt: UInt64 = 0
     var pushRetryAt: UInt64 = 0
     var logFetchInFlight = false
+    /// The server said the log grew while a fetch was in flight: fetch again when it ends.
+    var logFetchAgain = false
     var envelopeFetchInFlight = false
     /// The request id of this connection's Subscribe (its catch-up Delivers carry it).
     var subscribeID: UInt64 = 0
@@ -191,6 +193,7 @@ struct SyncMachine {
         pushInFlight = nil
         snapshotInFlight = nil
         logFetchInFlight = false
+        logFetchAgain = false
         envelopeFetchInFlight = false
         subscribeID = 0
         envelopesInFlight = nil

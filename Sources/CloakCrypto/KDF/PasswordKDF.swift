@@ -4,7 +4,7 @@ import CSodium
 /// breaking existing blobs.
 ///
 /// ```swift
-/// let params = PasswordKDFParameters.recommended(using: SystemRandom())  // fresh salt
+/// let params = PasswordKDFParameters.recommended()  // fresh salt
 /// let key = try PasswordKDF.deriveKey(passphrase: "correct horse", parameters: params)
 /// let stored = params.encoded           // 25 bytes: alg ‖ LE32 ops ‖ LE32 KiB ‖ salt
 /// let again = try PasswordKDFParameters(decoding: stored)   // enforces the floors
@@ -57,7 +57,11 @@ public struct PasswordKDFParameters: Sendable, Equatable {
     /// Cloak's default: 3 passes over 64 MiB with a fresh salt. See PROTOCOL.md for why
     /// (recovery runs rarely, on phones too; this is above OWASP's 19 MiB/2-pass minimum and
     /// costs roughly a quarter second on one core of the reference machine).
-    public static func recommended(using random: any RandomSource = SystemRandom()) -> PasswordKDFParameters {
+    public static func recommended() -> PasswordKDFParameters { recommended(using: SystemRandom()) }
+
+    /// ``recommended()`` with the salt drawn from `random` (SPI: vectors and tests).
+    @_spi(Randomness)
+    public static func recommended(using random: any RandomSource) -> PasswordKDFParameters {
         PasswordKDFParameters(checked: 3, 64 * 1024, random.bytes(saltByteCount))
     }
 

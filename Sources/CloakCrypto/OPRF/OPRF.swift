@@ -23,8 +23,8 @@ import CSodium
 /// identity, so every element these functions receive has passed the RFC's checks. Secrets
 /// (the key, the blind, the input, the unblinded element, the output) live in
 /// ``SecretBytes`` and never appear in a description. The only randomness is the blind, drawn
-/// from the injected ``RandomSource``; there is no way to choose a blind, so a test reproduces
-/// the RFC's by injecting its bytes (``FixedBytesRandom``).
+/// from the operating system; only the `Randomness` SPI (tests, vectors) can inject a source,
+/// which is how a test reproduces the RFC's blinds (CloakTesting's `FixedBytesRandom`).
 ///
 /// Byte layouts (RFC 9497 §3.1, §3.2.1, §3.3.1):
 ///
@@ -63,9 +63,13 @@ public enum OPRF {
     ///
     /// The input is copied into the returned ``Blind`` (zeroing storage), so ``Blind/finalize(evaluatedElement:)``
     /// cannot be called with a different input; the caller should wipe its own copy.
-    public static func blind(_ input: [UInt8], using random: any RandomSource = SystemRandom()) throws(CryptoError)
-        -> Blind
-    {
+    public static func blind(_ input: [UInt8]) throws(CryptoError) -> Blind {
+        try blind(input, using: SystemRandom())
+    }
+
+    /// ``blind(_:)`` with the blind drawn from `random` (SPI: the RFC's vectors inject theirs).
+    @_spi(Randomness)
+    public static func blind(_ input: [UInt8], using random: any RandomSource) throws(CryptoError) -> Blind {
         let secretInput = try checkedInput(input)
         let scalar = try Ristretto255.randomScalar(using: random)
         let blinded = try Ristretto255.multiply(scalar, hashToGroup(secretInput))
