@@ -154,6 +154,9 @@ struct PairingTests {
         offer.accountID = Data([UInt8](repeating: 4, count: 32))
         let sealed = payload.seal(FrameCodec.serialize(offer), for: .offer, random: DeterministicRandom(seed: 9))
         #expect(try payload.open(Cloak_V1_PairingOffer.self, sealed, for: .offer) == offer)
+        // A "no" serialises to no bytes at all and still opens (a regression: it was refused).
+        let no = payload.seal(FrameCodec.serialize(Cloak_V1_PairingAnswer()), for: .answer, random: DeterministicRandom(seed: 4))
+        #expect(try payload.open(Cloak_V1_PairingAnswer.self, no, for: .answer).accepted == false)
         #expect(throws: PairingError.bundleRejected) { try Self.payload(seed: 2).open(sealed, for: .offer) }
         // A message moved to another mailbox (an answer replayed as the result) does not open.
         #expect(throws: PairingError.bundleRejected) { try payload.open(sealed, for: .result) }

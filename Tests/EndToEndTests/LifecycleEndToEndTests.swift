@@ -135,43 +135,6 @@ struct LifecycleEndToEndTests {
         }
     }
 
-    @Test("recover with a passphrase (Argon2id); a wrong one fails after the cost; attempts are rate-limited")
-    func recoverWithPassphrase() async throws {
-        let root = try temporaryDirectory("recover-pass")
-        defer { try? FileManager.default.removeItem(at: root) }
-        try await withServer { server in
-            let a = try openClient(root.appendingPathComponent("a"), server)
-            try await a.createAccount()
-            await a.startSync()
-            let chat = try await a.createConversation(title: "pass")
-            try await a.appendMessage(to: chat, role: .user, text: "kept")
-            try await a.setUpRecoveryPassphrase("correct horse battery staple")
-            #expect(await a.waitUntilSynced())
-            let account = try #require(await a.accountID)
-            let wrong = try openClient(root.appendingPathComponent("wrong"), server)
-            await #expect(throws: ClientError.wrongRecoverySecret) {
-                try await wrong.recover(account: account, passphrase: "incorrect horse")
-            }
-            let fresh = try openClient(root.appendingPathComponent("fresh"), server)
-            try await fresh.recover(account: account, passphrase: "correct horse battery staple")
-            await fresh.startSync()
-            try await eventually("history restored") { await fresh.conversation(chat)?.messages.count == 1 }
-            // Hammer the recovery lookup: the server rate-limits per account.
-            var limited = false
-            for _ in 0..<20 where !limited {
-                let probe = try openClient(root.appendingPathComponent("probe-\(UInt32.random(in: 0..<UInt32.max))"), server)
-                do {
-                    try await probe.recover(account: account, passphrase: "guess")
-                } catch let error as ClientError {
-                    if case .server(.rateLimited) = error { limited = true }
-                }
-            }
-            #expect(limited)
-            try await a.close()
-            try await fresh.close()
-        }
-    }
-
     @Test("ADV-10 a server that injects its own add-device entry, replays an old entry or serves a stale log is refused")
     func serverCannotAddDevice() async throws {
         let root = try temporaryDirectory("inject")

@@ -182,7 +182,8 @@ public struct PairingPayload: Sendable, Equatable {
 
     /// Decrypts a stage's mailbox payload.
     public func open(_ payload: [UInt8], for stage: Stage) throws(PairingError) -> [UInt8] {
-        guard payload.count > 24 + 32 + 16 else { throw .bundleRejected }
+        // An empty plaintext is valid (a "no" answer serialises to no bytes): nonce, commitment, tag.
+        guard payload.count >= 24 + 32 + 16 else { throw .bundleRejected }
         let box = CommittedAEAD.SealedBox(
             nonce: Array(payload[0..<24]), ciphertext: Array(payload[56...]), commitment: Array(payload[24..<56]))
         guard let plain = try? CommittedAEAD.open(box, key: pairingKey, associatedData: associatedData(stage)) else {

@@ -1,0 +1,145 @@
+import CloakCRDT
+import CloakClient
+import CloakCrypto
+import CloakProtocol
+import CloakServer
+import CloakServerHTTP
+import Foundation
+import Testing
+
+/// Issue 26 end to end over loopback: nothing joins without both users agreeing (ADV-48), and
+/// passphrase recovery goes through the server's counted oblivious PRF, with a floor, a
+/// lockout the devices are told about, and every new device announced (ADV-46).
+@Suite("End to end: linking both sides agree to, OPRF-hardened recovery", .serialized)
+struct RecoveryLinkEndToEndTests {
+    /// A server holding a recovery key, locking passphrase recovery after three guesses.
+    static var hardened: ServerConfiguration {
+        var sync = ServerConfiguration()
+        // A fixed seed is fine for a test server; an operator's comes from `recovery-keys generate`.
+        sync.recoveryKeys = try? RecoveryKeySet(seeds: [1: SecretBytes(copying: [UInt8](repeating: 7, count: 32))], current: 1)
+        sync.recoveryFailuresBeforeLockout = 3
+        return sync
+    }
+
+    static let passphrase = "velvet orbit cactus harbor lantern mosaic"
+
+    @Test("ADV-48 a no on either side adds nobody and the new device tries again; a yes on both is announced")
+    func linkingNeedsBothSides() async throws {
+        let root = try temporaryDirectory("link-both")
+        defer { try? FileManager.default.removeItem(at: root) }
+        try await withServer { server in
+            let a = try openClient(root.appendingPathComponent("a"), server)
+            try await a.createAccount()
+            await a.startSync()
+            let b = try openClient(root.appendingPathComponent("b"), server)
+            // The existing device says no: the new device is told, nothing is added.
+            await #expect(throws: ClientError.linkDeclined) { try await link(b, to: a, newSays: true, existingSays: false) }
+            #expect(try await a.devices().filter(\.isActive).count == 1)
+            // The new device says no: the existing device is told, nothing is added.
+            await #expect(throws: ClientError.linkDeclined) { try await link(b, to: a, newSays: false, existingSays: true) }
+            #expect(try await a.devices().filter(\.isActive).count == 1)
+            #expect(await b.accountID == nil)
+            // The same directory tries again with a new invitation; both say yes.
+            try await link(b, to: a)
+            #expect(await b.accountID == a.accountID)
+            try await eventually("the existing device announces the linked device") {
+                try await a.recordedSecurityEvents().contains {
+                    $0.kind == .deviceAdded && $0.device == b.deviceID && !$0.joinedByRecovery
+                }
+            }
+            // A third device: every other device (a and b) announces it.
+            await b.startSync()
+            let c = try openClient(root.appendingPathComponent("c"), server)
+            try await link(c, to: b)
+            for other in [a, b] {
+                try await eventually("every other device announces the third") {
+                    try await other.recordedSecurityEvents().contains { $0.kind == .deviceAdded && $0.device == c.deviceID }
+                }
+            }
+            #expect(try await a.devices().filter(\.isActive).count == 3)
+            for client in [a, b, c] { try await client.close() }
+        }
+    }
+
+    @Test("ADV-46 passphrase recovery: weak refused, guesses counted and told, lockout and reset, recovery announced")
+    func passphraseRecovery() async throws {
+        let root = try temporaryDirectory("recover-oprf")
+        defer { try? FileManager.default.removeItem(at: root) }
+        try await withServer(sync: Self.hardened) { server in
+            let a = try openClient(root.appendingPathComponent("a"), server)
+            try await a.createAccount()
+            await a.startSync()
+            let chat = try await a.createConversation(title: "pass")
+            try await a.appendMessage(to: chat, role: .user, text: "kept")
+            // The floor: empty, a common password and a short phrase are refused with an estimate.
+            for weak in ["", "letmein", "correct horse battery"] {
+                do {
+                    try await a.setUpRecoveryPassphrase(weak)
+                    Issue.record("the weak passphrase \"\(weak)\" was accepted")
+                } catch {
+                    guard case .weakPassphrase(let strength) = error as? ClientError else { throw error }
+                    #expect(!strength.isAcceptable && strength.bits < PassphraseStrength.minimumBits)
+                }
+            }
+            #expect(CloakClient.passphraseStrength(Self.passphrase).isAcceptable)
+            try await a.setUpRecoveryPassphrase(Self.passphrase)
+            #expect(await a.waitUntilSynced())
+            let account = try #require(await a.accountID)
+            // Replacing it must be asked for.
+            await #expect(throws: ClientError.recoveryAlreadySet) { try await a.setUpRecoveryPassphrase(Self.passphrase + " again") }
+
+            // Three wrong guesses: each needs the server, each is counted, the device is told.
+            for n in 0..<3 {
+                let guesser = try openClient(root.appendingPathComponent("guess-\(n)"), server)
+                await #expect(throws: ClientError.wrongRecoverySecret) {
+                    try await guesser.recover(account: account, passphrase: "letmein \(n)")
+                }
+                try await guesser.close()
+            }
+            try await eventually("the device is told of the guesses and the lockout") {
+                let kinds = try await a.recordedSecurityEvents().map(\.kind)
+                return kinds.contains(.recoveryAttempt) && kinds.contains(.recoveryLocked)
+            }
+            // Locked: even the right passphrase gets no evaluation.
+            let locked = try openClient(root.appendingPathComponent("locked"), server)
+            do {
+                try await locked.recover(account: account, passphrase: Self.passphrase)
+                Issue.record("a locked recovery answered")
+            } catch {
+                guard case .recoveryLocked(let after) = error as? ClientError else { throw error }
+                #expect(after > 0)
+            }
+            try await locked.close()
+
+            // The device's user ends the lockout; the right passphrase then restores everything.
+            try await a.resetRecoveryLockout()
+            let fresh = try openClient(root.appendingPathComponent("fresh"), server)
+            // Typed with stray spaces: the same passphrase after normalisation (§22).
+            try await fresh.recover(account: account, passphrase: "  " + Self.passphrase.replacingOccurrences(of: " ", with: "  ") + " ")
+            await fresh.startSync()
+            try await eventually("history restored") { await fresh.conversation(chat)?.messages.count == 1 }
+            try await eventually("the other device announces the recovered one, marked as a recovery") {
+                try await a.recordedSecurityEvents().contains {
+                    $0.kind == .deviceAdded && $0.device == fresh.deviceID && $0.joinedByRecovery
+                }
+            }
+            try await a.close()
+            try await fresh.close()
+        }
+    }
+
+    @Test("a server without a recovery key refuses passphrase enrollment with a clear error; words still work")
+    func noRecoveryKey() async throws {
+        let root = try temporaryDirectory("recover-nokey")
+        defer { try? FileManager.default.removeItem(at: root) }
+        try await withServer { server in
+            let a = try openClient(root.appendingPathComponent("a"), server)
+            try await a.createAccount()
+            await a.startSync()
+            await #expect(throws: ClientError.recoveryUnavailable) { try await a.setUpRecoveryPassphrase(Self.passphrase) }
+            let words = try await a.setUpRecoveryWords()
+            #expect(words.split(separator: " ").count == 12)
+            try await a.close()
+        }
+    }
+}
