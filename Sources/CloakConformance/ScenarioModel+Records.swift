@@ -174,6 +174,21 @@ extension ScenarioModel {
         return try Self.json(message)
     }
 
+    /// `$fetch_device_log`: a FetchDeviceLog before authentication, proved by `device` over this
+    /// connection's nonce (PROTOCOL.md §11, §14); `tamper` flips the signature.
+    mutating func fetchDeviceLog(_ args: Arguments, nonce: [UInt8]) throws -> JSONValue {
+        let account = try self.account(try args.string("account")).log.account
+        let device = try keys(try args.string("device"))
+        var message = Cloak_V1_FetchDeviceLog()
+        message.accountID = Data(account.bytes)
+        message.fromIndex = UInt64(try args.optionalInteger("from") ?? 0)
+        message.deviceID = Data(device.id.bytes)
+        message.signature = Data(
+            LogAccessProof.sign(serverNonce: nonce, account: account, device: device.id, key: device.signing))
+        if args.tampered { message.signature = Self.flipped(message.signature) }
+        return try Self.json(message)
+    }
+
     /// `$recovery_blob`.
     mutating func recoveryBlob(_ args: Arguments, parameters: [UInt8]) throws -> JSONValue {
         var blob = Cloak_V1_RecoveryBlob()
