@@ -128,6 +128,35 @@ struct RecoveryLinkEndToEndTests {
         }
     }
 
+    @Test("replacing recovery words must be asked for; the old words then recover nothing, the new ones everything")
+    func replacingWords() async throws {
+        let root = try temporaryDirectory("recover-replace")
+        defer { try? FileManager.default.removeItem(at: root) }
+        try await withServer { server in
+            let a = try openClient(root.appendingPathComponent("a"), server)
+            try await a.createAccount()
+            await a.startSync()
+            let chat = try await a.createConversation(title: "replace")
+            try await a.appendMessage(to: chat, role: .user, text: "before")
+            let old = try await a.setUpRecoveryWords()
+            await #expect(throws: ClientError.recoveryAlreadySet) { _ = try await a.setUpRecoveryWords() }
+            let new = try await a.setUpRecoveryWords(replacing: true)
+            #expect(new != old)
+            try await a.appendMessage(to: chat, role: .user, text: "after the replacement")
+            #expect(await a.waitUntilSynced())
+            let stale = try openClient(root.appendingPathComponent("stale"), server)
+            await #expect(throws: ClientError.wrongRecoverySecret) { try await stale.recover(words: old) }
+            #expect(await stale.accountID == nil)
+            let fresh = try openClient(root.appendingPathComponent("fresh"), server)
+            try await fresh.recover(words: new)
+            await fresh.startSync()
+            try await eventually("the new words restore everything, the replacement's epoch included") {
+                await fresh.conversation(chat)?.messages.map(\.text) == ["before", "after the replacement"]
+            }
+            for client in [a, stale, fresh] { try await client.close() }
+        }
+    }
+
     @Test("a server without a recovery key refuses passphrase enrollment with a clear error; words still work")
     func noRecoveryKey() async throws {
         let root = try temporaryDirectory("recover-nokey")
