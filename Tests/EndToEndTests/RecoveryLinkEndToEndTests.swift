@@ -61,6 +61,35 @@ struct RecoveryLinkEndToEndTests {
         }
     }
 
+    @Test("a new device that stops after taking the offer (single use) resumes it when reopened, and joins")
+    func linkResumesAfterStop() async throws {
+        let root = try temporaryDirectory("link-resume")
+        defer { try? FileManager.default.removeItem(at: root) }
+        try await withServer { server in
+            let a = try openClient(root.appendingPathComponent("a"), server)
+            try await a.createAccount()
+            await a.startSync()
+            let directory = root.appendingPathComponent("b")
+            let first = try openClient(directory, server)
+            let invitation = try await first.beginLink()
+            async let pending = first.awaitLink(invitation, pollMillis: 50)
+            let offer = try await a.acceptLink(invitation.text)
+            let shown = try await pending
+            try await first.close()  // the process ends here; the offer mailbox is empty now
+            let again = try openClient(directory, server)
+            let resumed = try await again.awaitLink(invitation, pollMillis: 50)
+            #expect(resumed.shortAuthenticationString == shown.shortAuthenticationString)
+            #expect(resumed.shortAuthenticationString == offer.shortAuthenticationString)
+            async let joined: Void = again.confirmLink(resumed, codesMatch: true, pollMillis: 50)
+            try await a.completeLink(offer, codesMatch: true, pollMillis: 50)
+            try await joined
+            #expect(await again.accountID == a.accountID)
+            #expect(try await a.devices().filter(\.isActive).count == 2)
+            try await a.close()
+            try await again.close()
+        }
+    }
+
     @Test("ADV-46 passphrase recovery: weak refused, guesses counted and told, lockout and reset, recovery announced")
     func passphraseRecovery() async throws {
         let root = try temporaryDirectory("recover-oprf")
