@@ -4,6 +4,7 @@ import CloakCrypto
 import CloakProtocol
 import CloakServer
 import CloakServerHTTP
+import CloakTransport
 import Foundation
 import Testing
 
@@ -183,6 +184,45 @@ struct RecoveryLinkEndToEndTests {
                 await fresh.conversation(chat)?.messages.map(\.text) == ["before", "after the replacement"]
             }
             for client in [a, stale, fresh] { try await client.close() }
+        }
+    }
+
+    @Test("a recovery cut off right after its add entry landed resumes without the secret when reopened")
+    func recoveryResumesAfterStop() async throws {
+        let root = try temporaryDirectory("recover-resume")
+        defer { try? FileManager.default.removeItem(at: root) }
+        try await withServer { server in
+            let a = try openClient(root.appendingPathComponent("a"), server)
+            try await a.createAccount()
+            await a.startSync()
+            let chat = try await a.createConversation(title: "resume")
+            try await a.appendMessage(to: chat, role: .user, text: "kept")
+            let words = try await a.setUpRecoveryWords()
+            #expect(await a.waitUntilSynced())
+            // The recovering process dies after its add entry was appended: nothing after the
+            // envelopes it fetched reaches it (the append's Done and everything later is lost).
+            let cut = Flag()
+            let directory = root.appendingPathComponent("fresh")
+            let dying = try CloakClient.open(
+                directory: directory, server: URL(string: server.syncURL)!,
+                transport: TamperingTransport(inner: WebSocketTransport()) { frame in
+                    if cut.isOn { return [] }
+                    if case .keyEnvelopes = frame.body { cut.set(true) }
+                    return [frame]
+                },
+                configuration: fastConfiguration)
+            let attempt = Task { try await dying.recover(words: words) }
+            try await eventually("the add entry landed") { try await a.devices().filter(\.isActive).count == 2 }
+            attempt.cancel()
+            try? await dying.close()
+            let reopened = try openClient(directory, server)
+            #expect(await reopened.hasInterruptedRecovery)
+            try await reopened.resumeRecovery()
+            #expect(await reopened.accountID == a.accountID)
+            await reopened.startSync()
+            try await eventually("the resumed device reads the history") { await reopened.conversation(chat)?.messages.count == 1 }
+            try await a.close()
+            try await reopened.close()
         }
     }
 
