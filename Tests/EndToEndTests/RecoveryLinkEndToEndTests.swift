@@ -91,6 +91,47 @@ struct RecoveryLinkEndToEndTests {
         }
     }
 
+    @Test("an existing device stopped after both users said yes finishes the link when reopened")
+    func acceptanceResumesAfterStop() async throws {
+        let root = try temporaryDirectory("accept-resume")
+        defer { try? FileManager.default.removeItem(at: root) }
+        try await withServer { server in
+            // The existing device's process dies right after it read the new device's yes:
+            // nothing the server sends after that answer reaches it.
+            let cut = Flag()
+            let directory = root.appendingPathComponent("a")
+            let dying = try CloakClient.open(
+                directory: directory, server: URL(string: server.syncURL)!,
+                transport: TamperingTransport(inner: WebSocketTransport()) { frame in
+                    if cut.isOn { return [] }
+                    if case .mailboxContent(let content) = frame.body, !content.payload.isEmpty { cut.set(true) }
+                    return [frame]
+                },
+                configuration: fastConfiguration)
+            try await dying.createAccount()
+            let b = try openClient(root.appendingPathComponent("b"), server)
+            let invitation = try await b.beginLink()
+            async let pending = b.awaitLink(invitation, pollMillis: 50)
+            let offer = try await dying.acceptLink(invitation.text)
+            let link = try await pending
+            let joining = Task { try await b.confirmLink(link, codesMatch: true, pollMillis: 50) }
+            let committing = Task { try await dying.completeLink(offer, codesMatch: true, pollMillis: 50) }
+            try await eventually("the existing device read the yes") { cut.isOn }
+            committing.cancel()
+            try? await dying.close()
+            let reopened = try openClient(directory, server)
+            await reopened.startSync()  // resumes the acceptance both users agreed to
+            try await eventually("the new device joins (bounded: without the resume it would wait for ever)") {
+                await b.accountID != nil
+            }
+            try await joining.value
+            #expect(await b.accountID == reopened.accountID)
+            #expect(try await reopened.devices().filter(\.isActive).count == 2)
+            try await reopened.close()
+            try await b.close()
+        }
+    }
+
     @Test("ADV-46 passphrase recovery: weak refused, guesses counted and told, lockout and reset, recovery announced")
     func passphraseRecovery() async throws {
         let root = try temporaryDirectory("recover-oprf")
