@@ -1,7 +1,8 @@
 @_spi(Simulation) import CloakClient
-import CloakCrypto
-import CloakProtocol
-import CloakServer
+@_spi(Randomness) import CloakCrypto
+@_spi(Randomness) import CloakProtocol
+@_spi(Randomness) import CloakServer
+@_spi(Randomness) import CloakTesting
 
 extension SimWorld {
     /// The fault kinds a profile enables; `all` draws a mix from the seed (each kind on with

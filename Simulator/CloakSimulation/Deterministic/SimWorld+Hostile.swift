@@ -1,7 +1,8 @@
 @_spi(Simulation) import CloakClient
-import CloakCrypto
-import CloakProtocol
+@_spi(Randomness) import CloakCrypto
+@_spi(Randomness) import CloakProtocol
 import Foundation
+@_spi(Randomness) import CloakTesting
 
 /// What the hostile server did to one frame, and which alarms the receiving device must raise
 /// when it processes it (empty: nothing to detect, but the rendered state must not change).

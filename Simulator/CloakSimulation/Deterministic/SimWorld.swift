@@ -1,8 +1,9 @@
 @_spi(Simulation) import CloakClient
-import CloakCrypto
-import CloakProtocol
-import CloakServer
+@_spi(Randomness) import CloakCrypto
+@_spi(Randomness) import CloakProtocol
+@_spi(Randomness) import CloakServer
 import Logging
+@_spi(Randomness) import CloakTesting
 
 /// One deterministic world: the real server core (``SynchronousServer``) and real client
 /// engines, connected by a simulated network, advanced by one seeded scheduler under a virtual

@@ -195,8 +195,15 @@ extension SyncMachine {
     mutating func removalChecked(_ entries: Cloak_V1_DeviceLogEntries, core: ClientCore, now: UInt64) -> [SyncEffect] {
         verifyingRemoval = false
         var output: CoreOutput
-        do { output = try core.receiveDeviceLog(entries.entries.map(Array.init)) } catch {
-            return connectionLost(now: now, core: core)
+        if entries.entries.isEmpty, entries.logLength > 0 {
+            // The server's log does not list this device at all (only its length is served): a
+            // restored server that forgot the entries adding it, or a server hiding it.
+            output = CoreOutput()
+            if entries.logLength < UInt64(core.log?.entries.count ?? 0) { output.servedLogLength = Int(entries.logLength) }
+        } else {
+            do { output = try core.receiveDeviceLog(entries.entries.map(Array.init)) } catch {
+                return connectionLost(now: now, core: core)
+            }
         }
         if output.removed || core.removedFromAccount { return follow(output, core: core, now: now) }
         if let served = output.servedLogLength {
@@ -219,5 +226,22 @@ extension SyncMachine {
     mutating func violation(_ detail: String, core: ClientCore, now: UInt64) -> [SyncEffect] {
         let output = core.raise(SecurityEvent(.protocolViolation, detail: detail))
         return [.surface(output)] + connectionLost(now: now, core: core)
+    }
+}
+
+extension SyncMachine {
+    /// The server's AccountNotice: a longer device log (fetch and verify it: a new device is
+    /// announced on every other device), or recovery attempts (told once each). Only a reason
+    /// to look; nothing in it is believed.
+    mutating func noticeReceived(_ notice: Cloak_V1_AccountNotice, core: ClientCore, now: UInt64) -> [SyncEffect] {
+        guard core.account != nil, !core.removedFromAccount else { return [] }
+        var effects: [SyncEffect] = []
+        if notice.deviceLogLength > UInt64(core.log?.entries.count ?? 0), phase.isDeviceSession {
+            if logFetchInFlight { logFetchAgain = true } else { effects += fetchLog(core: core, now: now) }
+        }
+        if notice.hasRecovery {
+            effects += run(core: core, now: now) { try core.receiveRecoveryNotice(notice.recovery) }
+        }
+        return effects
     }
 }

@@ -1,5 +1,5 @@
-import CloakCrypto
-import CloakProtocol
+@_spi(Randomness) import CloakCrypto
+@_spi(Randomness) import CloakProtocol
 import Logging
 
 /// Events that drive the ``SyncMachine``.
@@ -102,6 +102,8 @@ struct SyncMachine {
     var logFetchInFlight = false
     /// When an open device-log incident is next looked at again by fetching the log.
     var logRecheckAt: UInt64 = 0
+    /// The server said the log grew while a fetch was in flight: fetch again when it ends.
+    var logFetchAgain = false
     var envelopeFetchInFlight = false
     /// The request id of this connection's Subscribe (its catch-up Delivers carry it).
     var subscribeID: UInt64 = 0
@@ -200,6 +202,7 @@ struct SyncMachine {
         pushInFlight = nil
         snapshotInFlight = nil
         logFetchInFlight = false
+        logFetchAgain = false
         envelopeFetchInFlight = false
         subscribeID = 0
         envelopesInFlight = nil
