@@ -113,10 +113,17 @@ struct LiveFleet {
     private func link(_ device: CloakClient, to existing: CloakClient) async throws {
         let invitation = try await device.beginLink()
         async let pending = device.awaitLink(invitation, pollMillis: 100)
-        let code = try await existing.acceptLink(invitation.text)
+        let offer = try await existing.acceptLink(invitation.text)
         let link = try await pending
-        guard link.shortAuthenticationString == code else { throw ClientError.pairingNotCompleted }
-        try await device.confirmLink(link)
+        // Both sides compare the codes and say so; the existing device commits only then.
+        let same = link.shortAuthenticationString == offer.shortAuthenticationString
+        async let joined: Void = device.confirmLink(link, codesMatch: same, pollMillis: 100)
+        do { try await existing.completeLink(offer, codesMatch: same, pollMillis: 100) } catch {
+            _ = try? await joined
+            throw error
+        }
+        try await joined
+        guard same else { throw ClientError.pairingNotCompleted }
     }
 
     /// What a person can do about a setup failure.

@@ -159,6 +159,12 @@ enum LiveErrorCode {
         case .unknownDevice: "client:unknownDevice"
         case .removedFromAccount: "client:removedFromAccount"
         case .missingEpochKey: "client:missingEpochKey"
+        case .linkDeclined: "client:linkDeclined"
+        case .weakPassphrase: "client:weakPassphrase"
+        case .recoveryAlreadySet: "client:recoveryAlreadySet"
+        case .recoveryLocked: "client:recoveryLocked"
+        case .recoveryUnavailable: "client:recoveryUnavailable"
+        case .recoveryInterrupted: "client:recoveryInterrupted"
         }
     }
 

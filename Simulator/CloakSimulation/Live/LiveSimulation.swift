@@ -1,5 +1,5 @@
 import CloakClient
-import CloakCrypto
+@_spi(Randomness) import CloakCrypto
 import CloakProtocol
 import Foundation
 import Synchronization
