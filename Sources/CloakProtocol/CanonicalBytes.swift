@@ -82,4 +82,10 @@ public struct Domain: Sendable, Hashable {
     public static let pairingBundle = Domain("cloak.v1.pairing.bundle")
     /// Recovery key derivation.
     public static let recovery = Domain("cloak.v1.recovery")
+    /// Signed conversation-key envelope (a conversation's key sealed to an assistant).
+    public static let conversationKeyEnvelope = Domain("cloak.v1.conversation-key-envelope")
+    /// Plaintext inside a conversation-key envelope's sealed box.
+    public static let conversationKey = Domain("cloak.v1.conversation-key")
+    /// Checksum of an assistant invitation's text.
+    public static let assistantInvitation = Domain("cloak.v1.assistant-invitation")
 }

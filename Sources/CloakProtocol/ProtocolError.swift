@@ -77,6 +77,13 @@ public enum ProtocolError: Error, Equatable, Sendable {
     case staleCutoffs(String)
     /// The server's operator blocked the account: its devices may not authenticate.
     case accountBlocked
+    /// An assistant named a conversation outside its scope, or a device sealed a conversation
+    /// key to an assistant for a conversation outside the assistant's scope (PROTOCOL.md §29).
+    case outOfScope(String)
+    /// An assistant session sent a request assistants may not make (PROTOCOL.md §29).
+    case notPermitted(String)
+    /// The assistant's grant has expired by the server's clock.
+    case grantExpired
 
     /// The stable wire code.
     public var wireCode: Cloak_V1_ErrorCode {
@@ -113,6 +120,9 @@ public enum ProtocolError: Error, Equatable, Sendable {
         case .cursorMismatch: .cursorMismatch
         case .staleCutoffs: .staleCutoffs
         case .accountBlocked: .accountBlocked
+        case .outOfScope: .outOfScope
+        case .notPermitted: .notPermitted
+        case .grantExpired: .grantExpired
         }
     }
 
@@ -121,7 +131,7 @@ public enum ProtocolError: Error, Equatable, Sendable {
         switch self {
         case .malformedFrame, .frameTooLarge, .unsupportedVersion, .notAuthenticated, .authFailed,
             .unknownAccount, .deviceNotActive, .tooManyConnections, .handshakeTimeout, .idleTimeout,
-            .slowConsumer, .shuttingDown, .accountBlocked:
+            .slowConsumer, .shuttingDown, .accountBlocked, .grantExpired:
             true
         default:
             false
@@ -163,6 +173,9 @@ public enum ProtocolError: Error, Equatable, Sendable {
         case .cursorMismatch(let why): "cursor mismatch: \(why)"
         case .staleCutoffs(let why): "stale removal cut-offs: \(why)"
         case .accountBlocked: "this account is blocked by the server's operator"
+        case .outOfScope(let why): "outside the assistant's scope: \(why)"
+        case .notPermitted(let why): "not permitted to an assistant: \(why)"
+        case .grantExpired: "the assistant's grant has expired"
         }
     }
 }
@@ -202,6 +215,9 @@ extension ProtocolError {
         case .cursorMismatch: self = .cursorMismatch(message)
         case .staleCutoffs: self = .staleCutoffs(message)
         case .accountBlocked: self = .accountBlocked
+        case .outOfScope: self = .outOfScope(message)
+        case .notPermitted: self = .notPermitted(message)
+        case .grantExpired: self = .grantExpired
         case .malformedFrame, .unspecified, .UNRECOGNIZED: self = .malformedFrame(message)
         }
     }
