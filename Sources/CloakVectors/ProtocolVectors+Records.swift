@@ -58,6 +58,9 @@ struct LogCase {
         case .addDevice: "add_device"
         case .removeDevice: "remove_device"
         case .setRecovery: "set_recovery"
+        case .grantAssistant: "grant_assistant"
+        case .revokeAssistant: "revoke_assistant"
+        case .restrictAssistant: "restrict_assistant"
         }
     }
 

@@ -63,6 +63,13 @@ public struct SecurityEvent: Sendable, Hashable {
         case snapshotRejected
         /// A server reply that contradicts the protocol (e.g. a downgrade; ADV-25).
         case protocolViolation
+        /// An assistant wrote in a conversation outside its scope (ADV-49).
+        case assistantOutOfScope
+        /// An assistant wrote something its grant does not allow: a message of another role,
+        /// into a message it did not create, metadata, reactions… (ADV-49).
+        case assistantNotPermitted
+        /// An assistant wrote operations stamped at or after its grant's expiry (ADV-49).
+        case assistantExpired
     }
 
     /// What was detected.

@@ -39,6 +39,8 @@ public enum MetaKey: String, Sendable, CaseIterable {
     case cursorAnchor = "cursor-anchor"
     /// The next epoch's key, sealed, remembered before a removal this device signs is sent.
     case pendingEpochKey = "pending-epoch-key"
+    /// An assistant's conversation keys (PROTOCOL.md §29), sealed as one list.
+    case assistantKeys = "assistant-keys"
 }
 
 /// A stored change set as the core reads it back: its local row id (the order in which this

@@ -55,8 +55,10 @@ extension SyncMachine {
         case .keyEnvelopes(let list):
             envelopeFetchInFlight = false
             let parsed = list.envelopes.compactMap { try? KeyEnvelope(message: $0) }
+            // Conversation keys sealed to an assistant (PROTOCOL.md §29).
+            let scoped = list.envelopes.compactMap { $0.conversationID.isEmpty ? nil : try? ConversationKeyEnvelope(message: $0) }
             return run(core: core, now: now) {
-                var output = try core.receiveEnvelopes(parsed)
+                var output = try core.receiveEnvelopes(parsed, conversationKeys: scoped)
                 output.pushOutbox = try core.resealStaleOutbox() || output.pushOutbox
                 return output
             }
@@ -184,7 +186,7 @@ extension SyncMachine {
             phase = .syncing(caughtUp: true)
             effects.append(.state(.live))
             effects += pushIfReady(core: core, now: now)
-            effects += startHeadsScan(now: now)
+            effects += startHeadsScan(core: core, now: now)
             effects += run(core: core, now: now) { try core.reviewExpectations() }
         }
         effects += ackCursorIfDue(core: core, now: now, force: deliver.caughtUp)

@@ -68,8 +68,14 @@ extension SyncMachine {
         return [.surface(output)]
     }
 
-    /// After catch-up: one heads scan per connection.
-    mutating func startHeadsScan(now: UInt64) -> [SyncEffect] {
+    /// After catch-up: one heads scan per connection. An assistant makes none: the server
+    /// answers FetchHeads with its whole account, which it may not see (PROTOCOL.md §29), and an
+    /// assistant re-uploads nothing (it may not push restores).
+    mutating func startHeadsScan(core: ClientCore, now: UInt64) -> [SyncEffect] {
+        guard !core.isAssistant else {
+            healing.scanned = true
+            return []
+        }
         guard healing.scan == nil, !healing.scanned else { return [] }
         return requestHeads(after: nil, collected: [], now: now)
     }

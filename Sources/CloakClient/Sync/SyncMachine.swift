@@ -118,6 +118,10 @@ struct SyncMachine {
     var unfoundedRefusals = 0
     /// The newest cursor the server assigned to this device's pushes.
     var acknowledgedThrough: UInt64 = 0
+    /// When this device next checks for assistants past their expiry (§29), and the number of
+    /// the next flow it starts for one.
+    var expiryCheckAt: UInt64 = 0
+    var nextInternalFlow: UInt64 = 1 << 63
     let configuration: ClientConfiguration
 
     init(configuration: ClientConfiguration) {
@@ -133,6 +137,7 @@ struct SyncMachine {
             times.append(lastSent + configuration.pingIntervalMillis)
             if let batch = core.nextBatchDeadline { times.append(batch) }
             if pushRetryAt > 0 { times.append(pushRetryAt) }
+            if let expiry = core.nextAssistantExpiry { times.append(max(expiry, expiryCheckAt)) }
         }
         return times.min()
     }
