@@ -83,6 +83,8 @@ struct AssistantTests {
         // Hostile: its client skips its checks, and it got the other conversation's key somehow.
         let leaked = try #require(await world.a._conversationKey(world.outside, epoch: 1))
         try await world.assistant._playHostile(extraKey: (world.outside, 1, leaked))
+        _ = try await world.assistant._receive(await world.relay.items)  // it reads the held change sets
+        #expect(await texts(world.assistant, world.outside) == ["cloak-canary-outside-scope"], "the leak worked")
         try await world.assistant.appendMessage(to: world.outside, role: .assistant, text: "cloak-canary-intruder")
         for events in try await deliver(world, from: world.assistant) {
             #expect(events.contains { $0.kind == .assistantOutOfScope && $0.device == world.assistant.deviceID })
