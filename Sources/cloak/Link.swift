@@ -1,0 +1,36 @@
+import ArgumentParser
+import CloakCRDT
+import CloakClient
+import CloakCrypto
+import CloakProtocol
+import Foundation
+
+struct Link: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Link this new device: prints an invitation to enter on an existing device, then waits.")
+    @OptionGroup var options: DeviceOptions
+    @Flag(name: .long, help: "Trust the link without asking to compare the 6 digits (scripts only).")
+    var yes = false
+
+    func run() async throws {
+        try await withClient(options, sync: false) { client in
+            let invitation = try await client.beginLink()
+            print("On a device already in the account, run:\n\n  cloak accept \(invitation.text)\n")
+            print("Waiting (the invitation expires in 10 minutes)…")
+            fflush(nil)  // all streams: the other terminal (or a script reading a pipe) needs it now
+            let pending = try await client.awaitLink(invitation)
+            print("Security code: \(pending.shortAuthenticationString)")
+            if !yes {
+                print("Does the other device show the same code? [y/N] ", terminator: "")
+                fflush(nil)
+                guard readLine()?.lowercased().hasPrefix("y") == true else {
+                    throw CLIError.failed("link cancelled: the codes did not match")
+                }
+            }
+            try await client.confirmLink(pending)
+            await client.startSync()
+            _ = await client.waitUntilSynced(timeout: .seconds(60))
+            print("linked to account \(pending.accountID.hex); \(await client.conversations().count) conversations")
+        }
+    }
+}
