@@ -72,20 +72,26 @@ final class LogLines: Sendable {
         throw CancellationError()
     }
 
+    /// Two devices of a new account, linked and syncing.
+    func linkedPair(_ root: URL, _ server: RunningServer) async throws -> (CloakClient, CloakClient) {
+        let a = try openClient(root.appendingPathComponent("a"), server)
+        let b = try openClient(root.appendingPathComponent("b"), server)
+        try await a.createAccount()
+        let invitation = try await b.beginLink()
+        async let pending = b.awaitLink(invitation, pollMillis: 50)
+        _ = try await a.acceptLink(invitation.text)
+        try await b.confirmLink(try await pending)
+        await a.startSync()
+        await b.startSync()
+        return (a, b)
+    }
+
     @Test("ADV-49 cloak-agent streams a scripted reply every device renders; nothing outside its scope reaches it")
     func scriptedReplyEndToEnd() async throws {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("cloak-agent-e2e-\(UInt64.random(in: 0..<UInt64.max))")
         defer { try? FileManager.default.removeItem(at: root) }
         try await withServer { server in
-            let a = try openClient(root.appendingPathComponent("a"), server)
-            let b = try openClient(root.appendingPathComponent("b"), server)
-            try await a.createAccount()
-            let invitation = try await b.beginLink()
-            async let pending = b.awaitLink(invitation, pollMillis: 50)
-            _ = try await a.acceptLink(invitation.text)
-            try await b.confirmLink(try await pending)
-            await a.startSync()
-            await b.startSync()
+            let (a, b) = try await linkedPair(root, server)
             let chat = try await a.createConversation(title: "ask")
             let secret = try await a.createConversation(title: "private")
             try await a.appendMessage(to: secret, role: .user, text: "cloak-canary-not-for-the-agent")
@@ -138,7 +144,9 @@ final class LogLines: Sendable {
             guard request.headers[.authorization] == "Bearer test-key" else { return Response(status: .unauthorized) }
             let bytes = try await request.body.collect(upTo: 1 << 20)
             let json = try JSONSerialization.jsonObject(with: Data(bytes.readableBytesView)) as? [String: Any]
-            let behaviour = json?["model"] as? String ?? ""
+            let messages = json?["messages"] as? [[String: Any]] ?? []
+            let model = json?["model"] as? String ?? ""
+            let behaviour = model == "by-question" ? messages.last?["content"] as? String ?? "" : model
             if behaviour == "status500" { return Response(status: .internalServerError) }
             let events: [String] =
                 switch behaviour {
@@ -151,6 +159,11 @@ final class LogLines: Sendable {
             return Response(
                 status: .ok, headers: [.contentType: "text/event-stream"],
                 body: ResponseBody { writer in
+                    if behaviour == "slow" {
+                        // One token, then silence longer than the agent's idle timeout.
+                        try await writer.write(ByteBuffer(string: #"data: {"choices":[{"delta":{"content":"Sl"}}]}\#n\#n"#))
+                        try await Task.sleep(for: .seconds(5))
+                    }
                     for event in events { try await writer.write(ByteBuffer(string: "data: \(event)\r\n\r\n")) }
                     try await writer.finish(nil)
                 })
@@ -189,6 +202,46 @@ final class LogLines: Sendable {
             #expect(status.failure == .httpStatus(500))
             let unauthorized = await collect(HTTPChatModel(endpoint: url, model: "ok", apiKey: "wrong"))
             #expect(unauthorized.failure == .httpStatus(401))
+        }
+    }
+
+    @Test("cloak-agent with the HTTP model: a streamed answer, a model error and a stalled stream all end in the conversation")
+    func httpModelEndToEnd() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("cloak-agent-http-\(UInt64.random(in: 0..<UInt64.max))")
+        defer { try? FileManager.default.removeItem(at: root) }
+        try await withFakeModel { url in
+            try await withServer { server in
+                let (a, b) = try await linkedPair(root, server)
+                let chat = try await a.createConversation(title: "http")
+                let agent = try openClient(root.appendingPathComponent("agent"), server)
+                let invitation = await agent.assistantInvitation()
+                try await a.grantAssistant(invitation, conversations: [chat], expires: Date().addingTimeInterval(3600))
+                var configuration = AgentConfiguration(address: invitation.id.hex)
+                configuration.idleTimeoutMillis = 1_000
+                let service = AgentService(
+                    client: agent, model: HTTPChatModel(endpoint: url, model: "by-question", apiKey: "test-key"),
+                    configuration: configuration, logger: Self.quiet)
+                let account = try #require(await a.accountID)
+                let running = Task { try await service.run(account: account, retry: .milliseconds(100)) }
+                var expected: [String] = []
+                for (question, answer) in [
+                    ("ok", "Hello"), ("error", "Hal\n\n⚠️ The answer stopped: the model reported an error."),
+                    ("slow", "Sl\n\n⚠️ The answer stopped: the model stopped sending for 1 s."),
+                ] {
+                    try await a.appendMessage(to: chat, role: .user, text: question)
+                    expected += [question, answer]
+                    let want = expected
+                    try await eventually("both devices render the answer to \(question)") {
+                        for device in [a, b] where await device.conversation(chat)?.messages.map(\.text) != want {
+                            return false
+                        }
+                        return true
+                    }
+                }
+                running.cancel()
+                _ = try? await running.value
+                for client in [agent, a, b] { try await client.close() }
+            }
         }
     }
 }
