@@ -192,6 +192,27 @@ struct AssistantTests {
     }
 }
 
+extension AssistantTests {
+    @Test("what a grant costs: one log entry and one envelope per conversation and epoch, each a few hundred bytes")
+    func grantCost() async throws {
+        let clock = ManualClock()
+        let a = try await makeAccount(devices: 1, seed: 69, clock: clock)[0]
+        var conversations: [ConversationID] = []
+        for n in 0..<10 { conversations.append(try await a.createConversation(title: "c\(n)")) }
+        let assistant = try makeClient(seed: 6_969, clock: clock)
+        let invitation = await assistant.assistantInvitation()
+        let (log, envelopes) = try await a._grantLocally(invitation, conversations, expiresAtMs: clock.nowMillis() + 60_000)
+        let entryBytes = try #require(log.entries.last).wire.count
+        let envelopeBytes = envelopes.map { FrameCodec.serialize($0.message).count }
+        #expect(envelopes.count == 10, "one per conversation of the scope in the one epoch")
+        #expect(entryBytes < 250 + 18 * 10)
+        #expect(envelopeBytes.allSatisfy { $0 < 400 })
+        TestData.report(
+            "assistant grant of 10 conversations in 1 epoch: entry \(entryBytes) B, envelopes \(envelopeBytes.reduce(0, +)) B "
+                + "(\(envelopeBytes.first ?? 0) B each)")
+    }
+}
+
 extension CloakClient {
     /// A grant made on this device without a server: the new log and the keys sealed to it.
     func _grantLocally(_ invitation: AssistantInvitation, _ conversations: [ConversationID], expiresAtMs: UInt64)
