@@ -4,6 +4,7 @@ import CloakClient
 import CloakProtocol
 import CloakServer
 import CloakServerHTTP
+import CloakTesting
 import CloakTransport
 import Foundation
 import Hummingbird
@@ -97,8 +98,10 @@ final class LogLines: Sendable {
             try await a.appendMessage(to: secret, role: .user, text: "cloak-canary-not-for-the-agent")
             let agent = try openClient(root.appendingPathComponent("agent"), server)
             let agentInvitation = await agent.assistantInvitation()
+            let grantStarted = ContinuousClock.now
             let granted = try await a.grantAssistant(
                 agentInvitation.text, conversations: [chat], expires: Date().addingTimeInterval(3600))
+            let grantTook = ContinuousClock.now - grantStarted
             #expect(granted.id == agentInvitation.id && granted.canRead)
             let model = ScriptedChatModel(
                 tokenDelay: .milliseconds(5), firstTokenDelay: .milliseconds(5), script: "cloak-canary-answer stays private.")
@@ -108,7 +111,16 @@ final class LogLines: Sendable {
                 logger: logs.logger)
             let account = try #require(await a.accountID)
             let running = Task { try await service.run(account: account, retry: .milliseconds(100)) }
+            // The agent has joined once it reads the conversation: from then on, time the reply.
+            try await eventually("the agent joined") { await agent.knownConversations() == [chat] }
+            let clock = ContinuousClock()
+            let asked = clock.now
             try await a.appendMessage(to: chat, role: .user, text: "cloak-canary-question")
+            try await eventually("the other device shows the reply's first token") {
+                await b.conversation(chat)?.messages.last.map { $0.role == .assistant && !$0.text.isEmpty } ?? false
+            }
+            let firstToken = clock.now - asked
+            TestData.report("cloak-agent first token on another device: \(firstToken) after the question (the model's own: 5 ms)")
             try await eventually("both devices render the streamed reply") {
                 for device in [a, b] {
                     let texts = await device.conversation(chat)?.messages.map(\.text) ?? []
@@ -123,7 +135,9 @@ final class LogLines: Sendable {
             #expect(await agent.allMessageTexts(secret).isEmpty)
             #expect(await service.firstTokenMillis.count == 1)
             // Revoked: the agent's access ends, and it reads nothing written afterwards.
+            let revokeStarted = ContinuousClock.now
             try await a.revokeAssistant(agentInvitation.id)
+            TestData.report("grant took \(grantTook), revoke \(ContinuousClock.now - revokeStarted) (loopback server)")
             try await a.appendMessage(to: chat, role: .user, text: "cloak-canary-after-revoke")
             try await eventually("the agent sees its revocation") { await agent.assistantGrant?.isActive == false }
             #expect(await !agent.allMessageTexts(chat).contains("cloak-canary-after-revoke"))
