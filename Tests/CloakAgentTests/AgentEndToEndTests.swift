@@ -258,4 +258,25 @@ final class LogLines: Sendable {
             }
         }
     }
+
+    @Test("ADV-49 a device that sees an assistant's expiry pass ends its access with a signed entry that rotates the keys")
+    func expiryEndsAccess() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("cloak-agent-expiry-\(UInt64.random(in: 0..<UInt64.max))")
+        defer { try? FileManager.default.removeItem(at: root) }
+        try await withServer { server in
+            let (a, b) = try await linkedPair(root, server)
+            let chat = try await a.createConversation(title: "short-lived")
+            let agent = try openClient(root.appendingPathComponent("agent"), server)
+            let invitation = await agent.assistantInvitation()
+            try await a.grantAssistant(invitation, conversations: [chat], expires: Date().addingTimeInterval(1.5))
+            try await eventually("a device ends the expired grant") {
+                try await a.assistants().first?.endReason == .expired
+            }
+            // The other device learns of the entry from the next change set that names it.
+            try await a.appendMessage(to: chat, role: .user, text: "after expiry")
+            try await eventually("every device sees it ended") { try await b.assistants().first?.isActive == false }
+            #expect(await b.conversation(chat)?.assistants.isEmpty == true)
+            for client in [agent, a, b] { try await client.close() }
+        }
+    }
 }
