@@ -21,9 +21,10 @@ struct Cloak: AsyncParsableCommand {
               cloak accept --dir ./phone cloak1:…  # both print the same 6 digits
               cloak send --dir ./phone --new "Trip" "Where to in May?"
               cloak show --dir ./laptop
+              cloak assistant grant --dir ./phone cloak-assistant1:… --conversation <id> --days 7
             Exit codes: 0 success, 1 usage or local error, 2 server or network, 3 security refusal.
             """,
         subcommands: [Init.self, Link.self, Accept.self, Devices.self, Remove.self, RecoverySetup.self, Recover.self,
-                      Send.self, Show.self, Sync.self]
+                      Send.self, Show.self, Sync.self, Assistant.self]
     )
 }

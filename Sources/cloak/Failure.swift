@@ -49,6 +49,10 @@ func describe(_ error: ClientError) -> (String, Int32) {
     case .recoveryWords(let reason): ("recovery words rejected: \(reason)", 1)
     case .deviceLog(let reason): ("the server's device log was refused: \(reason)", 3)
     case .removedFromAccount: ("this device was removed from its account", 3)
+    case .assistantInvitation(.checksumMismatch): ("that assistant invitation was mistyped: copy it again from `cloak-agent init`", 1)
+    case .assistantInvitation(.malformed): ("that is not an assistant invitation (it starts with cloak-assistant1:)", 1)
+    case .unknownAssistant(let id): ("no active assistant \(id.hex) in this account: see `cloak assistant list`", 1)
+    case .notPermitted(let why): ("not allowed: \(why)", 1)
     default: ("\(error)", 1)
     }
 }
