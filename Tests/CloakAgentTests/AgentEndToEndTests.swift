@@ -80,8 +80,13 @@ final class LogLines: Sendable {
         try await a.createAccount()
         let invitation = try await b.beginLink()
         async let pending = b.awaitLink(invitation, pollMillis: 50)
-        _ = try await a.acceptLink(invitation.text)
-        try await b.confirmLink(try await pending)
+        let offer = try await a.acceptLink(invitation.text)
+        let link = try await pending
+        #expect(link.shortAuthenticationString == offer.shortAuthenticationString)
+        // Both people compared the codes and said yes; only then does A commit the new device.
+        async let joined: Void = b.confirmLink(link, codesMatch: true, pollMillis: 50)
+        try await a.completeLink(offer, codesMatch: true, pollMillis: 50)
+        try await joined
         await a.startSync()
         await b.startSync()
         return (a, b)

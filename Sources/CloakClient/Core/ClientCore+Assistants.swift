@@ -1,6 +1,6 @@
 import CloakCRDT
-import CloakCrypto
-public import CloakProtocol
+@_spi(Randomness) import CloakCrypto
+@_spi(Randomness) public import CloakProtocol
 
 // AI assistants as scoped, revocable members (PROTOCOL.md §29): what a device does to grant,
 // narrow and revoke one, and what an assistant's own client does with the keys it receives.

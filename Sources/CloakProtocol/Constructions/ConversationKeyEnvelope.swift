@@ -1,4 +1,4 @@
-public import CloakCrypto
+@_spi(Randomness) public import CloakCrypto
 import Foundation
 
 /// One conversation's key of one epoch, sealed to an AI assistant and signed by the device that
@@ -67,6 +67,7 @@ public struct ConversationKeyEnvelope: Sendable, Hashable {
     }
 
     /// Seals and signs a conversation key for one assistant.
+    @_spi(Randomness)
     public static func seal(
         _ key: SymmetricKey, conversation: ConversationID, epoch: UInt64, account: AccountID, recipient: DeviceID,
         recipientKey: X25519PublicKey, sender: DeviceID, signer: Ed25519PrivateKey, random: any RandomSource
