@@ -136,7 +136,9 @@ struct SyncMachine {
     func nextDeadline(core: ClientCore) -> UInt64? {
         var times: [UInt64] = deadlines.values.map(\.at)
         if case .waiting(let until) = phase { times.append(until) }
-        if let wake = flows.wakeAt { times.append(wake) }
+        // A waiting flow wakes only on a connection: while backing off, its past wake time
+        // would wake the driver at once, again and again (found by the simulator, seed 8).
+        if let wake = flows.wakeAt, !phase.isWaiting { times.append(wake) }
         if case .syncing = phase {
             times.append(lastSent + configuration.pingIntervalMillis)
             if let batch = core.nextBatchDeadline { times.append(batch) }
