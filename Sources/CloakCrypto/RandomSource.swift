@@ -10,7 +10,7 @@ import Synchronization
 ///
 /// Production code uses ``SystemRandom`` (libsodium's `randombytes_buf`, which reads the
 /// kernel CSPRNG). ``DeterministicRandom`` exists so protocol test vectors and the simulator
-/// are reproducible from a seed (THREATS.md: "the simulator may inject a seeded randombytes");
+/// are reproducible from a seed (docs/threats.md "What the simulator runs");
 /// it is libsodium's ChaCha20-based `randombytes_buf_deterministic`, never a home-made PRNG.
 public protocol RandomSource: Sendable {
     /// Fills `buffer` with random bytes.

@@ -8,15 +8,19 @@ import Foundation
 struct Recover: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Restore the account on this fresh device.")
     @OptionGroup var options: DeviceOptions
-    @Option(name: .long, help: "The 12 recovery words.")
+    @Option(name: .long, help: "The 12 recovery words; - (or leaving both --words and --account out) reads them from standard input.")
     var words: String?
     @Option(name: .long, help: "The account id (with --passphrase).")
     var account: String?
-    @Option(name: .long, help: "The recovery passphrase.")
+    @Option(name: .long, help: "The recovery passphrase; - (or leaving it out with --account) reads it from standard input.")
     var passphrase: String?
 
     func run() async throws {
-        try await withClient(options, sync: false) { client in
+        try await withClient(options, creating: true, sync: false) { client in
+            let words = try words.map { $0 == "-" ? try Secrets.read(prompt: "Recovery words") : $0 }
+                ?? (account == nil ? try Secrets.read(prompt: "Recovery words") : nil)
+            let passphrase = try passphrase.map { $0 == "-" ? try Secrets.read(prompt: "Recovery passphrase") : $0 }
+                ?? (account != nil ? try Secrets.read(prompt: "Recovery passphrase") : nil)
             if let words {
                 try await client.recover(words: words)
             } else if let account, let passphrase {

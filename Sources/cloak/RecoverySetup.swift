@@ -9,12 +9,12 @@ struct RecoverySetup: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "recovery-setup", abstract: "Set recovery words (printed once) or a recovery passphrase.")
     @OptionGroup var options: DeviceOptions
-    @Option(name: .long, help: "Use this passphrase instead of generated words.")
+    @Option(name: .long, help: "Use this passphrase instead of generated words; - reads it from standard input.")
     var passphrase: String?
 
     func run() async throws {
         try await withClient(options) { client in
-            if let passphrase {
+            if let passphrase = try Secrets.resolve(passphrase, prompt: "Recovery passphrase") {
                 try await client.setUpRecoveryPassphrase(passphrase)
                 print("recovery passphrase set; you will also need the account id: \(await client.accountID?.hex ?? "")")
             } else {

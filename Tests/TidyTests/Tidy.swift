@@ -54,7 +54,7 @@ struct Tidy {
                             "ServiceLifecycle", "Synchronization", "HTTPTypes", "WSCore", "NIOWebSocket", "CMalloc",
                             "UnixSignals"],
         "CloakTransport": ["CloakClient", "CloakProtocol", "CloakCrypto", "WSClient", "WSCore", "NIOCore", "NIOPosix",
-                           "NIOWebSocket",
+                           "NIOSSL", "NIOWebSocket",
                            "Logging", "Synchronization"],
         "CloakTesting": ["CloakCrypto", "Logging", "PostgresNIO", "Synchronization"],
         "CloakServerApp": ["CloakServer", "CloakServerHTTP", "CloakProtocol", "CloakCrypto", "Configuration", "Logging",

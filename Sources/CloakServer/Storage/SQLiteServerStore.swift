@@ -164,6 +164,8 @@ public final class SQLiteServerStore: ServerStore {
         }
         // Only a damaged stored id or hash: the message names the field and its length.
         if let error = error as? ProtocolError { return "damaged row: \(error)" }
+        // A file-system error (Foundation's sentence names the file), not the type's name.
+        if let error = error as? CocoaError { return error.localizedDescription }
         return String(describing: type(of: error))
     }
 }

@@ -1,0 +1,154 @@
+import CloakCRDT
+import CloakClient
+import CloakCrypto
+import CloakProtocol
+import CloakServer
+import CloakServerHTTP
+@testable import CloakTransport
+import Foundation
+import Testing
+
+/// Every error case a person can meet through an app or the `cloak` CLI reads as a sentence,
+/// never as a Swift value (`wrongWordCount(11)`, `unknownDevice(…)`, `notConnected`).
+///
+/// Each `index` function below is an exhaustive switch: a new case does not compile until it
+/// has the next number there, and the test then fails until `samples` holds one of it.
+@Suite("Error descriptions are sentences")
+struct ErrorSentenceTests {
+    static let conversation = try! ConversationID(validating: [UInt8](repeating: 0xc1, count: 16), field: "c")
+    static let device = try! DeviceID(validating: [UInt8](repeating: 0xd1, count: 16), field: "d")
+
+    @Test("every ClientError case, with every nested error kind")
+    func clientErrors() {
+        let samples: [ClientError] = [
+            .storage("the disk is full"), .noAccount, .alreadyInitialized, .server(.quotaExceeded), .notConnected, .timeout,
+            .unknownConversation(Self.conversation), .invalidEdit("message 1 is not in this conversation"),
+            .deviceLog(.fork(atIndex: 3)), .pairing(.expired), .pairingReused, .pairingNotCompleted,
+            .recoveryWords(.wrongWordCount(11)), .wrongRecoverySecret, .noRecoveryKey, .crypto(.invalidSignature),
+            .unknownDevice(Self.device), .removedFromAccount, .missingEpochKey(4),
+        ]
+        expectEveryCase(samples, count: 19, index: Self.index)
+        #expect(ClientError.unknownDevice(Self.device).description.contains(Self.device.hex), "names the id")
+        #expect(ClientError.unknownConversation(Self.conversation).description.contains(Self.conversation.hex))
+    }
+
+    @Test("every ProtocolError case (the wire's messages)")
+    func protocolErrors() {
+        let samples: [ProtocolError] = [
+            .malformedFrame("no body"), .frameTooLarge(size: 9, limit: 4), .unsupportedVersion(9), .notAuthenticated,
+            .authFailed, .unknownAccount, .deviceNotActive, .badSignature("a change set"), .invalidField("the account id"),
+            .wrongAuthor, .gap(expectedSeq: 2, got: 5), .fork("another change set holds position 3"),
+            .tooManyChangeSets(count: 300, limit: 256), .changeSetTooLarge(size: 9, limit: 4), .rateLimited, .quotaExceeded,
+            .tooManyConnections, .handshakeTimeout, .idleTimeout, .slowConsumer, .accountExists,
+            .invalidDeviceLog("the entry is not signed by a member"), .deviceLogConflict, .notFound,
+            .unexpectedFrame("a push before subscribing"), .shuttingDown, .internalError, .staleSnapshot, .staleDeviceLog,
+            .cursorMismatch("the server holds less than this device saw"), .staleCutoffs("a newer change set exists"),
+            .accountBlocked,
+        ]
+        expectEveryCase(samples, count: 32, index: Self.index)
+        expectSentences(samples.map(\.description))
+    }
+
+    @Test("every CryptoError case")
+    func cryptoErrors() {
+        let samples: [CryptoError] = [
+            .sodiumUnavailable, .invalidKeyLength(expected: 32, actual: 31), .invalidNonceLength(expected: 24, actual: 1),
+            .invalidSeedLength(expected: 32, actual: 1), .invalidSaltLength(expected: 16, actual: 1), .invalidHashLength(9),
+            .ciphertextTooShort(minimum: 40, actual: 3), .authenticationFailed, .commitmentMismatch, .invalidSignature,
+            .invalidPublicKey, .lowOrderPublicKey, .sealedBoxOpenFailed, .invalidPadding,
+            .paddingTooLarge(requested: 9, maximum: 4), .passwordParametersBelowFloor, .passwordParametersAboveCeiling,
+            .unsupportedPasswordAlgorithm(7), .passwordHashingFailed, .streamChunkRejected, .streamTruncated,
+            .streamAlreadyFinished, .invalidStreamHeader, .malformedEncoding("a key of the wrong length"),
+        ]
+        expectEveryCase(samples, count: 24, index: Self.index)
+        expectSentences(samples.map { ClientError.crypto($0).description })
+    }
+
+    @Test("recovery words, invitations, device logs and edits")
+    func nestedErrors() {
+        let recovery: [RecoveryError] = [.wrongWordCount(11), .unknownWord(position: 12), .badChecksum]
+        let pairing: [PairingError] = [.malformedPayload, .expired, .bundleRejected]
+        let log: [DeviceLogConsistencyError] = [
+            .rollback(pinnedLength: 5, servedLength: 3), .fork(atIndex: 2), .invalid(.badSignature("an entry")),
+        ]
+        let replica = ReplicaID(high: 1, low: 2)
+        let edits: [ConversationEditError] = [
+            .unknownMessage(OperationID(replica: replica, counter: 3)), .positionOutOfRange, .emptyText, .textTooLong,
+            .counterExhausted, .replicaLimitReached, .reactionNotPresent,
+        ]
+        let library: [LibraryEditError] = [.notInLibrary, .counterExhausted]
+        expectSentences(recovery.map(\.description) + pairing.map(\.description) + log.map(\.description)
+            + edits.map(\.description) + library.map(\.description))
+        #expect(!RecoveryError.unknownWord(position: 12).description.contains("abandon"), "never echoes a word")
+        #expect(recovery.count == 3 && pairing.count == 3 && log.count == 3 && edits.count == 7 && library.count == 2)
+    }
+
+    @Test("every security event kind, with what it concerns")
+    func securityEvents() {
+        let lines = SecurityEvent.Kind.allCases.map {
+            SecurityEvent($0, conversation: Self.conversation, device: Self.device, seq: 4, detail: "seen at cursor 9").description
+        }
+        expectSentences(lines)
+        #expect(Set(SecurityEvent.Kind.allCases.map(\.summary)).count == SecurityEvent.Kind.allCases.count, "one sentence each")
+    }
+
+    @Test("transport failures name the server and what failed: refused, a wrong path, TLS on a plain port, bad CA files")
+    func transportErrors() async throws {
+        let refused = await connectionFailure("ws://127.0.0.1:1/v1/sync")
+        #expect(refused?.kind == .unreachable)
+        #expect(refused?.description == "nothing accepts connections at 127.0.0.1:1 (connection refused)")
+        let (wrongPath, plainPort, base) = try await withServer(store: InMemoryServerStore()) { server in
+            (await connectionFailure("ws://127.0.0.1:\(server.port)/elsewhere"),
+             await connectionFailure("wss://localhost:\(server.port)/v1/sync"), "127.0.0.1:\(server.port)")
+        }
+        #expect(wrongPath?.kind == .upgradeRefused, "\(String(describing: wrongPath))")
+        #expect(wrongPath?.description.contains(base) == true && wrongPath?.description.contains("/v1/sync") == true)
+        #expect(plainPort?.kind == .tls, "\(String(describing: plainPort))")
+        var failures = [refused, wrongPath, plainPort].compactMap { $0 }
+        let root = try temporaryDirectory("transport-errors")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let garbage = root.appendingPathComponent("garbage.pem").path
+        #expect(FileManager.default.createFile(atPath: garbage, contents: Data("not a certificate\n".utf8)))
+        let empty = root.appendingPathComponent("empty.pem").path
+        #expect(FileManager.default.createFile(atPath: empty, contents: Data()))
+        for path in [root.appendingPathComponent("missing.pem").path, garbage, empty] {
+            do { _ = try WebSocketTransport(caFile: path) } catch {
+                failures.append(error)
+                #expect(error.kind == .caFile && error.description.contains(path), "\(error)")
+            }
+        }
+        let other = TransportError(classifying: CancellationError(), url: URL(string: "wss://cloak.example:8443/v1/sync")!)
+        #expect(other.kind == .other && other.description.contains("cloak.example:8443"))
+        #expect(failures.count == 6)
+        expectSentences((failures + [other]).map(\.description))
+    }
+}
+
+/// The transport's error for a connection to `url`, or nil if it connected.
+private func connectionFailure(_ url: String) async -> TransportError? {
+    do {
+        let connection = try await WebSocketTransport().connect(to: URL(string: url)!)
+        await connection.close()
+        return nil
+    } catch {
+        return error as? TransportError
+    }
+}
+
+/// Fails for every text that reads like a Swift value (the CLI tests' check).
+private func expectSentences(_ texts: [String], sourceLocation: SourceLocation = #_sourceLocation) {
+    for text in texts {
+        #expect(!text.isEmpty, sourceLocation: sourceLocation)
+        #expect(swiftValueLines(text).isEmpty, "reads like a Swift value: \(text)", sourceLocation: sourceLocation)
+    }
+}
+
+/// Checks that `samples` hold every case once (by `index`, numbered 0..<count), and that each
+/// reads as a sentence.
+private func expectEveryCase<E: CustomStringConvertible>(
+    _ samples: [E], count: Int, index: (E) -> Int, sourceLocation: SourceLocation = #_sourceLocation
+) {
+    #expect(Set(samples.map(index)) == Set(0..<count), "a case has no sample", sourceLocation: sourceLocation)
+    #expect(samples.count == count, sourceLocation: sourceLocation)
+    expectSentences(samples.map(\.description), sourceLocation: sourceLocation)
+}
