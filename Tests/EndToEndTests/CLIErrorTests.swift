@@ -62,10 +62,19 @@ struct CLIErrorTests {
              "the recovery words do not fit together"),
             (["recover", "--dir", root.appendingPathComponent("r4").path, "--account", "xyz", "--passphrase", "p"] + down, 64,
              "an account id is 64 hex digits"),
+            // Secrets stay off the command line: with nothing given they are read from stdin.
+            (["recover", "--dir", root.appendingPathComponent("r5").path] + down, 64,
+             "nothing was read for recovery words from standard input"),
+            (["recover", "--dir", root.appendingPathComponent("r6").path, "--account", Self.someID + Self.someID] + down, 64,
+             "nothing was read for recovery passphrase from standard input"),
         ]
         for (arguments, status, expected) in cases {
             expectSentence(try await runCloak(arguments), status: status, expected)
         }
+        expectSentence(
+            try await runCloak(["recover", "--dir", root.appendingPathComponent("r7").path, "--words", "-"] + down,
+                               input: "one two three\n"),
+            status: 1, "recovery words are 12 words separated by spaces; 3 were given")
         for path in [missing] { #expect(!FileManager.default.fileExists(atPath: path), "\(path) was created") }
         #expect(try FileManager.default.contentsOfDirectory(atPath: empty).isEmpty, "files were made in \(empty)")
 
