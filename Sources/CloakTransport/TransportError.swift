@@ -48,6 +48,10 @@ public struct TransportError: Error, CustomStringConvertible, Sendable {
         let server = "\(url.host ?? "?"):\(url.port ?? (url.scheme == "wss" ? 443 : 80))"
         let text = String(describing: error)
         switch error {
+        case let error as NIOConnectionError where error.connectionErrors.contains(where: { !($0.error is IOError) }):
+            // A TLS failure during connect (an IP address for SNI) arrives wrapped: classify the cause.
+            let cause = error.connectionErrors.first(where: { !($0.error is IOError) }).map(\.error)
+            self.init(classifying: cause ?? CancellationError(), url: url)
         case let error as NIOConnectionError where error.dnsAError != nil && error.connectionErrors.isEmpty:
             self.init(.unknownHost, "the host name \(error.host) does not resolve")
         case let error as NIOConnectionError:

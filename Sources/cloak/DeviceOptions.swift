@@ -65,10 +65,11 @@ struct DeviceOptions: ParsableArguments {
         return configuration
     }
 
-    /// A logger at warning level, or debug with `--verbose`.
+    /// A logger at error level, or debug with `--verbose`.
     var logger: Logger {
         var logger = Logger(label: "cloak")
-        logger.logLevel = verbose ? .debug : .warning
+        // The library logs each security event at warning; the CLI prints them itself, once.
+        logger.logLevel = verbose ? .debug : .error
         return logger
     }
 }

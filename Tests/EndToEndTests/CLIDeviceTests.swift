@@ -67,7 +67,7 @@ struct CLIDeviceTests {
             let offlineSend = try await runCloak(["send", "--dir", a, "written offline"] + down)
             expectSentence(offlineSend, status: 2, "cannot reach the server at \(downServer)")
             #expect(offlineSend.output.contains("saved on this device in conversation"), "\(offlineSend)")
-            #expect(!offlineSend.output.contains("sent"), "\(offlineSend)")
+            #expect(!offlineSend.output.contains("sent to"), "\(offlineSend)")
             let downStatus = try await runCloak(["status", "--dir", a] + down)
             expectSentence(downStatus, status: 2, "cannot reach the server")
             #expect(downStatus.output.contains("local edits the server has not acknowledged: 1"), "\(downStatus)")
