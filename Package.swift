@@ -33,6 +33,9 @@ let package = Package(
         // (which link CloakClient) never do. A product only so the fuzzer's package can seed
         // its corpus from the vectors.
         .library(name: "CloakVectors", targets: ["CloakVectors"]),
+        // Test support (seeded and fixed random sources, fixtures): a product only so the
+        // benchmark and fuzzer packages can use it; apps never link it.
+        .library(name: "CloakTesting", targets: ["CloakTesting"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -156,6 +159,7 @@ let package = Package(
                 "CloakCRDT",
                 "CloakCrypto",
                 "CloakProtocol",
+                "CloakTesting",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: swiftSettings
@@ -166,6 +170,7 @@ let package = Package(
             dependencies: [
                 "CloakCrypto",
                 "CloakProtocol",
+                "CloakTesting",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "WSClient", package: "swift-websocket"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -178,6 +183,7 @@ let package = Package(
             name: "CloakTesting",
             dependencies: [
                 "CloakCrypto",
+                "CSodium",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -255,6 +261,7 @@ let package = Package(
                 "CloakCrypto",
                 "CloakProtocol",
                 "CloakServer",
+                "CloakTesting",
                 "CloakTransport",
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -276,6 +283,8 @@ let package = Package(
         .testTarget(
             name: "CloakCryptoTests",
             dependencies: ["CloakCrypto", "CSodium", "CloakTesting"],
+            // RFC vectors as JSON, read by path (OPRFVectors.swift), not bundled as resources.
+            exclude: ["Vectors"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -22,6 +22,7 @@ let package = Package(
                 .product(name: "CloakProtocol", package: root),
                 .product(name: "CloakCrypto", package: root),
                 .product(name: "CloakVectors", package: root),
+                .product(name: "CloakTesting", package: root),
             ],
             path: "Sources/FrameFuzzer",
             swiftSettings: [

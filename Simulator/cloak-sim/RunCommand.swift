@@ -33,6 +33,12 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Print every seed's result, not only failures.")
     var verbose = false
 
+    @Option(name: .long, help: "Write the JSON report here.")
+    var report: String?
+
+    @Option(name: .long, help: "Write the HTML report here (one self-contained page).")
+    var html: String?
+
     func validate() throws {
         guard FaultProfile(rawValue: faults) != nil else {
             throw ValidationError("--faults must be one of \(FaultProfile.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -51,10 +57,21 @@ struct RunCommand: AsyncParsableCommand {
         let summary = await batch.run { progress in
             FileHandle.standardError.write(Data((progress.line + "\r").utf8))
         } report: { result in
-            if verbose || !result.passed { print(result.summary) }
+            if verbose || !result.passed {
+                print(result.summary)
+                // Flushed at once even into a file or pipe: a failing seed is on disk before the batch ends.
+                fflush(nil)
+            }
         }
         FileHandle.standardError.write(Data("\n".utf8))
         print(summary.text)
+        if report != nil || html != nil {
+            try SimulationReport.write(
+                RunReport(summary, template: template, jobs: jobs), json: report.map { URL(fileURLWithPath: $0) },
+                html: html.map { URL(fileURLWithPath: $0) })
+            if let report { print("JSON report: \(report)") }
+            if let html { print("HTML report: \(html)") }
+        }
         if summary.failed > 0 { throw ExitCode(1) }
     }
 }

@@ -219,6 +219,9 @@ struct DirectiveContext {
         case "$authenticate":
             guard let nonce else { throw ConformanceFailure("$authenticate outside a send") }
             return .json(try model.authenticate(args, nonce: nonce))
+        case "$fetch_device_log":
+            guard let nonce else { throw ConformanceFailure("$fetch_device_log outside a send") }
+            return .json(try model.fetchDeviceLog(args, nonce: nonce))
         case "$recovery_blob":
             guard case .bytes(let parameters)? = args.values["kdf_parameters"] else {
                 throw ConformanceFailure("$recovery_blob needs kdf_parameters bytes")

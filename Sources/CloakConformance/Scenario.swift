@@ -63,6 +63,8 @@ public struct ConformanceSettings: Sendable {
         "max_outbound_queue_bytes": .integer(8 << 20),
         "recovery_fetches_per_window": .integer(20),
         "recovery_authentications_per_window": .integer(5),
+        "recovery_keys": .bool(false),
+        "recovery_lockout_after": .integer(10),
         "verify_change_set_signatures": .bool(false),
     ]
 

@@ -1,7 +1,8 @@
-import CloakCrypto
-import CloakProtocol
+@_spi(Randomness) import CloakCrypto
+@_spi(Randomness) import CloakProtocol
 import Foundation
 import SwiftProtobuf
+@_spi(Randomness) import CloakTesting
 
 /// The record directives of the README: device-log entries, change sets, snapshots, key
 /// envelopes, built on the model and (unless `commit` is false) recorded in it.
@@ -169,6 +170,21 @@ extension ScenarioModel {
         message.deviceID = Data(device.id.bytes)
         let signed = AuthChallenge.message(serverNonce: nonce, account: account, device: device.id, version: version)
         message.signature = Data(device.signing.signature(for: signed))
+        if args.tampered { message.signature = Self.flipped(message.signature) }
+        return try Self.json(message)
+    }
+
+    /// `$fetch_device_log`: a FetchDeviceLog before authentication, proved by `device` over this
+    /// connection's nonce (PROTOCOL.md §11, §14); `tamper` flips the signature.
+    mutating func fetchDeviceLog(_ args: Arguments, nonce: [UInt8]) throws -> JSONValue {
+        let account = try self.account(try args.string("account")).log.account
+        let device = try keys(try args.string("device"))
+        var message = Cloak_V1_FetchDeviceLog()
+        message.accountID = Data(account.bytes)
+        message.fromIndex = UInt64(try args.optionalInteger("from") ?? 0)
+        message.deviceID = Data(device.id.bytes)
+        message.signature = Data(
+            LogAccessProof.sign(serverNonce: nonce, account: account, device: device.id, key: device.signing))
         if args.tampered { message.signature = Self.flipped(message.signature) }
         return try Self.json(message)
     }

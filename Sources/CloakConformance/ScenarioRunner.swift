@@ -1,5 +1,5 @@
-import CloakCrypto
-import CloakProtocol
+@_spi(Randomness) import CloakCrypto
+@_spi(Randomness) import CloakProtocol
 import Foundation
 public import Logging
 import SwiftProtobuf

@@ -27,6 +27,16 @@ extension CryptoError: CustomStringConvertible {
         case .streamAlreadyFinished: "an encrypted stream was used after its final chunk"
         case .invalidStreamHeader: "an encrypted stream's header has the wrong length"
         case .malformedEncoding(let what): "malformed encoding: \(what)"
+        case .invalidElementLength(let expected, let actual):
+            "a group element has \(actual) bytes where \(expected) are needed"
+        case .invalidElementEncoding: "a group element is not a canonical ristretto255 encoding"
+        case .identityElement: "a group element is the identity, which the recovery exchange refuses"
+        case .inputTooLong(let maximum, let actual): "an input of \(actual) bytes is longer than the \(maximum) allowed"
+        case .invalidDomainSeparationTagLength(let length):
+            "a domain separation tag of \(length) bytes was given (1 to 255 are allowed)"
+        case .invalidExpandLength(let length): "\(length) bytes were asked of a hash expansion that cannot give them"
+        case .zeroScalar: "a scalar that must not be zero was zero (the random source or the key derivation failed)"
+        case .hashingFailed: "SHA-512 reported a failure"
         }
     }
 }

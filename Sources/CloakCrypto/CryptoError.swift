@@ -59,4 +59,24 @@ public enum CryptoError: Error, Equatable, Sendable {
     case invalidStreamHeader
     /// Encoded parameters or key material could not be decoded.
     case malformedEncoding(String)
+    /// A group element had the wrong number of bytes (ristretto255 elements are 32).
+    case invalidElementLength(expected: Int, actual: Int)
+    /// Bytes that are not a canonical ristretto255 encoding (RFC 9496 §4.3.1): libsodium's
+    /// `crypto_core_ristretto255_is_valid_point` refused them, or bit 255 is set (which
+    /// libsodium 1.0.18 ignores instead of refusing).
+    case invalidElementEncoding
+    /// The group identity, refused wherever an OPRF element is received or produced
+    /// (RFC 9497 §3.3; libsodium's validity check accepts it).
+    case identityElement
+    /// An OPRF input or key-info string is longer than its 2-byte length prefix allows.
+    case inputTooLong(maximum: Int, actual: Int)
+    /// An expand_message_xmd domain separation tag is empty or longer than 255 bytes.
+    case invalidDomainSeparationTagLength(Int)
+    /// An expand_message_xmd output length is zero or above what SHA-512 can expand to.
+    case invalidExpandLength(Int)
+    /// A scalar that must be non-zero was zero: the random source kept producing zero, key
+    /// derivation ran out of counters (RFC 9497's DeriveKeyPairError), or an inversion of zero.
+    case zeroScalar
+    /// libsodium's SHA-512 reported a failure.
+    case hashingFailed
 }

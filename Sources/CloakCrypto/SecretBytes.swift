@@ -52,8 +52,12 @@ public struct SecretBytes: Sendable, Equatable, CustomStringConvertible, CustomD
         try body(UnsafeMutableRawBufferPointer(start: storage.pointer, count: count))
     }
 
-    /// `count` random bytes from `source` (libsodium's system randomness by default).
-    public static func random(count: Int, using source: any RandomSource = SystemRandom()) -> SecretBytes {
+    /// `count` random bytes from the operating system (libsodium's `randombytes_buf`).
+    public static func random(count: Int) -> SecretBytes { random(count: count, using: SystemRandom()) }
+
+    /// `count` random bytes from `source` (SPI: the simulator and tests).
+    @_spi(Randomness)
+    public static func random(count: Int, using source: any RandomSource) -> SecretBytes {
         SecretBytes(count: count) { source.fill($0) }
     }
 
@@ -128,8 +132,12 @@ public struct SymmetricKey: Sendable, Equatable, CustomStringConvertible, Custom
         try self.init(SecretBytes(copying: bytes))
     }
 
-    /// A fresh random key.
-    public static func random(using source: any RandomSource = SystemRandom()) -> SymmetricKey {
+    /// A fresh random key from the operating system.
+    public static func random() -> SymmetricKey { random(using: SystemRandom()) }
+
+    /// A fresh random key from `source` (SPI: the simulator and tests).
+    @_spi(Randomness)
+    public static func random(using source: any RandomSource) -> SymmetricKey {
         SymmetricKey(unchecked: SecretBytes.random(count: byteCount, using: source))
     }
 

@@ -78,8 +78,18 @@ public struct Domain: Sendable, Hashable {
     public static let pairingMailbox = Domain("cloak.v1.pairing.mailbox")
     /// Pairing short authentication string.
     public static let pairingSAS = Domain("cloak.v1.pairing.sas")
-    /// Associated data of the pairing bundle.
+    /// Associated data of the pairing mailbox messages (offer, answer, result).
     public static let pairingBundle = Domain("cloak.v1.pairing.bundle")
+    /// Checksum of a pairing payload's text (a typo is refused as one).
+    public static let pairingText = Domain("cloak.v1.pairing.text")
     /// Recovery key derivation.
     public static let recovery = Domain("cloak.v1.recovery")
+    /// A member's proof that it may read the device log before authenticating.
+    public static let logAccess = Domain("cloak.v1.log-access")
+    /// Per-account OPRF key info of passphrase recovery.
+    public static let recoveryOPRFKey = Domain("cloak.v1.recovery.oprf-key")
+    /// OPRF input of passphrase recovery.
+    public static let recoveryOPRFInput = Domain("cloak.v1.recovery.oprf-input")
+    /// Recovery root from the OPRF output and Argon2id.
+    public static let recoveryRoot = Domain("cloak.v1.recovery.root")
 }

@@ -25,6 +25,7 @@ extension PairingError: CustomStringConvertible {
     public var description: String {
         switch self {
         case .malformedPayload: "that is not a Cloak invitation: it starts with cloak1: and is copied whole"
+        case .typo: "that invitation has a typo (its checksum does not match): copy it again, character by character"
         case .expired: "that invitation has expired (they last 10 minutes): start linking again on the new device"
         case .bundleRejected: "what the other device left for this one does not open with this invitation's secret"
         }

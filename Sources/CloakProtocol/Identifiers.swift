@@ -1,4 +1,4 @@
-public import CloakCrypto
+@_spi(Randomness) public import CloakCrypto
 public import Foundation
 
 /// A byte string of one exact length, as every identifier and hash on the wire is. The bytes
@@ -180,6 +180,7 @@ public struct ConversationID: FixedLengthBytes {
     public static let library = ConversationID(storage: InlineBytes16())
 
     /// A fresh random id.
+    @_spi(Randomness)
     public static func random(using source: any RandomSource) -> ConversationID {
         ConversationID(unchecked: source.bytes(16))
     }

@@ -77,6 +77,11 @@ public enum ProtocolError: Error, Equatable, Sendable {
     case staleCutoffs(String)
     /// The server's operator blocked the account: its devices may not authenticate.
     case accountBlocked
+    /// The account's passphrase recovery is locked after too many guesses, for this many more
+    /// milliseconds (PROTOCOL.md §22; ADV-46). Its devices were told and can end it.
+    case recoveryLocked(retryAfterMs: UInt64)
+    /// The server holds no recovery (OPRF) key: passphrase recovery is not offered there.
+    case recoveryUnavailable
 
     /// The stable wire code.
     public var wireCode: Cloak_V1_ErrorCode {
@@ -113,7 +118,15 @@ public enum ProtocolError: Error, Equatable, Sendable {
         case .cursorMismatch: .cursorMismatch
         case .staleCutoffs: .staleCutoffs
         case .accountBlocked: .accountBlocked
+        case .recoveryLocked: .recoveryLocked
+        case .recoveryUnavailable: .recoveryUnavailable
         }
+    }
+
+    /// When a retry may succeed, in ms from now (RATE_LIMITED and RECOVERY_LOCKED; 0: not said).
+    public var retryAfterMs: UInt64 {
+        if case .recoveryLocked(let after) = self { return after }
+        return 0
     }
 
     /// Whether the connection closes after this error (PROTOCOL.md §"Errors").
@@ -163,13 +176,16 @@ public enum ProtocolError: Error, Equatable, Sendable {
         case .cursorMismatch(let why): "cursor mismatch: \(why)"
         case .staleCutoffs(let why): "stale removal cut-offs: \(why)"
         case .accountBlocked: "this account is blocked by the server's operator"
+        case .recoveryLocked(let after):
+            "recovery is locked after too many attempts; try again in \(max(1, (after + 59_999) / 60_000)) minutes"
+        case .recoveryUnavailable: "this server does not offer passphrase recovery (no recovery key configured)"
         }
     }
 }
 
 extension ProtocolError {
     /// Rebuilds an error from a received wire code (the detail is the peer's message).
-    public init(wireCode: Cloak_V1_ErrorCode, message: String) {
+    public init(wireCode: Cloak_V1_ErrorCode, message: String, retryAfterMs: UInt64 = 0) {
         switch wireCode {
         case .frameTooLarge: self = .frameTooLarge(size: 0, limit: 0)
         case .unsupportedVersion: self = .unsupportedVersion(0)
@@ -202,6 +218,8 @@ extension ProtocolError {
         case .cursorMismatch: self = .cursorMismatch(message)
         case .staleCutoffs: self = .staleCutoffs(message)
         case .accountBlocked: self = .accountBlocked
+        case .recoveryLocked: self = .recoveryLocked(retryAfterMs: retryAfterMs)
+        case .recoveryUnavailable: self = .recoveryUnavailable
         case .malformedFrame, .unspecified, .UNRECOGNIZED: self = .malformedFrame(message)
         }
     }

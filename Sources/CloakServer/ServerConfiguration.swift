@@ -30,8 +30,6 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var recoveryWindowMs: UInt64
     /// Upper bound of a pairing mailbox's lifetime (PROTOCOL.md: at most 600 s).
     public var maxMailboxTTLSeconds: UInt32
-    /// Largest `kdf_parameters` of a recovery blob.
-    public var maxRecoveryParameterBytes: Int
     /// Most conversation ids in one Subscribe or FetchSnapshots filter.
     public var maxConversationFilter: Int
     /// Whether a push's change-set signatures are checked on arrival (PROTOCOL.md §19 step 5).
@@ -63,11 +61,35 @@ public struct ServerConfiguration: Sendable, Equatable {
     /// would pass it is QUOTA_EXCEEDED (unlimited by default). The adapter tells the registry
     /// the store's total (``SyncRegistry/setTotalStoredBytes(_:)``) at start and now and then.
     public var maxTotalStoredBytes: Int64
+    /// The recovery (OPRF) keys, held apart from the database; nil: passphrase recovery is not
+    /// offered (RECOVERY_UNAVAILABLE), recovery words still work.
+    public var recoveryKeys: RecoveryKeySet?
+    /// Counted evaluations (guesses) after which an account's passphrase recovery locks.
+    public var recoveryFailuresBeforeLockout: UInt32
+    /// The first lockout; each further failure doubles it, up to ``recoveryLockoutMaxMs``.
+    public var recoveryLockoutMs: UInt64
+    /// The longest lockout.
+    public var recoveryLockoutMaxMs: UInt64
+    /// Recovery evaluations one client address may ask for per ``recoveryWindowMs``, over all
+    /// accounts (RATE_LIMITED): stops one address spraying guesses across accounts.
+    public var maxRecoveryEvaluationsPerAddress: Int
+    /// Connections that have not authenticated, in all and per client address: more are
+    /// answered TOO_MANY_CONNECTIONS instead of ServerHello (unlimited by default).
+    public var maxUnauthenticatedConnections: Int
+    /// See ``maxUnauthenticatedConnections``.
+    public var maxUnauthenticatedConnectionsPerAddress: Int
+    /// Largest `MailboxPut` payload before authentication (a new device's pairing answer).
+    public var maxAnonymousMailboxBytes: Int
+    /// `MailboxPut`s before authentication one client address may send per ``recoveryWindowMs``.
+    public var maxAnonymousMailboxPutsPerAddress: Int
 
     /// Cloak's defaults: the ``ProtocolLimits`` defaults, 64 connections per account, a 30 s
     /// handshake and 120 s idle timeout (clients ping every 30 s), 8 MiB of queued output,
-    /// 5 recovery authentications and 20 recovery fetches per account per 10 minutes, no
-    /// change-set signature checks on the server, and no process-wide caps (connections,
+    /// 5 recovery authentications and 20 recovery fetches or evaluations per account per
+    /// 10 minutes, a recovery lockout after 10 counted guesses (1 hour, doubling per guess, at
+    /// most 7 days), 30 recovery evaluations and 30 pre-authentication mailbox puts of at most
+    /// 256 bytes per client address per 10 minutes, no recovery keys, no change-set signature
+    /// checks on the server, and no process-wide caps (connections, unauthenticated connections,
     /// registrations, total storage): those are the operator's to set (`cloak-server` does).
     public init(
         limits: ProtocolLimits = ProtocolLimits(),
@@ -79,7 +101,6 @@ public struct ServerConfiguration: Sendable, Equatable {
         maxRecoveryFetchesPerWindow: Int = 20,
         recoveryWindowMs: UInt64 = 600_000,
         maxMailboxTTLSeconds: UInt32 = 600,
-        maxRecoveryParameterBytes: Int = 64,
         maxConversationFilter: Int = 10_000,
         verifyChangeSetSignatures: Bool = false,
         sharedStore: Bool = false,
@@ -88,7 +109,16 @@ public struct ServerConfiguration: Sendable, Equatable {
         maxRegistrationsPerAddress: Int = .max,
         maxRegistrations: Int = .max,
         registrationWindowMs: UInt64 = 3_600_000,
-        maxTotalStoredBytes: Int64 = .max
+        maxTotalStoredBytes: Int64 = .max,
+        recoveryKeys: RecoveryKeySet? = nil,
+        recoveryFailuresBeforeLockout: UInt32 = 10,
+        recoveryLockoutMs: UInt64 = 3_600_000,
+        recoveryLockoutMaxMs: UInt64 = 7 * 86_400_000,
+        maxRecoveryEvaluationsPerAddress: Int = 30,
+        maxUnauthenticatedConnections: Int = .max,
+        maxUnauthenticatedConnectionsPerAddress: Int = .max,
+        maxAnonymousMailboxBytes: Int = 256,
+        maxAnonymousMailboxPutsPerAddress: Int = 30
     ) {
         self.limits = limits
         self.maxConnectionsPerAccount = maxConnectionsPerAccount
@@ -99,7 +129,6 @@ public struct ServerConfiguration: Sendable, Equatable {
         self.maxRecoveryFetchesPerWindow = maxRecoveryFetchesPerWindow
         self.recoveryWindowMs = recoveryWindowMs
         self.maxMailboxTTLSeconds = maxMailboxTTLSeconds
-        self.maxRecoveryParameterBytes = maxRecoveryParameterBytes
         self.maxConversationFilter = maxConversationFilter
         self.verifyChangeSetSignatures = verifyChangeSetSignatures
         self.sharedStore = sharedStore
@@ -109,6 +138,15 @@ public struct ServerConfiguration: Sendable, Equatable {
         self.maxRegistrations = maxRegistrations
         self.registrationWindowMs = registrationWindowMs
         self.maxTotalStoredBytes = maxTotalStoredBytes
+        self.recoveryKeys = recoveryKeys
+        self.recoveryFailuresBeforeLockout = recoveryFailuresBeforeLockout
+        self.recoveryLockoutMs = recoveryLockoutMs
+        self.recoveryLockoutMaxMs = recoveryLockoutMaxMs
+        self.maxRecoveryEvaluationsPerAddress = maxRecoveryEvaluationsPerAddress
+        self.maxUnauthenticatedConnections = maxUnauthenticatedConnections
+        self.maxUnauthenticatedConnectionsPerAddress = maxUnauthenticatedConnectionsPerAddress
+        self.maxAnonymousMailboxBytes = maxAnonymousMailboxBytes
+        self.maxAnonymousMailboxPutsPerAddress = maxAnonymousMailboxPutsPerAddress
     }
 
     /// Payload room in one outgoing frame after the frame's own fields (request id, tags,

@@ -62,7 +62,8 @@ public struct ServerSettings: Sendable {
     ) async throws(ConfigurationError) -> ServerSettings {
         let resolved = try await SettingsLoader.resolve(Setting.all, flags: flags, environment: environment, configFile: configFile)
         var checker = SettingsChecker(Setting.all, resolved)
-        let http = Self.http(&checker)
+        var http = Self.http(&checker)
+        http.sync.recoveryKeys = RecoveryKeyLoading.load(&checker, environment: environment)
         guard checker.problems.isEmpty else { throw ConfigurationError(checker.problems) }
         return ServerSettings(store: StoreSettings(checker, create: create), http: http)
     }
@@ -88,6 +89,12 @@ public struct ServerSettings: Sendable {
         sync.maxRecoveryAuthenticationsPerWindow = c.number("recoveryAuthentications", defaults.maxRecoveryAuthenticationsPerWindow)
         sync.maxRecoveryFetchesPerWindow = c.number("recoveryFetches", defaults.maxRecoveryFetchesPerWindow)
         sync.recoveryWindowMs = c.milliseconds("recoveryWindow") ?? defaults.recoveryWindowMs
+        sync.recoveryFailuresBeforeLockout = UInt32(clamping: c.number("recoveryLockoutAfter", 10))
+        sync.recoveryLockoutMs = c.milliseconds("recoveryLockout") ?? defaults.recoveryLockoutMs
+        sync.recoveryLockoutMaxMs = c.milliseconds("recoveryLockoutMax") ?? defaults.recoveryLockoutMaxMs
+        sync.maxRecoveryEvaluationsPerAddress = c.number("recoveryEvaluationsPerAddress", 30)
+        sync.maxUnauthenticatedConnections = c.number("maxUnauthenticatedConnections", 2_000)
+        sync.maxUnauthenticatedConnectionsPerAddress = c.number("maxUnauthenticatedConnectionsPerAddress", 20)
         sync.handshakeTimeoutMs = c.milliseconds("handshakeTimeout") ?? defaults.handshakeTimeoutMs
         sync.idleTimeoutMs = c.milliseconds("idleTimeout") ?? defaults.idleTimeoutMs
         sync.maxOutboundQueueBytes = Int(c.bytes("maxOutboundQueueBytes", Int64(defaults.maxOutboundQueueBytes)))

@@ -118,6 +118,18 @@ extension Setting {
         Setting("recoveryAuthentications", .count, "5", "Recovery-key logins per account per recovery window"),
         Setting("recoveryFetches", .count, "20", "Recovery-blob fetches per account per recovery window"),
         Setting("recoveryWindow", .duration, "10m", "The recovery limits' sliding window"),
+        Setting(
+            "recoveryKeyFile", .existingFile, nil,
+            "The recovery (OPRF) key file, mode 0600, kept apart from the database; without it (or CLOAK_RECOVERY_KEYS) "
+                + "passphrase recovery is off"),
+        Setting("recoveryLockoutAfter", .count, "10", "Counted recovery guesses per account before recovery locks"),
+        Setting("recoveryLockout", .duration, "1h", "The first recovery lockout (doubling per further guess)"),
+        Setting("recoveryLockoutMax", .duration, "7d", "The longest recovery lockout"),
+        Setting("recoveryEvaluationsPerAddress", .count, "30", "Recovery guesses one address may send per recovery window"),
+        Setting("maxUnauthenticatedConnections", .count, "2000", "Open connections that have not authenticated, in all"),
+        Setting(
+            "maxUnauthenticatedConnectionsPerAddress", .count, "20",
+            "Open connections that have not authenticated, from one client address"),
         Setting("handshakeTimeout", .duration, "30s", "Time to authenticate"),
         Setting("idleTimeout", .duration, "2m", "Time without a frame before a connection is closed"),
         Setting("maxOutboundQueueBytes", .size, "8 MiB", "Queued output per connection before SLOW_CONSUMER"),

@@ -1,6 +1,6 @@
-public import CloakCrypto
+@_spi(Randomness) public import CloakCrypto
 public import CloakServer
-import CloakProtocol
+@_spi(Randomness) import CloakProtocol
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -93,11 +93,14 @@ public struct CloakHTTPServer: Sendable {
     let prometheus: PrometheusCollectorRegistry
     let gauges: ServerGauges
 
-    /// Builds the server around a migrated store. `random` supplies the ServerHello nonces.
-    public init(
-        configuration: HTTPServerConfiguration, store: any ServerStore, logger: Logger,
-        random: any RandomSource = SystemRandom()
-    ) {
+    /// Builds the server around a migrated store (ServerHello nonces from the operating system).
+    public init(configuration: HTTPServerConfiguration, store: any ServerStore, logger: Logger) {
+        self.init(configuration: configuration, store: store, logger: logger, random: SystemRandom())
+    }
+
+    /// ``init(configuration:store:logger:)`` with the ServerHello nonces from `random` (tests).
+    @_spi(Randomness)
+    public init(configuration: HTTPServerConfiguration, store: any ServerStore, logger: Logger, random: any RandomSource) {
         self.configuration = configuration
         self.store = store
         self.logger = logger
@@ -136,7 +139,16 @@ public struct CloakHTTPServer: Sendable {
     /// with it, then shuts it down gracefully.
     public static func withRunning<T: Sendable>(
         configuration: HTTPServerConfiguration, store: any ServerStore, logger: Logger,
-        random: any RandomSource = SystemRandom(), _ body: @Sendable (RunningServer) async throws -> T
+        _ body: @Sendable (RunningServer) async throws -> T
+    ) async throws -> T {
+        try await withRunning(configuration: configuration, store: store, logger: logger, random: SystemRandom(), body)
+    }
+
+    /// ``withRunning(configuration:store:logger:_:)`` with the ServerHello nonces from `random` (tests).
+    @_spi(Randomness)
+    public static func withRunning<T: Sendable>(
+        configuration: HTTPServerConfiguration, store: any ServerStore, logger: Logger,
+        random: any RandomSource, _ body: @Sendable (RunningServer) async throws -> T
     ) async throws -> T {
         let server = CloakHTTPServer(configuration: configuration, store: store, logger: logger, random: random)
         let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)

@@ -1,6 +1,6 @@
-import CloakCrypto
-import CloakProtocol
-import CloakServer
+@_spi(Randomness) import CloakCrypto
+@_spi(Randomness) import CloakProtocol
+@_spi(Randomness) import CloakServer
 import Logging
 import Metrics
 import NIOCore

@@ -1,6 +1,7 @@
-import CloakCrypto
-import CloakProtocol
+@_spi(Randomness) import CloakCrypto
+@_spi(Randomness) import CloakProtocol
 import Foundation
+@_spi(Randomness) import CloakTesting
 
 extension VectorWorld {
     /// The pairing payload of device B (the device A adds at log index 1) and its bundle.
@@ -13,19 +14,28 @@ extension VectorWorld {
         }
     }
 
-    var pairingBundle: Cloak_V1_PairingBundle {
-        var bundle = Cloak_V1_PairingBundle()
-        bundle.accountID = Data(account.bytes)
-        bundle.deviceLog = log.entries.prefix(2).map { Data($0.wire) }
-        bundle.envelopes = envelopeCases.filter { $0.envelope.recipient == b.id }.map(\.envelope.message)
-        return bundle
+    /// What A offers B before anything is committed: the log without B (PROTOCOL.md §21).
+    var pairingOffer: Cloak_V1_PairingOffer {
+        var offer = Cloak_V1_PairingOffer()
+        offer.accountID = Data(account.bytes)
+        offer.deviceLog = log.entries.prefix(1).map { Data($0.wire) }
+        offer.acceptor = Data(a.id.bytes)
+        return offer
+    }
+
+    /// The offer sealed for the offer mailbox with the vectors' fixed nonce.
+    var sealedOffer: [UInt8] {
+        get throws {
+            try pairingPayload.seal(
+                FrameCodec.serialize(pairingOffer), for: .offer,
+                random: FixedBytesRandom(ProtocolVectors.material("pairing/bundle-nonce", 24)))
+        }
     }
 
     func pairingCase() throws -> VectorJSON {
         let payload = try pairingPayload
-        let addEntry = log.entries[1].hash
+        let offeredHead = log.entries[0].hash
         let nonce = ProtocolVectors.material("pairing/bundle-nonce", 24)
-        let sealed = payload.sealBundle(pairingBundle, random: FixedBytesRandom(nonce))
         var wire = Cloak_V1_PairingPayload()
         wire.version = ProtocolVersion.current
         wire.deviceSigningKey = Data(payload.signingKey.bytes)
@@ -33,16 +43,19 @@ extension VectorWorld {
         wire.secret = Data(payload.secret.secret.copyBytes())
         wire.expiresAtMs = payload.expiresAtMs
         return .object([
-            ("name", .string("A links B")), ("device_signing_key_hex", .hex(payload.signingKey.bytes)),
+            ("name", .string("A offers B the log")), ("device_signing_key_hex", .hex(payload.signingKey.bytes)),
             ("device_agreement_key_hex", .hex(payload.agreementKey.bytes)),
             ("secret_hex", .hex(payload.secret.secret.copyBytes())), ("expires_at_ms", .int(payload.expiresAtMs)),
             ("payload_wire_hex", .hex(FrameCodec.serialize(wire))), ("text", .string(payload.text)),
-            ("mailbox_id_hex", .hex(payload.mailboxID)), ("bundle_key_hex", .hex(payload.bundleKey.secret.copyBytes())),
-            ("account_id_hex", .hex(account.bytes)), ("add_entry_hash_hex", .hex(addEntry.bytes)),
-            ("sas", .string(payload.shortAuthenticationString(account: account, addEntry: addEntry))),
-            ("bundle_plaintext_hex", .hex(FrameCodec.serialize(pairingBundle))),
-            ("bundle_ad_hex", .hex(payload.bundleAssociatedData)), ("bundle_nonce_hex", .hex(nonce)),
-            ("bundle_hex", .hex(sealed)),
+            ("offer_mailbox_id_hex", .hex(payload.mailboxID(.offer))),
+            ("answer_mailbox_id_hex", .hex(payload.mailboxID(.answer))),
+            ("result_mailbox_id_hex", .hex(payload.mailboxID(.result))),
+            ("pairing_key_hex", .hex(payload.pairingKey.secret.copyBytes())),
+            ("account_id_hex", .hex(account.bytes)), ("offered_head_hex", .hex(offeredHead.bytes)),
+            ("sas", .string(payload.shortAuthenticationString(account: account, offeredHead: offeredHead))),
+            ("offer_plaintext_hex", .hex(FrameCodec.serialize(pairingOffer))),
+            ("offer_ad_hex", .hex(payload.associatedData(.offer))), ("offer_nonce_hex", .hex(nonce)),
+            ("offer_hex", .hex(try sealedOffer)),
         ])
     }
 
@@ -94,15 +107,22 @@ extension VectorWorld {
         var snapshots = Cloak_V1_SnapshotList()
         snapshots.snapshots = snapshotCases.map(\.snapshot.message)
         var mailbox = Cloak_V1_MailboxContent()
-        mailbox.payload = Data(
-            try pairingPayload.sealBundle(
-                pairingBundle, random: FixedBytesRandom(ProtocolVectors.material("pairing/bundle-nonce", 24))))
+        mailbox.payload = Data(try sealedOffer)
         var pong = Cloak_V1_Pong()
         pong.nonce = 7
+        var evaluation = Cloak_V1_RecoveryEvaluation()
+        evaluation.evaluatedElement = Data(try sampleElement("frames/evaluated-element"))
+        evaluation.keyVersion = 1
+        evaluation.attemptsLeft = 9
+        var notice = Cloak_V1_AccountNotice()
+        notice.deviceLogLength = UInt64(log.entries.count)
+        notice.recovery.atMs = ProtocolVectors.baseTimeMs
+        notice.recovery.consecutiveFailures = 1
         return [
             .serverHello(hello), .authResult(authResult), .error(error), .pushAck(ack), .deliver(deliver),
             .deviceLogEntries(entries), .keyEnvelopes(envelopes), .snapshots(snapshots), .mailboxContent(mailbox),
-            .recoveryBlob(recoveryBlob), .pong(pong), .done(Cloak_V1_Done()),
+            .recoveryBlob(recoveryBlob), .pong(pong), .done(Cloak_V1_Done()), .recoveryEvaluation(evaluation),
+            .accountNotice(notice),
         ]
     }
 
@@ -145,13 +165,11 @@ extension VectorWorld {
         fetchSnapshots.conversationIds = [Data(conversation.bytes)]
         let payload = try pairingPayload
         var mailboxPut = Cloak_V1_MailboxPut()
-        mailboxPut.mailboxID = Data(payload.mailboxID)
-        mailboxPut.payload = Data(
-            payload.sealBundle(
-                pairingBundle, random: FixedBytesRandom(ProtocolVectors.material("pairing/bundle-nonce", 24))))
+        mailboxPut.mailboxID = Data(payload.mailboxID(.offer))
+        mailboxPut.payload = Data(try sealedOffer)
         mailboxPut.ttlSeconds = 600
         var mailboxTake = Cloak_V1_MailboxTake()
-        mailboxTake.mailboxID = Data(payload.mailboxID)
+        mailboxTake.mailboxID = Data(payload.mailboxID(.offer))
         var putRecovery = Cloak_V1_PutRecovery()
         putRecovery.blob = recoveryBlob
         var fetchRecovery = Cloak_V1_FetchRecovery()
@@ -165,12 +183,25 @@ extension VectorWorld {
         fetchChangeSets.author = Data(a.id.bytes)
         fetchChangeSets.fromSeq = 1
         fetchChangeSets.toSeq = 2
+        var evaluate = Cloak_V1_RecoveryEvaluate()
+        evaluate.accountID = Data(account.bytes)
+        evaluate.blindedElement = Data(try sampleElement("frames/blinded-element"))
         return [
             .register(register), .authenticate(authenticate), .subscribe(subscribe), .push(push),
             .appendDeviceLog(append), .fetchDeviceLog(fetchLog), .putKeyEnvelopes(putEnvelopes),
             .fetchKeyEnvelopes(fetchEnvelopes), .putSnapshot(putSnapshot), .fetchSnapshots(fetchSnapshots),
             .mailboxPut(mailboxPut), .mailboxTake(mailboxTake), .putRecovery(putRecovery),
             .fetchRecovery(fetchRecovery), .ackCursor(ackCursor), .ping(ping), .fetchChangeSets(fetchChangeSets),
+            .recoveryEvaluate(evaluate), .resetRecoveryLockout(Cloak_V1_ResetRecoveryLockout()),
         ]
+    }
+
+    /// A valid ristretto255 element derived from the named material (an OPRF evaluation of it).
+    private func sampleElement(_ name: String) throws -> [UInt8] {
+        let key = try OPRF.PrivateKey(seed: SecretBytes(copying: ProtocolVectors.material(name, 32)), info: [])
+        let blind = try OPRF.blind(
+            ProtocolVectors.material(name + "/input", 16),
+            using: FixedBytesRandom(ProtocolVectors.material(name + "/blind", 64)))
+        return try key.blindEvaluate(blind.blindedElement).bytes
     }
 }

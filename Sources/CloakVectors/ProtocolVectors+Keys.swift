@@ -1,6 +1,7 @@
-import CloakCrypto
-import CloakProtocol
+@_spi(Randomness) import CloakCrypto
+@_spi(Randomness) import CloakProtocol
 import Foundation
+@_spi(Randomness) import CloakTesting
 
 /// One `sealed_key.json` case: an epoch key in a signed key envelope.
 struct EnvelopeCase {
@@ -152,18 +153,34 @@ extension VectorWorld {
                 ("entropy_hex", .hex(recoveryEntropy)), ("words", .string(secret.words)),
                 ("kdf_parameters_hex", .hex(RecoverySecret.wordsParameterMarker)),
             ])
-        let parameters = try PasswordKDFParameters(
-            opsLimit: PasswordKDFParameters.floorOpsLimit, memoryKiB: PasswordKDFParameters.floorMemoryKiB,
-            salt: ProtocolVectors.material("recovery/salt", 16))
-        let passphrase = "correct horse battery staple"
-        let root = try PasswordKDF.deriveKey(passphrase: passphrase, parameters: parameters)
+        let enrollment = RecoveryEnrollment(
+            keyVersion: 1,
+            argon2: try PasswordKDFParameters(
+                opsLimit: PasswordKDFParameters.floorOpsLimit, memoryKiB: PasswordKDFParameters.floorMemoryKiB,
+                salt: ProtocolVectors.material("recovery/salt", 16)))
+        let passphrase = "correct horse battery staple wagon"
+        let seed = ProtocolVectors.material("recovery/oprf-seed", 32)
+        let serverKey = try OPRF.PrivateKey(
+            seed: SecretBytes(copying: seed), info: RecoveryPassphrase.keyInfo(account: account, keyVersion: 1))
+        let input = RecoveryPassphrase.oprfInput(account: account, passphrase: try RecoveryPassphrase.normalized(passphrase))
+        let blindBytes = ProtocolVectors.material("recovery/oprf-blind", 64)
+        let blind = try OPRF.blind(input, using: FixedBytesRandom(blindBytes))
+        let evaluated = try serverKey.blindEvaluate(blind.blindedElement)
+        let output = try blind.finalize(evaluatedElement: evaluated)
+        let root = try RecoveryPassphrase.root(oprfOutput: output, account: account, enrollment: enrollment)
         let fromPassphrase = recoveryJSON(
-            "passphrase at the Argon2id floors", root: root.secret.copyBytes(),
+            "passphrase through the server's OPRF, at the Argon2id floors", root: root.secret.copyBytes(),
             keys: RecoveryKeys(root: root),
             extra: [
-                ("passphrase", .string(passphrase)), ("ops_limit", .int(UInt64(parameters.opsLimit))),
-                ("memory_kib", .int(UInt64(parameters.memoryKiB))), ("salt_hex", .hex(parameters.salt)),
-                ("kdf_parameters_hex", .hex(parameters.encoded)),
+                ("passphrase", .string(passphrase)), ("account_id_hex", .hex(account.bytes)),
+                ("oprf_seed_hex", .hex(seed)), ("key_version", .int(1)),
+                ("oprf_key_info_hex", .hex(RecoveryPassphrase.keyInfo(account: account, keyVersion: 1))),
+                ("oprf_input_hex", .hex(input)), ("blind_random_hex", .hex(blindBytes)),
+                ("blinded_element_hex", .hex(blind.blindedElement.bytes)),
+                ("evaluated_element_hex", .hex(evaluated.bytes)), ("oprf_output_hex", .hex(output.copyBytes())),
+                ("ops_limit", .int(UInt64(enrollment.argon2.opsLimit))),
+                ("memory_kib", .int(UInt64(enrollment.argon2.memoryKiB))), ("salt_hex", .hex(enrollment.argon2.salt)),
+                ("kdf_parameters_hex", .hex(enrollment.encoded)),
             ])
         return [fromWords, fromPassphrase]
     }

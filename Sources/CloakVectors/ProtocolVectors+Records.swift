@@ -1,6 +1,7 @@
-import CloakCrypto
-import CloakProtocol
+@_spi(Randomness) import CloakCrypto
+@_spi(Randomness) import CloakProtocol
 import Foundation
+@_spi(Randomness) import CloakTesting
 
 /// Builds the vector account's device log and records each entry as a vector case.
 struct LogBuilder {

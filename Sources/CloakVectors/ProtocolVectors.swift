@@ -1,6 +1,7 @@
-import CloakCrypto
-public import CloakProtocol
+@_spi(Randomness) import CloakCrypto
+@_spi(Randomness) public import CloakProtocol
 import Foundation
+@_spi(Randomness) import CloakTesting
 
 /// The generator of `Protocol/vectors/*.json`. `swift run cloak-vectors write Protocol/vectors`
 /// writes these files and `VectorTests` regenerates them in-process and compares byte for byte,

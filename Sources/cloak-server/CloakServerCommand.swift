@@ -5,7 +5,7 @@ import CloakServerHTTP
 import Foundation
 import Logging
 
-/// `cloak-server serve | migrate | compact | backup | accounts`. Settings come from flags, the
+/// `cloak-server serve | migrate | compact | backup | accounts | recovery-keys`. Settings come from flags, the
 /// environment (`CLOAK_…`) and a JSON config file (`--config`), in that order of precedence
 /// (``Setting/all`` lists them; `--help` prints them). Started from `main.swift`.
 struct CloakServerCommand: AsyncParsableCommand {
@@ -14,7 +14,7 @@ struct CloakServerCommand: AsyncParsableCommand {
         abstract: "The Cloak sync server: stores and relays end-to-end encrypted change sets.",
         discussion: "Operations guide: docs/operations.md.",
         version: "cloak-server \(ServerBuild.version) (protocol \(ServerBuild.protocolVersions))",
-        subcommands: [Serve.self, Migrate.self, Compact.self, Backup.self, Accounts.self],
+        subcommands: [Serve.self, Migrate.self, Compact.self, Backup.self, Accounts.self, RecoveryKeys.self],
         defaultSubcommand: Serve.self)
 }
 

@@ -75,8 +75,20 @@ extension CLIError {
             self = .failed("the device's files at \(dir) could not be used (\(reason)): check the directory's permissions and free space")
         case .invalidEdit(let reason):
             self = .failed(reason)
-        case .pairing, .pairingReused, .recoveryWords, .noRecoveryKey:
+        case .pairing, .pairingReused, .recoveryWords, .noRecoveryKey, .weakPassphrase:
             self = .failed(error.description)
+        case .recoveryAlreadySet:
+            self = .failed(
+                "the account already has a recovery secret: `cloak recovery-setup --dir \(dir)` asks before it replaces it "
+                    + "(the old secret stops working)")
+        case .linkDeclined:
+            self = .security(
+                "the other device said the codes do not match: nothing was added; if you did not mistype them, someone may be "
+                    + "trying to join; start again with `cloak link --dir \(dir)`")
+        case .recoveryLocked, .recoveryUnavailable:
+            self = .server("the server at \(context.server) answered: \(error.description)")
+        case .recoveryInterrupted:
+            self = .server("the recovery stopped before this device was added: run `cloak recover --dir \(dir)` again")
         }
     }
 

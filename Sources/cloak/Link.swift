@@ -7,9 +7,13 @@ import Foundation
 
 struct Link: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Link this new device: prints an invitation to enter on an existing device, then waits.")
+        abstract: "Link this new device: prints an invitation to enter on an existing device, then waits.",
+        discussion: """
+            Both devices then show a 6-digit code. Nothing joins unless the user says the codes match on \
+            both devices. Run it again after an interruption: an unfinished invitation resumes.
+            """)
     @OptionGroup var options: DeviceOptions
-    @Flag(name: .long, help: "Trust the link without asking to compare the 6 digits (scripts only).")
+    @Flag(name: .long, help: "Say yes without asking to compare the 6 digits (scripts only).")
     var yes = false
 
     func run() async throws {
@@ -23,14 +27,13 @@ struct Link: AsyncParsableCommand {
             fflush(nil)  // all streams: the other terminal (or a script reading a pipe) needs it now
             let pending = try await client.awaitLink(invitation)
             print("Security code: \(pending.shortAuthenticationString)")
-            if !yes {
-                print("Does the other device show the same code? [y/N] ", terminator: "")
-                fflush(nil)
-                guard readLine()?.lowercased().hasPrefix("y") == true else {
-                    throw CLIError.failed("link cancelled: the codes did not match")
-                }
+            let match = SecretInput.confirm("Does the other device show the same code?", assumeYes: yes)
+            if !match { print("Telling the other device…") } else { print("Waiting for the other device to confirm…") }
+            fflush(nil)
+            try await client.confirmLink(pending, codesMatch: match)
+            guard match else {
+                throw CLIError.failed("link cancelled: nothing joined; run `cloak link` again for a new invitation")
             }
-            try await client.confirmLink(pending)
             await client.startSync()
             _ = await client.waitUntilSynced(timeout: .seconds(60))
             print("linked to account \(pending.accountID.hex); \(await client.conversations().count) conversations")

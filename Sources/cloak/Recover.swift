@@ -6,29 +6,34 @@ import CloakProtocol
 import Foundation
 
 struct Recover: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Restore the account on this fresh device.")
+    static let configuration = CommandConfiguration(
+        abstract: "Restore the account on this fresh device.",
+        discussion: """
+            The words or the passphrase are read from the terminal without echo (or from standard input), \
+            never from the command line. Every passphrase attempt counts with the server, which tells the \
+            account's devices and locks recovery after too many. Run it again after an interruption.
+            """)
     @OptionGroup var options: DeviceOptions
-    @Option(name: .long, help: "The 12 recovery words; - (or leaving both --words and --account out) reads them from standard input.")
-    var words: String?
+    @Flag(name: .long, help: "Recover with the 12 recovery words (prompted).")
+    var words = false
     @Option(name: .long, help: "The account id (with --passphrase).")
     var account: String?
-    @Option(name: .long, help: "The recovery passphrase; - (or leaving it out with --account) reads it from standard input.")
-    var passphrase: String?
+    @Flag(name: .long, help: "Recover with the recovery passphrase (prompted; needs --account).")
+    var passphrase = false
 
     func run() async throws {
         try await withClient(options, creating: true, sync: false) { client in
-            let words = try words.map { $0 == "-" ? try Secrets.read(prompt: "Recovery words") : $0 }
-                ?? (account == nil ? try Secrets.read(prompt: "Recovery words") : nil)
-            let passphrase = try passphrase.map { $0 == "-" ? try Secrets.read(prompt: "Recovery passphrase") : $0 }
-                ?? (account != nil ? try Secrets.read(prompt: "Recovery passphrase") : nil)
-            if let words {
-                try await client.recover(words: words)
-            } else if let account, let passphrase {
+            if await client.hasInterruptedRecovery {
+                print("Finishing an interrupted recovery…")
+                try await client.resumeRecovery()
+            } else if words {
+                try await client.recover(words: try SecretInput.line(prompt: "Recovery words: "))
+            } else if passphrase, let account {
                 guard let bytes = try? Hex.decode(account), let id = try? AccountID(validating: bytes, field: "account")
                 else { throw CLIError.usage("an account id is 64 hex digits") }
-                try await client.recover(account: id, passphrase: passphrase)
+                try await client.recover(account: id, passphrase: try SecretInput.line(prompt: "Recovery passphrase: "))
             } else {
-                throw CLIError.usage("give --words, or --account and --passphrase")
+                throw CLIError.usage("give --words, or --account ID --passphrase (the secret is asked for, not an argument)")
             }
             await client.startSync()
             _ = await client.waitUntilSynced(timeout: .seconds(60))

@@ -43,11 +43,15 @@ final class Session {
         let events = Task {
             var alarms = 0
             for await event in stream {
-                if event.kind == .incidentResolved {
+                switch event.kind {
+                case .incidentResolved:
                     note(event.detail.isEmpty ? "resolved: \(event.kind.summary)" : event.detail)
-                } else {
+                case .deviceAdded, .recoveryAttempt, .recoveryLocked:
+                    // Alerts for a person to check (it may have been them), not a detected attack.
+                    note(EventLines.sentence(event))
+                default:
                     alarms += 1
-                    note("security: \(event)")
+                    note(EventLines.sentence(event))
                 }
             }
             return alarms

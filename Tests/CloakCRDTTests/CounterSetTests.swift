@@ -1,4 +1,4 @@
-import CloakTesting
+@_spi(Randomness) import CloakTesting
 import Testing
 
 @testable import CloakCRDT

@@ -1,5 +1,5 @@
 import CloakCRDT
-import CloakTesting
+@_spi(Randomness) import CloakTesting
 import Testing
 
 @Suite("Message text (Fugue sequence)")

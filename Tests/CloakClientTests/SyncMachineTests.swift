@@ -1,7 +1,7 @@
 import CloakCRDT
-import CloakCrypto
-import CloakProtocol
-import CloakTesting
+@_spi(Randomness) import CloakCrypto
+@_spi(Randomness) import CloakProtocol
+@_spi(Randomness) import CloakTesting
 import Foundation
 import Logging
 import Testing

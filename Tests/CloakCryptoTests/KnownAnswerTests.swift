@@ -1,5 +1,5 @@
-import CloakCrypto
-import CloakTesting
+@_spi(Randomness) import CloakCrypto
+@_spi(Randomness) import CloakTesting
 import Testing
 
 /// Published known-answer vectors (RFC 8032, draft-irtf-cfrg-xchacha, RFC 7748, RFC 7693),
@@ -114,5 +114,8 @@ struct KnownAnswerTests {
         #expect(Hex.encode(empty.secret.copyBytes()) == "87a9f0d73b2e823849ce16c24099bd5356766f4db8cf379edbf51eca86454727")
         // Deterministic: same inputs, same key.
         #expect(try PasswordKDF.deriveKey(passphrase: "correct horse battery staple", parameters: first) == key)
+        // The zeroing-storage entry point (used for OPRF outputs) derives the same key.
+        let secret = SecretBytes(copying: Array("correct horse battery staple".utf8))
+        #expect(try PasswordKDF.deriveKey(password: secret, parameters: first) == key)
     }
 }

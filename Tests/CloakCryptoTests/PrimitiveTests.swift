@@ -1,6 +1,6 @@
 import CSodium
-import CloakCrypto
-import CloakTesting
+@_spi(Randomness) import CloakCrypto
+@_spi(Randomness) import CloakTesting
 import Testing
 
 @Suite("Secrets, padding, derivation, streams, sealed boxes")

@@ -1,5 +1,5 @@
-import CloakCrypto
-import CloakTesting
+@_spi(Randomness) import CloakCrypto
+@_spi(Randomness) import CloakTesting
 import Testing
 
 /// Every bit of every input to `open` matters: flipping any one makes it fail with a typed

@@ -1,5 +1,5 @@
-import CloakCrypto
-import CloakTesting
+@_spi(Randomness) import CloakCrypto
+@_spi(Randomness) import CloakTesting
 import Testing
 
 /// ADV-01: the Wycheproof files run through Cloak's Swift wrappers (not raw libsodium).

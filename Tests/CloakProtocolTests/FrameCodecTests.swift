@@ -15,7 +15,7 @@ struct FrameCodecTests {
         "snapshots", "mailbox_content", "recovery_blob", "pong", "done", "register", "authenticate", "subscribe",
         "push", "append_device_log", "fetch_device_log", "put_key_envelopes", "fetch_key_envelopes", "put_snapshot",
         "fetch_snapshots", "mailbox_put", "mailbox_take", "put_recovery", "fetch_recovery", "ack_cursor", "ping",
-        "fetch_change_sets",
+        "fetch_change_sets", "recovery_evaluation", "account_notice", "recovery_evaluate", "reset_recovery_lockout",
     ]
 
     @Test("every frame type round-trips through encode and decode with its request id")

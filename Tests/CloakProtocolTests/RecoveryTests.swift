@@ -1,6 +1,6 @@
-import CloakCrypto
-import CloakProtocol
-import CloakTesting
+@_spi(Randomness) import CloakCrypto
+@_spi(Randomness) import CloakProtocol
+@_spi(Randomness) import CloakTesting
 import Foundation
 import Testing
 
@@ -12,11 +12,13 @@ struct RecoveryTests {
         let name: String
         let entropyHex, words, passphrase, saltHex: String?
         let opsLimit, memoryKib: UInt32?
+        let accountIdHex, oprfSeedHex, oprfKeyInfoHex, oprfInputHex, blindRandomHex: String?
+        let blindedElementHex, evaluatedElementHex, oprfOutputHex: String?
         let kdfParametersHex, rootKeyHex, signingSeedHex, signingPublicKeyHex: String
         let agreementSecretKeyHex, agreementPublicKeyHex, recoveryKeyIdHex: String
     }
 
-    @Test("recovery.json: words and passphrase give the listed root, keys and recovery key id")
+    @Test("recovery.json: words, and a passphrase through the OPRF (§22), give the listed root, keys and key id")
     func vectors() throws {
         let vectors = try VectorTests.load("recovery.json", as: RecoveryVector.self)
         #expect(vectors.count == 2)
@@ -30,10 +32,27 @@ struct RecoveryTests {
                 #expect(Hex.encode(root) == v.rootKeyHex)
                 keys = try RecoverySecret(words: words).keys
             } else {
-                let parameters = try PasswordKDFParameters(decoding: Hex.decode(v.kdfParametersHex))
-                #expect(parameters.opsLimit == v.opsLimit && parameters.memoryKiB == v.memoryKib)
-                #expect(Hex.encode(parameters.salt) == v.saltHex)
-                keys = try RecoveryKeys(passphrase: v.passphrase ?? "", parameters: parameters)
+                let enrollment = try RecoveryEnrollment(decoding: Hex.decode(v.kdfParametersHex))
+                #expect(enrollment.keyVersion == 1 && v.kdfParametersHex.hasPrefix("0301000000"))
+                #expect(enrollment.argon2.opsLimit == v.opsLimit && enrollment.argon2.memoryKiB == v.memoryKib)
+                #expect(Hex.encode(enrollment.argon2.salt) == v.saltHex)
+                let account = try AccountID(validating: Hex.decode(v.accountIdHex ?? ""), field: "account")
+                let info = Array("cloak.v1.recovery.oprf-key".utf8) + [0, 1, 0, 0, 0] + account.bytes
+                #expect(Hex.encode(info) == v.oprfKeyInfoHex)
+                let passphrase = try RecoveryPassphrase.normalized("  " + (v.passphrase ?? "") + " ")
+                let input = RecoveryPassphrase.oprfInput(account: account, passphrase: passphrase)
+                #expect(Hex.encode(input) == v.oprfInputHex)
+                #expect(input == Array("cloak.v1.recovery.oprf-input".utf8) + [0] + account.bytes + Array((v.passphrase ?? "").utf8))
+                let blind = try OPRF.blind(input, using: FixedBytesRandom(Hex.decode(v.blindRandomHex ?? "")))
+                #expect(Hex.encode(blind.blindedElement.bytes) == v.blindedElementHex)
+                let key = try OPRF.PrivateKey(seed: SecretBytes(copying: Hex.decode(v.oprfSeedHex ?? "")), info: info)
+                let evaluated = try key.blindEvaluate(blind.blindedElement)
+                #expect(Hex.encode(evaluated.bytes) == v.evaluatedElementHex)
+                let output = try blind.finalize(evaluatedElement: evaluated)
+                #expect(Hex.encode(output.copyBytes()) == v.oprfOutputHex)
+                // The unblinded evaluation equals the server's direct evaluation (RFC 9497 Evaluate).
+                #expect(try key.evaluate(input).copyBytes() == output.copyBytes())
+                keys = try RecoveryPassphrase.keys(oprfOutput: output, account: account, enrollment: enrollment)
             }
             let root = try SymmetricKey(bytes: Hex.decode(v.rootKeyHex))
             let seed = KeyDerivation.derive(from: root, purpose: .recovery, subject: Array("sign".utf8))

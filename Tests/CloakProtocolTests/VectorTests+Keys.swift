@@ -1,6 +1,6 @@
-import CloakCrypto
-import CloakProtocol
-import CloakTesting
+@_spi(Randomness) import CloakCrypto
+@_spi(Randomness) import CloakProtocol
+@_spi(Randomness) import CloakTesting
 import Foundation
 import Testing
 

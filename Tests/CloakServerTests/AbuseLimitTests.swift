@@ -39,6 +39,44 @@ import Testing
         #expect(CoreClient(server, address: "192.0.2.1").closedWith == nil)
     }
 
+    @Test("ADV-46 connections that have not authenticated are capped per address and in total; authenticating frees a place")
+    func unauthenticatedConnectionsAreCapped() {
+        let server = makeServer {
+            $0.maxUnauthenticatedConnections = 3
+            $0.maxUnauthenticatedConnectionsPerAddress = 2
+        }
+        let account = TestAccount.make(seed: 61)
+        let first = CoreClient(server, address: "192.0.2.1")
+        _ = CoreClient(server, address: "192.0.2.1")
+        let third = CoreClient(server, address: "192.0.2.1")
+        #expect(first.closedWith == nil && third.closedWith == .tooManyConnections)
+        server.disconnect(third.id)
+        let elsewhere = CoreClient(server, address: "192.0.2.2")
+        #expect(elsewhere.closedWith == nil)
+        #expect(CoreClient(server, address: "192.0.2.3").closedWith == .tooManyConnections)
+        // A connection that authenticates no longer counts against the caps.
+        first.login(account, register: true)
+        #expect(first.closedWith == nil)
+        #expect(CoreClient(server, address: "192.0.2.1").closedWith == nil)
+    }
+
+    @Test("ADV-46 a MailboxPut before authentication is small and limited per address")
+    func anonymousMailboxPutsAreBounded() {
+        let server = makeServer { $0.maxAnonymousMailboxPutsPerAddress = 2 }
+        let client = CoreClient(server, address: "192.0.2.9")
+        func put(_ bytes: Int, id: UInt64) -> Cloak_V1_Frame? {
+            var body = Cloak_V1_MailboxPut()
+            body.mailboxID = Data(repeating: UInt8(id), count: 16)
+            body.payload = Data(repeating: 1, count: bytes)
+            return client.send(FrameCodec.encode(.mailboxPut(body), requestID: id)).first
+        }
+        #expect(put(257, id: 1)?.errorCode == .invalidField)
+        if case .done = put(256, id: 2)?.body {} else { Issue.record("a 256-byte answer was refused") }
+        if case .done = put(10, id: 3)?.body {} else { Issue.record("a second answer was refused") }
+        #expect(put(10, id: 4)?.errorCode == .rateLimited)
+        #expect(client.closedWith == nil)
+    }
+
     @Test func registrationsAreLimitedPerAddressAndInTotalOverTheWindow() {
         let server = makeServer {
             $0.maxRegistrationsPerAddress = 2

@@ -108,27 +108,70 @@ import Testing
         #expect(client.closedWith == .notAuthenticated)
     }
 
-    @Test func preAuthenticationFramesAreServed() {
+    @Test("ADV-46 an outsider who knows only the account id gets nothing to test a guess against")
+    func outsiderLearnsNothingGuessable() {
         let server = makeServer()
         let account = TestAccount.make(seed: 7)
         CoreClient(server).login(account, register: true)
-        let client = CoreClient(server)
-        let log = client.send(Frames.fetchDeviceLog(account.account, id: 8))
+        let outsider = CoreClient(server)
+        // The log (with the members' and the recovery key's public keys): not without a proof.
+        #expect(outsider.send(Frames.fetchDeviceLog(account.account, id: 8)).first?.errorCode == .invalidField)
+        // A stranger's valid proof: only the length, no entries.
+        let stranger = TestDevice(seed: 4242)
+        let strangerReply = outsider.send(Self.provedFetch(account.account, stranger, nonce: outsider.nonce, id: 9))
+        guard case .deviceLogEntries(let bare) = strangerReply.first?.body else {
+            Issue.record("no DeviceLogEntries")
+            return
+        }
+        #expect(bare.entries.isEmpty && bare.logLength == 1)
+        // Passphrase parameters by account id are no longer served.
+        var byAccount = Cloak_V1_FetchRecovery()
+        byAccount.accountID = Data(account.account.bytes)
+        let recovery = outsider.send(FrameCodec.encode(.fetchRecovery(byAccount), requestID: 10))
+        #expect(recovery.first?.errorCode == .invalidField)
+        // An evaluation on a server without a recovery key: nothing to evaluate.
+        var evaluate = Cloak_V1_RecoveryEvaluate()
+        evaluate.accountID = Data(account.account.bytes)
+        evaluate.blindedElement = Data((try? Hex.decode("e2f2ae0a6abc4e71a884a961c500515f58e30b6aa582dd8db6a65945e08d2d76")) ?? [])
+        #expect(outsider.send(FrameCodec.encode(.recoveryEvaluate(evaluate), requestID: 11)).first?.errorCode == .recoveryUnavailable)
+        // None of that closed the connection; a ping still answers.
+        let pong = outsider.send(Frames.ping(77, id: 12))
+        guard case .pong(let body) = pong.first?.body else {
+            Issue.record("no Pong")
+            return
+        }
+        #expect(body.nonce == 77 && pong.first?.requestID == 12)
+        #expect(outsider.closedWith == nil)
+    }
+
+    @Test("a member's log-access proof serves the log before authentication; a forged one closes")
+    func memberProofServesTheLog() {
+        let server = makeServer()
+        let account = TestAccount.make(seed: 7)
+        CoreClient(server).login(account, register: true)
+        let member = CoreClient(server)
+        let log = member.send(Self.provedFetch(account.account, account.devices[0], nonce: member.nonce, id: 8))
         guard case .deviceLogEntries(let entries) = log.first?.body else {
             Issue.record("no DeviceLogEntries")
             return
         }
         #expect(entries.entries.map { Array($0) } == [account.genesis.wire])
-        let pong = client.send(Frames.ping(77, id: 9))
-        guard case .pong(let body) = pong.first?.body else {
-            Issue.record("no Pong")
-            return
-        }
-        #expect(body.nonce == 77 && pong.first?.requestID == 9)
         // An unknown account's log is a request error that keeps the connection open.
-        let missing = client.send(Frames.fetchDeviceLog(TestAccount.make(seed: 8).account, id: 10))
+        let missing = member.send(Self.provedFetch(TestAccount.make(seed: 8).account, account.devices[0], nonce: member.nonce, id: 10))
         #expect(missing.first?.errorCode == .unknownAccount)
-        #expect(client.closedWith == nil)
+        #expect(member.closedWith == nil)
+        // A proof signed over another connection's nonce is a failed authentication.
+        let forger = CoreClient(server)
+        _ = forger.send(Self.provedFetch(account.account, account.devices[0], nonce: member.nonce, id: 1))
+        #expect(forger.closedWith == .authFailed)
+    }
+
+    static func provedFetch(_ account: AccountID, _ device: TestDevice, nonce: [UInt8], id: UInt64) -> [UInt8] {
+        var body = Cloak_V1_FetchDeviceLog()
+        body.accountID = Data(account.bytes)
+        body.deviceID = Data(device.id.bytes)
+        body.signature = Data(LogAccessProof.sign(serverNonce: nonce, account: account, device: device.id, key: device.signing))
+        return FrameCodec.encode(.fetchDeviceLog(body), requestID: id)
     }
 
     @Test func secondAuthenticateIsUnexpected() {

@@ -1,8 +1,8 @@
 @_spi(Simulation) import CloakClient
-import CloakCrypto
-import CloakProtocol
+@_spi(Randomness) import CloakCrypto
+@_spi(Randomness) import CloakProtocol
 @_spi(Simulation) import CloakSimulation
-import CloakTesting
+@_spi(Randomness) import CloakTesting
 import Foundation
 import Testing
 

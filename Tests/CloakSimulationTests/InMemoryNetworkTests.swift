@@ -1,10 +1,10 @@
 import CloakCRDT
 @_spi(Simulation) import CloakClient
-import CloakCrypto
-import CloakProtocol
-import CloakServer
-import CloakSimulation
-import CloakTesting
+@_spi(Randomness) import CloakCrypto
+@_spi(Randomness) import CloakProtocol
+@_spi(Randomness) import CloakServer
+@_spi(Randomness) import CloakSimulation
+@_spi(Randomness) import CloakTesting
 import Foundation
 import Logging
 import Testing
@@ -37,10 +37,12 @@ struct InMemoryNetworkTests {
         for device in devices.dropFirst() {
             let invitation = try await device.beginLink()
             async let pending = device.awaitLink(invitation, pollMillis: 10)
-            let code = try await devices[0].acceptLink(invitation.text)
+            let offer = try await devices[0].acceptLink(invitation.text)
             let link = try await pending
-            #expect(link.shortAuthenticationString == code)
-            try await device.confirmLink(link)
+            #expect(link.shortAuthenticationString == offer.shortAuthenticationString)
+            async let joined: Void = device.confirmLink(link, codesMatch: true, pollMillis: 10)
+            try await devices[0].completeLink(offer, codesMatch: true, pollMillis: 10)
+            try await joined
         }
         for device in devices { await device.startSync() }
         let chat = try await devices[1].createConversation(title: "sim")

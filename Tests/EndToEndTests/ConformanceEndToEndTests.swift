@@ -22,6 +22,7 @@ struct ConformanceEndToEndTests {
         ("--idle-timeout", "idle_timeout_ms", "6000"),
         ("--max-outbound-queue-bytes", "max_outbound_queue_bytes", "65536"),
         ("--verify-change-set-signatures", "verify_change_set_signatures", "true"),
+        ("--recovery-lockout-after", "recovery_lockout_after", "3"),
     ]
 
     @Test("every scenario passes against cloak-server (or is skipped for a reason another server meets)")
@@ -30,8 +31,15 @@ struct ConformanceEndToEndTests {
         try #require(scenarios.count >= 15)
         var settings = ConformanceSettings()
         for (_, setting, value) in Self.main where !setting.isEmpty { try settings.set(setting, value) }
+        try settings.set("recovery_keys", "true")
+        // The main server holds a recovery (OPRF) key, in a file only its owner may read (§22).
+        let keyFile = FileManager.default.temporaryDirectory.appendingPathComponent("cloak-conformance-\(UUID()).keys")
+        try Data("cloak-recovery-keys 1\nkey 1 \(String(repeating: "5a", count: 32))\ncurrent 1\n".utf8).write(to: keyFile)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: keyFile.path)
+        defer { try? FileManager.default.removeItem(at: keyFile) }
         var outcomes: [String: ScenarioOutcome] = [:]
-        try await Self.withServer(Self.main.flatMap { [$0.option, $0.option.hasSuffix("-timeout") ? $0.value + "ms" : $0.value] }) { url in
+        let mainArguments = Self.main.flatMap { [$0.option, $0.option.hasSuffix("-timeout") ? $0.value + "ms" : $0.value] }
+        try await Self.withServer(mainArguments + ["--recovery-key-file", keyFile.path]) { url in
             let runner = ScenarioRunner(server: url, settings: settings)
             for scenario in scenarios { outcomes[scenario.file] = await runner.run(scenario) }
         }
@@ -72,7 +80,7 @@ struct ConformanceEndToEndTests {
         let proto = try String(
             contentsOf: TestData.repositoryRoot.appendingPathComponent("Protocol/cloak.proto"), encoding: .utf8)
         let requests = Self.clientRequests(in: proto)
-        #expect(requests.count == 18)
+        #expect(requests.count == 20)
         for request in requests {
             #expect(text.contains("\"\(request)\": {"), "no scenario sends \(request)")
         }

@@ -26,6 +26,12 @@ extension ErrorSentenceTests {
         case .unknownDevice: 16
         case .removedFromAccount: 17
         case .missingEpochKey: 18
+        case .linkDeclined: 19
+        case .weakPassphrase: 20
+        case .recoveryAlreadySet: 21
+        case .recoveryLocked: 22
+        case .recoveryUnavailable: 23
+        case .recoveryInterrupted: 24
         }
     }
 
@@ -63,6 +69,8 @@ extension ErrorSentenceTests {
         case .cursorMismatch: 29
         case .staleCutoffs: 30
         case .accountBlocked: 31
+        case .recoveryLocked: 32
+        case .recoveryUnavailable: 33
         }
     }
 
@@ -92,6 +100,14 @@ extension ErrorSentenceTests {
         case .streamAlreadyFinished: 21
         case .invalidStreamHeader: 22
         case .malformedEncoding: 23
+        case .invalidElementLength: 24
+        case .invalidElementEncoding: 25
+        case .identityElement: 26
+        case .inputTooLong: 27
+        case .invalidDomainSeparationTagLength: 28
+        case .invalidExpandLength: 29
+        case .zeroScalar: 30
+        case .hashingFailed: 31
         }
     }
 }

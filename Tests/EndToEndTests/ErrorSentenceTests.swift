@@ -29,9 +29,11 @@ struct ErrorSentenceTests {
             .unknownConversation(Self.conversation), .invalidEdit("message 1 is not in this conversation"),
             .deviceLog(.fork(atIndex: 3)), .pairing(.expired), .pairingReused, .pairingNotCompleted,
             .recoveryWords(.wrongWordCount(11)), .wrongRecoverySecret, .noRecoveryKey, .crypto(.invalidSignature),
-            .unknownDevice(device), .removedFromAccount, .missingEpochKey(4),
+            .unknownDevice(device), .removedFromAccount, .missingEpochKey(4), .linkDeclined,
+            .weakPassphrase(PassphraseStrength(estimating: "letmein")), .recoveryAlreadySet, .recoveryLocked(retryAfterMs: 90_000),
+            .recoveryUnavailable, .recoveryInterrupted,
         ]
-        expectEveryCase(samples, count: 19, index: Self.index)
+        expectEveryCase(samples, count: 25, index: Self.index)
         #expect(ClientError.unknownDevice(device).description.contains(device.hex), "names the id")
         #expect(ClientError.unknownConversation(Self.conversation).description.contains(Self.conversation.hex))
     }
@@ -47,9 +49,9 @@ struct ErrorSentenceTests {
             .invalidDeviceLog("the entry is not signed by a member"), .deviceLogConflict, .notFound,
             .unexpectedFrame("a push before subscribing"), .shuttingDown, .internalError, .staleSnapshot, .staleDeviceLog,
             .cursorMismatch("the server holds less than this device saw"), .staleCutoffs("a newer change set exists"),
-            .accountBlocked,
+            .accountBlocked, .recoveryLocked(retryAfterMs: 90_000), .recoveryUnavailable,
         ]
-        expectEveryCase(samples, count: 32, index: Self.index)
+        expectEveryCase(samples, count: 34, index: Self.index)
         expectSentences(samples.map(\.description))
     }
 
@@ -63,15 +65,18 @@ struct ErrorSentenceTests {
             .paddingTooLarge(requested: 9, maximum: 4), .passwordParametersBelowFloor, .passwordParametersAboveCeiling,
             .unsupportedPasswordAlgorithm(7), .passwordHashingFailed, .streamChunkRejected, .streamTruncated,
             .streamAlreadyFinished, .invalidStreamHeader, .malformedEncoding("a key of the wrong length"),
+            .invalidElementLength(expected: 32, actual: 31), .invalidElementEncoding, .identityElement,
+            .inputTooLong(maximum: 65_535, actual: 70_000), .invalidDomainSeparationTagLength(0), .invalidExpandLength(0),
+            .zeroScalar, .hashingFailed,
         ]
-        expectEveryCase(samples, count: 24, index: Self.index)
+        expectEveryCase(samples, count: 32, index: Self.index)
         expectSentences(samples.map { ClientError.crypto($0).description })
     }
 
     @Test("recovery words, invitations, device logs and edits")
     func nestedErrors() {
         let recovery: [RecoveryError] = [.wrongWordCount(11), .unknownWord(position: 12), .badChecksum]
-        let pairing: [PairingError] = [.malformedPayload, .expired, .bundleRejected]
+        let pairing: [PairingError] = [.malformedPayload, .typo, .expired, .bundleRejected]
         let log: [DeviceLogConsistencyError] = [
             .rollback(pinnedLength: 5, servedLength: 3), .fork(atIndex: 2), .invalid(.badSignature("an entry")),
         ]
@@ -84,7 +89,7 @@ struct ErrorSentenceTests {
         expectSentences(recovery.map(\.description) + pairing.map(\.description) + log.map(\.description)
             + edits.map(\.description) + library.map(\.description))
         #expect(!RecoveryError.unknownWord(position: 12).description.contains("abandon"), "never echoes a word")
-        #expect(recovery.count == 3 && pairing.count == 3 && log.count == 3 && edits.count == 7 && library.count == 2)
+        #expect(recovery.count == 3 && pairing.count == 4 && log.count == 3 && edits.count == 7 && library.count == 2)
     }
 
     @Test("every security event kind, with what it concerns")

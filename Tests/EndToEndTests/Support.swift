@@ -11,7 +11,8 @@ import Testing
 /// Runs `body` against a real server on a free loopback port (SQLite in `directory` when given,
 /// otherwise in memory), then shuts it down.
 func withServer<T: Sendable>(
-    sqliteAt directory: URL? = nil, _ body: @Sendable (RunningServer) async throws -> T
+    sqliteAt directory: URL? = nil, sync: ServerConfiguration = ServerConfiguration(),
+    _ body: @Sendable (RunningServer) async throws -> T
 ) async throws -> T {
     let store: any ServerStore
     if let directory {
@@ -23,7 +24,7 @@ func withServer<T: Sendable>(
     }
     var logger = Logger(label: "e2e.server")
     logger.logLevel = .error
-    return try await CloakHTTPServer.withRunning(configuration: .init(port: 0), store: store, logger: logger, body)
+    return try await CloakHTTPServer.withRunning(configuration: .init(port: 0, sync: sync), store: store, logger: logger, body)
 }
 
 /// A fresh temporary directory, removed by the caller.
@@ -54,16 +55,23 @@ let fastConfiguration: ClientConfiguration = {
     return configuration
 }()
 
-/// Links `newDevice` into `existing`'s account through the server's pairing mailbox, checking
-/// that both devices show the same short authentication string.
-func link(_ newDevice: CloakClient, to existing: CloakClient) async throws {
+/// Links `newDevice` into `existing`'s account through the server's pairing mailboxes, checking
+/// that both devices show the same short authentication string; both users say `yes` (or not).
+func link(_ newDevice: CloakClient, to existing: CloakClient, newSays: Bool = true, existingSays: Bool = true)
+    async throws
+{
     let invitation = try await newDevice.beginLink()
     async let pending = newDevice.awaitLink(invitation, pollMillis: 50)
-    let shown = try await existing.acceptLink(invitation.text)
+    let offer = try await existing.acceptLink(invitation.text)
     let link = try await pending
-    #expect(link.shortAuthenticationString == shown)
-    #expect(shown.count == 6)
-    try await newDevice.confirmLink(link)
+    #expect(link.shortAuthenticationString == offer.shortAuthenticationString)
+    #expect(offer.shortAuthenticationString.count == 6)
+    async let joined: Void = newDevice.confirmLink(link, codesMatch: newSays, pollMillis: 50)
+    do { try await existing.completeLink(offer, codesMatch: existingSays, pollMillis: 50) } catch {
+        _ = try? await joined  // both sides finish before the caller looks
+        throw error
+    }
+    try await joined
 }
 
 /// Waits (bounded) until `condition` holds.

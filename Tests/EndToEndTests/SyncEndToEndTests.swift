@@ -1,9 +1,9 @@
 import CloakCRDT
 import CloakClient
-import CloakProtocol
+@_spi(Randomness) import CloakProtocol
 import CloakServer
 import CloakServerHTTP
-import CloakTesting
+@_spi(Randomness) import CloakTesting
 import Foundation
 import Testing
 

@@ -2,8 +2,8 @@ import ArgumentParser
 import CSodium
 @_spi(Simulation) import CloakClient
 import CloakCRDT
-import CloakCrypto
-import CloakProtocol
+@_spi(Randomness) import CloakCrypto
+@_spi(Randomness) import CloakProtocol
 import Foundation
 
 /// `scripts/bench client`: sealing (encrypt + sign + store) and opening (verify + decrypt +

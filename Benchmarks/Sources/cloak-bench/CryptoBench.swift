@@ -1,6 +1,6 @@
 import ArgumentParser
 import CSodium
-import CloakCrypto
+@_spi(Randomness) import CloakCrypto
 
 /// `scripts/bench crypto`: CloakCrypto's wrappers next to direct libsodium calls in the same
 /// run, so the ratio is the wrapper's overhead on this (shared, noisy) machine.

@@ -1,6 +1,6 @@
 import ArgumentParser
-import CloakCrypto
-import CloakProtocol
+@_spi(Randomness) import CloakCrypto
+@_spi(Randomness) import CloakProtocol
 import CloakServer
 import CloakServerHTTP
 import Dispatch
@@ -14,6 +14,7 @@ import PostgresNIO
 import ServiceLifecycle
 import Synchronization
 import UnixSignals
+@_spi(Randomness) import CloakTesting
 
 /// `scripts/bench server [--json]`: the sync server under load over real loopback WebSockets.
 /// The server runs in a child process (this executable with `--child`), so its CPU time and

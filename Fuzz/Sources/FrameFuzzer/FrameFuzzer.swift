@@ -1,7 +1,8 @@
-import CloakCrypto
-import CloakProtocol
+@_spi(Randomness) import CloakCrypto
+@_spi(Randomness) import CloakProtocol
 import CloakVectors
 import Foundation
+@_spi(Randomness) import CloakTesting
 
 /// libFuzzer entry point (ADV-17): every input is decoded as a frame and, whatever the frame
 /// carries, through every record constructor a peer's bytes can reach. The raw input is also

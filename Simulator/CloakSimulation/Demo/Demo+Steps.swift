@@ -9,11 +9,14 @@ extension Demo {
     func linkDevice(_ device: CloakClient, to existing: CloakClient) async throws -> String {
         let invitation = try await device.beginLink()
         async let pending = device.awaitLink(invitation, pollMillis: 100)
-        let code = try await existing.acceptLink(invitation.text)
+        let offer = try await existing.acceptLink(invitation.text)
         let link = try await pending
-        guard link.shortAuthenticationString == code else { throw DemoError.securityCodesDiffer }
-        try await device.confirmLink(link)
-        return code
+        guard link.shortAuthenticationString == offer.shortAuthenticationString else { throw DemoError.securityCodesDiffer }
+        // Both users said yes: only now is the device added (PROTOCOL.md §21).
+        async let joined: Void = device.confirmLink(link, codesMatch: true, pollMillis: 100)
+        try await existing.completeLink(offer, codesMatch: true, pollMillis: 100)
+        try await joined
+        return offer.shortAuthenticationString
     }
 
     func streamReply(on device: CloakClient, in conversation: ConversationID, parent: MessageID, canaries: Canaries)

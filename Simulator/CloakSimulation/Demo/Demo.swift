@@ -1,7 +1,7 @@
 import CloakClient
 import CloakCRDT
-import CloakCrypto
-import CloakProtocol
+@_spi(Randomness) import CloakCrypto
+@_spi(Randomness) import CloakProtocol
 import CloakTransport
 public import Foundation
 public import Logging

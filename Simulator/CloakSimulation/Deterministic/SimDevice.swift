@@ -1,8 +1,9 @@
 @_spi(Simulation) import CloakClient
-import CloakCrypto
-import CloakProtocol
+@_spi(Randomness) import CloakCrypto
+@_spi(Randomness) import CloakProtocol
 import CloakServer
 import Logging
+@_spi(Randomness) import CloakTesting
 
 /// One simulated device: a real ``ClientEngine`` over a simulated store and secrets, with its
 /// own seeded cryptographic randomness. Crashing drops the engine; reopening builds a new one

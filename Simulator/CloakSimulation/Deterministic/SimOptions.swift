@@ -34,11 +34,14 @@ public struct SimOptions: Sendable, CustomStringConvertible {
     public var workloadMillis: UInt64
     /// Virtual milliseconds allowed after healing for every device to converge.
     public var livenessMillis: UInt64
+    /// Events a run may process before it is declared livelocked (a failure: devices and the
+    /// server keep talking without converging).
+    public var maxEvents: Int
 
     /// Defaults: 3 accounts × 3 devices × 200 operations, no faults.
     public init(
         seed: UInt64, accounts: Int = 3, devices: Int = 3, ops: Int = 200, faults: FaultProfile = .none,
-        workloadMillis: UInt64 = 60_000, livenessMillis: UInt64 = 600_000
+        workloadMillis: UInt64 = 60_000, livenessMillis: UInt64 = 600_000, maxEvents: Int = 100_000
     ) {
         self.seed = seed
         self.accounts = accounts
@@ -47,6 +50,7 @@ public struct SimOptions: Sendable, CustomStringConvertible {
         self.faults = faults
         self.workloadMillis = workloadMillis
         self.livenessMillis = livenessMillis
+        self.maxEvents = maxEvents
     }
 
     /// "seed=… accounts=… …" (printed first, so a failure can be replayed).

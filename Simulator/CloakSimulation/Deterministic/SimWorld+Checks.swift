@@ -35,6 +35,7 @@ extension SimWorld {
     /// Every check of a finished run (docs/threats.md "What the simulator runs").
     func checkAll() {
         checkConvergence()
+        checkWithholdingsReported()
         checkDurability()
         checkRevocation()
         checkConfidentiality()
@@ -49,7 +50,8 @@ extension SimWorld {
                 let mine = fingerprint(engine)
                 if mine != reference {
                     let difference = zip(reference, mine).first { $0 != $1 }.map { "\($0.0) vs \($0.1)" } ?? "different sizes"
-                    notes.fail("convergence", "\(device.name) differs from \(first.name): \(difference.prefix(300))")
+                    notes.fail("convergence", "\(device.name) differs from \(first.name): \(difference.prefix(300)); its events: "
+                        + "\(device.events.suffix(6).map { "\($0.kind): \($0.detail)" })")
                 }
             }
             for device in live where device.engine?.isSynced != true {
@@ -70,9 +72,13 @@ extension SimWorld {
             for device in members(of: message.account) {
                 guard let engine = device.engine else { continue }
                 guard let rendered = engine.message(id, in: message.conversation) else {
-                    notes.fail("durability", "\(device.name) lacks a \(message.kind) message \(devices[message.author].name) wrote at "
-                        + "\(message.createdAt) in a conversation with \(engine.conversation(message.conversation)?.messages.count ?? -1) "
-                        + "active messages (known: \(engine.conversations().contains { $0.id == message.conversation }))")
+                    let writer = devices[message.author]
+                    let chain = writer.engine.map { engine.chainPosition(message.conversation, author: $0.deviceID) }
+                    let theirs = writer.engine.map { $0.chainPosition(message.conversation, author: $0.deviceID).seq }
+                    notes.fail("durability", "\(device.name) lacks a \(message.kind) message \(writer.name) wrote at "
+                        + "\(message.createdAt % 100_000_000) in a conversation with \(engine.conversation(message.conversation)?.messages.count ?? -1) "
+                        + "active messages (known: \(engine.conversations().contains { $0.id == message.conversation })); it holds "
+                        + "the writer's chain to \(chain.map { "\($0.seq) (missing \($0.knownMissing))" } ?? "?"), the writer to \(theirs.map(String.init) ?? "?")")
                     continue
                 }
                 if !message.edited, !message.deleted, !rendered.isDeleted, rendered.text != message.text {

@@ -1,7 +1,8 @@
 @_spi(Simulation) import CloakClient
-import CloakCrypto
-import CloakProtocol
-import CloakServer
+@_spi(Randomness) import CloakCrypto
+@_spi(Randomness) import CloakProtocol
+@_spi(Randomness) import CloakServer
+@_spi(Randomness) import CloakTesting
 
 extension SimWorld {
     /// The fault kinds a profile enables; `all` draws a mix from the seed (each kind on with
@@ -158,7 +159,9 @@ extension SimWorld {
     func heal() {
         partitioned = []
         latency = 1...20
-        intercept = nil
+        hostileOn = false
+        // A withholding lasts until the device reports it (or beyond, and the run fails).
+        if withholdings.isEmpty, keyWithholdings.isEmpty { intercept = nil }
         serverUp = true
         for device in devices where device.status != .fresh {
             device.store.clearPlantedFailure()

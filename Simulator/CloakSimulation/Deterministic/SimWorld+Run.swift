@@ -22,6 +22,9 @@ public struct SimResult: Sendable {
     public let stats: [String: Int]
     /// Virtual milliseconds the run took.
     public let virtualMillis: UInt64
+    /// Delivery latency, messages per virtual second and settling time per account, for the
+    /// report (`cloak-sim run --report/--html`).
+    public let measurements: SimMeasurements
 
     /// Whether every check passed.
     public var passed: Bool { failures.isEmpty }
@@ -52,12 +55,15 @@ extension SimWorld {
                 + "failed flows \(notes.flowFailures); log tail: \(logs.all.suffix(5).joined(separator: " | ")))")
         }
         let workloadStart = now
+        noteWorkloadStarted()
         scheduleWorkload()
         scheduleFaults(enabledFaults())
         run(until: workloadStart + options.workloadMillis + 1_000)
         heal()
+        noteHealed()
+        schedule(after: 5_000) { world in world.witnessWithholdings() }
         let livenessDeadline = now + options.livenessMillis
-        while now < livenessDeadline, !converged() {
+        while now < livenessDeadline, !livelocked, !converged() {
             run(until: min(livenessDeadline, now + 2_000))
         }
         checkAll()
@@ -71,7 +77,7 @@ extension SimWorld {
         stats["change sets"] = notes.changeSetsSeen
         return SimResult(
             options: options, traceHash: trace.hex, failures: notes.failures.map { SimResult.Failure(check: $0.check, detail: $0.detail) },
-            stats: stats, virtualMillis: now - start)
+            stats: stats, virtualMillis: now - start, measurements: measurements())
     }
 
     private func setupDone() -> Bool {

@@ -47,9 +47,10 @@ extension SimWorld {
         }
     }
 
-    /// Links `fresh` into `existing`'s account: the new device waits in the pairing mailbox,
-    /// the existing one accepts, both must show the same code; then the new device confirms
-    /// and syncs. `done` says whether it became a member.
+    /// Links `fresh` into `existing`'s account through the real two-sided flow: the existing
+    /// device offers, the new one takes the offer; both must show the same code; then both say
+    /// yes, the existing device adds the new one and the new one joins. `done` says whether it
+    /// became a member.
     func link(_ fresh: SimDevice, via existing: SimDevice, done: @escaping (Bool) -> Void) {
         guard let engine = fresh.engine else { return done(false) }
         let invitation: LinkInvitation
@@ -57,28 +58,43 @@ extension SimWorld {
             notes.fail("link", "\(fresh.name) could not begin linking: \(error)")
             return done(false)
         }
-        var codes: (accepted: String?, pending: PendingLink?) = (nil, nil)
-        let finish = { [unowned self] in
-            guard let code = codes.accepted, let pending = codes.pending else { return }
-            if code != pending.shortAuthenticationString {
-                notes.fail("link", "\(fresh.name) and \(existing.name) show different codes")
-                return done(false)
-            }
-            do { try fresh.engine?.confirmLink(pending) } catch {
-                notes.fail("link", "\(fresh.name) could not confirm: \(error)")
-                return done(false)
-            }
+        var codes: (offer: LinkOffer?, pending: PendingLink?) = (nil, nil)
+        var joined = (fresh: false, existing: false)
+        let joinedBoth = { [unowned self] in
+            guard joined.fresh, joined.existing else { return }
             fresh.status = .member
             notes.linked += 1
             if fresh.online { fresh.engine?.startSync() }
             pump(fresh)
             done(true)
         }
+        let compared = { [unowned self] in
+            guard let offer = codes.offer, let pending = codes.pending else { return }
+            if offer.shortAuthenticationString != pending.shortAuthenticationString {
+                notes.fail("link", "\(fresh.name) and \(existing.name) show different codes")
+                return done(false)
+            }
+            existing.flow({ $0.completeLink(offer, codesMatch: true, pollMillis: 200) }) { [unowned self] result in
+                guard case .success = result else { return notes.flowFailed("complete link", existing.name, result) }
+                joined.existing = true
+                joinedBoth()
+            }
+            fresh.flow({ $0.confirmLink(pending, codesMatch: true, pollMillis: 200) }) { [unowned self] result in
+                guard case .success = result else {
+                    notes.flowFailed("confirm link", fresh.name, result)
+                    return done(false)
+                }
+                joined.fresh = true
+                joinedBoth()
+            }
+            pump(fresh)
+            pump(existing)
+        }
         fresh.flow({ $0.awaitLink(invitation, pollMillis: 200) }) { [unowned self] result in
             switch result {
             case .success(.pendingLink(let pending)):
                 codes.pending = pending
-                finish()
+                compared()
             default:
                 notes.flowFailed("await link", fresh.name, result)
                 done(false)
@@ -86,9 +102,9 @@ extension SimWorld {
         }
         existing.flow({ try $0.acceptLink(invitation.text) }) { [unowned self] result in
             switch result {
-            case .success(.linkCode(let code)):
-                codes.accepted = code
-                finish()
+            case .success(.linkOffer(let offer)):
+                codes.offer = offer
+                compared()
             default:
                 notes.flowFailed("accept link", existing.name, result)
             }

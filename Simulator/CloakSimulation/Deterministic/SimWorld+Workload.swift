@@ -105,6 +105,7 @@ extension SimWorld {
             account: device.account, conversation: conversation, id: id, author: device.index, createdAt: now, text: text)
         message.kind = kind
         notes.recordMessage(message)
+        noteCreated(message)
     }
 
     /// An assistant reply streamed chunk by chunk over virtual time, then finished.
@@ -174,7 +175,10 @@ extension SimWorld {
         guard let engine = device.engine, devices.filter({ $0.account == account && $0.status == .member }).count < 5
         else { return }
         notes.count("recovery setup")
-        let (words, flow) = engine.setUpRecoveryWords()
+        // A second recovery of the same account replaces the words (a new key epoch).
+        guard case let (words, flow)? = try? engine.setUpRecoveryWords(replacing: true) else {
+            return notes.count("recovery setup refused")
+        }
         device.flowCallbacks[flow] = { [unowned self] result in
             guard case .success = result else { return notes.flowFailed("recovery setup", device.name, result) }
             let fresh = addDevice(account: account)

@@ -1,8 +1,9 @@
 @_spi(Simulation) import CloakClient
-import CloakCrypto
-import CloakProtocol
-import CloakServer
+@_spi(Randomness) import CloakCrypto
+@_spi(Randomness) import CloakProtocol
+@_spi(Randomness) import CloakServer
 import Logging
+@_spi(Randomness) import CloakTesting
 
 /// One deterministic world: the real server core (``SynchronousServer``) and real client
 /// engines, connected by a simulated network, advanced by one seeded scheduler under a virtual
@@ -44,6 +45,8 @@ public final class SimWorld {
     var latency: ClosedRange<Int> = 1...20
     var trace = TraceHash()
     var notes = SimNotes()
+    /// What the report measures beside the checks (``SimCollector``).
+    var collector = SimCollector()
     /// Called for every frame in flight; returns what to deliver instead (hostile server).
     var intercept: ((SimWorld, Int, Direction, [UInt8]) -> [[UInt8]])?
     /// The server store's copy an operator took (restored later by the `restore` profile).
@@ -51,6 +54,12 @@ public final class SimWorld {
     /// Per account, the device-log length of the backup the server was restored to: a fork
     /// past it is the operator's doing, not the server's (see ``noteForkAfterRestore``).
     var restoredLogLength: [Int: Int] = [:]
+    /// Whether the hostile server damages frames now (its window of the workload).
+    var hostileOn = false
+    /// Change sets the hostile server withholds from one device, until that device reports them.
+    var withholdings: [Withholding] = []
+    /// Devices the hostile server sends no key envelopes, with their event count when it began.
+    var keyWithholdings: [Int: Int] = [:]
     /// Frames the hostile server damaged, by digest, with the alarms they must raise.
     var hostileMarks: [[UInt8]: HostileMark] = [:]
     /// Items the hostile server saw delivered, to replay later.
@@ -62,6 +71,9 @@ public final class SimWorld {
     let logger: Logger
     let serverLogger: Logger
     var eventsProcessed = 0
+    /// Event kinds (with their device) since the last multiple of 20,000 events: what a
+    /// livelocked run was busy with.
+    var recentEvents: [String: Int] = [:]
 
     /// Creates the world (nothing runs until ``run()`` or ``step()``).
     public init(options: SimOptions, logs: LogCapture = LogCapture()) {
@@ -97,14 +109,29 @@ public final class SimWorld {
         guard let (time, event) = queue.pop() else { return false }
         clock.advance(to: time)
         eventsProcessed += 1
+        // Labelling decodes frames: only once a run looks like it will not end.
+        if eventsProcessed > options.maxEvents / 2 {
+            if eventsProcessed % 20_000 == 1 { recentEvents = [:] }
+            recentEvents[label(event), default: 0] += 1
+        }
         handle(event)
         return true
     }
 
     /// Runs events until `condition` holds or virtual time passes `deadline`.
     func run(until deadline: UInt64, while condition: () -> Bool = { true }) {
-        while condition(), let next = queue.nextTime, next <= deadline { step() }
+        while condition(), !livelocked, let next = queue.nextTime, next <= deadline { step() }
         clock.advance(to: max(now, min(deadline, queue.nextTime ?? deadline)))
+    }
+
+    /// Past the event budget: the run stops and fails, naming what the last events were.
+    var livelocked: Bool {
+        guard eventsProcessed >= options.maxEvents else { return false }
+        if !notes.failures.contains(where: { $0.check == "liveness" }) {
+            let top = recentEvents.sorted { $0.value > $1.value }.prefix(8).map { "\($0.key)×\($0.value)" }
+            notes.fail("liveness", "\(eventsProcessed) events without converging (virtual \(now / 1000) s); recent: \(top.joined(separator: ", "))")
+        }
+        return true
     }
 
     private func handle(_ event: Event) {
@@ -135,9 +162,11 @@ public final class SimWorld {
             guard generation == device.generation, let engine = device.engine else { return }
             trace.add("to-client", index, bytes)
             let eventsBefore = device.events.count
+            let heldBefore = hostileMarks.isEmpty ? 0 : engine.heldChangeSets
             engine.handle(.frame(bytes))
             pump(device)
-            checkHostileFrame(bytes, device: device, eventsBefore: eventsBefore)
+            checkHostileFrame(bytes, device: device, eventsBefore: eventsBefore, heldBefore: heldBefore)
+            if !withholdings.isEmpty || !keyWithholdings.isEmpty { checkWithholdings(device) }
         case .disconnected(let index, let generation):
             let device = devices[index]
             guard generation == device.generation, let engine = device.engine else { return }
@@ -151,12 +180,30 @@ public final class SimWorld {
             guard let engine = device.engine else { return }
             engine.handle(.tick)
             pump(device)
+            if !withholdings.isEmpty || !keyWithholdings.isEmpty { checkWithholdings(device) }
         case .serverTick:
             server.tick(nowMs: now)
             flushServer()
             schedule(.serverTick, at: now + 1_000)
         case .action(let index):
             actions[index](self)
+        }
+    }
+
+    /// "to-server d3 push": an event's kind, device and frame body, for the livelock report.
+    func label(_ event: Event) -> String {
+        func body(_ bytes: [UInt8]) -> String {
+            guard let frame = try? FrameCodec.decode(bytes, maxFrameBytes: 1 << 24), let body = frame.body else { return "?" }
+            return String(describing: body).prefix { $0 != "(" }.description
+        }
+        return switch event {
+        case .connect(let device, _): "connect \(devices[device].name)"
+        case .toServer(let device, _, let bytes): "to-server \(devices[device].name) \(body(bytes))"
+        case .toClient(let device, _, let bytes): "to-client \(devices[device].name) \(body(bytes))"
+        case .disconnected(let device, _): "disconnected \(devices[device].name)"
+        case .tick(let device): "tick \(devices[device].name)"
+        case .serverTick: "server tick"
+        case .action: "action"
         }
     }
 
@@ -192,6 +239,7 @@ public final class SimWorld {
             deliver(bytes, for: device, direction: .toServer)
         case .changed(let conversations):
             trace.add("changed", device.index, conversations.sorted().flatMap(\.bytes))
+            noteChanged(device, conversations)
         case .events(let events):
             device.events += events
             for event in events { trace.add("event:\(event.kind.rawValue)", device.index) }

@@ -1,5 +1,5 @@
 public import CloakClient
-import CloakServer
+@_spi(Randomness) import CloakServer
 public import Foundation
 import Synchronization
 

@@ -1,8 +1,9 @@
-public import CloakCrypto
-public import CloakServer
-public import CloakProtocol
+@_spi(Randomness) public import CloakCrypto
+@_spi(Randomness) public import CloakServer
+@_spi(Randomness) public import CloakProtocol
 public import Logging
 import Synchronization
+@_spi(Randomness) import CloakTesting
 
 /// The whole sync server in one thread, without NIO: the real core (``SyncRegistry`` and one
 /// ``ServerConnection`` per client) over an ``InMemoryServerStore``, driven by calls and
@@ -43,6 +44,7 @@ public final class SynchronousServer {
     private let logger: Logger
 
     /// Creates a server with an empty (or the given) store.
+    @_spi(Randomness)
     public init(
         configuration: ServerConfiguration = ServerConfiguration(), store: InMemoryServerStore = InMemoryServerStore(),
         random: any RandomSource, metrics: ServerMetrics = .disabled,

@@ -1,5 +1,5 @@
 @_spi(Simulation) public import CloakClient
-import CloakProtocol
+@_spi(Randomness) import CloakProtocol
 
 /// The simulator's device store: every table of the client's store kept in memory, with the
 /// same transaction semantics as SQLite under `synchronous=FULL` — a write that returns is

@@ -1,5 +1,5 @@
-public import CloakCrypto
-public import CloakProtocol
+@_spi(Randomness) public import CloakCrypto
+@_spi(Randomness) public import CloakProtocol
 public import Foundation
 public import Logging
 

@@ -55,14 +55,31 @@ extension ClientCore {
         var output = CoreOutput()
         for (key, seq) in ledger.claimedBeyond() { expect(key, upTo: seq) }
         for gap in ledger.openGaps() { expect(ChainKey(conversation: gap.conversation, author: gap.author), upTo: gap.toSeq) }
+        // A change set held for an epoch key is known to exist but unreadable: the key
+        // envelope is what is missing, and the same clock applies to it.
+        var waitingForKey: [ChainKey: UInt64] = [:]
+        for (changeSet, reason) in ledger.held.values {
+            guard case .epochKey(let epoch) = reason else { continue }
+            let key = ChainKey(conversation: changeSet.header.conversation, author: changeSet.header.author)
+            expect(key, upTo: changeSet.header.seq)
+            waitingForKey[key] = epoch
+        }
         let review = expectations.review(chains: ledger.chains, now: now(), after: configuration.withheldAfterMillis)
-        output.gaps = review.fetch
+        // Re-fetching a change set already held would only bring it again: ask for keys instead.
+        output.gaps = review.fetch.filter { waitingForKey[ChainKey(conversation: $0.conversation, author: $0.author)] == nil }
+        if output.gaps.count < review.fetch.count { output.fetchKeyEnvelopes = true }
         for gap in review.overdue {
             let key = ChainKey(conversation: gap.conversation, author: gap.author)
+            let what =
+                if let epoch = waitingForKey[key] {
+                    "arrived but cannot be read: the key of epoch \(epoch) was not delivered"
+                } else {
+                    "are known to exist and were not delivered"
+                }
             try open(Incident(
                 kind: .withheld, conversation: gap.conversation, device: gap.author, fromSeq: gap.fromSeq, toSeq: gap.toSeq,
-                detail: "change sets \(gap.fromSeq)…\(gap.toSeq) of a member's chain are known to exist and were not "
-                    + "delivered (\(Self.withheldID(key)))", openedAt: now()), &output)
+                detail: "change sets \(gap.fromSeq)…\(gap.toSeq) of a member's chain \(what) (\(Self.withheldID(key)))",
+                openedAt: now()), &output)
         }
         for key in review.filled { try resolve(Self.withheldID(key), &output) }
         return output

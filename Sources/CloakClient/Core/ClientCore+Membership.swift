@@ -1,6 +1,6 @@
 import CloakCRDT
-import CloakCrypto
-import CloakProtocol
+@_spi(Randomness) import CloakCrypto
+@_spi(Randomness) import CloakProtocol
 
 extension ClientCore {
     /// Prepares a new account with this device as its first member: the self-signed genesis
@@ -80,12 +80,19 @@ extension ClientCore {
             createdAtMs: now())
     }
 
-    /// A `set recovery` entry registering a recovery key.
-    func prepareSetRecovery(_ keys: RecoveryKeys) throws(ClientError) -> DeviceLogEntry {
+    /// A `set recovery` entry registering a recovery key. Replacing one starts a new epoch: its
+    /// key is remembered durably before the entry is sent (as for a removal), so the account
+    /// never ends up with an epoch nobody holds.
+    func prepareSetRecovery(_ keys: RecoveryKeys) throws(ClientError) -> (DeviceLogEntry, SymmetricKey?) {
         let log = try requireAccount()
-        return DeviceLogEntry.add(
+        let entry = DeviceLogEntry.add(
             .setRecovery, signingKey: keys.signing.publicKey, agreementKey: keys.agreement.publicKey, after: log,
             signer: identity.signing, createdAtMs: now())
+        guard entry.epoch > log.currentEpoch else { return (entry, nil) }
+        let key = SymmetricKey.random(using: random)
+        let cipher = cipher
+        try store.write { tx in try Membership.rememberPendingKey(key, epoch: entry.epoch, tx, cipher: cipher) }
+        return (entry, key)
     }
 
     /// A `remove device` entry with the removed device's cut-offs (its last change set this
@@ -107,20 +114,23 @@ extension ClientCore {
     }
 
     /// Appends an entry the server accepted to the local log (idempotent: the log may already
-    /// hold it, fetched by the sync connection meanwhile). For a removal it installs the new
-    /// epoch key, queues its envelopes and applies the removal's cut-offs; for a new recovery
-    /// key it returns every epoch key sealed to it.
+    /// hold it, fetched by the sync connection meanwhile). For an entry that starts an epoch (a
+    /// removal, a recovery key's replacement) it installs the new epoch key and queues its
+    /// envelopes for every active device and the current recovery key; a removal's cut-offs
+    /// apply. For a new recovery key it returns every older epoch key sealed to it.
     func commitAppended(_ entry: DeviceLogEntry, newEpochKey: SymmetricKey? = nil) throws(ClientError) -> [KeyEnvelope] {
         var log = try requireAccount()
         if log.hash(atIndex: entry.index) != entry.hash {
             do { try log.append(entry) } catch { throw .server(error) }
             _ = try takeLog(log)
         }
-        if entry.kind == .removeDevice, let newEpochKey, !membership.keyring.has(epoch: entry.epoch) {
+        let startsEpoch = entry.index > 0 && membership.log?.epoch(atIndex: entry.index - 1).map { entry.epoch > $0 } == true
+        if startsEpoch, let newEpochKey, !membership.keyring.has(epoch: entry.epoch) {
             try installEpochKey(newEpochKey, epoch: entry.epoch)
         }
         if entry.kind == .setRecovery, let id = entry.subject, let key = entry.subjectAgreementKey {
-            return try envelopesForAllEpochs(to: id, key)
+            // The new epoch's envelope to the recovery key is in the queue already.
+            return try envelopesForAllEpochs(to: id, key).filter { !startsEpoch || $0.epoch != entry.epoch }
         }
         return []
     }
@@ -193,6 +203,7 @@ extension ClientCore {
             newEntries = try store.write { tx in
                 // Admission of held change sets below needs the new log in place.
                 let added = try membership.extend(to: extended, tx)
+                try announceAddedDevices(added, in: extended, tx, &output)
                 if removed && !membership.removed { try membership.markRemoved(tx) }
                 try enforceRemovals(added, tx, &output)
                 try retryHeld(after: nil, tx, &output, now: now)
@@ -264,12 +275,12 @@ extension ClientCore {
 
     // MARK: New epochs this device starts
 
-    /// Installs a removal this device signed whose new epoch key it remembered: stores the key
-    /// and queues its envelopes for the remaining members.
+    /// Installs an epoch this device started (a removal, a recovery key's replacement) whose key
+    /// it remembered: stores the key and queues its envelopes for the remaining members.
     func installOwnRemovals(_ entries: [DeviceLogEntry]) throws(ClientError) -> Bool {
         var installed = false
         let cipher = cipher
-        for entry in entries where entry.kind == .removeDevice && entry.signer == me {
+        for entry in entries where entry.signer == me && (entry.kind == .removeDevice || entry.kind == .setRecovery) {
             guard !membership.keyring.has(epoch: entry.epoch),
                 let key = try store.read({ tx in try Membership.pendingKey(for: entry.epoch, tx, cipher: cipher) })
             else { continue }

@@ -9,7 +9,7 @@ extension ClientCore {
     /// Does nothing until this device holds the newest epoch's key.
     @discardableResult
     func resealStaleOutbox() throws(ClientError) -> Bool {
-        guard !outbox.staleRefused.isEmpty, membership.canSeal, let lastRemoval = membership.log?.newestRemovalIndex
+        guard !outbox.staleRefused.isEmpty, membership.canSeal, let lastRemoval = membership.log?.newestEpochStartIndex
         else { return false }
         let pending = try outboxChangeSets(limit: Int.max >> 1)
         let refused = outbox.staleRefused

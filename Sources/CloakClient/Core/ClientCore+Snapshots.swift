@@ -1,6 +1,6 @@
 import CloakCRDT
-import CloakCrypto
-import CloakProtocol
+@_spi(Randomness) import CloakCrypto
+@_spi(Randomness) import CloakProtocol
 import Foundation
 
 extension ClientCore {

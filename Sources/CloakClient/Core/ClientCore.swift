@@ -1,6 +1,6 @@
 import CloakCRDT
-import CloakCrypto
-import CloakProtocol
+@_spi(Randomness) import CloakCrypto
+@_spi(Randomness) import CloakProtocol
 import Logging
 
 /// What a core operation asks its driver to do next (fetch, push) and what changed.

@@ -27,6 +27,27 @@ extension ClientError: CustomStringConvertible {
         case .unknownDevice(let id): "\(id.hex) is not an active device of this account"
         case .removedFromAccount: "this device was removed from its account: it can no longer sync or write"
         case .missingEpochKey(let epoch): "the key of epoch \(epoch) has not reached this device yet"
+        case .linkDeclined: "the other device said the codes do not match: nothing was added; start linking again"
+        case .weakPassphrase(let strength):
+            "that passphrase is too easy to guess (\(Self.weakness(strength.reason)); about \(Int(strength.bits)) bits, at least "
+                + "\(Int(PassphraseStrength.minimumBits)) needed): use five or more random words"
+        case .recoveryAlreadySet:
+            "this account already has a recovery secret: replacing it must be asked for (the old one stops working)"
+        case .recoveryLocked(let after):
+            "passphrase recovery is locked after too many attempts; try again in \(max(1, (after + 59_999) / 60_000)) minutes"
+        case .recoveryUnavailable: "this server does not offer passphrase recovery: use the recovery words"
+        case .recoveryInterrupted: "the recovery stopped before this device was added: run it again with the recovery secret"
+        }
+    }
+
+    /// The main weakness of a refused passphrase, as a clause.
+    private static func weakness(_ reason: PassphraseStrength.Reason) -> String {
+        switch reason {
+        case .empty: "it is empty"
+        case .commonPassword: "it is a well-known password"
+        case .tooFewWords: "it has too few (or too common) words"
+        case .predictablePattern: "it is mostly a keyboard run, sequence, repeat or date"
+        case .tooShort, .acceptable: "it is too short"
         }
     }
 }

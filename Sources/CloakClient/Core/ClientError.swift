@@ -47,4 +47,19 @@ public enum ClientError: Error, Equatable, Sendable {
     case removedFromAccount
     /// A key this operation needs is not available yet (its envelope has not arrived).
     case missingEpochKey(UInt64)
+    /// The other device's user said the two codes do not match (or declined): nothing was
+    /// added; start again with a new invitation.
+    case linkDeclined
+    /// A recovery passphrase is refused: too easy to guess (the estimate and its main weakness).
+    case weakPassphrase(PassphraseStrength)
+    /// The account already has a recovery secret: replacing it must be asked for explicitly
+    /// (it starts a new key epoch and the old secret stops working).
+    case recoveryAlreadySet
+    /// Passphrase recovery is locked after too many attempts, for this many more milliseconds.
+    case recoveryLocked(retryAfterMs: UInt64)
+    /// The server offers no passphrase recovery (its operator configured no recovery key).
+    case recoveryUnavailable
+    /// A recovery stopped before this device was added (a crash or a lost connection): run it
+    /// again with the recovery secret.
+    case recoveryInterrupted
 }

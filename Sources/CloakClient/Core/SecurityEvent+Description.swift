@@ -30,6 +30,9 @@ extension SecurityEvent.Kind {
         case .keyEnvelopeRejected: "a key envelope does not verify, or is bound to something else"
         case .snapshotRejected: "a snapshot does not verify, or rolls back its lineage"
         case .protocolViolation: "the server answered against the protocol"
+        case .deviceAdded: "a new device joined the account; if nobody here added it, remove it"
+        case .recoveryAttempt: "someone asked the server to check a recovery-passphrase guess for this account"
+        case .recoveryLocked: "passphrase recovery is locked after too many guesses; any device of the account can end the lockout"
         }
     }
 }

@@ -63,6 +63,14 @@ public struct SecurityEvent: Sendable, Hashable {
         case snapshotRejected
         /// A server reply that contradicts the protocol (e.g. a downgrade; ADV-25).
         case protocolViolation
+        /// A new device joined the account: linked by a member device, or with the recovery
+        /// secret (``SecurityEvent/joinedByRecovery``). Remove it if nobody here added it.
+        case deviceAdded
+        /// Someone asked the server to check recovery-passphrase guesses for this account
+        /// (ADV-46); each counts until the recovery key authenticates.
+        case recoveryAttempt
+        /// Passphrase recovery is locked after too many guesses; any device can end the lockout.
+        case recoveryLocked
     }
 
     /// What was detected.
@@ -75,6 +83,14 @@ public struct SecurityEvent: Sendable, Hashable {
     public let seq: UInt64?
     /// A human-readable detail without secrets.
     public let detail: String
+
+    /// The `detail` of a ``Kind/deviceAdded`` event for a device that joined with the
+    /// recovery secret rather than through a member device.
+    public static let recoveryJoinDetail = "a device joined with the account's recovery secret"
+
+    /// For ``Kind/deviceAdded``: the device joined with the recovery secret (no member device
+    /// linked it).
+    public var joinedByRecovery: Bool { kind == .deviceAdded && detail == Self.recoveryJoinDetail }
 
     /// Creates an event.
     public init(

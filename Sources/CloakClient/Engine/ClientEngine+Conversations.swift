@@ -1,5 +1,5 @@
 public import CloakCRDT
-public import CloakProtocol
+@_spi(Randomness) public import CloakProtocol
 
 // The conversation API: each edit is durable when it returns (sealed into a change set, or
 // stored as a pending streaming batch) and is pushed when the connection allows.

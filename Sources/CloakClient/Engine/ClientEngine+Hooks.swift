@@ -116,6 +116,16 @@ extension ClientEngine {
             + "push \(machine.pushInFlight != nil) retryAt \(machine.pushRetryAt)"
     }
 
+    /// The newest verified position of `author`'s chain in `conversation` (0: none), and how
+    /// many positions of it this device knows exist beyond that.
+    public func chainPosition(_ conversation: ConversationID, author: DeviceID) -> (seq: UInt64, knownMissing: UInt64) {
+        let key = ChainKey(conversation: conversation, author: author)
+        return (core.ledger.chains[key]?.seq ?? 0, core.expectations.missing(chains: core.ledger.chains)[key] ?? 0)
+    }
+
+    /// Change sets held until a device-log entry, an epoch key or a gap arrives.
+    public var heldChangeSets: Int { core.ledger.held.count }
+
     /// The epochs whose keys this device holds.
     public func heldEpochs() -> [UInt64] {
         core.membership.keyring.epochKeys.keys.sorted()

@@ -1,6 +1,6 @@
 import CloakCRDT
-public import CloakCrypto
-public import CloakProtocol
+@_spi(Randomness) public import CloakCrypto
+@_spi(Randomness) public import CloakProtocol
 public import Logging
 
 /// The whole client without I/O: the core (keys, device log, change sets, CRDT documents,
@@ -60,6 +60,8 @@ public final class ClientEngine {
     var machine: SyncMachine
     private var pending: [Effect] = []
     private var nextFlowID: UInt64 = 1
+    /// ``startSync()`` looked for an interrupted acceptance once.
+    private var resumedAcceptance = false
     /// The newest connection state the machine announced.
     public private(set) var connectionState: ConnectionState = .offline(retryAtMillis: nil)
     /// When the connection last went live, while it is.
@@ -116,8 +118,15 @@ public final class ClientEngine {
     /// When the driver should deliver the next ``Event/tick``, if ever.
     public var nextDeadline: UInt64? { machine.nextDeadline(core: core) }
 
-    /// Starts background sync (reconnecting with backoff until ``stopSync()``).
-    public func startSync() { run(.start) }
+    /// Starts background sync (reconnecting with backoff until ``stopSync()``). A link this
+    /// device agreed to and a crash interrupted is finished first (``resumeAcceptance()``).
+    public func startSync() {
+        if !resumedAcceptance {
+            resumedAcceptance = true
+            _ = resumeAcceptance()
+        }
+        run(.start)
+    }
 
     /// Stops background sync and closes the connection.
     public func stopSync() { run(.stop) }

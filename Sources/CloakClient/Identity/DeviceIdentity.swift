@@ -1,5 +1,5 @@
-public import CloakCrypto
-public import CloakProtocol
+@_spi(Randomness) public import CloakCrypto
+@_spi(Randomness) public import CloakProtocol
 
 /// This device's long-term keys: Ed25519 for signing, X25519 for receiving sealed epoch keys.
 /// Created on first run and kept in a ``SecretStore``; the DeviceID is derived from the public
@@ -28,7 +28,7 @@ public struct DeviceIdentity: Sendable {
     }
 
     /// Loads the identity, or creates and stores a new one on first run.
-    public static func loadOrCreate(in store: any SecretStore, random: any RandomSource) throws(ClientError)
+    package static func loadOrCreate(in store: any SecretStore, random: any RandomSource) throws(ClientError)
         -> DeviceIdentity
     {
         if let existing = try load(from: store) { return existing }

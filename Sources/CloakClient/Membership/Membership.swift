@@ -77,7 +77,7 @@ struct Membership {
         var keyring = Keyring()
         for (epoch, key) in keys.sorted(by: { $0.key < $1.key }) {
             keyring.add(key, epoch: epoch)
-            try tx.putEpochKey(epoch: epoch, sealed: cipher.seal(key.secret.copyBytes(), context: Self.epochContext(epoch)))
+            try tx.putEpochKey(epoch: epoch, sealed: Self.sealEpochKey(key, epoch: epoch, cipher: cipher))
         }
         self.log = log
         self.keyring = keyring
@@ -111,8 +111,16 @@ struct Membership {
 
     /// Stores an epoch key this device received or created.
     mutating func addKey(_ key: SymmetricKey, epoch: UInt64, _ tx: any StoreTransaction, cipher: LocalCipher) throws {
-        try tx.putEpochKey(epoch: epoch, sealed: cipher.seal(key.secret.copyBytes(), context: Self.epochContext(epoch)))
+        try tx.putEpochKey(epoch: epoch, sealed: Self.sealEpochKey(key, epoch: epoch, cipher: cipher))
         keyring.add(key, epoch: epoch)
+    }
+
+    /// The key sealed for the `epoch_keys` table; the plain copy is wiped (as far as Swift
+    /// lets a copy be reached: the array this function owns).
+    static func sealEpochKey(_ key: SymmetricKey, epoch: UInt64, cipher: LocalCipher) -> [UInt8] {
+        var raw = key.secret.copyBytes()
+        defer { SecretBytes.wipe(&raw) }
+        return cipher.seal(raw, context: epochContext(epoch))
     }
 
     /// The per-change-set key of `conversation` in `epoch` (cached in the keyring).
@@ -134,8 +142,14 @@ struct Membership {
     static func rememberPendingKey(_ key: SymmetricKey, epoch: UInt64, _ tx: any StoreTransaction, cipher: LocalCipher)
         throws
     {
-        var plain = epoch.littleEndianBytes + key.secret.copyBytes()
-        defer { SecretBytes.wipe(&plain) }
+        var raw = key.secret.copyBytes()
+        var plain = epoch.littleEndianBytes
+        plain.reserveCapacity(8 + raw.count)
+        plain += raw
+        defer {
+            SecretBytes.wipe(&raw)
+            SecretBytes.wipe(&plain)
+        }
         try tx.setMeta(.pendingEpochKey, cipher.seal(plain, context: pendingKeyContext))
     }
 

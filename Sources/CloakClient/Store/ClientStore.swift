@@ -39,6 +39,14 @@ public enum MetaKey: String, Sendable, CaseIterable {
     case cursorAnchor = "cursor-anchor"
     /// The next epoch's key, sealed, remembered before a removal this device signs is sent.
     case pendingEpochKey = "pending-epoch-key"
+    /// A link this new device began and has not finished (invitation, offer, answer), sealed.
+    case pendingLink = "pending-link"
+    /// A link this device agreed to commit (both users said yes), sealed, until it is done.
+    case pendingAcceptance = "pending-acceptance"
+    /// A recovery that appended (or was about to append) this device, sealed, until it is done.
+    case pendingRecovery = "pending-recovery"
+    /// The newest recovery-attempt notice this device reported (`LE64` ms), so each is told once.
+    case recoveryNoticeAt = "recovery-notice-at"
 }
 
 /// A stored change set as the core reads it back: its local row id (the order in which this

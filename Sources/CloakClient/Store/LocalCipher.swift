@@ -1,4 +1,4 @@
-import CloakCrypto
+@_spi(Randomness) import CloakCrypto
 
 /// Encrypts what the client keeps at rest (conversation states, pending operations, epoch
 /// keys) under the device's local storage key, so the store file holds no plaintext message,

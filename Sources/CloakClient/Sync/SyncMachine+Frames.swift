@@ -15,7 +15,7 @@ extension SyncMachine {
         if frame.requestID != 0, frame.requestID == flows.current?.request {
             kinds[frame.requestID] = nil
             if case .error(let error) = body {
-                return flowReply(.error(ProtocolError(wireCode: error.code, message: error.message)), core: core, now: now)
+                return flowReply(.error(ProtocolError(wireCode: error.code, message: error.message, retryAfterMs: error.retryAfterMs)), core: core, now: now)
             }
             return flowReply(.body(body), core: core, now: now)
         }
@@ -29,7 +29,7 @@ extension SyncMachine {
             return authenticated(result, core: core, now: now)
         case .error(let error):
             return serverError(
-                ProtocolError(wireCode: error.code, message: error.message), requestID: frame.requestID, kind: kind, core: core,
+                ProtocolError(wireCode: error.code, message: error.message, retryAfterMs: error.retryAfterMs), requestID: frame.requestID, kind: kind, core: core,
                 now: now)
         case .deliver(let deliver):
             return delivered(deliver, requestID: frame.requestID, core: core, now: now)
@@ -51,6 +51,10 @@ extension SyncMachine {
                 healing.logQueue = core.logEntries(from: served)
                 effects += continueHealing(core: core, now: now)
             }
+            if logFetchAgain {
+                logFetchAgain = false
+                effects += fetchLog(core: core, now: now)
+            }
             return effects
         case .keyEnvelopes(let list):
             envelopeFetchInFlight = false
@@ -64,6 +68,8 @@ extension SyncMachine {
             return snapshotsReceived(list, core: core, now: now)
         case .chainHeads(let page):
             return headsReceived(page, core: core, now: now)
+        case .accountNotice(let notice):
+            return noticeReceived(notice, core: core, now: now)
         case .done:
             return done(requestID: frame.requestID, core: core, now: now)
         case .pong:
@@ -108,10 +114,14 @@ extension SyncMachine {
         }
         self.hello = hello
         if verifyingRemoval, let account = core.account {
-            // Believe a removal only from the signed log (§23), fetched without authenticating.
+            // Believe a removal only from the signed log (§23), fetched without authenticating:
+            // a member (even a removed one) proves itself with a signature over this nonce.
             phase = .anonymous
             var fetch = Cloak_V1_FetchDeviceLog()
             fetch.accountID = Data(account.bytes)
+            fetch.deviceID = Data(core.me.bytes)
+            fetch.signature = Data(
+                LogAccessProof.sign(serverNonce: Array(hello.nonce), account: account, device: core.me, key: core.identity.signing))
             return [send(.fetchDeviceLog(fetch), kind: .removalCheck, now: now).1]
         }
         guard let account = core.account, !core.removedFromAccount else {
@@ -175,7 +185,16 @@ extension SyncMachine {
         -> [SyncEffect]
     {
         let items = deliver.items.map { (cursor: $0.cursor, wire: Array($0.changeSet)) }
-        var effects = run(core: core, now: now) { try core.receive(items) }
+        var damaged = false
+        var effects = run(core: core, now: now) {
+            let output = try core.receive(items)
+            damaged = output.events.contains { Healing.damageKinds.contains($0.kind) }
+            return output
+        }
+        // A rejected copy must not cost the data (§"What a client checks, and when"): compare
+        // heads with the server again, which asks for whatever position it holds that this
+        // device lacks — the damaged one included, under a name the server cannot fake.
+        if damaged { healing.rescanWanted = true }
         // Only the subscription's own catch-up (or a live delivery) says "caught up"; the reply
         // to a gap re-fetch carries caught_up too but says nothing about the subscription.
         let isSubscription = requestID == subscribeID || requestID == 0
@@ -184,9 +203,15 @@ extension SyncMachine {
             phase = .syncing(caughtUp: true)
             effects.append(.state(.live))
             effects += pushIfReady(core: core, now: now)
+            healing.rescanWanted = false  // this first scan covers what catch-up rejected
             effects += startHeadsScan(now: now)
             effects += run(core: core, now: now) { try core.reviewExpectations() }
+            // A device-log incident from an earlier connection is looked at again at once on
+            // each new one: the served log decides whether it still holds.
+            logRecheckAt = 0
+            effects += recheckLogIncident(core: core, now: now)
         }
+        if healing.rescanWanted, case .syncing(true) = phase { effects += rescanHeads(now: now) }
         effects += ackCursorIfDue(core: core, now: now, force: deliver.caughtUp)
         return effects
     }

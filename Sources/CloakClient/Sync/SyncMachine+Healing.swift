@@ -17,6 +17,16 @@ struct Healing {
     /// The heads scan of this connection: its request and the heads gathered so far.
     var scan: (id: UInt64, heads: [ServerHead])?
     var scanned = false
+    /// A delivered item was rejected: scan heads again once the current scan (if any) ends,
+    /// at most once per ``rescanEveryMillis`` (a hostile server damaging every copy costs it
+    /// one heads scan per period, and the data is asked for until an honest copy comes).
+    var rescanWanted = false
+    var rescanAt: UInt64 = 0
+    static let rescanEveryMillis: UInt64 = 5_000
+    /// Rejections that may have cost a change set (its copy was damaged or forged).
+    static let damageKinds: Set<SecurityEvent.Kind> = [
+        .malformedRecord, .badSignature, .decryptionFailed, .undecodableOperations, .unknownAuthor, .wrongAccount,
+    ]
     /// Change sets to re-upload (restore pushes), and the one in flight.
     var restoreQueue: [ChangeSet] = []
     var restoreInFlight: (id: UInt64, hashes: [ChangeSetHash])?
@@ -40,6 +50,9 @@ extension SyncMachine {
     mutating func checkAuthResult(_ result: Cloak_V1_AuthResult, core: ClientCore, now: UInt64) -> [SyncEffect] {
         healing.serverHead = result.headCursor
         healing.serverLogLength = result.deviceLogLength
+        // A rollback incident outlives the process that opened it (it is stored): a device that
+        // restarted mid-heal heals again on this connection, and closes it when done.
+        if core.incidents[Incident(kind: .serverRollback, detail: "", openedAt: 0).id] != nil { healing.rollback = true }
         let cursor = (try? core.store.read { tx in try Ledger.cursor(tx) }) ?? 0
         let logLength = UInt64(core.log?.entries.count ?? 0)
         if result.deviceLogLength < logLength {
@@ -66,6 +79,15 @@ extension SyncMachine {
         } catch { return connectionLost(now: now, core: core) }
         lastAckedCursor = 0
         return [.surface(output)]
+    }
+
+    /// Another heads scan after a rejected delivery (at most one per period).
+    mutating func rescanHeads(now: UInt64) -> [SyncEffect] {
+        guard healing.scan == nil, healing.scanned, now >= healing.rescanAt else { return [] }
+        healing.rescanWanted = false
+        healing.rescanAt = now + Healing.rescanEveryMillis
+        healing.scanned = false
+        return startHeadsScan(now: now)
     }
 
     /// After catch-up: one heads scan per connection.
@@ -99,6 +121,7 @@ extension SyncMachine {
         if !page.complete, let last = heads.last { return requestHeads(after: last, collected: heads, now: now) }
         healing.scan = nil
         healing.scanned = true
+        let again = healing.rescanWanted ? rescanHeads(now: now) : []
         var output = CoreOutput()
         let comparison: HeadsComparison
         do { comparison = try core.compareHeads(heads, &output) } catch { return connectionLost(now: now, core: core) }
@@ -115,7 +138,7 @@ extension SyncMachine {
             let envelopes = (try? core.resealedEnvelopes()) ?? []
             healing.envelopeQueue = Dictionary(grouping: envelopes, by: \.recipient).sorted { $0.key < $1.key }.map(\.value)
         }
-        return effects + continueHealing(core: core, now: now)
+        return effects + continueHealing(core: core, now: now) + again
     }
 
     /// Re-appends lost log entries, then re-uploads lost change sets, one request at a time;

@@ -23,6 +23,8 @@ extension SyncMachine {
         if case .syncing(true) = phase {
             effects += run(core: core, now: now) { try core.reviewExpectations() }
             effects += continueHealing(core: core, now: now)
+            effects += recheckLogIncident(core: core, now: now)
+            if healing.rescanWanted { effects += rescanHeads(now: now) }
         }
         if now >= lastSent + configuration.pingIntervalMillis {
             var ping = Cloak_V1_Ping()
@@ -63,6 +65,17 @@ extension SyncMachine {
         if output.pushEnvelopes { effects += pushEnvelopesIfNeeded(core: core, now: now) }
         if !output.changed.isEmpty { effects += snapshotIfDue(core: core, now: now) }
         return effects
+    }
+
+    /// A device-log incident stays open only while the served log still falls short: it is
+    /// looked at again (the log fetched) every half `withheldAfterMillis` while nothing else
+    /// would fetch it, so it closes once the server serves the whole log again.
+    mutating func recheckLogIncident(core: ClientCore, now: UInt64) -> [SyncEffect] {
+        guard !logFetchInFlight, !healing.busy, now >= logRecheckAt else { return [] }
+        let ids = [Incident.Kind.deviceLogRollback, .deviceLogWithheld].map { Incident(kind: $0, detail: "", openedAt: 0).id }
+        guard ids.contains(where: { core.incidents[$0] != nil }) else { return [] }
+        logRecheckAt = now + max(1_000, configuration.withheldAfterMillis / 2)
+        return fetchLog(core: core, now: now)
     }
 
     mutating func fetchLog(core: ClientCore, now: UInt64) -> [SyncEffect] {
@@ -182,8 +195,15 @@ extension SyncMachine {
     mutating func removalChecked(_ entries: Cloak_V1_DeviceLogEntries, core: ClientCore, now: UInt64) -> [SyncEffect] {
         verifyingRemoval = false
         var output: CoreOutput
-        do { output = try core.receiveDeviceLog(entries.entries.map(Array.init)) } catch {
-            return connectionLost(now: now, core: core)
+        if entries.entries.isEmpty, entries.logLength > 0 {
+            // The server's log does not list this device at all (only its length is served): a
+            // restored server that forgot the entries adding it, or a server hiding it.
+            output = CoreOutput()
+            if entries.logLength < UInt64(core.log?.entries.count ?? 0) { output.servedLogLength = Int(entries.logLength) }
+        } else {
+            do { output = try core.receiveDeviceLog(entries.entries.map(Array.init)) } catch {
+                return connectionLost(now: now, core: core)
+            }
         }
         if output.removed || core.removedFromAccount { return follow(output, core: core, now: now) }
         if let served = output.servedLogLength {
@@ -206,5 +226,22 @@ extension SyncMachine {
     mutating func violation(_ detail: String, core: ClientCore, now: UInt64) -> [SyncEffect] {
         let output = core.raise(SecurityEvent(.protocolViolation, detail: detail))
         return [.surface(output)] + connectionLost(now: now, core: core)
+    }
+}
+
+extension SyncMachine {
+    /// The server's AccountNotice: a longer device log (fetch and verify it: a new device is
+    /// announced on every other device), or recovery attempts (told once each). Only a reason
+    /// to look; nothing in it is believed.
+    mutating func noticeReceived(_ notice: Cloak_V1_AccountNotice, core: ClientCore, now: UInt64) -> [SyncEffect] {
+        guard core.account != nil, !core.removedFromAccount else { return [] }
+        var effects: [SyncEffect] = []
+        if notice.deviceLogLength > UInt64(core.log?.entries.count ?? 0), phase.isDeviceSession {
+            if logFetchInFlight { logFetchAgain = true } else { effects += fetchLog(core: core, now: now) }
+        }
+        if notice.hasRecovery {
+            effects += run(core: core, now: now) { try core.receiveRecoveryNotice(notice.recovery) }
+        }
+        return effects
     }
 }

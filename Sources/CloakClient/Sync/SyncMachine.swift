@@ -1,5 +1,5 @@
-import CloakCrypto
-import CloakProtocol
+@_spi(Randomness) import CloakCrypto
+@_spi(Randomness) import CloakProtocol
 import Logging
 
 /// Events that drive the ``SyncMachine``.
@@ -100,6 +100,10 @@ struct SyncMachine {
     var lastAckAt: UInt64 = 0
     var pushRetryAt: UInt64 = 0
     var logFetchInFlight = false
+    /// When an open device-log incident is next looked at again by fetching the log.
+    var logRecheckAt: UInt64 = 0
+    /// The server said the log grew while a fetch was in flight: fetch again when it ends.
+    var logFetchAgain = false
     var envelopeFetchInFlight = false
     /// The request id of this connection's Subscribe (its catch-up Delivers carry it).
     var subscribeID: UInt64 = 0
@@ -132,7 +136,14 @@ struct SyncMachine {
         if case .syncing = phase {
             times.append(lastSent + configuration.pingIntervalMillis)
             if let batch = core.nextBatchDeadline { times.append(batch) }
-            if pushRetryAt > 0 { times.append(pushRetryAt) }
+            // Only when a push could go then: while healing is busy a past retry time would
+            // wake the driver at once, again and again (found by the simulator, seed 102).
+            if pushRetryAt > 0, pushInFlight == nil, !healing.busy { times.append(pushRetryAt) }
+            // A heads scan owed after a rejected delivery, when it may start (never a past time
+            // that cannot act: that would wake the driver in a loop).
+            if healing.rescanWanted, healing.scan == nil, healing.scanned, case .syncing(true) = phase {
+                times.append(healing.rescanAt)
+            }
         }
         return times.min()
     }
@@ -191,6 +202,7 @@ struct SyncMachine {
         pushInFlight = nil
         snapshotInFlight = nil
         logFetchInFlight = false
+        logFetchAgain = false
         envelopeFetchInFlight = false
         subscribeID = 0
         envelopesInFlight = nil

@@ -37,10 +37,16 @@ public enum CommittedAEAD {
         }
     }
 
-    /// Encrypts with a fresh random nonce and computes the commitment.
+    /// Encrypts with a fresh random nonce from the operating system and computes the commitment.
+    public static func seal(_ plaintext: [UInt8], key: SymmetricKey, associatedData: [UInt8]) -> SealedBox {
+        seal(plaintext, key: key, associatedData: associatedData, using: SystemRandom())
+    }
+
+    /// ``seal(_:key:associatedData:)`` with the nonce drawn from `random` (SPI: vectors and the
+    /// simulator only; ADV-14).
+    @_spi(Randomness)
     public static func seal(
-        _ plaintext: [UInt8], key: SymmetricKey, associatedData: [UInt8],
-        using random: any RandomSource = SystemRandom()
+        _ plaintext: [UInt8], key: SymmetricKey, associatedData: [UInt8], using random: any RandomSource
     ) -> SealedBox {
         let box = XChaCha20Poly1305.seal(plaintext, key: key, associatedData: associatedData, using: random)
         let tag = commitment(key: key, nonce: box.nonce, associatedData: associatedData, ciphertext: box.ciphertext)

@@ -32,11 +32,17 @@ public enum XChaCha20Poly1305 {
         }
     }
 
-    /// Encrypts `plaintext` under `key` with a fresh random nonce; `associatedData` is
-    /// authenticated but not encrypted.
+    /// Encrypts `plaintext` under `key` with a fresh random nonce from the operating system;
+    /// `associatedData` is authenticated but not encrypted.
+    public static func seal(_ plaintext: [UInt8], key: SymmetricKey, associatedData: [UInt8]) -> SealedBox {
+        seal(plaintext, key: key, associatedData: associatedData, using: SystemRandom())
+    }
+
+    /// ``seal(_:key:associatedData:)`` with the nonce drawn from `random`: for the vectors and the
+    /// simulator only (SPI), so an app can never choose a nonce (ADV-14).
+    @_spi(Randomness)
     public static func seal(
-        _ plaintext: [UInt8], key: SymmetricKey, associatedData: [UInt8],
-        using random: any RandomSource = SystemRandom()
+        _ plaintext: [UInt8], key: SymmetricKey, associatedData: [UInt8], using random: any RandomSource
     ) -> SealedBox {
         let nonce = random.bytes(nonceByteCount)
         let ciphertext = encrypt(plaintext, key: key, nonce: nonce, associatedData: associatedData)
@@ -126,7 +132,8 @@ public enum ChaCha20Poly1305IETF {
         return plaintext
     }
 
-    /// Encrypts with a nonce drawn from `random`.
+    /// Encrypts with a nonce drawn from `random` (SPI: an app can never choose a nonce, ADV-14).
+    @_spi(Randomness)
     public static func seal(
         _ plaintext: [UInt8], key: SymmetricKey, associatedData: [UInt8], using random: any RandomSource
     ) -> (nonce: [UInt8], ciphertext: [UInt8]) {

@@ -4,7 +4,7 @@ import CSodium
 /// breaking existing blobs.
 ///
 /// ```swift
-/// let params = PasswordKDFParameters.recommended(using: SystemRandom())  // fresh salt
+/// let params = PasswordKDFParameters.recommended()  // fresh salt
 /// let key = try PasswordKDF.deriveKey(passphrase: "correct horse", parameters: params)
 /// let stored = params.encoded           // 25 bytes: alg ‖ LE32 ops ‖ LE32 KiB ‖ salt
 /// let again = try PasswordKDFParameters(decoding: stored)   // enforces the floors
@@ -57,7 +57,11 @@ public struct PasswordKDFParameters: Sendable, Equatable {
     /// Cloak's default: 3 passes over 64 MiB with a fresh salt. See PROTOCOL.md for why
     /// (recovery runs rarely, on phones too; this is above OWASP's 19 MiB/2-pass minimum and
     /// costs roughly a quarter second on one core of the reference machine).
-    public static func recommended(using random: any RandomSource = SystemRandom()) -> PasswordKDFParameters {
+    public static func recommended() -> PasswordKDFParameters { recommended(using: SystemRandom()) }
+
+    /// ``recommended()`` with the salt drawn from `random` (SPI: vectors and tests).
+    @_spi(Randomness)
+    public static func recommended(using random: any RandomSource) -> PasswordKDFParameters {
         PasswordKDFParameters(checked: 3, 64 * 1024, random.bytes(saltByteCount))
     }
 
@@ -99,18 +103,24 @@ public enum PasswordKDF {
     public static func deriveKey(password: [UInt8], parameters: PasswordKDFParameters) throws(CryptoError)
         -> SymmetricKey
     {
+        try deriveKey(password: SecretBytes(copying: password), parameters: parameters)
+    }
+
+    /// Derives a 32-byte key from a password held in zeroing storage, such as an OPRF output
+    /// (PROTOCOL.md §22), so the password never sits in an ordinary array.
+    public static func deriveKey(password: SecretBytes, parameters: PasswordKDFParameters) throws(CryptoError)
+        -> SymmetricKey
+    {
         try Sodium.ensure()
         var status: Int32 = 0
-        // crypto_pwhash wants a non-null pointer even for an empty password.
-        var buffer = password.isEmpty ? [UInt8(0)] : password
-        defer { SecretBytes.wipe(&buffer) }
         let secret = SecretBytes(count: SymmetricKey.byteCount) { out in
-            buffer.withUnsafeBytes { p in
-                status = crypto_pwhash(
-                    out.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt64(SymmetricKey.byteCount),
-                    p.baseAddress!.assumingMemoryBound(to: CChar.self), UInt64(password.count), parameters.salt,
-                    UInt64(parameters.opsLimit), Int(parameters.memoryKiB) * 1024, crypto_pwhash_ALG_ARGON2ID13)
-            }
+            // SecretBytes always owns at least one byte, so even an empty password has the
+            // non-null pointer crypto_pwhash wants.
+            let p = password.storage.pointer.assumingMemoryBound(to: CChar.self)
+            status = crypto_pwhash(
+                out.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt64(SymmetricKey.byteCount),
+                p, UInt64(password.count), parameters.salt,
+                UInt64(parameters.opsLimit), Int(parameters.memoryKiB) * 1024, crypto_pwhash_ALG_ARGON2ID13)
         }
         guard status == 0 else { throw .passwordHashingFailed }
         return SymmetricKey(unchecked: secret)

@@ -31,8 +31,12 @@ public struct X25519PrivateKey: Sendable, CustomStringConvertible, CustomDebugSt
         self.publicKey = X25519PublicKey(validated: publicBytes)
     }
 
-    /// A fresh random key pair.
-    public init(using source: any RandomSource = SystemRandom()) {
+    /// A fresh random key pair (from the operating system's randomness).
+    public init() { self.init(using: SystemRandom()) }
+
+    /// A fresh random key pair from `source` (SPI: the simulator and tests).
+    @_spi(Randomness)
+    public init(using source: any RandomSource) {
         let secret = SecretBytes.random(count: Self.byteCount, using: source)
         do { try self.init(secret: secret) } catch { preconditionFailure("32-byte scalar rejected: \(error)") }
     }
@@ -104,8 +108,14 @@ public enum SealedBox {
 
     /// Encrypts `message` so only the holder of `recipient`'s private key can read it.
     /// Low-order recipient keys are refused.
+    public static func seal(_ message: [UInt8], to recipient: X25519PublicKey) throws(CryptoError) -> [UInt8] {
+        try seal(message, to: recipient, using: SystemRandom())
+    }
+
+    /// ``seal(_:to:)`` with the ephemeral seed drawn from `random` (SPI: vectors, simulator).
+    @_spi(Randomness)
     public static func seal(
-        _ message: [UInt8], to recipient: X25519PublicKey, using random: any RandomSource = SystemRandom()
+        _ message: [UInt8], to recipient: X25519PublicKey, using random: any RandomSource
     ) throws(CryptoError) -> [UInt8] {
         try Sodium.ensure()
         let seed = SecretBytes.random(count: 32, using: random)

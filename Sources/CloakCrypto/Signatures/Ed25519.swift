@@ -44,8 +44,12 @@ public struct Ed25519PrivateKey: Sendable, CustomStringConvertible, CustomDebugS
         self.publicKey = Ed25519PublicKey(validated: publicBytes)
     }
 
-    /// A fresh random key pair (the seed comes from `source`).
-    public init(using source: any RandomSource = SystemRandom()) {
+    /// A fresh random key pair (the seed comes from the operating system).
+    public init() { self.init(using: SystemRandom()) }
+
+    /// A fresh random key pair whose seed comes from `source` (SPI: the simulator and tests).
+    @_spi(Randomness)
+    public init(using source: any RandomSource) {
         // A 32-byte seed is always valid, so this cannot throw.
         let seed = SecretBytes.random(count: Self.seedByteCount, using: source)
         do { try self.init(seed: seed) } catch { preconditionFailure("32-byte seed rejected: \(error)") }

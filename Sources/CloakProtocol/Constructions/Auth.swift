@@ -40,3 +40,39 @@ public enum AuthChallenge {
         return key.isValidSignature(signature, for: message(serverNonce: serverNonce, account: account, device: device))
     }
 }
+
+/// A member's proof, before authenticating, that it may read its account's device log
+/// (PROTOCOL.md §11 "Fetching and pinning"): a removed device must read the signed removal,
+/// and a device a restored server forgot must learn how much it forgot, but nobody else reads
+/// the log before authenticating.
+///
+///     signed = "cloak.v1.log-access\0" ‖ LE32 version ‖ server nonce (32) ‖ account (32) ‖ device (16)
+///
+/// Its own domain: a proof can never pass as an authentication, nor the reverse (ADV-23).
+public enum LogAccessProof {
+    /// The exact bytes a device signs.
+    public static func message(serverNonce: [UInt8], account: AccountID, device: DeviceID,
+                               version: UInt32 = ProtocolVersion.current) -> [UInt8] {
+        var w = CanonicalWriter(domain: .logAccess, reserving: 116)
+        w.u32(version)
+        w.raw(serverNonce)
+        w.fixed(account)
+        w.fixed(device)
+        return w.bytes
+    }
+
+    /// Signs a proof for this connection's nonce.
+    public static func sign(serverNonce: [UInt8], account: AccountID, device: DeviceID, key: Ed25519PrivateKey)
+        -> [UInt8]
+    {
+        key.signature(for: message(serverNonce: serverNonce, account: account, device: device))
+    }
+
+    /// Verifies a proof with the key the log lists for `device`.
+    public static func verify(
+        _ signature: [UInt8], serverNonce: [UInt8], account: AccountID, device: DeviceID, key: Ed25519PublicKey
+    ) -> Bool {
+        guard serverNonce.count == AuthChallenge.nonceByteCount, DeviceID(signingKey: key) == device else { return false }
+        return key.isValidSignature(signature, for: message(serverNonce: serverNonce, account: account, device: device))
+    }
+}

@@ -1,4 +1,4 @@
-public import CloakCrypto
+@_spi(Randomness) public import CloakCrypto
 import Foundation
 
 /// The header of a change set: everything the server may see, all of it authenticated as
@@ -225,6 +225,7 @@ public struct ChangeSet: Sendable, Hashable {
 /// commitment → Ed25519 signature.
 public enum ChangeSetSealer {
     /// Seals `body` (a serialised `ChangeSetBody`). The nonce is drawn from `random`.
+    @_spi(Randomness)
     public static func seal(
         body: [UInt8], header template: ChangeSetHeader, conversationKey: SymmetricKey, signer: Ed25519PrivateKey,
         random: any RandomSource, maxBytes: Int = ProtocolLimits().maxChangeSetBytes
@@ -236,6 +237,7 @@ public enum ChangeSetSealer {
 
     /// Seals with the change-set key already derived (``ConversationKeys/changeSetKey(conversationKey:conversation:epoch:)``
     /// for the header's conversation and epoch), for callers that cache it.
+    @_spi(Randomness)
     public static func seal(
         body: [UInt8], header template: ChangeSetHeader, changeSetKey key: SymmetricKey, signer: Ed25519PrivateKey,
         random: any RandomSource, maxBytes: Int = ProtocolLimits().maxChangeSetBytes

@@ -1,4 +1,4 @@
-public import CloakCrypto
+@_spi(Randomness) public import CloakCrypto
 import Foundation
 
 /// An epoch key sealed to one device and signed by the device that sealed it
@@ -56,12 +56,17 @@ public struct KeyEnvelope: Sendable, Hashable {
     }
 
     /// Seals and signs `key` for one recipient.
+    @_spi(Randomness)
     public static func seal(
         _ key: SymmetricKey, epoch: UInt64, account: AccountID, recipient: DeviceID, recipientKey: X25519PublicKey,
         sender: DeviceID, signer: Ed25519PrivateKey, random: any RandomSource
     ) throws(CryptoError) -> KeyEnvelope {
-        var inner = innerPlaintext(account: account, epoch: epoch, recipient: recipient, key: key.secret.copyBytes())
-        defer { SecretBytes.wipe(&inner) }
+        var raw = key.secret.copyBytes()
+        var inner = innerPlaintext(account: account, epoch: epoch, recipient: recipient, key: raw)
+        defer {
+            SecretBytes.wipe(&raw)
+            SecretBytes.wipe(&inner)
+        }
         let sealed = try SealedBox.seal(inner, to: recipientKey, using: random)
         let unsigned = KeyEnvelope(
             version: ProtocolVersion.current, account: account, epoch: epoch, sender: sender, recipient: recipient,

@@ -1,4 +1,4 @@
-public import CloakCrypto
+@_spi(Randomness) public import CloakCrypto
 
 /// Account recovery keys (PROTOCOL.md §"Recovery"). The recovery key is a special member of
 /// the device log (a `set_recovery` entry lists its public keys): epoch keys are sealed to it
@@ -6,12 +6,12 @@ public import CloakCrypto
 /// half is never stored anywhere; it is re-derived from what the user keeps:
 ///
 ///     root (words)      = BLAKE2b-256(key: 16-byte secret, "cloak.v1.recovery\0" ‖ "words")
-///     root (passphrase) = Argon2id(passphrase, stored parameters ≥ floors)
+///     root (passphrase) = from the server's OPRF output and Argon2id (``RecoveryPassphrase``)
 ///     signing seed      = KDF(root, "recovery", subject: "sign")
 ///     X25519 secret     = KDF(root, "recovery", subject: "agree")
 ///
 /// ```swift
-/// let secret = RecoverySecret.random(using: SystemRandom())
+/// let secret = RecoverySecret.random()
 /// let words = secret.words                       // 12 BIP-0039 words, shown once
 /// let keys = try RecoverySecret(words: words).keys
 /// ```
@@ -36,10 +36,6 @@ public struct RecoveryKeys: Sendable {
         self.agreement = agreement
     }
 
-    /// Keys from a passphrase under stored Argon2id parameters (which enforce the floors).
-    public init(passphrase: String, parameters: PasswordKDFParameters) throws(CryptoError) {
-        self.init(root: try PasswordKDF.deriveKey(passphrase: passphrase, parameters: parameters))
-    }
 }
 
 /// A random recovery secret, shown to the user as 12 BIP-0039 words (128 bits plus a 4-bit
@@ -50,7 +46,11 @@ public struct RecoverySecret: Sendable {
 
     let entropy: SecretBytes
 
-    /// A fresh secret.
+    /// A fresh secret from the operating system's randomness.
+    public static func random() -> RecoverySecret { random(using: SystemRandom()) }
+
+    /// A fresh secret from `random` (a seeded source only in the simulator and tests).
+    @_spi(Randomness)
     public static func random(using random: any RandomSource) -> RecoverySecret {
         RecoverySecret(entropy: SecretBytes.random(count: 16, using: random))
     }

@@ -1,4 +1,4 @@
-public import CloakCrypto
+@_spi(Randomness) public import CloakCrypto
 import Foundation
 
 /// A position in one author's chain of one conversation.
@@ -201,6 +201,7 @@ public struct Snapshot: Sendable, Hashable {
 public enum SnapshotSealer {
     /// Pads, encrypts under the snapshot key, commits and signs `state` (a serialised
     /// `SnapshotBody`).
+    @_spi(Randomness)
     public static func seal(
         body: [UInt8], header: Snapshot.Header, conversationKey: SymmetricKey, signer: Ed25519PrivateKey,
         random: any RandomSource

@@ -12,9 +12,11 @@ public import CloakCrypto
 ///
 /// Rules: entry `i` has index `i` and `prev_hash` = hash of entry `i−1`; genesis is self-signed
 /// at epoch 1; `add` and `set_recovery` are signed by a device active at the previous head
-/// (`add` may also be signed by the current recovery key) and keep the epoch; `remove` is
-/// signed by an active device, names an active device other than the last one, and advances
-/// the epoch by exactly one. A device that was ever a member can never be added again (ADV-30).
+/// (`add` may also be signed by the current recovery key) and keep the epoch, except that a
+/// `set_recovery` replacing a recovery key advances it by exactly one (so the replaced secret
+/// opens nothing written afterwards); `remove` is signed by an active device, names an active
+/// device other than the last one, and advances the epoch by exactly one. A device that was
+/// ever a member can never be added again (ADV-30).
 public struct DeviceLog: Sendable {
     /// A device (or the recovery key) and the part of the log in which it is active.
     public struct Member: Sendable, Hashable {
@@ -46,6 +48,11 @@ public struct DeviceLog: Sendable {
     /// the server checks every push against it, and searching the log copied each entry per
     /// push (a fifth of a millisecond with a thousand devices).
     public private(set) var newestRemovalIndex: UInt64?
+    /// Index of the newest entry that started an epoch (a removal, or a recovery key's
+    /// replacement), if any: change sets written under an older head may be encrypted under a
+    /// key that a removed device or a replaced recovery secret holds, and are refused with
+    /// STALE_DEVICE_LOG (PROTOCOL.md §19).
+    public private(set) var newestEpochStartIndex: UInt64?
 
     /// Verifies a genesis entry and starts the log.
     public init(genesis: DeviceLogEntry) throws(ProtocolError) {
@@ -136,12 +143,20 @@ public struct DeviceLog: Sendable {
     }
 
     private mutating func applyAdd(_ entry: DeviceLogEntry, signer: Member, asRecovery: Bool) throws(ProtocolError) {
-        guard entry.epoch == currentEpoch else { throw .invalidDeviceLog("adding must keep the epoch") }
+        let replacing = asRecovery ? recoveryKey : nil
+        if replacing != nil {
+            guard entry.epoch == currentEpoch + 1 else {
+                throw .invalidDeviceLog("replacing the recovery key must advance the epoch by one")
+            }
+        } else {
+            guard entry.epoch == currentEpoch else { throw .invalidDeviceLog("adding must keep the epoch") }
+        }
         guard let key = entry.subjectSigningKey, let agreement = entry.subjectAgreementKey, let id = entry.subject
         else { throw .invalidDeviceLog("missing device keys") }
         guard members[id] == nil else { throw .invalidDeviceLog("device \(id) was already a member") }
-        if asRecovery, let previous = recoveryKey {
+        if let previous = replacing {
             members[previous.id]?.removedAt = entry.index
+            newestEpochStartIndex = entry.index
         }
         members[id] = Member(
             signingKey: key, agreementKey: agreement, addedAt: entry.index, isRecoveryKey: asRecovery)
@@ -156,6 +171,7 @@ public struct DeviceLog: Sendable {
         guard activeDevices.count > 1 else { throw .invalidDeviceLog("cannot remove the last active device") }
         members[removed]?.removedAt = entry.index
         newestRemovalIndex = entry.index
+        newestEpochStartIndex = entry.index
     }
 
     /// Checks that `served` (a log from the server) is this log or extends it, and returns the

@@ -244,14 +244,17 @@ extension DeviceLogEntry {
     }
 
     /// An entry adding a device (or, with `kind: .setRecovery`, registering a recovery key)
-    /// after `log`'s head, signed by `signer`.
+    /// after `log`'s head, signed by `signer`. A `set_recovery` that replaces a recovery key
+    /// starts epoch `log.currentEpoch + 1` (the replaced secret must open nothing new).
     public static func add(
         _ kind: DeviceLogEntryKind = .addDevice, signingKey: Ed25519PublicKey, agreementKey: X25519PublicKey,
         after log: DeviceLog, signer: Ed25519PrivateKey, createdAtMs: UInt64
     ) -> DeviceLogEntry {
+        let replacing = kind == .setRecovery && log.recoveryKey != nil
         let f = Fields(
             kind: kind, index: UInt64(log.entries.count), prevHash: log.head,
-            signer: DeviceID(signingKey: signer.publicKey), epoch: log.currentEpoch, createdAtMs: createdAtMs,
+            signer: DeviceID(signingKey: signer.publicKey), epoch: log.currentEpoch + (replacing ? 1 : 0),
+            createdAtMs: createdAtMs,
             signingKey: signingKey, agreementKey: agreementKey)
         return signed(f, by: signer)
     }

@@ -51,6 +51,7 @@ public enum FrameCodec {
         var body = Cloak_V1_Error()
         body.code = error.wireCode
         body.message = error.message
+        body.retryAfterMs = error.retryAfterMs
         return encode(.error(body), requestID: requestID)
     }
 
@@ -101,6 +102,8 @@ extension Cloak_V1_Frame.OneOf_Body {
         case .pong: "pong"
         case .done: "done"
         case .chainHeads: "chain_heads"
+        case .recoveryEvaluation: "recovery_evaluation"
+        case .accountNotice: "account_notice"
         case .register: "register"
         case .authenticate: "authenticate"
         case .subscribe: "subscribe"
@@ -119,6 +122,8 @@ extension Cloak_V1_Frame.OneOf_Body {
         case .ping: "ping"
         case .fetchChangeSets: "fetch_change_sets"
         case .fetchHeads: "fetch_heads"
+        case .recoveryEvaluate: "recovery_evaluate"
+        case .resetRecoveryLockout: "reset_recovery_lockout"
         }
     }
 }

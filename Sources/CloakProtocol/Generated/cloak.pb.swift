@@ -144,6 +144,13 @@ public nonisolated enum Cloak_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterab
 
   /// The server's operator blocked this account (abuse, a legal request). Closes (1008).
   case accountBlocked // = 32
+
+  /// RecoveryEvaluate: the account's recovery is locked after too many guesses (retry_after_ms
+  /// says until when). The account's devices were told; any of them can end it.
+  case recoveryLocked // = 33
+
+  /// RecoveryEvaluate: this server holds no recovery key (its operator has not configured one).
+  case recoveryUnavailable // = 34
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -185,6 +192,8 @@ public nonisolated enum Cloak_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterab
     case 30: self = .cursorMismatch
     case 31: self = .staleCutoffs
     case 32: self = .accountBlocked
+    case 33: self = .recoveryLocked
+    case 34: self = .recoveryUnavailable
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -224,6 +233,8 @@ public nonisolated enum Cloak_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterab
     case .cursorMismatch: return 30
     case .staleCutoffs: return 31
     case .accountBlocked: return 32
+    case .recoveryLocked: return 33
+    case .recoveryUnavailable: return 34
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -263,6 +274,8 @@ public nonisolated enum Cloak_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterab
     .cursorMismatch,
     .staleCutoffs,
     .accountBlocked,
+    .recoveryLocked,
+    .recoveryUnavailable,
   ]
 
 }
@@ -441,6 +454,22 @@ public nonisolated struct Cloak_V1_Frame: Sendable {
     set {body = .chainHeads(newValue)}
   }
 
+  public var recoveryEvaluation: Cloak_V1_RecoveryEvaluation {
+    get {
+      if case .recoveryEvaluation(let v)? = body {return v}
+      return Cloak_V1_RecoveryEvaluation()
+    }
+    set {body = .recoveryEvaluation(newValue)}
+  }
+
+  public var accountNotice: Cloak_V1_AccountNotice {
+    get {
+      if case .accountNotice(let v)? = body {return v}
+      return Cloak_V1_AccountNotice()
+    }
+    set {body = .accountNotice(newValue)}
+  }
+
   /// client → server
   public var register: Cloak_V1_Register {
     get {
@@ -586,6 +615,22 @@ public nonisolated struct Cloak_V1_Frame: Sendable {
     set {body = .fetchHeads(newValue)}
   }
 
+  public var recoveryEvaluate: Cloak_V1_RecoveryEvaluate {
+    get {
+      if case .recoveryEvaluate(let v)? = body {return v}
+      return Cloak_V1_RecoveryEvaluate()
+    }
+    set {body = .recoveryEvaluate(newValue)}
+  }
+
+  public var resetRecoveryLockout: Cloak_V1_ResetRecoveryLockout {
+    get {
+      if case .resetRecoveryLockout(let v)? = body {return v}
+      return Cloak_V1_ResetRecoveryLockout()
+    }
+    set {body = .resetRecoveryLockout(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -603,6 +648,8 @@ public nonisolated struct Cloak_V1_Frame: Sendable {
     case pong(Cloak_V1_Pong)
     case done(Cloak_V1_Done)
     case chainHeads(Cloak_V1_ChainHeads)
+    case recoveryEvaluation(Cloak_V1_RecoveryEvaluation)
+    case accountNotice(Cloak_V1_AccountNotice)
     /// client → server
     case register(Cloak_V1_Register)
     case authenticate(Cloak_V1_Authenticate)
@@ -622,6 +669,8 @@ public nonisolated struct Cloak_V1_Frame: Sendable {
     case ping(Cloak_V1_Ping)
     case fetchChangeSets(Cloak_V1_FetchChangeSets)
     case fetchHeads(Cloak_V1_FetchHeads)
+    case recoveryEvaluate(Cloak_V1_RecoveryEvaluate)
+    case resetRecoveryLockout(Cloak_V1_ResetRecoveryLockout)
 
   }
 
@@ -992,6 +1041,9 @@ public nonisolated struct Cloak_V1_ChainHead: Sendable {
 
 /// Asks for device-log entries with index ≥ from_index. Allowed before authentication only for
 /// an account id (so a freshly paired device can fetch the log); answered with DeviceLogEntries.
+/// Asks for device-log entries. In a session, of the session's account. Before
+/// authentication only by a device that is or was a member of the account and proves it
+/// (PROTOCOL.md §11 "Fetching and pinning"): `device_id` and `signature` set.
 public nonisolated struct Cloak_V1_FetchDeviceLog: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -1002,6 +1054,13 @@ public nonisolated struct Cloak_V1_FetchDeviceLog: Sendable {
 
   /// First entry index wanted (0: the whole log).
   public var fromIndex: UInt64 = 0
+
+  /// Before authentication: 16 bytes, the requesting device.
+  public var deviceID: Data = Data()
+
+  /// Before authentication: 64 bytes, Ed25519 by `device_id` over "cloak.v1.log-access\0" ‖
+  /// LE32(version) ‖ this connection's server nonce ‖ account ‖ device (PROTOCOL.md §14).
+  public var signature: Data = Data()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1015,6 +1074,10 @@ public nonisolated struct Cloak_V1_DeviceLogEntries: Sendable {
 
   /// Serialised DeviceLogEntry messages, in index order.
   public var entries: [Data] = []
+
+  /// The number of entries the server holds. Alone (no entries) when a proof before
+  /// authentication names a device the server's log does not list.
+  public var logLength: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1113,8 +1176,8 @@ public nonisolated struct Cloak_V1_SnapshotList: Sendable {
 }
 
 /// Pairing mailbox: an opaque, expiring, size-limited slot addressed by a 16-byte id derived
-/// from the pairing secret. Put requires authentication; Take does not (the new device has no
-/// account yet) and removes the content (single use).
+/// from the pairing secret. Take needs no authentication (the new device has no account yet)
+/// and removes the content (single use); so does a small Put (the new device's answer).
 public nonisolated struct Cloak_V1_MailboxPut: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -1123,7 +1186,8 @@ public nonisolated struct Cloak_V1_MailboxPut: Sendable {
   /// 16 bytes, derived from the pairing secret (PROTOCOL.md §"Pairing").
   public var mailboxID: Data = Data()
 
-  /// The encrypted pairing bundle (nonce ‖ commitment ‖ ciphertext), at most max_mailbox_bytes.
+  /// An encrypted pairing message (nonce ‖ commitment ‖ ciphertext), at most max_mailbox_bytes;
+  /// before authentication (the new device's answer) at most 256 bytes.
   public var payload: Data = Data()
 
   /// Seconds until the server discards it (capped by the server, at most 600).
@@ -1183,19 +1247,125 @@ public nonisolated struct Cloak_V1_PutRecovery: Sendable {
   fileprivate var _blob: Cloak_V1_RecoveryBlob? = nil
 }
 
-/// Asks for an account's recovery blob (no authentication; rate-limited per account). Set
-/// exactly one: the account id (passphrase recovery) or the recovery key id (recovery words,
-/// which determine the key and so its id).
+/// Asks for the recovery blob of a recovery-words key (no authentication; rate-limited per
+/// account): the words determine the key and so its id. Passphrase enrollments are never
+/// served here (their parameters come only with a counted RecoveryEvaluation).
 public nonisolated struct Cloak_V1_FetchRecovery: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// 32 bytes (passphrase recovery).
+  /// Reserved: no longer served (was the passphrase lookup by account); INVALID_FIELD.
   public var accountID: Data = Data()
 
   /// 16 bytes (recovery words).
   public var recoveryKeyID: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// One oblivious-PRF evaluation for a recovery passphrase (RFC 9497, ristretto255-SHA512,
+/// mode 0; PROTOCOL.md §22). Before authentication: a recovering device, counted as a failed
+/// guess until the recovery key authenticates. In a session of an active device of
+/// `account_id`: an enrollment (not counted; limited per account).
+public nonisolated struct Cloak_V1_RecoveryEvaluate: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// 32 bytes: the account.
+  public var accountID: Data = Data()
+
+  /// 32 bytes: the blinded element B = r·HashToGroup(input).
+  public var blindedElement: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The answer to RecoveryEvaluate.
+public nonisolated struct Cloak_V1_RecoveryEvaluation: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// 32 bytes: Z = k·B under the account's key of `key_version`.
+  public var evaluatedElement: Data = Data()
+
+  /// The server key version Z was computed under.
+  public var keyVersion: UInt32 = 0
+
+  /// Before authentication: the enrollment's 29-byte parameters (kind 0x03, §22). Empty for an
+  /// enrollment (the client chooses them).
+  public var kdfParameters: Data = Data()
+
+  /// Evaluations left before the lockout starts (informational).
+  public var attemptsLeft: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// An active device ends a recovery lockout (after its user saw the attempts). Answered with Done.
+public nonisolated struct Cloak_V1_ResetRecoveryLockout: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Pushed by the server (request_id 0) to the account's device sessions; never trusted, only a
+/// reason to look (PROTOCOL.md §17).
+public nonisolated struct Cloak_V1_AccountNotice: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The account's device-log length, when it grew: fetch and verify the log.
+  public var deviceLogLength: UInt64 = 0
+
+  /// Set when someone asked for a recovery evaluation, a lockout started or ended, or the
+  /// recovery key authenticated; also after AuthResult while there are unreset failures.
+  public var recovery: Cloak_V1_RecoveryStatus {
+    get {_recovery ?? Cloak_V1_RecoveryStatus()}
+    set {_recovery = newValue}
+  }
+  /// Returns true if `recovery` has been explicitly set.
+  public var hasRecovery: Bool {self._recovery != nil}
+  /// Clears the value of `recovery`. Subsequent reads from it will return its default value.
+  public mutating func clearRecovery() {self._recovery = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _recovery: Cloak_V1_RecoveryStatus? = nil
+}
+
+/// The account's recovery-attempt counters.
+public nonisolated struct Cloak_V1_RecoveryStatus: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// When the newest counted evaluation (or the reset) happened, ms since the Unix epoch.
+  public var atMs: UInt64 = 0
+
+  /// Evaluations since the last success or reset (each one a guess, until proven otherwise).
+  public var consecutiveFailures: UInt32 = 0
+
+  /// Recovery is refused until then (0: not locked).
+  public var lockedUntilMs: UInt64 = 0
+
+  /// The recovery key authenticated (a successful recovery) at `at_ms`.
+  public var succeeded: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1251,6 +1421,9 @@ public nonisolated struct Cloak_V1_Error: Sendable {
 
   /// Human-readable detail without secrets or payload bytes.
   public var message: String = String()
+
+  /// RATE_LIMITED and RECOVERY_LOCKED: try again after this many milliseconds (0: not said).
+  public var retryAfterMs: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1501,8 +1674,9 @@ public nonisolated struct Cloak_V1_RecoveryBlob: Sendable {
   /// 16 bytes: BLAKE2b-128 of the recovery key's Ed25519 public key.
   public var recoveryKeyID: Data = Data()
 
-  /// 25 bytes: Argon2id parameters and salt (PROTOCOL.md §"Recovery") for a passphrase, or the
-  /// single byte 0x02 for a random recovery secret shown as words (no password hashing needed).
+  /// 29 bytes for a passphrase: 0x03 ‖ LE32(OPRF key version) ‖ LE32(ops) ‖ LE32(memory KiB) ‖
+  /// salt (16), served only with a counted RecoveryEvaluation (PROTOCOL.md §22); or the single
+  /// byte 0x02 for a random recovery secret shown as words (no password hashing needed).
   public var kdfParameters: Data = Data()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -1573,21 +1747,53 @@ public nonisolated struct Cloak_V1_PairingPayload: Sendable {
   public init() {}
 }
 
-/// [ciphertext] What the accepting device leaves in the pairing mailbox, encrypted under the
-/// pairing key.
-public nonisolated struct Cloak_V1_PairingBundle: Sendable {
+/// [ciphertext] What the accepting device offers in the offer mailbox, encrypted under the
+/// pairing key (PROTOCOL.md §21 step 3). Nothing is committed yet.
+public nonisolated struct Cloak_V1_PairingOffer: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// 32 bytes: the account the new device joins.
+  /// 32 bytes: the account the new device would join.
   public var accountID: Data = Data()
 
-  /// The full device log, serialised entries, ending with the new device's add entry.
+  /// The full device log, serialised entries (the new device is not in it).
   public var deviceLog: [Data] = []
 
-  /// Every epoch key, sealed to the new device and signed (as stored on the server).
-  public var envelopes: [Cloak_V1_KeyEnvelope] = []
+  /// 16 bytes: the accepting device.
+  public var acceptor: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// [ciphertext] The new device's answer after its user compared the codes (answer mailbox).
+public nonisolated struct Cloak_V1_PairingAnswer: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The codes matched and the user said yes.
+  public var accepted: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// [ciphertext] The accepting device's outcome (result mailbox): the new device was added (only
+/// after both sides said yes), or not.
+public nonisolated struct Cloak_V1_PairingResult: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// True: the add entry is in the log and every epoch key is sealed to the new device.
+  public var accepted: Bool = false
+
+  /// 32 bytes when accepted: the hash of the entry adding the new device.
+  public var addEntryHash: Data = Data()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1599,7 +1805,7 @@ public nonisolated struct Cloak_V1_PairingBundle: Sendable {
 fileprivate nonisolated let _protobuf_package = "cloak.v1"
 
 nonisolated extension Cloak_V1_ErrorCode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}ERROR_CODE_MALFORMED_FRAME\0\u{1}ERROR_CODE_FRAME_TOO_LARGE\0\u{1}ERROR_CODE_UNSUPPORTED_VERSION\0\u{1}ERROR_CODE_NOT_AUTHENTICATED\0\u{1}ERROR_CODE_AUTH_FAILED\0\u{1}ERROR_CODE_UNKNOWN_ACCOUNT\0\u{1}ERROR_CODE_DEVICE_NOT_ACTIVE\0\u{1}ERROR_CODE_BAD_SIGNATURE\0\u{1}ERROR_CODE_INVALID_FIELD\0\u{1}ERROR_CODE_WRONG_AUTHOR\0\u{1}ERROR_CODE_GAP\0\u{1}ERROR_CODE_FORK\0\u{1}ERROR_CODE_TOO_MANY_CHANGE_SETS\0\u{1}ERROR_CODE_CHANGE_SET_TOO_LARGE\0\u{1}ERROR_CODE_RATE_LIMITED\0\u{1}ERROR_CODE_QUOTA_EXCEEDED\0\u{1}ERROR_CODE_TOO_MANY_CONNECTIONS\0\u{1}ERROR_CODE_HANDSHAKE_TIMEOUT\0\u{1}ERROR_CODE_IDLE_TIMEOUT\0\u{1}ERROR_CODE_SLOW_CONSUMER\0\u{1}ERROR_CODE_ACCOUNT_EXISTS\0\u{1}ERROR_CODE_INVALID_DEVICE_LOG\0\u{1}ERROR_CODE_DEVICE_LOG_CONFLICT\0\u{1}ERROR_CODE_NOT_FOUND\0\u{1}ERROR_CODE_UNEXPECTED_FRAME\0\u{1}ERROR_CODE_SHUTTING_DOWN\0\u{1}ERROR_CODE_INTERNAL\0\u{1}ERROR_CODE_STALE_SNAPSHOT\0\u{1}ERROR_CODE_STALE_DEVICE_LOG\0\u{1}ERROR_CODE_CURSOR_MISMATCH\0\u{1}ERROR_CODE_STALE_CUTOFFS\0\u{1}ERROR_CODE_ACCOUNT_BLOCKED\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}ERROR_CODE_MALFORMED_FRAME\0\u{1}ERROR_CODE_FRAME_TOO_LARGE\0\u{1}ERROR_CODE_UNSUPPORTED_VERSION\0\u{1}ERROR_CODE_NOT_AUTHENTICATED\0\u{1}ERROR_CODE_AUTH_FAILED\0\u{1}ERROR_CODE_UNKNOWN_ACCOUNT\0\u{1}ERROR_CODE_DEVICE_NOT_ACTIVE\0\u{1}ERROR_CODE_BAD_SIGNATURE\0\u{1}ERROR_CODE_INVALID_FIELD\0\u{1}ERROR_CODE_WRONG_AUTHOR\0\u{1}ERROR_CODE_GAP\0\u{1}ERROR_CODE_FORK\0\u{1}ERROR_CODE_TOO_MANY_CHANGE_SETS\0\u{1}ERROR_CODE_CHANGE_SET_TOO_LARGE\0\u{1}ERROR_CODE_RATE_LIMITED\0\u{1}ERROR_CODE_QUOTA_EXCEEDED\0\u{1}ERROR_CODE_TOO_MANY_CONNECTIONS\0\u{1}ERROR_CODE_HANDSHAKE_TIMEOUT\0\u{1}ERROR_CODE_IDLE_TIMEOUT\0\u{1}ERROR_CODE_SLOW_CONSUMER\0\u{1}ERROR_CODE_ACCOUNT_EXISTS\0\u{1}ERROR_CODE_INVALID_DEVICE_LOG\0\u{1}ERROR_CODE_DEVICE_LOG_CONFLICT\0\u{1}ERROR_CODE_NOT_FOUND\0\u{1}ERROR_CODE_UNEXPECTED_FRAME\0\u{1}ERROR_CODE_SHUTTING_DOWN\0\u{1}ERROR_CODE_INTERNAL\0\u{1}ERROR_CODE_STALE_SNAPSHOT\0\u{1}ERROR_CODE_STALE_DEVICE_LOG\0\u{1}ERROR_CODE_CURSOR_MISMATCH\0\u{1}ERROR_CODE_STALE_CUTOFFS\0\u{1}ERROR_CODE_ACCOUNT_BLOCKED\0\u{1}ERROR_CODE_RECOVERY_LOCKED\0\u{1}ERROR_CODE_RECOVERY_UNAVAILABLE\0")
 }
 
 nonisolated extension Cloak_V1_DeviceLogEntryKind: SwiftProtobuf._ProtoNameProviding {
@@ -1608,7 +1814,7 @@ nonisolated extension Cloak_V1_DeviceLogEntryKind: SwiftProtobuf._ProtoNameProvi
 
 nonisolated extension Cloak_V1_Frame: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Frame"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{4}\u{9}server_hello\0\u{3}auth_result\0\u{1}error\0\u{3}push_ack\0\u{1}deliver\0\u{3}device_log_entries\0\u{3}key_envelopes\0\u{1}snapshots\0\u{3}mailbox_content\0\u{3}recovery_blob\0\u{1}pong\0\u{1}done\0\u{3}chain_heads\0\u{2}\u{12}register\0\u{1}authenticate\0\u{1}subscribe\0\u{1}push\0\u{3}append_device_log\0\u{3}fetch_device_log\0\u{3}put_key_envelopes\0\u{3}fetch_key_envelopes\0\u{3}put_snapshot\0\u{3}fetch_snapshots\0\u{3}mailbox_put\0\u{3}mailbox_take\0\u{3}put_recovery\0\u{3}fetch_recovery\0\u{3}ack_cursor\0\u{1}ping\0\u{3}fetch_change_sets\0\u{3}fetch_heads\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{4}\u{9}server_hello\0\u{3}auth_result\0\u{1}error\0\u{3}push_ack\0\u{1}deliver\0\u{3}device_log_entries\0\u{3}key_envelopes\0\u{1}snapshots\0\u{3}mailbox_content\0\u{3}recovery_blob\0\u{1}pong\0\u{1}done\0\u{3}chain_heads\0\u{3}recovery_evaluation\0\u{3}account_notice\0\u{2}\u{10}register\0\u{1}authenticate\0\u{1}subscribe\0\u{1}push\0\u{3}append_device_log\0\u{3}fetch_device_log\0\u{3}put_key_envelopes\0\u{3}fetch_key_envelopes\0\u{3}put_snapshot\0\u{3}fetch_snapshots\0\u{3}mailbox_put\0\u{3}mailbox_take\0\u{3}put_recovery\0\u{3}fetch_recovery\0\u{3}ack_cursor\0\u{1}ping\0\u{3}fetch_change_sets\0\u{3}fetch_heads\0\u{3}recovery_evaluate\0\u{3}reset_recovery_lockout\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1784,6 +1990,32 @@ nonisolated extension Cloak_V1_Frame: SwiftProtobuf.Message, SwiftProtobuf._Mess
         if let v = v {
           if hadOneofValue {try decoder.handleConflictingOneOf()}
           self.body = .chainHeads(v)
+        }
+      }()
+      case 23: try {
+        var v: Cloak_V1_RecoveryEvaluation?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .recoveryEvaluation(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .recoveryEvaluation(v)
+        }
+      }()
+      case 24: try {
+        var v: Cloak_V1_AccountNotice?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .accountNotice(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .accountNotice(v)
         }
       }()
       case 40: try {
@@ -2020,6 +2252,32 @@ nonisolated extension Cloak_V1_Frame: SwiftProtobuf.Message, SwiftProtobuf._Mess
           self.body = .fetchHeads(v)
         }
       }()
+      case 58: try {
+        var v: Cloak_V1_RecoveryEvaluate?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .recoveryEvaluate(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .recoveryEvaluate(v)
+        }
+      }()
+      case 59: try {
+        var v: Cloak_V1_ResetRecoveryLockout?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .resetRecoveryLockout(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .resetRecoveryLockout(v)
+        }
+      }()
       default: break
       }
     }
@@ -2085,6 +2343,14 @@ nonisolated extension Cloak_V1_Frame: SwiftProtobuf.Message, SwiftProtobuf._Mess
     case .chainHeads?: try {
       guard case .chainHeads(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 22)
+    }()
+    case .recoveryEvaluation?: try {
+      guard case .recoveryEvaluation(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 23)
+    }()
+    case .accountNotice?: try {
+      guard case .accountNotice(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 24)
     }()
     case .register?: try {
       guard case .register(let v)? = self.body else { preconditionFailure() }
@@ -2157,6 +2423,14 @@ nonisolated extension Cloak_V1_Frame: SwiftProtobuf.Message, SwiftProtobuf._Mess
     case .fetchHeads?: try {
       guard case .fetchHeads(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 57)
+    }()
+    case .recoveryEvaluate?: try {
+      guard case .recoveryEvaluate(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 58)
+    }()
+    case .resetRecoveryLockout?: try {
+      guard case .resetRecoveryLockout(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 59)
     }()
     case nil: break
     }
@@ -2842,7 +3116,7 @@ nonisolated extension Cloak_V1_ChainHead: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Cloak_V1_FetchDeviceLog: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".FetchDeviceLog"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}account_id\0\u{3}from_index\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}account_id\0\u{3}from_index\0\u{3}device_id\0\u{1}signature\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2852,6 +3126,8 @@ nonisolated extension Cloak_V1_FetchDeviceLog: SwiftProtobuf.Message, SwiftProto
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularBytesField(value: &self.accountID) }()
       case 2: try { try decoder.decodeSingularUInt64Field(value: &self.fromIndex) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.deviceID) }()
+      case 4: try { try decoder.decodeSingularBytesField(value: &self.signature) }()
       default: break
       }
     }
@@ -2864,12 +3140,20 @@ nonisolated extension Cloak_V1_FetchDeviceLog: SwiftProtobuf.Message, SwiftProto
     if self.fromIndex != 0 {
       try visitor.visitSingularUInt64Field(value: self.fromIndex, fieldNumber: 2)
     }
+    if !self.deviceID.isEmpty {
+      try visitor.visitSingularBytesField(value: self.deviceID, fieldNumber: 3)
+    }
+    if !self.signature.isEmpty {
+      try visitor.visitSingularBytesField(value: self.signature, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Cloak_V1_FetchDeviceLog, rhs: Cloak_V1_FetchDeviceLog) -> Bool {
     if lhs.accountID != rhs.accountID {return false}
     if lhs.fromIndex != rhs.fromIndex {return false}
+    if lhs.deviceID != rhs.deviceID {return false}
+    if lhs.signature != rhs.signature {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2877,7 +3161,7 @@ nonisolated extension Cloak_V1_FetchDeviceLog: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Cloak_V1_DeviceLogEntries: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".DeviceLogEntries"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}entries\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}entries\0\u{3}log_length\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2886,6 +3170,7 @@ nonisolated extension Cloak_V1_DeviceLogEntries: SwiftProtobuf.Message, SwiftPro
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedBytesField(value: &self.entries) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.logLength) }()
       default: break
       }
     }
@@ -2895,11 +3180,15 @@ nonisolated extension Cloak_V1_DeviceLogEntries: SwiftProtobuf.Message, SwiftPro
     if !self.entries.isEmpty {
       try visitor.visitRepeatedBytesField(value: self.entries, fieldNumber: 1)
     }
+    if self.logLength != 0 {
+      try visitor.visitSingularUInt64Field(value: self.logLength, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Cloak_V1_DeviceLogEntries, rhs: Cloak_V1_DeviceLogEntries) -> Bool {
     if lhs.entries != rhs.entries {return false}
+    if lhs.logLength != rhs.logLength {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3258,6 +3547,189 @@ nonisolated extension Cloak_V1_FetchRecovery: SwiftProtobuf.Message, SwiftProtob
   }
 }
 
+nonisolated extension Cloak_V1_RecoveryEvaluate: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RecoveryEvaluate"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}account_id\0\u{3}blinded_element\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.accountID) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.blindedElement) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.accountID.isEmpty {
+      try visitor.visitSingularBytesField(value: self.accountID, fieldNumber: 1)
+    }
+    if !self.blindedElement.isEmpty {
+      try visitor.visitSingularBytesField(value: self.blindedElement, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Cloak_V1_RecoveryEvaluate, rhs: Cloak_V1_RecoveryEvaluate) -> Bool {
+    if lhs.accountID != rhs.accountID {return false}
+    if lhs.blindedElement != rhs.blindedElement {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Cloak_V1_RecoveryEvaluation: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RecoveryEvaluation"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}evaluated_element\0\u{3}key_version\0\u{3}kdf_parameters\0\u{3}attempts_left\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.evaluatedElement) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.keyVersion) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.kdfParameters) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.attemptsLeft) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.evaluatedElement.isEmpty {
+      try visitor.visitSingularBytesField(value: self.evaluatedElement, fieldNumber: 1)
+    }
+    if self.keyVersion != 0 {
+      try visitor.visitSingularUInt32Field(value: self.keyVersion, fieldNumber: 2)
+    }
+    if !self.kdfParameters.isEmpty {
+      try visitor.visitSingularBytesField(value: self.kdfParameters, fieldNumber: 3)
+    }
+    if self.attemptsLeft != 0 {
+      try visitor.visitSingularUInt32Field(value: self.attemptsLeft, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Cloak_V1_RecoveryEvaluation, rhs: Cloak_V1_RecoveryEvaluation) -> Bool {
+    if lhs.evaluatedElement != rhs.evaluatedElement {return false}
+    if lhs.keyVersion != rhs.keyVersion {return false}
+    if lhs.kdfParameters != rhs.kdfParameters {return false}
+    if lhs.attemptsLeft != rhs.attemptsLeft {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Cloak_V1_ResetRecoveryLockout: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ResetRecoveryLockout"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Cloak_V1_ResetRecoveryLockout, rhs: Cloak_V1_ResetRecoveryLockout) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Cloak_V1_AccountNotice: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AccountNotice"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}device_log_length\0\u{1}recovery\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.deviceLogLength) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._recovery) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.deviceLogLength != 0 {
+      try visitor.visitSingularUInt64Field(value: self.deviceLogLength, fieldNumber: 1)
+    }
+    try { if let v = self._recovery {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Cloak_V1_AccountNotice, rhs: Cloak_V1_AccountNotice) -> Bool {
+    if lhs.deviceLogLength != rhs.deviceLogLength {return false}
+    if lhs._recovery != rhs._recovery {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Cloak_V1_RecoveryStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RecoveryStatus"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}at_ms\0\u{3}consecutive_failures\0\u{3}locked_until_ms\0\u{1}succeeded\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.atMs) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.consecutiveFailures) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.lockedUntilMs) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.succeeded) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.atMs != 0 {
+      try visitor.visitSingularUInt64Field(value: self.atMs, fieldNumber: 1)
+    }
+    if self.consecutiveFailures != 0 {
+      try visitor.visitSingularUInt32Field(value: self.consecutiveFailures, fieldNumber: 2)
+    }
+    if self.lockedUntilMs != 0 {
+      try visitor.visitSingularUInt64Field(value: self.lockedUntilMs, fieldNumber: 3)
+    }
+    if self.succeeded != false {
+      try visitor.visitSingularBoolField(value: self.succeeded, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Cloak_V1_RecoveryStatus, rhs: Cloak_V1_RecoveryStatus) -> Bool {
+    if lhs.atMs != rhs.atMs {return false}
+    if lhs.consecutiveFailures != rhs.consecutiveFailures {return false}
+    if lhs.lockedUntilMs != rhs.lockedUntilMs {return false}
+    if lhs.succeeded != rhs.succeeded {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Cloak_V1_Done: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Done"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
@@ -3339,7 +3811,7 @@ nonisolated extension Cloak_V1_Pong: SwiftProtobuf.Message, SwiftProtobuf._Messa
 
 nonisolated extension Cloak_V1_Error: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Error"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}code\0\u{1}message\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}code\0\u{1}message\0\u{3}retry_after_ms\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3349,6 +3821,7 @@ nonisolated extension Cloak_V1_Error: SwiftProtobuf.Message, SwiftProtobuf._Mess
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularEnumField(value: &self.code) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.message) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.retryAfterMs) }()
       default: break
       }
     }
@@ -3361,12 +3834,16 @@ nonisolated extension Cloak_V1_Error: SwiftProtobuf.Message, SwiftProtobuf._Mess
     if !self.message.isEmpty {
       try visitor.visitSingularStringField(value: self.message, fieldNumber: 2)
     }
+    if self.retryAfterMs != 0 {
+      try visitor.visitSingularUInt64Field(value: self.retryAfterMs, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Cloak_V1_Error, rhs: Cloak_V1_Error) -> Bool {
     if lhs.code != rhs.code {return false}
     if lhs.message != rhs.message {return false}
+    if lhs.retryAfterMs != rhs.retryAfterMs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3947,9 +4424,9 @@ nonisolated extension Cloak_V1_PairingPayload: SwiftProtobuf.Message, SwiftProto
   }
 }
 
-nonisolated extension Cloak_V1_PairingBundle: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".PairingBundle"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}account_id\0\u{3}device_log\0\u{1}envelopes\0")
+nonisolated extension Cloak_V1_PairingOffer: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PairingOffer"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}account_id\0\u{3}device_log\0\u{1}acceptor\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3959,7 +4436,7 @@ nonisolated extension Cloak_V1_PairingBundle: SwiftProtobuf.Message, SwiftProtob
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularBytesField(value: &self.accountID) }()
       case 2: try { try decoder.decodeRepeatedBytesField(value: &self.deviceLog) }()
-      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.envelopes) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.acceptor) }()
       default: break
       }
     }
@@ -3972,16 +4449,81 @@ nonisolated extension Cloak_V1_PairingBundle: SwiftProtobuf.Message, SwiftProtob
     if !self.deviceLog.isEmpty {
       try visitor.visitRepeatedBytesField(value: self.deviceLog, fieldNumber: 2)
     }
-    if !self.envelopes.isEmpty {
-      try visitor.visitRepeatedMessageField(value: self.envelopes, fieldNumber: 3)
+    if !self.acceptor.isEmpty {
+      try visitor.visitSingularBytesField(value: self.acceptor, fieldNumber: 3)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  public static func ==(lhs: Cloak_V1_PairingBundle, rhs: Cloak_V1_PairingBundle) -> Bool {
+  public static func ==(lhs: Cloak_V1_PairingOffer, rhs: Cloak_V1_PairingOffer) -> Bool {
     if lhs.accountID != rhs.accountID {return false}
     if lhs.deviceLog != rhs.deviceLog {return false}
-    if lhs.envelopes != rhs.envelopes {return false}
+    if lhs.acceptor != rhs.acceptor {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Cloak_V1_PairingAnswer: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PairingAnswer"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}accepted\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBoolField(value: &self.accepted) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.accepted != false {
+      try visitor.visitSingularBoolField(value: self.accepted, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Cloak_V1_PairingAnswer, rhs: Cloak_V1_PairingAnswer) -> Bool {
+    if lhs.accepted != rhs.accepted {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Cloak_V1_PairingResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PairingResult"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}accepted\0\u{3}add_entry_hash\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBoolField(value: &self.accepted) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.addEntryHash) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.accepted != false {
+      try visitor.visitSingularBoolField(value: self.accepted, fieldNumber: 1)
+    }
+    if !self.addEntryHash.isEmpty {
+      try visitor.visitSingularBytesField(value: self.addEntryHash, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Cloak_V1_PairingResult, rhs: Cloak_V1_PairingResult) -> Bool {
+    if lhs.accepted != rhs.accepted {return false}
+    if lhs.addEntryHash != rhs.addEntryHash {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

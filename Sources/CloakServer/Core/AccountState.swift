@@ -98,6 +98,8 @@ struct AccountState {
     var pushBuckets: [DeviceID: TokenBucket] = [:]
     /// The operator blocked the account: authentications are refused (ACCOUNT_BLOCKED).
     var blocked: Bool
+    /// The recovery blob and its guess counters (staged changes included).
+    var recovery: RecoveryRecord?
 
     init(record: AccountRecord, log: DeviceLog) {
         self.log = log
@@ -111,6 +113,7 @@ struct AccountState {
         newestSnapshots = record.newestSnapshots
         snapshotBytes = record.snapshotBytes
         blocked = record.blocked
+        recovery = record.recovery
     }
 
     /// Replaces the durable parts after a reload and forgets what was staged on the old copy;
@@ -131,6 +134,7 @@ struct AccountState {
         snapshotBytes = record.snapshotBytes
         version = record.version
         blocked = record.blocked
+        recovery = record.recovery
         storeVersion = max(storeVersion, record.version)
         needsReload = false
         remoteChanged = false

@@ -78,9 +78,10 @@ extension ServerConnection {
                 Array(request.signature), serverNonce: nonce, account: account, device: device, key: key)
         else { throw .connection(.authFailed) }
         let result: Cloak_V1_AuthResult
+        let notice: Cloak_V1_AccountNotice?
         do {
-            result = try registry.authenticate(
-                id, session: Session(account: account, device: device, isRecoveryKey: isRecoveryKey))
+            (result, notice) = try registry.authenticate(
+                id, session: Session(account: account, device: device, isRecoveryKey: isRecoveryKey), nowMs: nowMs)
         } catch {
             switch error {
             case .unexpectedFrame, .internalError: throw .request(error)
@@ -91,17 +92,8 @@ extension ServerConnection {
             "authenticated",
             metadata: ["connection": "\(id)", "account": "\(account)", "recovery": "\(isRecoveryKey)"])
         send(.authResult(result), requestID: frame.requestID)
+        if let notice { send(.accountNotice(notice), requestID: 0) }
         return nil
-    }
-
-    /// FetchDeviceLog (allowed before authentication): entries from an index.
-    mutating func fetchDeviceLog(_ request: Cloak_V1_FetchDeviceLog, requestID: UInt64) throws(Failure) -> StoreRead? {
-        let account: AccountID
-        do { account = try AccountID(validating: request.accountID, field: "account_id") } catch {
-            throw .request(error)
-        }
-        pending = .deviceLog(requestID: requestID)
-        return .deviceLog(account, fromIndex: request.fromIndex)
     }
 
     /// MailboxTake (allowed before authentication): single-use read of a pairing slot.
@@ -111,31 +103,6 @@ extension ServerConnection {
         guard request.mailboxID.count == 16 else { throw .request(.invalidField("mailbox_id must be 16 bytes")) }
         pending = .mailbox(requestID: requestID)
         return .takeMailbox(Array(request.mailboxID), nowMs: nowMs)
-    }
-
-    /// FetchRecovery (allowed before authentication, rate-limited per account).
-    mutating func fetchRecovery(_ request: Cloak_V1_FetchRecovery, requestID: UInt64, nowMs: UInt64) throws(Failure)
-        -> StoreRead?
-    {
-        switch (request.accountID.isEmpty, request.recoveryKeyID.isEmpty) {
-        case (false, true):
-            let account: AccountID
-            do { account = try AccountID(validating: request.accountID, field: "account_id") } catch {
-                throw .request(error)
-            }
-            guard registry.allowRecoveryFetch(account, nowMs: nowMs) else { throw .request(.rateLimited) }
-            pending = .recovery(requestID: requestID, rateLimited: true)
-            return .recovery(.account(account))
-        case (true, false):
-            let key: DeviceID
-            do { key = try DeviceID(validating: request.recoveryKeyID, field: "recovery_key_id") } catch {
-                throw .request(error)
-            }
-            pending = .recovery(requestID: requestID, rateLimited: false)
-            return .recovery(.recoveryKey(key))
-        default:
-            throw .request(.invalidField("set exactly one of account_id and recovery_key_id"))
-        }
     }
 
     // MARK: Read results
@@ -172,14 +139,15 @@ extension ServerConnection {
             var body = Cloak_V1_MailboxContent()
             body.payload = Data(payload ?? [])
             send(.mailboxContent(body), requestID: requestID)
-        case (.recovery(let requestID, let rateLimited), .recovery(let record)):
+        case (.recovery(let requestID), .recovery(let record)):
             guard let record else { throw .request(.notFound) }
-            if !rateLimited, !registry.allowRecoveryFetch(record.account, nowMs: nowMs) {
-                throw .request(.rateLimited)
-            }
+            guard registry.allowRecoveryFetch(record.account, nowMs: nowMs) else { throw .request(.rateLimited) }
             guard let blob = try? FrameCodec.parse(Cloak_V1_RecoveryBlob.self, from: record.bytes, what: "recovery blob") else {
                 throw .request(.internalError)
             }
+            // Only recovery words are served here: a passphrase enrollment's parameters come with
+            // a counted evaluation alone, and its key id must not be testable (§22, ADV-46).
+            guard Array(blob.kdfParameters) == RecoverySecret.wordsParameterMarker else { throw .request(.notFound) }
             send(.recoveryBlob(blob), requestID: requestID)
         case (.catchUp(let catchUp), .changeSets(let page)):
             return continueCatchUp(catchUp, page: page)

@@ -223,11 +223,12 @@ extension ServerConnection {
 struct PushAuthor: Sendable {
     /// The author as a device of the log (nil: not a member, or only as the recovery key).
     let member: DeviceLog.Member?
-    /// The index of the log's newest removal: change sets written under an older head are stale.
+    /// The index of the log's newest epoch start (a removal or a recovery replacement): change
+    /// sets written under an older head are stale.
     let newestRemoval: UInt64?
 
     init(_ context: RequestContext) {
         member = context.log.members[context.session.device].flatMap { $0.isRecoveryKey ? nil : $0 }
-        newestRemoval = context.log.newestRemovalIndex
+        newestRemoval = context.log.newestEpochStartIndex
     }
 }

@@ -143,9 +143,17 @@ extension ServerConnection {
         do { key = try DeviceID(validating: blob.recoveryKeyID, field: "recovery_key_id") } catch {
             throw .request(error)
         }
-        let maxParameters = registry.configuration.maxRecoveryParameterBytes
-        guard !blob.kdfParameters.isEmpty, blob.kdfParameters.count <= maxParameters else {
-            throw .request(.invalidField("kdf_parameters must be 1 to \(maxParameters) bytes"))
+        // Recovery words (0x02), or a passphrase enrollment (0x03) under a key version this server
+        // holds; the unhardened passphrase form (0x01) is no longer taken (it allowed offline
+        // guessing from a database copy, §22).
+        let parameters = Array(blob.kdfParameters)
+        if parameters != RecoverySecret.wordsParameterMarker {
+            guard let enrollment = try? RecoveryEnrollment(decoding: parameters) else {
+                throw .request(.invalidField("kdf_parameters must be recovery words (0x02) or a passphrase enrollment (0x03)"))
+            }
+            guard registry.configuration.recoveryKeys?.has(version: enrollment.keyVersion) == true else {
+                throw .request(.invalidField("kdf_parameters name recovery key version \(enrollment.keyVersion), which this server lacks"))
+            }
         }
         let record = RecoveryRecord(
             account: context.session.account, recoveryKeyID: key, bytes: FrameCodec.serialize(blob))

@@ -1,5 +1,5 @@
-public import CloakCrypto
-import CloakProtocol
+@_spi(Randomness) public import CloakCrypto
+@_spi(Randomness) import CloakProtocol
 import Logging
 import Metrics
 import Foundation
@@ -23,8 +23,10 @@ import Foundation
 /// ```
 ///
 /// Frame handling follows PROTOCOL.md §17–§18: ServerHello on open; before authentication only
-/// Register, Authenticate, FetchDeviceLog, MailboxTake, FetchRecovery and Ping; a recovery-key
-/// session only FetchDeviceLog, FetchKeyEnvelopes, AppendDeviceLog, PutKeyEnvelopes and Ping.
+/// Register, Authenticate, FetchDeviceLog (with a member's proof), MailboxTake, a small
+/// MailboxPut, FetchRecovery (recovery words), RecoveryEvaluate, a restore AppendDeviceLog and
+/// Ping; a recovery-key session only FetchDeviceLog, FetchKeyEnvelopes, AppendDeviceLog,
+/// PutKeyEnvelopes and Ping.
 public struct ServerConnection: Sendable {
     /// This connection's id.
     public let id: ConnectionID
@@ -34,7 +36,14 @@ public struct ServerConnection: Sendable {
     var pending: Pending?
 
     /// Creates the machine for a connection opened with ``SyncRegistry/open(nowMs:)`` and
-    /// sends ServerHello (or SHUTTING_DOWN, when the server is stopping).
+    /// sends ServerHello (or SHUTTING_DOWN, when the server is stopping); the nonce comes from
+    /// the operating system.
+    public init(id: ConnectionID, registry: SyncRegistry, nowMs: UInt64) {
+        self.init(id: id, registry: registry, random: SystemRandom(), nowMs: nowMs)
+    }
+
+    /// ``init(id:registry:nowMs:)`` with the nonce drawn from `random` (the simulator, tests).
+    @_spi(Randomness)
     public init(id: ConnectionID, registry: SyncRegistry, random: any RandomSource, nowMs: UInt64) {
         self.id = id
         self.registry = registry
@@ -148,9 +157,14 @@ public struct ServerConnection: Sendable {
         switch frame.body {
         case .register(let request): return try register(request, requestID: requestID, nowMs: nowMs)
         case .authenticate(let request): return try authenticate(request, frame: frame, nowMs: nowMs, loaded: loaded)
-        case .fetchDeviceLog(let request): return try fetchDeviceLog(request, requestID: requestID)
+        case .fetchDeviceLog(let request): return try fetchDeviceLog(request, frame: frame, loaded: loaded)
         case .mailboxTake(let request): return try takeMailbox(request, requestID: requestID, nowMs: nowMs)
-        case .fetchRecovery(let request): return try fetchRecovery(request, requestID: requestID, nowMs: nowMs)
+        case .fetchRecovery(let request): return try fetchRecovery(request, requestID: requestID)
+        case .recoveryEvaluate(let request) where registry.session(id) == nil:
+            return try evaluateRecovery(request, frame: frame, nowMs: nowMs, loaded: loaded)
+        case .mailboxPut(let request) where registry.session(id) == nil:
+            try putMailboxBeforeAuthentication(request, requestID: requestID, nowMs: nowMs)
+            return nil
         case .appendDeviceLog(let request) where request.restore && registry.session(id) == nil:
             return try restoreAppendBeforeAuthentication(request, frame: frame, loaded: loaded)
         case .ping(let ping):
@@ -197,7 +211,7 @@ public struct ServerConnection: Sendable {
             session: session, log: log, requestID: requestID, nowMs: nowMs, frame: frame, fresh: fresh)
         if session.isRecoveryKey {
             switch frame.body {
-            case .fetchKeyEnvelopes, .appendDeviceLog, .putKeyEnvelopes: break
+            case .fetchKeyEnvelopes, .appendDeviceLog, .putKeyEnvelopes, .fetchDeviceLog: break
             default: throw .request(.unexpectedFrame("a recovery session may not send \(frame.body?.name ?? "this")"))
             }
         }
@@ -220,10 +234,15 @@ public struct ServerConnection: Sendable {
         case .fetchSnapshots(let request): return try fetchSnapshots(request, context)
         case .mailboxPut(let request): try putMailbox(request, context)
         case .putRecovery(let request): try putRecovery(request, context)
+        case .recoveryEvaluate(let request): try evaluateEnrollment(request, context)
+        case .resetRecoveryLockout:
+            do { try registry.resetRecoveryLockout(id, session: session, requestID: requestID, nowMs: nowMs) } catch {
+                throw .request(error)
+            }
         case .authenticate, .register, .fetchDeviceLog, .mailboxTake, .fetchRecovery, .ping:
             break
         case .serverHello, .authResult, .error, .pushAck, .deliver, .deviceLogEntries, .keyEnvelopes, .snapshots,
-            .mailboxContent, .recoveryBlob, .pong, .done, .chainHeads, .none:
+            .mailboxContent, .recoveryBlob, .pong, .done, .chainHeads, .recoveryEvaluation, .accountNotice, .none:
             throw .request(.unexpectedFrame("\(frame.body?.name ?? "frame") is sent by servers"))
         }
         return nil
@@ -286,7 +305,7 @@ enum Pending: Sendable {
     case register(requestID: UInt64, log: DeviceLog, genesis: [UInt8])
     case deviceLog(requestID: UInt64)
     case mailbox(requestID: UInt64)
-    case recovery(requestID: UInt64, rateLimited: Bool)
+    case recovery(requestID: UInt64)
     case catchUp(CatchUp)
     /// A Subscribe whose cursor and anchor the store is asked about.
     case anchor(SubscribeRequest)
@@ -299,7 +318,7 @@ enum Pending: Sendable {
     var requestID: UInt64 {
         switch self {
         case .load(_, let retry, _): retry.requestID
-        case .register(let id, _, _), .deviceLog(let id), .mailbox(let id), .recovery(let id, _),
+        case .register(let id, _, _), .deviceLog(let id), .mailbox(let id), .recovery(let id),
             .fetchChangeSets(let id), .envelopes(let id), .snapshots(let id), .heads(let id, _):
             id
         case .catchUp(let catchUp): catchUp.requestID

@@ -33,6 +33,26 @@ extension SyncRegistry {
         }
     }
 
+    /// Counts a pre-authentication request of `limits`' kind (recovery evaluations, mailbox
+    /// puts) against its address's window (RATE_LIMITED when full); a connection without an
+    /// address (in process) is not counted.
+    func allowFromAddress(
+        _ connection: ConnectionID, _ limits: WritableKeyPath<RegistryState, [String: SlidingWindowLimiter]>, limit: Int,
+        nowMs: UInt64
+    ) -> Bool {
+        state.withLock { s in
+            guard let address = s.connections[connection]?.address else { return true }
+            var limiter = s[keyPath: limits][address] ?? SlidingWindowLimiter(limit: limit, windowMs: configuration.recoveryWindowMs)
+            let allowed = limiter.allow(nowMs: nowMs)
+            s[keyPath: limits][address] = limiter
+            return allowed
+        }
+    }
+
+    /// The account id rows that belong to no account are staged under (a new device's pairing
+    /// answer before authentication): all zeros, which no genesis hash is.
+    static let noAccount = AccountID(unchecked: [UInt8](repeating: 0, count: 32))
+
     /// The store's total of stored bytes (all accounts), read by the adapter at start and now
     /// and then: writes in between move it, compaction and other processes are caught up here.
     public func setTotalStoredBytes(_ bytes: Int64) {

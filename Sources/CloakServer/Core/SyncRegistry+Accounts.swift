@@ -171,8 +171,12 @@ extension SyncRegistry {
 
     /// Binds a verified device (or recovery key) to the connection. Re-checks membership
     /// against the current log (a removal may have landed since the signature check) and
-    /// enforces the per-account connection limit.
-    func authenticate(_ connection: ConnectionID, session: Session) throws(ProtocolError) -> Cloak_V1_AuthResult {
+    /// enforces the per-account connection limit. A recovery key's session resets the account's
+    /// recovery-guess count (a successful recovery); a device session gets, with its result, the
+    /// notice of guesses counted since the last success or reset (sent after AuthResult).
+    func authenticate(_ connection: ConnectionID, session: Session, nowMs: UInt64) throws(ProtocolError)
+        -> (result: Cloak_V1_AuthResult, notice: Cloak_V1_AccountNotice?)
+    {
         try state.withLock { (s) throws(ProtocolError) in
             guard let entry = s.connections[connection], !entry.closed else { throw .shuttingDown }
             guard entry.session == nil else { throw .unexpectedFrame("already authenticated") }
@@ -185,11 +189,16 @@ extension SyncRegistry {
                 throw .tooManyConnections
             }
             s.connections[connection]?.session = session
+            s.connectionAuthenticated(entry)
             s.accounts[session.account]?.connections.insert(connection)
             var result = Cloak_V1_AuthResult()
             result.headCursor = account.committedHead
             result.deviceLogLength = UInt64(account.log.entries.count)
-            return result
+            if session.isRecoveryKey {
+                recoverySucceeded(session.account, nowMs: nowMs, in: &s)
+                return (result, nil)
+            }
+            return (result, pendingRecoveryNotice(session.account, in: s))
         }
     }
 

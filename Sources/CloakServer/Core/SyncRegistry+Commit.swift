@@ -8,6 +8,10 @@ import Synchronization
 enum Completion {
     case pushAck(ConnectionID, requestID: UInt64, results: [Cloak_V1_PushResult])
     case done(ConnectionID, requestID: UInt64)
+    /// A reply with a body (a recovery evaluation, answered only once its guess is counted).
+    case reply(ConnectionID, requestID: UInt64, body: Cloak_V1_Frame.OneOf_Body)
+    /// An AccountNotice to the account's device sessions (not `except`) once the rows are durable.
+    case notice(AccountID, Cloak_V1_AccountNotice, except: ConnectionID?)
 }
 
 /// A reply and the account whose rows it waits for (a version conflict fails that account's
@@ -108,7 +112,7 @@ extension SyncRegistry {
             metrics.commitRows.record(batch.batch.rowCount)
             metrics.changeSetsAccepted.increment(by: batch.batch.changeSets.count)
             settle(batch, in: &s)
-            for waiting in batch.completions { complete(waiting.completion) }
+            for waiting in batch.completions { complete(waiting.completion, in: &s) }
             for (account, items) in batch.fanout { fanOutCommitted(items, account: account, in: &s) }
             for account in batch.rowsByAccount.keys { s.evictIfIdle(account) }
             if !s.pending.isEmpty { output.commitNeeded() }
@@ -155,12 +159,7 @@ extension SyncRegistry {
             s.accounts[account]?.remoteChanged = false
             s.accounts[account]?.staged = [:]
         }
-        for waiting in failed {
-            switch waiting.completion {
-            case .pushAck(let connection, let requestID, _), .done(let connection, let requestID):
-                reject(connection, .internalError, requestID: requestID)
-            }
-        }
+        for waiting in failed { failReply(waiting.completion) }
         for account in conflicts { s.evictIfIdle(account) }
     }
 
@@ -172,16 +171,22 @@ extension SyncRegistry {
             s.accounts[account]?.pendingWrites = 0
             s.accounts[account]?.staged = [:]
         }
-        for waiting in batch.completions {
-            switch waiting.completion {
-            case .pushAck(let connection, let requestID, _), .done(let connection, let requestID):
-                reject(connection, .internalError, requestID: requestID)
-            }
-        }
+        for waiting in batch.completions { failReply(waiting.completion) }
         for account in batch.rowsByAccount.keys { s.evictIfIdle(account) }
     }
 
-    private func complete(_ completion: Completion) {
+    /// A reply whose rows were not written gets INTERNAL (the client retries); a notice is dropped.
+    private func failReply(_ completion: Completion) {
+        switch completion {
+        case .pushAck(let connection, let requestID, _), .done(let connection, let requestID),
+            .reply(let connection, let requestID, _):
+            reject(connection, .internalError, requestID: requestID)
+        case .notice:
+            break
+        }
+    }
+
+    private func complete(_ completion: Completion, in s: inout RegistryState) {
         switch completion {
         case .pushAck(let connection, let requestID, let results):
             var ack = Cloak_V1_PushAck()
@@ -190,6 +195,10 @@ extension SyncRegistry {
             output.send(FrameCodec.encode(.pushAck(ack), requestID: requestID), to: connection)
         case .done(let connection, let requestID):
             output.send(FrameCodec.encode(.done(Cloak_V1_Done()), requestID: requestID), to: connection)
+        case .reply(let connection, let requestID, let body):
+            output.send(FrameCodec.encode(body, requestID: requestID), to: connection)
+        case .notice(let account, let notice, let except):
+            sendNotice(notice, to: account, except: except, in: &s)
         }
     }
 

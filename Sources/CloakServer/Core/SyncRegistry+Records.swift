@@ -36,6 +36,12 @@ extension SyncRegistry {
             ) { pending in
                 pending.batch.logEntries.append(.init(account: session.account, index: entry.index, bytes: bytes))
             }
+            // Once durable, the account's other devices are told the log grew: a device added by
+            // linking or recovery is announced on every other device (deviceAdded).
+            var notice = Cloak_V1_AccountNotice()
+            notice.deviceLogLength = UInt64(log.entries.count)
+            s.pending.completions.append(
+                Waiting(account: session.account, completion: .notice(session.account, notice, except: connection)))
             closeMembersNoLongerActive(session.account, in: &s)
         }
     }
@@ -129,6 +135,8 @@ extension SyncRegistry {
             guard account.log.recoveryKey?.id == record.recoveryKeyID else {
                 throw .invalidField("recovery_key_id is not the device log's current recovery key")
             }
+            // A new blob starts its guess count at 0 (the stores reset it too).
+            s.accounts[session.account]?.recovery = record
             stage(
                 account: session.account, rows: 1, completion: .done(connection, requestID: requestID), in: &s
             ) { pending in
@@ -137,12 +145,13 @@ extension SyncRegistry {
         }
     }
 
-    /// Stores a pairing-mailbox slot.
-    func putMailbox(_ connection: ConnectionID, session: Session, requestID: UInt64, row: WriteBatch.MailboxRow) {
+    /// Stores a pairing-mailbox slot (`session` nil: a new device's answer before authentication,
+    /// counted against no account).
+    func putMailbox(_ connection: ConnectionID, session: Session?, requestID: UInt64, row: WriteBatch.MailboxRow) {
         state.withLock { s in
             stage(
-                account: session.account, rows: 1, completion: .done(connection, requestID: requestID), versioned: false,
-                in: &s
+                account: session?.account ?? Self.noAccount, rows: 1, completion: .done(connection, requestID: requestID),
+                versioned: false, in: &s
             ) { pending in
                 pending.batch.mailboxes.append(row)
             }

@@ -1,4 +1,4 @@
-public import CloakProtocol
+@_spi(Randomness) public import CloakProtocol
 public import Logging
 import Metrics
 import OrderedCollections
@@ -46,9 +46,10 @@ public final class SyncRegistry: Sendable {
     // MARK: Connections
 
     /// Registers a new connection from `address` (the client's IP address as the adapter
-    /// sees it; nil in process). Over ``ServerConfiguration/maxConnections`` or
-    /// ``ServerConfiguration/maxConnectionsPerAddress`` it is marked refused: its
-    /// ``ServerConnection`` answers TOO_MANY_CONNECTIONS and closes.
+    /// sees it; nil in process). Over ``ServerConfiguration/maxConnections``,
+    /// ``ServerConfiguration/maxConnectionsPerAddress`` or the caps on connections that have not
+    /// authenticated (``ServerConfiguration/maxUnauthenticatedConnections``, per address too) it
+    /// is marked refused: its ``ServerConnection`` answers TOO_MANY_CONNECTIONS and closes.
     public func open(nowMs: UInt64, address: String? = nil) -> ConnectionID {
         metrics.connections.increment()
         return state.withLock { s in
@@ -57,10 +58,17 @@ public final class SyncRegistry: Sendable {
             var entry = ConnectionEntry(openedAtMs: nowMs, lastFrameAtMs: nowMs)
             entry.address = address
             let fromAddress = address.map { s.connectionsByAddress[$0] ?? 0 } ?? 0
+            let unauthenticatedFromAddress = address.map { s.unauthenticatedByAddress[$0] ?? 0 } ?? 0
             entry.overCap =
                 s.connections.count >= configuration.maxConnections
                 || (address != nil && fromAddress >= configuration.maxConnectionsPerAddress)
-            if let address { s.connectionsByAddress[address] = fromAddress + 1 }
+                || s.unauthenticated >= configuration.maxUnauthenticatedConnections
+                || (address != nil && unauthenticatedFromAddress >= configuration.maxUnauthenticatedConnectionsPerAddress)
+            if let address {
+                s.connectionsByAddress[address] = fromAddress + 1
+                s.unauthenticatedByAddress[address] = unauthenticatedFromAddress + 1
+            }
+            s.unauthenticated += 1
             s.connections[id] = entry
             return id
         }
@@ -75,6 +83,7 @@ public final class SyncRegistry: Sendable {
                 let left = (s.connectionsByAddress[address] ?? 1) - 1
                 s.connectionsByAddress[address] = left > 0 ? left : nil
             }
+            if entry.session == nil { s.connectionAuthenticated(entry) }
             for (account, count) in entry.loads { s.releaseLoad(account, count: count) }
             if let session = entry.session {
                 s.accounts[session.account]?.connections.remove(connection)
@@ -117,6 +126,8 @@ public final class SyncRegistry: Sendable {
                 s.recoveryAuthLimits = s.recoveryAuthLimits.filter { !$0.value.isIdle(nowMs: nowMs) }
                 s.recoveryFetchLimits = s.recoveryFetchLimits.filter { !$0.value.isIdle(nowMs: nowMs) }
                 s.registrationsByAddress = s.registrationsByAddress.filter { !$0.value.isIdle(nowMs: nowMs) }
+                s.evaluationsByAddress = s.evaluationsByAddress.filter { !$0.value.isIdle(nowMs: nowMs) }
+                s.mailboxPutsByAddress = s.mailboxPutsByAddress.filter { !$0.value.isIdle(nowMs: nowMs) }
             }
         }
     }
@@ -219,7 +230,13 @@ struct RegistryState {
     var recoveryFetchLimits: [AccountID: SlidingWindowLimiter] = [:]
     var limiterSweepAtMs: UInt64 = 0
     var connectionsByAddress: [String: Int] = [:]
+    /// Connections that have not authenticated (yet), in all and per address.
+    var unauthenticated = 0
+    var unauthenticatedByAddress: [String: Int] = [:]
     var registrationsByAddress: [String: SlidingWindowLimiter] = [:]
+    /// Recovery evaluations and pre-authentication mailbox puts per address.
+    var evaluationsByAddress: [String: SlidingWindowLimiter] = [:]
+    var mailboxPutsByAddress: [String: SlidingWindowLimiter] = [:]
     var registrations: SlidingWindowLimiter?
     /// Bytes all accounts store (the store's figure, moved by this process's writes).
     var totalStoredBytes: Int64 = 0
@@ -234,6 +251,15 @@ struct RegistryState {
     var announcedWhileLoading: [AccountID: UInt64] = [:]
     var nextBatchID: UInt64 = 2
     var shuttingDown = false
+
+    /// A connection stops counting as unauthenticated (it authenticated, or it closed first).
+    mutating func connectionAuthenticated(_ entry: ConnectionEntry) {
+        unauthenticated -= 1
+        if let address = entry.address {
+            let left = (unauthenticatedByAddress[address] ?? 1) - 1
+            unauthenticatedByAddress[address] = left > 0 ? left : nil
+        }
+    }
 
     mutating func releaseLoad(_ account: AccountID, count: Int = 1) {
         let left = (loading[account] ?? 0) - count

@@ -12,7 +12,7 @@ extension InMemoryServerStore {
                 account: id, deviceLog: data.log, headCursor: data.head, storedBytes: data.storedBytes,
                 chains: data.chains, newestSnapshots: data.snapshots.mapValues(\.hash),
                 snapshotBytes: data.snapshots.mapValues { Int64($0.bytes.count) }, version: data.version,
-                blocked: data.blocked)
+                blocked: data.blocked, recovery: data.recovery)
         }
     }
 

@@ -340,8 +340,14 @@ public final class InMemoryServerStore: ServerStore {
         for record in batch.recoveries {
             guard s.accounts[record.account] != nil else { throw .operationFailed("recovery for unknown account") }
             if let old = s.accounts[record.account]?.recovery { s.recoveryKeys[old.recoveryKeyID] = nil }
-            s.accounts[record.account]?.recovery = record
+            var fresh = record
+            (fresh.failures, fresh.lastAttemptMs) = (0, 0)
+            s.accounts[record.account]?.recovery = fresh
             s.recoveryKeys[record.recoveryKeyID] = record.account
+        }
+        for row in batch.recoveryCounters {
+            s.accounts[row.account]?.recovery?.failures = row.failures
+            s.accounts[row.account]?.recovery?.lastAttemptMs = row.lastAttemptMs
         }
         for ack in batch.cursorAcks {
             guard s.accounts[ack.account] != nil else { throw .operationFailed("ack for unknown account") }

@@ -58,6 +58,14 @@ enum PostgresSchema {
                 "ALTER TABLE accounts ADD COLUMN last_write_ms BIGINT NOT NULL DEFAULT 0",
             ]
         ),
+        (
+            // Counted passphrase-recovery guesses (PROTOCOL.md §22): durable before an answer.
+            "v4-recovery-counters",
+            [
+                "ALTER TABLE recoveries ADD COLUMN failures BIGINT NOT NULL DEFAULT 0",
+                "ALTER TABLE recoveries ADD COLUMN last_attempt_ms BIGINT NOT NULL DEFAULT 0",
+            ]
+        ),
     ]
 
     /// The channel commits are announced on (payload: the writer's instance id, the account id
@@ -278,12 +286,21 @@ enum PostgresSchema {
                 PG.query(
                     """
                     INSERT INTO recoveries (account, recovery_key, blob) VALUES ($1, $2, $3)
-                    ON CONFLICT (account) DO UPDATE SET recovery_key = EXCLUDED.recovery_key, blob = EXCLUDED.blob
+                    ON CONFLICT (account) DO UPDATE SET recovery_key = EXCLUDED.recovery_key, blob = EXCLUDED.blob,
+                    failures = 0, last_attempt_ms = 0
                     """
                 ) {
                     $0.append(PG.bytes(record.account))
                     $0.append(PG.bytes(record.recoveryKeyID))
                     $0.append(PG.bytes(record.bytes))
+                })
+        }
+        for row in batch.recoveryCounters {
+            out.append(
+                PG.query("UPDATE recoveries SET failures = $1, last_attempt_ms = $2 WHERE account = $3") {
+                    $0.append(Int64(row.failures))
+                    $0.append(PG.int(row.lastAttemptMs))
+                    $0.append(PG.bytes(row.account))
                 })
         }
         for ack in batch.cursorAcks {

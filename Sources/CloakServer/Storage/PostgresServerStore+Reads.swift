@@ -8,7 +8,9 @@ extension PostgresServerStore {
     /// chains and snapshots must all be from one moment.
     public func account(_ account: AccountID) async throws(StoreError) -> AccountRecord? {
         let key = PG.bytes(account)
-        let read: (head: [PostgresRow], log: [PostgresRow], chains: [PostgresRow], snapshots: [PostgresRow])?
+        let read: (
+            head: [PostgresRow], log: [PostgresRow], chains: [PostgresRow], snapshots: [PostgresRow], recovery: [PostgresRow]
+        )?
         do {
             read = try await client.withTransaction(logger: logger) { connection in
                 try await connection.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: self.logger)
@@ -28,7 +30,8 @@ extension PostgresServerStore {
                     try await rows(
                         PG.query("SELECT conversation, hash, length(snapshot)::int8 FROM snapshots WHERE account = $1") {
                             $0.append(key)
-                        })
+                        }),
+                    try await rows(PG.query(Self.recoveryColumns + " WHERE account = $1") { $0.append(key) })
                 )
             }
         } catch {
@@ -54,7 +57,8 @@ extension PostgresServerStore {
             return AccountRecord(
                 account: account, deviceLog: try read.log.map { PG.array(try $0.decode(ByteBuffer.self)) },
                 headCursor: PG.unsigned(cursor), storedBytes: bytes, chains: chains, newestSnapshots: snapshots,
-                snapshotBytes: sizes, version: PG.unsigned(version), blocked: blocked)
+                snapshotBytes: sizes, version: PG.unsigned(version), blocked: blocked,
+                recovery: try read.recovery.first.map(Self.recoveryRecord))
         } catch {
             throw .corrupt("account row: \(Self.describe(error))")
         }
@@ -233,19 +237,21 @@ extension PostgresServerStore {
         let query: PostgresQuery
         switch lookup {
         case .account(let id):
-            query = PG.query("SELECT account, recovery_key, blob FROM recoveries WHERE account = $1") { $0.append(PG.bytes(id)) }
+            query = PG.query(Self.recoveryColumns + " WHERE account = $1") { $0.append(PG.bytes(id)) }
         case .recoveryKey(let key):
-            query = PG.query("SELECT account, recovery_key, blob FROM recoveries WHERE recovery_key = $1 LIMIT 1") {
-                $0.append(PG.bytes(key))
-            }
+            query = PG.query(Self.recoveryColumns + " WHERE recovery_key = $1 LIMIT 1") { $0.append(PG.bytes(key)) }
         }
         guard let row = try await rows("recovery blob", query).first else { return nil }
-        do {
-            let (account, key, blob) = try row.decode((ByteBuffer, ByteBuffer, ByteBuffer).self)
-            return RecoveryRecord(
-                account: try PG.id(account), recoveryKeyID: try PG.id(key),
-                bytes: PG.array(blob))
-        } catch { throw .corrupt("recovery blob: \(Self.describe(error))") }
+        do { return try Self.recoveryRecord(row) } catch { throw .corrupt("recovery blob: \(Self.describe(error))") }
+    }
+
+    static let recoveryColumns = "SELECT account, recovery_key, blob, failures, last_attempt_ms FROM recoveries"
+
+    static func recoveryRecord(_ row: PostgresRow) throws -> RecoveryRecord {
+        let (account, key, blob, failures, last) = try row.decode((ByteBuffer, ByteBuffer, ByteBuffer, Int64, Int64).self)
+        return RecoveryRecord(
+            account: try PG.id(account), recoveryKeyID: try PG.id(key), bytes: PG.array(blob),
+            failures: UInt32(clamping: failures), lastAttemptMs: PG.unsigned(last))
     }
 
     /// Removes and returns an unexpired mailbox payload.

@@ -1,5 +1,5 @@
-import CloakCrypto
-public import CloakProtocol
+@_spi(Randomness) import CloakCrypto
+@_spi(Randomness) public import CloakProtocol
 import Foundation
 public import Logging
 import NIOCore

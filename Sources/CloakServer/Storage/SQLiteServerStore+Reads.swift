@@ -32,7 +32,7 @@ extension SQLiteServerStore {
             return AccountRecord(
                 account: account, deviceLog: log.map { [UInt8]($0) }, headCursor: Self.unsigned(row[0]),
                 storedBytes: row[1], chains: chains, newestSnapshots: snapshots, snapshotBytes: sizes,
-                version: Self.unsigned(row[2]), blocked: row[3])
+                version: Self.unsigned(row[2]), blocked: row[3], recovery: try Self.recovery(db, .account(account)))
         }
     }
 
@@ -170,21 +170,22 @@ extension SQLiteServerStore {
 
     /// A recovery blob, by account or recovery key.
     public func recovery(_ lookup: RecoveryLookup) async throws(StoreError) -> RecoveryRecord? {
-        try await read("recovery blob") { db in
-            let row: Row?
-            switch lookup {
-            case .account(let id):
-                row = try Row.fetchOne(
-                    db, sql: "SELECT account, recovery_key, blob FROM recoveries WHERE account = ?", arguments: [Data(id.bytes)])
-            case .recoveryKey(let key):
-                row = try Row.fetchOne(
-                    db, sql: "SELECT account, recovery_key, blob FROM recoveries WHERE recovery_key = ? LIMIT 1",
-                    arguments: [Data(key.bytes)])
-            }
-            return try row.map {
-                RecoveryRecord(
-                    account: try Self.id($0[0]), recoveryKeyID: try Self.id($0[1]), bytes: Self.bytes($0[2]))
-            }
+        try await read("recovery blob") { db in try Self.recovery(db, lookup) }
+    }
+
+    static func recovery(_ db: Database, _ lookup: RecoveryLookup) throws -> RecoveryRecord? {
+        let columns = "SELECT account, recovery_key, blob, failures, last_attempt_ms FROM recoveries"
+        let row: Row?
+        switch lookup {
+        case .account(let id):
+            row = try Row.fetchOne(db, sql: columns + " WHERE account = ?", arguments: [Data(id.bytes)])
+        case .recoveryKey(let key):
+            row = try Row.fetchOne(db, sql: columns + " WHERE recovery_key = ? LIMIT 1", arguments: [Data(key.bytes)])
+        }
+        return try row.map {
+            RecoveryRecord(
+                account: try Self.id($0[0]), recoveryKeyID: try Self.id($0[1]), bytes: Self.bytes($0[2]),
+                failures: UInt32(clamping: $0[3] as Int64), lastAttemptMs: Self.unsigned($0[4]))
         }
     }
 

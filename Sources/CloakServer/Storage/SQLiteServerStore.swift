@@ -230,6 +230,11 @@ enum SQLiteSchema {
             try db.execute(sql: "ALTER TABLE accounts ADD COLUMN blocked INTEGER NOT NULL DEFAULT 0")
             try db.execute(sql: "ALTER TABLE accounts ADD COLUMN last_write_ms INTEGER NOT NULL DEFAULT 0")
         }
+        migrator.registerMigration("v4-recovery-counters") { db in
+            // Counted passphrase-recovery guesses (PROTOCOL.md §22): durable before an answer.
+            try db.execute(sql: "ALTER TABLE recoveries ADD COLUMN failures INTEGER NOT NULL DEFAULT 0")
+            try db.execute(sql: "ALTER TABLE recoveries ADD COLUMN last_attempt_ms INTEGER NOT NULL DEFAULT 0")
+        }
         return migrator
     }
 
@@ -345,9 +350,15 @@ enum SQLiteSchema {
             try db.execute(
                 sql: """
                     INSERT INTO recoveries (account, recovery_key, blob) VALUES (?, ?, ?)
-                    ON CONFLICT (account) DO UPDATE SET recovery_key = excluded.recovery_key, blob = excluded.blob
+                    ON CONFLICT (account) DO UPDATE SET recovery_key = excluded.recovery_key, blob = excluded.blob,
+                    failures = 0, last_attempt_ms = 0
                     """,
                 arguments: [Data(record.account.bytes), Data(record.recoveryKeyID.bytes), Data(record.bytes)])
+        }
+        for row in batch.recoveryCounters {
+            try db.execute(
+                sql: "UPDATE recoveries SET failures = ?, last_attempt_ms = ? WHERE account = ?",
+                arguments: [Int64(row.failures), Int64(clamping: row.lastAttemptMs), row.account.data])
         }
         for ack in batch.cursorAcks {
             try db.execute(

@@ -137,12 +137,15 @@ public struct AccountRecord: Sendable, Equatable {
     /// The operator blocked the account (`cloak-server accounts block`): its devices may not
     /// authenticate.
     public var blocked: Bool
+    /// The account's recovery blob and its guess counters, if one is stored.
+    public var recovery: RecoveryRecord?
 
     /// Creates a record.
     public init(
         account: AccountID, deviceLog: [[UInt8]], headCursor: UInt64, storedBytes: Int64,
         chains: [ChainKey: ChainPosition], newestSnapshots: [ConversationID: SnapshotHash],
-        snapshotBytes: [ConversationID: Int64] = [:], version: UInt64 = 0, blocked: Bool = false
+        snapshotBytes: [ConversationID: Int64] = [:], version: UInt64 = 0, blocked: Bool = false,
+        recovery: RecoveryRecord? = nil
     ) {
         self.account = account
         self.deviceLog = deviceLog
@@ -153,6 +156,7 @@ public struct AccountRecord: Sendable, Equatable {
         self.snapshotBytes = snapshotBytes
         self.version = version
         self.blocked = blocked
+        self.recovery = recovery
     }
 }
 
@@ -164,12 +168,19 @@ public struct RecoveryRecord: Sendable, Equatable {
     public var recoveryKeyID: DeviceID
     /// The serialised `RecoveryBlob`.
     public var bytes: [UInt8]
+    /// Passphrase-recovery evaluations since the last success or reset: each a guess until the
+    /// recovery key authenticates (PROTOCOL.md §22). A new blob starts at 0.
+    public var failures: UInt32
+    /// When the newest of them (or the reset) happened, ms since the Unix epoch.
+    public var lastAttemptMs: UInt64
 
     /// Creates a record.
-    public init(account: AccountID, recoveryKeyID: DeviceID, bytes: [UInt8]) {
+    public init(account: AccountID, recoveryKeyID: DeviceID, bytes: [UInt8], failures: UInt32 = 0, lastAttemptMs: UInt64 = 0) {
         self.account = account
         self.recoveryKeyID = recoveryKeyID
         self.bytes = bytes
+        self.failures = failures
+        self.lastAttemptMs = lastAttemptMs
     }
 }
 

@@ -155,6 +155,24 @@ public struct WriteBatch: Sendable, Equatable {
         }
     }
 
+    /// An account's recovery-guess counters (applied after ``recoveries``; no row when the
+    /// account has no recovery blob).
+    public struct RecoveryCounterRow: Sendable, Equatable {
+        /// The account.
+        public var account: AccountID
+        /// Counted evaluations since the last success or reset.
+        public var failures: UInt32
+        /// When the newest happened, ms since the Unix epoch.
+        public var lastAttemptMs: UInt64
+
+        /// Creates a row.
+        public init(account: AccountID, failures: UInt32, lastAttemptMs: UInt64) {
+            self.account = account
+            self.failures = failures
+            self.lastAttemptMs = lastAttemptMs
+        }
+    }
+
     /// What an account's stored version must be for the batch's rows of that account to be
     /// written, and what it becomes.
     public struct VersionCheck: Sendable, Equatable {
@@ -188,8 +206,10 @@ public struct WriteBatch: Sendable, Equatable {
     public var snapshots: [SnapshotRow] = []
     /// Mailbox slots.
     public var mailboxes: [MailboxRow] = []
-    /// Recovery blobs (each replaces the account's previous one).
+    /// Recovery blobs (each replaces the account's previous one, its counters at 0).
     public var recoveries: [RecoveryRecord] = []
+    /// Recovery-guess counters (after ``recoveries``).
+    public var recoveryCounters: [RecoveryCounterRow] = []
     /// Cursor acknowledgements.
     public var cursorAcks: [CursorAckRow] = []
     /// Wall-clock time of the commit, ms since the Unix epoch (0: unknown). Stores keep it as
@@ -213,7 +233,7 @@ public struct WriteBatch: Sendable, Equatable {
     /// True when there is nothing to write.
     public var isEmpty: Bool {
         logEntries.isEmpty && changeSets.isEmpty && replacements.isEmpty && envelopes.isEmpty && snapshots.isEmpty && mailboxes.isEmpty
-            && recoveries.isEmpty && cursorAcks.isEmpty
+            && recoveries.isEmpty && recoveryCounters.isEmpty && cursorAcks.isEmpty
     }
 
     /// The batch without the rows of `accounts` that depend on the account's version (what a
@@ -229,6 +249,7 @@ public struct WriteBatch: Sendable, Equatable {
         kept.envelopes.removeAll { accounts.contains($0.account) }
         kept.snapshots.removeAll { accounts.contains($0.account) }
         kept.recoveries.removeAll { accounts.contains($0.account) }
+        kept.recoveryCounters.removeAll { accounts.contains($0.account) }
         // Mailbox slots and cursor acknowledgements do not depend on the account's version.
         return kept
     }
@@ -236,6 +257,6 @@ public struct WriteBatch: Sendable, Equatable {
     /// Rows in the batch (for metrics).
     public var rowCount: Int {
         logEntries.count + changeSets.count + replacements.count + envelopes.count + snapshots.count + mailboxes.count + recoveries.count
-            + cursorAcks.count
+            + recoveryCounters.count + cursorAcks.count
     }
 }

@@ -1,8 +1,8 @@
-import CloakCrypto
-import CloakProtocol
+@_spi(Randomness) import CloakCrypto
+@_spi(Randomness) import CloakProtocol
 import CloakServer
-import CloakServerHTTP
-import CloakTesting
+@_spi(Randomness) import CloakServerHTTP
+@_spi(Randomness) import CloakTesting
 import Foundation
 import Logging
 import Testing

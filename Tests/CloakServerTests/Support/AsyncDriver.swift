@@ -1,8 +1,9 @@
-import CloakCrypto
-import CloakProtocol
-import CloakServer
+@_spi(Randomness) import CloakCrypto
+@_spi(Randomness) import CloakProtocol
+@_spi(Randomness) import CloakServer
 import Foundation
 import Synchronization
+@_spi(Randomness) import CloakTesting
 
 /// The sync core over a real (async) store, driven the way the WebSocket adapter drives it:
 /// each connection's frames and reads in its own task, one group committer for everyone.

@@ -1,9 +1,10 @@
-import CloakCrypto
-import CloakProtocol
-import CloakServer
-import CloakSimulation
+@_spi(Randomness) import CloakCrypto
+@_spi(Randomness) import CloakProtocol
+@_spi(Randomness) import CloakServer
+@_spi(Randomness) import CloakSimulation
 import Foundation
 import Logging
+@_spi(Randomness) import CloakTesting
 
 /// A test client of the in-process ``SynchronousServer``: sends frames, returns what came back.
 final class CoreClient {

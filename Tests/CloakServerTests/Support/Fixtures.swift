@@ -1,6 +1,7 @@
-import CloakCrypto
-import CloakProtocol
+@_spi(Randomness) import CloakCrypto
+@_spi(Randomness) import CloakProtocol
 import Foundation
+@_spi(Randomness) import CloakTesting
 
 // Shared by CloakServerTests and CloakServerHTTPTests (the latter links this file): devices,
 // accounts and signed records built deterministically from seeds, and frame builders.

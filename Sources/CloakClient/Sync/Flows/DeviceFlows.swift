@@ -1,5 +1,5 @@
-import CloakCrypto
-import CloakProtocol
+@_spi(Randomness) import CloakCrypto
+@_spi(Randomness) import CloakProtocol
 import Foundation
 import SwiftProtobuf
 
@@ -59,63 +59,6 @@ struct LogAppend {
     static func fail(_ reply: FlowReply, _ expected: String) -> FlowStep {
         if case .error(let error) = reply { return .finish(.failure(.server(error))) }
         return .finish(.failure(.server(.unexpectedFrame("expected \(expected)"))))
-    }
-}
-
-/// An existing device accepts a new device's invitation: adds it to the device log, seals every
-/// epoch key to it and leaves the bundle in the pairing mailbox (PROTOCOL.md §21).
-struct AcceptLinkFlow: LifecycleFlow {
-    private enum Stage { case append, envelopes, mailbox }
-
-    let payload: PairingPayload
-    private var append: LogAppend
-    private var stage = Stage.append
-    private var envelopes: [KeyEnvelope] = []
-    var access: FlowAccess { .device }
-
-    init(payload: PairingPayload) {
-        self.payload = payload
-        append = LogAppend { core throws(ClientError) in
-            (try core.prepareAddDevice(signingKey: payload.signingKey, agreementKey: payload.agreementKey), nil)
-        }
-    }
-
-    mutating func start(core: ClientCore, output: inout CoreOutput) -> FlowStep { append.start(core: core) }
-
-    mutating func handle(_ reply: FlowReply, core: ClientCore, output: inout CoreOutput) -> FlowStep {
-        switch stage {
-        case .append:
-            let entry: DeviceLogEntry
-            switch append.handle(reply, core: core, output: &output) {
-            case .pending(let step): return step
-            case .appended(let appended): entry = appended
-            }
-            do {
-                _ = try core.commitAppended(entry)
-                envelopes = try core.envelopesForAllEpochs(to: DeviceID(signingKey: payload.signingKey), payload.agreementKey)
-            } catch { return .finish(.failure(error)) }
-            stage = .envelopes
-            return .request(.putKeyEnvelopes(.with { $0.envelopes = envelopes.map(\.message) }))
-        case .envelopes:
-            guard case .body(.done) = reply, let log = core.log else { return LogAppend.fail(reply, "Done") }
-            var bundle = Cloak_V1_PairingBundle()
-            bundle.accountID = Data(log.account.bytes)
-            bundle.deviceLog = log.entries.map { Data($0.wire) }
-            bundle.envelopes = envelopes.map(\.message)
-            let sealed = payload.sealBundle(bundle, random: core.random)
-            let now = core.now()
-            stage = .mailbox
-            return .request(.mailboxPut(.with {
-                $0.mailboxID = Data(payload.mailboxID)
-                $0.payload = Data(sealed)
-                $0.ttlSeconds = UInt32(max(1, (payload.expiresAtMs - min(payload.expiresAtMs, now)) / 1000))
-            }))
-        case .mailbox:
-            guard case .body(.done) = reply, let log = core.log, let entry = append.entry else {
-                return LogAppend.fail(reply, "Done")
-            }
-            return .finish(.success(.linkCode(payload.shortAuthenticationString(account: log.account, addEntry: entry.hash))))
-        }
     }
 }
 

@@ -15,9 +15,11 @@ public struct FlowID: Hashable, Sendable, Comparable {
 public enum FlowOutcome: Sendable {
     /// The flow did what it was for.
     case completed
-    /// An existing device accepted an invitation: the code to compare on both devices.
-    case linkCode(String)
-    /// A new device found its invitation accepted: what to confirm after comparing codes.
+    /// An existing device offered the account to an invitation: the code to compare, then
+    /// ``ClientEngine/completeLink(_:codesMatch:pollMillis:)``.
+    case linkOffer(LinkOffer)
+    /// A new device received and verified an offer: the code to compare, then
+    /// ``ClientEngine/confirmLink(_:codesMatch:pollMillis:)``.
     case pendingLink(PendingLink)
 }
 
@@ -120,5 +122,20 @@ struct FlowQueue {
         }
         entries.removeFirst()
         return [.flowFinished(first.id, .failure(.notConnected))]
+    }
+}
+
+/// One request answered with Done (a device ending a recovery lockout).
+struct SimpleRequestFlow: LifecycleFlow {
+    let body: Cloak_V1_Frame.OneOf_Body
+    var access: FlowAccess { .device }
+
+    init(_ body: Cloak_V1_Frame.OneOf_Body) { self.body = body }
+
+    mutating func start(core: ClientCore, output: inout CoreOutput) -> FlowStep { .request(body) }
+
+    mutating func handle(_ reply: FlowReply, core: ClientCore, output: inout CoreOutput) -> FlowStep {
+        guard case .body(.done) = reply else { return LogAppend.fail(reply, "Done") }
+        return .finish(.success(.completed))
     }
 }

@@ -1,0 +1,159 @@
+import CloakCrypto
+import CloakProtocol
+import Foundation
+import Logging
+import Synchronization
+
+/// Passphrase recovery over the server's oblivious PRF (PROTOCOL.md §22; ADV-46): every
+/// evaluation before authentication is a guess, counted durably before it is answered; enough
+/// of them lock the account's recovery, and the account's devices are told each time. A
+/// successful recovery (the recovery key authenticates) or a device's reset clears the count.
+extension SyncRegistry {
+    /// A recovering device's evaluation: the account's passphrase enrollment under its key
+    /// version, unless recovery is locked. The answer waits for the counter to be durable, so a
+    /// crash after answering can never hand out an uncounted guess.
+    func evaluateRecovery(
+        _ connection: ConnectionID, requestID: UInt64, account: AccountID, blinded: OPRF.Element, nowMs: UInt64
+    ) throws(ProtocolError) {
+        guard let keys = configuration.recoveryKeys else { throw .recoveryUnavailable }
+        try state.withLock { (s) throws(ProtocolError) in
+            guard let cached = s.accounts[account], !cached.needsReload else { throw .internalError }
+            guard var record = cached.recovery, let enrollment = Self.passphraseEnrollment(record) else { throw .notFound }
+            guard keys.has(version: enrollment.keyVersion) else { throw .recoveryUnavailable }
+            if let until = lockedUntil(record), until > nowMs { throw .recoveryLocked(retryAfterMs: until - nowMs) }
+            let evaluated = try Self.evaluate(blinded, keys: keys, account: account, version: enrollment.keyVersion)
+            record.failures = record.failures &+ 1
+            record.lastAttemptMs = nowMs
+            s.accounts[account]?.recovery = record
+            var reply = Cloak_V1_RecoveryEvaluation()
+            reply.evaluatedElement = Data(evaluated.bytes)
+            reply.keyVersion = enrollment.keyVersion
+            reply.kdfParameters = Data(enrollment.encoded)
+            let threshold = configuration.recoveryFailuresBeforeLockout
+            reply.attemptsLeft = threshold > record.failures ? threshold - record.failures : 0
+            stageCounters(record, completion: .reply(connection, requestID: requestID, body: .recoveryEvaluation(reply)), in: &s)
+            stageNotice(account, status: status(of: record, succeeded: false), in: &s)
+            logger.info(
+                "recovery evaluation counted",
+                metadata: ["account": "\(account)", "failures": "\(record.failures)", "connection": "\(connection)"])
+        }
+    }
+
+    /// An active device's evaluation for a new enrollment, under the current key version: not
+    /// a guess (the device is authenticated), so not counted; limited per account.
+    func evaluateEnrollment(_ session: Session, blinded: OPRF.Element) throws(ProtocolError) -> Cloak_V1_RecoveryEvaluation {
+        guard let keys = configuration.recoveryKeys else { throw .recoveryUnavailable }
+        let evaluated = try Self.evaluate(blinded, keys: keys, account: session.account, version: keys.current)
+        var reply = Cloak_V1_RecoveryEvaluation()
+        reply.evaluatedElement = Data(evaluated.bytes)
+        reply.keyVersion = keys.current
+        reply.attemptsLeft = configuration.recoveryFailuresBeforeLockout
+        return reply
+    }
+
+    /// An active device ends a lockout (its user saw the attempts): the count starts again.
+    func resetRecoveryLockout(_ connection: ConnectionID, session: Session, requestID: UInt64, nowMs: UInt64)
+        throws(ProtocolError)
+    {
+        try state.withLock { (s) throws(ProtocolError) in
+            guard let cached = s.accounts[session.account], !cached.needsReload else { throw .internalError }
+            guard var record = cached.recovery, record.failures > 0 else {
+                output.send(FrameCodec.encode(.done(Cloak_V1_Done()), requestID: requestID), to: connection)
+                return
+            }
+            record.failures = 0
+            record.lastAttemptMs = nowMs
+            s.accounts[session.account]?.recovery = record
+            stageCounters(record, completion: .done(connection, requestID: requestID), in: &s)
+            stageNotice(session.account, status: status(of: record, succeeded: false), in: &s)
+        }
+    }
+
+    /// The recovery key authenticated: the passphrase (or the words) was right, so the guesses
+    /// counted so far were one person's; the count starts again and the devices are told.
+    func recoverySucceeded(_ account: AccountID, nowMs: UInt64, in s: inout RegistryState) {
+        guard var record = s.accounts[account]?.recovery else { return }
+        if record.failures > 0 {
+            record.failures = 0
+            record.lastAttemptMs = nowMs
+            s.accounts[account]?.recovery = record
+            stageCounters(record, completion: nil, in: &s)
+        }
+        var status = status(of: record, succeeded: true)
+        status.atMs = nowMs
+        var notice = Cloak_V1_AccountNotice()
+        notice.recovery = status
+        sendNotice(notice, to: account, except: nil, in: &s)
+    }
+
+    /// What a device session is told after authenticating while guesses are counted.
+    func pendingRecoveryNotice(_ account: AccountID, in s: borrowing RegistryState) -> Cloak_V1_AccountNotice? {
+        guard let record = s.accounts[account]?.recovery, record.failures > 0 else { return nil }
+        var notice = Cloak_V1_AccountNotice()
+        notice.recovery = status(of: record, succeeded: false)
+        return notice
+    }
+
+    /// When the account's recovery unlocks, if it is locked: after
+    /// ``ServerConfiguration/recoveryFailuresBeforeLockout`` counted guesses, the lockout starts
+    /// at ``ServerConfiguration/recoveryLockoutMs`` after the last one and doubles with every
+    /// further guess, up to ``ServerConfiguration/recoveryLockoutMaxMs``.
+    func lockedUntil(_ record: RecoveryRecord) -> UInt64? {
+        let threshold = configuration.recoveryFailuresBeforeLockout
+        guard record.failures >= threshold else { return nil }
+        let doublings = min(record.failures - threshold, 40)
+        let delay = min(configuration.recoveryLockoutMs.multipliedReportingOverflow(by: 1 << doublings).partialValue,
+                        configuration.recoveryLockoutMaxMs)
+        return record.lastAttemptMs + delay
+    }
+
+    /// The enrollment parameters of a passphrase blob (kind 0x03), if it is one.
+    static func passphraseEnrollment(_ record: RecoveryRecord) -> RecoveryEnrollment? {
+        guard let blob = try? FrameCodec.parse(Cloak_V1_RecoveryBlob.self, from: record.bytes, what: "recovery blob") else {
+            return nil
+        }
+        return try? RecoveryEnrollment(decoding: Array(blob.kdfParameters))
+    }
+
+    private static func evaluate(_ blinded: OPRF.Element, keys: RecoveryKeySet, account: AccountID, version: UInt32)
+        throws(ProtocolError) -> OPRF.Element
+    {
+        do { return try keys.key(for: account, version: version).blindEvaluate(blinded) } catch {
+            throw .invalidField("blinded_element cannot be evaluated")
+        }
+    }
+
+    private func status(of record: RecoveryRecord, succeeded: Bool) -> Cloak_V1_RecoveryStatus {
+        var status = Cloak_V1_RecoveryStatus()
+        status.atMs = record.lastAttemptMs
+        status.consecutiveFailures = record.failures
+        status.lockedUntilMs = lockedUntil(record) ?? 0
+        status.succeeded = succeeded
+        return status
+    }
+
+    private func stageCounters(_ record: RecoveryRecord, completion: Completion?, in s: inout RegistryState) {
+        stage(account: record.account, rows: 1, completion: completion, in: &s) { pending in
+            pending.batch.recoveryCounters.append(
+                .init(account: record.account, failures: record.failures, lastAttemptMs: record.lastAttemptMs))
+        }
+    }
+
+    /// Tells the account's devices once the counted guess is durable.
+    private func stageNotice(_ account: AccountID, status: Cloak_V1_RecoveryStatus, in s: inout RegistryState) {
+        var notice = Cloak_V1_AccountNotice()
+        notice.recovery = status
+        s.pending.completions.append(Waiting(account: account, completion: .notice(account, notice, except: nil)))
+    }
+
+    /// Sends `notice` to every live device session of `account` (not recovery-key sessions, not
+    /// `except`). Only a reason for the devices to look: they verify what they fetch.
+    func sendNotice(_ notice: Cloak_V1_AccountNotice, to account: AccountID, except: ConnectionID?, in s: inout RegistryState) {
+        guard let connections = s.accounts[account]?.connections else { return }
+        let frame = FrameCodec.encode(.accountNotice(notice), requestID: 0)
+        for connection in connections.sorted() where connection != except {
+            guard let session = s.connections[connection]?.session, !session.isRecoveryKey else { continue }
+            output.send(frame, to: connection)
+        }
+    }
+}
