@@ -29,6 +29,8 @@ let package = Package(
         .executable(name: "cloak", targets: ["cloak"]),
         .executable(name: "cloak-vectors", targets: ["cloak-vectors"]),
         .executable(name: "cloak-conformance", targets: ["cloak-conformance"]),
+        .executable(name: "cloak-agent", targets: ["cloak-agent"]),
+        .library(name: "CloakAgent", targets: ["CloakAgent"]),
         // The vector generator and the conformance runner: tools and tests link them, apps
         // (which link CloakClient) never do. A product only so the fuzzer's package can seed
         // its corpus from the vectors.
@@ -39,6 +41,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-configuration.git", from: "1.4.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -206,7 +209,36 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // The AI assistant worker (PROTOCOL.md §29): its sans-IO core (Core/) and the adapters
+        // that drive it (Adapters/: the Cloak client, the model over HTTP, timers).
+        .target(
+            name: "CloakAgent",
+            dependencies: [
+                "CloakClient",
+                "CloakCRDT",
+                "CloakProtocol",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Executables
+        .executableTarget(
+            name: "cloak-agent",
+            dependencies: [
+                "CloakAgent",
+                "CloakClient",
+                "CloakCrypto",
+                "CloakProtocol",
+                "CloakTransport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "cloak-server",
             dependencies: [
@@ -336,6 +368,17 @@ let package = Package(
             dependencies: [
                 "CloakClient", "CloakCRDT", "CloakCrypto", "CloakProtocol", "CloakServer", "CloakServerHTTP",
                 "CloakTransport", "CloakTesting", "CloakSimulation", "CloakConformance",
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "CloakAgentTests",
+            dependencies: [
+                "CloakAgent", "CloakClient", "CloakCRDT", "CloakCrypto", "CloakProtocol", "CloakServer", "CloakServerHTTP",
+                "CloakTransport", "CloakTesting",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -212,7 +212,8 @@ struct DirectiveContext {
     private mutating func record(_ name: String, _ argument: JSONValue, nonce: [UInt8]?) throws -> Evaluated {
         let args = try arguments(name, argument, nonce: nonce)
         switch name {
-        case "$genesis", "$add_device", "$set_recovery", "$remove_device": return .bytes(try model.entry(name, args))
+        case "$genesis", "$add_device", "$set_recovery", "$remove_device", "$grant_assistant":
+            return .bytes(try model.entry(name, args))
         case "$change_set": return .bytes(try model.changeSet(args))
         case "$snapshot": return .json(try model.snapshot(args))
         case "$key_envelope": return .json(try model.keyEnvelope(args))

@@ -9,7 +9,9 @@ import SwiftProtobuf
 extension ScenarioModel {
     static let createdAtMs: UInt64 = 1_767_225_600_000
 
-    /// A device-log entry directive: `$genesis`, `$add_device`, `$set_recovery` or `$remove_device`.
+    /// A device-log entry directive: `$genesis`, `$add_device`, `$set_recovery`, `$remove_device`
+    /// or `$grant_assistant` (PROTOCOL.md §29: `assistant`, `scope` as conversation names,
+    /// `expires_in_ms` after the entry's creation time, a century when absent).
     mutating func entry(_ kind: String, _ args: Arguments) throws -> [UInt8] {
         let accountName = try args.string("account")
         let entry: DeviceLogEntry
@@ -31,6 +33,18 @@ extension ScenarioModel {
                     kind == "$add_device" ? .addDevice : .setRecovery, signingKey: subject.signing.publicKey,
                     agreementKey: subject.agreement.publicKey, after: log, signer: signer, createdAtMs: Self.createdAtMs
                 )
+            case "$grant_assistant":
+                let assistant = try keys(try args.string("assistant"))
+                let scope = try args.list("scope").map { item throws in
+                    guard case .string(let name)? = item.values[""] else {
+                        throw ConformanceFailure("scope must list conversation names")
+                    }
+                    return conversation(name)
+                }
+                let lifetime = try args.optionalInteger("expires_in_ms").map(UInt64.init) ?? 100 * 365 * 86_400_000
+                entry = DeviceLogEntry.grantAssistant(
+                    signingKey: assistant.signing.publicKey, agreementKey: assistant.agreement.publicKey, scope: scope,
+                    expiresAtMs: Self.createdAtMs + lifetime, after: log, signer: signer, createdAtMs: Self.createdAtMs)
             default:
                 let cutoffs = try args.list("cutoffs").map { item throws in
                     let head = try record(try item.string("change_set")).head

@@ -92,4 +92,10 @@ public struct Domain: Sendable, Hashable {
     public static let recoveryOPRFInput = Domain("cloak.v1.recovery.oprf-input")
     /// Recovery root from the OPRF output and Argon2id.
     public static let recoveryRoot = Domain("cloak.v1.recovery.root")
+    /// Signed conversation-key envelope (a conversation's key sealed to an assistant).
+    public static let conversationKeyEnvelope = Domain("cloak.v1.conversation-key-envelope")
+    /// Plaintext inside a conversation-key envelope's sealed box.
+    public static let conversationKey = Domain("cloak.v1.conversation-key")
+    /// Checksum of an assistant invitation's text.
+    public static let assistantInvitation = Domain("cloak.v1.assistant-invitation")
 }

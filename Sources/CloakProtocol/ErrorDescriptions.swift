@@ -43,3 +43,13 @@ extension DeviceLogConsistencyError: CustomStringConvertible {
         }
     }
 }
+
+extension AssistantInvitationError: CustomStringConvertible {
+    /// What is wrong with the assistant invitation.
+    public var description: String {
+        switch self {
+        case .malformed: "that is not an assistant invitation: it starts with cloak-assistant1: and is copied whole"
+        case .checksumMismatch: "that assistant invitation has a typo (its checksum does not match): copy it again from `cloak-agent init`"
+        }
+    }
+}

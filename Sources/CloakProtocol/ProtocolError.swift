@@ -82,6 +82,13 @@ public enum ProtocolError: Error, Equatable, Sendable {
     case recoveryLocked(retryAfterMs: UInt64)
     /// The server holds no recovery (OPRF) key: passphrase recovery is not offered there.
     case recoveryUnavailable
+    /// An assistant named a conversation outside its scope, or a device sealed a conversation
+    /// key to an assistant for a conversation outside the assistant's scope (PROTOCOL.md §29).
+    case outOfScope(String)
+    /// An assistant session sent a request assistants may not make (PROTOCOL.md §29).
+    case notPermitted(String)
+    /// The assistant's grant has expired by the server's clock.
+    case grantExpired
 
     /// The stable wire code.
     public var wireCode: Cloak_V1_ErrorCode {
@@ -120,6 +127,9 @@ public enum ProtocolError: Error, Equatable, Sendable {
         case .accountBlocked: .accountBlocked
         case .recoveryLocked: .recoveryLocked
         case .recoveryUnavailable: .recoveryUnavailable
+        case .outOfScope: .outOfScope
+        case .notPermitted: .notPermitted
+        case .grantExpired: .grantExpired
         }
     }
 
@@ -134,7 +144,7 @@ public enum ProtocolError: Error, Equatable, Sendable {
         switch self {
         case .malformedFrame, .frameTooLarge, .unsupportedVersion, .notAuthenticated, .authFailed,
             .unknownAccount, .deviceNotActive, .tooManyConnections, .handshakeTimeout, .idleTimeout,
-            .slowConsumer, .shuttingDown, .accountBlocked:
+            .slowConsumer, .shuttingDown, .accountBlocked, .grantExpired:
             true
         default:
             false
@@ -179,6 +189,9 @@ public enum ProtocolError: Error, Equatable, Sendable {
         case .recoveryLocked(let after):
             "recovery is locked after too many attempts; try again in \(max(1, (after + 59_999) / 60_000)) minutes"
         case .recoveryUnavailable: "this server does not offer passphrase recovery (no recovery key configured)"
+        case .outOfScope(let why): "outside the assistant's scope: \(why)"
+        case .notPermitted(let why): "not permitted to an assistant: \(why)"
+        case .grantExpired: "the assistant's grant has expired"
         }
     }
 }
@@ -220,6 +233,9 @@ extension ProtocolError {
         case .accountBlocked: self = .accountBlocked
         case .recoveryLocked: self = .recoveryLocked(retryAfterMs: retryAfterMs)
         case .recoveryUnavailable: self = .recoveryUnavailable
+        case .outOfScope: self = .outOfScope(message)
+        case .notPermitted: self = .notPermitted(message)
+        case .grantExpired: self = .grantExpired
         case .malformedFrame, .unspecified, .UNRECOGNIZED: self = .malformedFrame(message)
         }
     }

@@ -40,6 +40,28 @@ struct LogBuilder {
         try append(entry, name: "\(signer.name) removes \(device.name)", signer: signer)
     }
 
+    /// PROTOCOL.md §29: a grant of `scope` to an assistant, expiring a day after it is made.
+    mutating func grant(_ assistant: VectorDevice, scope: [ConversationID], signer: VectorDevice) throws {
+        let entry = DeviceLogEntry.grantAssistant(
+            signingKey: assistant.signing.publicKey, agreementKey: assistant.agreement.publicKey, scope: scope,
+            expiresAtMs: nextTime + 86_400_000, after: log, signer: signer.signing, createdAtMs: nextTime)
+        try append(entry, name: "\(signer.name) grants assistant \(assistant.name)", signer: signer)
+    }
+
+    /// A restriction (`removing` set) or the revocation of an assistant.
+    mutating func end(_ assistant: VectorDevice, removing: [ConversationID]?, signer: VectorDevice) throws {
+        let entry: DeviceLogEntry
+        if let removing {
+            entry = DeviceLogEntry.restrictAssistant(
+                assistant.id, removing: removing, cutoffs: [], after: log, signer: signer.signing, createdAtMs: nextTime)
+            try append(entry, name: "\(signer.name) restricts assistant \(assistant.name)", signer: signer)
+        } else {
+            entry = DeviceLogEntry.revokeAssistant(
+                assistant.id, reason: .revoked, cutoffs: [], after: log, signer: signer.signing, createdAtMs: nextTime)
+            try append(entry, name: "\(signer.name) revokes assistant \(assistant.name)", signer: signer)
+        }
+    }
+
     private mutating func append(_ entry: DeviceLogEntry, name: String, signer: VectorDevice) throws {
         try log.append(entry)
         cases.append(LogCase(name: name, entry: entry, signerSeed: signer.seed, account: log.account))
@@ -59,6 +81,9 @@ struct LogCase {
         case .addDevice: "add_device"
         case .removeDevice: "remove_device"
         case .setRecovery: "set_recovery"
+        case .grantAssistant: "grant_assistant"
+        case .revokeAssistant: "revoke_assistant"
+        case .restrictAssistant: "restrict_assistant"
         }
     }
 
@@ -92,6 +117,9 @@ struct LogCase {
                         })
                 ))
         }
+        if e.kind == .grantAssistant { members.append(("expires_at_ms", .int(e.expiresAtMs))) }
+        if e.kind == .revokeAssistant { members.append(("end_reason", .int(UInt64(e.endReason?.rawValue ?? 0)))) }
+        if !e.scope.isEmpty { members.append(("scope_hex", .array(e.scope.map { .hex($0.bytes) }))) }
         members += [
             ("signed_message_hex", .hex(e.canonicalBytes)), ("signature_hex", .hex(e.signature)),
             ("wire_hex", .hex(e.wire)), ("entry_hash_hex", .hex(e.hash.bytes)), ("account_id_hex", .hex(account.bytes)),

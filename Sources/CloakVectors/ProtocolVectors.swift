@@ -136,6 +136,13 @@ struct VectorWorld {
                 author: b, conversation: .library, seq: 1, prev: .zero, heads: [],
                 operations: contents.bLibrary))
         log = builder.log
+        // Entries 5–7 (PROTOCOL.md §29), after every other vector: A grants assistant G
+        // conversations X and Y, B removes X from its scope (epoch 3), A revokes it (epoch 4).
+        let assistant = try VectorDevice("G")
+        let other = ConversationID(unchecked: ProtocolVectors.material("conversation/Y", 16))
+        try builder.grant(assistant, scope: [conversation, other], signer: a)
+        try builder.end(assistant, removing: [conversation], signer: b)
+        try builder.end(assistant, removing: nil, signer: a)
         logCases = builder.cases
         changeSets = sets
 

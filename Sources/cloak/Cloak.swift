@@ -16,6 +16,7 @@ struct Cloak: AsyncParsableCommand {
               cloak accept --dir ./phone cloak1:…  # both print the same 6 digits
               cloak send --dir ./phone --new "Trip" "Where to in May?"
               cloak show --dir ./laptop
+              cloak assistant grant --dir ./phone cloak-assistant1:… --conversation <id> --days 7
             Only init, link and recover create a device; every other command needs one at --dir.
             Exit codes: 0 success; 1 a local problem (no device at --dir, an unknown id); 2 the server
             could not be reached in time, or refused; 3 a security event fired during the command, or
@@ -24,6 +25,6 @@ struct Cloak: AsyncParsableCommand {
             """,
         version: "cloak \(CloakClient.version) (protocol \(ProtocolVersion.current))",
         subcommands: [Init.self, Link.self, Accept.self, Devices.self, Remove.self, RecoverySetup.self, Recover.self,
-                      Send.self, Show.self, Status.self, Sync.self]
+                      Send.self, Show.self, Status.self, Sync.self, Assistant.self]
     )
 }

@@ -89,6 +89,12 @@ extension CLIError {
             self = .server("the server at \(context.server) answered: \(error.description)")
         case .recoveryInterrupted:
             self = .server("the recovery stopped before this device was added: run `cloak recover --dir \(dir)` again")
+        case .assistantInvitation, .notPermitted:
+            self = .failed(error.description)
+        case .unknownAssistant(let id):
+            self = .failed("\(id.hex) is not an active assistant of this account: `cloak assistant list --dir \(dir)` lists them")
+        case .assistantNotGranted:
+            self = .security(error.description)
         }
     }
 

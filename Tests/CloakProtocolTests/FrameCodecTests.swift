@@ -95,11 +95,12 @@ struct FrameCodecTests {
         (.cursorMismatch("x"), 30, false),
         (.staleCutoffs("x"), 31, false),
         (.accountBlocked, 32, true),
+        (.outOfScope("x"), 37, false), (.notPermitted("x"), 38, false), (.grantExpired, 39, true),
     ]
 
     @Test("error codes: stable numbers, closing flags, and error frames that round-trip")
     func errorCodes() throws {
-        #expect(Set(Self.errorTable.map(\.1)) == Set(1...32))
+        #expect(Set(Self.errorTable.map(\.1)) == Set(1...32).union(37...39))
         for (error, code, closes) in Self.errorTable {
             #expect(error.wireCode.rawValue == code, "\(error)")
             #expect(error.closesConnection == closes, "\(error)")

@@ -15,13 +15,19 @@ extension VectorTests {
         let epoch, createdAtMs: UInt64
         let deviceSigningKeyHex, deviceAgreementKeyHex, subjectDeviceIdHex, accountNonceHex, removedDeviceHex: String?
         let cutoffs: [Cutoff]?
+        let expiresAtMs: UInt64?
+        let endReason: UInt8?
+        let scopeHex: [String]?
         let signedMessageHex, signatureHex, wireHex, entryHashHex, accountIdHex: String
     }
 
     @Test("device_log.json: canonical bytes, signatures, hashes, AccountID and the verified chain")
     func deviceLog() throws {
         let vectors = try Self.load("device_log.json", as: LogVector.self)
-        #expect(vectors.map(\.kind) == ["genesis", "add_device", "add_device", "set_recovery", "remove_device"])
+        #expect(vectors.map(\.kind) == [
+            "genesis", "add_device", "add_device", "set_recovery", "remove_device", "grant_assistant",
+            "restrict_assistant", "revoke_assistant",
+        ])
         var entries: [DeviceLogEntry] = []
         for v in vectors {
             let entry = try DeviceLogEntry(wire: Hex.decode(v.wireHex))
@@ -37,8 +43,15 @@ extension VectorTests {
                 #expect(Hex.encode(BLAKE2b.hash(try Hex.decode(key), outputByteCount: 16)) == v.subjectDeviceIdHex)
             }
             if let nonce = v.accountNonceHex { canonical += try Hex.decode(nonce) }
+            // PROTOCOL.md §29: a grant's expiry and scope; a revocation's reason, a restriction's scope.
+            var scope = UInt32((v.scopeHex ?? []).count).littleEndianBytes
+            for conversation in v.scopeHex ?? [] { scope += try Hex.decode(conversation) }
+            if let expires = v.expiresAtMs { canonical += expires.littleEndianBytes + scope }
             if let removed = v.removedDeviceHex, let cutoffs = v.cutoffs {
-                canonical += try Hex.decode(removed) + UInt32(cutoffs.count).littleEndianBytes
+                canonical += try Hex.decode(removed)
+                if let reason = v.endReason { canonical += [reason] }
+                if v.kind == "restrict_assistant" { canonical += scope }
+                canonical += UInt32(cutoffs.count).littleEndianBytes
                 for c in cutoffs {
                     canonical += try Hex.decode(c.conversationIdHex) + c.seq.littleEndianBytes + Hex.decode(c.hashHex)
                 }
@@ -53,7 +66,8 @@ extension VectorTests {
         let log = try DeviceLog(verifying: entries)
         #expect(vectors.allSatisfy { $0.accountIdHex == vectors[0].entryHashHex })
         #expect(log.account.hex == vectors[0].entryHashHex)
-        #expect(log.currentEpoch == 2 && log.activeDevices.count == 2 && log.recoveryKey != nil)
+        #expect(log.currentEpoch == 4 && log.activeDevices.count == 2 && log.recoveryKey != nil)
+        #expect(log.assistants.count == 1 && log.activeAssistants.isEmpty)
     }
 
     struct AuthVector: Decodable {

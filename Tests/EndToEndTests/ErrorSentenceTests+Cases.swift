@@ -32,6 +32,10 @@ extension ErrorSentenceTests {
         case .recoveryLocked: 22
         case .recoveryUnavailable: 23
         case .recoveryInterrupted: 24
+        case .assistantInvitation: 25
+        case .unknownAssistant: 26
+        case .assistantNotGranted: 27
+        case .notPermitted: 28
         }
     }
 
@@ -71,6 +75,9 @@ extension ErrorSentenceTests {
         case .accountBlocked: 31
         case .recoveryLocked: 32
         case .recoveryUnavailable: 33
+        case .outOfScope: 34
+        case .notPermitted: 35
+        case .grantExpired: 36
         }
     }
 

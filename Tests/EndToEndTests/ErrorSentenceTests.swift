@@ -31,9 +31,10 @@ struct ErrorSentenceTests {
             .recoveryWords(.wrongWordCount(11)), .wrongRecoverySecret, .noRecoveryKey, .crypto(.invalidSignature),
             .unknownDevice(device), .removedFromAccount, .missingEpochKey(4), .linkDeclined,
             .weakPassphrase(PassphraseStrength(estimating: "letmein")), .recoveryAlreadySet, .recoveryLocked(retryAfterMs: 90_000),
-            .recoveryUnavailable, .recoveryInterrupted,
+            .recoveryUnavailable, .recoveryInterrupted, .assistantInvitation(.checksumMismatch), .unknownAssistant(device),
+            .assistantNotGranted, .notPermitted("a user message"),
         ]
-        expectEveryCase(samples, count: 25, index: Self.index)
+        expectEveryCase(samples, count: 29, index: Self.index)
         #expect(ClientError.unknownDevice(device).description.contains(device.hex), "names the id")
         #expect(ClientError.unknownConversation(Self.conversation).description.contains(Self.conversation.hex))
     }
@@ -50,8 +51,9 @@ struct ErrorSentenceTests {
             .unexpectedFrame("a push before subscribing"), .shuttingDown, .internalError, .staleSnapshot, .staleDeviceLog,
             .cursorMismatch("the server holds less than this device saw"), .staleCutoffs("a newer change set exists"),
             .accountBlocked, .recoveryLocked(retryAfterMs: 90_000), .recoveryUnavailable,
+            .outOfScope("conversation 1 is not in the grant"), .notPermitted("a user message"), .grantExpired,
         ]
-        expectEveryCase(samples, count: 34, index: Self.index)
+        expectEveryCase(samples, count: 37, index: Self.index)
         expectSentences(samples.map(\.description))
     }
 
@@ -77,6 +79,7 @@ struct ErrorSentenceTests {
     func nestedErrors() {
         let recovery: [RecoveryError] = [.wrongWordCount(11), .unknownWord(position: 12), .badChecksum]
         let pairing: [PairingError] = [.malformedPayload, .typo, .expired, .bundleRejected]
+        let assistant: [AssistantInvitationError] = [.malformed, .checksumMismatch]
         let log: [DeviceLogConsistencyError] = [
             .rollback(pinnedLength: 5, servedLength: 3), .fork(atIndex: 2), .invalid(.badSignature("an entry")),
         ]
@@ -87,9 +90,10 @@ struct ErrorSentenceTests {
         ]
         let library: [LibraryEditError] = [.notInLibrary, .counterExhausted]
         expectSentences(recovery.map(\.description) + pairing.map(\.description) + log.map(\.description)
-            + edits.map(\.description) + library.map(\.description))
+            + edits.map(\.description) + library.map(\.description) + assistant.map(\.description))
         #expect(!RecoveryError.unknownWord(position: 12).description.contains("abandon"), "never echoes a word")
-        #expect(recovery.count == 3 && pairing.count == 4 && log.count == 3 && edits.count == 7 && library.count == 2)
+        #expect(recovery.count == 3 && pairing.count == 4 && log.count == 3 && edits.count == 7 && library.count == 2
+            && assistant.count == 2)
     }
 
     @Test("every security event kind, with what it concerns")

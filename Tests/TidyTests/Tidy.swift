@@ -27,15 +27,20 @@ struct Tidy {
     }
 
     /// Modules whose code must stay sans-IO and deterministic.
-    static let cores: Set<String> = ["CloakCrypto", "CloakProtocol", "CloakCRDT", "CloakClient", "CloakServer", "CloakSQLite"]
+    static let cores: Set<String> = [
+        "CloakCrypto", "CloakProtocol", "CloakCRDT", "CloakClient", "CloakServer", "CloakSQLite", "CloakAgent",
+    ]
     /// Executable targets (the only places `print(` is allowed).
-    static let executables: Set<String> = ["cloak-server", "cloak", "cloak-vectors", "cloak-sim", "cloak-conformance"]
+    static let executables: Set<String> = [
+        "cloak-server", "cloak", "cloak-vectors", "cloak-sim", "cloak-conformance", "cloak-agent",
+    ]
     /// Files of the core modules that are adapters (I/O, threads, real time), each with why.
     static let adapterPaths: [String] = [
         "Sources/CloakClient/API/",  // the async facade: tasks, timers, connections
         "Sources/CloakClient/Adapters/",  // SQLite store, threaded verifier, system clock, secret files
         "Sources/CloakServer/Storage/",  // SQLite and PostgreSQL stores, WAL checkpoints
         "Sources/CloakServer/Core/StoreLoops.swift",  // the async loops that run store work for the core
+        "Sources/CloakAgent/Adapters/",  // the assistant's Cloak client, model requests over HTTP, timers
     ]
 
     /// Which of our modules (and which outside libraries) each module may import.
@@ -66,6 +71,9 @@ struct Tidy {
         "CloakVectors": ["CloakCRDT", "CloakCrypto", "CloakProtocol", "CloakTesting", "SwiftProtobuf"],
         "CloakConformance": ["CloakCrypto", "CloakProtocol", "CloakTesting", "SwiftProtobuf", "WSClient", "WSCore", "NIOCore",
                              "NIOWebSocket", "Logging", "Synchronization"],
+        // The assistant worker: its core decides, its adapters talk to the Cloak client and the
+        // model's HTTP endpoint.
+        "CloakAgent": ["CloakClient", "CloakCRDT", "CloakProtocol", "AsyncHTTPClient", "NIOCore", "NIOHTTP1", "Logging"],
         "CloakSimulation": ["CloakClient", "CloakCRDT", "CloakCrypto", "CloakProtocol", "CloakServer", "CloakTesting",
                             "CloakServerHTTP", "CloakTransport", "Logging", "Synchronization"],
         // Executables.
@@ -73,6 +81,8 @@ struct Tidy {
                          "NIOPosix", "ServiceLifecycle", "UnixSignals"],
         "cloak": ["CloakClient", "CloakCRDT", "CloakCrypto", "CloakProtocol", "CloakTransport", "ArgumentParser", "Logging"],
         "cloak-vectors": ["CloakVectors", "CloakProtocol", "CloakCrypto", "ArgumentParser"],
+        "cloak-agent": ["CloakAgent", "CloakClient", "CloakCrypto", "CloakProtocol", "CloakTransport", "ArgumentParser",
+                        "Logging"],
         "cloak-conformance": ["CloakConformance", "CloakProtocol", "ArgumentParser", "Logging"],
         "cloak-sim": ["CloakSimulation", "CloakClient", "CloakServer", "CloakServerHTTP", "CloakTransport", "ArgumentParser",
                       "Logging"],
@@ -98,6 +108,9 @@ struct Tidy {
                           "Testing"],
         "CloakServerAppTests": ["CloakServerApp", "CloakServer", "CloakServerHTTP", "CloakProtocol", "CloakTesting",
                                 "Logging", "Synchronization", "Testing"],
+        "CloakAgentTests": ["CloakAgent", "CloakClient", "CloakCRDT", "CloakCrypto", "CloakProtocol", "CloakServer",
+                            "CloakServerHTTP", "CloakTransport", "CloakTesting", "Hummingbird", "HTTPTypes", "NIOCore",
+                            "Logging", "Synchronization", "Testing"],
         "TidyTests": ["Testing"],
     ]
     /// Imports every module may use.

@@ -192,3 +192,27 @@ extension SimWorld {
         }
     }
 }
+
+extension SimWorld {
+    /// The signed log, not a flow's reply, says who was removed: a removal whose reply was lost
+    /// (a cut connection, a restarted server) still removed the device.
+    func noteRemovalsFromLogs() {
+        for device in devices where device.status == .member {
+            guard let engine = device.engine else { continue }
+            var removed = engine.isRemoved
+            if !removed,
+                let witness = devices.first(where: {
+                    $0.account == device.account && $0.index != device.index && $0.status == .member && $0.engine != nil
+                })?.engine,
+                let log = try? DeviceLog(verifying: witness.deviceLogWires().map { try DeviceLogEntry(wire: $0) })
+            {
+                removed = log.removal(of: engine.deviceID) != nil
+            }
+            guard removed else { continue }
+            device.status = .removed
+            device.removedAt = now
+            notes.removed += 1
+            fault("removal whose reply was lost")
+        }
+    }
+}

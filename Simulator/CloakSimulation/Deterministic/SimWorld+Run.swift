@@ -65,7 +65,9 @@ extension SimWorld {
         let livenessDeadline = now + options.livenessMillis
         while now < livenessDeadline, !livelocked, !converged() {
             run(until: min(livenessDeadline, now + 2_000))
+            noteRemovalsFromLogs()
         }
+        noteRemovalsFromLogs()
         checkAll()
         var stats = notes.operations.merging(notes.faults.mapKeys { "fault \($0)" }) { $0 + $1 }
         stats.merge(notes.detections.mapKeys { "detected \($0)" }) { $0 + $1 }

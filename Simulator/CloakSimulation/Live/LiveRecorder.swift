@@ -165,6 +165,10 @@ enum LiveErrorCode {
         case .recoveryLocked: "client:recoveryLocked"
         case .recoveryUnavailable: "client:recoveryUnavailable"
         case .recoveryInterrupted: "client:recoveryInterrupted"
+        case .assistantInvitation: "client:assistantInvitation"
+        case .unknownAssistant: "client:unknownAssistant"
+        case .assistantNotGranted: "client:assistantNotGranted"
+        case .notPermitted: "client:notPermitted"
         }
     }
 

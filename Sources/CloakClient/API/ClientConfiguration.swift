@@ -36,6 +36,8 @@ public struct ClientConfiguration: Sendable {
     /// Change sets known to exist and still missing after this much connected, caught-up time
     /// since they were asked for are reported as withheld (and asked for again).
     public var withheldAfterMillis: UInt64
+    /// A device looks for assistants past their expiry (to end their access) at most this often.
+    public var assistantExpiryCheckMillis: UInt64 = 1_000
 
     /// Cloak's defaults.
     public init(

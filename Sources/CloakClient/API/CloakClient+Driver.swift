@@ -171,6 +171,7 @@ extension CloakClient {
             let summaries = engine.conversations()
             for continuation in listObservers.values { continuation.yield(summaries) }
         }
+        for continuation in changeObservers.values { continuation.yield(changed) }
     }
 
     /// Live, nothing to send, and nothing known to be missing or wrong.

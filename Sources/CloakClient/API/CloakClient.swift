@@ -37,6 +37,7 @@ public actor CloakClient {
     var eventObservers: [Int: AsyncStream<SecurityEvent>.Continuation] = [:]
     var stateObservers: [Int: AsyncStream<ConnectionState>.Continuation] = [:]
     var statusObservers: [Int: AsyncStream<SyncStatus>.Continuation] = [:]
+    var changeObservers: [Int: AsyncStream<Set<ConversationID>>.Continuation] = [:]
     var lastStatus: SyncStatus?
     var nextObserverID = 0
     /// Callers waiting for a lifecycle flow's result.
@@ -126,6 +127,8 @@ public actor CloakClient {
         for continuation in stateObservers.values { continuation.finish() }
         for continuation in listObservers.values { continuation.finish() }
         for continuation in statusObservers.values { continuation.finish() }
+        for continuation in changeObservers.values { continuation.finish() }
+        changeObservers = [:]
         statusObservers = [:]
         observers = [:]
         eventObservers = [:]

@@ -29,6 +29,9 @@ public struct ConversationView: Sendable, Hashable {
     public let readMarkers: [ReplicaID: HLCTimestamp]
     /// Equal on every device that has the same state (convergence checks, the demo).
     public let stateHash: [UInt8]
+    /// The AI assistants that can read this conversation now (granted with it in their scope,
+    /// not revoked, not past their expiry), as the verified device log says (PROTOCOL.md §29).
+    public let assistants: [AssistantInfo]
 }
 
 extension ClientCore {
@@ -48,6 +51,6 @@ extension ClientCore {
         guard let document = documents.conversations[id] else { return nil }
         return ConversationView(
             id: id, metadata: document.metadata, messages: document.activeBranch(), readMarkers: document.readMarkers,
-            stateHash: document.stateHash.bytes)
+            stateHash: document.stateHash.bytes, assistants: assistantsReading(id))
     }
 }

@@ -27,6 +27,7 @@ extension ClientCore {
                 &documents.all.conversations[conversation, default: ConversationDocument()], &outbox.replica, now)
         } catch { throw .invalidEdit("\(error)") }
         do {
+            try checkAssistantRights(ops, in: conversation)
             return (result, try commitLocal(ops, to: conversation, streaming: streaming, now: now))
         } catch {
             outbox.replica = before
@@ -40,6 +41,7 @@ extension ClientCore {
         _ body: (inout AccountLibraryDocument, inout Replica, UInt64) throws(LibraryEditError) -> [CRDTOperation]
     ) throws(ClientError) -> CoreOutput {
         _ = try requireAccount()
+        guard !isAssistant else { throw .notPermitted("an assistant cannot change the conversation list") }
         let now = now()
         let before = outbox.replica
         let ops: [CRDTOperation]
@@ -61,13 +63,14 @@ extension ClientCore {
         guard !ops.isEmpty else { return output }
         // Without the current epoch's key (it is on its way after another device's removal),
         // the operations wait durably as pending and are sealed when it arrives.
-        if streaming || !membership.canSeal {
+        let canSeal = membership.canSeal(conversation)
+        if streaming || !canSeal {
             let cipher = cipher
             let row = try store.write { tx in
                 try outbox.persistPending(ops, conversation: conversation, now: now, cipher: cipher, tx)
             }
             outbox.appendPending(ops, row: row, conversation: conversation, now: now)
-            output.fetchKeyEnvelopes = !membership.canSeal
+            output.fetchKeyEnvelopes = !canSeal
             return output
         }
         let batch = outbox.pending[conversation] ?? Outbox.Batch(since: now)
@@ -87,7 +90,7 @@ extension ClientCore {
         }
         let now = now()
         for (conversation, batch) in outbox.pending.sorted(by: { $0.key < $1.key })
-        where force || now >= batch.since + configuration.streamBatchMillis {
+        where (force || now >= batch.since + configuration.streamBatchMillis) && membership.canSeal(conversation) {
             try seal(batch.ops, conversation: conversation, pendingRows: batch.rows)
             outbox.pending[conversation] = nil
             output.pushOutbox = true

@@ -196,7 +196,8 @@ extension ClientCore {
     private func takeLog(_ extended: DeviceLog) throws(ClientError) -> CoreOutput {
         var output = CoreOutput()
         let now = now()
-        let removed = extended.members[me]?.removedAt != nil
+        // A device verified its removal; an assistant its revocation (PROTOCOL.md §29).
+        let removed = extended.members[me]?.removedAt != nil || extended.assistants[me]?.endedAt != nil
         let before = membership
         let newEntries: [DeviceLogEntry]
         do {
@@ -226,10 +227,18 @@ extension ClientCore {
     }
 
     /// Accepts key envelopes addressed to this device: each must be signed by a member that had
-    /// not been removed when its epoch began, and bound to this account, epoch and device.
-    func receiveEnvelopes(_ envelopes: [KeyEnvelope]) throws(ClientError) -> CoreOutput {
+    /// not been removed when its epoch began, and bound to this account, epoch and device. An
+    /// assistant receives conversation keys instead (``receiveConversationKeys(_:)``).
+    func receiveEnvelopes(_ envelopes: [KeyEnvelope], conversationKeys: [ConversationKeyEnvelope] = [])
+        throws(ClientError) -> CoreOutput
+    {
         var output = CoreOutput()
         guard let log = membership.log, !membership.removed else { return output }
+        if membership.isAssistant(me) {
+            // An assistant never takes an epoch key, whoever sealed it (§29): it would read the
+            // whole account.
+            return try receiveConversationKeys(conversationKeys, refusing: envelopes)
+        }
         var added: [(UInt64, SymmetricKey)] = []
         var events: [SecurityEvent] = []
         for envelope in envelopes {
@@ -280,7 +289,7 @@ extension ClientCore {
     func installOwnRemovals(_ entries: [DeviceLogEntry]) throws(ClientError) -> Bool {
         var installed = false
         let cipher = cipher
-        for entry in entries where entry.signer == me && (entry.kind == .removeDevice || entry.kind == .setRecovery) {
+        for entry in entries where entry.signer == me && (entry.kind.startsEpoch || entry.kind == .setRecovery) {
             guard !membership.keyring.has(epoch: entry.epoch),
                 let key = try store.read({ tx in try Membership.pendingKey(for: entry.epoch, tx, cipher: cipher) })
             else { continue }
@@ -291,20 +300,28 @@ extension ClientCore {
     }
 
     /// Stores a new epoch's key and queues envelopes of it for every active device and the
-    /// recovery key.
+    /// recovery key, and of each remaining assistant's conversation keys for it (§29).
     func installEpochKey(_ key: SymmetricKey, epoch: UInt64) throws(ClientError) {
         let log = try requireAccount()
         var recipients = log.activeDevices.compactMap { id in log.members[id].map { (id, $0) } }
         if let recovery = log.recoveryKey { recipients.append((recovery.id, recovery.member)) }
-        var envelopes: [KeyEnvelope] = []
+        var envelopes: [Cloak_V1_KeyEnvelope] = []
         for (id, member) in recipients {
-            envelopes.append(try seal(key, epoch: epoch, account: log.account, to: id, member.agreementKey))
+            envelopes.append(try seal(key, epoch: epoch, account: log.account, to: id, member.agreementKey).message)
+        }
+        for id in log.activeAssistants {
+            guard let assistant = log.assistants[id] else { continue }
+            for conversation in assistant.current.scope {
+                let conversationKey = ConversationKeys.conversationKey(epochKey: key, conversation: conversation, epoch: epoch)
+                envelopes.append(try sealConversationKey(
+                    conversationKey, conversation: conversation, epoch: epoch, to: id, assistant.agreementKey).message)
+            }
         }
         var updated = membership
         let cipher = cipher
         try store.write { tx in
             try updated.addKey(key, epoch: epoch, tx, cipher: cipher)
-            for envelope in envelopes { try tx.queueEnvelope(FrameCodec.serialize(envelope.message)) }
+            for envelope in envelopes { try tx.queueEnvelope(FrameCodec.serialize(envelope)) }
             try tx.deleteMeta(.pendingEpochKey)
         }
         membership = updated

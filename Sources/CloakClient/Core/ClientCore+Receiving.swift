@@ -15,8 +15,8 @@ extension ClientCore {
         let newCursor = newest?.0.cursor
         let anchor: ChangeSetHash? = if case .success(let changeSet)? = newest?.1 { changeSet.hash } else { nil }
         let signatures = environment.verifier.begin(parsed.map { result in
-            guard case .success(let changeSet) = result, let member = log.members[changeSet.header.author] else { return nil }
-            return SignatureCheck(changeSet: changeSet, key: member.signingKey)
+            guard case .success(let changeSet) = result, let key = log.writerKey(changeSet.header.author) else { return nil }
+            return SignatureCheck(changeSet: changeSet, key: key)
         })
         defer { signatures.finish() }
         // Left over only if an earlier transaction failed: those positions were never stored
@@ -60,7 +60,7 @@ extension ClientCore {
         let keyring = membership.keyring
         let verdict = ledger.verdict(
             for: changeSet, log: log, signatureVerified: verified == VerifiedSignature(changeSet),
-            hasEpochKey: { keyring.has(epoch: $0) }, tx)
+            hasKey: { keyring.has(conversation: $0, epoch: $1) }, tx)
         switch verdict {
         case .duplicate:
             return false
@@ -79,7 +79,7 @@ extension ClientCore {
             case .deviceLog(let index):
                 // A member's signed header names a log entry this device lacks: its log is stale
                 // until it has it (an unknown author's unverified claim only asks for the log).
-                if log.members[header.author] != nil { membership.require(logLength: index + 1) }
+                if log.writerKey(header.author) != nil { membership.require(logLength: index + 1) }
                 output.fetchDeviceLog = true
             case .epochKey: output.fetchKeyEnvelopes = true
             case .gap(let expected):
@@ -113,6 +113,17 @@ extension ClientCore {
             let event = SecurityEvent(
                 .undecodableOperations, conversation: header.conversation, device: header.author, seq: header.seq,
                 detail: "operations claim another author")
+            try reject(changeSet.wire, hash: changeSet.hash, event, tx, &output)
+            return false
+        }
+        // An assistant writes only its own assistant/tool messages, before its expiry (§29).
+        if let assistant = membership.log?.assistants[header.author],
+            let terms = assistant.terms(atIndex: header.deviceLogIndex),
+            let violation = AssistantRights.violation(ops, author: author, expiresAtMs: terms.expiresAtMs)
+        {
+            let event = SecurityEvent(
+                violation.kind, conversation: header.conversation, device: header.author, seq: header.seq,
+                detail: violation.detail)
             try reject(changeSet.wire, hash: changeSet.hash, event, tx, &output)
             return false
         }

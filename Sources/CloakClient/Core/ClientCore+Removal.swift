@@ -7,50 +7,57 @@ extension ClientCore {
     /// removed device beyond its cut-off may already be applied here. Every device must end
     /// with the same state, so each affected conversation is rebuilt from its stored change
     /// sets without them (they are deleted, kept as rejected for diagnosis, and reported).
+    ///
+    /// An assistant's revocation or restriction (PROTOCOL.md §29) is enforced the same way, on
+    /// the conversations it removes. What is kept is decided by the admission rule itself over
+    /// the new log, so a conversation removed and later granted again keeps what was written
+    /// under the new grant.
     func enforceRemovals(_ entries: [DeviceLogEntry], _ tx: any StoreTransaction, _ output: inout CoreOutput) throws {
-        for entry in entries where entry.kind == .removeDevice {
+        guard let log = membership.log else { return }
+        for entry in entries where entry.kind.startsEpoch {
             guard let removed = entry.removedDevice else { continue }
+            let restricted = entry.kind == .restrictAssistant ? Set(entry.scope) : nil
             let affected = ledger.chains.filter { key, position in
-                guard key.author == removed else { return false }
+                guard key.author == removed, restricted.map({ $0.contains(key.conversation) }) ?? true else { return false }
                 guard let cutoff = entry.cutoffs.first(where: { $0.conversation == key.conversation }) else { return true }
                 return position.seq > cutoff.seq || (position.seq == cutoff.seq && position.hash != cutoff.hash)
             }
             for key in affected.keys.sorted(by: { $0.conversation < $1.conversation }) {
-                let cutoff = entry.cutoffs.first { $0.conversation == key.conversation }
-                try rebuild(key.conversation, dropping: removed, after: cutoff, tx, &output)
+                try rebuild(key.conversation, dropping: removed, log: log, tx, &output)
             }
         }
     }
 
     private func rebuild(
-        _ conversation: ConversationID, dropping removed: DeviceID, after cutoff: RemovalCutoff?,
-        _ tx: any StoreTransaction, _ output: inout CoreOutput
+        _ conversation: ConversationID, dropping removed: DeviceID, log: DeviceLog, _ tx: any StoreTransaction,
+        _ output: inout CoreOutput
     ) throws {
         var dropped = 0
+        var kept: ChainPosition?
         for row in try tx.changeSets(in: conversation, after: 0) {
-            guard let changeSet = try? ChangeSet(wire: row.wire) else { continue }
-            let header = changeSet.header
-            let beyond = header.author == removed
-                && (cutoff.map { header.seq > $0.seq || (header.seq == $0.seq && changeSet.hash != $0.hash) } ?? true)
-            if beyond {
-                try tx.deleteChangeSet(id: row.id)
-                try tx.recordRejected(
-                    changeSet.wire, hash: changeSet.hash, reason: "beyondRemovalCutoff", at: now(), kept: Self.rejectedKept)
-                dropped += 1
+            guard let changeSet = try? ChangeSet(wire: row.wire), changeSet.header.author == removed else { continue }
+            if case .accepted = log.admits(changeSetHeader: changeSet.header, hash: changeSet.hash) {
+                if changeSet.header.seq > kept?.seq ?? 0 {
+                    kept = ChainPosition(seq: changeSet.header.seq, hash: changeSet.hash)
+                }
+                continue
             }
+            try tx.deleteChangeSet(id: row.id)
+            try tx.recordRejected(
+                changeSet.wire, hash: changeSet.hash, reason: "beyondRemovalCutoff", at: now(), kept: Self.rejectedKept)
+            dropped += 1
         }
         guard dropped > 0 else { return }
         // The saved state may contain the dropped operations: rebuild from the change sets.
         try tx.deleteSavedDocument(conversation)
         documents.rebuildAfterCommit.insert(conversation)
-        try ledger.setChain(
-            ChainKey(conversation: conversation, author: removed),
-            cutoff.map { ChainPosition(seq: $0.seq, hash: $0.hash) }, tx)
+        try ledger.setChain(ChainKey(conversation: conversation, author: removed), kept, tx)
         documents.unsaved[conversation, default: 0] += 1
         output.changed.insert(conversation)
+        let who = log.assistants[removed] == nil ? "device's removal" : "assistant's access ended"
         try raise(
             SecurityEvent(.beyondRemovalCutoff, conversation: conversation, device: removed,
-                          detail: "removed \(dropped) change sets written after the device's removal; rebuilt"),
+                          detail: "removed \(dropped) change sets written after the \(who); rebuilt"),
             tx, &output)
     }
 

@@ -18,6 +18,8 @@ extension ClientCore {
         // covers could name: a device loading it would refuse their change set later as a
         // reused id), nor change sets the server has not acknowledged (a STALE_DEVICE_LOG
         // refusal re-seals them with other hashes, and the covers would name a fork).
+        // Snapshots are a device's work: an assistant may only write its own messages (§29).
+        guard !isAssistant else { return nil }
         let due = documents.sinceSnapshot.filter { $0.value >= configuration.snapshotEvery && outbox.pending[$0.key] == nil }
         guard !due.isEmpty else { return nil }
         let unacknowledged = Set(try outboxChangeSets(limit: Int.max >> 1).map(\.header.conversation))
@@ -119,7 +121,7 @@ extension ClientCore {
         // A removed device's snapshots are never trusted (§10 rule 6 for snapshots): a state
         // cannot be checked against its cut-offs.
         guard log.removal(of: header.author) == nil else { return "author was removed from the account" }
-        for head in header.covers where log.members[head.device] == nil {
+        for head in header.covers where log.members[head.device] == nil && log.assistants[head.device] == nil {
             return "covers a device that was never a member"
         }
         return nil

@@ -66,6 +66,9 @@ final class ClientCore {
     var heard: [DeviceID: UInt64] = [:]
     /// Authors accepted in the current receive batch (their `heard` rows are written with it).
     var heardInBatch: Set<DeviceID> = []
+    /// False only in tests that play a hostile assistant whose client skips its own checks
+    /// (PROTOCOL.md §29): the receivers' checks are the ones that count (ADV-49).
+    var checksOwnAssistantRights = true
 
     var identity: DeviceIdentity { environment.identity }
     var cipher: LocalCipher { environment.cipher }
@@ -109,7 +112,7 @@ final class ClientCore {
         if let log = membership.log {
             // A member's signed header named log entries this device never got: still stale.
             for (changeSet, reason) in ledger.held.values {
-                if case .deviceLog(let index) = reason, log.members[changeSet.header.author] != nil {
+                if case .deviceLog(let index) = reason, log.writerKey(changeSet.header.author) != nil {
                     self.membership.require(logLength: index + 1)
                 }
             }

@@ -37,6 +37,10 @@ extension ClientError: CustomStringConvertible {
             "passphrase recovery is locked after too many attempts; try again in \(max(1, (after + 59_999) / 60_000)) minutes"
         case .recoveryUnavailable: "this server does not offer passphrase recovery: use the recovery words"
         case .recoveryInterrupted: "the recovery stopped before this device was added: run it again with the recovery secret"
+        case .assistantInvitation(let error): error.description
+        case .unknownAssistant(let id): "\(id.hex) is not an active assistant of this account"
+        case .assistantNotGranted: "the account's device log grants this assistant nothing (not yet, or no longer)"
+        case .notPermitted(let why): "an assistant may not do this: \(why)"
         }
     }
 

@@ -62,4 +62,13 @@ public enum ClientError: Error, Equatable, Sendable {
     /// A recovery stopped before this device was added (a crash or a lost connection): run it
     /// again with the recovery secret.
     case recoveryInterrupted
+    /// An assistant invitation's text was refused.
+    case assistantInvitation(AssistantInvitationError)
+    /// No active assistant with this id in the account.
+    case unknownAssistant(DeviceID)
+    /// The account's device log grants this assistant nothing (not yet, or no longer).
+    case assistantNotGranted
+    /// An assistant may not do this (PROTOCOL.md §29): it only writes its own assistant and
+    /// tool messages in the conversations of its scope, before its expiry.
+    case notPermitted(String)
 }

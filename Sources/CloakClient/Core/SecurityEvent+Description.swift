@@ -33,6 +33,9 @@ extension SecurityEvent.Kind {
         case .deviceAdded: "a new device joined the account; if nobody here added it, remove it"
         case .recoveryAttempt: "someone asked the server to check a recovery-passphrase guess for this account"
         case .recoveryLocked: "passphrase recovery is locked after too many guesses; any device of the account can end the lockout"
+        case .assistantOutOfScope: "an assistant wrote in a conversation outside its scope; refused"
+        case .assistantNotPermitted: "an assistant wrote something its grant does not allow; refused"
+        case .assistantExpired: "an assistant wrote after its access expired; refused"
         }
     }
 }

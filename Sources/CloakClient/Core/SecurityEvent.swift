@@ -71,6 +71,13 @@ public struct SecurityEvent: Sendable, Hashable {
         case recoveryAttempt
         /// Passphrase recovery is locked after too many guesses; any device can end the lockout.
         case recoveryLocked
+        /// An assistant wrote in a conversation outside its scope (ADV-49).
+        case assistantOutOfScope
+        /// An assistant wrote something its grant does not allow: a message of another role,
+        /// into a message it did not create, metadata, reactions… (ADV-49).
+        case assistantNotPermitted
+        /// An assistant wrote operations stamped at or after its grant's expiry (ADV-49).
+        case assistantExpired
     }
 
     /// What was detected.

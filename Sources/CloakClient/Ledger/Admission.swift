@@ -71,24 +71,25 @@ public struct ChainKey: Hashable, Sendable {
 enum Admission {
     static func verdict(
         for changeSet: ChangeSet, account: AccountID, log: DeviceLog, signatureVerified: Bool = false,
-        hasEpochKey: (UInt64) -> Bool,
+        hasKey: (ConversationID, UInt64) -> Bool,
         chain: ChainPosition?, storedHash: (UInt64) -> ChangeSetHash?
     ) -> Verdict {
         let header = changeSet.header
         guard header.account == account else { return .reject(.wrongAccount, "change set for another account") }
-        guard let member = log.members[header.author], !member.isRecoveryKey else {
+        // A device (never the recovery key) or an assistant (PROTOCOL.md §29).
+        guard let signingKey = log.writerKey(header.author) else {
             // An author added by an entry we have not fetched yet is held, not rejected
             // (PROTOCOL.md §10 rule 2): only a log that covers the named index can say "never".
             if header.deviceLogIndex >= UInt64(log.entries.count) { return .hold(.deviceLog(index: header.deviceLogIndex)) }
             return .reject(.unknownAuthor, "author was never a device of this account")
         }
         if !signatureVerified {
-            do { try changeSet.verifySignature(member.signingKey) } catch {
+            do { try changeSet.verifySignature(signingKey) } catch {
                 return .reject(.badSignature, "change set signature does not verify")
             }
         }
         if let verdict = logVerdict(header, hash: changeSet.hash, log: log) { return verdict }
-        guard hasEpochKey(header.epoch) else { return .hold(.epochKey(header.epoch)) }
+        guard hasKey(header.conversation, header.epoch) else { return .hold(.epochKey(header.epoch)) }
         return chainVerdict(header, hash: changeSet.hash, chain: chain, storedHash: storedHash)
     }
 
@@ -110,6 +111,7 @@ enum Admission {
                 case .wrongEpoch: .wrongEpoch
                 case .noCutoffForConversation, .beyondRemovalCutoff: .beyondRemovalCutoff
                 case .badSignature: .badSignature
+                case .outsideAssistantScope: .assistantOutOfScope
                 }
             return .reject(kind, reason.description)
         }

@@ -60,13 +60,13 @@ struct Ledger {
 
     /// PROTOCOL.md §9–§10 before decryption.
     func verdict(
-        for changeSet: ChangeSet, log: DeviceLog, signatureVerified: Bool, hasEpochKey: (UInt64) -> Bool,
+        for changeSet: ChangeSet, log: DeviceLog, signatureVerified: Bool, hasKey: (ConversationID, UInt64) -> Bool,
         _ tx: any StoreTransaction
     ) -> Verdict {
         let header = changeSet.header
         return Admission.verdict(
             for: changeSet, account: log.account, log: log, signatureVerified: signatureVerified,
-            hasEpochKey: hasEpochKey, chain: chains[ChainKey(conversation: header.conversation, author: header.author)],
+            hasKey: hasKey, chain: chains[ChainKey(conversation: header.conversation, author: header.author)],
             storedHash: { try? tx.storedHash(conversation: header.conversation, author: header.author, seq: $0) })
     }
 

@@ -2,9 +2,13 @@ import CloakCrypto
 import CloakProtocol
 
 /// The account's epoch keys this device holds, and the per-conversation keys derived from them
-/// (cached: derivation is two keyed BLAKE2b calls, and every change set needs one).
+/// (cached: derivation is two keyed BLAKE2b calls, and every change set needs one). An
+/// assistant holds no epoch key: only the conversation keys of its scope, each sealed to it
+/// (``scopedKeys``, PROTOCOL.md §29), from which it can derive nothing else.
 struct Keyring: Sendable {
     private(set) var epochKeys: [UInt64: SymmetricKey] = [:]
+    /// Conversation keys received as such (an assistant's).
+    private(set) var scopedKeys: [ConversationKeyID: SymmetricKey] = [:]
     private var conversationKeys: [ConversationKeyID: SymmetricKey] = [:]
     private var changeSetKeys: [ConversationKeyID: SymmetricKey] = [:]
 
@@ -19,11 +23,21 @@ struct Keyring: Sendable {
 
     func has(epoch: UInt64) -> Bool { epochKeys[epoch] != nil }
 
+    /// Adds a conversation key received sealed (an assistant's).
+    mutating func addScoped(_ key: SymmetricKey, conversation: ConversationID, epoch: UInt64) {
+        scopedKeys[ConversationKeyID(conversation: conversation, epoch: epoch)] = key
+    }
+
+    /// Whether change sets of `conversation` in `epoch` can be opened and sealed here.
+    func has(conversation: ConversationID, epoch: UInt64) -> Bool {
+        epochKeys[epoch] != nil || scopedKeys[ConversationKeyID(conversation: conversation, epoch: epoch)] != nil
+    }
+
     var newestEpoch: UInt64? { epochKeys.keys.max() }
 
     mutating func conversationKey(_ conversation: ConversationID, epoch: UInt64) -> SymmetricKey? {
         let id = ConversationKeyID(conversation: conversation, epoch: epoch)
-        if let cached = conversationKeys[id] { return cached }
+        if let cached = conversationKeys[id] ?? scopedKeys[id] { return cached }
         guard let epochKey = epochKeys[epoch] else { return nil }
         let key = ConversationKeys.conversationKey(epochKey: epochKey, conversation: conversation, epoch: epoch)
         conversationKeys[id] = key

@@ -44,8 +44,43 @@ struct Membership {
             guard let key = try? SymmetricKey(bytes: raw) else { throw ClientError.storage("stored epoch key is corrupt") }
             membership.keyring.add(key, epoch: epoch)
         }
+        if let sealed = try tx.meta(.assistantKeys) {
+            var raw = try cipher.open(sealed, context: Self.scopedContext)
+            defer { SecretBytes.wipe(&raw) }
+            guard raw.count % Self.scopedRecordBytes == 0 else { throw ClientError.storage("stored conversation keys are corrupt") }
+            for start in stride(from: 0, to: raw.count, by: Self.scopedRecordBytes) {
+                guard let conversation = try? ConversationID(validating: raw[start..<start + 16], field: "conversation"),
+                    let epoch = UInt64(littleEndianBytes: Array(raw[start + 16..<start + 24])),
+                    let key = try? SymmetricKey(bytes: Array(raw[start + 24..<start + 56]))
+                else { throw ClientError.storage("stored conversation keys are corrupt") }
+                membership.keyring.addScoped(key, conversation: conversation, epoch: epoch)
+            }
+        }
         return membership
     }
+
+    static let scopedContext: [UInt8] = Array("assistant-keys".utf8)
+    /// conversation (16) ‖ LE64 epoch ‖ key (32).
+    static let scopedRecordBytes = 56
+
+    /// Stores conversation keys an assistant received (the whole list is sealed again: an
+    /// assistant holds a few per conversation of its scope).
+    mutating func addScopedKeys(
+        _ keys: [(conversation: ConversationID, epoch: UInt64, key: SymmetricKey)], _ tx: any StoreTransaction,
+        cipher: LocalCipher
+    ) throws {
+        guard !keys.isEmpty else { return }
+        for item in keys { keyring.addScoped(item.key, conversation: item.conversation, epoch: item.epoch) }
+        var plain: [UInt8] = []
+        defer { SecretBytes.wipe(&plain) }
+        for (id, key) in keyring.scopedKeys.sorted(by: { ($0.key.epoch, $0.key.conversation) < ($1.key.epoch, $1.key.conversation) }) {
+            plain += id.conversation.bytes + id.epoch.littleEndianBytes + key.secret.copyBytes()
+        }
+        try tx.setMeta(.assistantKeys, cipher.seal(plain, context: Self.scopedContext))
+    }
+
+    /// Whether this client is an assistant of the account (PROTOCOL.md §29), not a device.
+    func isAssistant(_ me: DeviceID) -> Bool { log?.assistants[me] != nil }
 
     static func epochContext(_ epoch: UInt64) -> [UInt8] { Array("epoch-key".utf8) + epoch.littleEndianBytes }
     static let pendingKeyContext: [UInt8] = Array("pending-epoch-key".utf8)
@@ -54,7 +89,14 @@ struct Membership {
     /// log is not known to be stale (a removal it has not seen may have started a new epoch).
     var canSeal: Bool {
         guard let log, !removed, !isKnownStale else { return false }
-        return keyring.has(epoch: log.currentEpoch)
+        return keyring.has(epoch: log.currentEpoch) || keyring.scopedKeys.keys.contains { $0.epoch == log.currentEpoch }
+    }
+
+    /// Whether this device may seal change sets of `conversation` now (an assistant holds the
+    /// keys of its scope only).
+    func canSeal(_ conversation: ConversationID) -> Bool {
+        guard let log, canSeal else { return false }
+        return keyring.has(conversation: conversation, epoch: log.currentEpoch)
     }
 
     /// Notes that a verified record names log entry `logLength - 1`.
@@ -100,6 +142,7 @@ struct Membership {
     mutating func markRemoved(_ tx: any StoreTransaction) throws {
         try tx.setMeta(.removed, [1])
         try tx.deleteEpochKeys()
+        try tx.deleteMeta(.assistantKeys)
         try tx.deleteQueuedEnvelopes(nil)
         removed = true
     }

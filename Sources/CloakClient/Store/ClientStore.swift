@@ -47,6 +47,8 @@ public enum MetaKey: String, Sendable, CaseIterable {
     case pendingRecovery = "pending-recovery"
     /// The newest recovery-attempt notice this device reported (`LE64` ms), so each is told once.
     case recoveryNoticeAt = "recovery-notice-at"
+    /// An assistant's conversation keys (PROTOCOL.md §29), sealed as one list.
+    case assistantKeys = "assistant-keys"
 }
 
 /// A stored change set as the core reads it back: its local row id (the order in which this

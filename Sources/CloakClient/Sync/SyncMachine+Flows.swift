@@ -1,6 +1,7 @@
 import CloakCrypto
 import CloakProtocol
 import Foundation
+import Logging
 
 extension SyncMachine {
     /// Queues a flow and connects if nothing is connected.
@@ -89,7 +90,11 @@ extension SyncMachine {
         -> [SyncEffect]
     {
         guard let finished = flows.popCurrent() else { return [] }
-        var effects: [SyncEffect] = [.flowFinished(finished.id, result)]
+        var effects: [SyncEffect] = finished.id.isInternal ? [] : [.flowFinished(finished.id, result)]
+        if finished.id.isInternal, case .failure(let error) = result {
+            core.logger.notice("ending an expired assistant's access failed; retrying later", metadata: ["error": "\(error)"])
+        }
+
         // A flow that made this device a member (create, recover) ran on a session that is not
         // this device's: sync needs a new connection, authenticated as the device.
         if phase == .anonymous, core.account != nil {

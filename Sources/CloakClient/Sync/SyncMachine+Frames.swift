@@ -59,8 +59,10 @@ extension SyncMachine {
         case .keyEnvelopes(let list):
             envelopeFetchInFlight = false
             let parsed = list.envelopes.compactMap { try? KeyEnvelope(message: $0) }
+            // Conversation keys sealed to an assistant (PROTOCOL.md §29).
+            let scoped = list.envelopes.compactMap { $0.conversationID.isEmpty ? nil : try? ConversationKeyEnvelope(message: $0) }
             return run(core: core, now: now) {
-                var output = try core.receiveEnvelopes(parsed)
+                var output = try core.receiveEnvelopes(parsed, conversationKeys: scoped)
                 output.pushOutbox = try core.resealStaleOutbox() || output.pushOutbox
                 return output
             }
@@ -204,14 +206,14 @@ extension SyncMachine {
             effects.append(.state(.live))
             effects += pushIfReady(core: core, now: now)
             healing.rescanWanted = false  // this first scan covers what catch-up rejected
-            effects += startHeadsScan(now: now)
+            effects += startHeadsScan(core: core, now: now)
             effects += run(core: core, now: now) { try core.reviewExpectations() }
             // A device-log incident from an earlier connection is looked at again at once on
             // each new one: the served log decides whether it still holds.
             logRecheckAt = 0
             effects += recheckLogIncident(core: core, now: now)
         }
-        if healing.rescanWanted, case .syncing(true) = phase { effects += rescanHeads(now: now) }
+        if healing.rescanWanted, case .syncing(true) = phase { effects += rescanHeads(core: core, now: now) }
         effects += ackCursorIfDue(core: core, now: now, force: deliver.caughtUp)
         return effects
     }

@@ -82,16 +82,22 @@ extension SyncMachine {
     }
 
     /// Another heads scan after a rejected delivery (at most one per period).
-    mutating func rescanHeads(now: UInt64) -> [SyncEffect] {
+    mutating func rescanHeads(core: ClientCore, now: UInt64) -> [SyncEffect] {
         guard healing.scan == nil, healing.scanned, now >= healing.rescanAt else { return [] }
         healing.rescanWanted = false
         healing.rescanAt = now + Healing.rescanEveryMillis
         healing.scanned = false
-        return startHeadsScan(now: now)
+        return startHeadsScan(core: core, now: now)
     }
 
-    /// After catch-up: one heads scan per connection.
-    mutating func startHeadsScan(now: UInt64) -> [SyncEffect] {
+    /// After catch-up: one heads scan per connection. An assistant makes none: the server
+    /// answers FetchHeads with its whole account, which it may not see (PROTOCOL.md §29), and an
+    /// assistant re-uploads nothing (it may not push restores).
+    mutating func startHeadsScan(core: ClientCore, now: UInt64) -> [SyncEffect] {
+        guard !core.isAssistant else {
+            healing.scanned = true
+            return []
+        }
         guard healing.scan == nil, !healing.scanned else { return [] }
         return requestHeads(after: nil, collected: [], now: now)
     }
@@ -121,7 +127,7 @@ extension SyncMachine {
         if !page.complete, let last = heads.last { return requestHeads(after: last, collected: heads, now: now) }
         healing.scan = nil
         healing.scanned = true
-        let again = healing.rescanWanted ? rescanHeads(now: now) : []
+        let again = healing.rescanWanted ? rescanHeads(core: core, now: now) : []
         var output = CoreOutput()
         let comparison: HeadsComparison
         do { comparison = try core.compareHeads(heads, &output) } catch { return connectionLost(now: now, core: core) }

@@ -24,12 +24,30 @@ extension SyncMachine {
             effects += run(core: core, now: now) { try core.reviewExpectations() }
             effects += continueHealing(core: core, now: now)
             effects += recheckLogIncident(core: core, now: now)
-            if healing.rescanWanted { effects += rescanHeads(now: now) }
+            if healing.rescanWanted { effects += rescanHeads(core: core, now: now) }
+            effects += endExpiredAssistants(core: core, now: now)
         }
         if now >= lastSent + configuration.pingIntervalMillis {
             var ping = Cloak_V1_Ping()
             ping.nonce = now
             effects.append(send(.ping(ping), kind: .ping, now: now).1)
+        }
+        return effects
+    }
+
+    /// PROTOCOL.md §29: a device that sees an assistant's expiry pass ends its access with a
+    /// signed `revoke_assistant` (reason `expired`), which rotates its conversations' keys. Every
+    /// device may try; the first append wins and the others find the assistant gone.
+    mutating func endExpiredAssistants(core: ClientCore, now: UInt64) -> [SyncEffect] {
+        guard now >= expiryCheckAt else { return [] }
+        expiryCheckAt = now + configuration.assistantExpiryCheckMillis
+        var effects: [SyncEffect] = []
+        for assistant in core.expiredAssistants() {
+            let queued = flows.entries.contains { ($0.flow as? RemoveDeviceFlow)?.device == assistant }
+            guard !queued else { continue }
+            let id = FlowID(value: nextInternalFlow)
+            nextInternalFlow += 1
+            effects += enqueue(RemoveDeviceFlow(assistant: assistant, removing: nil, reason: .expired), id: id, core: core, now: now)
         }
         return effects
     }
@@ -138,8 +156,9 @@ extension SyncMachine {
             // Not believed on the server's word (§23): reconnect, fetch the signed log, verify.
             verifyingRemoval = true
             return connectionLost(now: now, core: core)
-        case .deviceNotActive, .unknownAccount, .authFailed:
-            // Retrying cannot help (PROTOCOL.md §23): stop until the app acts.
+        case .deviceNotActive, .unknownAccount, .authFailed, .grantExpired:
+            // Retrying cannot help (PROTOCOL.md §23): stop until the app acts (an assistant's
+            // grant may be extended by a device; its operator restarts it then).
             return refuse(error.message)
         case .cursorMismatch where kind == .subscribe:
             // The server no longer has what this device processed at its cursor (ADV-44).

@@ -122,6 +122,10 @@ struct SyncMachine {
     var unfoundedRefusals = 0
     /// The newest cursor the server assigned to this device's pushes.
     var acknowledgedThrough: UInt64 = 0
+    /// When this device next checks for assistants past their expiry (§29), and the number of
+    /// the next flow it starts for one.
+    var expiryCheckAt: UInt64 = 0
+    var nextInternalFlow: UInt64 = 1 << 63
     let configuration: ClientConfiguration
 
     init(configuration: ClientConfiguration) {
@@ -144,6 +148,7 @@ struct SyncMachine {
             if healing.rescanWanted, healing.scan == nil, healing.scanned, case .syncing(true) = phase {
                 times.append(healing.rescanAt)
             }
+            if let expiry = core.nextAssistantExpiry { times.append(max(expiry, expiryCheckAt)) }
         }
         return times.min()
     }

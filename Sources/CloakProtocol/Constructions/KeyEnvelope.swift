@@ -117,6 +117,8 @@ public struct KeyEnvelope: Sendable, Hashable {
     public init(message m: Cloak_V1_KeyEnvelope) throws(ProtocolError) {
         guard ProtocolVersion.supported.contains(m.version) else { throw .unsupportedVersion(m.version) }
         guard m.signature.count == 64 else { throw .invalidField("envelope signature must be 64 bytes") }
+        // A conversation key sealed to an assistant is another construction (PROTOCOL.md §29).
+        guard m.conversationID.isEmpty else { throw .invalidField("a conversation-key envelope is not an epoch-key envelope") }
         guard m.sealedKey.count == SealedBox.overheadByteCount + Domain.epochKey.bytes.count + 32 + 8 + 16 + 32 else {
             throw .invalidField("sealed key has the wrong length")
         }

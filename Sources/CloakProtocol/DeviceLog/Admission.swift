@@ -41,6 +41,9 @@ public enum AdmissionRejection: Error, Sendable, Hashable, CustomStringConvertib
     case beyondRemovalCutoff(cutoffSeq: UInt64)
     /// The author's signature does not verify with the key the device log lists for it.
     case badSignature
+    /// The author is an assistant whose scope at the named index does not include the
+    /// conversation (PROTOCOL.md §29).
+    case outsideAssistantScope
 
     /// A log line naming the failed check (ids only, never payload bytes).
     public var description: String {
@@ -52,6 +55,7 @@ public enum AdmissionRejection: Error, Sendable, Hashable, CustomStringConvertib
         case .noCutoffForConversation: "author was removed and keeps nothing in this conversation"
         case .beyondRemovalCutoff(let seq): "author was removed; its change sets after seq \(seq) are invalid"
         case .badSignature: "author signature does not verify"
+        case .outsideAssistantScope: "assistant wrote in a conversation outside its scope at the named device-log index"
         }
     }
 }
@@ -80,6 +84,9 @@ extension DeviceLog {
             return .holdForDeviceLog(index: index)
         }
         guard entryHash == header.deviceLogHead else { return .rejected(.deviceLogFork(atIndex: index)) }
+        if let assistant = assistants[header.author] {
+            return admitsAssistant(assistant, header: header, hash: hash, epoch: epoch)
+        }
         guard isActive(header.author, atIndex: index) else { return .rejected(.authorNotActive) }
         guard header.epoch == epoch else { return .rejected(.wrongEpoch(expected: epoch, got: header.epoch)) }
         guard let removal = removal(of: header.author) else { return .accepted }
@@ -95,8 +102,8 @@ extension DeviceLog {
     /// once; one from an author this log has never seen is held like any change set naming an
     /// unknown index (the fetched log then decides).
     public func admits(_ changeSet: ChangeSet) -> Admission {
-        if let member = members[changeSet.header.author] {
-            do { try changeSet.verifySignature(member.signingKey) } catch { return .rejected(.badSignature) }
+        if let key = writerKey(changeSet.header.author) {
+            do { try changeSet.verifySignature(key) } catch { return .rejected(.badSignature) }
         }
         return admits(changeSetHeader: changeSet.header, hash: changeSet.hash)
     }

@@ -39,20 +39,22 @@ public struct DeviceLog: Sendable {
 
     /// The verified entries, in order.
     public private(set) var entries: [DeviceLogEntry]
-    /// Every device (and recovery key) that was ever a member, by id.
+    /// Every device (and recovery key) that was ever a member, by id. Assistants are not
+    /// members: they are in ``assistants`` and can never sign an entry or an envelope.
     public private(set) var members: [DeviceID: Member]
+    /// Every AI assistant that was ever granted access, by id (PROTOCOL.md §29).
+    public internal(set) var assistants: [DeviceID: AssistantMember] = [:]
     /// The account (hash of genesis).
     public let account: AccountID
-    /// Index of the newest `remove_device` entry, if any: change sets written under an older
-    /// head are refused with STALE_DEVICE_LOG (PROTOCOL.md §19). Kept as entries are appended:
-    /// the server checks every push against it, and searching the log copied each entry per
-    /// push (a fifth of a millisecond with a thousand devices).
-    public private(set) var newestRemovalIndex: UInt64?
-    /// Index of the newest entry that started an epoch (a removal, or a recovery key's
-    /// replacement), if any: change sets written under an older head may be encrypted under a
-    /// key that a removed device or a replaced recovery secret holds, and are refused with
-    /// STALE_DEVICE_LOG (PROTOCOL.md §19).
-    public private(set) var newestEpochStartIndex: UInt64?
+    /// Index of the newest `remove_device` entry, if any. Kept as entries are appended: the
+    /// server checks every push against the epoch starts, and searching the log copied each
+    /// entry per push (a fifth of a millisecond with a thousand devices).
+    public internal(set) var newestRemovalIndex: UInt64?
+    /// Index of the newest entry that started an epoch (a removal, an assistant's revocation
+    /// or restriction, or a recovery key's replacement), if any: change sets written under an
+    /// older head may be encrypted under a key that a removed device, an assistant or a
+    /// replaced recovery secret holds, and are refused with STALE_DEVICE_LOG (PROTOCOL.md §19).
+    public internal(set) var newestEpochStartIndex: UInt64?
 
     /// Verifies a genesis entry and starts the log.
     public init(genesis: DeviceLogEntry) throws(ProtocolError) {
@@ -138,6 +140,9 @@ public struct DeviceLog: Sendable {
             try applyAdd(entry, signer: signer, asRecovery: true)
         case .removeDevice:
             try applyRemove(entry, signer: signer)
+        case .grantAssistant, .revokeAssistant, .restrictAssistant:
+            guard !signer.isRecoveryKey else { throw .invalidDeviceLog("the recovery key cannot grant or revoke assistants") }
+            try applyAssistantEntry(entry)
         }
         entries.append(entry)
     }
@@ -153,7 +158,9 @@ public struct DeviceLog: Sendable {
         }
         guard let key = entry.subjectSigningKey, let agreement = entry.subjectAgreementKey, let id = entry.subject
         else { throw .invalidDeviceLog("missing device keys") }
-        guard members[id] == nil else { throw .invalidDeviceLog("device \(id) was already a member") }
+        guard members[id] == nil, assistants[id] == nil else {
+            throw .invalidDeviceLog("device \(id) was already a member")
+        }
         if let previous = replacing {
             members[previous.id]?.removedAt = entry.index
             newestEpochStartIndex = entry.index

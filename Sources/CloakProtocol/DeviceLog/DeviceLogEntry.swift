@@ -11,6 +11,30 @@ public enum DeviceLogEntryKind: UInt8, Sendable, Hashable {
     case removeDevice = 3
     /// Sets (or replaces) the account's recovery key.
     case setRecovery = 4
+    /// Grants an AI assistant access to some conversations until an expiry (or widens an
+    /// active assistant's scope and sets its expiry); PROTOCOL.md §29.
+    case grantAssistant = 5
+    /// Ends an assistant's grant and starts a new key epoch.
+    case revokeAssistant = 6
+    /// Removes conversations from an assistant's scope and starts a new key epoch.
+    case restrictAssistant = 7
+
+    /// Whether the entry starts the next key epoch (everything written afterwards is sealed
+    /// under a key the member it ends or narrows never receives).
+    public var startsEpoch: Bool {
+        switch self {
+        case .removeDevice, .revokeAssistant, .restrictAssistant: true
+        case .genesis, .addDevice, .setRecovery, .grantAssistant: false
+        }
+    }
+}
+
+/// Why a `revoke_assistant` entry ends a grant (informational: both end it the same way).
+public enum AssistantEndReason: UInt8, Sendable, Hashable {
+    /// A person revoked it.
+    case revoked = 1
+    /// A device saw its expiry pass.
+    case expired = 2
 }
 
 /// The last change set of a removed device that stays valid in one conversation (ADV-09).
@@ -60,8 +84,16 @@ public struct DeviceLogEntry: Sendable, Hashable {
     public let accountNonce: [UInt8]
     /// removeDevice: the removed device.
     public let removedDevice: DeviceID?
-    /// removeDevice: cut-offs sorted by conversation id, unique.
+    /// removeDevice, revokeAssistant, restrictAssistant: cut-offs sorted by conversation id,
+    /// unique.
     public let cutoffs: [RemovalCutoff]
+    /// grantAssistant: the conversations it may read and write; restrictAssistant: those
+    /// removed from its scope. Sorted, unique, never the library.
+    public let scope: [ConversationID]
+    /// grantAssistant: when the grant ends (ms since the Unix epoch).
+    public let expiresAtMs: UInt64
+    /// revokeAssistant: why.
+    public let endReason: AssistantEndReason?
     /// The signer's Ed25519 signature over ``canonicalBytes``.
     public let signature: [UInt8]
 
@@ -70,8 +102,21 @@ public struct DeviceLogEntry: Sendable, Hashable {
     /// BLAKE2b-256 of ``canonicalBytes``: the chain link and, for genesis, the AccountID.
     public let hash: EntryHash
 
-    /// The id of the device this entry adds (genesis, add) or registers as recovery key.
+    /// The id of the device this entry adds (genesis, add) or registers as recovery key, or of
+    /// the assistant it grants.
     public var subject: DeviceID? { subjectSigningKey.map(DeviceID.init(signingKey:)) }
+
+    /// The assistant a grant, revoke or restrict entry is about.
+    public var assistant: DeviceID? {
+        switch kind {
+        case .grantAssistant: subject
+        case .revokeAssistant, .restrictAssistant: removedDevice
+        default: nil
+        }
+    }
+
+    /// Most conversations one grant or restrict entry may list (PROTOCOL.md §24).
+    public static let maxScope = 1_000
 
     struct Fields {
         var version = ProtocolVersion.current
@@ -86,6 +131,9 @@ public struct DeviceLogEntry: Sendable, Hashable {
         var accountNonce: [UInt8] = []
         var removedDevice: DeviceID?
         var cutoffs: [RemovalCutoff] = []
+        var scope: [ConversationID] = []
+        var expiresAtMs: UInt64 = 0
+        var endReason: AssistantEndReason?
     }
 
     init(fields f: Fields, signature: [UInt8]) {
@@ -101,13 +149,16 @@ public struct DeviceLogEntry: Sendable, Hashable {
         accountNonce = f.accountNonce
         removedDevice = f.removedDevice
         cutoffs = f.cutoffs
+        scope = f.scope
+        expiresAtMs = f.expiresAtMs
+        endReason = f.endReason
         self.signature = signature
         canonicalBytes = Self.canonical(f)
         hash = EntryHash(hashing: canonicalBytes)
     }
 
     static func canonical(_ f: Fields) -> [UInt8] {
-        var w = CanonicalWriter(domain: .deviceLogEntry, reserving: 200 + f.cutoffs.count * 56)
+        var w = CanonicalWriter(domain: .deviceLogEntry, reserving: 200 + f.cutoffs.count * 56 + f.scope.count * 16)
         w.u32(f.version)
         w.u8(f.kind.rawValue)
         w.u64(f.index)
@@ -125,14 +176,36 @@ public struct DeviceLogEntry: Sendable, Hashable {
             w.raw(f.agreementKey?.bytes ?? [])
         case .removeDevice:
             w.raw(f.removedDevice?.bytes ?? [])
-            w.u32(UInt32(f.cutoffs.count))
-            for cutoff in f.cutoffs {
-                w.fixed(cutoff.conversation)
-                w.u64(cutoff.seq)
-                w.fixed(cutoff.hash)
-            }
+            writeCutoffs(f.cutoffs, &w)
+        case .grantAssistant:
+            w.raw(f.signingKey?.bytes ?? [])
+            w.raw(f.agreementKey?.bytes ?? [])
+            w.u64(f.expiresAtMs)
+            writeScope(f.scope, &w)
+        case .revokeAssistant:
+            w.raw(f.removedDevice?.bytes ?? [])
+            w.u8(f.endReason?.rawValue ?? 0)
+            writeCutoffs(f.cutoffs, &w)
+        case .restrictAssistant:
+            w.raw(f.removedDevice?.bytes ?? [])
+            writeScope(f.scope, &w)
+            writeCutoffs(f.cutoffs, &w)
         }
         return w.bytes
+    }
+
+    private static func writeCutoffs(_ cutoffs: [RemovalCutoff], _ w: inout CanonicalWriter) {
+        w.u32(UInt32(cutoffs.count))
+        for cutoff in cutoffs {
+            w.fixed(cutoff.conversation)
+            w.u64(cutoff.seq)
+            w.fixed(cutoff.hash)
+        }
+    }
+
+    private static func writeScope(_ scope: [ConversationID], _ w: inout CanonicalWriter) {
+        w.u32(UInt32(scope.count))
+        for conversation in scope { w.fixed(conversation) }
     }
 
     /// Signs `fields` with `signer` (whose DeviceID must be `fields.signer`).
@@ -164,6 +237,9 @@ public struct DeviceLogEntry: Sendable, Hashable {
             wc.hash = Data(c.hash.bytes)
             return wc
         }
+        m.scope = scope.map { Data($0.bytes) }
+        m.expiresAtMs = expiresAtMs
+        if let endReason { m.endReason = Cloak_V1_AssistantEndReason(rawValue: Int(endReason.rawValue)) ?? .unspecified }
         m.signature = Data(signature)
         return m
     }
@@ -201,15 +277,24 @@ public struct DeviceLogEntry: Sendable, Hashable {
             }
         case .removeDevice:
             f.removedDevice = try DeviceID(validating: m.removedDevice, field: "removed_device")
-            guard m.cutoffs.count <= maxCutoffs else { throw .invalidField("too many removal cut-offs") }
-            f.cutoffs = try m.cutoffs.map { c throws(ProtocolError) in
-                RemovalCutoff(
-                    conversation: try ConversationID(validating: c.conversationID, field: "cutoff conversation_id"),
-                    seq: c.seq, hash: try ChangeSetHash(validating: c.hash, field: "cutoff hash"))
-            }
-            for (a, b) in zip(f.cutoffs, f.cutoffs.dropFirst()) where !(a.conversation < b.conversation) {
-                throw .invalidField("cut-offs must be sorted by conversation id without repeats")
-            }
+            f.cutoffs = try Self.parseCutoffs(m.cutoffs, max: maxCutoffs)
+        case .grantAssistant:
+            do {
+                f.signingKey = try Ed25519PublicKey(bytes: Array(m.deviceSigningKey))
+                f.agreementKey = try X25519PublicKey(bytes: Array(m.deviceAgreementKey))
+            } catch { throw .invalidField("assistant keys must be 32 bytes each") }
+            f.expiresAtMs = m.expiresAtMs
+            f.scope = try Self.parseScope(m.scope)
+        case .revokeAssistant:
+            f.removedDevice = try DeviceID(validating: m.removedDevice, field: "removed_device")
+            guard let reason = AssistantEndReason(rawValue: UInt8(clamping: m.endReason.rawValue)), m.endReason.rawValue > 0
+            else { throw .invalidField("unknown end_reason") }
+            f.endReason = reason
+            f.cutoffs = try Self.parseCutoffs(m.cutoffs, max: maxCutoffs)
+        case .restrictAssistant:
+            f.removedDevice = try DeviceID(validating: m.removedDevice, field: "removed_device")
+            f.scope = try Self.parseScope(m.scope)
+            f.cutoffs = try Self.parseCutoffs(m.cutoffs, max: maxCutoffs)
         }
         guard Self.leavesUnusedFieldsEmpty(m, kind: kind) else {
             throw .invalidField("a field this entry kind does not use is set")
@@ -217,57 +302,50 @@ public struct DeviceLogEntry: Sendable, Hashable {
         self.init(fields: f, signature: Array(m.signature))
     }
 
+    private static func parseCutoffs(_ cutoffs: [Cloak_V1_RemovalCutoff], max: Int) throws(ProtocolError) -> [RemovalCutoff] {
+        guard cutoffs.count <= max else { throw .invalidField("too many removal cut-offs") }
+        let parsed = try cutoffs.map { c throws(ProtocolError) in
+            RemovalCutoff(
+                conversation: try ConversationID(validating: c.conversationID, field: "cutoff conversation_id"),
+                seq: c.seq, hash: try ChangeSetHash(validating: c.hash, field: "cutoff hash"))
+        }
+        for (a, b) in zip(parsed, parsed.dropFirst()) where !(a.conversation < b.conversation) {
+            throw .invalidField("cut-offs must be sorted by conversation id without repeats")
+        }
+        return parsed
+    }
+
+    private static func parseScope(_ scope: [Data]) throws(ProtocolError) -> [ConversationID] {
+        guard !scope.isEmpty, scope.count <= maxScope else {
+            throw .invalidField("an assistant's scope lists 1 to \(maxScope) conversations")
+        }
+        let parsed = try scope.map { data throws(ProtocolError) in try ConversationID(validating: data, field: "scope") }
+        for (a, b) in zip(parsed, parsed.dropFirst()) where !(a < b) {
+            throw .invalidField("scope must be sorted by conversation id without repeats")
+        }
+        guard !parsed.contains(.library) else { throw .invalidField("the library conversation is never in a scope") }
+        return parsed
+    }
+
     /// Fields outside an entry kind's canonical bytes are not signed, so a relay could fill
     /// them without changing the entry hash; refusing them keeps one wire form per entry.
     static func leavesUnusedFieldsEmpty(_ m: Cloak_V1_DeviceLogEntry, kind: DeviceLogEntryKind) -> Bool {
+        let noAssistantFields = m.scope.isEmpty && m.expiresAtMs == 0 && m.endReason == .unspecified
         switch kind {
         case .genesis:
-            m.removedDevice.isEmpty && m.cutoffs.isEmpty
+            return m.removedDevice.isEmpty && m.cutoffs.isEmpty && noAssistantFields
         case .addDevice, .setRecovery:
-            m.accountNonce.isEmpty && m.removedDevice.isEmpty && m.cutoffs.isEmpty
+            return m.accountNonce.isEmpty && m.removedDevice.isEmpty && m.cutoffs.isEmpty && noAssistantFields
         case .removeDevice:
-            m.deviceSigningKey.isEmpty && m.deviceAgreementKey.isEmpty && m.accountNonce.isEmpty
+            return m.deviceSigningKey.isEmpty && m.deviceAgreementKey.isEmpty && m.accountNonce.isEmpty && noAssistantFields
+        case .grantAssistant:
+            return m.accountNonce.isEmpty && m.removedDevice.isEmpty && m.cutoffs.isEmpty && m.endReason == .unspecified
+        case .revokeAssistant:
+            return m.deviceSigningKey.isEmpty && m.deviceAgreementKey.isEmpty && m.accountNonce.isEmpty && m.scope.isEmpty
+                && m.expiresAtMs == 0
+        case .restrictAssistant:
+            return m.deviceSigningKey.isEmpty && m.deviceAgreementKey.isEmpty && m.accountNonce.isEmpty
+                && m.expiresAtMs == 0 && m.endReason == .unspecified
         }
-    }
-}
-
-extension DeviceLogEntry {
-    /// A self-signed genesis entry for a new account.
-    public static func genesis(
-        device: Ed25519PrivateKey, agreementKey: X25519PublicKey, accountNonce: [UInt8], createdAtMs: UInt64
-    ) -> DeviceLogEntry {
-        let f = Fields(
-            kind: .genesis, index: 0, prevHash: .zero, signer: DeviceID(signingKey: device.publicKey), epoch: 1,
-            createdAtMs: createdAtMs, signingKey: device.publicKey, agreementKey: agreementKey,
-            accountNonce: accountNonce)
-        return signed(f, by: device)
-    }
-
-    /// An entry adding a device (or, with `kind: .setRecovery`, registering a recovery key)
-    /// after `log`'s head, signed by `signer`. A `set_recovery` that replaces a recovery key
-    /// starts epoch `log.currentEpoch + 1` (the replaced secret must open nothing new).
-    public static func add(
-        _ kind: DeviceLogEntryKind = .addDevice, signingKey: Ed25519PublicKey, agreementKey: X25519PublicKey,
-        after log: DeviceLog, signer: Ed25519PrivateKey, createdAtMs: UInt64
-    ) -> DeviceLogEntry {
-        let replacing = kind == .setRecovery && log.recoveryKey != nil
-        let f = Fields(
-            kind: kind, index: UInt64(log.entries.count), prevHash: log.head,
-            signer: DeviceID(signingKey: signer.publicKey), epoch: log.currentEpoch + (replacing ? 1 : 0),
-            createdAtMs: createdAtMs,
-            signingKey: signingKey, agreementKey: agreementKey)
-        return signed(f, by: signer)
-    }
-
-    /// An entry removing `device`, starting epoch `log.currentEpoch + 1`.
-    public static func remove(
-        _ device: DeviceID, cutoffs: [RemovalCutoff], after log: DeviceLog, signer: Ed25519PrivateKey,
-        createdAtMs: UInt64
-    ) -> DeviceLogEntry {
-        let f = Fields(
-            kind: .removeDevice, index: UInt64(log.entries.count), prevHash: log.head,
-            signer: DeviceID(signingKey: signer.publicKey), epoch: log.currentEpoch + 1, createdAtMs: createdAtMs,
-            removedDevice: device, cutoffs: cutoffs.sorted { $0.conversation < $1.conversation })
-        return signed(f, by: signer)
     }
 }

@@ -151,6 +151,19 @@ public nonisolated enum Cloak_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterab
 
   /// RecoveryEvaluate: this server holds no recovery key (its operator has not configured one).
   case recoveryUnavailable // = 34
+
+  /// An assistant session named a conversation outside its scope (a pushed change set, a
+  /// Subscribe or FetchSnapshots filter, FetchChangeSets), or a device sealed a conversation key
+  /// to an assistant for a conversation outside the assistant's scope (PROTOCOL.md §29).
+  case outOfScope // = 37
+
+  /// An assistant session sent a request assistants may not make (appending to the device log,
+  /// storing envelopes, snapshots, mailbox slots or recovery blobs, restore pushes, FetchHeads).
+  case notPermitted // = 38
+
+  /// The assistant's grant expired by the server's clock: Authenticate fails (closes), an open
+  /// connection is closed, and a pushed change set gets it as its per-item error.
+  case grantExpired // = 39
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -194,6 +207,9 @@ public nonisolated enum Cloak_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterab
     case 32: self = .accountBlocked
     case 33: self = .recoveryLocked
     case 34: self = .recoveryUnavailable
+    case 37: self = .outOfScope
+    case 38: self = .notPermitted
+    case 39: self = .grantExpired
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -235,6 +251,9 @@ public nonisolated enum Cloak_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterab
     case .accountBlocked: return 32
     case .recoveryLocked: return 33
     case .recoveryUnavailable: return 34
+    case .outOfScope: return 37
+    case .notPermitted: return 38
+    case .grantExpired: return 39
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -276,6 +295,54 @@ public nonisolated enum Cloak_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterab
     .accountBlocked,
     .recoveryLocked,
     .recoveryUnavailable,
+    .outOfScope,
+    .notPermitted,
+    .grantExpired,
+  ]
+
+}
+
+/// Why a revoke_assistant entry ends an assistant's grant (informational: both end it the same way).
+public nonisolated enum Cloak_V1_AssistantEndReason: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+
+  /// Invalid; rejected.
+  case unspecified // = 0
+
+  /// A person revoked it.
+  case revoked // = 1
+
+  /// A device saw its expiry pass.
+  case expired // = 2
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .unspecified
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .unspecified
+    case 1: self = .revoked
+    case 2: self = .expired
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .unspecified: return 0
+    case .revoked: return 1
+    case .expired: return 2
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Cloak_V1_AssistantEndReason] = [
+    .unspecified,
+    .revoked,
+    .expired,
   ]
 
 }
@@ -297,6 +364,16 @@ public nonisolated enum Cloak_V1_DeviceLogEntryKind: SwiftProtobuf.Enum, Swift.C
 
   /// Sets or replaces the account's recovery key.
   case setRecovery // = 4
+
+  /// Grants an AI assistant access to some conversations until an expiry, or widens an active
+  /// assistant's scope and sets its expiry (PROTOCOL.md §29).
+  case grantAssistant // = 5
+
+  /// Ends an assistant's grant and starts the next key epoch.
+  case revokeAssistant // = 6
+
+  /// Removes conversations from an assistant's scope and starts the next key epoch.
+  case restrictAssistant // = 7
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -310,6 +387,9 @@ public nonisolated enum Cloak_V1_DeviceLogEntryKind: SwiftProtobuf.Enum, Swift.C
     case 2: self = .addDevice
     case 3: self = .removeDevice
     case 4: self = .setRecovery
+    case 5: self = .grantAssistant
+    case 6: self = .revokeAssistant
+    case 7: self = .restrictAssistant
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -321,6 +401,9 @@ public nonisolated enum Cloak_V1_DeviceLogEntryKind: SwiftProtobuf.Enum, Swift.C
     case .addDevice: return 2
     case .removeDevice: return 3
     case .setRecovery: return 4
+    case .grantAssistant: return 5
+    case .revokeAssistant: return 6
+    case .restrictAssistant: return 7
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -332,6 +415,9 @@ public nonisolated enum Cloak_V1_DeviceLogEntryKind: SwiftProtobuf.Enum, Swift.C
     .addDevice,
     .removeDevice,
     .setRecovery,
+    .grantAssistant,
+    .revokeAssistant,
+    .restrictAssistant,
   ]
 
 }
@@ -1529,6 +1615,18 @@ public nonisolated struct Cloak_V1_DeviceLogEntry: Sendable {
   /// 64 bytes: Ed25519 signature by `signer` over the canonical entry bytes.
   public var signature: Data = Data()
 
+  /// grant_assistant: the conversations the assistant may read and write (16-byte ids, sorted,
+  /// no repeats, never the all-zero library id). restrict_assistant: the conversations removed
+  /// from its scope. The assistant's keys travel in device_signing_key / device_agreement_key
+  /// (grant); revoke and restrict name the assistant in removed_device and carry cut-offs.
+  public var scope: [Data] = []
+
+  /// grant_assistant: when the grant ends, ms since the Unix epoch.
+  public var expiresAtMs: UInt64 = 0
+
+  /// revoke_assistant: why it ends (AssistantEndReason).
+  public var endReason: Cloak_V1_AssistantEndReason = .unspecified
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1581,6 +1679,10 @@ public nonisolated struct Cloak_V1_KeyEnvelope: Sendable {
 
   /// Ed25519 signature by `sender`.
   public var signature: Data = Data()
+
+  /// Empty: the envelope carries an epoch key. 16 bytes: it carries the key of this one
+  /// conversation in `epoch`, sealed to an assistant (PROTOCOL.md §29, its own domains).
+  public var conversationID: Data = Data()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1720,6 +1822,27 @@ public nonisolated struct Cloak_V1_SnapshotBody: Sendable {
   public init() {}
 }
 
+/// Printed by `cloak-agent init` as text (`cloak-assistant1:…`), entered on a device that grants
+/// the assistant access (PROTOCOL.md §29). Public keys only: nothing in it is secret.
+public nonisolated struct Cloak_V1_AssistantInvitation: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Protocol version of the construction; 1.
+  public var version: UInt32 = 0
+
+  /// 32 bytes: the assistant's Ed25519 public key.
+  public var signingKey: Data = Data()
+
+  /// 32 bytes: the assistant's X25519 public key (conversation keys are sealed to it).
+  public var agreementKey: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 /// Shown by a new device as text / QR (PROTOCOL.md §"Pairing"). Not secret against the user,
 /// secret against the server: the one-time secret never reaches it.
 public nonisolated struct Cloak_V1_PairingPayload: Sendable {
@@ -1805,11 +1928,15 @@ public nonisolated struct Cloak_V1_PairingResult: Sendable {
 fileprivate nonisolated let _protobuf_package = "cloak.v1"
 
 nonisolated extension Cloak_V1_ErrorCode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}ERROR_CODE_MALFORMED_FRAME\0\u{1}ERROR_CODE_FRAME_TOO_LARGE\0\u{1}ERROR_CODE_UNSUPPORTED_VERSION\0\u{1}ERROR_CODE_NOT_AUTHENTICATED\0\u{1}ERROR_CODE_AUTH_FAILED\0\u{1}ERROR_CODE_UNKNOWN_ACCOUNT\0\u{1}ERROR_CODE_DEVICE_NOT_ACTIVE\0\u{1}ERROR_CODE_BAD_SIGNATURE\0\u{1}ERROR_CODE_INVALID_FIELD\0\u{1}ERROR_CODE_WRONG_AUTHOR\0\u{1}ERROR_CODE_GAP\0\u{1}ERROR_CODE_FORK\0\u{1}ERROR_CODE_TOO_MANY_CHANGE_SETS\0\u{1}ERROR_CODE_CHANGE_SET_TOO_LARGE\0\u{1}ERROR_CODE_RATE_LIMITED\0\u{1}ERROR_CODE_QUOTA_EXCEEDED\0\u{1}ERROR_CODE_TOO_MANY_CONNECTIONS\0\u{1}ERROR_CODE_HANDSHAKE_TIMEOUT\0\u{1}ERROR_CODE_IDLE_TIMEOUT\0\u{1}ERROR_CODE_SLOW_CONSUMER\0\u{1}ERROR_CODE_ACCOUNT_EXISTS\0\u{1}ERROR_CODE_INVALID_DEVICE_LOG\0\u{1}ERROR_CODE_DEVICE_LOG_CONFLICT\0\u{1}ERROR_CODE_NOT_FOUND\0\u{1}ERROR_CODE_UNEXPECTED_FRAME\0\u{1}ERROR_CODE_SHUTTING_DOWN\0\u{1}ERROR_CODE_INTERNAL\0\u{1}ERROR_CODE_STALE_SNAPSHOT\0\u{1}ERROR_CODE_STALE_DEVICE_LOG\0\u{1}ERROR_CODE_CURSOR_MISMATCH\0\u{1}ERROR_CODE_STALE_CUTOFFS\0\u{1}ERROR_CODE_ACCOUNT_BLOCKED\0\u{1}ERROR_CODE_RECOVERY_LOCKED\0\u{1}ERROR_CODE_RECOVERY_UNAVAILABLE\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}ERROR_CODE_MALFORMED_FRAME\0\u{1}ERROR_CODE_FRAME_TOO_LARGE\0\u{1}ERROR_CODE_UNSUPPORTED_VERSION\0\u{1}ERROR_CODE_NOT_AUTHENTICATED\0\u{1}ERROR_CODE_AUTH_FAILED\0\u{1}ERROR_CODE_UNKNOWN_ACCOUNT\0\u{1}ERROR_CODE_DEVICE_NOT_ACTIVE\0\u{1}ERROR_CODE_BAD_SIGNATURE\0\u{1}ERROR_CODE_INVALID_FIELD\0\u{1}ERROR_CODE_WRONG_AUTHOR\0\u{1}ERROR_CODE_GAP\0\u{1}ERROR_CODE_FORK\0\u{1}ERROR_CODE_TOO_MANY_CHANGE_SETS\0\u{1}ERROR_CODE_CHANGE_SET_TOO_LARGE\0\u{1}ERROR_CODE_RATE_LIMITED\0\u{1}ERROR_CODE_QUOTA_EXCEEDED\0\u{1}ERROR_CODE_TOO_MANY_CONNECTIONS\0\u{1}ERROR_CODE_HANDSHAKE_TIMEOUT\0\u{1}ERROR_CODE_IDLE_TIMEOUT\0\u{1}ERROR_CODE_SLOW_CONSUMER\0\u{1}ERROR_CODE_ACCOUNT_EXISTS\0\u{1}ERROR_CODE_INVALID_DEVICE_LOG\0\u{1}ERROR_CODE_DEVICE_LOG_CONFLICT\0\u{1}ERROR_CODE_NOT_FOUND\0\u{1}ERROR_CODE_UNEXPECTED_FRAME\0\u{1}ERROR_CODE_SHUTTING_DOWN\0\u{1}ERROR_CODE_INTERNAL\0\u{1}ERROR_CODE_STALE_SNAPSHOT\0\u{1}ERROR_CODE_STALE_DEVICE_LOG\0\u{1}ERROR_CODE_CURSOR_MISMATCH\0\u{1}ERROR_CODE_STALE_CUTOFFS\0\u{1}ERROR_CODE_ACCOUNT_BLOCKED\0\u{1}ERROR_CODE_RECOVERY_LOCKED\0\u{1}ERROR_CODE_RECOVERY_UNAVAILABLE\0\u{2}\u{3}ERROR_CODE_OUT_OF_SCOPE\0\u{1}ERROR_CODE_NOT_PERMITTED\0\u{1}ERROR_CODE_GRANT_EXPIRED\0")
+}
+
+nonisolated extension Cloak_V1_AssistantEndReason: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ASSISTANT_END_REASON_UNSPECIFIED\0\u{1}ASSISTANT_END_REASON_REVOKED\0\u{1}ASSISTANT_END_REASON_EXPIRED\0")
 }
 
 nonisolated extension Cloak_V1_DeviceLogEntryKind: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0DEVICE_LOG_ENTRY_KIND_UNSPECIFIED\0\u{1}DEVICE_LOG_ENTRY_KIND_GENESIS\0\u{1}DEVICE_LOG_ENTRY_KIND_ADD_DEVICE\0\u{1}DEVICE_LOG_ENTRY_KIND_REMOVE_DEVICE\0\u{1}DEVICE_LOG_ENTRY_KIND_SET_RECOVERY\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0DEVICE_LOG_ENTRY_KIND_UNSPECIFIED\0\u{1}DEVICE_LOG_ENTRY_KIND_GENESIS\0\u{1}DEVICE_LOG_ENTRY_KIND_ADD_DEVICE\0\u{1}DEVICE_LOG_ENTRY_KIND_REMOVE_DEVICE\0\u{1}DEVICE_LOG_ENTRY_KIND_SET_RECOVERY\0\u{1}DEVICE_LOG_ENTRY_KIND_GRANT_ASSISTANT\0\u{1}DEVICE_LOG_ENTRY_KIND_REVOKE_ASSISTANT\0\u{1}DEVICE_LOG_ENTRY_KIND_RESTRICT_ASSISTANT\0")
 }
 
 nonisolated extension Cloak_V1_Frame: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
@@ -3941,7 +4068,7 @@ nonisolated extension Cloak_V1_ChangeSet: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Cloak_V1_DeviceLogEntry: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".DeviceLogEntry"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{1}kind\0\u{1}index\0\u{3}prev_hash\0\u{1}signer\0\u{1}epoch\0\u{3}created_at_ms\0\u{3}device_signing_key\0\u{3}device_agreement_key\0\u{3}account_nonce\0\u{3}removed_device\0\u{1}cutoffs\0\u{2}\u{2}signature\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{1}kind\0\u{1}index\0\u{3}prev_hash\0\u{1}signer\0\u{1}epoch\0\u{3}created_at_ms\0\u{3}device_signing_key\0\u{3}device_agreement_key\0\u{3}account_nonce\0\u{3}removed_device\0\u{1}cutoffs\0\u{2}\u{2}signature\0\u{2}\u{6}scope\0\u{3}expires_at_ms\0\u{3}end_reason\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3962,6 +4089,9 @@ nonisolated extension Cloak_V1_DeviceLogEntry: SwiftProtobuf.Message, SwiftProto
       case 11: try { try decoder.decodeSingularBytesField(value: &self.removedDevice) }()
       case 12: try { try decoder.decodeRepeatedMessageField(value: &self.cutoffs) }()
       case 14: try { try decoder.decodeSingularBytesField(value: &self.signature) }()
+      case 20: try { try decoder.decodeRepeatedBytesField(value: &self.scope) }()
+      case 21: try { try decoder.decodeSingularUInt64Field(value: &self.expiresAtMs) }()
+      case 22: try { try decoder.decodeSingularEnumField(value: &self.endReason) }()
       default: break
       }
     }
@@ -4007,6 +4137,15 @@ nonisolated extension Cloak_V1_DeviceLogEntry: SwiftProtobuf.Message, SwiftProto
     if !self.signature.isEmpty {
       try visitor.visitSingularBytesField(value: self.signature, fieldNumber: 14)
     }
+    if !self.scope.isEmpty {
+      try visitor.visitRepeatedBytesField(value: self.scope, fieldNumber: 20)
+    }
+    if self.expiresAtMs != 0 {
+      try visitor.visitSingularUInt64Field(value: self.expiresAtMs, fieldNumber: 21)
+    }
+    if self.endReason != .unspecified {
+      try visitor.visitSingularEnumField(value: self.endReason, fieldNumber: 22)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -4024,6 +4163,9 @@ nonisolated extension Cloak_V1_DeviceLogEntry: SwiftProtobuf.Message, SwiftProto
     if lhs.removedDevice != rhs.removedDevice {return false}
     if lhs.cutoffs != rhs.cutoffs {return false}
     if lhs.signature != rhs.signature {return false}
+    if lhs.scope != rhs.scope {return false}
+    if lhs.expiresAtMs != rhs.expiresAtMs {return false}
+    if lhs.endReason != rhs.endReason {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4071,7 +4213,7 @@ nonisolated extension Cloak_V1_RemovalCutoff: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Cloak_V1_KeyEnvelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".KeyEnvelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{3}account_id\0\u{1}epoch\0\u{1}sender\0\u{1}recipient\0\u{3}sealed_key\0\u{1}signature\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{3}account_id\0\u{1}epoch\0\u{1}sender\0\u{1}recipient\0\u{3}sealed_key\0\u{1}signature\0\u{3}conversation_id\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4086,6 +4228,7 @@ nonisolated extension Cloak_V1_KeyEnvelope: SwiftProtobuf.Message, SwiftProtobuf
       case 5: try { try decoder.decodeSingularBytesField(value: &self.recipient) }()
       case 6: try { try decoder.decodeSingularBytesField(value: &self.sealedKey) }()
       case 7: try { try decoder.decodeSingularBytesField(value: &self.signature) }()
+      case 8: try { try decoder.decodeSingularBytesField(value: &self.conversationID) }()
       default: break
       }
     }
@@ -4113,6 +4256,9 @@ nonisolated extension Cloak_V1_KeyEnvelope: SwiftProtobuf.Message, SwiftProtobuf
     if !self.signature.isEmpty {
       try visitor.visitSingularBytesField(value: self.signature, fieldNumber: 7)
     }
+    if !self.conversationID.isEmpty {
+      try visitor.visitSingularBytesField(value: self.conversationID, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -4124,6 +4270,7 @@ nonisolated extension Cloak_V1_KeyEnvelope: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.recipient != rhs.recipient {return false}
     if lhs.sealedKey != rhs.sealedKey {return false}
     if lhs.signature != rhs.signature {return false}
+    if lhs.conversationID != rhs.conversationID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4369,6 +4516,46 @@ nonisolated extension Cloak_V1_SnapshotBody: SwiftProtobuf.Message, SwiftProtobu
 
   public static func ==(lhs: Cloak_V1_SnapshotBody, rhs: Cloak_V1_SnapshotBody) -> Bool {
     if lhs.state != rhs.state {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Cloak_V1_AssistantInvitation: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AssistantInvitation"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{3}signing_key\0\u{3}agreement_key\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.version) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.signingKey) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.agreementKey) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.version != 0 {
+      try visitor.visitSingularUInt32Field(value: self.version, fieldNumber: 1)
+    }
+    if !self.signingKey.isEmpty {
+      try visitor.visitSingularBytesField(value: self.signingKey, fieldNumber: 2)
+    }
+    if !self.agreementKey.isEmpty {
+      try visitor.visitSingularBytesField(value: self.agreementKey, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Cloak_V1_AssistantInvitation, rhs: Cloak_V1_AssistantInvitation) -> Bool {
+    if lhs.version != rhs.version {return false}
+    if lhs.signingKey != rhs.signingKey {return false}
+    if lhs.agreementKey != rhs.agreementKey {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -11,12 +11,16 @@ public struct Session: Sendable, Hashable {
     /// may only read the device log and key envelopes, add a device and store envelopes
     /// (PROTOCOL.md §"Recovery").
     public var isRecoveryKey: Bool
+    /// True when the connection authenticated as an AI assistant the device log granted access
+    /// to some conversations: it may only read and write those (PROTOCOL.md §29).
+    public var isAssistant: Bool
 
     /// Creates a session.
-    public init(account: AccountID, device: DeviceID, isRecoveryKey: Bool) {
+    public init(account: AccountID, device: DeviceID, isRecoveryKey: Bool, isAssistant: Bool = false) {
         self.account = account
         self.device = device
         self.isRecoveryKey = isRecoveryKey
+        self.isAssistant = isAssistant
     }
 }
 
@@ -33,6 +37,9 @@ struct StagedRef {
 /// A subscriber's place in the catch-up → live hand-off.
 struct Subscription {
     var conversations: Set<ConversationID>
+    /// An assistant's subscription: `conversations` is its scope, and a stored change set whose
+    /// conversation is unknown is not for it.
+    var scoped = false
     /// False while the connection reads catch-up pages from the store; live fanout skips it.
     var live: Bool
     /// The subscriber has every cursor up to here (its Subscribe's `after_cursor`, then the
@@ -42,8 +49,8 @@ struct Subscription {
     /// An unknown conversation (a stored change set that did not parse) goes to everyone:
     /// receivers verify what they get.
     func wants(_ conversation: ConversationID?) -> Bool {
-        guard let conversation else { return true }
-        return conversations.isEmpty || conversations.contains(conversation)
+        guard let conversation else { return !scoped }
+        return (conversations.isEmpty && !scoped) || conversations.contains(conversation)
     }
 }
 
@@ -159,5 +166,12 @@ struct AccountState {
         }
         if let recovery = log.recoveryKey, recovery.id == device { return (recovery.member, true) }
         return nil
+    }
+
+    /// The assistant `id` if the log grants it access now (not revoked; its expiry is checked
+    /// against the clock by the caller).
+    func assistant(_ id: DeviceID) -> AssistantMember? {
+        guard let assistant = log.assistants[id], assistant.endedAt == nil else { return nil }
+        return assistant
     }
 }

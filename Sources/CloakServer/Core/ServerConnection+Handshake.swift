@@ -52,8 +52,13 @@ extension ServerConnection {
         }
         let key: Ed25519PublicKey
         let isRecoveryKey: Bool
+        var isAssistant = false
         if log.isActive(device, atIndex: log.headIndex), let member = log.members[device] {
             (key, isRecoveryKey) = (member.signingKey, false)
+        } else if let assistant = log.assistants[device], assistant.endedAt == nil {
+            // An assistant (PROTOCOL.md §29): granted, and not past its expiry by this clock.
+            guard nowMs < assistant.current.expiresAtMs else { throw .connection(.grantExpired) }
+            (key, isRecoveryKey, isAssistant) = (assistant.signingKey, false, true)
         } else if let recovery = log.recoveryKey, recovery.id == device {
             (key, isRecoveryKey) = (recovery.member.signingKey, true)
             guard registry.allowRecoveryAuthentication(account, nowMs: nowMs) else { throw .request(.rateLimited) }
@@ -81,7 +86,9 @@ extension ServerConnection {
         let notice: Cloak_V1_AccountNotice?
         do {
             (result, notice) = try registry.authenticate(
-                id, session: Session(account: account, device: device, isRecoveryKey: isRecoveryKey), nowMs: nowMs)
+                id,
+                session: Session(account: account, device: device, isRecoveryKey: isRecoveryKey, isAssistant: isAssistant),
+                nowMs: nowMs)
         } catch {
             switch error {
             case .unexpectedFrame, .internalError: throw .request(error)
@@ -90,7 +97,10 @@ extension ServerConnection {
         }
         registry.logger.debug(
             "authenticated",
-            metadata: ["connection": "\(id)", "account": "\(account)", "recovery": "\(isRecoveryKey)"])
+            metadata: [
+                "connection": "\(id)", "account": "\(account)", "recovery": "\(isRecoveryKey)",
+                "assistant": "\(isAssistant)",
+            ])
         send(.authResult(result), requestID: frame.requestID)
         if let notice { send(.accountNotice(notice), requestID: 0) }
         return nil

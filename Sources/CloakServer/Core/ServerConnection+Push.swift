@@ -36,20 +36,18 @@ struct CopyVerdict: Sendable {
     /// longer parses counts as badly signed; copies whose signatures are the same bytes (they
     /// differ only in encoding) are one change set and nothing is replaced.
     static func judge(stored bytes: [UInt8], pushed: ChangeSet, log: DeviceLog) -> CopyVerdict {
-        guard let member = log.members[pushed.header.author], !member.isRecoveryKey else {
-            return CopyVerdict(stored: bytes, replace: false)
-        }
+        guard let signingKey = log.writerKey(pushed.header.author) else { return CopyVerdict(stored: bytes, replace: false) }
         let storedSignature: [UInt8]?
         let storedVerifies: Bool
         do {
             let stored = try ChangeSet(wire: bytes)
             storedSignature = stored.signature
-            storedVerifies = stored.hash == pushed.hash && verifies(stored, member.signingKey)
+            storedVerifies = stored.hash == pushed.hash && verifies(stored, signingKey)
         } catch {
             (storedSignature, storedVerifies) = (nil, false)
         }
         guard storedSignature != pushed.signature else { return CopyVerdict(stored: bytes, replace: false) }
-        return CopyVerdict(stored: bytes, replace: !storedVerifies && verifies(pushed, member.signingKey))
+        return CopyVerdict(stored: bytes, replace: !storedVerifies && verifies(pushed, signingKey))
     }
 
     private static func verifies(_ changeSet: ChangeSet, _ key: Ed25519PublicKey) -> Bool {
@@ -149,14 +147,18 @@ extension ServerConnection {
             item.error = .wrongAuthor
             return item
         }
+        if let error = author.refusal(header, nowMs: context.nowMs) {
+            item.error = error
+            return item
+        }
         guard let head = context.log.hash(atIndex: header.deviceLogIndex), head == header.deviceLogHead,
-            let member = author.member, member.isActive(atIndex: header.deviceLogIndex)
+            let signingKey = author.signingKey(activeAt: header)
         else {
             item.error = .invalidField("device_log_index/device_log_head do not name a log entry the author was active at")
             return item
         }
         if verify {
-            do { try changeSet.verifySignature(member.signingKey) } catch {
+            do { try changeSet.verifySignature(signingKey) } catch {
                 item.error = error
                 return item
             }
@@ -185,12 +187,12 @@ extension ServerConnection {
             item.error = .invalidField("the device log does not admit this change set: \(reason)")
             return item
         }
-        // Admitted means the author is an active device of the log, so it has a key.
-        guard let member = log.members[changeSet.header.author] else {
+        // Admitted means the author is an active device or assistant of the log, so it has a key.
+        guard let key = log.writerKey(changeSet.header.author) else {
             item.error = .invalidField("author is not a device of the account")
             return item
         }
-        do { try changeSet.verifySignature(member.signingKey) } catch {
+        do { try changeSet.verifySignature(key) } catch {
             item.error = error
             return item
         }
@@ -223,12 +225,36 @@ extension ServerConnection {
 struct PushAuthor: Sendable {
     /// The author as a device of the log (nil: not a member, or only as the recovery key).
     let member: DeviceLog.Member?
-    /// The index of the log's newest epoch start (a removal or a recovery replacement): change
-    /// sets written under an older head are stale.
+    /// The author as an assistant of the log (PROTOCOL.md §29).
+    let assistant: AssistantMember?
+    /// The index of the log's newest epoch start (a removal, an assistant's revocation or
+    /// restriction, or a recovery replacement): change sets written under an older head are stale.
     let newestRemoval: UInt64?
 
     init(_ context: RequestContext) {
         member = context.log.members[context.session.device].flatMap { $0.isRecoveryKey ? nil : $0 }
+        assistant = context.session.isAssistant ? context.log.assistants[context.session.device] : nil
         newestRemoval = context.log.newestEpochStartIndex
+    }
+
+    /// An assistant's change set outside what it may write now: after its expiry, or in a
+    /// conversation its current scope does not hold (the server refuses its pushes there).
+    func refusal(_ header: ChangeSetHeader, nowMs: UInt64) -> ProtocolError? {
+        guard let assistant else { return nil }
+        guard assistant.endedAt == nil, nowMs < assistant.current.expiresAtMs else { return .grantExpired }
+        guard assistant.current.covers(header.conversation) else {
+            return .outOfScope("conversation \(header.conversation) is not in the assistant's scope")
+        }
+        return nil
+    }
+
+    /// The author's key if it could write this change set at its named index: a device active
+    /// there, or an assistant granted there with the conversation in its scope.
+    func signingKey(activeAt header: ChangeSetHeader) -> Ed25519PublicKey? {
+        if let member, member.isActive(atIndex: header.deviceLogIndex) { return member.signingKey }
+        if let assistant, let terms = assistant.terms(atIndex: header.deviceLogIndex), terms.covers(header.conversation) {
+            return assistant.signingKey
+        }
+        return nil
     }
 }

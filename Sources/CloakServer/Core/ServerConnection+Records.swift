@@ -55,14 +55,20 @@ extension ServerConnection {
     }
 
     /// PutKeyEnvelopes: all or nothing; each must be the session's account, sent and signed by
-    /// the authenticated member, to a member, for an epoch that exists.
+    /// the authenticated member, to a member, for an epoch that exists. A conversation key goes
+    /// only to an assistant whose scope holds the conversation (PROTOCOL.md §29): the server never
+    /// stores an epoch key for an assistant, nor a key outside its scope.
     func putKeyEnvelopes(_ request: Cloak_V1_PutKeyEnvelopes, _ context: RequestContext) throws(Failure) {
         let log = context.log
         guard let senderKey = log.members[context.session.device]?.signingKey else {
             throw .request(.deviceNotActive)
         }
-        var envelopes: [(KeyEnvelope, [UInt8])] = []
+        var envelopes: [WriteBatch.EnvelopeRow] = []
         for message in request.envelopes {
+            if !message.conversationID.isEmpty {
+                envelopes.append(try conversationKeyRow(message, senderKey: senderKey, context))
+                continue
+            }
             let envelope: KeyEnvelope
             do { envelope = try KeyEnvelope(message: message) } catch {
                 if case .unsupportedVersion = error { throw .request(.invalidField(error.message)) }
@@ -81,12 +87,46 @@ extension ServerConnection {
             guard senderKey.isValidSignature(envelope.signature, for: envelope.signedMessage) else {
                 throw .request(.badSignature("key envelope"))
             }
-            envelopes.append((envelope, FrameCodec.serialize(message)))
+            envelopes.append(.init(
+                account: envelope.account, recipient: envelope.recipient, epoch: envelope.epoch,
+                bytes: FrameCodec.serialize(message)))
         }
         do {
             try registry.putKeyEnvelopes(
                 id, session: context.session, requestID: context.requestID, envelopes: envelopes)
         } catch { throw .request(error) }
+    }
+
+    /// One conversation-key envelope of a PutKeyEnvelopes, checked like an epoch-key envelope
+    /// and against its recipient's scope.
+    private func conversationKeyRow(_ message: Cloak_V1_KeyEnvelope, senderKey: Ed25519PublicKey, _ context: RequestContext)
+        throws(Failure) -> WriteBatch.EnvelopeRow
+    {
+        let log = context.log
+        let envelope: ConversationKeyEnvelope
+        do { envelope = try ConversationKeyEnvelope(message: message) } catch {
+            if case .unsupportedVersion = error { throw .request(.invalidField(error.message)) }
+            throw .request(error)
+        }
+        guard envelope.account == context.session.account else {
+            throw .request(.invalidField("envelope account_id is not the authenticated account"))
+        }
+        guard envelope.sender == context.session.device else { throw .request(.wrongAuthor) }
+        guard let assistant = log.assistants[envelope.recipient], assistant.endedAt == nil else {
+            throw .request(.invalidField("a conversation key's recipient is not an active assistant"))
+        }
+        guard assistant.current.covers(envelope.conversation) else {
+            throw .request(.outOfScope("conversation \(envelope.conversation) is not in the recipient's scope"))
+        }
+        guard envelope.epoch >= 1, envelope.epoch <= log.currentEpoch else {
+            throw .request(.invalidField("envelope epoch \(envelope.epoch) does not exist"))
+        }
+        guard senderKey.isValidSignature(envelope.signature, for: envelope.signedMessage) else {
+            throw .request(.badSignature("conversation-key envelope"))
+        }
+        return .init(
+            account: envelope.account, recipient: envelope.recipient, epoch: envelope.epoch,
+            bytes: FrameCodec.serialize(message), conversation: envelope.conversation)
     }
 
     /// PutSnapshot: checked like a change set, then the lineage (in the registry).

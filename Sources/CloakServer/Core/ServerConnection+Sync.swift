@@ -19,19 +19,24 @@ struct SubscribeRequest: Sendable {
     let after: UInt64
     let anchor: ChangeSetHash?
     let conversations: Set<ConversationID>
+    /// An assistant's subscription: only its scope, never a change set of unknown conversation.
+    var scoped = false
 }
 
 extension ServerConnection {
     /// Subscribe: the cursor and anchor check, catch-up pages from the store, then live fanout
     /// (PROTOCOL.md §20).
     mutating func subscribe(_ request: Cloak_V1_Subscribe, _ context: RequestContext) throws(Failure) -> StoreRead? {
-        let conversations = Set(try conversationFilter(request.conversationIds))
+        var conversations = Set(try conversationFilter(request.conversationIds))
+        // An assistant's empty filter means its scope, never "everything" (PROTOCOL.md §29).
+        if conversations.isEmpty, let scope = assistantScope(context) { conversations = Set(scope) }
         let anchor: ChangeSetHash?
         do {
             anchor = request.anchorHash.isEmpty ? nil : try ChangeSetHash(validating: request.anchorHash, field: "anchor_hash")
         } catch { throw .request(error) }
         let subscription = SubscribeRequest(
-            requestID: context.requestID, after: request.afterCursor, anchor: anchor, conversations: conversations)
+            requestID: context.requestID, after: request.afterCursor, anchor: anchor, conversations: conversations,
+            scoped: context.session.isAssistant)
         // Only the store holds the hashes, and the head other processes may have moved: it is
         // asked when there is an anchor or a cursor beyond what this process has seen committed.
         // Without either, a Subscribe costs what it always did.
@@ -66,7 +71,9 @@ extension ServerConnection {
     }
 
     private mutating func startCatchUp(_ subscription: SubscribeRequest) throws(Failure) -> StoreRead? {
-        guard let head = registry.beginCatchUp(id, conversations: subscription.conversations, after: subscription.after)
+        guard
+            let head = registry.beginCatchUp(
+                id, conversations: subscription.conversations, after: subscription.after, scoped: subscription.scoped)
         else { throw .request(.internalError) }
         let catchUp = CatchUp(
             requestID: subscription.requestID, after: subscription.after, through: head,
@@ -164,7 +171,8 @@ extension ServerConnection {
     mutating func fetchSnapshots(_ request: Cloak_V1_FetchSnapshots, _ context: RequestContext) throws(Failure)
         -> StoreRead?
     {
-        let conversations = try conversationFilter(request.conversationIds)
+        var conversations = try conversationFilter(request.conversationIds)
+        if conversations.isEmpty, let scope = assistantScope(context) { conversations = scope }
         pending = .snapshots(requestID: context.requestID)
         return .snapshots(context.session.account, conversations)
     }

@@ -215,6 +215,7 @@ public struct ServerConnection: Sendable {
             default: throw .request(.unexpectedFrame("a recovery session may not send \(frame.body?.name ?? "this")"))
             }
         }
+        if session.isAssistant { try checkAssistantRequest(frame, context) }
         switch frame.body {
         case .subscribe(let request): return try subscribe(request, context)
         case .push(let request): return try push(request, context)

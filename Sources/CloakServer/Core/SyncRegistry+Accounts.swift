@@ -182,8 +182,12 @@ extension SyncRegistry {
             guard entry.session == nil else { throw .unexpectedFrame("already authenticated") }
             guard let account = s.accounts[session.account], !account.needsReload else { throw .internalError }
             guard !account.blocked else { throw .accountBlocked }
-            guard let member = account.member(session.device), member.isRecoveryKey == session.isRecoveryKey else {
-                throw .deviceNotActive
+            if session.isAssistant {
+                guard account.assistant(session.device) != nil else { throw .deviceNotActive }
+            } else {
+                guard let member = account.member(session.device), member.isRecoveryKey == session.isRecoveryKey else {
+                    throw .deviceNotActive
+                }
             }
             guard account.connections.count < configuration.maxConnectionsPerAccount else {
                 throw .tooManyConnections

@@ -279,7 +279,9 @@ extension SyncRegistry {
 
     /// Starts (or restarts) a subscription: live fanout pauses for this connection, and the
     /// returned committed head is how far its catch-up reads must go.
-    func beginCatchUp(_ connection: ConnectionID, conversations: Set<ConversationID>, after: UInt64) -> UInt64? {
+    func beginCatchUp(_ connection: ConnectionID, conversations: Set<ConversationID>, after: UInt64, scoped: Bool = false)
+        -> UInt64?
+    {
         state.withLock { s in
             guard let session = s.connections[connection]?.session, s.connections[connection]?.closed == false,
                 s.accounts[session.account] != nil
@@ -287,7 +289,7 @@ extension SyncRegistry {
             // Only a shared store can have sent less than a subscriber claims to have; in one
             // process live fanout behaves as it always did.
             s.accounts[session.account]?.subscribers[connection] = Subscription(
-                conversations: conversations, live: false, after: configuration.sharedStore ? after : 0)
+                conversations: conversations, scoped: scoped, live: false, after: configuration.sharedStore ? after : 0)
             // Another process may have committed past what this one delivered, with no
             // notification since: a fanout read sends it once the subscriber is live.
             if configuration.sharedStore { requestFanoutRead(session.account, in: &s) }

@@ -28,6 +28,11 @@ extension SyncRegistry {
             if !restore, entry.kind == .removeDevice, let removed = entry.removedDevice {
                 try Self.checkCutoffs(entry.cutoffs, of: removed, against: account.chains)
             }
+            if !restore, entry.kind == .revokeAssistant || entry.kind == .restrictAssistant, let assistant = entry.assistant {
+                // A revocation cuts every chain of the assistant; a restriction those it removes.
+                let removed = entry.kind == .restrictAssistant ? Set(entry.scope) : nil
+                try Self.checkCutoffs(entry.cutoffs, of: assistant, in: removed, against: account.chains)
+            }
             var log = account.log
             try log.append(entry)
             s.accounts[session.account]?.log = log
@@ -49,10 +54,13 @@ extension SyncRegistry {
     /// A removal must cut the removed device's chains exactly where the server's end (§10): a
     /// cut-off short of a change set the server stores (and may have delivered, so that others
     /// built on it) would make every device drop it and what depends on it.
-    static func checkCutoffs(_ cutoffs: [RemovalCutoff], of device: DeviceID, against chains: [ChainKey: ChainPosition])
-        throws(ProtocolError)
-    {
-        let stored = chains.filter { $0.key.author == device }
+    static func checkCutoffs(
+        _ cutoffs: [RemovalCutoff], of device: DeviceID, in conversations: Set<ConversationID>? = nil,
+        against chains: [ChainKey: ChainPosition]
+    ) throws(ProtocolError) {
+        let stored = chains.filter { key, _ in
+            key.author == device && (conversations?.contains(key.conversation) ?? true)
+        }
         for (key, position) in stored {
             guard let cutoff = cutoffs.first(where: { $0.conversation == key.conversation }) else {
                 throw .staleCutoffs("no cut-off for a conversation the device wrote \(position.seq) change sets in")
@@ -67,6 +75,20 @@ extension SyncRegistry {
         guard let state = s.accounts[account] else { return }
         for connection in state.connections.sorted() {
             guard let session = s.connections[connection]?.session else { continue }
+            if session.isAssistant {
+                // Revoked: refused like a removed device. Restricted: its subscription and any
+                // catch-up in flight were for the old scope, so it reconnects to the new one.
+                guard let assistant = state.assistant(session.device) else {
+                    close(connection, .deviceNotActive, requestID: 0, in: &s)
+                    continue
+                }
+                if assistant.current.from == state.log.headIndex, assistant.terms.count > 1,
+                    state.log.entries[Int(state.log.headIndex)].kind == .restrictAssistant
+                {
+                    close(connection, .outOfScope("the assistant's scope was restricted; reconnect"), requestID: 0, in: &s)
+                }
+                continue
+            }
             let member = state.member(session.device)
             if member == nil || member?.isRecoveryKey != session.isRecoveryKey {
                 close(connection, .deviceNotActive, requestID: 0, in: &s)
@@ -77,11 +99,11 @@ extension SyncRegistry {
     /// Stores key envelopes already checked against the session (first copy per recipient and
     /// epoch wins in the store).
     func putKeyEnvelopes(
-        _ connection: ConnectionID, session: Session, requestID: UInt64, envelopes: [(KeyEnvelope, [UInt8])]
+        _ connection: ConnectionID, session: Session, requestID: UInt64, envelopes: [WriteBatch.EnvelopeRow]
     ) throws(ProtocolError) {
         try state.withLock { (s) throws(ProtocolError) in
             guard let account = s.accounts[session.account], !account.needsReload else { throw .internalError }
-            let size = envelopes.reduce(Int64(0)) { $0 + Int64($1.1.count) }
+            let size = envelopes.reduce(Int64(0)) { $0 + Int64($1.bytes.count) }
             guard account.storedBytes + size <= configuration.limits.maxAccountBytes, size <= totalRoom(in: s) else {
                 throw .quotaExceeded
             }
@@ -91,10 +113,7 @@ extension SyncRegistry {
                 account: session.account, rows: envelopes.count, completion: .done(connection, requestID: requestID),
                 in: &s
             ) { pending in
-                for (envelope, bytes) in envelopes {
-                    pending.batch.envelopes.append(
-                        .init(account: session.account, recipient: envelope.recipient, epoch: envelope.epoch, bytes: bytes))
-                }
+                pending.batch.envelopes += envelopes
             }
         }
     }

@@ -111,7 +111,8 @@ public final class SyncRegistry: Sendable {
     }
 
     /// Closes connections that did not authenticate within the handshake timeout or sent
-    /// nothing within the idle timeout, and forgets expired rate-limit windows.
+    /// nothing within the idle timeout, and assistants whose grant expired (PROTOCOL.md §29),
+    /// and forgets expired rate-limit windows.
     public func tick(nowMs: UInt64) {
         state.withLock { s in
             for (id, entry) in s.connections where !entry.closed {
@@ -119,6 +120,11 @@ public final class SyncRegistry: Sendable {
                     close(id, .handshakeTimeout, requestID: 0, in: &s)
                 } else if nowMs >= entry.lastFrameAtMs + configuration.idleTimeoutMs {
                     close(id, .idleTimeout, requestID: 0, in: &s)
+                } else if let session = entry.session, session.isAssistant,
+                    let expiresAt = s.accounts[session.account]?.log.assistants[session.device]?.current.expiresAtMs,
+                    nowMs >= expiresAt
+                {
+                    close(id, .grantExpired, requestID: 0, in: &s)
                 }
             }
             if nowMs >= s.limiterSweepAtMs {

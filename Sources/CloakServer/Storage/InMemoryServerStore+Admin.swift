@@ -32,7 +32,9 @@ extension InMemoryServerStore {
             if let recovery = data.recovery { s.recoveryKeys[recovery.recoveryKeyID] = nil }
             let counts = [
                 "change_sets": data.rows.count, "chains": data.chains.count, "device_log": data.log.count,
-                "key_envelopes": data.envelopes.count, "snapshots": data.snapshots.count,
+                "key_envelopes": data.envelopes.keys.filter { $0.conversation == nil }.count,
+                "conversation_keys": data.envelopes.keys.filter { $0.conversation != nil }.count,
+                "snapshots": data.snapshots.count,
                 "recoveries": data.recovery == nil ? 0 : 1, "cursor_acks": data.acks.count, "accounts": 1,
             ]
             return ErasureReport(rows: counts.filter { $0.value > 0 })

@@ -23,6 +23,8 @@ public final class InMemoryServerStore: ServerStore {
     struct EnvelopeKey: Hashable {
         var recipient: DeviceID
         var epoch: UInt64
+        /// Set for a conversation key sealed to an assistant.
+        var conversation: ConversationID?
     }
 
     struct AccountData {
@@ -156,7 +158,11 @@ public final class InMemoryServerStore: ServerStore {
             return .records(
                 state.withLock { s in
                     (s.accounts[id]?.envelopes ?? [:]).filter { $0.key.recipient == recipient && $0.key.epoch >= from }
-                        .sorted { $0.key.epoch < $1.key.epoch }.map(\.value)
+                        .sorted { a, b in
+                            a.key.epoch != b.key.epoch
+                                ? a.key.epoch < b.key.epoch
+                                : (a.key.conversation ?? .library) < (b.key.conversation ?? .library)
+                        }.map(\.value)
                 })
         case .snapshots(let id, let conversations): return .records(snapshotsNow(id, conversations))
         case .recovery(let lookup): return .recovery(recoveryNow(lookup))
@@ -316,7 +322,7 @@ public final class InMemoryServerStore: ServerStore {
         }
         for row in batch.envelopes {
             guard var data = s.accounts[row.account] else { throw .operationFailed("envelope for unknown account") }
-            let key = EnvelopeKey(recipient: row.recipient, epoch: row.epoch)
+            let key = EnvelopeKey(recipient: row.recipient, epoch: row.epoch, conversation: row.conversation)
             if data.envelopes[key] == nil {
                 data.envelopes[key] = row.bytes
                 data.storedBytes += Int64(row.bytes.count)

@@ -66,6 +66,17 @@ enum PostgresSchema {
                 "ALTER TABLE recoveries ADD COLUMN last_attempt_ms BIGINT NOT NULL DEFAULT 0",
             ]
         ),
+        (
+            // Conversation keys sealed to assistants (PROTOCOL.md §29).
+            "v5-conversation-keys",
+            [
+                """
+                CREATE TABLE conversation_keys (
+                    account BYTEA NOT NULL, recipient BYTEA NOT NULL, epoch BIGINT NOT NULL, conversation BYTEA NOT NULL,
+                    envelope BYTEA NOT NULL, PRIMARY KEY (account, recipient, epoch, conversation))
+                """
+            ]
+        ),
     ]
 
     /// The channel commits are announced on (payload: the writer's instance id, the account id
@@ -248,7 +259,29 @@ enum PostgresSchema {
 
     private static func recordStatements(_ batch: WriteBatch) -> [PostgresQuery] {
         var out: [PostgresQuery] = []
-        let envelopes = batch.envelopes
+        let envelopes = batch.envelopes.filter { $0.conversation == nil }
+        let conversationKeys = batch.envelopes.filter { $0.conversation != nil }
+        if !conversationKeys.isEmpty {
+            // Conversation keys sealed to assistants (PROTOCOL.md §29).
+            out.append(
+                PG.query(
+                    """
+                    WITH inserted AS (
+                        INSERT INTO conversation_keys (account, recipient, epoch, conversation, envelope)
+                        SELECT * FROM UNNEST($1::bytea[], $2::bytea[], $3::int8[], $4::bytea[], $5::bytea[])
+                        ON CONFLICT DO NOTHING RETURNING account, length(envelope) AS size)
+                    UPDATE accounts AS a SET stored_bytes = a.stored_bytes + s.total
+                    FROM (SELECT account, sum(size)::int8 AS total FROM inserted GROUP BY account) AS s
+                    WHERE a.account = s.account
+                    """
+                ) {
+                    $0.append(conversationKeys.map { PG.bytes($0.account) })
+                    $0.append(conversationKeys.map { PG.bytes($0.recipient) })
+                    $0.append(conversationKeys.map { PG.int($0.epoch) })
+                    $0.append(conversationKeys.map { PG.bytes($0.conversation ?? .library) })
+                    $0.append(conversationKeys.map { PG.bytes($0.bytes) })
+                })
+        }
         if !envelopes.isEmpty {
             out.append(
                 PG.query(

@@ -208,8 +208,17 @@ extension PostgresServerStore {
         try decodeBytes(
             try await rows(
                 "key envelopes",
+                // A device has only epoch keys, an assistant only conversation keys (PROTOCOL.md §29).
                 PG.query(
-                    "SELECT envelope FROM key_envelopes WHERE account = $1 AND recipient = $2 AND epoch >= $3 ORDER BY epoch"
+                    """
+                    SELECT envelope FROM (
+                        SELECT epoch, ''::bytea AS conversation, envelope FROM key_envelopes
+                        WHERE account = $1 AND recipient = $2 AND epoch >= $3
+                        UNION ALL
+                        SELECT epoch, conversation, envelope FROM conversation_keys
+                        WHERE account = $1 AND recipient = $2 AND epoch >= $3) AS both_kinds
+                    ORDER BY epoch, conversation
+                    """
                 ) {
                     $0.append(PG.bytes(account))
                     $0.append(PG.bytes(recipient))

@@ -145,8 +145,18 @@ extension SQLiteServerStore {
         -> [[UInt8]]
     {
         try await read("key envelopes") { db in
+            // A device has only epoch keys, an assistant only conversation keys (PROTOCOL.md §29).
             try Data.fetchAll(
-                db, sql: "SELECT envelope FROM key_envelopes WHERE account = ? AND recipient = ? AND epoch >= ? ORDER BY epoch",
+                db,
+                sql: """
+                    SELECT envelope FROM (
+                        SELECT epoch, x'' AS conversation, envelope FROM key_envelopes
+                        WHERE account = ?1 AND recipient = ?2 AND epoch >= ?3
+                        UNION ALL
+                        SELECT epoch, conversation, envelope FROM conversation_keys
+                        WHERE account = ?1 AND recipient = ?2 AND epoch >= ?3)
+                    ORDER BY epoch, conversation
+                    """,
                 arguments: [Data(account.bytes), Data(recipient.bytes), Int64(clamping: fromEpoch)]
             ).map { [UInt8]($0) }
         }

@@ -235,6 +235,18 @@ enum SQLiteSchema {
             try db.execute(sql: "ALTER TABLE recoveries ADD COLUMN failures INTEGER NOT NULL DEFAULT 0")
             try db.execute(sql: "ALTER TABLE recoveries ADD COLUMN last_attempt_ms INTEGER NOT NULL DEFAULT 0")
         }
+        // Conversation keys sealed to assistants (PROTOCOL.md §29), first write wins per
+        // (account, recipient, epoch, conversation) like epoch keys per (account, recipient, epoch).
+        migrator.registerMigration("v5-conversation-keys") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE conversation_keys (
+                        account BLOB NOT NULL, recipient BLOB NOT NULL, epoch INTEGER NOT NULL, conversation BLOB NOT NULL,
+                        envelope BLOB NOT NULL,
+                        PRIMARY KEY (account, recipient, epoch, conversation)
+                    ) WITHOUT ROWID
+                    """)
+        }
         return migrator
     }
 
@@ -323,9 +335,21 @@ enum SQLiteSchema {
 
     private static func applyRecords(_ batch: WriteBatch, in db: Database) throws {
         for row in batch.envelopes {
-            try db.execute(
-                sql: "INSERT INTO key_envelopes (account, recipient, epoch, envelope) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                arguments: [Data(row.account.bytes), Data(row.recipient.bytes), Int64(clamping: row.epoch), Data(row.bytes)])
+            if let conversation = row.conversation {
+                try db.execute(
+                    sql: """
+                        INSERT INTO conversation_keys (account, recipient, epoch, conversation, envelope) VALUES (?, ?, ?, ?, ?)
+                        ON CONFLICT DO NOTHING
+                        """,
+                    arguments: [
+                        Data(row.account.bytes), Data(row.recipient.bytes), Int64(clamping: row.epoch), Data(conversation.bytes),
+                        Data(row.bytes),
+                    ])
+            } else {
+                try db.execute(
+                    sql: "INSERT INTO key_envelopes (account, recipient, epoch, envelope) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    arguments: [Data(row.account.bytes), Data(row.recipient.bytes), Int64(clamping: row.epoch), Data(row.bytes)])
+            }
             if db.changesCount > 0 { try addBytes(Int64(row.bytes.count), to: row.account, in: db) }
         }
         for row in batch.snapshots {

@@ -48,7 +48,8 @@ public struct ErasureReport: Sendable, Equatable {
 
     /// The tables an account has rows in, in the order they are erased (children first).
     public static let tables = [
-        "change_sets", "chains", "device_log", "key_envelopes", "snapshots", "recoveries", "cursor_acks", "accounts",
+        "change_sets", "chains", "device_log", "key_envelopes", "conversation_keys", "snapshots", "recoveries", "cursor_acks",
+        "accounts",
     ]
 }
 

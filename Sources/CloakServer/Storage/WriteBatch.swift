@@ -91,13 +91,20 @@ public struct WriteBatch: Sendable, Equatable {
         public var epoch: UInt64
         /// The serialised `KeyEnvelope`.
         public var bytes: [UInt8]
+        /// For a conversation key sealed to an assistant (PROTOCOL.md §29), its conversation:
+        /// stored per (account, recipient, epoch, conversation), first write wins, like epoch keys
+        /// per (account, recipient, epoch).
+        public var conversation: ConversationID?
 
         /// Creates a row.
-        public init(account: AccountID, recipient: DeviceID, epoch: UInt64, bytes: [UInt8]) {
+        public init(
+            account: AccountID, recipient: DeviceID, epoch: UInt64, bytes: [UInt8], conversation: ConversationID? = nil
+        ) {
             self.account = account
             self.recipient = recipient
             self.epoch = epoch
             self.bytes = bytes
+            self.conversation = conversation
         }
     }
 

@@ -81,6 +81,17 @@ struct RemoveDeviceFlow: LifecycleFlow {
         }
     }
 
+    /// Ends an assistant's access (PROTOCOL.md §29): revokes it (`removing` nil) or removes
+    /// conversations from its scope. The same steps as a removal: cut-offs the server checks, a
+    /// new epoch whose keys reach every device and each remaining assistant's scope.
+    init(assistant: DeviceID, removing: [ConversationID]?, reason: AssistantEndReason) {
+        device = assistant
+        append = LogAppend { core throws(ClientError) in
+            let prepared = try core.prepareEndAssistant(assistant, removing: removing, reason: reason)
+            return (prepared.entry, prepared.key)
+        }
+    }
+
     mutating func start(core: ClientCore, output: inout CoreOutput) -> FlowStep { append.start(core: core) }
 
     mutating func handle(_ reply: FlowReply, core: ClientCore, output: inout CoreOutput) -> FlowStep {

@@ -8,6 +8,10 @@ public struct FlowID: Hashable, Sendable, Comparable {
 
     /// Orders flows by when they were started.
     public static func < (lhs: FlowID, rhs: FlowID) -> Bool { lhs.value < rhs.value }
+
+    /// Flows the sync machine starts on its own (ending an expired assistant's access) are
+    /// numbered from the top: nobody waits for them, so their end is not reported.
+    var isInternal: Bool { value >= 1 << 63 }
 }
 
 /// What a finished flow produced.
