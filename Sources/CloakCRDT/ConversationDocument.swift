@@ -16,8 +16,8 @@
 /// for message in other.activeBranch() { render(message.role, message.text) }
 /// ```
 ///
-/// Semantics (DESIGN.md, "Conversation CRDT"): a message's parent, role, author and creation
-/// time are immutable; siblings are ordered by creation HLC, then author; each fork point's
+/// Semantics (docs/design.md "Conversation CRDT", CONVERSATIONS.md): a message's parent, role,
+/// author and creation time are immutable; siblings are ordered by creation HLC, then author; each fork point's
 /// active child is a last-writer-wins register (default: the newest live child); metadata
 /// fields are LWW registers; message text is a Fugue sequence (`TextSequence`); message and
 /// character deletions are tombstones; reactions are an add-wins set of (emoji, account);

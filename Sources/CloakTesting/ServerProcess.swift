@@ -20,8 +20,9 @@ public final class ServerProcess: Sendable {
         self.port = port
     }
 
-    /// The built executable next to the test bundle (`swift build --build-tests` builds it).
-    public static func binary() throws -> URL {
+    /// The built `cloak-server` (or another of the package's executables, by `name`) next to
+    /// the test bundle (`swift build --build-tests` builds them).
+    public static func binary(named name: String = "cloak-server") throws -> URL {
         let root = TestData.repositoryRoot
         var candidates: [URL] = []
         if let executable = Bundle.main.executableURL { candidates.append(executable.deletingLastPathComponent()) }
@@ -29,11 +30,11 @@ public final class ServerProcess: Sendable {
         candidates.append(root.appendingPathComponent(".build/debug"))
         candidates.append(root.appendingPathComponent(".build/x86_64-unknown-linux-gnu/debug"))
         for directory in candidates {
-            let binary = directory.appendingPathComponent("cloak-server")
+            let binary = directory.appendingPathComponent(name)
             if FileManager.default.isExecutableFile(atPath: binary.path) { return binary }
         }
         throw ServerProcessError(
-            "cloak-server is not built next to the tests (looked in \(candidates.map(\.path))); run swift build --build-tests"
+            "\(name) is not built next to the tests (looked in \(candidates.map(\.path))); run swift build --build-tests"
         )
     }
 

@@ -2,6 +2,7 @@ public import CloakClient
 public import Foundation
 public import Logging
 import NIOCore
+import NIOSSL
 import NIOWebSocket
 import Synchronization
 import WSClient
@@ -19,24 +20,51 @@ public struct WebSocketTransport: SyncTransport {
     public var maxMessageBytes: Int
     /// Logger for connection-level events (never payloads).
     public var logger: Logger
+    /// TLS for `wss://`: nil trusts the system's certificate authorities.
+    let tls: TLSConfiguration?
 
-    /// Creates the transport.
+    /// Creates the transport; `wss://` trusts the system's certificate authorities.
     public init(maxMessageBytes: Int = 4 << 20, logger: Logger = Logger(label: "cloak.transport")) {
+        self.maxMessageBytes = maxMessageBytes
+        self.logger = logger
+        tls = nil
+    }
+
+    /// Creates a transport whose `wss://` connections trust only the certificate authorities in
+    /// the PEM file at `caFile` (a server with a private CA), as `curl --cacert` does. The file
+    /// is read now, so a wrong path is reported before any connection is tried.
+    public init(
+        caFile: String, maxMessageBytes: Int = 4 << 20, logger: Logger = Logger(label: "cloak.transport")
+    ) throws(TransportError) {
+        guard FileManager.default.fileExists(atPath: caFile) else {
+            throw TransportError(.caFile, "the CA file \(caFile) does not exist")
+        }
+        let roots: [NIOSSLCertificate]
+        do { roots = try NIOSSLCertificate.fromPEMFile(caFile) } catch {
+            throw TransportError(.caFile, "the CA file \(caFile) could not be read as PEM certificates")
+        }
+        guard !roots.isEmpty else { throw TransportError(.caFile, "the CA file \(caFile) holds no certificate") }
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.trustRoots = .certificates(roots)
+        self.tls = tls
         self.maxMessageBytes = maxMessageBytes
         self.logger = logger
     }
 
-    /// Connects and returns once the WebSocket upgrade succeeded (or throws if it failed).
+    /// Connects and returns once the WebSocket upgrade succeeded, or throws a
+    /// ``TransportError`` naming the server and what failed.
     public func connect(to url: URL) async throws -> any SyncConnection {
         let connection = WebSocketConnection()
         let maxBytes = maxMessageBytes
         let logger = logger
+        let tls = tls
         var configuration = WebSocketClientConfiguration()
         configuration.maxFrameSize = maxBytes
         Task {
             do {
-                try await WebSocketClient.connect(url: url.absoluteString, configuration: configuration, logger: logger) {
-                    inbound, outbound, _ in
+                try await WebSocketClient.connect(
+                    url: url.absoluteString, configuration: configuration, tlsConfiguration: tls, logger: logger
+                ) { inbound, outbound, _ in
                     connection.opened()
                     try await withThrowingTaskGroup(of: Void.self) { group in
                         group.addTask {
@@ -54,12 +82,13 @@ public struct WebSocketTransport: SyncTransport {
                         group.cancelAll()
                     }
                 }
+                connection.finished(nil)
             } catch {
                 logger.debug("websocket ended", metadata: ["error": "\(type(of: error))"])
+                connection.finished(error)
             }
-            connection.finished()
         }
-        guard await connection.waitUntilOpen() else { throw ClientError.notConnected }
+        if let failure = await connection.waitUntilOpen() { throw TransportError(classifying: failure, url: url) }
         return connection
     }
 }
@@ -67,9 +96,13 @@ public struct WebSocketTransport: SyncTransport {
 /// One WebSocket connection as a ``SyncConnection``.
 final class WebSocketConnection: SyncConnection {
     private struct State {
-        var open: Bool?
-        var waiter: CheckedContinuation<Bool, Never>?
+        /// True once open; the error (or nil for a clean end) once it ended before opening.
+        var outcome: Result<Void, any Error>?
+        var waiter: CheckedContinuation<(any Error)?, Never>?
     }
+
+    /// Why a connection ended before it opened without an error of its own.
+    private struct ClosedBeforeOpening: Error {}
 
     let inbound: AsyncStream<[UInt8]>
     private let inboundContinuation: AsyncStream<[UInt8]>.Continuation
@@ -82,34 +115,42 @@ final class WebSocketConnection: SyncConnection {
         (outgoing, outgoingContinuation) = AsyncStream.makeStream()
     }
 
-    func opened() { resolve(true) }
+    func opened() { resolve(.success(())) }
 
     func deliver(_ bytes: [UInt8]) { inboundContinuation.yield(bytes) }
 
-    func finished() {
-        resolve(false)
+    /// The connection ended (with the error that ended it, if any).
+    func finished(_ error: (any Error)?) {
+        let failure: any Error = error ?? ClosedBeforeOpening()
+        resolve(.failure(failure))
         inboundContinuation.finish()
         outgoingContinuation.finish()
     }
 
-    private func resolve(_ value: Bool) {
-        let waiter = state.withLock { s -> CheckedContinuation<Bool, Never>? in
-            guard s.open == nil else { return nil }
-            s.open = value
+    private func resolve(_ outcome: Result<Void, any Error>) {
+        let (waiter, failure) = state.withLock { s -> (CheckedContinuation<(any Error)?, Never>?, (any Error)?) in
+            guard s.outcome == nil else { return (nil, nil) }
+            s.outcome = outcome
             defer { s.waiter = nil }
-            return s.waiter
+            if case .failure(let error) = outcome { return (s.waiter, error) }
+            return (s.waiter, nil)
         }
-        waiter?.resume(returning: value)
+        waiter?.resume(returning: failure)
     }
 
-    func waitUntilOpen() async -> Bool {
+    /// Nil once open, or the error that ended the connection before it opened.
+    func waitUntilOpen() async -> (any Error)? {
         await withCheckedContinuation { continuation in
-            let known = state.withLock { s -> Bool? in
-                if let open = s.open { return open }
+            let known = state.withLock { s -> Result<Void, any Error>? in
+                if let outcome = s.outcome { return outcome }
                 s.waiter = continuation
                 return nil
             }
-            if let known { continuation.resume(returning: known) }
+            switch known {
+            case .none: break
+            case .success: continuation.resume(returning: nil)
+            case .failure(let error): continuation.resume(returning: error)
+            }
         }
     }
 

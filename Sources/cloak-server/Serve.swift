@@ -25,7 +25,7 @@ struct Serve: AsyncParsableCommand {
         let logger = settings.store.logger()
         let database = try await settings.store.open(logger)
         var configuration = settings.http
-        // Several cloak-server processes may share one PostgreSQL database (DESIGN.md "Server").
+        // Several cloak-server processes may share one PostgreSQL database (docs/design.md "Stores").
         configuration.sync.sharedStore = database is PostgresServerStore
         if configuration.sync.sharedStore {
             logger.info("shared database: other cloak-server processes may serve the same accounts (LISTEN cloak_commits)")

@@ -17,9 +17,12 @@ struct Link: AsyncParsableCommand {
     var yes = false
 
     func run() async throws {
-        try await withClient(options, sync: false) { client in
+        try await withClient(options, creating: true, sync: false) { client in
             let invitation = try await client.beginLink()
-            print("On a device already in the account, run:\n\n  cloak accept \(invitation.text)\n")
+            // The other device's directory is not known here: DIR stands for it. The server is
+            // named when it is not the default, so the line runs as printed once DIR is filled in.
+            let server = options.server == DeviceOptions.defaultServer ? "" : " --server \(options.server)"
+            print("On a device already in the account, run (DIR is that device's --dir):\n\n  cloak accept --dir DIR\(server) \(invitation.text)\n")
             print("Waiting (the invitation expires in 10 minutes)…")
             fflush(nil)  // all streams: the other terminal (or a script reading a pipe) needs it now
             let pending = try await client.awaitLink(invitation)

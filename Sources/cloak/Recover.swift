@@ -22,7 +22,7 @@ struct Recover: AsyncParsableCommand {
     var passphrase = false
 
     func run() async throws {
-        try await withClient(options, sync: false) { client in
+        try await withClient(options, creating: true, sync: false) { client in
             if await client.hasInterruptedRecovery {
                 print("Finishing an interrupted recovery…")
                 try await client.resumeRecovery()

@@ -1,9 +1,6 @@
 import ArgumentParser
-import CloakCRDT
 import CloakClient
-import CloakCrypto
 import CloakProtocol
-import Foundation
 
 struct Remove: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Remove a device (a lost phone) and rotate the keys.")
@@ -12,12 +9,13 @@ struct Remove: AsyncParsableCommand {
     var device: String
 
     func run() async throws {
-        guard let bytes = try? Hex.decode(device), let id = try? DeviceID(validating: bytes, field: "device") else {
-            throw CLIError.usage("a device id is 32 hex digits")
-        }
-        try await withClient(options) { client in
-            try await client.removeDevice(id)
-            print("removed \(id.hex); new messages use a key it never receives")
-        }
+        let id: DeviceID
+        do { id = try parseDevice(device) } catch { terminate(error) }
+        let session = await Session.open(options)
+        await session.requireSync(for: options.wait)
+        do { try await session.withProgress { try await session.client.removeDevice(id) } } catch { await session.fail(error) }
+        await session.requireSync(for: options.wait)
+        print("removed \(id.hex); new messages use a key it never receives")
+        await session.finish()
     }
 }

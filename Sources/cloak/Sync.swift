@@ -1,9 +1,5 @@
 import ArgumentParser
-import CloakCRDT
 import CloakClient
-import CloakCrypto
-import CloakProtocol
-import Foundation
 
 struct Sync: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Stay connected and sync for a while.")
@@ -12,8 +8,10 @@ struct Sync: AsyncParsableCommand {
     var seconds: Int = 10
 
     func run() async throws {
-        try await withClient(options) { _ in
-            try await Task.sleep(for: .seconds(seconds))
-        }
+        let session = await Session.open(options)
+        await session.requireSync(for: options.wait)
+        try? await Task.sleep(for: .seconds(seconds))
+        await session.requireSync(for: options.wait)
+        await session.finish()
     }
 }

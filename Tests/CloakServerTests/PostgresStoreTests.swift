@@ -75,7 +75,7 @@ private struct WarningLog: LogHandler {
     }
 }
 
-/// Several server processes on one PostgreSQL database (DESIGN.md "Server"): two sync cores,
+/// Several server processes on one PostgreSQL database (docs/design.md "Stores"): two sync cores,
 /// each with its own connection pool and LISTEN connection, push into one account at once.
 @Suite(.requiresPostgres)
 struct PostgresSharedStoreTests {

@@ -5,7 +5,7 @@ import CloakSimulation
 import Foundation
 import Testing
 
-/// Several server processes on one store (DESIGN.md "Server": PostgreSQL shared by several
+/// Several server processes on one store (docs/design.md "Stores": PostgreSQL shared by several
 /// processes). Two synchronous servers over one in-memory store stand in for two processes:
 /// each has its own registry and cache; `remoteCommit` stands in for the other's NOTIFY, so
 /// the tests decide exactly when (or whether) an announcement arrives.

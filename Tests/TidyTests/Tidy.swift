@@ -59,7 +59,7 @@ struct Tidy {
                             "ServiceLifecycle", "Synchronization", "HTTPTypes", "WSCore", "NIOWebSocket", "CMalloc",
                             "UnixSignals"],
         "CloakTransport": ["CloakClient", "CloakProtocol", "CloakCrypto", "WSClient", "WSCore", "NIOCore", "NIOPosix",
-                           "NIOWebSocket",
+                           "NIOSSL", "NIOWebSocket",
                            "Logging", "Synchronization"],
         // Seeded and fixed random sources wrap libsodium's deterministic stream directly.
         "CloakTesting": ["CloakCrypto", "CSodium", "Logging", "PostgresNIO", "Synchronization"],

@@ -84,6 +84,8 @@ extension Demo {
 
 /// Why the demo stopped.
 public enum DemoError: Error, CustomStringConvertible {
+    /// The server could not be reached (the transport's reason).
+    case unreachable(server: String, reason: String)
     /// The two devices of a pairing showed different codes.
     case securityCodesDiffer
     /// Something did not happen in time.
@@ -92,8 +94,10 @@ public enum DemoError: Error, CustomStringConvertible {
     /// A sentence.
     public var description: String {
         switch self {
-        case .securityCodesDiffer: "the pairing security codes differ"
-        case .timedOut: "timed out"
+        case .unreachable(let server, let reason):
+            "cannot reach the server at \(server): \(reason) — start one (scripts/run does) or give its URL with --server"
+        case .securityCodesDiffer: "the two devices of a link showed different security codes"
+        case .timedOut: "the devices did not get each other's writes within the demo's time limits"
         }
     }
 }
@@ -111,32 +115,4 @@ final class Canaries: Sendable {
     }
 
     var all: [String] { list.withLock { $0 } }
-}
-
-/// Collects the demo's printed lines.
-struct DemoOutput {
-    private(set) var text = ""
-
-    mutating func line(_ string: String) {
-        text += string + "\n"
-    }
-
-    mutating func render(_ name: String, _ device: CloakClient) async {
-        line("")
-        line("── \(name) ──")
-        for summary in await device.conversations() {
-            line("  \(summary.pinned ? "📌 " : "")\(summary.title ?? "(untitled)")  (\(summary.messageCount) messages)")
-            for message in await device.conversation(summary.id)?.messages ?? [] {
-                let text = message.text.count > 90 ? String(message.text.prefix(87)) + "…" : message.text
-                let reactions = message.reactions.map(\.emoji).joined()
-                let branch = message.siblingCount > 1 ? " [branch \(message.siblingIndex + 1)/\(message.siblingCount)]" : ""
-                line("    \(message.role): \(text)\(reactions.isEmpty ? "" : " \(reactions)")\(branch)")
-            }
-        }
-        var combined: [UInt8] = await device.stateHash(of: .library) ?? []
-        for summary in await device.conversations().sorted(by: { $0.id < $1.id }) {
-            combined += await device.stateHash(of: summary.id) ?? []
-        }
-        line("  state hash (all conversations): \(Hex.encode(BLAKE2b.hash(combined, outputByteCount: 16)))")
-    }
 }

@@ -76,7 +76,14 @@ public struct Demo: Sendable {
         let (phone, laptop, tablet) = (devices[0], devices[1], devices[2])
 
         out.line("Cloak demo: 3 devices of one account against \(options.server.absoluteString)")
-        try await phone.createAccount()
+        // The reason is read after the catch: awaiting inside a typed catch crashed the compiler.
+        let created: Result<Void, ClientError>
+        do { try await phone.createAccount(); created = .success(()) } catch { created = .failure(error) }
+        if case .failure(let error) = created {
+            guard error == .notConnected else { throw error }
+            let reason = await phone.lastConnectionFailure.map { "\($0)" } ?? "no connection could be made"
+            throw DemoError.unreachable(server: options.server.absoluteString, reason: reason)
+        }
         out.line("phone:  created account \(await phone.accountID?.hex.prefix(16) ?? "")…")
         for (name, device) in [("laptop", laptop), ("tablet", tablet)] {
             let code = try await linkDevice(device, to: phone)
@@ -122,7 +129,8 @@ public struct Demo: Sendable {
         let convergeMillis = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
         out.line(converged ? "all devices converged \(String(format: "%.0f", convergeMillis)) ms after the tablet reconnected"
                            : "DEVICES DID NOT CONVERGE within 60 s")
-        for (name, device) in zip(names, devices) { await out.render(name, device) }
+        let authors = Dictionary(uniqueKeysWithValues: zip(devices.map { $0.deviceID.replicaID }, names))
+        for (name, device) in zip(names, devices) { await out.render(name, device, authors: authors) }
 
         let scanner = CanaryScanner(canaries: canaries.all)
         let (leaks, scanned) = try scanner.scan(files: options.databaseFiles)

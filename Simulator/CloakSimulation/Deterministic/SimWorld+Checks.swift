@@ -32,7 +32,7 @@ extension SimWorld {
         return lines
     }
 
-    /// Every check of a finished run (THREATS.md "Invariants").
+    /// Every check of a finished run (docs/threats.md "What the simulator runs").
     func checkAll() {
         checkConvergence()
         checkWithholdingsReported()

@@ -20,8 +20,8 @@ extension SimWorld {
     /// Turns the server hostile for a window of the workload: every frame it delivers may be
     /// tampered with, truncated, forged, replayed or reordered; a device may be told the
     /// server's head is lower than what it saw, be served a shortened device log or one with an
-    /// injected device, or have a change set withheld from it for good (THREATS.md "What the
-    /// simulator needs"). Each device that processes a damaged item must raise its alarm.
+    /// injected device, or have a change set withheld from it for good (docs/threats.md "What the
+    /// simulator runs"). Each device that processes a damaged item must raise its alarm.
     func scheduleHostility(window: Int) {
         let start = UInt64(rng.below(max(1, window / 2)))
         let length = UInt64(rng.within(2_000...max(2_001, window / 2)))

@@ -57,6 +57,10 @@ extension CloakClient {
 
     // MARK: Removal
 
+    /// This device's removal (when, and by which device), once it verified it in the signed log;
+    /// nil while it is a member.
+    public var removal: DeviceRemoval? { engine.removal }
+
     /// Removes a device (a lost phone): a new key epoch starts that the removed device never
     /// receives, and the server refuses its connections from now on.
     public func removeDevice(_ device: DeviceID) async throws(ClientError) {

@@ -125,6 +125,12 @@ extension CloakClient {
     public func allMessageTexts(_ conversation: ConversationID) -> [String] {
         engine.allMessageTexts(conversation)
     }
+
+    /// Every message of a conversation, across all branches, depth first (each message before
+    /// its children, siblings in order): where every branch went, not only the active one.
+    public func messageTree(_ conversation: ConversationID) -> [RenderedMessage] {
+        engine.messageTree(conversation)
+    }
 }
 
 extension CloakClient {

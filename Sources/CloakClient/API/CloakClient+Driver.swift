@@ -69,6 +69,7 @@ extension CloakClient {
         Task.detached {
             let connection: any SyncConnection
             do { connection = try await transport.connect(to: url) } catch {
+                await self.connectionFailed(error, generation)
                 await self.connectionEnded(generation)
                 return
             }
@@ -105,9 +106,15 @@ extension CloakClient {
         connection = nil
     }
 
+    private func connectionFailed(_ error: any Error, _ generation: Int) {
+        guard generation == self.generation else { return }
+        lastConnectionFailure = error
+    }
+
     private func connectionOpened(_ connection: any SyncConnection, _ generation: Int) -> Bool {
         guard generation == self.generation else { return false }
         self.connection = connection
+        lastConnectionFailure = nil
         engine.handle(.connected)
         drain()
         return true

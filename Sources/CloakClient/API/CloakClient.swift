@@ -48,6 +48,10 @@ public actor CloakClient {
     var syncWaiters: [Int: CheckedContinuation<Bool, Never>] = [:]
     /// The newest connection state.
     public internal(set) var connectionState: ConnectionState = .offline(retryAtMillis: nil)
+    /// Why the newest connection attempt failed (the transport's error: refused, unresolvable
+    /// host, an untrusted TLS certificate…), until a connection opens. Tools show it when they
+    /// give up waiting for the server.
+    public internal(set) var lastConnectionFailure: (any Error)?
 
     init(engine: ClientEngine, transport: any SyncTransport, server: URL) {
         self.engine = engine
@@ -77,8 +81,25 @@ public actor CloakClient {
         return CloakClient(engine: engine, transport: transport, server: server)
     }
 
+    /// Whether `directory` holds a device, as ``open(directory:server:transport:configuration:logger:)``
+    /// leaves it (its keys and its store). Tools that must not create a device by mistake (a
+    /// mistyped path) check this before opening.
+    public static func deviceExists(in directory: URL) -> Bool {
+        let manager = FileManager.default
+        let key = directory.appendingPathComponent("secrets").appendingPathComponent(DeviceIdentity.signingName + ".secret")
+        return manager.fileExists(atPath: key.path)
+            && manager.fileExists(atPath: directory.appendingPathComponent("cloak.sqlite").path)
+    }
+
+    /// The client library's version (bumped with each release; `cloak --version` prints it).
+    public static let version = "0.2.0"
+
     /// This device's id.
     public nonisolated let deviceID: DeviceID
+
+    /// Whether this device verified its own removal from the account (PROTOCOL.md §23): its keys
+    /// are wiped, and it neither syncs nor writes any more.
+    public var isRemovedFromAccount: Bool { engine.isRemoved }
 
     /// The account, once created, linked or recovered.
     public var accountID: AccountID? { engine.accountID }

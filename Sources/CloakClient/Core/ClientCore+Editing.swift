@@ -7,7 +7,8 @@ extension ClientCore {
     /// Runs a local edit on one conversation's document and makes it durable before returning:
     /// a normal edit is sealed into a change set at once; a streaming edit joins the
     /// conversation's pending batch (persisted encrypted) that ``flushDueBatches(force:)`` seals
-    /// after `configuration.streamBatchMillis` (DESIGN.md: "~100 ms of a streaming AI reply").
+    /// after `configuration.streamBatchMillis` (docs/design.md "Change sets": "~100 ms of a
+    /// streamed reply").
     ///
     /// The document is edited in place (a streamed token must not copy the whole conversation).
     /// If making the edit durable fails, the conversation is reloaded from the store, so memory

@@ -11,7 +11,7 @@ extension ClientCore {
     }
 
     /// A snapshot of the first conversation (in id order) that has accumulated `snapshotEvery`
-    /// change sets since the last snapshot this device knows of (DESIGN.md "Snapshots").
+    /// change sets since the last snapshot this device knows of (docs/design.md "Change sets").
     func snapshotIfDue() throws(ClientError) -> Snapshot? {
         // A snapshot states exactly what it covers, and covers only what the server holds: not
         // while this device has unsealed edits there (in the document, in no change set its

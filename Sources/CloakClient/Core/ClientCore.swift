@@ -32,7 +32,7 @@ struct CoreOutput: Sendable {
 }
 
 /// What the core is given from outside: nothing in it reads a clock, draws randomness, starts
-/// a thread or touches a file except through these (DESIGN.md "Two cores, thin adapters").
+/// a thread or touches a file except through these (docs/design.md "Two cores, thin adapters").
 struct CoreEnvironment {
     let identity: DeviceIdentity
     let cipher: LocalCipher

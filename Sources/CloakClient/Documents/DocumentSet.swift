@@ -1,5 +1,5 @@
-import CloakCRDT
-import CloakProtocol
+public import CloakCRDT
+public import CloakProtocol
 
 /// The materialised CRDT documents of one account: one ``ConversationDocument`` per
 /// conversation and the account library (conversation id all zeros).
@@ -53,8 +53,9 @@ extension ConversationID {
 }
 
 extension DeviceID {
-    /// The CRDT replica id of this device (the same 16 bytes).
-    var replicaID: ReplicaID {
+    /// The CRDT replica id of this device (the same 16 bytes): the author of its messages
+    /// (``RenderedMessage/author``).
+    public var replicaID: ReplicaID {
         ReplicaID(high: bytes[0..<8].reduce(0) { $0 << 8 | UInt64($1) }, low: bytes[8..<16].reduce(0) { $0 << 8 | UInt64($1) })
     }
 }

@@ -139,10 +139,27 @@ extension ClientEngine {
         return core.membership.devices(me: core.me)
     }
 
+    /// This device's removal, once it verified it in the signed log (when, and by which device).
+    public var removal: DeviceRemoval? {
+        guard core.removedFromAccount,
+            let me = core.membership.devices(me: core.me).first(where: \.isThisDevice),
+            let at = me.removedAt, let by = me.removedBy
+        else { return nil }
+        return DeviceRemoval(at: at, by: by)
+    }
+
     /// The newest security events recorded in the local store (oldest first).
     public func recordedSecurityEvents() throws(ClientError) -> [SecurityEvent] {
         try core.store.read { tx in try tx.events() }
     }
+}
+
+/// The signed log entry that removed this device, as a person reads it.
+public struct DeviceRemoval: Sendable, Hashable {
+    /// When (the removing device's clock, ms since the Unix epoch).
+    public let at: UInt64
+    /// The device that removed this one.
+    public let by: DeviceID
 }
 
 /// A pairing started on a new device: show ``text`` (as a QR code or copyable text) on the new

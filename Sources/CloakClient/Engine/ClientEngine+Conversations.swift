@@ -188,4 +188,17 @@ extension ClientEngine {
         }
         return out
     }
+
+    /// Every message of a conversation, across all branches, depth first: each message before
+    /// its children, siblings in order.
+    public func messageTree(_ conversation: ConversationID) -> [RenderedMessage] {
+        guard let document = core.documents.conversations[conversation] else { return [] }
+        var out: [RenderedMessage] = []
+        var stack = document.children(of: nil).reversed().map { $0 }
+        while let next = stack.popLast() {
+            if let message = document.message(next) { out.append(message) }
+            stack += document.children(of: next).reversed()
+        }
+        return out
+    }
 }

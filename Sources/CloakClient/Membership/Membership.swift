@@ -211,8 +211,10 @@ struct Membership {
     func devices(me: DeviceID) -> [DeviceInfo] {
         guard let log else { return [] }
         return log.members.filter { !$0.value.isRecoveryKey }.map { id, member in
-            DeviceInfo(id: id, addedAt: log.entries[Int(member.addedAt)].createdAtMs,
-                       isActive: member.removedAt == nil, isThisDevice: id == me)
+            let removal = member.removedAt.map { log.entries[Int($0)] }
+            return DeviceInfo(
+                id: id, addedAt: log.entries[Int(member.addedAt)].createdAtMs, isActive: member.removedAt == nil,
+                isThisDevice: id == me, removedAt: removal?.createdAtMs, removedBy: removal?.signer)
         }.sorted { ($0.addedAt, $0.id) < ($1.addedAt, $1.id) }
     }
 
@@ -254,4 +256,8 @@ public struct DeviceInfo: Sendable, Hashable {
     public let isActive: Bool
     /// True for the device this client runs on.
     public let isThisDevice: Bool
+    /// When it was removed (the removing device's clock, ms since the Unix epoch), if it was.
+    public let removedAt: UInt64?
+    /// The device that signed its removal, if it was removed.
+    public let removedBy: DeviceID?
 }

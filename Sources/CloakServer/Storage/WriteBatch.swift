@@ -1,7 +1,7 @@
 public import CloakProtocol
 
 /// Everything one group commit writes, in one transaction: the rows of every request that
-/// arrived while the previous commit was running (DESIGN.md "group commit").
+/// arrived while the previous commit was running (docs/design.md "Stores": group commit).
 ///
 /// ```swift
 /// var batch = WriteBatch()
