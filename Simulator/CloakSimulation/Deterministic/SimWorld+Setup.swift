@@ -68,6 +68,13 @@ extension SimWorld {
             pump(fresh)
             done(true)
         }
+        // The existing device gave up (a person would see its error): the new one stops
+        // waiting for an answer that will not come, as its user would cancel.
+        let abandon = { [unowned self] in
+            guard fresh.status == .fresh, let engine = fresh.engine else { return }
+            engine.stopSync()
+            pump(fresh)
+        }
         let compared = { [unowned self] in
             guard let offer = codes.offer, let pending = codes.pending else { return }
             if offer.shortAuthenticationString != pending.shortAuthenticationString {
@@ -75,7 +82,10 @@ extension SimWorld {
                 return done(false)
             }
             existing.flow({ $0.completeLink(offer, codesMatch: true, pollMillis: 200) }) { [unowned self] result in
-                guard case .success = result else { return notes.flowFailed("complete link", existing.name, result) }
+                guard case .success = result else {
+                    notes.flowFailed("complete link", existing.name, result)
+                    return abandon()
+                }
                 joined.existing = true
                 joinedBoth()
             }
@@ -107,6 +117,7 @@ extension SimWorld {
                 compared()
             default:
                 notes.flowFailed("accept link", existing.name, result)
+                abandon()
             }
         }
         pump(fresh)

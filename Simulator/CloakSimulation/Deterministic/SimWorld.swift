@@ -129,7 +129,14 @@ public final class SimWorld {
         guard eventsProcessed >= options.maxEvents else { return false }
         if !notes.failures.contains(where: { $0.check == "liveness" }) {
             let top = recentEvents.sorted { $0.value > $1.value }.prefix(8).map { "\($0.key)×\($0.value)" }
-            notes.fail("liveness", "\(eventsProcessed) events without converging (virtual \(now / 1000) s); recent: \(top.joined(separator: ", "))")
+            let stuck = devices.compactMap { device -> String? in
+                guard let engine = device.engine, let next = engine.nextDeadline,
+                    (recentEvents["tick \(device.name)"] ?? 0) > 1_000
+                else { return nil }
+                return "\(device.name) (\(device.status)) next tick in \(Int64(next) - Int64(now)) ms: \(engine.diagnostics)"
+            }
+            notes.fail("liveness", "\(eventsProcessed) events without converging (virtual \(now / 1000) s); recent: "
+                + "\(top.joined(separator: ", ")); \(stuck.joined(separator: "; "))")
         }
         return true
     }

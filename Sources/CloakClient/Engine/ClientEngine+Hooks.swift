@@ -113,7 +113,9 @@ extension ClientEngine {
         "phase \(machine.phase) healing(rollback \(machine.healing.rollback) scanned \(machine.healing.scanned) "
             + "busy \(machine.healing.busy) restore \(machine.healing.restoreQueue.count)) canSeal \(core.membership.canSeal) "
             + "stale \(core.membership.isKnownStale) held \(core.ledger.held.count) pending \(core.outbox.pending.count) "
-            + "push \(machine.pushInFlight != nil) retryAt \(machine.pushRetryAt)"
+            + "push \(machine.pushInFlight != nil) retryAt \(machine.pushRetryAt) flows \(machine.flows.current.map { "\($0.flow)".prefix(40) } ?? "none") "
+            + "wake \(machine.flows.wakeAt.map { $0 % 1_000_000 } ?? 0) request \(machine.flows.current?.request ?? 0) "
+            + "deadlines \(machine.deadlines.values.map { $0.at % 1_000_000 }) batch \(core.nextBatchDeadline.map { $0 % 1_000_000 } ?? 0)"
     }
 
     /// The newest verified position of `author`'s chain in `conversation` (0: none), and how
