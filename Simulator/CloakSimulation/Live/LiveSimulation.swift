@@ -129,7 +129,9 @@ final class LiveWatchers: Sendable {
             }
         })
         add(Task {
-            for await event in events { recorder.alarm(event, device: device.name) }
+            // A new device announced to its account is a notice every member gets (issue 26),
+            // and live mode links every device itself: only the other kinds are alarms here.
+            for await event in events where event.kind != .deviceAdded { recorder.alarm(event, device: device.name) }
         })
     }
 
