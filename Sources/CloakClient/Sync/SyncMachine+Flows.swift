@@ -78,6 +78,16 @@ extension SyncMachine {
                                     kind: .flow, now: now)
             flows.updateCurrent { $0.request = id }
             return [effect]
+        case .fetchLogAsListed(let account):
+            guard let hello else { return finishFlow(.failure(.notConnected), core: core, now: now) }
+            var fetch = Cloak_V1_FetchDeviceLog()
+            fetch.accountID = Data(account.bytes)
+            fetch.deviceID = Data(core.me.bytes)
+            fetch.signature = Data(
+                LogAccessProof.sign(serverNonce: Array(hello.nonce), account: account, device: core.me, key: core.identity.signing))
+            let (id, effect) = send(.fetchDeviceLog(fetch), kind: .flow, now: now)
+            flows.updateCurrent { $0.request = id }
+            return [effect]
         case .wait(let until):
             flows.updateCurrent { $0.waitUntil = until }
             return []

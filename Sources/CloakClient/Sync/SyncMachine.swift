@@ -150,7 +150,9 @@ struct SyncMachine {
             if healing.rescanWanted, healing.scan == nil, healing.scanned, case .syncing(true) = phase {
                 times.append(healing.rescanAt)
             }
-            if let expiry = core.nextAssistantExpiry { times.append(max(expiry, expiryCheckAt)) }
+            // Only once caught up, where the expiry check runs (a past time before that would
+            // wake the driver in a loop during catch-up).
+            if let expiry = core.nextAssistantExpiry, case .syncing(true) = phase { times.append(max(expiry, expiryCheckAt)) }
         }
         return times.min()
     }

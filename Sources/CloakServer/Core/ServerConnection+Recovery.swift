@@ -7,7 +7,7 @@ import Foundation
 /// oblivious evaluation of a passphrase guess that is counted, and a pairing answer.
 extension ServerConnection {
     /// FetchDeviceLog. In a session: the session's account. Before authentication: only for a
-    /// device that is or was a member and signs this connection's nonce (a removed device reads
+    /// device that is or was a member, or a granted assistant, that signs this connection's nonce (a removed device reads
     /// its signed removal, a restored server's forgotten device learns the length it must give
     /// back); a device the log does not list learns only the log's length.
     mutating func fetchDeviceLog(_ request: Cloak_V1_FetchDeviceLog, frame: Cloak_V1_Frame, loaded: AccountID?)
@@ -39,15 +39,20 @@ extension ServerConnection {
         case .ready(let current):
             log = current
         }
-        guard let member = log.members[device], !member.isRecoveryKey else {
+        // A device that is or was a member, or an assistant the log granted (it verifies its
+        // own grant from the log before it signs in, PROTOCOL.md §29).
+        let key: Ed25519PublicKey? =
+            if let member = log.members[device] { member.isRecoveryKey ? nil : member.signingKey } else {
+                log.assistants[device]?.signingKey
+            }
+        guard let key else {
             var body = Cloak_V1_DeviceLogEntries()
             body.logLength = UInt64(log.entries.count)
             send(.deviceLogEntries(body), requestID: frame.requestID)
             return nil
         }
         guard
-            LogAccessProof.verify(
-                Array(request.signature), serverNonce: nonce, account: account, device: device, key: member.signingKey)
+            LogAccessProof.verify(Array(request.signature), serverNonce: nonce, account: account, device: device, key: key)
         else { throw .connection(.authFailed) }
         pending = .deviceLog(requestID: frame.requestID)
         return .deviceLog(account, fromIndex: request.fromIndex)

@@ -78,7 +78,7 @@ struct JoinAssistantFlow: AuthenticatingFlow {
     mutating func start(core: ClientCore, output: inout CoreOutput) -> FlowStep {
         stage = .log
         guard let account else { return .finish(.failure(.noAccount)) }
-        return .request(.fetchDeviceLog(.with { $0.accountID = Data(account.bytes) }))
+        return .fetchLogAsListed(account)
     }
 
     mutating func handle(_ reply: FlowReply, core: ClientCore, output: inout CoreOutput) -> FlowStep {

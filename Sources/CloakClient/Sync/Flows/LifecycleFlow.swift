@@ -47,6 +47,9 @@ enum FlowStep {
     case request(Cloak_V1_Frame.OneOf_Body)
     /// Authenticate this connection as `device` with `key` (the reply is the AuthResult).
     case authenticate(DeviceID, Ed25519PrivateKey)
+    /// Fetch `account`'s device log before authenticating, proving with this client's key
+    /// over the connection's nonce that it is listed (a member or a granted assistant).
+    case fetchLogAsListed(AccountID)
     /// Nothing to send until this time (polling); then ``LifecycleFlow/resume(core:output:)``.
     case wait(until: UInt64)
     /// The flow ended.
