@@ -190,6 +190,17 @@ extension SimWorld {
             fault("fork after restore")
             return
         }
+        // The same limit seen from a device the restored log no longer lists: it cannot read
+        // the log (only members may) to see the fork, so the refusal is unfounded to it; it
+        // raises the alarm and stops. Only when it holds entries past the restored copy.
+        let held = device.engine?.deviceLogWires().count ?? 0
+        for event in events where event.kind == .protocolViolation && event.detail.contains("refuses this device") {
+            guard held > restored else { continue }
+            device.status = .forkedByRestore
+            notes.forkedByRestore += 1
+            fault("unlisted after restore")
+            return
+        }
     }
 }
 
