@@ -129,6 +129,12 @@ extension SimWorld {
                 continue
             }
             let author = devices.first { $0.engine.map { Data($0.deviceID.bytes) } == held.author }
+            // A removed author's chain ends at its removal's cut-off for every device (§10): a
+            // position past it is nothing the device may expect (convergence still checks the rest).
+            if let author, author.status == .removed {
+                notes.detections["withhold of a removed author's chain", default: 0] += 1
+                continue
+            }
             notes.fail("integrity", "\(device.name) never reported change set \(held.seq) of \(author?.name ?? "?") "
                 + "(\(author.map { "\($0.status)" } ?? "-")) in \(held.conversation == Data(count: 16) ? "the library" : "a conversation") "
                 + "that the server withheld from it since \(held.since / 1000 % 100_000) s; "

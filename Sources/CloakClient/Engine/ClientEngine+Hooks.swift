@@ -128,6 +128,15 @@ extension ClientEngine {
     /// Change sets held until a device-log entry, an epoch key or a gap arrives.
     public var heldChangeSets: Int { core.ledger.held.count }
 
+    /// A 16-byte digest of this device's key of `epoch` (nil: not held): the simulator
+    /// compares two devices' keys of one epoch number without handling the keys.
+    public func epochKeyDigest(_ epoch: UInt64) -> [UInt8]? {
+        guard let key = core.membership.keyring.epochKeys[epoch] else { return nil }
+        var bytes = key.secret.copyBytes()
+        defer { SecretBytes.wipe(&bytes) }
+        return BLAKE2b.hash(bytes, outputByteCount: 16)
+    }
+
     /// The epochs whose keys this device holds.
     public func heldEpochs() -> [UInt64] {
         core.membership.keyring.epochKeys.keys.sorted()
