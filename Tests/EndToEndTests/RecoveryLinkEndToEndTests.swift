@@ -1,5 +1,5 @@
 import CloakCRDT
-import CloakClient
+@_spi(Simulation) @testable import CloakClient
 import CloakCrypto
 import CloakProtocol
 import CloakServer
@@ -117,6 +117,9 @@ struct RecoveryLinkEndToEndTests {
             let joining = Task { try await b.confirmLink(link, codesMatch: true, pollMillis: 50) }
             let committing = Task { try await dying.completeLink(offer, codesMatch: true, pollMillis: 50) }
             try await eventually("the existing device read the yes") { cut.isOn }
+            // The frame passed the transport; the device stores the agreed acceptance when it
+            // processes it. Dying before that leaves nothing to resume (a test race under load).
+            try await eventually("the existing device stored the acceptance") { await dying._hasPendingAcceptance() }
             committing.cancel()
             try? await dying.close()
             let reopened = try openClient(directory, server)
@@ -281,4 +284,9 @@ struct RecoveryLinkEndToEndTests {
             try await a.close()
         }
     }
+}
+
+extension CloakClient {
+    /// Whether an agreed link acceptance is stored, waiting to be committed.
+    func _hasPendingAcceptance() -> Bool { engine.hasPendingAcceptance }
 }

@@ -125,6 +125,10 @@ extension ClientEngine {
         return (core.ledger.chains[key]?.seq ?? 0, core.expectations.missing(chains: core.ledger.chains)[key] ?? 0)
     }
 
+    /// Whether an agreed link acceptance is stored, waiting to be committed (the flow resumes
+    /// it after a restart).
+    public var hasPendingAcceptance: Bool { (try? core.pendingAcceptance()) != nil }
+
     /// Change sets held until a device-log entry, an epoch key or a gap arrives.
     public var heldChangeSets: Int { core.ledger.held.count }
 
