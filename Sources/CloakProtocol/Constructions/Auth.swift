@@ -17,12 +17,7 @@ public enum AuthChallenge {
     /// The exact bytes a device signs.
     public static func message(serverNonce: [UInt8], account: AccountID, device: DeviceID,
                                version: UInt32 = ProtocolVersion.current) -> [UInt8] {
-        var w = CanonicalWriter(domain: .auth, reserving: 110)
-        w.u32(version)
-        w.raw(serverNonce)
-        w.fixed(account)
-        w.fixed(device)
-        return w.bytes
+        NonceSignature.message(.auth, serverNonce: serverNonce, account: account, device: device, version: version)
     }
 
     /// Signs the challenge.
@@ -36,8 +31,7 @@ public enum AuthChallenge {
     public static func verify(
         _ signature: [UInt8], serverNonce: [UInt8], account: AccountID, device: DeviceID, key: Ed25519PublicKey
     ) -> Bool {
-        guard serverNonce.count == nonceByteCount, DeviceID(signingKey: key) == device else { return false }
-        return key.isValidSignature(signature, for: message(serverNonce: serverNonce, account: account, device: device))
+        NonceSignature.verify(.auth, signature, serverNonce: serverNonce, account: account, device: device, key: key)
     }
 }
 
@@ -53,12 +47,7 @@ public enum LogAccessProof {
     /// The exact bytes a device signs.
     public static func message(serverNonce: [UInt8], account: AccountID, device: DeviceID,
                                version: UInt32 = ProtocolVersion.current) -> [UInt8] {
-        var w = CanonicalWriter(domain: .logAccess, reserving: 116)
-        w.u32(version)
-        w.raw(serverNonce)
-        w.fixed(account)
-        w.fixed(device)
-        return w.bytes
+        NonceSignature.message(.logAccess, serverNonce: serverNonce, account: account, device: device, version: version)
     }
 
     /// Signs a proof for this connection's nonce.
@@ -72,7 +61,30 @@ public enum LogAccessProof {
     public static func verify(
         _ signature: [UInt8], serverNonce: [UInt8], account: AccountID, device: DeviceID, key: Ed25519PublicKey
     ) -> Bool {
+        NonceSignature.verify(.logAccess, signature, serverNonce: serverNonce, account: account, device: device, key: key)
+    }
+}
+
+/// The one layout both signatures over a connection's nonce share, told apart by their domain:
+/// LE32 version ‖ server nonce (32) ‖ account (32) ‖ device (16).
+private enum NonceSignature {
+    static func message(
+        _ domain: Domain, serverNonce: [UInt8], account: AccountID, device: DeviceID, version: UInt32
+    ) -> [UInt8] {
+        var w = CanonicalWriter(domain: domain, reserving: 116)
+        w.u32(version)
+        w.raw(serverNonce)
+        w.fixed(account)
+        w.fixed(device)
+        return w.bytes
+    }
+
+    static func verify(
+        _ domain: Domain, _ signature: [UInt8], serverNonce: [UInt8], account: AccountID, device: DeviceID,
+        key: Ed25519PublicKey
+    ) -> Bool {
         guard serverNonce.count == AuthChallenge.nonceByteCount, DeviceID(signingKey: key) == device else { return false }
-        return key.isValidSignature(signature, for: message(serverNonce: serverNonce, account: account, device: device))
+        let signed = message(domain, serverNonce: serverNonce, account: account, device: device, version: ProtocolVersion.current)
+        return key.isValidSignature(signature, for: signed)
     }
 }

@@ -39,16 +39,9 @@ extension ServerConnection {
         } catch { throw .request(error) }
         guard registry.session(id) == nil else { throw .request(.unexpectedFrame("already authenticated")) }
         let log: DeviceLog
-        switch registry.lookup(account) {
-        case .needsLoad(let cached):
-            // Read and still stale (another process moved it again): retryable, not unknown.
-            if loaded == account, cached { throw .request(.internalError) }
-            guard loaded != account else { throw .connection(.unknownAccount) }
-            registry.beginLoad(id, account: account)
-            pending = .load(account: account, retry: frame)
-            return .account(account)
-        case .ready(let current):
-            log = current
+        switch try currentLog(account, frame: frame, loaded: loaded, unknown: .connection(.unknownAccount)) {
+        case .load(let read): return read
+        case .log(let current): log = current
         }
         let key: Ed25519PublicKey
         let isRecoveryKey: Bool

@@ -31,15 +31,8 @@ extension ServerConnection {
         do { account = try AccountID(validating: request.accountID, field: "account_id") } catch {
             throw .request(error)
         }
-        switch registry.lookup(account) {
-        case .needsLoad(let cached):
-            if loaded == account, cached { throw .request(.internalError) }
-            guard loaded != account else { throw .request(.unknownAccount) }
-            registry.beginLoad(id, account: account)
-            pending = .load(account: account, retry: frame)
-            return .account(account)
-        case .ready:
-            break
+        if case .load(let read) = try currentLog(account, frame: frame, loaded: loaded, unknown: .request(.unknownAccount)) {
+            return read
         }
         let bytes = Array(request.entry)
         do {
@@ -200,5 +193,31 @@ extension ServerConnection {
         do {
             try registry.putRecovery(id, session: context.session, requestID: context.requestID, record: record)
         } catch { throw .request(error) }
+    }
+}
+
+/// An account's current log, or the store read that loads it first.
+enum LogOrLoad {
+    case log(DeviceLog)
+    case load(StoreRead)
+}
+
+extension ServerConnection {
+    /// The account's current log; when it is not cached, or cached but stale, starts loading it
+    /// (the request is replayed once loaded) and returns that read. Still missing after the load:
+    /// `unknown`; loaded but stale again (another process moved it): retryable, not unknown.
+    mutating func currentLog(_ account: AccountID, frame: Cloak_V1_Frame, loaded: AccountID?, unknown: Failure)
+        throws(Failure) -> LogOrLoad
+    {
+        switch registry.lookup(account) {
+        case .needsLoad(let cached):
+            if loaded == account, cached { throw .request(.internalError) }
+            guard loaded != account else { throw unknown }
+            registry.beginLoad(id, account: account)
+            pending = .load(account: account, retry: frame)
+            return .load(.account(account))
+        case .ready(let current):
+            return .log(current)
+        }
     }
 }

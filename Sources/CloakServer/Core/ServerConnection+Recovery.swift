@@ -29,15 +29,9 @@ extension ServerConnection {
             throw .request(.invalidField("before authentication, name the device and sign the log-access proof"))
         }
         let log: DeviceLog
-        switch registry.lookup(account) {
-        case .needsLoad(let cached):
-            if loaded == account, cached { throw .request(.internalError) }
-            guard loaded != account else { throw .request(.unknownAccount) }
-            registry.beginLoad(id, account: account)
-            pending = .load(account: account, retry: frame)
-            return .account(account)
-        case .ready(let current):
-            log = current
+        switch try currentLog(account, frame: frame, loaded: loaded, unknown: .request(.unknownAccount)) {
+        case .load(let read): return read
+        case .log(let current): log = current
         }
         // A device that is or was a member, or an assistant the log granted (it verifies its
         // own grant from the log before it signs in, PROTOCOL.md §29).
@@ -85,15 +79,8 @@ extension ServerConnection {
                 registry.allowRecoveryFetch(account, nowMs: nowMs)
             else { throw .request(.rateLimited) }
         }
-        switch registry.lookup(account) {
-        case .needsLoad(let cached):
-            if loaded == account, cached { throw .request(.internalError) }
-            guard loaded != account else { throw .request(.unknownAccount) }
-            registry.beginLoad(id, account: account)
-            pending = .load(account: account, retry: frame)
-            return .account(account)
-        case .ready:
-            break
+        if case .load(let read) = try currentLog(account, frame: frame, loaded: loaded, unknown: .request(.unknownAccount)) {
+            return read
         }
         do {
             try registry.evaluateRecovery(id, requestID: frame.requestID, account: account, blinded: blinded, nowMs: nowMs)
