@@ -42,6 +42,24 @@ struct MembershipTests {
         #expect(await texts(b, chat).filter { $0.hasPrefix("c ") } == ["c 0"])
     }
 
+    @Test("ADV-45 a device the server keeps an epoch key from hands out no incomplete keyring: no link, no recovery key")
+    func withheldEpochKeyBlocksSealingToNewMembers() async throws {
+        let devices = try await makeAccount(devices: 3, seed: 23)
+        let (a, b, c) = (devices[0], devices[1], devices[2])
+        let newcomer = try makeClient(seed: 24)
+        let (signing, agreement) = await newcomer._publicKeys()
+        let (log, envelopes) = try await remove(c, by: a)
+        // B learns of epoch 2 but the server keeps its envelope back.
+        _ = try await b._receiveLog(log)
+        #expect(await b._epochs() == [1])
+        await #expect(throws: ClientError.missingEpochKey(2)) { try await b._prepareAdd(signing, agreement) }
+        await #expect(throws: ClientError.missingEpochKey(2)) { try await b._prepareRecoveryKey() }
+        // Once the envelope arrives, the new device would receive every epoch.
+        _ = try await b._receiveEnvelopes(envelopes)
+        let sealed = try await b._prepareAdd(signing, agreement)
+        #expect(sealed.map(\.epoch) == [1, 2])
+    }
+
     @Test("ADV-08 a removed device fed every later change set decrypts none of them")
     func removedDeviceReadsNothing() async throws {
         let devices = try await makeAccount(devices: 3, seed: 22)
@@ -147,6 +165,19 @@ extension CloakClient {
     }
 
     func _epochs() -> [UInt64] { engine.core.membership.keyring.epochKeys.keys.sorted() }
+
+    /// Signs an add entry for a new device and seals the keyring to it (linking, core level).
+    func _prepareAdd(_ signing: Ed25519PublicKey, _ agreement: X25519PublicKey) throws -> [KeyEnvelope] {
+        let core = engine.core
+        let entry = try core.prepareAddDevice(signingKey: signing, agreementKey: agreement)
+        _ = try core.commitAppended(entry)
+        return try core.envelopesForAllEpochs(to: DeviceID(signingKey: signing), agreement)
+    }
+
+    /// Prepares a recovery key's entry (setting up recovery, core level).
+    func _prepareRecoveryKey() throws {
+        _ = try engine.core.prepareSetRecovery(RecoveryKeys(root: SymmetricKey.random()))
+    }
 
     func _epochKeyBytes(_ epoch: UInt64) -> [UInt8] {
         engine.core.membership.keyring.epochKeys[epoch]?.secret.copyBytes() ?? []

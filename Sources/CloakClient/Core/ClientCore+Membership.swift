@@ -69,12 +69,22 @@ extension ClientCore {
         }
     }
 
+    /// Throws unless this device holds the key of every epoch of its log. What a new device or
+    /// a recovery key receives is sealed from this device's keyring: handing out an incomplete
+    /// one (a server withholding an envelope from this device, ADV-45) would leave the new
+    /// member unable to read an epoch for good, so the flow waits for the key instead.
+    func requireEveryEpochKey(_ log: DeviceLog) throws(ClientError) {
+        guard log.currentEpoch > 0 else { return }
+        for epoch in 1...log.currentEpoch where !membership.keyring.has(epoch: epoch) { throw .missingEpochKey(epoch) }
+    }
+
     // MARK: Entries this device signs
 
     /// An `add device` entry for a new device, signed by this device after the current head.
     func prepareAddDevice(signingKey: Ed25519PublicKey, agreementKey: X25519PublicKey) throws(ClientError) -> DeviceLogEntry {
         let log = try requireAccount()
         guard log.members[DeviceID(signingKey: signingKey)] == nil else { throw .pairingReused }
+        try requireEveryEpochKey(log)
         return DeviceLogEntry.add(
             .addDevice, signingKey: signingKey, agreementKey: agreementKey, after: log, signer: identity.signing,
             createdAtMs: now())
@@ -85,6 +95,7 @@ extension ClientCore {
     /// never ends up with an epoch nobody holds.
     func prepareSetRecovery(_ keys: RecoveryKeys) throws(ClientError) -> (DeviceLogEntry, SymmetricKey?) {
         let log = try requireAccount()
+        try requireEveryEpochKey(log)
         let entry = DeviceLogEntry.add(
             .setRecovery, signingKey: keys.signing.publicKey, agreementKey: keys.agreement.publicKey, after: log,
             signer: identity.signing, createdAtMs: now())
