@@ -18,6 +18,8 @@ struct SimNotes {
         var text: String
         var edited = false
         var deleted = false
+        /// The message it answers, as its writer saw it (nil: a first message).
+        var parent: MessageID?
     }
 
     var failures: [(check: String, detail: String)] = []

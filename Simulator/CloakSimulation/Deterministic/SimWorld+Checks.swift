@@ -72,6 +72,13 @@ extension SimWorld {
             for device in members(of: message.account) {
                 guard let engine = device.engine else { continue }
                 guard let rendered = engine.message(id, in: message.conversation) else {
+                    if let lost = lostToRemoval(message, on: engine) {
+                        // PROTOCOL.md §10: a reply to what a removal's cut-off dropped waits for
+                        // a parent that never comes, on every device alike; the drop itself
+                        // raised beyondRemovalCutoff where it had been accepted.
+                        notes.detections["reply to a message past a removal's cut-off (\(lost))", default: 0] += 1
+                        continue
+                    }
                     let writer = devices[message.author]
                     let chain = writer.engine.map { engine.chainPosition(message.conversation, author: $0.deviceID) }
                     let theirs = writer.engine.map { $0.chainPosition(message.conversation, author: $0.deviceID).seq }
@@ -87,6 +94,22 @@ extension SimWorld {
                 }
             }
         }
+    }
+
+    /// The removed writer of a message `message` hangs on through ancestors `engine` does not
+    /// have either (its change set lay past the removal's cut-off): nil when nothing explains
+    /// the missing message (an ancestor that is there, or one missing for no such reason).
+    func lostToRemoval(_ message: SimNotes.Message, on engine: ClientEngine) -> String? {
+        var next = message.parent
+        var seen: Set<MessageID> = []
+        while let id = next, seen.insert(id).inserted {
+            guard engine.message(id, in: message.conversation) == nil, let ancestor = notes.messages[id] else { return nil }
+            // A missing member's message may itself hang on a dropped one: look further up.
+            let author = devices[ancestor.author]
+            if author.status == .removed { return author.name }
+            next = ancestor.parent
+        }
+        return nil
     }
 
     /// A removed device holds no key of an epoch its removal started (ADV-08).

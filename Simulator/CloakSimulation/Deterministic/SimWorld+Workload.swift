@@ -104,6 +104,7 @@ extension SimWorld {
         var message = SimNotes.Message(
             account: device.account, conversation: conversation, id: id, author: device.index, createdAt: now, text: text)
         message.kind = kind
+        message.parent = device.engine?.message(id, in: conversation)?.parent
         notes.recordMessage(message)
         noteCreated(message)
     }
