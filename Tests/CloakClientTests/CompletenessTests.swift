@@ -108,6 +108,39 @@ struct CompletenessTests {
         #expect(after.events.map(\.kind).contains(.incidentResolved))
         #expect(await texts(b, chat) == ["one", "two", "three"])
     }
+
+    @Test("ADV-09 ADV-45 a position expected before a removal but past its cut-off is not waited for: the incident closes")
+    func expectationPastRemovalCutoffCloses() async throws {
+        let clock = ManualClock()
+        var configuration = ClientConfiguration()
+        configuration.withheldAfterMillis = 1_000
+        let devices = try await makeAccount(devices: 3, seed: 94, clock: clock, configuration: configuration)
+        let (a, b, c) = (devices[0], devices[1], devices[2])
+        let relay = Relay()
+        let chat = try await a.createConversation(title: "cut")
+        try await relay.collect(from: a)
+        for device in [b, c] { _ = try await relay.deliverAll(to: device) }
+        var fromC: [[UInt8]] = []
+        for n in 0..<3 {
+            try await c.appendMessage(to: chat, role: .user, text: "c \(n)")
+            fromC += try await c._drainOutbox()
+        }
+        // B gets C's first and third change sets: the second is known to exist and missing.
+        _ = try await a._receive([(100, fromC[0])])
+        _ = try await b._receive([(100, fromC[0]), (102, fromC[2])])
+        _ = try await b._reviewExpectations()
+        clock.advance(1_500)
+        let overdue = try await b._reviewExpectations()
+        #expect(overdue.events.contains { $0.kind == .withheld && $0.device == c.deviceID })
+        // A removes C having seen only its first change set: the cut-off is seq 1.
+        let (log, envelopes) = try await a._removeLocally(c.deviceID)
+        _ = try await b._receiveLog(log)
+        _ = try await b._receiveEnvelopes(envelopes)
+        let after = try await b._reviewExpectations()
+        #expect(after.events.map(\.kind).contains(.incidentResolved))
+        #expect(await b.syncStatus().incidents.isEmpty)
+        #expect(await texts(b, chat) == (await texts(a, chat)))
+    }
 }
 
 extension CloakClient {

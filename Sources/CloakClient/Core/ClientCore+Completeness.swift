@@ -53,6 +53,12 @@ extension ClientCore {
     /// those that arrived. Called while live.
     func reviewExpectations() throws(ClientError) -> CoreOutput {
         var output = CoreOutput()
+        // Positions expected before a removal arrived may lie past its cut-off: nothing this
+        // device may ever accept, so nothing to wait for (§10).
+        for key in expectations.wanted.keys {
+            guard let removal = membership.log?.removal(of: key.author) else { continue }
+            expectations.limit(key, to: removal.cutoffs.first { $0.conversation == key.conversation }?.seq ?? 0)
+        }
         for (key, seq) in ledger.claimedBeyond() { expect(key, upTo: seq) }
         for gap in ledger.openGaps() { expect(ChainKey(conversation: gap.conversation, author: gap.author), upTo: gap.toSeq) }
         // A change set held for an epoch key is known to exist but unreadable: the key

@@ -20,6 +20,13 @@ struct Expectations {
         wanted[key] = Wanted(upTo: seq, requestedAt: wanted[key]?.requestedAt)
     }
 
+    /// Lowers what is expected of `key` to `seq` (a removal's cut-off arrived after the
+    /// position was first expected); ``review(chains:now:after:)`` then finds it filled.
+    mutating func limit(_ key: ChainKey, to seq: UInt64) {
+        guard let known = wanted[key], known.upTo > seq else { return }
+        wanted[key]?.upTo = seq
+    }
+
     /// The connection dropped: requests on it are void, and time stops counting.
     mutating func connectionLost() {
         for key in wanted.keys { wanted[key]?.requestedAt = nil }
