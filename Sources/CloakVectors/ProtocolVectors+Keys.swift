@@ -64,6 +64,57 @@ struct EnvelopeCase {
     }
 }
 
+/// One `conversation_key.json` case: one conversation's key of one epoch in a signed
+/// conversation-key envelope to an assistant (PROTOCOL.md §29).
+struct ConversationKeyCase {
+    let name: String
+    let sender: VectorDevice
+    let recipient: VectorDevice
+    let epochKey: [UInt8]
+    let key: [UInt8]
+    let ephemeralSeed: [UInt8]
+    let envelope: ConversationKeyEnvelope
+
+    /// The key of `conversation` in `epoch` (derived from `epochKey`), sealed by `sender` to
+    /// the assistant `recipient`.
+    static func make(
+        _ name: String, account: AccountID, epoch: UInt64, epochKey: [UInt8], conversation: ConversationID,
+        sender: VectorDevice, recipient: VectorDevice
+    ) throws -> ConversationKeyCase {
+        let key = KeyDerivation.derive(
+            from: try SymmetricKey(bytes: epochKey), purpose: .conversation, subject: conversation.bytes, epoch: epoch)
+        let ephemeralSeed = ProtocolVectors.material("conversation-key/\(name)/ephemeral-seed", 32)
+        let envelope = try ConversationKeyEnvelope.seal(
+            key, conversation: conversation, epoch: epoch, account: account, recipient: recipient.id,
+            recipientKey: recipient.agreement.publicKey, sender: sender.id, signer: sender.signing,
+            random: FixedBytesRandom(ephemeralSeed))
+        return ConversationKeyCase(
+            name: name, sender: sender, recipient: recipient, epochKey: epochKey, key: key.secret.copyBytes(),
+            ephemeralSeed: ephemeralSeed, envelope: envelope)
+    }
+
+    var json: VectorJSON {
+        let e = envelope
+        return .object([
+            ("name", .string(name)), ("version", .int(UInt64(e.version))), ("account_id_hex", .hex(e.account.bytes)),
+            ("epoch", .int(e.epoch)), ("conversation_id_hex", .hex(e.conversation.bytes)),
+            ("sender_hex", .hex(e.sender.bytes)), ("sender_seed_hex", .hex(sender.seed)),
+            ("recipient_hex", .hex(e.recipient.bytes)), ("recipient_secret_key_hex", .hex(recipient.agreementSecret)),
+            ("recipient_public_key_hex", .hex(recipient.agreement.publicKey.bytes)),
+            ("epoch_key_hex", .hex(epochKey)), ("key_hex", .hex(key)),
+            (
+                "plaintext_hex",
+                .hex(ConversationKeyEnvelope.innerPlaintext(
+                    account: e.account, epoch: e.epoch, conversation: e.conversation, recipient: e.recipient, key: key))
+            ),
+            ("ephemeral_seed_hex", .hex(ephemeralSeed)),
+            ("ephemeral_public_key_hex", .hex(Array(e.sealedKey.prefix(32)))),
+            ("sealed_hex", .hex(e.sealedKey)), ("signed_message_hex", .hex(e.signedMessage)),
+            ("signature_hex", .hex(e.signature)), ("wire_hex", .hex(FrameCodec.serialize(e.message))),
+        ])
+    }
+}
+
 extension VectorWorld {
     func authCases() throws -> [VectorJSON] {
         let signers: [(String, [UInt8], Ed25519PrivateKey)] = [

@@ -34,6 +34,8 @@ public enum ProtocolVectors {
             File(name: "device_log.json", contents: VectorJSON.array(world.logCases.map(\.json)).rendered()),
             File(name: "auth.json", contents: VectorJSON.array(try world.authCases()).rendered()),
             File(name: "sealed_key.json", contents: VectorJSON.array(world.envelopeCases.map(\.json)).rendered()),
+            File(
+                name: "conversation_key.json", contents: VectorJSON.array(world.conversationKeyCases.map(\.json)).rendered()),
             File(name: "key_derivation.json", contents: VectorJSON.array(try world.derivationCases()).rendered()),
             File(name: "snapshot.json", contents: VectorJSON.array(world.snapshotCases.map(\.json)).rendered()),
             File(name: "pairing.json", contents: VectorJSON.array([try world.pairingCase()]).rendered()),
@@ -90,6 +92,7 @@ struct VectorWorld {
     let conversation: ConversationID
     let changeSets: [ChangeSetCase]
     let envelopeCases: [EnvelopeCase]
+    let conversationKeyCases: [ConversationKeyCase]
     let snapshotCases: [SnapshotCase]
 
     var account: AccountID { log.account }
@@ -145,6 +148,16 @@ struct VectorWorld {
         try builder.end(assistant, removing: nil, signer: a)
         logCases = builder.cases
         changeSets = sets
+        // With the grant (entry 5, epoch 2), A seals G the keys of its scope for every epoch A
+        // holds: X of epoch 1 (its history) and Y of epoch 2.
+        conversationKeyCases = try [
+            ConversationKeyCase.make(
+                "conversation X key of epoch 1 for assistant G, sealed by A", account: head3.account, epoch: 1,
+                epochKey: epochKeys[1] ?? [], conversation: conversation, sender: a, recipient: assistant),
+            ConversationKeyCase.make(
+                "conversation Y key of epoch 2 for assistant G, sealed by A", account: head3.account, epoch: 2,
+                epochKey: epochKeys[2] ?? [], conversation: other, sender: a, recipient: assistant),
+        ]
 
         envelopeCases = try [
             EnvelopeCase.make(

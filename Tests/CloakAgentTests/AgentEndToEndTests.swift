@@ -264,6 +264,39 @@ final class LogLines: Sendable {
         }
     }
 
+    @Test("ADV-49 a revocation reaches the account's connected devices and the assistant at once, with nothing else written")
+    func revocationReachesConnectedDevices() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("cloak-agent-revoke-\(UInt64.random(in: 0..<UInt64.max))")
+        defer { try? FileManager.default.removeItem(at: root) }
+        try await withServer { server in
+            let (a, b) = try await linkedPair(root, server)
+            let chat = try await a.createConversation(title: "revoked")
+            let agent = try openClient(root.appendingPathComponent("agent"), server)
+            let invitation = await agent.assistantInvitation()
+            try await a.grantAssistant(invitation, conversations: [chat], expires: Date().addingTimeInterval(3600))
+            try await agent.joinAsAssistant(account: try #require(await a.accountID))
+            await agent.startSync()
+            try await eventually("the other device and the assistant see the grant") {
+                let (readable, known) = (try await b.assistants().first?.canRead, await agent.knownConversations())
+                return readable == true && known == [chat]
+            }
+            // No change set follows the revocation: the server's notice that the device log grew
+            // is what makes the others fetch and verify it.
+            let clock = ContinuousClock()
+            let revoked = clock.now
+            try await a.revokeAssistant(invitation.id)
+            try await eventually("the connected device sees the revocation", timeout: .seconds(5)) {
+                try await b.assistants().first?.isActive == false
+            }
+            TestData.report("a revocation reached the other connected device \(clock.now - revoked) after it was made")
+            #expect(await b.conversation(chat)?.assistants.isEmpty == true)
+            try await eventually("the assistant sees its revocation", timeout: .seconds(5)) {
+                await agent.assistantGrant?.isActive == false
+            }
+            for client in [agent, a, b] { try await client.close() }
+        }
+    }
+
     @Test("ADV-49 a device that sees an assistant's expiry pass ends its access with a signed entry that rotates the keys")
     func expiryEndsAccess() async throws {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("cloak-agent-expiry-\(UInt64.random(in: 0..<UInt64.max))")
@@ -277,7 +310,8 @@ final class LogLines: Sendable {
             try await eventually("a device ends the expired grant") {
                 try await a.assistants().first?.endReason == .expired
             }
-            // The other device learns of the entry from the next change set that names it.
+            // The other device learns of the entry from the server's notice that the log grew
+            // (revocationReachesConnectedDevices), or else from the next change set that names it.
             try await a.appendMessage(to: chat, role: .user, text: "after expiry")
             try await eventually("every device sees it ended") { try await b.assistants().first?.isActive == false }
             #expect(await b.conversation(chat)?.assistants.isEmpty == true)

@@ -143,6 +143,80 @@ extension VectorTests {
         }
     }
 
+    struct ConversationKeyVector: Decodable {
+        let name: String
+        let version: UInt32
+        let accountIdHex: String
+        let epoch: UInt64
+        let conversationIdHex, senderHex, senderSeedHex, recipientHex, recipientSecretKeyHex, recipientPublicKeyHex: String
+        let epochKeyHex, keyHex, plaintextHex, ephemeralSeedHex, ephemeralPublicKeyHex, sealedHex: String
+        let signedMessageHex, signatureHex, wireHex: String
+    }
+
+    @Test("ADV-40 conversation_key.json: an assistant's envelope opens to the derived key; a changed byte is refused")
+    func conversationKeys() throws {
+        let vectors = try Self.load("conversation_key.json", as: ConversationKeyVector.self)
+        #expect(vectors.count == 2)
+        for v in vectors {
+            let recipient = try X25519PrivateKey(secret: SecretBytes(copying: Hex.decode(v.recipientSecretKeyHex)))
+            #expect(Hex.encode(recipient.publicKey.bytes) == v.recipientPublicKeyHex)
+            let (account, conversation) = (try Hex.decode(v.accountIdHex), try Hex.decode(v.conversationIdHex))
+            // The key is the conversation's key of that epoch (§7), never the epoch key itself.
+            let derived = KeyDerivation.derive(
+                from: try SymmetricKey(bytes: Hex.decode(v.epochKeyHex)), purpose: .conversation, subject: conversation,
+                epoch: v.epoch)
+            #expect(Hex.encode(derived.secret.copyBytes()) == v.keyHex && v.keyHex != v.epochKeyHex)
+            let sealed = try Hex.decode(v.sealedHex)
+            #expect(sealed.count == 178 && Hex.encode(sealed.prefix(32)) == v.ephemeralPublicKeyHex)
+            let opened = try SealedBox.open(sealed, with: recipient)
+            // PROTOCOL.md §29 "Keys: conversation-key envelopes", assembled here from the fields.
+            let inner =
+                Array("cloak.v1.conversation-key".utf8) + [0] + account + v.epoch.littleEndianBytes + conversation
+                + (try Hex.decode(v.recipientHex)) + (try Hex.decode(v.keyHex))
+            #expect(opened == inner && Hex.encode(inner) == v.plaintextHex)
+            let sender = try Ed25519PrivateKey(seed: SecretBytes(copying: Hex.decode(v.senderSeedHex)))
+            #expect(DeviceID(signingKey: sender.publicKey).hex == v.senderHex)
+            let signed =
+                Array("cloak.v1.conversation-key-envelope".utf8) + [0] + v.version.littleEndianBytes + account
+                + v.epoch.littleEndianBytes + conversation + (try Hex.decode(v.senderHex)) + (try Hex.decode(v.recipientHex))
+                + UInt64(sealed.count).littleEndianBytes + sealed
+            #expect(Hex.encode(signed) == v.signedMessageHex)
+            #expect(sender.publicKey.isValidSignature(try Hex.decode(v.signatureHex), for: signed))
+            let wire = try Hex.decode(v.wireHex)
+            let envelope = try ConversationKeyEnvelope(
+                message: FrameCodec.parse(Cloak_V1_KeyEnvelope.self, from: wire, what: "envelope"))
+            #expect(envelope.signedMessage == signed && envelope.conversation.hex == v.conversationIdHex)
+            let key = try envelope.open(with: recipient, recipient: envelope.recipient, senderKey: sender.publicKey)
+            #expect(Hex.encode(key.secret.copyBytes()) == v.keyHex)
+            let again = try ConversationKeyEnvelope.seal(
+                key, conversation: envelope.conversation, epoch: v.epoch, account: envelope.account,
+                recipient: envelope.recipient, recipientKey: recipient.publicKey, sender: envelope.sender, signer: sender,
+                random: FixedBytesRandom(Hex.decode(v.ephemeralSeedHex)))
+            #expect(Hex.encode(again.sealedKey) == v.sealedHex && Hex.encode(FrameCodec.serialize(again.message)) == v.wireHex)
+            // Every byte of the signed fields, the box and the signature counts: one changed byte
+            // anywhere in the envelope is refused (or no longer parses as one).
+            let message = envelope.message
+            var opens = 0
+            for field in [\Cloak_V1_KeyEnvelope.accountID, \.sender, \.recipient, \.sealedKey, \.signature, \.conversationID] {
+                for position in [0, message[keyPath: field].count - 1] {
+                    var tampered = message
+                    tampered[keyPath: field][position] ^= 0x01
+                    guard let changed = try? ConversationKeyEnvelope(message: tampered),
+                        (try? changed.open(with: recipient, recipient: changed.recipient, senderKey: sender.publicKey)) != nil
+                    else { continue }
+                    opens += 1
+                }
+            }
+            var epochChanged = message
+            epochChanged.epoch += 1
+            let moved = try ConversationKeyEnvelope(message: epochChanged)
+            #expect(throws: KeyEnvelopeError.self) {
+                try moved.open(with: recipient, recipient: moved.recipient, senderKey: sender.publicKey)
+            }
+            #expect(opens == 0, "a tampered envelope opened")
+        }
+    }
+
     struct DerivationVector: Decodable {
         let name, rootKeyHex, purpose, subjectHex: String
         let conversationIdHex: String?

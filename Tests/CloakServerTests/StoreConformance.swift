@@ -11,6 +11,7 @@ enum StoreCheck: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case appendAndReadRanges, batchRules, duplicateForkAndGap, cursorsAreMonotonic, handOffWhenTheHeadMoves
     case compactionNeverRemovesAnUncoveredChangeSet, concurrentPushesLoseNothing, staleVersionsWriteNothing
     case anchorsAndHeadsADV44, replacedCopiesADV44, compactionKeepsEveryAnchorADV44, administration
+    case conversationKeysADV49, assistantKeysThroughTheServerADV49
 
     var testDescription: String { rawValue }
 
@@ -28,6 +29,8 @@ enum StoreCheck: String, CaseIterable, Sendable, CustomTestStringConvertible {
         case .replacedCopiesADV44: try await StoreConformance.replacedCopies(store)
         case .compactionKeepsEveryAnchorADV44: try await StoreConformance.compactionKeepsEveryAnchor(store)
         case .administration: try await StoreConformance.administration(store)
+        case .conversationKeysADV49: try await StoreConformance.conversationKeys(store)
+        case .assistantKeysThroughTheServerADV49: try await StoreConformance.assistantKeysThroughTheServer(store)
         }
     }
 }

@@ -166,6 +166,8 @@ public actor AgentService {
             if let first = firstTokens.removeValue(forKey: id) {
                 firstTokenMillis.append(first)
                 if firstTokenMillis.count > 1000 { firstTokenMillis.removeFirst() }
+                // A timing an operator can watch (scripts/run prints it); never the text.
+                logger.info("\(id): reply finished, first token after \(first) ms")
             }
             do { try await client.finishStreaming(in: conversation) } catch {
                 logger.warning("could not seal the end of a reply", metadata: ["reply": "\(id)", "error": "\(Self.describe(error))"])
