@@ -73,10 +73,10 @@ struct RecoveryKeys: AsyncParsableCommand {
                 complain("Cannot write \(temporary); check that this user may write in its directory.")
                 throw ExitCode(2)
             }
-            do { _ = try FileManager.default.replaceItemAt(URL(fileURLWithPath: file), withItemAt: URL(fileURLWithPath: temporary)) }
-            catch {
+            // rename(2) replaces atomically (Foundation's replaceItemAt does not on Linux).
+            guard rename(temporary, file) == 0 else {
                 try? FileManager.default.removeItem(atPath: temporary)
-                complain("Cannot replace \(file): \(error.localizedDescription)")
+                complain("Cannot replace \(file) (error \(errno)); check that this user may write in its directory.")
                 throw ExitCode(2)
             }
             print(
