@@ -36,7 +36,7 @@ struct RecoveryNoticeEndToEndTests {
             await a.startSync()
             try await eventually("A is told of the guesses before the recovery, and of the recovered device") {
                 let events = try await a.recordedSecurityEvents()
-                let told = events.contains { $0.kind == .recoveryAttempt && $0.detail.contains("succeeded") && $0.detail.contains("after 3 recovery-passphrase guesses") }
+                let told = events.contains { $0.kind == .recoveryAttempt && $0.detail.contains("succeeded") && $0.detail.contains("after 3 counted recovery-passphrase evaluations") }
                 return told && events.contains { $0.kind == .deviceAdded && $0.joinedByRecovery }
             }
             // Told once: reconnecting delivers the notice again, and the device does not repeat it.

@@ -55,8 +55,8 @@ extension ClientCore {
             try raise(SecurityEvent(
                 .recoveryAttempt,
                 detail: "a recovery of this account succeeded at \(status.atMs) ms after 1970 (UTC) after "
-                    + "\(status.consecutiveFailures) recovery-passphrase guesses; if nobody here recovered it, "
-                    + "remove the device it added"), tx, &output)
+                    + "\(status.consecutiveFailures) counted recovery-passphrase evaluations (a recovery by passphrase "
+                    + "counts its own); if nobody here recovered it, remove the device it added"), tx, &output)
         }
         return output
     }
