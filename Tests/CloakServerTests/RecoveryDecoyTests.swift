@@ -165,5 +165,27 @@ import Testing
         }, store: store)
         #expect(Self.evaluate(CoreClient(retired), account.account, id: 1)?.errorCode == .recoveryUnavailable)
     }
+
+    @Test("stand-in counts are bounded in memory: past the limit the account guessed at longest ago starts again")
+    func standInCountsAreBounded() {
+        let server = makeServer { Self.hardened(&$0); $0.maxRecoveryStandIns = 2 }
+        let outsider = CoreClient(server)
+        let (first, second, third) = (TestAccount.make(seed: 66).account, TestAccount.make(seed: 67).account, TestAccount.make(seed: 68).account)
+        func left(_ account: AccountID, at nowMs: UInt64) -> UInt32? {
+            var evaluate = Cloak_V1_RecoveryEvaluate()
+            evaluate.accountID = Data(account.bytes)
+            evaluate.blindedElement = Data((try? Hex.decode(Self.blinded)) ?? [])
+            let reply = outsider.send(FrameCodec.encode(.recoveryEvaluate(evaluate), requestID: nowMs), nowMs: nowMs)
+            if case .recoveryEvaluation(let e)? = reply.first?.body { return e.attemptsLeft }
+            return nil
+        }
+        #expect(left(first, at: 10) == 2)
+        #expect(left(first, at: 11) == 1)
+        #expect(left(second, at: 12) == 2)
+        #expect(left(first, at: 13) == 0)  // still remembered: two accounts fit
+        #expect(left(third, at: 14) == 2)  // a third: the one guessed at longest ago (second) goes
+        #expect(left(second, at: 15) == 2)  // forgotten, so it starts again; first went for it
+        #expect(left(third, at: 16) == 1)
+    }
 }
 

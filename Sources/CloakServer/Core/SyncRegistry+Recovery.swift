@@ -69,7 +69,7 @@ extension SyncRegistry {
         let evaluated = try Self.evaluate(blinded, keys: keys, account: account, version: keys.current)
         record.failures = record.failures &+ 1
         record.lastAttemptMs = nowMs
-        s.rememberDecoyGuess(record, limit: Self.maxDecoyAccounts)
+        s.rememberDecoyGuess(record, limit: configuration.maxRecoveryStandIns)
         let reply = evaluation(evaluated, enrollment: enrollment, failures: record.failures)
         stage(
             account: account, rows: 0, completion: .reply(connection, requestID: requestID, body: .recoveryEvaluation(reply)),
@@ -81,9 +81,6 @@ extension SyncRegistry {
             sendNotice(notice, to: account, except: nil, in: &s)
         }
     }
-
-    /// Accounts whose stand-in guesses are remembered at once; beyond it the oldest is forgotten.
-    static var maxDecoyAccounts: Int { 100_000 }
 
     private func evaluation(_ evaluated: OPRF.Element, enrollment: RecoveryEnrollment, failures: UInt32)
         -> Cloak_V1_RecoveryEvaluation
