@@ -91,6 +91,17 @@ public struct RecoveryKeySet: Sendable, Equatable, CustomStringConvertible {
         } catch { throw .problem("the recovery key of version \(version) cannot be used") }
     }
 
+    /// The salt of the stand-in enrollment an outsider is shown for an account without a
+    /// passphrase (or no account at all, PROTOCOL.md §25): BLAKE2b-128 keyed with the current
+    /// seed over the account, so the same account always shows the same salt and nobody without
+    /// the seed can tell it from a real one.
+    func decoySalt(for account: AccountID) -> [UInt8] {
+        guard let seed = seeds[current] else { return [UInt8](repeating: 0, count: PasswordKDFParameters.saltByteCount) }
+        return BLAKE2b.hash(
+            Array("cloak.v1.recovery.decoy-salt\0".utf8) + current.littleEndianBytes + account.bytes, key: seed,
+            outputByteCount: PasswordKDFParameters.saltByteCount)
+    }
+
     /// Only the versions, never a seed.
     public var description: String { "RecoveryKeySet(versions \(versions), current \(current))" }
 

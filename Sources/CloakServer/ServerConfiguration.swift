@@ -73,6 +73,9 @@ public struct ServerConfiguration: Sendable, Equatable {
     /// Recovery evaluations one client address may ask for per ``recoveryWindowMs``, over all
     /// accounts (RATE_LIMITED): stops one address spraying guesses across accounts.
     public var maxRecoveryEvaluationsPerAddress: Int
+    /// Accounts whose stand-in guess counts (no passphrase, or no account, PROTOCOL.md §22) are
+    /// kept in memory at once; beyond it the one guessed at longest ago is forgotten.
+    public var maxRecoveryStandIns = 100_000
     /// Connections that have not authenticated, in all and per client address: more are
     /// answered TOO_MANY_CONNECTIONS instead of ServerHello (unlimited by default).
     public var maxUnauthenticatedConnections: Int

@@ -70,6 +70,35 @@ public enum RecoveryKeysCommand {
     /// The text of a new key file (printed by `cloak-server recovery-keys generate`).
     public static func generate() -> String { RecoveryKeyLoading.generatedText() }
 
+    /// A key file's text with one more version, made current: a fresh seed as the highest
+    /// version plus one. Every older version stays, since passphrase enrollments made under it
+    /// can only be evaluated with its seed (the server cannot re-key them without their users);
+    /// new enrollments use the new one (PROTOCOL.md §22, docs/operations.md "Recovery keys").
+    /// Comments and the other lines are kept; only the `current` line changes.
+    public static func rotate(_ text: String) throws(RecoveryKeyError) -> (text: String, version: UInt32) {
+        let keys = try RecoveryKeySet(parsing: text)
+        guard let highest = keys.versions.last, highest < UInt32.max else { throw .problem("no version is left to rotate to") }
+        let next = highest + 1
+        var seed = SecretBytes.random(count: OPRF.seedByteCount).copyBytes()
+        defer { SecretBytes.wipe(&seed) }
+        var lines: [String] = []
+        var replaced = false
+        for raw in text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) {
+            let words = (raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
+                .split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
+            if words.first == "current" {
+                // The last `current` line is the one that counts; one line replaces them all.
+                guard !replaced else { continue }
+                replaced = true
+                lines.append("key \(next) \(Hex.encode(seed))")
+                lines.append("current \(next)")
+            } else {
+                lines.append(raw)
+            }
+        }
+        return (lines.joined(separator: "\n"), next)
+    }
+
     /// Checks a key file and says what it holds (versions, current), never a key.
     public static func check(_ text: String) throws(RecoveryKeyError) -> String {
         let keys = try RecoveryKeySet(parsing: text)

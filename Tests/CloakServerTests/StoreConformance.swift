@@ -177,6 +177,13 @@ enum StoreConformance {
         batch.recoveries = [RecoveryRecord(account: a.account, recoveryKeyID: DeviceID(unchecked: [UInt8](repeating: 5, count: 16)), bytes: [1])]
         batch.mailboxes = [.init(id: [UInt8](repeating: 1, count: 16), payload: [42], expiresAtMs: 10_000)]
         try await store.commit(batch)
+        // Counted guesses and the notice of guesses before a success (PROTOCOL.md §22).
+        var counted = WriteBatch()
+        counted.recoveryCounters = [.init(account: a.account, failures: 3, lastAttemptMs: 40, noticeFailures: 2, noticeAtMs: 30)]
+        try await store.commit(counted)
+        let guessed = try await store.recovery(.account(a.account))
+        #expect(guessed?.failures == 3 && guessed?.lastAttemptMs == 40)
+        #expect(guessed?.noticeFailures == 2 && guessed?.noticeAtMs == 30)
         var again = WriteBatch()
         // Idempotent log entry, first envelope wins, snapshot replaces, acks only move forward.
         again.logEntries = [.init(account: a.account, index: 0, bytes: [0xFF])]
@@ -195,7 +202,10 @@ enum StoreConformance {
         #expect(try await store.newestSnapshots(account: a.account, conversations: []) == [[8]])
         #expect(try await store.newestSnapshots(account: a.account, conversations: [conversation(2)]) == [])
         #expect(try await store.compactionInput(a.account).acknowledged == [recipient: 7])
-        #expect(try await store.recovery(.account(a.account))?.bytes == [2])
+        // A new blob restarts the count and keeps the notice.
+        let replaced = try await store.recovery(.account(a.account))
+        #expect(replaced?.bytes == [2] && replaced?.failures == 0)
+        #expect(replaced?.noticeFailures == 2 && replaced?.noticeAtMs == 30)
         #expect(try await store.recovery(.recoveryKey(DeviceID(unchecked: [UInt8](repeating: 6, count: 16))))?.account == a.account)
         #expect(try await store.recovery(.recoveryKey(DeviceID(unchecked: [UInt8](repeating: 5, count: 16)))) == nil)
         let mailbox = [UInt8](repeating: 1, count: 16)

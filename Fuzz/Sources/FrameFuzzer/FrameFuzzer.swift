@@ -72,12 +72,15 @@ enum FrameHarness {
         if let body = try? FrameCodec.parse(Cloak_V1_ChangeSetBody.self, from: bytes, what: "body") {
             for head in body.heads.prefix(itemsMax) { _ = try? ChainHead(message: head) }
         }
-        _ = try? FrameCodec.parse(Cloak_V1_PairingBundle.self, from: bytes, what: "bundle")
+        _ = try? FrameCodec.parse(Cloak_V1_PairingOffer.self, from: bytes, what: "pairing offer")
+        _ = try? FrameCodec.parse(Cloak_V1_PairingAnswer.self, from: bytes, what: "pairing answer")
+        _ = try? FrameCodec.parse(Cloak_V1_PairingResult.self, from: bytes, what: "pairing result")
         let text = String(decoding: bytes, as: UTF8.self)
         _ = try? PairingPayload(text: text, nowMs: now)
         _ = try? RecoverySecret(words: text)
         _ = try? PasswordKDFParameters(decoding: bytes)
-        _ = try? pairing.openBundle(bytes)
+        // A relay's bytes in each pairing mailbox (PROTOCOL.md §21).
+        for stage in PairingPayload.Stage.allCases { _ = try? pairing.open(bytes, for: stage) }
     }
 
     static func changeSet(_ cs: ChangeSet) {

@@ -3,9 +3,10 @@ import CloakSQLite
 import Foundation
 import GRDB
 
-/// The ``ClientStore`` apps use: one SQLite file (GRDB, WAL, `synchronous=FULL`), or an
-/// in-memory database for tests and benchmarks. A committed write survives a crash or a power
-/// cut; nothing of a failed one remains.
+/// The ``ClientStore`` apps use: one SQLite file (GRDB, WAL, `synchronous=FULL`,
+/// `secure_delete`), or an in-memory database for tests and benchmarks. A committed write
+/// survives a crash or a power cut; nothing of a failed one remains; what is deleted is
+/// overwritten, and ``purgeDeleted()`` empties the write-ahead log of older copies.
 ///
 /// ```swift
 /// let store = try SQLiteClientStore(path: directory.appendingPathComponent("cloak.sqlite").path)
@@ -20,6 +21,9 @@ public final class SQLiteClientStore: ClientStore, Sendable {
         configuration.prepareDatabase { db in
             if !db.configuration.readonly {
                 try db.execute(sql: "PRAGMA synchronous = FULL")
+                // Deleted rows (keys wiped on removal, finished pending flows) are overwritten
+                // with zeros, not left readable in freed space of the file.
+                try db.execute(sql: "PRAGMA secure_delete = ON")
             }
         }
         do {
@@ -50,6 +54,16 @@ public final class SQLiteClientStore: ClientStore, Sendable {
             throw error
         } catch {
             throw .storage(Self.describe(error))
+        }
+    }
+
+    /// Copies the write-ahead log into the database file (where deleted rows are already
+    /// zeroed) and truncates it, so no older copy of a deleted row stays in either file.
+    public func purgeDeleted() throws(ClientError) {
+        do {
+            try queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+        } catch {
+            throw .storage("cannot purge deleted keys from the local store: \(Self.describe(error))")
         }
     }
 

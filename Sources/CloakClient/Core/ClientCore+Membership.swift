@@ -228,6 +228,8 @@ extension ClientCore {
         guard !newEntries.isEmpty else { return output }
         try rebuildPending()
         if removed {
+            // The wiped keys' older copies in the store's files go too (checked byte by byte).
+            if !before.removed { try store.purgeDeleted() }
             membership.forgetKeys()
             output.removed = true
             return output

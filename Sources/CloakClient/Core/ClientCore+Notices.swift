@@ -22,7 +22,8 @@ extension ClientCore {
     /// reported once, as attempts and, while it lasts, as a lockout.
     func receiveRecoveryNotice(_ status: Cloak_V1_RecoveryStatus) throws(ClientError) -> CoreOutput {
         var output = CoreOutput()
-        guard !status.succeeded, status.consecutiveFailures > 0 || status.lockedUntilMs > 0 else { return output }
+        if status.succeeded { return try receiveRecoverySuccess(status) }
+        guard status.consecutiveFailures > 0 || status.lockedUntilMs > 0 else { return output }
         try store.write { tx in
             let seen = try tx.meta(.recoveryNoticeAt).flatMap(UInt64.init(littleEndianBytes:)) ?? 0
             guard status.atMs > seen else { return }
@@ -37,6 +38,25 @@ extension ClientCore {
                     detail: "passphrase recovery is locked until \(status.lockedUntilMs) ms after 1970 (UTC); "
                         + "if nobody here tried, keep it so; a device can end the lockout"), tx, &output)
             }
+        }
+        return output
+    }
+
+    /// A recovery that succeeded after counted guesses: the server keeps this notice and tells
+    /// every device at its next authentication (PROTOCOL.md §22), so a device that was offline
+    /// during the guesses still reports it, once (remembering it is this device's acknowledgement).
+    private func receiveRecoverySuccess(_ status: Cloak_V1_RecoveryStatus) throws(ClientError) -> CoreOutput {
+        var output = CoreOutput()
+        guard status.consecutiveFailures > 0 else { return output }
+        try store.write { tx in
+            let seen = try tx.meta(.recoverySuccessNoticeAt).flatMap(UInt64.init(littleEndianBytes:)) ?? 0
+            guard status.atMs > seen else { return }
+            try tx.setMeta(.recoverySuccessNoticeAt, status.atMs.littleEndianBytes)
+            try raise(SecurityEvent(
+                .recoveryAttempt,
+                detail: "a recovery of this account succeeded at \(status.atMs) ms after 1970 (UTC) after "
+                    + "\(status.consecutiveFailures) counted recovery-passphrase evaluations (a recovery by passphrase "
+                    + "counts its own); if nobody here recovered it, remove the device it added"), tx, &output)
         }
         return output
     }

@@ -24,6 +24,15 @@ public protocol ClientStore: AnyObject {
     func read<T>(_ body: (any StoreTransaction) throws -> T) throws(ClientError) -> T
     /// Runs `body` in one write transaction: if it throws, nothing it wrote remains.
     func write<T>(_ body: (any StoreTransaction) throws -> T) throws(ClientError) -> T
+    /// Makes what committed transactions deleted unreadable in the store's files too (old
+    /// copies in a journal or in freed pages), after keys were wiped (PROTOCOL.md §23).
+    func purgeDeleted() throws(ClientError)
+}
+
+@_spi(Simulation)
+extension ClientStore {
+    /// A store that keeps nothing it deleted (memory) has nothing to purge.
+    public func purgeDeleted() throws(ClientError) {}
 }
 
 /// The keys of the store's small key-value table.
@@ -47,6 +56,8 @@ public enum MetaKey: String, Sendable, CaseIterable {
     case pendingRecovery = "pending-recovery"
     /// The newest recovery-attempt notice this device reported (`LE64` ms), so each is told once.
     case recoveryNoticeAt = "recovery-notice-at"
+    /// The newest "recovery succeeded after guesses" notice this device reported (`LE64` ms).
+    case recoverySuccessNoticeAt = "recovery-success-notice-at"
     /// An assistant's conversation keys (PROTOCOL.md §29), sealed as one list.
     case assistantKeys = "assistant-keys"
 }

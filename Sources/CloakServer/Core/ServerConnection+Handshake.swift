@@ -76,9 +76,9 @@ extension ServerConnection {
                 Array(request.signature), serverNonce: nonce, account: account, device: device, key: key)
         else { throw .connection(.authFailed) }
         let result: Cloak_V1_AuthResult
-        let notice: Cloak_V1_AccountNotice?
+        let notices: [Cloak_V1_AccountNotice]
         do {
-            (result, notice) = try registry.authenticate(
+            (result, notices) = try registry.authenticate(
                 id,
                 session: Session(account: account, device: device, isRecoveryKey: isRecoveryKey, isAssistant: isAssistant),
                 nowMs: nowMs)
@@ -95,7 +95,7 @@ extension ServerConnection {
                 "assistant": "\(isAssistant)",
             ])
         send(.authResult(result), requestID: frame.requestID)
-        if let notice { send(.accountNotice(notice), requestID: 0) }
+        for notice in notices { send(.accountNotice(notice), requestID: 0) }
         return nil
     }
 

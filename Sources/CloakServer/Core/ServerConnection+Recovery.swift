@@ -79,11 +79,19 @@ extension ServerConnection {
                 registry.allowRecoveryFetch(account, nowMs: nowMs)
             else { throw .request(.rateLimited) }
         }
-        if case .load(let read) = try currentLog(account, frame: frame, loaded: loaded, unknown: .request(.unknownAccount)) {
-            return read
+        // An unknown account is answered like one without a passphrase: by a stand-in (§25).
+        var known = true
+        do {
+            if case .load(let read) = try currentLog(account, frame: frame, loaded: loaded, unknown: .request(.unknownAccount)) {
+                return read
+            }
+        } catch {
+            guard !error.closes, error.error == .unknownAccount else { throw error }
+            known = false
         }
         do {
-            try registry.evaluateRecovery(id, requestID: frame.requestID, account: account, blinded: blinded, nowMs: nowMs)
+            try registry.evaluateRecovery(
+                id, requestID: frame.requestID, account: account, known: known, blinded: blinded, nowMs: nowMs)
         } catch { throw .request(error) }
         return nil
     }

@@ -173,9 +173,9 @@ extension SyncRegistry {
     /// against the current log (a removal may have landed since the signature check) and
     /// enforces the per-account connection limit. A recovery key's session resets the account's
     /// recovery-guess count (a successful recovery); a device session gets, with its result, the
-    /// notice of guesses counted since the last success or reset (sent after AuthResult).
+    /// notices of guesses before the last success and since (sent after AuthResult).
     func authenticate(_ connection: ConnectionID, session: Session, nowMs: UInt64) throws(ProtocolError)
-        -> (result: Cloak_V1_AuthResult, notice: Cloak_V1_AccountNotice?)
+        -> (result: Cloak_V1_AuthResult, notices: [Cloak_V1_AccountNotice])
     {
         try state.withLock { (s) throws(ProtocolError) in
             guard let entry = s.connections[connection], !entry.closed else { throw .shuttingDown }
@@ -200,9 +200,9 @@ extension SyncRegistry {
             result.deviceLogLength = UInt64(account.log.entries.count)
             if session.isRecoveryKey {
                 recoverySucceeded(session.account, nowMs: nowMs, in: &s)
-                return (result, nil)
+                return (result, [])
             }
-            return (result, pendingRecoveryNotice(session.account, in: s))
+            return (result, pendingRecoveryNotices(session.account, in: s))
         }
     }
 

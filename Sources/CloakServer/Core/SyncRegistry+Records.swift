@@ -154,8 +154,12 @@ extension SyncRegistry {
             guard account.log.recoveryKey?.id == record.recoveryKeyID else {
                 throw .invalidField("recovery_key_id is not the device log's current recovery key")
             }
-            // A new blob starts its guess count at 0 (the stores reset it too).
-            s.accounts[session.account]?.recovery = record
+            // A new blob starts its guess count at 0 (the stores reset it too) and keeps the notice
+            // of guesses before a success: whoever recovered cannot erase it by setting a new one.
+            var kept = record
+            kept.noticeFailures = account.recovery?.noticeFailures ?? 0
+            kept.noticeAtMs = account.recovery?.noticeAtMs ?? 0
+            s.accounts[session.account]?.recovery = kept
             stage(
                 account: session.account, rows: 1, completion: .done(connection, requestID: requestID), in: &s
             ) { pending in

@@ -234,6 +234,9 @@ struct RegistryState {
     // Kept outside AccountState so evicting an idle account does not reset them.
     var recoveryAuthLimits: [AccountID: SlidingWindowLimiter] = [:]
     var recoveryFetchLimits: [AccountID: SlidingWindowLimiter] = [:]
+    /// Counted guesses against stand-in enrollments (accounts without a passphrase, or none):
+    /// in memory only, bounded (PROTOCOL.md §25).
+    var decoyGuesses: [AccountID: RecoveryRecord] = [:]
     var limiterSweepAtMs: UInt64 = 0
     var connectionsByAddress: [String: Int] = [:]
     /// Connections that have not authenticated (yet), in all and per address.
@@ -270,6 +273,16 @@ struct RegistryState {
     mutating func releaseLoad(_ account: AccountID, count: Int = 1) {
         let left = (loading[account] ?? 0) - count
         loading[account] = left > 0 ? left : nil
+    }
+
+    /// Keeps a stand-in's counters; at `limit` accounts the one guessed at longest ago goes.
+    mutating func rememberDecoyGuess(_ record: RecoveryRecord, limit: Int) {
+        if decoyGuesses[record.account] == nil, decoyGuesses.count >= limit,
+            let oldest = decoyGuesses.min(by: { $0.value.lastAttemptMs < $1.value.lastAttemptMs })?.key
+        {
+            decoyGuesses[oldest] = nil
+        }
+        decoyGuesses[record.account] = record
     }
 
     /// Drops an account nobody uses, so memory follows the active accounts.

@@ -345,15 +345,19 @@ public final class InMemoryServerStore: ServerStore {
         }
         for record in batch.recoveries {
             guard s.accounts[record.account] != nil else { throw .operationFailed("recovery for unknown account") }
-            if let old = s.accounts[record.account]?.recovery { s.recoveryKeys[old.recoveryKeyID] = nil }
+            let old = s.accounts[record.account]?.recovery
+            if let old { s.recoveryKeys[old.recoveryKeyID] = nil }
             var fresh = record
             (fresh.failures, fresh.lastAttemptMs) = (0, 0)
+            (fresh.noticeFailures, fresh.noticeAtMs) = (old?.noticeFailures ?? 0, old?.noticeAtMs ?? 0)
             s.accounts[record.account]?.recovery = fresh
             s.recoveryKeys[record.recoveryKeyID] = record.account
         }
         for row in batch.recoveryCounters {
             s.accounts[row.account]?.recovery?.failures = row.failures
             s.accounts[row.account]?.recovery?.lastAttemptMs = row.lastAttemptMs
+            s.accounts[row.account]?.recovery?.noticeFailures = row.noticeFailures
+            s.accounts[row.account]?.recovery?.noticeAtMs = row.noticeAtMs
         }
         for ack in batch.cursorAcks {
             guard s.accounts[ack.account] != nil else { throw .operationFailed("ack for unknown account") }

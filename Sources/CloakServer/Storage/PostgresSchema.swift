@@ -77,6 +77,14 @@ enum PostgresSchema {
                 """
             ]
         ),
+        (
+            // Guesses counted before a successful recovery, kept for devices offline then (§22).
+            "v6-recovery-notice",
+            [
+                "ALTER TABLE recoveries ADD COLUMN notice_failures BIGINT NOT NULL DEFAULT 0",
+                "ALTER TABLE recoveries ADD COLUMN notice_at_ms BIGINT NOT NULL DEFAULT 0",
+            ]
+        ),
     ]
 
     /// The channel commits are announced on (payload: the writer's instance id, the account id
@@ -330,9 +338,16 @@ enum PostgresSchema {
         }
         for row in batch.recoveryCounters {
             out.append(
-                PG.query("UPDATE recoveries SET failures = $1, last_attempt_ms = $2 WHERE account = $3") {
+                PG.query(
+                    """
+                    UPDATE recoveries SET failures = $1, last_attempt_ms = $2, notice_failures = $3, notice_at_ms = $4
+                    WHERE account = $5
+                    """
+                ) {
                     $0.append(Int64(row.failures))
                     $0.append(PG.int(row.lastAttemptMs))
+                    $0.append(Int64(row.noticeFailures))
+                    $0.append(PG.int(row.noticeAtMs))
                     $0.append(PG.bytes(row.account))
                 })
         }

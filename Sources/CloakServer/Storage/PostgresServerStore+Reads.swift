@@ -254,13 +254,16 @@ extension PostgresServerStore {
         do { return try Self.recoveryRecord(row) } catch { throw .corrupt("recovery blob: \(Self.describe(error))") }
     }
 
-    static let recoveryColumns = "SELECT account, recovery_key, blob, failures, last_attempt_ms FROM recoveries"
+    static let recoveryColumns =
+        "SELECT account, recovery_key, blob, failures, last_attempt_ms, notice_failures, notice_at_ms FROM recoveries"
 
     static func recoveryRecord(_ row: PostgresRow) throws -> RecoveryRecord {
-        let (account, key, blob, failures, last) = try row.decode((ByteBuffer, ByteBuffer, ByteBuffer, Int64, Int64).self)
+        let (account, key, blob, failures, last, noticeFailures, noticeAt) =
+            try row.decode((ByteBuffer, ByteBuffer, ByteBuffer, Int64, Int64, Int64, Int64).self)
         return RecoveryRecord(
             account: try PG.id(account), recoveryKeyID: try PG.id(key), bytes: PG.array(blob),
-            failures: UInt32(clamping: failures), lastAttemptMs: PG.unsigned(last))
+            failures: UInt32(clamping: failures), lastAttemptMs: PG.unsigned(last),
+            noticeFailures: UInt32(clamping: noticeFailures), noticeAtMs: PG.unsigned(noticeAt))
     }
 
     /// Removes and returns an unexpired mailbox payload.

@@ -184,7 +184,8 @@ extension SQLiteServerStore {
     }
 
     static func recovery(_ db: Database, _ lookup: RecoveryLookup) throws -> RecoveryRecord? {
-        let columns = "SELECT account, recovery_key, blob, failures, last_attempt_ms FROM recoveries"
+        let columns =
+            "SELECT account, recovery_key, blob, failures, last_attempt_ms, notice_failures, notice_at_ms FROM recoveries"
         let row: Row?
         switch lookup {
         case .account(let id):
@@ -195,7 +196,8 @@ extension SQLiteServerStore {
         return try row.map {
             RecoveryRecord(
                 account: try Self.id($0[0]), recoveryKeyID: try Self.id($0[1]), bytes: Self.bytes($0[2]),
-                failures: UInt32(clamping: $0[3] as Int64), lastAttemptMs: Self.unsigned($0[4]))
+                failures: UInt32(clamping: $0[3] as Int64), lastAttemptMs: Self.unsigned($0[4]),
+                noticeFailures: UInt32(clamping: $0[5] as Int64), noticeAtMs: Self.unsigned($0[6]))
         }
     }
 

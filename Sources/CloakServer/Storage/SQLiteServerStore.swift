@@ -223,6 +223,11 @@ enum SQLiteSchema {
                     ) WITHOUT ROWID
                     """)
         }
+        migrator.registerMigration("v6-recovery-notice") { db in
+            // Guesses counted before a successful recovery, kept for devices offline then (§22).
+            try db.execute(sql: "ALTER TABLE recoveries ADD COLUMN notice_failures INTEGER NOT NULL DEFAULT 0")
+            try db.execute(sql: "ALTER TABLE recoveries ADD COLUMN notice_at_ms INTEGER NOT NULL DEFAULT 0")
+        }
         return migrator
     }
 
@@ -357,8 +362,14 @@ enum SQLiteSchema {
         }
         for row in batch.recoveryCounters {
             try db.execute(
-                sql: "UPDATE recoveries SET failures = ?, last_attempt_ms = ? WHERE account = ?",
-                arguments: [Int64(row.failures), Int64(clamping: row.lastAttemptMs), row.account.data])
+                sql: """
+                    UPDATE recoveries SET failures = ?, last_attempt_ms = ?, notice_failures = ?, notice_at_ms = ?
+                    WHERE account = ?
+                    """,
+                arguments: [
+                    Int64(row.failures), Int64(clamping: row.lastAttemptMs), Int64(row.noticeFailures),
+                    Int64(clamping: row.noticeAtMs), row.account.data,
+                ])
         }
         for ack in batch.cursorAcks {
             try db.execute(

@@ -173,14 +173,26 @@ public struct RecoveryRecord: Sendable, Equatable {
     public var failures: UInt32
     /// When the newest of them (or the reset) happened, ms since the Unix epoch.
     public var lastAttemptMs: UInt64
+    /// The guesses counted before the newest successful recovery that followed any (0: none),
+    /// and when it succeeded: the durable notice every device is told at authentication until a
+    /// newer one supersedes it, so a device offline meanwhile still learns of them (§22). A
+    /// new blob keeps it.
+    public var noticeFailures: UInt32
+    /// When that recovery succeeded, ms since the Unix epoch.
+    public var noticeAtMs: UInt64
 
     /// Creates a record.
-    public init(account: AccountID, recoveryKeyID: DeviceID, bytes: [UInt8], failures: UInt32 = 0, lastAttemptMs: UInt64 = 0) {
+    public init(
+        account: AccountID, recoveryKeyID: DeviceID, bytes: [UInt8], failures: UInt32 = 0, lastAttemptMs: UInt64 = 0,
+        noticeFailures: UInt32 = 0, noticeAtMs: UInt64 = 0
+    ) {
         self.account = account
         self.recoveryKeyID = recoveryKeyID
         self.bytes = bytes
         self.failures = failures
         self.lastAttemptMs = lastAttemptMs
+        self.noticeFailures = noticeFailures
+        self.noticeAtMs = noticeAtMs
     }
 }
 

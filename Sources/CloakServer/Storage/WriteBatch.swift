@@ -171,12 +171,18 @@ public struct WriteBatch: Sendable, Equatable {
         public var failures: UInt32
         /// When the newest happened, ms since the Unix epoch.
         public var lastAttemptMs: UInt64
+        /// Guesses before the newest successful recovery, and when (``RecoveryRecord/noticeFailures``).
+        public var noticeFailures: UInt32
+        /// When that recovery succeeded.
+        public var noticeAtMs: UInt64
 
         /// Creates a row.
-        public init(account: AccountID, failures: UInt32, lastAttemptMs: UInt64) {
+        public init(account: AccountID, failures: UInt32, lastAttemptMs: UInt64, noticeFailures: UInt32 = 0, noticeAtMs: UInt64 = 0) {
             self.account = account
             self.failures = failures
             self.lastAttemptMs = lastAttemptMs
+            self.noticeFailures = noticeFailures
+            self.noticeAtMs = noticeAtMs
         }
     }
 

@@ -74,9 +74,11 @@ struct RecoverFlow: AuthenticatingFlow {
             guard let account else { throw .noAccount }
             stage = .log
             return .request(.fetchDeviceLog(.with { $0.accountID = Data(account.bytes) }))
-        case (.authenticate, .error(let error)) where error == .deviceNotActive || error == .authFailed:
+        case (.authenticate, .error(let error))
+        where error == .deviceNotActive || error == .authFailed || error == .unknownAccount:
             // The derived key is not the account's recovery key: a wrong passphrase (its
-            // evaluation stays counted) or words of another account.
+            // evaluation stays counted), words of another account, or a passphrase for an
+            // account that has none or does not exist (the server's stand-in answered, §25).
             throw .wrongRecoverySecret
         case (.log, .body(.deviceLogEntries(let served))):
             guard let keys, let account else { throw .noAccount }
