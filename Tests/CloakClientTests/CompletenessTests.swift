@@ -141,9 +141,32 @@ struct CompletenessTests {
         #expect(await b.syncStatus().incidents.isEmpty)
         #expect(await texts(b, chat) == (await texts(a, chat)))
     }
+
+    @Test("ADV-44 a server that lost the current epoch's envelope to a device active when the epoch began is caught")
+    func lostOwnEnvelopeIsARollback() async throws {
+        let devices = try await makeAccount(devices: 3, seed: 95)
+        let (a, b, c) = (devices[0], devices[1], devices[2])
+        let (log, envelopes) = try await a._removeLocally(c.deviceID)
+        _ = try await b._receiveLog(log)
+        _ = try await b._receiveEnvelopes(envelopes)
+        let mine = envelopes.filter { $0.recipient == b.deviceID }
+        #expect(mine.map(\.epoch) == [2])
+        // The server's list as an honest server keeps it, then as a restored one serves it.
+        #expect(try await b._lostOwnEnvelope(in: mine) == nil)
+        #expect(try await b._lostOwnEnvelope(in: []) == 2)
+        // A device that joined after the epoch began holds its key through another envelope:
+        // it expects nothing of its own for that epoch.
+        let late = try makeClient(seed: 96)
+        let (signing, agreement) = await late._publicKeys()
+        let added = try await b._addDevice(signingKey: signing, agreementKey: agreement)
+        try await late._join(log: added.0, envelopes: added.1)
+        #expect(try await late._lostOwnEnvelope(in: []) == nil)
+    }
 }
 
 extension CloakClient {
+    func _lostOwnEnvelope(in served: [KeyEnvelope]) throws -> UInt64? { try engine.core.lostOwnEnvelope(in: served) }
+
     func _reviewExpectations() throws -> CoreOutput {
         let output = try engine.core.reviewExpectations()
         engine.surface(output)

@@ -173,6 +173,22 @@ extension ClientCore {
 
     /// Every epoch key this device holds, sealed again to every active device and the recovery
     /// key: a restored server may have lost envelopes (first write wins, so re-sending is safe).
+    /// The current epoch, when the server's full list of this device's key envelopes lacks
+    /// the one for it although the server must hold it: this device was active when the epoch
+    /// started, and whoever started it (this device included) sealed it to every active device,
+    /// itself too. A server restored from a backup older than that envelope forgets it silently
+    /// — and with it everyone else's — where nothing else shows the loss (ADV-44): a device
+    /// that joined later re-appends the lost log entry but cannot re-seal a key it never got.
+    /// Nil while this device's own envelopes are still on their way.
+    func lostOwnEnvelope(in served: [KeyEnvelope]) throws(ClientError) -> UInt64? {
+        guard let log = membership.log, !membership.removed, !membership.isAssistant(me) else { return nil }
+        let epoch = log.currentEpoch
+        guard membership.keyring.has(epoch: epoch), log.isActive(me, atIndex: log.newestEpochStartIndex ?? 0),
+            try queuedEnvelopes(limit: 1).isEmpty, !served.contains(where: { $0.epoch == epoch && $0.recipient == me })
+        else { return nil }
+        return epoch
+    }
+
     func resealedEnvelopes() throws(ClientError) -> [KeyEnvelope] {
         let log = try requireAccount()
         var recipients = log.activeDevices.compactMap { id in log.members[id].map { (id, $0.agreementKey) } }

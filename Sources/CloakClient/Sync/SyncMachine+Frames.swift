@@ -61,11 +61,18 @@ extension SyncMachine {
             let parsed = list.envelopes.compactMap { try? KeyEnvelope(message: $0) }
             // Conversation keys sealed to an assistant (PROTOCOL.md §29).
             let scoped = list.envelopes.compactMap { $0.conversationID.isEmpty ? nil : try? ConversationKeyEnvelope(message: $0) }
-            return run(core: core, now: now) {
+            let lost = try? core.lostOwnEnvelope(in: parsed)
+            var effects = run(core: core, now: now) {
                 var output = try core.receiveEnvelopes(parsed, conversationKeys: scoped)
                 output.pushOutbox = try core.resealStaleOutbox() || output.pushOutbox
                 return output
             }
+            if let epoch = lost ?? nil, !healing.rollback {
+                effects += rollbackDetected(
+                    "it no longer holds the key envelope of epoch \(epoch) sealed to this device", core: core, now: now)
+                effects += resealForHealing(core: core, now: now)
+            }
+            return effects
         case .snapshots(let list):
             return snapshotsReceived(list, core: core, now: now)
         case .chainHeads(let page):

@@ -37,6 +37,9 @@ struct Healing {
     /// does not know yet fails alone), and the request in flight.
     var envelopeQueue: [[KeyEnvelope]] = []
     var envelopesInFlight: UInt64?
+    /// This connection asked for this device's envelopes once after its heads scan, to notice
+    /// one the server lost (``ClientCore/lostOwnEnvelope(in:)``).
+    var envelopesChecked = false
 
     var busy: Bool {
         !restoreQueue.isEmpty || restoreInFlight != nil || !logQueue.isEmpty || logInFlight != nil
@@ -140,11 +143,26 @@ extension SyncMachine {
         for (chain, after) in comparison.ahead {
             healing.restoreQueue += (try? core.restoreCandidates(chain, after: after, unacknowledged: unacknowledged)) ?? []
         }
-        if healing.rollback || !comparison.ahead.isEmpty {
-            let envelopes = (try? core.resealedEnvelopes()) ?? []
-            healing.envelopeQueue = Dictionary(grouping: envelopes, by: \.recipient).sorted { $0.key < $1.key }.map(\.value)
+        if healing.rollback || !comparison.ahead.isEmpty { queueResealedEnvelopes(core: core) }
+        if !healing.envelopesChecked {
+            healing.envelopesChecked = true
+            effects += fetchEnvelopes(now: now)
         }
         return effects + continueHealing(core: core, now: now) + again
+    }
+
+    /// Every epoch key this device holds, sealed again to every member and the recovery key:
+    /// what a rolled-back server may have lost (it keeps the first copy it has of each).
+    private mutating func queueResealedEnvelopes(core: ClientCore) {
+        let envelopes = (try? core.resealedEnvelopes()) ?? []
+        healing.envelopeQueue = Dictionary(grouping: envelopes, by: \.recipient).sorted { $0.key < $1.key }.map(\.value)
+    }
+
+    /// A rollback found after this connection's heads scan (a lost key envelope): re-seal now.
+    mutating func resealForHealing(core: ClientCore, now: UInt64) -> [SyncEffect] {
+        guard healing.scanned, healing.envelopeQueue.isEmpty, healing.envelopesInFlight == nil else { return [] }
+        queueResealedEnvelopes(core: core)
+        return continueHealing(core: core, now: now)
     }
 
     /// Re-appends lost log entries, then re-uploads lost change sets, one request at a time;
