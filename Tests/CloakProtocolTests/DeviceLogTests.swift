@@ -202,7 +202,7 @@ struct DeviceLogTests {
             })
     }
 
-    @Test("ADV-12 extended(with:): the same or a longer log is accepted; shorter is rollback; different is fork")
+    @Test("ADV-12 extended(with:): the same or a longer log is accepted; shorter is rollback; different (even shorter) is fork")
     func consistency() throws {
         var f = try AccountFixture()
         let pinned = f.log
@@ -220,6 +220,11 @@ struct DeviceLogTests {
                 signingKey: other.signing.publicKey, agreementKey: other.agreement.publicKey, after: pinned,
                 signer: f.b.signing, createdAtMs: AccountFixture.time))
         #expect(throws: DeviceLogConsistencyError.fork(atIndex: 3)) { try f.log.extended(with: fork.entries) }
+        // ADV-44: a server restored from a backup, where a different entry was appended since,
+        // serves a log both shorter and different: a fork (giving entries back cannot mend it).
+        var longer = f.log
+        try longer.append(f.addEntry(TestDevice(seed: 108), by: f.a))
+        #expect(throws: DeviceLogConsistencyError.fork(atIndex: 3)) { try longer.extended(with: fork.entries) }
         #expect(throws: DeviceLogConsistencyError.fork(atIndex: 0)) {
             try DeviceLog(genesis: pinned.entries[0]).extended(with: try AccountFixture.otherAccount().entries)
         }

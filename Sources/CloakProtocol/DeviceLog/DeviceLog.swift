@@ -185,11 +185,13 @@ public struct DeviceLog: Sendable {
     /// verified result. A shorter log is a rollback and a different entry at a known index is
     /// a fork: both are refused (ADV-10, ADV-12).
     public func extended(with served: [DeviceLogEntry]) throws(DeviceLogConsistencyError) -> DeviceLog {
+        // A fork first: a shorter log that also differs inside the common part is not one the
+        // server merely lost the end of (giving the missing entries back would not mend it).
+        for (index, entry) in served.prefix(entries.count).enumerated() where entries[index].hash != entry.hash {
+            throw .fork(atIndex: UInt64(index))
+        }
         guard served.count >= entries.count else {
             throw .rollback(pinnedLength: entries.count, servedLength: served.count)
-        }
-        for (index, entry) in entries.enumerated() where served[index].hash != entry.hash {
-            throw .fork(atIndex: UInt64(index))
         }
         var log = self
         for entry in served[entries.count...] {
