@@ -26,6 +26,9 @@ public struct TransportError: Error, CustomStringConvertible, Sendable {
         case tls
         /// The server answered HTTP but refused the WebSocket upgrade (a wrong path).
         case upgradeRefused
+        /// The server accepted the connection but did not complete the TLS and WebSocket
+        /// handshakes in time (`wss://` to a plain port, a stalled server).
+        case handshakeTimeout
         /// The CA file given for `wss://` cannot be used.
         case caFile
         /// Anything else.
@@ -42,10 +45,32 @@ public struct TransportError: Error, CustomStringConvertible, Sendable {
         self.description = description
     }
 
+    /// A handshake that did not complete within `timeout`: what to check depends on the scheme.
+    init(timedOut timeout: Duration, url: URL) {
+        let server = Self.server(url)
+        let seconds = timeout.components.seconds
+        let waited = seconds > 0 ? "\(seconds) s" : "\(timeout.components.attoseconds / 1_000_000_000_000_000) ms"
+        if url.scheme == "wss" {
+            self.init(
+                .handshakeTimeout,
+                "\(server) accepted the connection but did not answer the TLS handshake within \(waited): "
+                    + "is it a TLS port? A server without TLS is reached with ws://, not wss://")
+        } else {
+            self.init(
+                .handshakeTimeout,
+                "\(server) accepted the connection but did not answer the WebSocket handshake within \(waited): "
+                    + "is it a Cloak server, and does it expect TLS (wss://)?")
+        }
+    }
+
+    private static func server(_ url: URL) -> String {
+        "\(url.host ?? "?"):\(url.port ?? (url.scheme == "wss" ? 443 : 80))"
+    }
+
     /// Classifies an error from SwiftNIO, NIOSSL or the WebSocket client. Their own descriptions
     /// are Swift values (`handshakeFailed(sslError([…]))`); this names the server instead.
     init(classifying error: any Error, url: URL) {
-        let server = "\(url.host ?? "?"):\(url.port ?? (url.scheme == "wss" ? 443 : 80))"
+        let server = Self.server(url)
         let text = String(describing: error)
         switch error {
         case let error as NIOConnectionError where error.connectionErrors.contains(where: { !($0.error is IOError) }):

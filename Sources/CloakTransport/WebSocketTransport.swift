@@ -20,6 +20,12 @@ public struct WebSocketTransport: SyncTransport {
     public var maxMessageBytes: Int
     /// Logger for connection-level events (never payloads).
     public var logger: Logger
+    /// How long a connection may take from the TCP connect to the accepted WebSocket upgrade
+    /// (TLS and HTTP handshakes included). A peer that accepts the connection and never answers
+    /// the handshake (a plain port behind `wss://`, a server that stalls) fails the connect
+    /// after this time with a ``TransportError`` of kind ``TransportError/Kind/handshakeTimeout``,
+    /// instead of hanging until the caller gives up.
+    public var handshakeTimeout: Duration = .seconds(10)
     /// TLS for `wss://`: nil trusts the system's certificate authorities.
     let tls: TLSConfiguration?
 
@@ -60,7 +66,7 @@ public struct WebSocketTransport: SyncTransport {
         let tls = tls
         var configuration = WebSocketClientConfiguration()
         configuration.maxFrameSize = maxBytes
-        Task {
+        let attempt = Task {
             do {
                 try await WebSocketClient.connect(
                     url: url.absoluteString, configuration: configuration, tlsConfiguration: tls, logger: logger
@@ -88,9 +94,29 @@ public struct WebSocketTransport: SyncTransport {
                 connection.finished(error)
             }
         }
-        if let failure = await connection.waitUntilOpen() { throw TransportError(classifying: failure, url: url) }
+        // The WebSocket client bounds only the TCP connect; a peer that accepts and then never
+        // answers the TLS or HTTP handshake would keep this call waiting for ever.
+        let timeout = handshakeTimeout
+        let timer = Task {
+            try await Task.sleep(for: timeout)
+            connection.abandonIfNotOpen(HandshakeTimedOut(timeout: timeout))
+        }
+        let failure = await connection.waitUntilOpen()
+        timer.cancel()
+        if let failure {
+            // Best effort: the client has no handle on its channel before the upgrade, so a
+            // stalled socket closes when the peer closes it; nothing of it reaches the caller.
+            attempt.cancel()
+            if let timedOut = failure as? HandshakeTimedOut { throw TransportError(timedOut: timedOut.timeout, url: url) }
+            throw TransportError(classifying: failure, url: url)
+        }
         return connection
     }
+}
+
+/// The handshake did not complete within ``WebSocketTransport/handshakeTimeout``.
+struct HandshakeTimedOut: Error {
+    let timeout: Duration
 }
 
 /// One WebSocket connection as a ``SyncConnection``.
@@ -119,6 +145,16 @@ final class WebSocketConnection: SyncConnection {
 
     func deliver(_ bytes: [UInt8]) { inboundContinuation.yield(bytes) }
 
+    /// Ends a connection that has not opened yet (the handshake took too long); an open one is
+    /// left alone.
+    func abandonIfNotOpen(_ error: any Error) {
+        // One decision under the lock: an upgrade that completes at the same moment wins or
+        // loses as a whole, never an open connection with its streams ended.
+        guard resolve(.failure(error)) else { return }
+        inboundContinuation.finish()
+        outgoingContinuation.finish()
+    }
+
     /// The connection ended (with the error that ended it, if any).
     func finished(_ error: (any Error)?) {
         let failure: any Error = error ?? ClosedBeforeOpening()
@@ -127,15 +163,18 @@ final class WebSocketConnection: SyncConnection {
         outgoingContinuation.finish()
     }
 
-    private func resolve(_ outcome: Result<Void, any Error>) {
-        let (waiter, failure) = state.withLock { s -> (CheckedContinuation<(any Error)?, Never>?, (any Error)?) in
-            guard s.outcome == nil else { return (nil, nil) }
+    /// Records the first outcome (and wakes the waiter); false when one was already recorded.
+    @discardableResult private func resolve(_ outcome: Result<Void, any Error>) -> Bool {
+        let (first, waiter, failure) = state.withLock {
+            s -> (Bool, CheckedContinuation<(any Error)?, Never>?, (any Error)?) in
+            guard s.outcome == nil else { return (false, nil, nil) }
             s.outcome = outcome
             defer { s.waiter = nil }
-            if case .failure(let error) = outcome { return (s.waiter, error) }
-            return (s.waiter, nil)
+            if case .failure(let error) = outcome { return (true, s.waiter, error) }
+            return (true, s.waiter, nil)
         }
         waiter?.resume(returning: failure)
+        return first
     }
 
     /// Nil once open, or the error that ended the connection before it opened.

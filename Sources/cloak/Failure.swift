@@ -110,7 +110,7 @@ extension CLIError {
         if let transport = failure as? TransportError {
             switch transport.kind {
             case .untrustedCertificate: advice = "if the server's certificate comes from a private authority, give that authority's certificate with --ca-file"
-            case .tls, .upgradeRefused: advice = "check the --server URL"
+            case .tls, .upgradeRefused, .handshakeTimeout: advice = "check the --server URL"
             case .unknownHost: advice = "check the host name in --server"
             default: break
             }

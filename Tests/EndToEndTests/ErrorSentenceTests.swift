@@ -110,8 +110,7 @@ struct ErrorSentenceTests {
         let refused = await connectionFailure("ws://127.0.0.1:1/v1/sync")
         #expect(refused?.kind == .unreachable)
         #expect(refused?.description == "nothing accepts connections at 127.0.0.1:1 (connection refused)")
-        // Not here: a wrong path and TLS against a plain port. A connect to those did not
-        // return within minutes in this test (the CLI bounds it with --timeout); to look into.
+        // A peer that accepts and never answers the handshake: handshakeTimedOut below.
         var failures = [refused].compactMap { $0 }
         let root = try temporaryDirectory("transport-errors")
         defer { try? FileManager.default.removeItem(at: root) }
@@ -130,12 +129,66 @@ struct ErrorSentenceTests {
         #expect(failures.count == 4)
         expectSentences((failures + [other]).map(\.description))
     }
+
+    @Test(
+        "wss:// to a plain port that never answers TLS fails within the handshake timeout, naming the server and asking whether it is TLS",
+        .timeLimit(.minutes(1)))
+    func handshakeTimedOut() async throws {
+        let listener = try SilentListener()
+        defer { listener.stop() }
+        var transport = WebSocketTransport()
+        transport.handshakeTimeout = .milliseconds(300)
+        let clock = ContinuousClock()
+        let started = clock.now
+        // A host name: TLS refuses an IP address before it would send anything.
+        let tls = await connectionFailure("wss://localhost:\(listener.port)/v1/sync", transport: transport)
+        // Bounded by the handshake timeout, not by a caller's patience (generous for a loaded machine).
+        #expect(clock.now - started < .seconds(20))
+        #expect(tls?.kind == .handshakeTimeout)
+        #expect(tls?.description.contains("localhost:\(listener.port)") == true, "\(String(describing: tls))")
+        #expect(tls?.description.contains("is it a TLS port?") == true)
+        let plain = await connectionFailure("ws://127.0.0.1:\(listener.port)/v1/sync", transport: transport)
+        #expect(plain?.kind == .handshakeTimeout)
+        #expect(plain?.description.contains("WebSocket handshake") == true)
+        expectSentences([tls, plain].compactMap { $0?.description })
+    }
+}
+
+/// A loopback TCP port that accepts connections (the kernel completes them into the backlog)
+/// and never reads or writes: a stalled server, or a plain port behind a `wss://` URL.
+private struct SilentListener {
+    let descriptor: Int32
+    let port: Int
+
+    struct Failure: Error {}
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(fd, pointer, length) == 0 && listen(fd, 8) == 0 && getsockname(fd, pointer, &length) == 0
+            }
+        }
+        guard fd >= 0, bound else {
+            if fd >= 0 { close(fd) }
+            throw Failure()
+        }
+        descriptor = fd
+        port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    func stop() { close(descriptor) }
 }
 
 /// The transport's error for a connection to `url`, or nil if it connected.
-private func connectionFailure(_ url: String) async -> TransportError? {
+private func connectionFailure(_ url: String, transport: WebSocketTransport = WebSocketTransport()) async -> TransportError? {
     do {
-        let connection = try await WebSocketTransport().connect(to: URL(string: url)!)
+        let connection = try await transport.connect(to: URL(string: url)!)
         await connection.close()
         return nil
     } catch {

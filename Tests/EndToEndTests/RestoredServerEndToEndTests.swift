@@ -20,11 +20,37 @@ struct RestoredServerEndToEndTests {
         defer { try? FileManager.default.removeItem(at: root) }
         let database = root.appendingPathComponent("server.sqlite").path
         let backup = root.appendingPathComponent("backup.sqlite").path
+        try await RestoredServerScenario(root: root, database: "sqlite:\(database)").run(
+            backUp: { try Self.copyDatabase(from: database, to: backup) },
+            restore: { try Self.copyDatabase(from: backup, to: database) })
+    }
 
+    /// Copies a stopped server's database file (and a WAL left beside it, if any).
+    private static func copyDatabase(from source: String, to target: String) throws {
+        let files = FileManager.default
+        for suffix in ["", "-wal", "-shm"] {
+            try? files.removeItem(atPath: target + suffix)
+            if files.fileExists(atPath: source + suffix) { try files.copyItem(atPath: source + suffix, toPath: target + suffix) }
+        }
+    }
+}
+
+/// The restored-backup scenario on any database the real `cloak-server` opens: devices write,
+/// the operator backs the database up (server stopped), devices write more, the operator
+/// restores the backup under the stopped server. Every device must report one
+/// `serverRollback`, heal the server, and converge with nothing lost.
+struct RestoredServerScenario {
+    /// Where the devices' stores live.
+    let root: URL
+    /// The server's `--database` argument.
+    let database: String
+
+    /// Runs the scenario; `backUp` and `restore` are called while the server is stopped.
+    func run(backUp: () async throws -> Void, restore: () async throws -> Void) async throws {
         // Before the backup: an account with two devices and three messages.
-        var server = try await ServerProcess.start(database: "sqlite:\(database)")
-        var a = try open(root, "a", server)
-        var b = try open(root, "b", server)
+        var server = try await ServerProcess.start(database: database)
+        var a = try open("a", server)
+        var b = try open("b", server)
         try await a.createAccount()
         try await link(b, to: a)
         await a.startSync()
@@ -34,11 +60,11 @@ struct RestoredServerEndToEndTests {
         try await eventually("b has the first three") { await b.conversation(chat)?.messages.count == 3 }
         try await closeAll([a, b])
         await server.terminate()
-        try copyDatabase(from: database, to: backup)
+        try await backUp()
 
         // After the backup: more from both devices, which the restored server will not have.
-        server = try await ServerProcess.start(database: "sqlite:\(database)")
-        (a, b) = (try open(root, "a", server), try open(root, "b", server))
+        server = try await ServerProcess.start(database: database)
+        (a, b) = (try open("a", server), try open("b", server))
         await a.startSync()
         await b.startSync()
         _ = try await a.appendMessage(to: chat, role: .user, text: "after a1")
@@ -58,10 +84,10 @@ struct RestoredServerEndToEndTests {
         await server.terminate()
 
         // The operator restores the older copy.
-        try copyDatabase(from: backup, to: database)
-        server = try await ServerProcess.start(database: "sqlite:\(database)")
+        try await restore()
+        server = try await ServerProcess.start(database: database)
         defer { Task { [server] in await server.terminate() } }
-        (a, b) = (try open(root, "a", server), try open(root, "b", server))
+        (a, b) = (try open("a", server), try open("b", server))
         await a.startSync()
         await b.startSync()
         for device in [a, b] {
@@ -77,9 +103,13 @@ struct RestoredServerEndToEndTests {
         let texts = Set(await a.conversation(chat)?.messages.map(\.text) ?? [])
         #expect(texts == ["before 1", "before 2", "before 3", "after a1", "after a2", "after b1"])
         #expect(await b.conversation(chat)?.messages.count == 6)
+        // One rollback is one event per device, not one per check that noticed it.
+        for device in [a, b] {
+            #expect(try await device.recordedSecurityEvents().filter { $0.kind == .serverRollback }.count == 1)
+        }
 
         // The server holds the union again: a device linked now, with nothing of its own, gets all six.
-        let c = try open(root, "c", server)
+        let c = try open("c", server)
         try await link(c, to: a)
         await c.startSync()
         try await eventually("a new device sees everything") { await c.conversation(chat)?.messages.count == 6 }
@@ -89,7 +119,7 @@ struct RestoredServerEndToEndTests {
         try await closeAll([a, b, c])
     }
 
-    private func open(_ root: URL, _ name: String, _ server: ServerProcess) throws -> CloakClient {
+    private func open(_ name: String, _ server: ServerProcess) throws -> CloakClient {
         var logger = Logger(label: "e2e.client")
         logger.logLevel = .error
         return try CloakClient.open(
@@ -99,14 +129,5 @@ struct RestoredServerEndToEndTests {
 
     private func closeAll(_ clients: [CloakClient]) async throws {
         for client in clients { try await client.close() }
-    }
-
-    /// Copies a stopped server's database file (and a WAL left beside it, if any).
-    private func copyDatabase(from source: String, to target: String) throws {
-        let files = FileManager.default
-        for suffix in ["", "-wal", "-shm"] {
-            try? files.removeItem(atPath: target + suffix)
-            if files.fileExists(atPath: source + suffix) { try files.copyItem(atPath: source + suffix, toPath: target + suffix) }
-        }
     }
 }
