@@ -42,6 +42,12 @@ extension ClientCore {
         }
     }
 
+    /// Whether a device-log incident (rolled back or withheld) is open: the log is looked at
+    /// again until it closes.
+    var hasOpenLogIncident: Bool {
+        [Incident.Kind.deviceLogRollback, .deviceLogWithheld].contains { incidents[Incident(kind: $0, detail: "", openedAt: 0).id] != nil }
+    }
+
     static func withheldID(_ key: ChainKey) -> String {
         Incident(kind: .withheld, conversation: key.conversation, device: key.author, detail: "", openedAt: 0).id
     }
@@ -99,6 +105,15 @@ extension ClientCore {
             limit = min(limit, removal.cutoffs.first { $0.conversation == key.conversation }?.seq ?? 0)
         }
         if limit > (ledger.chains[key]?.seq ?? 0) { expectations.expect(key, upTo: limit) }
+    }
+
+    /// A gap re-fetch went out (a later change set showed the hole): the position is expected
+    /// from now on, and — when caught up, where the clock runs — asked for now. Without this
+    /// only the next review noted it, and nothing woke the driver for one before the next ping.
+    func asked(_ gap: GapRequest, at now: UInt64?) {
+        let key = ChainKey(conversation: gap.conversation, author: gap.author)
+        expect(key, upTo: gap.toSeq)
+        if let now { expectations.asked(key, at: now) }
     }
 
     // MARK: Heads (anti-entropy, rollback)

@@ -27,6 +27,19 @@ struct Expectations {
         wanted[key]?.upTo = seq
     }
 
+    /// `key` was just asked for (a gap re-fetch sent outside a review): its clock starts now
+    /// unless it already runs.
+    mutating func asked(_ key: ChainKey, at now: UInt64) {
+        if wanted[key] != nil, wanted[key]?.requestedAt == nil { wanted[key]?.requestedAt = now }
+    }
+
+    /// When ``review(chains:now:after:)`` next has something to do: at once for a position not
+    /// asked for on this connection, otherwise when the oldest request becomes overdue; nil
+    /// when nothing is wanted. Every review asks again, so this time always moves on.
+    func nextReview(after: UInt64) -> UInt64? {
+        wanted.values.map { $0.requestedAt.map { $0 + after } ?? 0 }.min()
+    }
+
     /// The connection dropped: requests on it are void, and time stops counting.
     mutating func connectionLost() {
         for key in wanted.keys { wanted[key]?.requestedAt = nil }

@@ -78,6 +78,7 @@ extension SyncMachine {
             fetch.fromSeq = gap.fromSeq
             fetch.toSeq = min(gap.toSeq, gap.fromSeq + UInt64(configuration.limits.maxCatchUpBatch) - 1)
             effects.append(send(.fetchChangeSets(fetch), kind: .fetchChangeSets, now: now).1)
+            if case .syncing(let caughtUp) = phase { core.asked(gap, at: caughtUp ? now : nil) }
         }
         if output.pushOutbox { effects += pushIfReady(core: core, now: now) }
         if output.pushEnvelopes { effects += pushEnvelopesIfNeeded(core: core, now: now) }
@@ -89,9 +90,7 @@ extension SyncMachine {
     /// looked at again (the log fetched) every half `withheldAfterMillis` while nothing else
     /// would fetch it, so it closes once the server serves the whole log again.
     mutating func recheckLogIncident(core: ClientCore, now: UInt64) -> [SyncEffect] {
-        guard !logFetchInFlight, !healing.busy, now >= logRecheckAt else { return [] }
-        let ids = [Incident.Kind.deviceLogRollback, .deviceLogWithheld].map { Incident(kind: $0, detail: "", openedAt: 0).id }
-        guard ids.contains(where: { core.incidents[$0] != nil }) else { return [] }
+        guard !logFetchInFlight, !healing.busy, now >= logRecheckAt, core.hasOpenLogIncident else { return [] }
         logRecheckAt = now + max(1_000, configuration.withheldAfterMillis / 2)
         return fetchLog(core: core, now: now)
     }

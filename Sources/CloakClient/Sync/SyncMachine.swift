@@ -153,6 +153,16 @@ struct SyncMachine {
             // Only once caught up, where the expiry check runs (a past time before that would
             // wake the driver in a loop during catch-up).
             if let expiry = core.nextAssistantExpiry, case .syncing(true) = phase { times.append(max(expiry, expiryCheckAt)) }
+            // §30's clocks, which only the caught-up tick looks at: over a real connection
+            // nothing else may wake the driver before the next ping (15 s), so a withheld change
+            // set was reported a ping or two late, not `withheld_after` after it was asked for,
+            // and a withheld log was looked at again as late (found end to end over WebSockets).
+            if case .syncing(true) = phase {
+                if configuration.withheldAfterMillis > 0, let review = core.expectations.nextReview(after: configuration.withheldAfterMillis) {
+                    times.append(review)
+                }
+                if !logFetchInFlight, !healing.busy, core.hasOpenLogIncident { times.append(logRecheckAt) }
+            }
         }
         return times.min()
     }
