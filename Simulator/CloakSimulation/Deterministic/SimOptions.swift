@@ -37,12 +37,17 @@ public struct SimOptions: Sendable, CustomStringConvertible {
     /// Events a run may process before it is declared livelocked (a failure: devices and the
     /// server keep talking without converging).
     public var maxEvents: Int
+    /// Whether accounts grant AI assistants (PROTOCOL.md §29) during the workload, and, under
+    /// a hostile server, a hostile assistant the server colludes with. On by default for `all`.
+    public var assistants: Bool
 
     /// Defaults: 3 accounts × 3 devices × 200 operations, no faults.
     public init(
         seed: UInt64, accounts: Int = 3, devices: Int = 3, ops: Int = 200, faults: FaultProfile = .none,
-        workloadMillis: UInt64 = 60_000, livenessMillis: UInt64 = 600_000, maxEvents: Int = 100_000
+        workloadMillis: UInt64 = 60_000, livenessMillis: UInt64 = 600_000, maxEvents: Int = 100_000,
+        assistants: Bool? = nil
     ) {
+        self.assistants = assistants ?? (faults == .all)
         self.seed = seed
         self.accounts = accounts
         self.devices = devices
@@ -56,6 +61,6 @@ public struct SimOptions: Sendable, CustomStringConvertible {
     /// "seed=… accounts=… …" (printed first, so a failure can be replayed).
     public var description: String {
         "seed=\(seed) accounts=\(accounts) devices=\(devices) ops=\(ops) faults=\(faults.rawValue) "
-            + "workload=\(workloadMillis)ms liveness=\(livenessMillis)ms"
+            + "workload=\(workloadMillis)ms liveness=\(livenessMillis)ms assistants=\(assistants ? "on" : "off")"
     }
 }

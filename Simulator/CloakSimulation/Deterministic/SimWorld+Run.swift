@@ -57,13 +57,15 @@ extension SimWorld {
         let workloadStart = now
         noteWorkloadStarted()
         scheduleWorkload()
-        scheduleFaults(enabledFaults())
+        let faults = enabledFaults()
+        scheduleFaults(faults)
+        scheduleAssistants(hostile: faults.contains(.hostile))
         run(until: workloadStart + options.workloadMillis + 1_000)
         heal()
         noteHealed()
         schedule(after: 5_000) { world in world.witnessWithholdings() }
         let livenessDeadline = now + options.livenessMillis
-        while now < livenessDeadline, !livelocked, !converged() {
+        while now < livenessDeadline, !livelocked, !(converged() && assistantsSettled()) {
             run(until: min(livenessDeadline, now + 2_000))
             noteRemovalsFromLogs()
         }

@@ -66,6 +66,10 @@ public final class SimWorld {
     var replayPool: [Cloak_V1_StoredChangeSet] = []
     /// Hashes of change sets already pushed (a re-push repeats its nonce legitimately).
     var sentHashes: Set<ChangeSetHash> = []
+    /// The run's assistants (SimWorld+Assistants), and the stream their decisions draw from:
+    /// its own, so a run without assistants draws what it drew before they existed.
+    var assistants: [SimAssistant] = []
+    lazy var assistantRandom = SimRandom(seed: options.seed ^ 0xA551_57A7_0000_0027)
     let logs: LogCapture
     let configuration: ClientConfiguration
     let logger: Logger
