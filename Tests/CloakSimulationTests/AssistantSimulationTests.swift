@@ -13,7 +13,7 @@ struct AssistantSimulationTests {
     }
 
     @Test("assistants join, answer, are restricted, revoked or expire, and every check passes", arguments: [
-        (UInt64(3), FaultProfile.none), (4, .none), (5, .lossy), (6, .all),
+        (UInt64(3), FaultProfile.none), (4, .none), (5, .lossy), (7, .all), (8, .all),
     ])
     func assistantsPassEveryCheck(seed: UInt64, faults: FaultProfile) {
         let result = SimWorld(options: Self.options(seed: seed, faults: faults)).run()

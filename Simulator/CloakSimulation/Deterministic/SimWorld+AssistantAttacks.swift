@@ -57,6 +57,8 @@ extension SimWorld {
             let role: MessageRole = attack == .asUser ? .user : .assistant
             let message = try engine.appendMessage(to: target, role: role, text: canaryText("hostile assistant"))
             let wires = try engine.takeOutbox()
+            // Offline, it missed a new epoch's key: it cannot seal, so there is nothing to hand out.
+            guard !wires.isEmpty else { return notes.count("hostile assistant \(attack.rawValue) unsealable") }
             var held: Set<Int> = []
             for device in receivers {
                 guard let receiver = device.engine else { continue }
