@@ -11,7 +11,7 @@ struct KDFDowngradeSimulationTests {
         var detected = 0
         var attempted = 0
         for seed in UInt64(30)..<33 {
-            let options = SimOptions(seed: seed, accounts: 2, devices: 2, ops: 40, faults: .hostile, assistants: false)
+            let options = SimOptions(seed: seed, accounts: 2, devices: 2, ops: 40, faults: .hostile, assistants: false, kdfDowngrade: true)
             let result = SimWorld(options: options).run()
             #expect(result.passed, "\(result.summary)")
             detected += result.stats["detected kdf downgrade", default: 0]

@@ -151,7 +151,7 @@ extension SimWorld {
             schedule(.disconnected(device: device.index, generation: device.generation), at: now + delay())
         }
         server = SynchronousServer(
-            configuration: Self.serverConfiguration(seed: options.seed), store: backup.backup(),
+            configuration: Self.serverConfiguration(options), store: backup.backup(),
             random: DeterministicRandom(seed: rng.next()), logger: serverLogger)
     }
 

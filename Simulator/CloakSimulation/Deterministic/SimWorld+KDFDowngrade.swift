@@ -10,9 +10,11 @@ import Foundation
 // floor's error and recover nothing.
 extension SimWorld {
     /// The simulated server's configuration: the defaults, with recovery (OPRF) keys from the
-    /// seed so passphrase recovery is offered.
-    static func serverConfiguration(seed: UInt64) -> ServerConfiguration {
+    /// seed when the run tries a KDF downgrade (passphrase recovery is then offered).
+    static func serverConfiguration(_ options: SimOptions) -> ServerConfiguration {
         var configuration = ServerConfiguration()
+        guard options.kdfDowngrade else { return configuration }
+        let seed = options.seed
         var random = SimRandom(seed: seed ^ 0x0A2F_0000_0000_0022)
         let key = (0..<4).flatMap { _ in random.next().littleEndianBytes }
         configuration.recoveryKeys = try? RecoveryKeySet(seeds: [1: SecretBytes(copying: key)], current: 1)

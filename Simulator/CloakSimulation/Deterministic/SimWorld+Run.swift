@@ -62,7 +62,7 @@ extension SimWorld {
         // The hostile assistant's alarms are the assistant's own only while the device log is the
         // one it was granted in: a restored server's fork refuses it for other reasons first.
         scheduleAssistants(hostile: faults.contains(.hostile) && !faults.contains(.restore))
-        if faults.contains(.hostile) { scheduleKDFDowngrades() }
+        if faults.contains(.hostile), options.kdfDowngrade { scheduleKDFDowngrades() }
         run(until: workloadStart + options.workloadMillis + 1_000)
         heal()
         noteHealed()

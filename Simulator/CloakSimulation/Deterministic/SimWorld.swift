@@ -97,7 +97,7 @@ public final class SimWorld {
         logger = logs.logger(label: "sim.client")
         serverLogger = logs.logger(label: "sim.server")
         server = SynchronousServer(
-            configuration: Self.serverConfiguration(seed: options.seed), random: DeterministicRandom(seed: options.seed ^ 0x5E_7E7),
+            configuration: Self.serverConfiguration(options), random: DeterministicRandom(seed: options.seed ^ 0x5E_7E7),
             logger: serverLogger)
     }
 
