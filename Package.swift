@@ -288,6 +288,7 @@ let package = Package(
         .target(
             name: "CloakSimulation",
             dependencies: [
+                "CloakAgent",
                 "CloakClient",
                 "CloakCRDT",
                 "CloakCrypto",

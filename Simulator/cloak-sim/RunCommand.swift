@@ -30,6 +30,12 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Worker threads (default: the machine's cores).")
     var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
 
+    @Flag(inversion: .prefixedNo, help: "AI assistants in the workload (default: on with --faults all, off otherwise).")
+    var assistants: Bool?
+
+    @Flag(name: .long, help: "With a hostile server, also weaken the Argon2id parameters served to a passphrase recovery.")
+    var kdfDowngrade = false
+
     @Flag(name: .long, help: "Print every seed's result, not only failures.")
     var verbose = false
 
@@ -51,7 +57,8 @@ struct RunCommand: AsyncParsableCommand {
     func run() async throws {
         DeterministicHashing.ensure()
         let profile = FaultProfile(rawValue: faults) ?? .none
-        let template = SimOptions(seed: seed, accounts: accounts, devices: devices, ops: ops, faults: profile)
+        let template = SimOptions(seed: seed, accounts: accounts, devices: devices, ops: ops, faults: profile, assistants: assistants,
+            kdfDowngrade: kdfDowngrade)
         print("cloak-sim run: \(template) seeds=\(seeds) jobs=\(jobs)")
         let batch = SimBatch(first: seed, count: seeds, template: template, jobs: jobs)
         let summary = await batch.run { progress in

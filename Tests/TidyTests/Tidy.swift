@@ -74,7 +74,7 @@ struct Tidy {
         // The assistant worker: its core decides, its adapters talk to the Cloak client and the
         // model's HTTP endpoint.
         "CloakAgent": ["CloakClient", "CloakCRDT", "CloakProtocol", "AsyncHTTPClient", "NIOCore", "NIOHTTP1", "Logging"],
-        "CloakSimulation": ["CloakClient", "CloakCRDT", "CloakCrypto", "CloakProtocol", "CloakServer", "CloakTesting",
+        "CloakSimulation": ["CloakAgent", "CloakClient", "CloakCRDT", "CloakCrypto", "CloakProtocol", "CloakServer", "CloakTesting",
                             "CloakServerHTTP", "CloakTransport", "Logging", "Synchronization"],
         // Executables.
         "cloak-server": ["CloakServer", "CloakServerApp", "CloakServerHTTP", "CloakProtocol", "ArgumentParser", "Logging", "NIOCore",

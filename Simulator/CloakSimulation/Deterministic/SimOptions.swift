@@ -37,12 +37,22 @@ public struct SimOptions: Sendable, CustomStringConvertible {
     /// Events a run may process before it is declared livelocked (a failure: devices and the
     /// server keep talking without converging).
     public var maxEvents: Int
+    /// Whether accounts grant AI assistants (PROTOCOL.md §29) during the workload, and, under
+    /// a hostile server, a hostile assistant the server colludes with. On by default for `all`.
+    public var assistants: Bool
+    /// Whether a hostile server also weakens the Argon2id parameters it serves a passphrase
+    /// recovery (ADV-25; the server then offers passphrase recovery). Off by default: it shifts
+    /// the runs of existing hostile seeds.
+    public var kdfDowngrade: Bool
 
     /// Defaults: 3 accounts × 3 devices × 200 operations, no faults.
     public init(
         seed: UInt64, accounts: Int = 3, devices: Int = 3, ops: Int = 200, faults: FaultProfile = .none,
-        workloadMillis: UInt64 = 60_000, livenessMillis: UInt64 = 600_000, maxEvents: Int = 100_000
+        workloadMillis: UInt64 = 60_000, livenessMillis: UInt64 = 600_000, maxEvents: Int = 100_000,
+        assistants: Bool? = nil, kdfDowngrade: Bool = false
     ) {
+        self.kdfDowngrade = kdfDowngrade
+        self.assistants = assistants ?? (faults == .all)
         self.seed = seed
         self.accounts = accounts
         self.devices = devices
@@ -56,6 +66,7 @@ public struct SimOptions: Sendable, CustomStringConvertible {
     /// "seed=… accounts=… …" (printed first, so a failure can be replayed).
     public var description: String {
         "seed=\(seed) accounts=\(accounts) devices=\(devices) ops=\(ops) faults=\(faults.rawValue) "
-            + "workload=\(workloadMillis)ms liveness=\(livenessMillis)ms"
+            + "workload=\(workloadMillis)ms liveness=\(livenessMillis)ms assistants=\(assistants ? "on" : "off")"
+            + (kdfDowngrade ? " kdf-downgrade=on" : "")
     }
 }

@@ -39,6 +39,7 @@ extension SimWorld {
         checkDurability()
         checkRevocation()
         checkConfidentiality()
+        checkAssistants()
     }
 
     func checkConvergence() {

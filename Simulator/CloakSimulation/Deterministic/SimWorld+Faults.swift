@@ -151,7 +151,8 @@ extension SimWorld {
             schedule(.disconnected(device: device.index, generation: device.generation), at: now + delay())
         }
         server = SynchronousServer(
-            store: backup.backup(), random: DeterministicRandom(seed: rng.next()), logger: serverLogger)
+            configuration: Self.serverConfiguration(options), store: backup.backup(),
+            random: DeterministicRandom(seed: rng.next()), logger: serverLogger)
     }
 
     /// Ends every fault: the network heals, crashed devices reopen, every member goes online,

@@ -57,13 +57,18 @@ extension SimWorld {
         let workloadStart = now
         noteWorkloadStarted()
         scheduleWorkload()
-        scheduleFaults(enabledFaults())
+        let faults = enabledFaults()
+        scheduleFaults(faults)
+        // The hostile assistant's alarms are the assistant's own only while the device log is the
+        // one it was granted in: a restored server's fork refuses it for other reasons first.
+        scheduleAssistants(hostile: faults.contains(.hostile) && !faults.contains(.restore))
+        if faults.contains(.hostile), options.kdfDowngrade { scheduleKDFDowngrades() }
         run(until: workloadStart + options.workloadMillis + 1_000)
         heal()
         noteHealed()
         schedule(after: 5_000) { world in world.witnessWithholdings() }
         let livenessDeadline = now + options.livenessMillis
-        while now < livenessDeadline, !livelocked, !converged() {
+        while now < livenessDeadline, !livelocked, !(converged() && assistantsSettled()) {
             run(until: min(livenessDeadline, now + 2_000))
             noteRemovalsFromLogs()
         }

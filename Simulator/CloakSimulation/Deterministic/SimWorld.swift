@@ -66,6 +66,13 @@ public final class SimWorld {
     var replayPool: [Cloak_V1_StoredChangeSet] = []
     /// Hashes of change sets already pushed (a re-push repeats its nonce legitimately).
     var sentHashes: Set<ChangeSetHash> = []
+    /// The run's assistants (SimWorld+Assistants), and the stream their decisions draw from:
+    /// its own, so a run without assistants draws what it drew before they existed.
+    var assistants: [SimAssistant] = []
+    lazy var assistantRandom = SimRandom(seed: options.seed ^ 0xA551_57A7_0000_0027)
+    /// Devices recovering with a passphrase while the hostile server weakens the Argon2id
+    /// parameters it serves them (SimWorld+KDFDowngrade), and whether it has.
+    var kdfDowngrades: [Int: Bool] = [:]
     let logs: LogCapture
     let configuration: ClientConfiguration
     let logger: Logger
@@ -89,7 +96,9 @@ public final class SimWorld {
         self.logs = logs
         logger = logs.logger(label: "sim.client")
         serverLogger = logs.logger(label: "sim.server")
-        server = SynchronousServer(random: DeterministicRandom(seed: options.seed ^ 0x5E_7E7), logger: serverLogger)
+        server = SynchronousServer(
+            configuration: Self.serverConfiguration(options), random: DeterministicRandom(seed: options.seed ^ 0x5E_7E7),
+            logger: serverLogger)
     }
 
     public var now: UInt64 { clock.nowMillis() }
@@ -288,7 +297,8 @@ public final class SimWorld {
 
     /// Schedules one message on a connection, after the hostile server (if any) had its say.
     func deliver(_ bytes: [UInt8], for device: SimDevice, direction: Direction) {
-        let frames = intercept?(self, device.index, direction, bytes) ?? [bytes]
+        var frames = intercept?(self, device.index, direction, bytes) ?? [bytes]
+        if !kdfDowngrades.isEmpty { frames = frames.map { downgradeKDF(device.index, direction, $0) } }
         let toServer = direction == .toServer
         for frame in frames {
             inspect(frame, direction: direction)
