@@ -158,6 +158,28 @@ struct AssistantTests {
         #expect(try await world.a.assistants().first?.isActive == false)
     }
 
+    @Test("ADV-49 past a restriction's cut-off nothing is waited for, and a reply left unsealed there wakes nobody")
+    func restrictionEndsExpectations() async throws {
+        let world = try await world(seed: 67, scopeBoth: true)
+        let removedChain = ChainKey(conversation: world.inScope, author: world.assistant.deviceID)
+        let keptChain = ChainKey(conversation: world.outside, author: world.assistant.deviceID)
+        #expect(await world.b._acceptedLimit(removedChain) == nil)
+        // The assistant is mid-reply in the conversation about to leave its scope.
+        let reply = try await world.assistant.appendMessage(to: world.inScope, role: .assistant, text: "thinking")
+        try await world.assistant.streamText(" more", into: reply, in: world.inScope)
+        #expect(await world.assistant._nextBatchDeadline() != nil)
+        let (log, queued) = try await world.a._endAssistantLocally(world.assistant.deviceID, removing: [world.inScope])
+        let forAssistant = try queued.filter { !$0.conversationID.isEmpty }.map { try ConversationKeyEnvelope(message: $0) }
+        _ = try await world.b._receiveLog(log)
+        // A saw nothing of the assistant there: its cut-off ends the chain before seq 1.
+        #expect(await world.b._acceptedLimit(removedChain) == 0)
+        #expect(await world.b._acceptedLimit(keptChain) == nil)
+        _ = try await world.assistant._receiveLog(log)
+        _ = try await world.assistant._receiveEnvelopes([], conversationKeys: forAssistant)
+        // The batch can never be sealed there (no key of the new epoch): not a deadline.
+        #expect(await world.assistant._nextBatchDeadline() == nil)
+    }
+
     @Test("ADV-49 removing a conversation from the scope rotates keys: the assistant reads only what it keeps")
     func restriction() async throws {
         let world = try await world(seed: 66, scopeBoth: true)
@@ -279,4 +301,10 @@ extension CloakClient {
         let key = keyring.conversationKey(conversation, epoch: epoch)!
         return try core.sealConversationKey(key, conversation: conversation, epoch: epoch, to: invitation.id, invitation.agreementKey)
     }
+}
+
+extension CloakClient {
+    func _acceptedLimit(_ key: ChainKey) -> UInt64? { engine.core.acceptedLimit(key) }
+
+    func _nextBatchDeadline() -> UInt64? { engine.core.nextBatchDeadline }
 }

@@ -109,6 +109,31 @@ struct CompletenessTests {
         #expect(await texts(b, chat) == ["one", "two", "three"])
     }
 
+    @Test("ADV-45 a stored withheld incident whose expectation was lost (a restart) is expected again and closes")
+    func storedIncidentIsExpectedAgain() async throws {
+        let clock = ManualClock()
+        var configuration = ClientConfiguration()
+        configuration.withheldAfterMillis = 1_000
+        let devices = try await makeAccount(devices: 2, seed: 97, clock: clock, configuration: configuration)
+        let (a, b) = (devices[0], devices[1])
+        let chat = try await a.createConversation(title: "restart")
+        for text in ["one", "two", "three"] { try await a.appendMessage(to: chat, role: .user, text: text) }
+        let wires = try await a._drainOutbox()
+        let inChat = try wires.indices.filter { try ChangeSet(wire: wires[$0]).header.conversation == chat }
+        var delivered = wires
+        let withheld = delivered.remove(at: inChat[inChat.count - 2])
+        _ = try await b._receive(delivered.enumerated().map { (UInt64($0.offset + 1), $0.element) })
+        _ = try await b._reviewExpectations()
+        clock.advance(1_500)
+        #expect(try await b._reviewExpectations().events.contains { $0.kind == .withheld })
+        // The process restarts: the incident is stored, what was expected is not.
+        await b._forgetExpectations()
+        _ = try await b._receive([(UInt64(50), withheld)])
+        let after = try await b._reviewExpectations()
+        #expect(after.events.map(\.kind).contains(.incidentResolved))
+        #expect(await b.syncStatus().incidents.isEmpty)
+    }
+
     @Test("ADV-09 ADV-45 a position expected before a removal but past its cut-off is not waited for: the incident closes")
     func expectationPastRemovalCutoffCloses() async throws {
         let clock = ManualClock()
@@ -165,6 +190,8 @@ struct CompletenessTests {
 }
 
 extension CloakClient {
+    func _forgetExpectations() { engine.core.expectations = Expectations() }
+
     func _lostOwnEnvelope(in served: [KeyEnvelope]) throws -> UInt64? { try engine.core.lostOwnEnvelope(in: served) }
 
     func _reviewExpectations() throws -> CoreOutput {

@@ -62,10 +62,20 @@ extension ClientCore {
         // Positions expected before a removal arrived may lie past its cut-off: nothing this
         // device may ever accept, so nothing to wait for (§10).
         for key in expectations.wanted.keys {
-            guard let removal = membership.log?.removal(of: key.author) else { continue }
-            expectations.limit(key, to: removal.cutoffs.first { $0.conversation == key.conversation }?.seq ?? 0)
+            if let limit = acceptedLimit(key) { expectations.limit(key, to: limit) }
         }
         for (key, seq) in ledger.claimedBeyond() { expect(key, upTo: seq) }
+        // A withheld incident outlives what opened it (it is stored; the expectation was not,
+        // or a cut-off lowered it): what it names is expected again, so it is asked for and the
+        // incident closes when it arrives — or at once, when nothing of it may still come.
+        var unexpected: [String] = []
+        for (id, incident) in incidents where incident.kind == .withheld {
+            guard let conversation = incident.conversation, let author = incident.device, let upTo = incident.toSeq else { continue }
+            let key = ChainKey(conversation: conversation, author: author)
+            expect(key, upTo: upTo)
+            if expectations.wanted[key] == nil { unexpected.append(id) }
+        }
+        for id in unexpected.sorted() { try resolve(id, &output) }
         for gap in ledger.openGaps() { expect(ChainKey(conversation: gap.conversation, author: gap.author), upTo: gap.toSeq) }
         // A change set held for an epoch key is known to exist but unreadable: the key
         // envelope is what is missing, and the same clock applies to it.
@@ -100,11 +110,27 @@ extension ClientCore {
     /// Notes that `key` reaches `seq` — as far as this device may ever accept: a removed
     /// device's chain ends at its removal's cut-off (§10), whatever the server stores beyond.
     func expect(_ key: ChainKey, upTo seq: UInt64) {
-        var limit = seq
-        if let removal = membership.log?.removal(of: key.author) {
-            limit = min(limit, removal.cutoffs.first { $0.conversation == key.conversation }?.seq ?? 0)
-        }
+        let limit = min(seq, acceptedLimit(key) ?? seq)
         if limit > (ledger.chains[key]?.seq ?? 0) { expectations.expect(key, upTo: limit) }
+    }
+
+    /// How far `key`'s chain may ever be accepted, when an entry ended its author's right to
+    /// write there: a removed device's cut-off (§10), or — for an assistant not granted that
+    /// conversation now — the cut-off of the newest revocation or restriction that took it
+    /// away (§29). Nil: no limit.
+    func acceptedLimit(_ key: ChainKey) -> UInt64? {
+        guard let log = membership.log else { return nil }
+        if let removal = log.removal(of: key.author) {
+            return removal.cutoffs.first { $0.conversation == key.conversation }?.seq ?? 0
+        }
+        guard let assistant = log.assistants[key.author] else { return nil }
+        if assistant.endedAt == nil, assistant.terms(atIndex: log.headIndex)?.covers(key.conversation) == true { return nil }
+        let ending = assistant.removals.last { at in
+            let entry = log.entries[Int(at)]
+            return entry.kind == .revokeAssistant || entry.scope.contains(key.conversation)
+        }
+        guard let ending else { return nil }
+        return log.entries[Int(ending)].cutoffs.first { $0.conversation == key.conversation }?.seq ?? 0
     }
 
     /// A gap re-fetch went out (a later change set showed the hole): the position is expected

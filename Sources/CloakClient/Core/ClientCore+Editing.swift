@@ -99,9 +99,11 @@ extension ClientCore {
     }
 
     /// The earliest time a pending batch becomes due, if any.
+    /// A batch in a conversation this device cannot seal now (an assistant whose scope lost it
+    /// mid-reply, a key not here yet) is not due: waking the driver for it would spin.
     var nextBatchDeadline: UInt64? {
         guard membership.canSeal else { return nil }
-        return outbox.nextBatchDeadline(batchMillis: configuration.streamBatchMillis)
+        return outbox.pending.filter { membership.canSeal($0.key) }.map { $0.value.since + configuration.streamBatchMillis }.min()
     }
 
     /// Seals `ops` into the next change set(s) of this device's chain in `conversation`,

@@ -64,9 +64,4 @@ struct Outbox {
     static func unacknowledged(limit: Int, _ tx: any StoreTransaction) throws -> [ChangeSet] {
         try tx.outbox(limit: limit).compactMap { try? ChangeSet(wire: $0) }
     }
-
-    /// The earliest time a pending batch becomes due, if any.
-    func nextBatchDeadline(batchMillis: UInt64) -> UInt64? {
-        pending.values.map { $0.since + batchMillis }.min()
-    }
 }
