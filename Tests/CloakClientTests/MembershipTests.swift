@@ -60,6 +60,23 @@ struct MembershipTests {
         #expect(sealed.map(\.epoch) == [1, 2])
     }
 
+    @Test("ADV-08 envelopes queued for a device removed before they were sent are dropped, so the rest still go")
+    func queuedEnvelopesToFormerMembersAreDropped() async throws {
+        let devices = try await makeAccount(devices: 3, seed: 25)
+        let (a, b, c) = (devices[0], devices[1], devices[2])
+        // A removes C, then B, without reaching the server in between: epoch 2's envelopes to
+        // B wait in the queue behind B's removal.
+        try await a._removeQueued(c.deviceID)
+        try await a._removeQueued(b.deviceID)
+        let before = try await a._queuedRecipients()
+        #expect(before.filter { $0 == b.deviceID }.count == 1)
+        let sent = try await a._envelopesToSendRecipients()
+        #expect(!sent.contains(b.deviceID) && !sent.isEmpty)
+        #expect(sent.allSatisfy { $0 == a.deviceID })
+        // Dropped from the queue, not only from this batch.
+        #expect(try await a._queuedRecipients() == sent)
+    }
+
     @Test("ADV-08 a removed device fed every later change set decrypts none of them")
     func removedDeviceReadsNothing() async throws {
         let devices = try await makeAccount(devices: 3, seed: 22)
@@ -162,6 +179,20 @@ extension CloakClient {
         let queued = try core.queuedEnvelopes()
         try core.envelopesDelivered(queued.map(\.id))
         return (core.log!.entries.map(\.wire), try queued.map { try KeyEnvelope(message: $0.envelope) })
+    }
+
+    /// Removes `device` at the core level, leaving the new epoch's envelopes queued.
+    func _removeQueued(_ device: DeviceID) throws {
+        let (entry, key) = try engine.core.prepareRemove(device)
+        _ = try engine.core.commitAppended(entry, newEpochKey: key)
+    }
+
+    func _queuedRecipients() throws -> [DeviceID] {
+        try engine.core.queuedEnvelopes().map { try DeviceID(validating: $0.envelope.recipient, field: "recipient") }
+    }
+
+    func _envelopesToSendRecipients() throws -> [DeviceID] {
+        try engine.core.envelopesToSend().map { try DeviceID(validating: $0.envelope.recipient, field: "recipient") }
     }
 
     func _epochs() -> [UInt64] { engine.core.membership.keyring.epochKeys.keys.sorted() }

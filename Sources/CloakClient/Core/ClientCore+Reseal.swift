@@ -67,4 +67,28 @@ extension ClientCore {
         for changeSet in redo { outbox.staleRefused.remove(changeSet.hash) }
         logger.info("re-sealed change sets under the newest device-log head", metadata: ["count": "\(redo.count)"])
     }
+
+    /// Queued envelopes to send now, less those to a recipient that is no longer a member
+    /// (removed, a replaced recovery key, an assistant whose grant ended since they were
+    /// sealed): the server refuses a batch holding one, which would keep the rest — a newer
+    /// epoch's keys among them — from everyone for good. Those are dropped from the queue.
+    func envelopesToSend(limit: Int = 256) throws(ClientError) -> [(id: Int64, envelope: Cloak_V1_KeyEnvelope)] {
+        let queued = try queuedEnvelopes(limit: limit)
+        guard let log = membership.log else { return queued }
+        var obsolete: [Int64] = []
+        let current = queued.filter { item in
+            let recipient = try? DeviceID(validating: item.envelope.recipient, field: "recipient")
+            let member = recipient.map { id in
+                log.isActive(id, atIndex: log.headIndex) || log.recoveryKey?.id == id
+                    || (log.assistants[id].map { $0.endedAt == nil } ?? false)
+            } ?? false
+            if !member { obsolete.append(item.id) }
+            return member
+        }
+        if !obsolete.isEmpty {
+            try envelopesDelivered(obsolete)
+            logger.info("dropped queued key envelopes to former members", metadata: ["count": "\(obsolete.count)"])
+        }
+        return current
+    }
 }

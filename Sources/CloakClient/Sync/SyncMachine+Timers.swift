@@ -135,7 +135,7 @@ extension SyncMachine {
 
     /// Queued key envelopes (a removal this device made) go to the server until confirmed.
     mutating func pushEnvelopesIfNeeded(core: ClientCore, now: UInt64) -> [SyncEffect] {
-        guard case .syncing = phase, envelopesInFlight == nil, let queued = try? core.queuedEnvelopes(), !queued.isEmpty
+        guard case .syncing = phase, envelopesInFlight == nil, let queued = try? core.envelopesToSend(), !queued.isEmpty
         else { return [] }
         var put = Cloak_V1_PutKeyEnvelopes()
         put.envelopes = queued.map(\.envelope)

@@ -122,7 +122,7 @@ struct RemoveDeviceFlow: LifecycleFlow {
                 _ = try core.commitAppended(entry, newEpochKey: append.key)
                 // Edits waiting for the new epoch can be sealed now.
                 output.pushOutbox = true
-                let envelopes = try core.queuedEnvelopes()
+                let envelopes = try core.envelopesToSend()
                 guard !envelopes.isEmpty else { return .finish(.success(.completed)) }
                 self.queued = envelopes.map(\.id)
                 return .request(.putKeyEnvelopes(.with { $0.envelopes = envelopes.map(\.envelope) }))
