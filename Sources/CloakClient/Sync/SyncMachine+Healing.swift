@@ -224,22 +224,6 @@ extension SyncMachine {
         return effect
     }
 
-    /// A refused device's restore append conflicted: another member gave the entries back
-    /// first (the next authentication succeeds), or the server's log holds other entries where
-    /// this device's continue — a fork, as a server restored from an older backup makes when a
-    /// member appended since. Only members may read the log, so the device cannot see which:
-    /// after three conflicts in a row without an authentication it raises the alarm and stops,
-    /// as for any refusal the log does not back (§30).
-    private mutating func forkedAway(core: ClientCore, now: UInt64) -> [SyncEffect] {
-        unfoundedRefusals += 1
-        guard unfoundedRefusals >= 3 else { return connectionLost(now: now, core: core) }
-        let alarm = core.raise(SecurityEvent(
-            .protocolViolation, detail: "the server refuses this device, and its device log holds other entries where "
-                + "this device's continue (a forked log, as a server restored from an older backup makes); link this "
-                + "device again"))
-        return [.surface(alarm)] + refuse("the server refuses this device: the account's device log forked")
-    }
-
     /// A restore push's results: what the server took, or why not.
     mutating func restoreAcknowledged(_ ack: Cloak_V1_PushAck, requestID: UInt64, core: ClientCore, now: UInt64)
         -> [SyncEffect]
@@ -264,7 +248,16 @@ extension SyncMachine {
                 healing.logQueue = []
                 // Before authenticating: the server's log moved (another member restored it, or
                 // it forked); look again later, with backoff.
-                guard phase != .anonymous else { return forkedAway(core: core, now: now) }
+                // A refused device: another member gave the entries back first (the next
+                // authentication succeeds), or the server's log holds other entries where this
+                // device's continue — a fork, as a server restored from an older backup makes.
+                // Only members may read the log, so the device cannot tell which (§30).
+                guard phase != .anonymous else {
+                    return unfoundedRefusal(
+                        "the server refuses this device, and its device log holds other entries where this device's "
+                            + "continue (a forked log, as a server restored from an older backup makes); link this device again",
+                        stopping: "the server refuses this device: the account's device log forked", core: core, now: now)
+                }
                 return fetchLog(core: core, now: now) + continueHealing(core: core, now: now)
             }
             if error != nil { healing.logQueue = [] }

@@ -234,11 +234,17 @@ extension SyncMachine {
         // The log shows this device active. A refusal can be transient (a restored server whose
         // log the account's devices are restoring): try again; an unfounded refusal that
         // persists is the server's doing — an alarm, and syncing stops.
+        return [.surface(output)] + unfoundedRefusal(
+            "the server refuses this device, but the device log it serves shows no removal",
+            stopping: "the server refuses this device without a signed removal", core: core, now: now)
+    }
+
+    /// A refusal the signed log does not back: tried again (it can be transient), and after
+    /// three in a row without an authentication, an alarm and syncing stops.
+    mutating func unfoundedRefusal(_ alarm: String, stopping reason: String, core: ClientCore, now: UInt64) -> [SyncEffect] {
         unfoundedRefusals += 1
-        guard unfoundedRefusals >= 3 else { return [.surface(output)] + connectionLost(now: now, core: core) }
-        let alarm = core.raise(SecurityEvent(
-            .protocolViolation, detail: "the server refuses this device, but the device log it serves shows no removal"))
-        return [.surface(output), .surface(alarm)] + refuse("the server refuses this device without a signed removal")
+        guard unfoundedRefusals >= 3 else { return connectionLost(now: now, core: core) }
+        return [.surface(core.raise(SecurityEvent(.protocolViolation, detail: alarm)))] + refuse(reason)
     }
 
     mutating func violation(_ detail: String, core: ClientCore, now: UInt64) -> [SyncEffect] {
