@@ -12,10 +12,22 @@ struct ServerHead: Sendable, Equatable {
 struct HeadsComparison {
     /// Chains the server holds more of: fetch them.
     var behind: [GapRequest] = []
-    /// Chains this device holds more of: the server lost them (restore them), from each seq.
-    var ahead: [(chain: ChainKey, afterSeq: UInt64)] = []
+    /// Change sets this device holds and the server lost (restore them), in chain order.
+    var ahead: [ChangeSet] = []
     /// Own change sets the server acknowledged once and no longer has (a rollback).
     var lostOwn = 0
+}
+
+/// What this device held when it asked for the server's heads. Only that can be missing from
+/// the answer: the server reads its heads after the request arrives, so everything it had
+/// acknowledged or delivered before then is in them, while an acknowledgement or delivery
+/// that reaches the device during the scan may belong to a commit the read did not see yet
+/// (counting it would call an ordinary race a rollback).
+struct HeadsBasis {
+    /// Each chain's newest seq this device held.
+    let positions: [ChainKey: UInt64]
+    /// Own change sets not acknowledged yet.
+    let unacknowledged: Set<ChangeSetHash>
 }
 
 extension ClientCore {
@@ -147,7 +159,9 @@ extension ClientCore {
     /// Compares the server's heads with this device's chains. A position where the server names
     /// another hash than the change set this device holds is a forked view (reported in
     /// `output`); positions it lacks are restored, positions it has beyond ours are fetched.
-    func compareHeads(_ heads: [ServerHead], _ output: inout CoreOutput) throws(ClientError) -> HeadsComparison {
+    func compareHeads(_ heads: [ServerHead], basis: HeadsBasis, _ output: inout CoreOutput) throws(ClientError)
+        -> HeadsComparison
+    {
         var result = HeadsComparison()
         var serverSeq: [ChainKey: UInt64] = [:]
         var forks: [SecurityEvent] = []
@@ -169,18 +183,24 @@ extension ClientCore {
                 }
             }
         }
-        let unacknowledged = Set(try outboxChangeSets(limit: Int.max >> 1).map(\.hash))
-        for (chain, position) in ledger.chains.sorted(by: { ($0.key.conversation, $0.key.author) < ($1.key.conversation, $1.key.author) }) {
+        for (chain, held) in basis.positions.sorted(by: { ($0.key.conversation, $0.key.author) < ($1.key.conversation, $1.key.author) }) {
             let theirs = serverSeq[chain] ?? 0
-            guard position.seq > theirs else { continue }
-            let lost = try restoreCandidates(chain, after: theirs, unacknowledged: unacknowledged)
-            guard !lost.isEmpty else { continue }
-            result.ahead.append((chain, theirs))
+            guard held > theirs else { continue }
+            let lost = try restoreCandidates(chain, after: theirs, unacknowledged: basis.unacknowledged)
+                .filter { $0.header.seq <= held }
+            result.ahead += lost
             // Own change sets beyond the server's head that it had acknowledged.
             if chain.author == me { result.lostOwn += lost.count }
         }
         if !forks.isEmpty { try store.write { tx in for event in forks { try raise(event, tx, &output) } } }
         return result
+    }
+
+    /// What this device holds now, for a heads scan about to be asked for.
+    func headsBasis() throws(ClientError) -> HeadsBasis {
+        HeadsBasis(
+            positions: ledger.chains.mapValues(\.seq),
+            unacknowledged: Set(try outboxChangeSets(limit: Int.max >> 1).map(\.hash)))
     }
 
     /// Stored change sets of `chain` after `seq` that the server had acknowledged (own) or

@@ -14,8 +14,9 @@ struct Healing {
     /// The server's head cursor and device-log length, from AuthResult.
     var serverHead: UInt64 = 0
     var serverLogLength: UInt64 = 0
-    /// The heads scan of this connection: its request and the heads gathered so far.
-    var scan: (id: UInt64, heads: [ServerHead])?
+    /// The heads scan of this connection: its request, what this device held when it asked,
+    /// and the heads gathered so far.
+    var scan: (id: UInt64, basis: HeadsBasis, heads: [ServerHead])?
     var scanned = false
     /// A delivered item was rejected: scan heads again once the current scan (if any) ends,
     /// at most once per ``rescanEveryMillis`` (a hostile server damaging every copy costs it
@@ -102,17 +103,20 @@ extension SyncMachine {
             return []
         }
         guard healing.scan == nil, !healing.scanned else { return [] }
-        return requestHeads(after: nil, collected: [], now: now)
+        guard let basis = try? core.headsBasis() else { return connectionLost(now: now, core: core) }
+        return requestHeads(after: nil, basis: basis, collected: [], now: now)
     }
 
-    private mutating func requestHeads(after: ServerHead?, collected: [ServerHead], now: UInt64) -> [SyncEffect] {
+    private mutating func requestHeads(after: ServerHead?, basis: HeadsBasis, collected: [ServerHead], now: UInt64)
+        -> [SyncEffect]
+    {
         var fetch = Cloak_V1_FetchHeads()
         if let after {
             fetch.afterConversationID = Data(after.chain.conversation.bytes)
             fetch.afterAuthor = Data(after.chain.author.bytes)
         }
         let (id, effect) = send(.fetchHeads(fetch), kind: .heads, now: now)
-        healing.scan = (id, collected)
+        healing.scan = (id, basis, collected)
         return [effect]
     }
 
@@ -127,22 +131,23 @@ extension SyncMachine {
             else { return violation("malformed ChainHeads", core: core, now: now) }
             heads.append(ServerHead(chain: ChainKey(conversation: conversation, author: device), seq: head.seq, hash: hash))
         }
-        if !page.complete, let last = heads.last { return requestHeads(after: last, collected: heads, now: now) }
+        if !page.complete, let last = heads.last {
+            return requestHeads(after: last, basis: scan.basis, collected: heads, now: now)
+        }
         healing.scan = nil
         healing.scanned = true
         let again = healing.rescanWanted ? rescanHeads(core: core, now: now) : []
         var output = CoreOutput()
         let comparison: HeadsComparison
-        do { comparison = try core.compareHeads(heads, &output) } catch { return connectionLost(now: now, core: core) }
+        do { comparison = try core.compareHeads(heads, basis: scan.basis, &output) } catch {
+            return connectionLost(now: now, core: core)
+        }
         output.gaps += comparison.behind
         var effects = follow(output, core: core, now: now)
         if comparison.lostOwn > 0, !healing.rollback {
             effects += rollbackDetected("it lacks \(comparison.lostOwn) change sets it had acknowledged", core: core, now: now)
         }
-        let unacknowledged = Set(((try? core.outboxChangeSets(limit: Int.max >> 1)) ?? []).map(\.hash))
-        for (chain, after) in comparison.ahead {
-            healing.restoreQueue += (try? core.restoreCandidates(chain, after: after, unacknowledged: unacknowledged)) ?? []
-        }
+        healing.restoreQueue += comparison.ahead
         if healing.rollback || !comparison.ahead.isEmpty { queueResealedEnvelopes(core: core) }
         if !healing.envelopesChecked {
             healing.envelopesChecked = true

@@ -1,0 +1,81 @@
+import CloakCRDT
+@_spi(Randomness) import CloakCrypto
+@_spi(Randomness) import CloakProtocol
+import Foundation
+import SwiftProtobuf
+import Testing
+
+@_spi(Simulation) @testable import CloakClient
+
+extension SyncMachineTests {
+    /// ADV-44 without a false alarm: the server reads its heads some time after a FetchHeads
+    /// arrives, so an acknowledgement that reaches the device while the scan is out may belong
+    /// to a commit the read did not see. Only what the device held when it asked can be
+    /// missing from the answer; what it held then and the answer lacks is a rollback.
+    @Test("ADV-44 an own change set acknowledged during a heads scan is no rollback; one acknowledged before is")
+    func headsScanCountsOnlyWhatWasHeldWhenAsked() throws {
+        let core = try core()
+        _ = try core.editLibrary { library, replica, now throws(LibraryEditError) in
+            [try library.addConversation(ConversationID.random(using: core.random).libraryKey, replica: &replica, physicalMillis: now)]
+        }
+        _ = try core.flushDueBatches(force: true)
+        var machine = SyncMachine(configuration: ClientConfiguration())
+        _ = machine.handle(.start, core: core)
+
+        // First connection: the push goes out, then the heads scan; the ack overtakes the heads.
+        var frames = caughtUp(&machine, core, headCursor: 0)
+        let push = try #require(frames.first { $0.body?.name == "push" })
+        let heads = try #require(frames.first { $0.body?.name == "fetch_heads" })
+        guard case .push(let pushed) = push.body else { return }
+        var ack = Cloak_V1_PushAck()
+        ack.results = try pushed.changeSets.map { wire in
+            let hash = try ChangeSet(wire: Array(wire)).hash
+            return .with {
+                $0.hash = Data(hash.bytes)
+                $0.cursor = 1
+            }
+        }
+        _ = machine.handle(.frame(FrameCodec.encode(.pushAck(ack), requestID: push.requestID)), core: core)
+        #expect(try core.outboxChangeSets(limit: 10).isEmpty, "acknowledged")
+        let raced = headsReply([], to: heads, &machine, core)
+        #expect(!raced.events.contains { $0.kind == .serverRollback }, "the read may predate the commit")
+        #expect(!raced.frames.contains { $0.body?.name == "push" }, "nothing re-uploaded")
+
+        // Second connection: the change set was acknowledged before this scan was asked for,
+        // and the answer lacks it: the server forgot it.
+        _ = machine.handle(.disconnected, core: core)
+        clock.advance(ClientConfiguration().reconnectMaxMillis + 1)
+        _ = machine.handle(.tick, core: core)
+        frames = caughtUp(&machine, core, headCursor: 1)
+        let again = try #require(frames.first { $0.body?.name == "fetch_heads" })
+        let lost = headsReply([], to: again, &machine, core)
+        #expect(lost.events.contains { $0.kind == .serverRollback && $0.detail.contains("lacks 1 change sets") })
+    }
+
+    /// Connects, authenticates, subscribes and delivers an empty catch-up; the frames sent.
+    private func caughtUp(_ machine: inout SyncMachine, _ core: ClientCore, headCursor: UInt64) -> [Cloak_V1_Frame] {
+        _ = machine.handle(.connected, core: core)
+        let auth = sent(machine.handle(.frame(hello()), core: core))
+        var result = Cloak_V1_AuthResult()
+        result.headCursor = headCursor
+        result.deviceLogLength = UInt64(core.log?.entries.count ?? 0)
+        var frames = sent(machine.handle(.frame(FrameCodec.encode(.authResult(result), requestID: auth[0].requestID)), core: core))
+        var deliver = Cloak_V1_Deliver()
+        deliver.caughtUp = true
+        let subscribe = frames.first { $0.body?.name == "subscribe" }?.requestID ?? 0
+        frames += sent(machine.handle(.frame(FrameCodec.encode(.deliver(deliver), requestID: subscribe)), core: core))
+        return frames
+    }
+
+    /// Answers a FetchHeads with `heads` in one page; the events surfaced and the frames sent.
+    private func headsReply(_ heads: [Cloak_V1_ChainHead], to request: Cloak_V1_Frame, _ machine: inout SyncMachine,
+                            _ core: ClientCore) -> (events: [SecurityEvent], frames: [Cloak_V1_Frame])
+    {
+        var page = Cloak_V1_ChainHeads()
+        page.heads = heads
+        page.complete = true
+        let effects = machine.handle(.frame(FrameCodec.encode(.chainHeads(page), requestID: request.requestID)), core: core)
+        let events = effects.flatMap { effect -> [SecurityEvent] in if case .surface(let output) = effect { output.events } else { [] } }
+        return (events, sent(effects))
+    }
+}
