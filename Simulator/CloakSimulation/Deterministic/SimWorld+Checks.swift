@@ -133,7 +133,7 @@ extension SimWorld {
 
     /// No canary in the server's store, the frames, the logs, or any device's store (ADV-15).
     func checkConfidentiality() {
-        let scanner = CanaryPrefixScanner()
+        let scanner = CanaryPrefixScanner.shared
         if let found = scanner.find(in: server.store.allStoredBytes()) {
             notes.fail("confidentiality", "a canary (\(found)) is in the server's store")
         }
@@ -149,7 +149,7 @@ extension SimWorld {
 
     /// Checks one frame on the wire: no canary, and no change set nonce seen before (ADV-14).
     func inspect(_ bytes: [UInt8], direction: Direction) {
-        if let found = CanaryPrefixScanner().find(in: [bytes]) {
+        if let found = CanaryPrefixScanner.shared.find(in: [bytes]) {
             notes.fail("confidentiality", "a canary (\(found)) crossed the network")
         }
         guard direction == .toServer, let frame = try? FrameCodec.decode(bytes, maxFrameBytes: 1 << 24),
@@ -168,8 +168,12 @@ extension SimWorld {
 
 /// Finds "cloak-canary-" in the encodings a careless implementation might use (UTF-8, UTF-16,
 /// hex, base64 at each alignment): every canary starts with it, so one search covers all.
-struct CanaryPrefixScanner {
+struct CanaryPrefixScanner: Sendable {
     let patterns: [(String, [UInt8])]
+
+    /// One scanner for every frame: building the patterns (hex and base64 of the prefix) cost
+    /// more than scanning a frame, and a run scans tens of thousands of frames.
+    static let shared = CanaryPrefixScanner()
 
     init() {
         let prefix = "cloak-canary-"

@@ -85,7 +85,7 @@ extension SimWorld {
         guard let frame = try? FrameCodec.decode(bytes, maxFrameBytes: 1 << 24) else { return }
         let line = "\(direction == .toClient ? "to" : "from") \(devices[device].name) \(frame.requestID) \(String(describing: frame.body))"
         notes.faults["metadata logged", default: 0] += 1
-        if let found = CanaryPrefixScanner().find(in: [Array(line.utf8)]) {
+        if let found = CanaryPrefixScanner.shared.find(in: [Array(line.utf8)]) {
             notes.fail("confidentiality", "the hostile server's metadata log holds a canary (\(found))")
         }
     }
