@@ -130,16 +130,20 @@ extension ClientCore {
     /// envelopes for every active device and the current recovery key; a removal's cut-offs
     /// apply. For a new recovery key it returns every older epoch key sealed to it.
     ///
-    /// `output` receives what taking the longer log did — above all the events of change sets
-    /// it judged: held ones now admitted or refused (an assistant's user-role write, ADV-49), or
-    /// accepted ones the entry's cut-offs drop — which the flow surfaces like any delivery's.
+    /// `output` receives what taking the longer log showed the app — the conversations it changed
+    /// and the events of change sets it judged: held ones now admitted or refused (an assistant's
+    /// user-role write, ADV-49), or accepted ones the entry's cut-offs drop — which the flow
+    /// surfaces like any delivery's.
     func commitAppended(_ entry: DeviceLogEntry, newEpochKey: SymmetricKey? = nil, output: inout CoreOutput)
         throws(ClientError) -> [KeyEnvelope]
     {
         var log = try requireAccount()
         if log.hash(atIndex: entry.index) != entry.hash {
             do { try log.append(entry) } catch { throw .server(error) }
-            output.merge(try takeLog(log))
+            // Only what the app is told: the flow asks for its own follow-ups.
+            let taken = try takeLog(log)
+            output.events += taken.events
+            output.changed.formUnion(taken.changed)
         }
         let startsEpoch = entry.index > 0 && membership.log?.epoch(atIndex: entry.index - 1).map { entry.epoch > $0 } == true
         if startsEpoch, let newEpochKey, !membership.keyring.has(epoch: entry.epoch) {
