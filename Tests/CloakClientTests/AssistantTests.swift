@@ -158,6 +158,25 @@ struct AssistantTests {
         #expect(try await world.a.assistants().first?.isActive == false)
     }
 
+    @Test("ADV-49 a hostile write this device held is judged when it ends the assistant itself, and the alarm is raised")
+    func heldWriteJudgedByOwnRevocation() async throws {
+        let world = try await world(seed: 69)
+        try await world.assistant.appendMessage(to: world.inScope, role: .assistant, text: "honest")
+        _ = try await world.assistant._drainOutbox()  // the server keeps this one from B
+        try await world.assistant._playHostile()
+        try await world.assistant.appendMessage(to: world.inScope, role: .user, text: "pretend user")
+        let second = try await world.assistant._drainOutbox()
+        // B holds the second for the gap before it.
+        _ = try await world.b._receive(second.enumerated().map { (UInt64(900 + $0.offset), $0.element) })
+        #expect(await world.b._heldCount() == second.count)
+        // B ends the assistant itself (with no cut-off there: it accepted nothing of it), and
+        // judges what it held as the new entry lands: the event reaches the app.
+        let events = try await world.b._endAssistantEvents(world.assistant.deviceID)
+        #expect(events.contains { $0.kind == .beyondRemovalCutoff && $0.device == world.assistant.deviceID })
+        #expect(await world.b._heldCount() == 0)
+        #expect(await texts(world.b, world.inScope) == ["plan the trip"])
+    }
+
     @Test("ADV-49 past a restriction's cut-off nothing is waited for, and a reply left unsealed there wakes nobody")
     func restrictionEndsExpectations() async throws {
         let world = try await world(seed: 67, scopeBoth: true)
@@ -256,6 +275,15 @@ extension CloakClient {
         let queued = try core.queuedEnvelopes()
         try core.envelopesDelivered(queued.map(\.id))
         return (core.log!.entries.map(\.wire), queued.map(\.envelope))
+    }
+
+    /// Revokes an assistant here as the flow does: the events taking the new entry raised.
+    func _endAssistantEvents(_ id: DeviceID) throws -> [SecurityEvent] {
+        let core = engine.core
+        let (entry, key) = try core.prepareEndAssistant(id, removing: nil, reason: .revoked)
+        var output = CoreOutput()
+        _ = try core.commitAppended(entry, newEpochKey: key, output: &output)
+        return output.events
     }
 
     func _joinAsAssistant(log: DeviceLog, envelopes: [ConversationKeyEnvelope]) throws {

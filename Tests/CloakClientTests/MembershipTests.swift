@@ -42,6 +42,42 @@ struct MembershipTests {
         #expect(await texts(b, chat).filter { $0.hasPrefix("c ") } == ["c 0"])
     }
 
+    @Test("ADV-09 ADV-31 a late removal's rebuild keeps the snapshot a device joined from: it ends equal to the others")
+    func lateRemovalAfterSnapshotBootstrap() async throws {
+        var configuration = ClientConfiguration()
+        configuration.snapshotEvery = 1
+        let devices = try await makeAccount(devices: 3, seed: 23, configuration: configuration)
+        let (a, b, c) = (devices[0], devices[1], devices[2])
+        let relay = Relay()
+        let chat = try await a.createConversation(title: "shared")
+        try await a.appendMessage(to: chat, role: .user, text: "a 0")
+        try await relay.collect(from: a)
+        _ = try await relay.deliverAll(to: c)
+        try await c.appendMessage(to: chat, role: .user, text: "c 0")
+        var fromC = try await c._drainOutbox()
+        _ = try await a._receive([(900, fromC[0])])
+        // B joins the conversation from A's snapshot: it never stores the change sets it covers.
+        let snapshot = try #require(try await a._takeSnapshot(of: chat))
+        _ = try await b._loadSnapshots([snapshot])
+        #expect(await texts(b, chat) == ["a 0", "c 0"])
+        // C writes on concurrently with its removal; only B sees it before the removal.
+        try await c.appendMessage(to: chat, role: .user, text: "c 1")
+        fromC += try await c._drainOutbox()
+        _ = try await b._receive([(901, fromC[1])])
+        let (log, envelopes) = try await remove(c, by: a)
+        let output = try await b._receiveLog(log)
+        _ = try await b._receiveEnvelopes(envelopes)
+        #expect(output.events.map(\.kind) == [.beyondRemovalCutoff])
+        // The rebuild starts from the snapshot, not from nothing.
+        #expect(await texts(b, chat) == ["a 0", "c 0"])
+        #expect(await a.stateHash(of: chat) == (await b.stateHash(of: chat)))
+        // C's chain on B ends at the cut-off: a late copy of what it covered is a duplicate.
+        #expect(await b._chainSeq(chat, author: c.deviceID) == 1)
+        let late = try await b._receive([(902, fromC[0])])
+        #expect(late.events.isEmpty)
+        #expect(await texts(b, chat) == ["a 0", "c 0"])
+    }
+
     @Test("ADV-45 a device the server keeps an epoch key from hands out no incomplete keyring: no link, no recovery key")
     func withheldEpochKeyBlocksSealingToNewMembers() async throws {
         let devices = try await makeAccount(devices: 3, seed: 23)
@@ -193,6 +229,25 @@ extension CloakClient {
 
     func _envelopesToSendRecipients() throws -> [DeviceID] {
         try engine.core.envelopesToSend().map { try DeviceID(validating: $0.envelope.recipient, field: "recipient") }
+    }
+
+    /// Takes a snapshot of `conversation` now (core level), as if the server stored it.
+    func _takeSnapshot(of conversation: ConversationID) throws -> Snapshot? {
+        let core = engine.core
+        core.documents.sinceSnapshot = core.documents.sinceSnapshot.filter { $0.key == conversation }
+        let snapshot = try core.snapshotIfDue()
+        try core.snapshotStored()
+        return snapshot
+    }
+
+    func _chainSeq(_ conversation: ConversationID, author: DeviceID) -> UInt64 {
+        engine.chainPosition(conversation, author: author).seq
+    }
+
+    func _loadSnapshots(_ snapshots: [Snapshot]) throws -> CoreOutput {
+        let output = try engine.core.loadSnapshots(snapshots)
+        engine.surface(output)
+        return output
     }
 
     func _epochs() -> [UInt64] { engine.core.membership.keyring.epochKeys.keys.sorted() }

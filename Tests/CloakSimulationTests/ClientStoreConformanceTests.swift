@@ -59,8 +59,9 @@ struct ClientStoreConformanceTests {
         case 7: try tx.removeFromOutbox(hash: changeSet.hash)
         case 8: _ = try tx.insertPendingOperations(conversation: header.conversation, sealed: rng.bytes(9))
         case 9:
-            try tx.putSavedDocument(SavedDocument(
-                conversation: header.conversation, sealed: rng.bytes(7), appliedThrough: Int64(rng.uniform(20))))
+            let document = SavedDocument(
+                conversation: header.conversation, sealed: rng.bytes(7), appliedThrough: Int64(rng.uniform(20)))
+            if rng.uniform(3) == 0 { try tx.putDocumentBase(document) } else { try tx.putSavedDocument(document) }
         case 10: try tx.putHeld(hash: changeSet.hash, wire: changeSet.wire, reason: "gap:\(header.seq)", at: 1)
         case 11: try tx.deleteClaims(chain, throughSeq: header.seq)
         default:
@@ -95,6 +96,7 @@ struct ClientStoreConformanceTests {
             lines.append("heard \(try tx.heard().map { "\($0.key):\($0.value)" }.sorted())")
             for changeSet in pool.changeSets {
                 let h = changeSet.header
+                lines.append("base \(try tx.documentBase(h.conversation).map { "\($0.sealed):\($0.appliedThrough)" } ?? "-")")
                 lines.append("hash \(try tx.storedHash(conversation: h.conversation, author: h.author, seq: h.seq).map { "\($0)" } ?? "-")")
             }
             return lines

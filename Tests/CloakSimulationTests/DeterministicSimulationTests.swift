@@ -39,6 +39,15 @@ struct DeterministicSimulationTests {
         #expect(result.passed, "\(result.summary)")
     }
 
+    /// Seeds with assistants (issue 24's 1,000-seed run) that must keep passing:
+    /// - all 35, 927: a member's reply to an assistant's message that its revocation (35) or
+    ///   restriction (927) cut off, after a restore, is lost on every device alike (§10).
+    @Test(arguments: [UInt64(35), 927])
+    func assistantCutoffRegressionSeed(seed: UInt64) {
+        let result = SimWorld(options: SimOptions(seed: seed, faults: .all, assistants: true)).run()
+        #expect(result.passed, "\(result.summary)")
+    }
+
     /// Every hostile policy fires across a few seeds, and each raised its alarm (a run fails
     /// its integrity check when a device stays silent).
     @Test func hostileServerIsDetectedEveryWay() async {

@@ -106,7 +106,11 @@ extension SimWorld {
                     notes.messages[id].map({ !$0.edited && !$0.deleted }) ?? true
                 else { continue }
                 for device in members(of: assistant.account) {
-                    guard let rendered = device.engine?.message(id, in: reply.conversation) else {
+                    guard let witness = device.engine else { continue }
+                    guard let rendered = witness.message(id, in: reply.conversation) else {
+                        // A reply to what a removal's cut-off dropped waits for its parent on
+                        // every device alike (PROTOCOL.md §10), as a member's reply does.
+                        if let message = notes.messages[id], lostToRemoval(message, on: witness) != nil { continue }
                         gaps.append("\(device.name) lacks a reply \(assistant.client.name) finished")
                         continue
                     }

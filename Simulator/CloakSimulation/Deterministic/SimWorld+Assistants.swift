@@ -167,9 +167,11 @@ extension SimWorld {
                     assistant.replyOrder.append(message)
                     // Noted for the workload's edits and deletions (not for durability: the
                     // assistant is no device, and a revoked one's last words may be refused).
+                    // Its parent too: a member's reply to it hangs on what it answers (§10).
                     notes.recordMessage(SimNotes.Message(
                         account: assistant.account, conversation: conversation, id: message, author: assistant.client.index,
-                        createdAt: now, kind: "assistant reply", text: ""))
+                        createdAt: now, kind: "assistant reply", text: "",
+                        parent: engine.message(message, in: conversation)?.parent))
                     notes.count("assistant reply")
                     queue += assistant.agent.handle(.replyStarted(id, message), now: now)
                 } catch {

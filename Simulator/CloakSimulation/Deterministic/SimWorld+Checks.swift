@@ -76,7 +76,8 @@ extension SimWorld {
                     if let lost = lostToRemoval(message, on: engine) {
                         // PROTOCOL.md §10: a reply to what a removal's cut-off dropped waits for
                         // a parent that never comes, on every device alike; the drop itself
-                        // raised beyondRemovalCutoff where it had been accepted.
+                        // raised beyondRemovalCutoff where it had been accepted. §29: an
+                        // assistant's revocation or restriction cuts off the same way.
                         notes.detections["reply to a message past a removal's cut-off (\(lost))", default: 0] += 1
                         continue
                     }
@@ -100,6 +101,9 @@ extension SimWorld {
     /// The removed writer of a message `message` hangs on through ancestors `engine` does not
     /// have either (its change set lay past the removal's cut-off): nil when nothing explains
     /// the missing message (an ancestor that is there, or one missing for no such reason).
+    /// A removed device, or an assistant whose access to the conversation `engine`'s log ended
+    /// (a revocation, or a restriction that took the conversation away: PROTOCOL.md §29 cuts
+    /// off its change sets as §10 does a removed device's).
     func lostToRemoval(_ message: SimNotes.Message, on engine: ClientEngine) -> String? {
         var next = message.parent
         var seen: Set<MessageID> = []
@@ -108,6 +112,12 @@ extension SimWorld {
             // A missing member's message may itself hang on a dropped one: look further up.
             let author = devices[ancestor.author]
             if author.status == .removed { return author.name }
+            if let assistant = author.engine?.deviceID,
+                let grant = (try? engine.assistants())?.first(where: { $0.id == assistant }),
+                !grant.isActive || !grant.scope.contains(message.conversation)
+            {
+                return author.name
+            }
             next = ancestor.parent
         }
         return nil

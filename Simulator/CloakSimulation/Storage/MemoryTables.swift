@@ -27,6 +27,7 @@ struct MemoryTables {
     var outbox: Set<Int64> = []
     var pending: [Int64: (conversation: ConversationID, sealed: [UInt8])] = [:]
     var documents: [ConversationID: SavedDocument] = [:]
+    var documentBases: [ConversationID: SavedDocument] = [:]
     var snapshots: [ConversationID: SnapshotLineage] = [:]
     var held: [ChangeSetHash: (wire: [UInt8], reason: String)] = [:]
     var claims: [HeadClaim] = []
@@ -46,6 +47,7 @@ struct MemoryTables {
     func allBytes() -> [[UInt8]] {
         var out: [[UInt8]] = Array(meta.values) + Array(deviceLog.values) + Array(epochKeys.values) + Array(envelopes.values)
         out += changeSets.values.map(\.wire) + pending.values.map(\.sealed) + documents.values.map(\.sealed)
+        out += documentBases.values.map(\.sealed)
         out += held.values.map(\.wire) + rejected.map(\.wire)
         out += events.map { Array($0.event.detail.utf8) }
         return out
@@ -194,6 +196,8 @@ struct MemoryTransaction: StoreTransaction {
     func savedDocument(_ conversation: ConversationID) throws -> SavedDocument? { t.documents[conversation] }
     func putSavedDocument(_ document: SavedDocument) throws { try set(\.documents, document.conversation, document) }
     func deleteSavedDocument(_ conversation: ConversationID) throws { try set(\.documents, conversation, nil) }
+    func documentBase(_ conversation: ConversationID) throws -> SavedDocument? { t.documentBases[conversation] }
+    func putDocumentBase(_ document: SavedDocument) throws { try set(\.documentBases, document.conversation, document) }
 
     func replayStart() throws -> Int64 {
         let known = Set(t.changeSets.values.map(\.conversation))

@@ -60,6 +60,15 @@ extension SQLiteClientStore {
                 CREATE TABLE heard (device BLOB PRIMARY KEY, at INTEGER NOT NULL);
                 """)
         }
+        migrator.registerMigration("v5-document-bases") { db in
+            // The state a conversation started from when this device joined it from a snapshot
+            // (§13): its change sets before the snapshot are not here, so a rebuild after a
+            // late cut-off (§10) starts from it.
+            try db.execute(sql: """
+                CREATE TABLE document_bases (
+                    conversation BLOB PRIMARY KEY, sealed BLOB NOT NULL, applied_through INTEGER NOT NULL)
+                """)
+        }
         return migrator
     }
 }

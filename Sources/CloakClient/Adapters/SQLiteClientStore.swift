@@ -275,6 +275,21 @@ struct SQLiteTransaction: StoreTransaction {
         try db.execute(sql: "DELETE FROM documents WHERE conversation = ?", arguments: [conversation.data])
     }
 
+    func documentBase(_ conversation: ConversationID) throws -> SavedDocument? {
+        try Row.fetchOne(
+            db, sql: "SELECT sealed, applied_through FROM document_bases WHERE conversation = ?", arguments: [conversation.data]
+        ).map { SavedDocument(conversation: conversation, sealed: Array($0["sealed"] as Data), appliedThrough: $0["applied_through"]) }
+    }
+
+    func putDocumentBase(_ document: SavedDocument) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO document_bases(conversation, sealed, applied_through) VALUES (?, ?, ?)
+                ON CONFLICT(conversation) DO UPDATE SET sealed = excluded.sealed, applied_through = excluded.applied_through
+                """,
+            arguments: [document.conversation.data, Data(document.sealed), document.appliedThrough])
+    }
+
     func replayStart() throws -> Int64 {
         try Int64.fetchOne(
             db,

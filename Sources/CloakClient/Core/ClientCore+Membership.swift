@@ -129,11 +129,21 @@ extension ClientCore {
     /// removal, a recovery key's replacement) it installs the new epoch key and queues its
     /// envelopes for every active device and the current recovery key; a removal's cut-offs
     /// apply. For a new recovery key it returns every older epoch key sealed to it.
-    func commitAppended(_ entry: DeviceLogEntry, newEpochKey: SymmetricKey? = nil) throws(ClientError) -> [KeyEnvelope] {
+    ///
+    /// `output` receives what taking the longer log showed the app — the conversations it changed
+    /// and the events of change sets it judged: held ones now admitted or refused (an assistant's
+    /// user-role write, ADV-49), or accepted ones the entry's cut-offs drop — which the flow
+    /// surfaces like any delivery's.
+    func commitAppended(_ entry: DeviceLogEntry, newEpochKey: SymmetricKey? = nil, output: inout CoreOutput)
+        throws(ClientError) -> [KeyEnvelope]
+    {
         var log = try requireAccount()
         if log.hash(atIndex: entry.index) != entry.hash {
             do { try log.append(entry) } catch { throw .server(error) }
-            _ = try takeLog(log)
+            // Only what the app is told: the flow asks for its own follow-ups.
+            let taken = try takeLog(log)
+            output.events += taken.events
+            output.changed.formUnion(taken.changed)
         }
         let startsEpoch = entry.index > 0 && membership.log?.epoch(atIndex: entry.index - 1).map { entry.epoch > $0 } == true
         if startsEpoch, let newEpochKey, !membership.keyring.has(epoch: entry.epoch) {
@@ -144,6 +154,13 @@ extension ClientCore {
             return try envelopesForAllEpochs(to: id, key).filter { !startsEpoch || $0.epoch != entry.epoch }
         }
         return []
+    }
+
+    /// ``commitAppended(_:newEpochKey:output:)`` for a log built locally, with no server and
+    /// no held change sets whose events could matter (tests, local account set-up).
+    func commitAppended(_ entry: DeviceLogEntry, newEpochKey: SymmetricKey? = nil) throws(ClientError) -> [KeyEnvelope] {
+        var output = CoreOutput()
+        return try commitAppended(entry, newEpochKey: newEpochKey, output: &output)
     }
 
     // MARK: Logs and keys from the server

@@ -34,6 +34,7 @@ extension ClientCore {
     ) throws {
         var dropped = 0
         var kept: ChainPosition?
+        var firstDropped: ChangeSetHeader?
         for row in try tx.changeSets(in: conversation, after: 0) {
             guard let changeSet = try? ChangeSet(wire: row.wire), changeSet.header.author == removed else { continue }
             if case .accepted = log.admits(changeSetHeader: changeSet.header, hash: changeSet.hash) {
@@ -46,10 +47,22 @@ extension ClientCore {
             try tx.recordRejected(
                 changeSet.wire, hash: changeSet.hash, reason: "beyondRemovalCutoff", at: now(), kept: Self.rejectedKept)
             dropped += 1
+            if changeSet.header.seq < firstDropped?.seq ?? .max { firstDropped = changeSet.header }
         }
         guard dropped > 0 else { return }
-        // The saved state may contain the dropped operations: rebuild from the change sets.
-        try tx.deleteSavedDocument(conversation)
+        // A device that joined from a snapshot holds none of the chain below what it stores:
+        // the chain then ends just before the first dropped change set (named by its prev_hash).
+        if kept == nil, let first = firstDropped, first.seq > 1 {
+            kept = ChainPosition(seq: first.seq - 1, hash: first.prevHash)
+        }
+        // The saved state may contain the dropped operations: rebuild from the change sets, on
+        // top of the snapshot this device joined from, if any (its covered change sets are not
+        // stored here, so without it the rebuild would lose everything before them).
+        if let base = try tx.documentBase(conversation) {
+            try tx.putSavedDocument(base)
+        } else {
+            try tx.deleteSavedDocument(conversation)
+        }
         documents.rebuildAfterCommit.insert(conversation)
         try ledger.setChain(ChainKey(conversation: conversation, author: removed), kept, tx)
         documents.unsaved[conversation, default: 0] += 1
@@ -65,15 +78,16 @@ extension ClientCore {
     func rebuildPending() throws(ClientError) {
         let targets = documents.rebuildAfterCommit
         documents.rebuildAfterCommit = []
-        for conversation in targets.sorted() { try reloadDocument(conversation, fromSavedState: false) }
+        // The saved state is the snapshot this device joined from, or gone (`rebuild`).
+        for conversation in targets.sorted() { try reloadDocument(conversation) }
     }
 
-    /// Rebuilds one document from durable state: its saved state (unless `fromSavedState` is
-    /// false), the stored change sets after it, then this device's unsealed operations. Used
-    /// after a failed local write (so memory matches the store) and after a late removal.
-    func reloadDocument(_ conversation: ConversationID, fromSavedState: Bool = true) throws(ClientError) {
+    /// Rebuilds one document from durable state: its saved state, the stored change sets after
+    /// it, then this device's unsealed operations. Used after a failed local write (so memory
+    /// matches the store) and after a late removal (`rebuild` reset the saved state).
+    func reloadDocument(_ conversation: ConversationID) throws(ClientError) {
         let (saved, rows) = try store.read { tx in
-            let saved = fromSavedState ? try tx.savedDocument(conversation) : nil
+            let saved = try tx.savedDocument(conversation)
             return (saved, try tx.changeSets(in: conversation, after: saved?.appliedThrough ?? 0))
         }
         var fresh = DocumentSet()

@@ -89,6 +89,12 @@ extension ClientCore {
                     continue
                 }
                 SecretBytes.wipe(&plaintext)
+                // The change sets the snapshot covers will never be stored here: keep the state
+                // it starts from, so a late cut-off's rebuild (§10) does not lose it.
+                try tx.putDocumentBase(SavedDocument(
+                    conversation: header.conversation,
+                    sealed: cipher.seal(Array(body.state), context: Documents.documentContext(header.conversation)),
+                    appliedThrough: try tx.newestChangeSetID()))
                 // Edits this device made there and has not sealed yet (it may write into a
                 // conversation it knows only from the library) stay: the snapshot holds none.
                 if let pending = outbox.pending[header.conversation] {

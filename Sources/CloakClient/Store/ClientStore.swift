@@ -213,6 +213,12 @@ public protocol StoreTransaction {
     func putSavedDocument(_ document: SavedDocument) throws
     /// Forgets a conversation's saved state (it is rebuilt from its change sets).
     func deleteSavedDocument(_ conversation: ConversationID) throws
+    /// The state a conversation started from when this device joined it from a snapshot
+    /// (`appliedThrough`: the newest change-set row then), which its stored change sets do not
+    /// reach back to: a rebuild after a late cut-off starts from it instead of from nothing.
+    func documentBase(_ conversation: ConversationID) throws -> SavedDocument?
+    /// Records the state a conversation started from (see ``documentBase(_:)``).
+    func putDocumentBase(_ document: SavedDocument) throws
     /// The row id after which stored change sets must be replayed at start-up: the oldest
     /// `appliedThrough` of any conversation that has change sets (0 for one never saved).
     func replayStart() throws -> Int64

@@ -38,7 +38,7 @@ struct GrantAssistantFlow: LifecycleFlow {
             case .appended(let appended): entry = appended
             }
             do {
-                _ = try core.commitAppended(entry)
+                _ = try core.commitAppended(entry, output: &output)
                 let envelopes = try core.conversationKeyEnvelopes(
                     to: invitation.id, invitation.agreementKey, conversations: conversations)
                 batches = stride(from: 0, to: envelopes.count, by: Self.batchSize).map {

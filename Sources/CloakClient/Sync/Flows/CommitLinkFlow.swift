@@ -82,11 +82,11 @@ struct CommitLinkFlow: LifecycleFlow {
         case (.append, _):
             switch append.handle(reply, core: core, output: &output) {
             case .appended(let appended):
-                return try seal(appended, core: core)
+                return try seal(appended, core: core, output: &output)
             case .pending(.finish(.failure(.pairingReused))):
                 // Another attempt's add landed meanwhile (a lost reply): seal to it.
                 guard let existing = core.addEntry(of: payload.signingKey) else { throw .pairingReused }
-                return try seal(existing, core: core)
+                return try seal(existing, core: core, output: &output)
             case .pending(let step):
                 return step
             }
@@ -107,14 +107,16 @@ struct CommitLinkFlow: LifecycleFlow {
     }
 
     private mutating func beginAppend(core: ClientCore, output: inout CoreOutput) throws(ClientError) -> FlowStep {
-        if let existing = core.addEntry(of: payload.signingKey) { return try seal(existing, core: core) }
+        if let existing = core.addEntry(of: payload.signingKey) { return try seal(existing, core: core, output: &output) }
         stage = .append
         return append.start(core: core)
     }
 
     /// The add entry is in the log: seal every epoch key to the new device and store them.
-    private mutating func seal(_ added: DeviceLogEntry, core: ClientCore) throws(ClientError) -> FlowStep {
-        _ = try core.commitAppended(added)
+    private mutating func seal(_ added: DeviceLogEntry, core: ClientCore, output: inout CoreOutput) throws(ClientError)
+        -> FlowStep
+    {
+        _ = try core.commitAppended(added, output: &output)
         entry = added
         let envelopes = try core.envelopesForAllEpochs(to: payload.deviceID, payload.agreementKey)
         stage = .envelopes

@@ -119,7 +119,7 @@ struct RemoveDeviceFlow: LifecycleFlow {
             case .appended(let appended): entry = appended
             }
             do {
-                _ = try core.commitAppended(entry, newEpochKey: append.key)
+                _ = try core.commitAppended(entry, newEpochKey: append.key, output: &output)
                 // Edits waiting for the new epoch can be sealed now.
                 output.pushOutbox = true
                 let envelopes = try core.envelopesToSend()

@@ -68,7 +68,9 @@ struct SetRecoveryFlow: LifecycleFlow {
             case .appended(let appended): entry = appended
             }
             let envelopes: [KeyEnvelope]
-            do { envelopes = try core.commitAppended(entry, newEpochKey: append.key) } catch { return .finish(.failure(error)) }
+            do { envelopes = try core.commitAppended(entry, newEpochKey: append.key, output: &output) } catch {
+                return .finish(.failure(error))
+            }
             // A replacement's new epoch key went to the envelope queue (the sync pushes it).
             output.pushEnvelopes = true
             output.pushOutbox = true
