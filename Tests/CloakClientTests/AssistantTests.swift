@@ -215,6 +215,28 @@ struct AssistantTests {
 }
 
 extension AssistantTests {
+    @Test("ADV-45 ADV-49 an out-of-scope change set (a server's replay) is held, never withheld; a later grant admits it")
+    func outsideScopeIsNotWaitedFor() async throws {
+        let world = try await world(seed: 68)
+        // The relay handed the assistant everything, the outside conversation's change set too:
+        // it can never read it (no key of that conversation comes to it), so it keeps it aside.
+        #expect(await world.assistant._heldConversations().contains(world.outside))
+        _ = try await world.assistant._reviewExpectations()
+        world.clock.advance(ClientConfiguration().withheldAfterMillis * 3)
+        let later = try await world.assistant._reviewExpectations()
+        #expect(!later.events.contains { $0.kind == .withheld }, "nothing it could read was kept from it")
+        let status = await world.assistant.syncStatus()
+        #expect(status.incidents.isEmpty && status.members.allSatisfy { $0.knownMissing == 0 })
+        // Granted that conversation after all: the keys of its history admit what was held.
+        let invitation = await world.assistant.assistantInvitation()
+        let (log, envelopes) = try await world.a._grantLocally(
+            invitation, [world.outside], expiresAtMs: world.clock.nowMillis() + 3_600_000)
+        _ = try await world.assistant._receiveLog(log.entries.map(\.wire))
+        _ = try await world.assistant._receiveEnvelopes([], conversationKeys: envelopes)
+        #expect(await world.assistant.allMessageTexts(world.outside).contains("cloak-canary-outside-scope"))
+        #expect(await !world.assistant._heldConversations().contains(world.outside))
+    }
+
     @Test("what a grant costs: one log entry and one envelope per conversation and epoch, each a few hundred bytes")
     func grantCost() async throws {
         let clock = ManualClock()
@@ -307,4 +329,8 @@ extension CloakClient {
     func _acceptedLimit(_ key: ChainKey) -> UInt64? { engine.core.acceptedLimit(key) }
 
     func _nextBatchDeadline() -> UInt64? { engine.core.nextBatchDeadline }
+
+    func _heldConversations() -> Set<ConversationID> {
+        Set(engine.core.ledger.held.values.map(\.changeSet.header.conversation))
+    }
 }
