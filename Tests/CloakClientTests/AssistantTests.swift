@@ -237,6 +237,23 @@ extension AssistantTests {
         #expect(await !world.assistant._heldConversations().contains(world.outside))
     }
 
+    @Test("ADV-45 a device that lacks an epoch key grants nothing: the assistant would never get that epoch's keys")
+    func grantNeedsEveryEpochKey() async throws {
+        let world = try await world(seed: 70)
+        // A revokes the assistant (epoch 2); the server keeps the new key envelope from B.
+        let (log, queued) = try await world.a._endAssistantLocally(world.assistant.deviceID, removing: nil)
+        _ = try await world.b._receiveLog(log)
+        let newcomer = try makeClient(seed: 7_070, clock: world.clock)
+        let invitation = await newcomer.assistantInvitation()
+        let expiry = world.clock.nowMillis() + 60_000
+        await #expect(throws: ClientError.missingEpochKey(2)) {
+            try await world.b._grantLocally(invitation, [world.inScope], expiresAtMs: expiry)
+        }
+        _ = try await world.b._receiveEnvelopes(queued.map { try KeyEnvelope(message: $0) })
+        let (_, envelopes) = try await world.b._grantLocally(invitation, [world.inScope], expiresAtMs: expiry)
+        #expect(envelopes.map(\.epoch) == [1, 2], "the conversation's whole history")
+    }
+
     @Test("what a grant costs: one log entry and one envelope per conversation and epoch, each a few hundred bytes")
     func grantCost() async throws {
         let clock = ManualClock()
