@@ -176,8 +176,12 @@ struct AssistantTests {
         #expect(await world.b._acceptedLimit(keptChain) == nil)
         _ = try await world.assistant._receiveLog(log)
         _ = try await world.assistant._receiveEnvelopes([], conversationKeys: forAssistant)
-        // The batch can never be sealed there (no key of the new epoch): not a deadline.
+        // The batch can never be sealed there (no key of the new epoch): not a deadline, and
+        // nothing waiting to be sent (the assistant is synced), though it is kept.
         #expect(await world.assistant._nextBatchDeadline() == nil)
+        #expect(await world.assistant.syncStatus().unacknowledgedEdits == 0)
+        #expect(try await world.assistant._nothingToSend())
+        #expect(await world.assistant._pendingConversations() == [world.inScope])
     }
 
     @Test("ADV-49 removing a conversation from the scope rotates keys: the assistant reads only what it keeps")
@@ -346,6 +350,10 @@ extension CloakClient {
     func _acceptedLimit(_ key: ChainKey) -> UInt64? { engine.core.acceptedLimit(key) }
 
     func _nextBatchDeadline() -> UInt64? { engine.core.nextBatchDeadline }
+
+    func _nothingToSend() throws -> Bool { try engine.core.nothingToSend() }
+
+    func _pendingConversations() -> Set<ConversationID> { Set(engine.core.outbox.pending.keys) }
 
     func _heldConversations() -> Set<ConversationID> {
         Set(engine.core.ledger.held.values.map(\.changeSet.header.conversation))
