@@ -88,12 +88,12 @@ extension SimWorld {
         }
     }
 
-    /// For each assistant still granted and not expired: its client is synced, and every reply
-    /// it finished in a conversation still in its scope is on every live device with its text
-    /// (unless a device edited or deleted it since).
+    /// For each assistant still granted, not expired and not forked by a restore: its client is
+    /// synced, and every reply it finished in a conversation still in its scope is on every live
+    /// device with its text (unless a device edited or deleted it since).
     func assistantReplyGaps() -> [String] {
         var gaps: [String] = []
-        for assistant in assistants where !assistant.hostile && assistant.joined {
+        for assistant in assistants where !assistant.hostile && assistant.joined && !assistant.forkedByRestore {
             guard let engine = assistant.client.engine, let log = witnessLog(assistant.account),
                 let member = log.assistants[assistant.id], member.endedAt == nil, now < member.current.expiresAtMs
             else { continue }
