@@ -195,8 +195,12 @@ struct AssistantTests {
         #expect(await world.b._acceptedLimit(keptChain) == nil)
         _ = try await world.assistant._receiveLog(log)
         _ = try await world.assistant._receiveEnvelopes([], conversationKeys: forAssistant)
-        // The batch can never be sealed there (no key of the new epoch): not a deadline.
+        // The batch can never be sealed there (no key of the new epoch): not a deadline, and
+        // nothing waiting to be sent (the assistant is synced), though it is kept.
         #expect(await world.assistant._nextBatchDeadline() == nil)
+        #expect(await world.assistant.syncStatus().unacknowledgedEdits == 0)
+        #expect(try await world.assistant._nothingToSend())
+        #expect(await world.assistant._pendingConversations() == [world.inScope])
     }
 
     @Test("ADV-49 removing a conversation from the scope rotates keys: the assistant reads only what it keeps")
@@ -234,6 +238,45 @@ struct AssistantTests {
 }
 
 extension AssistantTests {
+    @Test("ADV-45 ADV-49 an out-of-scope change set (a server's replay) is held, never withheld; a later grant admits it")
+    func outsideScopeIsNotWaitedFor() async throws {
+        let world = try await world(seed: 68)
+        // The relay handed the assistant everything, the outside conversation's change set too:
+        // it can never read it (no key of that conversation comes to it), so it keeps it aside.
+        #expect(await world.assistant._heldConversations().contains(world.outside))
+        _ = try await world.assistant._reviewExpectations()
+        world.clock.advance(ClientConfiguration().withheldAfterMillis * 3)
+        let later = try await world.assistant._reviewExpectations()
+        #expect(!later.events.contains { $0.kind == .withheld }, "nothing it could read was kept from it")
+        let status = await world.assistant.syncStatus()
+        #expect(status.incidents.isEmpty && status.members.allSatisfy { $0.knownMissing == 0 })
+        // Granted that conversation after all: the keys of its history admit what was held.
+        let invitation = await world.assistant.assistantInvitation()
+        let (log, envelopes) = try await world.a._grantLocally(
+            invitation, [world.outside], expiresAtMs: world.clock.nowMillis() + 3_600_000)
+        _ = try await world.assistant._receiveLog(log.entries.map(\.wire))
+        _ = try await world.assistant._receiveEnvelopes([], conversationKeys: envelopes)
+        #expect(await world.assistant.allMessageTexts(world.outside).contains("cloak-canary-outside-scope"))
+        #expect(await !world.assistant._heldConversations().contains(world.outside))
+    }
+
+    @Test("ADV-45 a device that lacks an epoch key grants nothing: the assistant would never get that epoch's keys")
+    func grantNeedsEveryEpochKey() async throws {
+        let world = try await world(seed: 70)
+        // A revokes the assistant (epoch 2); the server keeps the new key envelope from B.
+        let (log, queued) = try await world.a._endAssistantLocally(world.assistant.deviceID, removing: nil)
+        _ = try await world.b._receiveLog(log)
+        let newcomer = try makeClient(seed: 7_070, clock: world.clock)
+        let invitation = await newcomer.assistantInvitation()
+        let expiry = world.clock.nowMillis() + 60_000
+        await #expect(throws: ClientError.missingEpochKey(2)) {
+            try await world.b._grantLocally(invitation, [world.inScope], expiresAtMs: expiry)
+        }
+        _ = try await world.b._receiveEnvelopes(queued.map { try KeyEnvelope(message: $0) })
+        let (_, envelopes) = try await world.b._grantLocally(invitation, [world.inScope], expiresAtMs: expiry)
+        #expect(envelopes.map(\.epoch) == [1, 2], "the conversation's whole history")
+    }
+
     @Test("what a grant costs: one log entry and one envelope per conversation and epoch, each a few hundred bytes")
     func grantCost() async throws {
         let clock = ManualClock()
@@ -335,4 +378,12 @@ extension CloakClient {
     func _acceptedLimit(_ key: ChainKey) -> UInt64? { engine.core.acceptedLimit(key) }
 
     func _nextBatchDeadline() -> UInt64? { engine.core.nextBatchDeadline }
+
+    func _nothingToSend() throws -> Bool { try engine.core.nothingToSend() }
+
+    func _pendingConversations() -> Set<ConversationID> { Set(engine.core.outbox.pending.keys) }
+
+    func _heldConversations() -> Set<ConversationID> {
+        Set(engine.core.ledger.held.values.map(\.changeSet.header.conversation))
+    }
 }

@@ -54,6 +54,8 @@ final class SimAssistant {
     let hostile: Bool
     var agent: AgentCore
     var joined = false
+    /// Its log forked where a restored server lost an entry it holds (``SimWorld/noteForkAfterRestore(_:_:)``).
+    var forkedByRestore = false
     var joinAttempts = 0
     /// The conversations it was ever granted (what it may ever have read).
     var everScope: Set<ConversationID> = []

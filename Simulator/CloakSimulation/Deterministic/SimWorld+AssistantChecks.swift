@@ -88,14 +88,25 @@ extension SimWorld {
         }
     }
 
-    /// For each assistant still granted and not expired: its client is synced, and every reply
-    /// it finished in a conversation still in its scope is on every live device with its text
-    /// (unless a device edited or deleted it since).
+    /// Whether the assistant verified an entry at or past the restored backup's length that the
+    /// account's log no longer holds (PROTOCOL.md §30: what a restore cannot heal). One that saw
+    /// its own revocation there wiped its keys and stopped, as it must, and never fetches the log
+    /// again to raise the fork: only the two logs show it.
+    private func lostToRestore(_ engine: ClientEngine, account: Int, witness: DeviceLog) -> Bool {
+        guard let restored = restoredLogLength[account] else { return false }
+        let held = engine.deviceLogWires().compactMap { try? DeviceLogEntry(wire: $0) }
+        return held.indices.contains { $0 >= restored && ($0 >= witness.entries.count || held[$0].hash != witness.entries[$0].hash) }
+    }
+
+    /// For each assistant still granted, not expired and not forked by a restore: its client is
+    /// synced, and every reply it finished in a conversation still in its scope is on every live
+    /// device with its text (unless a device edited or deleted it since).
     func assistantReplyGaps() -> [String] {
         var gaps: [String] = []
-        for assistant in assistants where !assistant.hostile && assistant.joined {
+        for assistant in assistants where !assistant.hostile && assistant.joined && !assistant.forkedByRestore {
             guard let engine = assistant.client.engine, let log = witnessLog(assistant.account),
-                let member = log.assistants[assistant.id], member.endedAt == nil, now < member.current.expiresAtMs
+                let member = log.assistants[assistant.id], member.endedAt == nil, now < member.current.expiresAtMs,
+                !lostToRestore(engine, account: assistant.account, witness: log)
             else { continue }
             guard engine.isSynced else {
                 gaps.append("\(assistant.client.name) is not synced: \(engine.diagnostics)")

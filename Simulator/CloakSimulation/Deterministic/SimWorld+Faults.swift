@@ -183,6 +183,7 @@ extension SimWorld {
     /// checks then leave it out, as a person re-links it. A fork inside the backup's log is a
     /// real failure and stays one.
     func noteForkAfterRestore(_ device: SimDevice, _ events: [SecurityEvent]) {
+        if let assistant = assistants.first(where: { $0.client === device }) { return noteForkAfterRestore(assistant, events) }
         guard device.status == .member, let restored = restoredLogLength[device.account] else { return }
         for event in events where event.kind == .deviceLogFork {
             guard let index = event.seq, index >= UInt64(restored) else { continue }
@@ -206,6 +207,20 @@ extension SimWorld {
 }
 
 extension SimWorld {
+    /// The same limit for an assistant (PROTOCOL.md §30 "Healing a rolled-back server"): it
+    /// holds an entry the restored server lost and devices that never saw it appended another
+    /// at its index. It cannot re-append (its session may not, §29), so its log forks for good:
+    /// it raises the alarm, and a person grants it again. The reply checks leave it out.
+    func noteForkAfterRestore(_ assistant: SimAssistant, _ events: [SecurityEvent]) {
+        guard !assistant.forkedByRestore, let restored = restoredLogLength[assistant.account] else { return }
+        for event in events where event.kind == .deviceLogFork {
+            guard let index = event.seq, index >= UInt64(restored) else { continue }
+            assistant.forkedByRestore = true
+            fault("assistant fork after restore")
+            return
+        }
+    }
+
     /// The signed log, not a flow's reply, says who was removed: a removal whose reply was lost
     /// (a cut connection, a restarted server) still removed the device.
     func noteRemovalsFromLogs() {

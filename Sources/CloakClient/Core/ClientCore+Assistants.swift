@@ -30,6 +30,10 @@ extension ClientCore {
             throw .unknownConversation(conversation)
         }
         guard expiresAtMs > now() else { throw .invalidEdit("the expiry must be in the future") }
+        // The grant seals its conversations' history from this device's keyring, and no one
+        // seals an epoch that began before the grant to the assistant later: a key this device
+        // lacks (withheld from it, ADV-45) would be one the assistant never gets.
+        try requireEveryEpochKey(log)
         let id = invitation.id
         guard log.members[id] == nil else { throw .notPermitted("that key is a device of the account, not an assistant") }
         var scope = Set(conversations)

@@ -75,6 +75,8 @@ extension ClientCore {
         // device may ever accept, so nothing to wait for (§10).
         for key in expectations.wanted.keys {
             if let limit = acceptedLimit(key) { expectations.limit(key, to: limit) }
+            // Nor does an assistant wait for a conversation its scope lost (§29).
+            if !inCurrentScope(key.conversation) { expectations.limit(key, to: 0) }
         }
         for (key, seq) in ledger.claimedBeyond() { expect(key, upTo: seq) }
         // A withheld incident outlives what opened it (it is stored; the expectation was not,
@@ -122,8 +124,20 @@ extension ClientCore {
     /// Notes that `key` reaches `seq` — as far as this device may ever accept: a removed
     /// device's chain ends at its removal's cut-off (§10), whatever the server stores beyond.
     func expect(_ key: ChainKey, upTo seq: UInt64) {
+        guard inCurrentScope(key.conversation) else { return }
         let limit = min(seq, acceptedLimit(key) ?? seq)
         if limit > (ledger.chains[key]?.seq ?? 0) { expectations.expect(key, upTo: limit) }
+    }
+
+    /// Whether this client can read and write `conversation` under its current terms: a device
+    /// always; an assistant only in its current scope (§29). An assistant never receives another
+    /// conversation's key, and an honest server sends it nothing of one; a change set from
+    /// there (a hostile server's replay, or one of a conversation a restriction took away) is
+    /// kept held — a later grant of the conversation brings its keys and admits it — but is
+    /// nothing it waits for: counting it as withheld would be an alarm that never closes.
+    func inCurrentScope(_ conversation: ConversationID) -> Bool {
+        guard let log = membership.log, let assistant = log.assistants[me] else { return true }
+        return assistant.endedAt == nil && assistant.terms(atIndex: log.headIndex)?.covers(conversation) == true
     }
 
     /// How far `key`'s chain may ever be accepted, when an entry ended its author's right to

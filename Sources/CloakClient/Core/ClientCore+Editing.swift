@@ -98,6 +98,14 @@ extension ClientCore {
         return output
     }
 
+    /// Pending batches that may still be sealed. An assistant's batch in a conversation its
+    /// scope lost (a reply it was streaming when the restriction reached it) is kept — a later
+    /// grant of the conversation seals it — but is nothing waiting to be sent: every device
+    /// would refuse it now (§29), and counting it kept the assistant from ever being synced.
+    var waitingBatches: [ConversationID: Outbox.Batch] {
+        outbox.pending.filter { inCurrentScope($0.key) }
+    }
+
     /// The earliest time a pending batch becomes due, if any.
     /// A batch in a conversation this device cannot seal now (an assistant whose scope lost it
     /// mid-reply, a key not here yet) is not due: waking the driver for it would spin.
@@ -176,7 +184,7 @@ extension ClientCore {
 
     /// Whether nothing local waits: no unsealed operations and an empty outbox.
     func nothingToSend() throws(ClientError) -> Bool {
-        guard outbox.pending.isEmpty else { return false }
+        guard waitingBatches.isEmpty else { return false }
         return try store.read { tx in try tx.outbox(limit: 1).isEmpty && tx.queuedEnvelopes(limit: 1).isEmpty }
     }
 }

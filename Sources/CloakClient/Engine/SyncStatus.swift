@@ -64,7 +64,7 @@ extension ClientEngine {
         }
         return SyncStatus(
             connection: connectionState, liveSince: liveSince,
-            unacknowledgedEdits: outbox + core.outbox.pending.values.reduce(0) { $0 + $1.rows.count },
+            unacknowledgedEdits: outbox + core.waitingBatches.values.reduce(0) { $0 + $1.rows.count },
             acknowledgedThrough: machine.acknowledgedThrough, processedThrough: processed, members: members,
             incidents: core.incidents.values.sorted { $0.id < $1.id })
     }
