@@ -2,7 +2,6 @@ import CloakCRDT
 @_spi(Randomness) import CloakCrypto
 @_spi(Randomness) import CloakProtocol
 import Foundation
-import SwiftProtobuf
 import Testing
 
 @_spi(Simulation) @testable import CloakClient
@@ -29,11 +28,10 @@ extension SyncMachineTests {
         guard case .push(let pushed) = push.body else { return }
         var ack = Cloak_V1_PushAck()
         ack.results = try pushed.changeSets.map { wire in
-            let hash = try ChangeSet(wire: Array(wire)).hash
-            return .with {
-                $0.hash = Data(hash.bytes)
-                $0.cursor = 1
-            }
+            var result = Cloak_V1_PushResult()
+            result.hash = Data(try ChangeSet(wire: Array(wire)).hash.bytes)
+            result.cursor = 1
+            return result
         }
         _ = machine.handle(.frame(FrameCodec.encode(.pushAck(ack), requestID: push.requestID)), core: core)
         #expect(try core.outboxChangeSets(limit: 10).isEmpty, "acknowledged")
