@@ -99,6 +99,10 @@ struct SyncMachine {
     var lastAckedCursor: UInt64 = 0
     var lastAckAt: UInt64 = 0
     var pushRetryAt: UInt64 = 0
+    /// An assistant's own acknowledged change sets the server lost, pushed again before the
+    /// outbox, and the chains queued on this connection (``queueLostOwnChangeSets(_:core:)``).
+    var resend: [ChangeSet] = []
+    var resentChains: Set<ChainKey> = []
     var logFetchInFlight = false
     /// When an open device-log incident is next looked at again by fetching the log.
     var logRecheckAt: UInt64 = 0
@@ -226,6 +230,8 @@ struct SyncMachine {
         subscribeID = 0
         envelopesInFlight = nil
         hello = nil
+        resend = []
+        resentChains = []
         // A rollback found on a dropped connection is healed on the next one.
         healing = Healing(rollback: healing.rollback)
     }
