@@ -28,9 +28,89 @@ struct AssistantLivenessTests {
         #expect(again == [1])
         #expect(then == first)
     }
+
+    @Test("ADV-44 ADV-49 an assistant told the server's log is shorter queues no restore appends: it may not write the log")
+    func assistantQueuesNoRestoreAppends() async throws {
+        let world = try await AssistantTests().world(seed: 92)
+        // A member gives the lost entries back; the assistant leaves that to the members
+        // (it was refused NOT_PERMITTED and appended again, for ever).
+        #expect(await world.a._restoreAppendsAfterShorterLog() > 0)
+        #expect(await world.assistant._restoreAppendsAfterShorterLog() == 0)
+    }
+
+    @Test("ADV-49 a revocation refused with STALE_CUTOFFS is avoided: the cut-off names the assistant's refused newest write")
+    func cutoffNamesARefusedWrite() async throws {
+        let world = try await AssistantTests().world(seed: 93)
+        let question = try #require(await world.assistant.conversation(world.inScope)?.messages.last?.id)
+        let reply = try await world.assistant.beginMessage(in: world.inScope, parent: question, role: .assistant)
+        try await world.assistant.streamText("Day one.", into: reply, in: world.inScope)
+        try await world.assistant.finishStreaming(in: world.inScope)
+        _ = try await AssistantTests().deliver(world, from: world.assistant)
+        // Its client's checks off, it writes as the user: the server stores it (it cannot read
+        // it), every device refuses it.
+        try await world.assistant._playHostile()
+        try await world.assistant.appendMessage(to: world.inScope, role: .user, text: "cloak-canary-as-user")
+        let events = try await AssistantTests().deliver(world, from: world.assistant)
+        #expect(events.allSatisfy { $0.contains { $0.kind == .assistantNotPermitted } })
+        let refused = try ChangeSet(wire: try #require(await world.relay.items.last?.wire))
+        let cutoffs = try await world.a._endCutoffs(world.assistant.deviceID)
+        #expect(cutoffs.map(\.conversation) == [world.inScope])
+        #expect(cutoffs.first?.seq == refused.header.seq)
+        #expect(cutoffs.first?.hash == refused.hash)
+    }
+
+    @Test("ADV-49 an automatic revocation the server refuses is tried again after a growing pause, not every second")
+    func refusedExpiryRevocationBacksOff() async throws {
+        let world = try await AssistantTests().world(seed: 94, expiresIn: 1_000)
+        world.clock.advance(5_000)
+        let tries = await world.a._expiryRevocationTries(at: [0, 1_000, 1_999, 2_000])
+        // The first try is refused; a second comes only after twice the check interval.
+        #expect(tries == [1, 0, 0, 1])
+    }
 }
 
 extension CloakClient {
+    /// How many device-log entries this device queues to re-append when the server's
+    /// AuthResult shows a log of one entry.
+    func _restoreAppendsAfterShorterLog() -> Int {
+        let core = engine.core
+        var machine = SyncMachine(configuration: core.configuration)
+        var result = Cloak_V1_AuthResult()
+        result.deviceLogLength = 1
+        result.headCursor = 0
+        _ = machine.checkAuthResult(result, core: core, now: core.now())
+        return machine.healing.logQueue.count
+    }
+
+    /// The cut-offs this device would sign to revoke `assistant`.
+    func _endCutoffs(_ assistant: DeviceID) throws -> [RemovalCutoff] {
+        try engine.core.prepareEndAssistant(assistant, removing: nil, reason: .revoked).entry.cutoffs
+    }
+
+    /// The expiry check run at each offset from now: the revocations it sends (each refused
+    /// by the server with NOT_PERMITTED).
+    func _expiryRevocationTries(at offsets: [UInt64]) -> [Int] {
+        let core = engine.core
+        var machine = SyncMachine(configuration: core.configuration)
+        machine.wantSync = true
+        machine.phase = .syncing(caughtUp: true)
+        let start = core.now()
+        return offsets.map { offset in
+            let effects = machine.endExpiredAssistants(core: core, now: start + offset)
+            let appends = effects.filter { effect in
+                guard case .send(let bytes) = effect, let frame = try? FrameCodec.decode(bytes, maxFrameBytes: 1 << 22),
+                    case .appendDeviceLog? = frame.body
+                else { return false }
+                return true
+            }
+            if appends.count > 0, let request = machine.flows.current?.request {
+                let refusal = FrameCodec.encodeError(.notPermitted("refused"), requestID: request)
+                _ = machine.handle(.frame(refusal), core: core)
+            }
+            return appends.count
+        }
+    }
+
     /// The assistant's first change set acknowledged (and then lost by the server); the seqs of
     /// its next push (which the server refuses with GAP), of the push after that (which it
     /// accepts) and of the one that follows.

@@ -129,6 +129,8 @@ struct SyncMachine {
     /// When this device next checks for assistants past their expiry (§29), and the number of
     /// the next flow it starts for one.
     var expiryCheckAt: UInt64 = 0
+    /// Automatic revocations refused in a row: each doubles the pause before the next try.
+    var expiryRetries = 0
     var nextInternalFlow: UInt64 = 1 << 63
     let configuration: ClientConfiguration
 
