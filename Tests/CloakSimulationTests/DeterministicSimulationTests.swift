@@ -27,11 +27,13 @@ struct DeterministicSimulationTests {
     /// - restore 11: a device the restore forked (documented limit: alarm, exempted); all
     ///   10197 (CI batch): the same limit seen by a device the restored log no longer lists.
     /// - all 102: a past push-retry time woke the driver at once while healing blocked pushes.
+    /// - all 13, 872: an assistant whose acknowledged change sets a restored server lost
+    ///   retried its refused (GAP) push for ever; stale ticks piled up in the simulator.
     /// - hostile 1: a shortened device log left an incident nobody looked at again.
     /// - hostile 6, 7: a withheld last change set of a chain, and an already-open incident.
     /// - hostile 8: a damaged delivery cost the change set (no re-fetch after a rejection).
     @Test(arguments: [
-        (UInt64(1), FaultProfile.restore), (2, .restore), (11, .restore), (102, .all),
+        (UInt64(1), FaultProfile.restore), (2, .restore), (11, .restore), (102, .all), (13, .all), (872, .all),
         (1, .hostile), (6, .hostile), (7, .hostile), (8, .hostile),
     ])
     func regressionSeed(seed: UInt64, faults: FaultProfile) {

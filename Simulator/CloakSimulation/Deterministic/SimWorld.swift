@@ -192,6 +192,13 @@ public final class SimWorld {
             pump(device)
         case .tick(let index):
             let device = devices[index]
+            // A tick an earlier deadline superseded is dropped: the driver has one timer. Kept,
+            // each one re-armed the timer when it fired, so a device that often moved its
+            // deadline earlier (a streaming assistant, a polling link) piled up ticks by the
+            // thousand and spent the run's event budget (seeds 13, 590 and others).
+            // (A past deadline is scheduled at the current time, so the armed time may be
+            // earlier than this tick's; a later one means this tick was superseded.)
+            guard let armed = device.scheduledTick, armed <= now else { return }
             device.scheduledTick = nil
             guard let engine = device.engine else { return }
             engine.handle(.tick)

@@ -87,7 +87,7 @@ extension ClientCore {
         guard removed.isSubset(of: assistant.current.scope), !removed.isEmpty else {
             throw .invalidEdit("only conversations in the assistant's scope can be removed from it")
         }
-        let cutoffs = ledger.cutoffs(of: id).filter { removed.contains($0.conversation) }
+        let cutoffs = self.cutoffs(of: id).filter { removed.contains($0.conversation) }
         let entry: DeviceLogEntry
         if let removing, Set(removing) != Set(assistant.current.scope) {
             entry = DeviceLogEntry.restrictAssistant(

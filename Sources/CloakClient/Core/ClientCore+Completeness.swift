@@ -240,9 +240,11 @@ extension ClientCore {
         return candidates
     }
 
-    /// Device-log entries the server lacks (it served a shorter log).
+    /// Device-log entries the server lacks (it served a shorter log). None for an assistant: it
+    /// may not write to the device log, restore appends included (§29); the account's devices
+    /// give the entries back (it re-appended, was refused NOT_PERMITTED, and tried again).
     func logEntries(from index: Int) -> [DeviceLogEntry] {
-        guard let log = membership.log, index < log.entries.count else { return [] }
+        guard !isAssistant, let log = membership.log, index < log.entries.count else { return [] }
         return Array(log.entries[index...])
     }
 

@@ -106,14 +106,14 @@ extension ClientCore {
         return (entry, key)
     }
 
-    /// A `remove device` entry with the removed device's cut-offs (its last change set this
-    /// device accepted, per conversation; PROTOCOL.md §10) and the next epoch's key, which is
+    /// A `remove device` entry with the removed device's cut-offs (its newest change set this
+    /// device received intact, per conversation; PROTOCOL.md §10) and the next epoch's key, which is
     /// remembered durably before the entry is sent.
     func prepareRemove(_ device: DeviceID) throws(ClientError) -> (entry: DeviceLogEntry, key: SymmetricKey) {
         let log = try requireAccount()
         guard device != me else { throw .invalidEdit("a device cannot remove itself; remove it from another device") }
         guard log.isActive(device, atIndex: log.headIndex) else { throw .unknownDevice(device) }
-        let cutoffs = ledger.cutoffs(of: device)
+        let cutoffs = self.cutoffs(of: device)
         guard cutoffs.count <= configuration.limits.maxRemovalCutoffs else {
             throw .invalidEdit("the device wrote in more conversations than one removal can list")
         }

@@ -105,6 +105,7 @@ extension ClientCore {
             let kind: SecurityEvent.Kind = if case .crypto = error { .decryptionFailed } else { .undecodableOperations }
             let event = SecurityEvent(kind, conversation: header.conversation, device: header.author, seq: header.seq)
             try reject(changeSet.wire, hash: changeSet.hash, event, tx, &output)
+            noteRefusedAfterAdmission(changeSet)
             return false
         }
         // Operation ids carry their author's replica id; a member may not write as another.
@@ -114,6 +115,7 @@ extension ClientCore {
                 .undecodableOperations, conversation: header.conversation, device: header.author, seq: header.seq,
                 detail: "operations claim another author")
             try reject(changeSet.wire, hash: changeSet.hash, event, tx, &output)
+            noteRefusedAfterAdmission(changeSet)
             return false
         }
         // An assistant writes only its own assistant/tool messages, before its expiry (§29).
@@ -125,6 +127,7 @@ extension ClientCore {
                 violation.kind, conversation: header.conversation, device: header.author, seq: header.seq,
                 detail: violation.detail)
             try reject(changeSet.wire, hash: changeSet.hash, event, tx, &output)
+            noteRefusedAfterAdmission(changeSet)
             return false
         }
         let claims = body.heads.compactMap { try? ChainHead(message: $0) }

@@ -64,6 +64,9 @@ final class ClientCore {
     var expectations = Expectations()
     /// When each member was last heard of (a change set of it accepted).
     var heard: [DeviceID: UInt64] = [:]
+    /// Per chain, the newest authentic change set refused after admission (``cutoffs(of:)``).
+    /// Not stored: after a restart, a cut-off catch-up (STALE_CUTOFFS) refuses it again.
+    var refusedHeads: [ChainKey: ChainPosition] = [:]
     /// Authors accepted in the current receive batch (their `heard` rows are written with it).
     var heardInBatch: Set<DeviceID> = []
     /// False only in tests that play a hostile assistant whose client skips its own checks

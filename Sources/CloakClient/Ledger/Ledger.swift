@@ -239,13 +239,6 @@ struct Ledger {
         }
         return beyond
     }
-
-    /// The removed device's newest accepted change set per conversation (a removal's cut-offs).
-    func cutoffs(of device: DeviceID) -> [RemovalCutoff] {
-        chains.filter { $0.key.author == device }.map {
-            RemovalCutoff(conversation: $0.key.conversation, seq: $0.value.seq, hash: $0.value.hash)
-        }.sorted { $0.conversation < $1.conversation }
-    }
 }
 
 /// A request to re-fetch part of an author's chain (a gap).

@@ -102,7 +102,17 @@ extension SyncMachine {
         guard let finished = flows.popCurrent() else { return [] }
         var effects: [SyncEffect] = finished.id.isInternal ? [] : [.flowFinished(finished.id, result)]
         if finished.id.isInternal, case .failure(let error) = result {
-            core.logger.notice("ending an expired assistant's access failed; retrying later", metadata: ["error": "\(error)"])
+            // Refused (e.g. STALE_CUTOFFS whose catch-up could not make the cut-offs agree):
+            // tried again after a growing pause, not at every expiry check (once a second, for
+            // ever: found by the simulator, seed 131).
+            expiryRetries += 1
+            let pause = configuration.assistantExpiryCheckMillis << min(expiryRetries, 6)
+            expiryCheckAt = max(expiryCheckAt, now + pause)
+            core.logger.notice(
+                "ending an expired assistant's access failed; retrying later",
+                metadata: ["error": "\(error)", "retry_in_ms": "\(pause)"])
+        } else if finished.id.isInternal {
+            expiryRetries = 0
         }
 
         // A flow that made this device a member (create, recover) ran on a session that is not

@@ -235,6 +235,7 @@ extension SyncMachine {
         pushInFlight = nil
         var done: [ChangeSetHash] = []
         var retry = false
+        var gapped: Set<ChangeSetHash> = []
         var output = CoreOutput()
         for result in ack.results {
             guard let hash = try? ChangeSetHash(validating: result.hash, field: "hash") else { continue }
@@ -242,7 +243,14 @@ extension SyncMachine {
             case .unspecified:
                 done.append(hash)
                 acknowledgedThrough = max(acknowledgedThrough, result.cursor)
-            case .rateLimited, .quotaExceeded, .internal, .gap:
+            case .gap:
+                // The server lacks the chain before this change set. An assistant makes no heads
+                // scan and pushes no restores (§29): it gives back its own change sets the server
+                // acknowledged and then lost (a restored backup) through ordinary pushes, else it
+                // would retry the same refused push for ever (found by the simulator, seed 13).
+                retry = true
+                gapped.insert(hash)
+            case .rateLimited, .quotaExceeded, .internal:
                 retry = true
             case .staleDeviceLog:
                 // Written before this device learned of a removal: fetch the log and the new
@@ -260,6 +268,9 @@ extension SyncMachine {
             }
         }
         var effects: [SyncEffect] = []
+        let settled = Set(done)
+        resend.removeAll { settled.contains($0.hash) }
+        if core.isAssistant, !gapped.isEmpty { queueLostOwnChangeSets(gapped, core: core) }
         do { try core.acknowledge(done) } catch { return scheduleReconnect(now: now, core: core) }
         if !output.events.isEmpty { effects.append(.surface(output)) }
         if output.fetchDeviceLog { effects += fetchLog(core: core, now: now) }
@@ -275,9 +286,9 @@ extension SyncMachine {
         // Lost history goes back first: own new change sets follow it in their chains.
         guard case .syncing = phase, pushInFlight == nil, now >= pushRetryAt, !healing.busy else { return [] }
         pushRetryAt = 0
-        guard
-            let candidates = try? core.outboxChangeSets(
-                limit: min(configuration.pushBatch, configuration.limits.maxChangeSetsPerPush)),
+        let limit = min(configuration.pushBatch, configuration.limits.maxChangeSetsPerPush)
+        // Own change sets the server lost go first: the outbox's follow them in their chains.
+        guard let candidates = resend.isEmpty ? try? core.outboxChangeSets(limit: limit) : Array(resend.prefix(limit)),
             !candidates.isEmpty
         else { return [] }
         // Stay within the frame limit: a push is one WebSocket message (PROTOCOL.md §24).
@@ -293,5 +304,22 @@ extension SyncMachine {
         let (id, effect) = send(.push(push), kind: .push, now: now)
         pushInFlight = (id, fitting.map(\.hash))
         return [effect]
+    }
+}
+
+extension SyncMachine {
+    /// An assistant's push refused with GAP: its own acknowledged change sets of those chains,
+    /// in chain order, are pushed again (once per chain and connection; the server stores what
+    /// it lacks and answers the rest as duplicates).
+    mutating func queueLostOwnChangeSets(_ refused: Set<ChangeSetHash>, core: ClientCore) {
+        guard let outbox = try? core.outboxChangeSets(limit: Int.max >> 1) else { return }
+        let chains = Set(outbox.filter { refused.contains($0.hash) && $0.header.author == core.me }.map {
+            ChainKey(conversation: $0.header.conversation, author: $0.header.author)
+        })
+        let unacknowledged = Set(outbox.map(\.hash))
+        for chain in chains.sorted(by: { $0.conversation < $1.conversation }) where !resentChains.contains(chain) {
+            resentChains.insert(chain)
+            resend += (try? core.restoreCandidates(chain, after: 0, unacknowledged: unacknowledged)) ?? []
+        }
     }
 }

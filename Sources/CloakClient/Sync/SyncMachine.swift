@@ -99,6 +99,10 @@ struct SyncMachine {
     var lastAckedCursor: UInt64 = 0
     var lastAckAt: UInt64 = 0
     var pushRetryAt: UInt64 = 0
+    /// An assistant's own acknowledged change sets the server lost, pushed again before the
+    /// outbox, and the chains queued on this connection (``queueLostOwnChangeSets(_:core:)``).
+    var resend: [ChangeSet] = []
+    var resentChains: Set<ChainKey> = []
     var logFetchInFlight = false
     /// When an open device-log incident is next looked at again by fetching the log.
     var logRecheckAt: UInt64 = 0
@@ -125,6 +129,8 @@ struct SyncMachine {
     /// When this device next checks for assistants past their expiry (§29), and the number of
     /// the next flow it starts for one.
     var expiryCheckAt: UInt64 = 0
+    /// Automatic revocations refused in a row: each doubles the pause before the next try.
+    var expiryRetries = 0
     var nextInternalFlow: UInt64 = 1 << 63
     let configuration: ClientConfiguration
 
@@ -226,6 +232,8 @@ struct SyncMachine {
         subscribeID = 0
         envelopesInFlight = nil
         hello = nil
+        resend = []
+        resentChains = []
         // A rollback found on a dropped connection is healed on the next one.
         healing = Healing(rollback: healing.rollback)
     }

@@ -1,0 +1,153 @@
+import CloakCRDT
+import CloakCrypto
+import CloakProtocol
+import CloakTesting
+import Foundation
+import Testing
+
+@_spi(Simulation) @testable import CloakClient
+
+/// An assistant keeps syncing when the server forgets or refuses: what it cannot do (heads
+/// scans, restore pushes, device-log appends; PROTOCOL.md §29) must not leave it retrying the
+/// same refused request for ever (the simulator's livelocks).
+@Suite("Assistants keep syncing after a server's loss (ADV-44, ADV-49)")
+struct AssistantLivenessTests {
+    @Test("ADV-44 an assistant whose acknowledged change sets the server lost pushes them again before its outbox")
+    func lostOwnChangeSetsArePushedAgain() async throws {
+        let world = try await AssistantTests().world(seed: 91)
+        let question = try #require(await world.assistant.conversation(world.inScope)?.messages.last?.id)
+        for text in ["Day one: the coast.", "Day two: the hills."] {
+            let reply = try await world.assistant.beginMessage(in: world.inScope, parent: question, role: .assistant)
+            try await world.assistant.streamText(text, into: reply, in: world.inScope)
+            try await world.assistant.finishStreaming(in: world.inScope)
+        }
+        let (first, again, then) = try await world.assistant._pushesAfterGap()
+        #expect(first.count >= 1 && !first.contains(1))
+        // The server answered GAP to all of them (it lacks seq 1, which it had acknowledged):
+        // the next push gives seq 1 back, and once it is stored the outbox follows.
+        #expect(again == [1])
+        #expect(then == first)
+    }
+
+    @Test("ADV-44 ADV-49 an assistant told the server's log is shorter queues no restore appends: it may not write the log")
+    func assistantQueuesNoRestoreAppends() async throws {
+        let world = try await AssistantTests().world(seed: 92)
+        // A member gives the lost entries back; the assistant leaves that to the members
+        // (it was refused NOT_PERMITTED and appended again, for ever).
+        #expect(await world.a._restoreAppendsAfterShorterLog() > 0)
+        #expect(await world.assistant._restoreAppendsAfterShorterLog() == 0)
+    }
+
+    @Test("ADV-49 a revocation refused with STALE_CUTOFFS is avoided: the cut-off names the assistant's refused newest write")
+    func cutoffNamesARefusedWrite() async throws {
+        let world = try await AssistantTests().world(seed: 93)
+        let question = try #require(await world.assistant.conversation(world.inScope)?.messages.last?.id)
+        let reply = try await world.assistant.beginMessage(in: world.inScope, parent: question, role: .assistant)
+        try await world.assistant.streamText("Day one.", into: reply, in: world.inScope)
+        try await world.assistant.finishStreaming(in: world.inScope)
+        _ = try await AssistantTests().deliver(world, from: world.assistant)
+        // Its client's checks off, it writes as the user: the server stores it (it cannot read
+        // it), every device refuses it.
+        try await world.assistant._playHostile()
+        try await world.assistant.appendMessage(to: world.inScope, role: .user, text: "cloak-canary-as-user")
+        let events = try await AssistantTests().deliver(world, from: world.assistant)
+        #expect(events.allSatisfy { $0.contains { $0.kind == .assistantNotPermitted } })
+        let refused = try ChangeSet(wire: try #require(await world.relay.items.last?.wire))
+        let cutoffs = try await world.a._endCutoffs(world.assistant.deviceID)
+        #expect(cutoffs.map(\.conversation) == [world.inScope])
+        #expect(cutoffs.first?.seq == refused.header.seq)
+        #expect(cutoffs.first?.hash == refused.hash)
+    }
+
+    @Test("ADV-49 an automatic revocation the server refuses is tried again after a growing pause, not every second")
+    func refusedExpiryRevocationBacksOff() async throws {
+        let world = try await AssistantTests().world(seed: 94, expiresIn: 1_000)
+        world.clock.advance(5_000)
+        let tries = await world.a._expiryRevocationTries(at: [0, 1_000, 1_999, 2_000])
+        // The first try is refused; a second comes only after twice the check interval.
+        #expect(tries == [1, 0, 0, 1])
+    }
+}
+
+extension CloakClient {
+    /// How many device-log entries this device queues to re-append when the server's
+    /// AuthResult shows a log of one entry.
+    func _restoreAppendsAfterShorterLog() -> Int {
+        let core = engine.core
+        var machine = SyncMachine(configuration: core.configuration)
+        var result = Cloak_V1_AuthResult()
+        result.deviceLogLength = 1
+        result.headCursor = 0
+        _ = machine.checkAuthResult(result, core: core, now: core.now())
+        return machine.healing.logQueue.count
+    }
+
+    /// The cut-offs this device would sign to revoke `assistant`.
+    func _endCutoffs(_ assistant: DeviceID) throws -> [RemovalCutoff] {
+        try engine.core.prepareEndAssistant(assistant, removing: nil, reason: .revoked).entry.cutoffs
+    }
+
+    /// The expiry check run at each offset from now: the revocations it sends (each refused
+    /// by the server with NOT_PERMITTED).
+    func _expiryRevocationTries(at offsets: [UInt64]) -> [Int] {
+        let core = engine.core
+        var machine = SyncMachine(configuration: core.configuration)
+        machine.wantSync = true
+        machine.phase = .syncing(caughtUp: true)
+        let start = core.now()
+        return offsets.map { offset in
+            let effects = machine.endExpiredAssistants(core: core, now: start + offset)
+            let appends = effects.filter { effect in
+                guard case .send(let bytes) = effect, let frame = try? FrameCodec.decode(bytes, maxFrameBytes: 1 << 22),
+                    case .appendDeviceLog? = frame.body
+                else { return false }
+                return true
+            }
+            if appends.count > 0, let request = machine.flows.current?.request {
+                let refusal = FrameCodec.encodeError(.notPermitted("refused"), requestID: request)
+                _ = machine.handle(.frame(refusal), core: core)
+            }
+            return appends.count
+        }
+    }
+
+    /// The assistant's first change set acknowledged (and then lost by the server); the seqs of
+    /// its next push (which the server refuses with GAP), of the push after that (which it
+    /// accepts) and of the one that follows.
+    func _pushesAfterGap() throws -> (first: [UInt64], again: [UInt64], then: [UInt64]) {
+        let core = engine.core
+        let outbox = try core.outboxChangeSets(limit: 100).sorted { $0.header.seq < $1.header.seq }
+        try core.acknowledge([outbox[0].hash])
+        var machine = SyncMachine(configuration: core.configuration)
+        machine.phase = .syncing(caughtUp: true)
+        let pushed = Self._pushed(machine.pushIfReady(core: core, now: core.now()))
+        _ = Self._acknowledge(pushed, error: .gap, &machine, core)
+        let again = Self._pushed(machine.pushIfReady(core: core, now: core.now() + 3_600_000))
+        let then = Self._pushed(Self._acknowledge(again, error: .unspecified, &machine, core))
+        return (pushed.map(\.header.seq), again.map(\.header.seq), then.map(\.header.seq))
+    }
+
+    static func _acknowledge(_ pushed: [ChangeSet], error: Cloak_V1_ErrorCode, _ machine: inout SyncMachine, _ core: ClientCore)
+        -> [SyncEffect]
+    {
+        guard let inFlight = machine.pushInFlight else { return [] }
+        var ack = Cloak_V1_PushAck()
+        ack.results = pushed.map { changeSet in
+            var result = Cloak_V1_PushResult()
+            result.hash = Data(changeSet.hash.bytes)
+            result.error = error
+            result.cursor = error == .unspecified ? 7 : 0
+            return result
+        }
+        return machine.handle(.frame(FrameCodec.encode(.pushAck(ack), requestID: inFlight.id)), core: core)
+    }
+
+    static func _pushed(_ effects: [SyncEffect]) -> [ChangeSet] {
+        effects.flatMap { effect -> [ChangeSet] in
+            guard case .send(let bytes) = effect, let frame = try? FrameCodec.decode(bytes, maxFrameBytes: 1 << 22),
+                case .push(let push)? = frame.body
+            else { return [] }
+            return push.changeSets.compactMap { try? ChangeSet(wire: Array($0)) }
+        }
+    }
+}
