@@ -57,12 +57,29 @@ extension SimWorld {
             }
             for device in live where device.engine?.isSynced != true {
                 let status = device.engine?.syncStatus
+                if let status, withholdsOnlyHostileWrites(status, account: account) {
+                    notes.detections["hostile assistant write withheld", default: 0] += 1
+                    continue
+                }
                 let missing = status?.members.filter { $0.knownMissing > 0 }.map { "\($0.knownMissing)" } ?? []
                 notes.fail("convergence", "\(device.name) is not synced after healing: \(status.map { "\($0.connection)" } ?? "down"), "
                     + "\(status?.unacknowledgedEdits ?? -1) unacknowledged, incidents \(status?.incidents.map(\.detail) ?? []), "
                     + "missing \(missing), \(device.engine?.diagnostics ?? ""), events \(device.events.suffix(4).map { "\($0.kind): \($0.detail)" })")
             }
         }
+    }
+
+    /// Whether all a device lacks is a hostile assistant's writes: the colluding server handed
+    /// them to the devices up at the time and stored none, and a revocation's cut-off names the
+    /// newest one a device received intact (§10 "Choosing cut-offs") — so every other device
+    /// knows it exists and reports it withheld for good. That is the server withholding, and
+    /// the report is the detection; nothing else may be open.
+    private func withholdsOnlyHostileWrites(_ status: SyncStatus, account: Int) -> Bool {
+        let hostile = Set(assistants.filter { $0.account == account && $0.hostile && !$0.hostileWrites.isEmpty }.map(\.id))
+        guard !hostile.isEmpty, status.connection == .live, status.unacknowledgedEdits == 0, !status.incidents.isEmpty
+        else { return false }
+        return status.incidents.allSatisfy { $0.kind == .withheld && $0.device.map(hostile.contains) == true }
+            && status.members.allSatisfy { $0.knownMissing == 0 || hostile.contains($0.device) }
     }
 
     /// Every message an API call accepted, on a device that is still a member, is on every
