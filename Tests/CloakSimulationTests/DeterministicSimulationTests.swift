@@ -67,15 +67,17 @@ struct DeterministicSimulationTests {
 
     /// Seeds of the CI batch that still fail: open bugs, each named in issue 24's note, kept
     /// visible as known issues rather than hidden by another seed range. A new failing seed
-    /// fails the test. None today (10002 and 10146 were fixed in session 24: a keyring handed
-    /// out incomplete, expectations past a removal's cut-off, a forked log read as rolled back).
-    static let openSeeds: [UInt64: String] = [:]
+    /// fails the test; a seed here that passes is reported too (take it out).
+    static let openSeeds: [UInt64: String] = [
+        10020: "an assistant's push stays in flight at the end of the run (assistant replies: not synced)",
+        10040: "a device lacks an epoch key another member's change sets need (withheld: cannot be read) and its library differs",
+        10148: "devices' libraries differ at the end (one raised assistantOutOfScope before; not diagnosed)",
+    ]
 
-    /// The batch CI runs: 200 seeds with every fault profile mixed in (without assistants: with
-    /// them 5 of these seeds still fail — issue 24's note; runs with assistants are
-    /// AssistantSimulationTests').
+    /// The batch CI runs: 200 seeds with every fault profile mixed in and AI assistants joining,
+    /// answering, expiring and being revoked (what `cloak-sim run --faults all` does).
     @Test func twoHundredSeedsWithAllFaults() async {
-        let template = SimOptions(seed: 0, accounts: 3, devices: 3, ops: 120, faults: .all, assistants: false)
+        let template = SimOptions(seed: 0, accounts: 3, devices: 3, ops: 120, faults: .all, assistants: true)
         let summary = await SimBatch(first: 10_000, count: 200, template: template, jobs: 2)
             .run(progress: { _ in }, report: { _ in })
         #expect(summary.seeds == 200)
@@ -87,5 +89,9 @@ struct DeterministicSimulationTests {
             }
         }
         #expect(summary.failed <= Self.openSeeds.count)
+        let failed = Set(summary.results.filter { !$0.passed }.map(\.options.seed))
+        for seed in Self.openSeeds.keys.sorted() where !failed.contains(seed) {
+            Issue.record("open seed \(seed) passes now: take it out of openSeeds")
+        }
     }
 }
