@@ -257,18 +257,11 @@ struct SQLiteTransaction: StoreTransaction {
     }
 
     func savedDocument(_ conversation: ConversationID) throws -> SavedDocument? {
-        try Row.fetchOne(
-            db, sql: "SELECT sealed, applied_through FROM documents WHERE conversation = ?", arguments: [conversation.data]
-        ).map { SavedDocument(conversation: conversation, sealed: Array($0["sealed"] as Data), appliedThrough: $0["applied_through"]) }
+        try document(conversation, in: "documents")
     }
 
     func putSavedDocument(_ document: SavedDocument) throws {
-        try db.execute(
-            sql: """
-                INSERT INTO documents(conversation, sealed, applied_through) VALUES (?, ?, ?)
-                ON CONFLICT(conversation) DO UPDATE SET sealed = excluded.sealed, applied_through = excluded.applied_through
-                """,
-            arguments: [document.conversation.data, Data(document.sealed), document.appliedThrough])
+        try put(document, into: "documents")
     }
 
     func deleteSavedDocument(_ conversation: ConversationID) throws {
@@ -276,15 +269,25 @@ struct SQLiteTransaction: StoreTransaction {
     }
 
     func documentBase(_ conversation: ConversationID) throws -> SavedDocument? {
-        try Row.fetchOne(
-            db, sql: "SELECT sealed, applied_through FROM document_bases WHERE conversation = ?", arguments: [conversation.data]
-        ).map { SavedDocument(conversation: conversation, sealed: Array($0["sealed"] as Data), appliedThrough: $0["applied_through"]) }
+        try document(conversation, in: "document_bases")
     }
 
     func putDocumentBase(_ document: SavedDocument) throws {
+        try put(document, into: "document_bases")
+    }
+
+    /// A sealed document state from `table` (`documents`: the current state; `document_bases`:
+    /// the state a snapshot bootstrap started from). The two tables have one layout.
+    private func document(_ conversation: ConversationID, in table: StaticString) throws -> SavedDocument? {
+        try Row.fetchOne(
+            db, sql: "SELECT sealed, applied_through FROM \(table) WHERE conversation = ?", arguments: [conversation.data]
+        ).map { SavedDocument(conversation: conversation, sealed: Array($0["sealed"] as Data), appliedThrough: $0["applied_through"]) }
+    }
+
+    private func put(_ document: SavedDocument, into table: StaticString) throws {
         try db.execute(
             sql: """
-                INSERT INTO document_bases(conversation, sealed, applied_through) VALUES (?, ?, ?)
+                INSERT INTO \(table)(conversation, sealed, applied_through) VALUES (?, ?, ?)
                 ON CONFLICT(conversation) DO UPDATE SET sealed = excluded.sealed, applied_through = excluded.applied_through
                 """,
             arguments: [document.conversation.data, Data(document.sealed), document.appliedThrough])
