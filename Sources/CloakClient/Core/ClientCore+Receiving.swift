@@ -72,8 +72,12 @@ extension ClientCore {
             try reject(changeSet.wire, hash: changeSet.hash, event, tx, &output)
             return false
         case .hold(let reason):
+            // Admission holds a change set of a listed author only after its signature verified
+            // (an unlisted author's is held before: no key to check it with yet).
+            // Admission holds a listed author's change set only after its signature verified
+            // (an unlisted author's is held before: there is no key to check it with yet).
             let isNew = try ledger.hold(
-                changeSet, reason: reason, now: now,
+                changeSet, reason: reason, verifiedWith: log.writerKey(header.author), now: now,
                 limits: (configuration.maxHeldChangeSets, configuration.maxHeldBytes), tx)
             switch reason {
             case .deviceLog(let index):
@@ -161,7 +165,14 @@ extension ClientCore {
             progress = false
             for candidate in try ledger.takeHeld(of: key, tx) {
                 var inner = CoreOutput()
-                if try process(candidate, verified: nil, tx, &inner, now: now) { progress = true }
+                let verified = candidate.verifiedWith != nil
+                    && candidate.verifiedWith == membership.log?.writerKey(candidate.changeSet.header.author)
+                if try process(
+                    candidate.changeSet, verified: verified ? VerifiedSignature(candidate.changeSet) : nil, tx, &inner,
+                    now: now)
+                {
+                    progress = true
+                }
                 inner.gaps = []  // already requested when first held
                 output.merge(inner)
             }

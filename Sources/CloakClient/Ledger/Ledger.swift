@@ -16,6 +16,12 @@ struct Ledger {
     private var unsavedChains: Set<ChainKey> = []
     /// Change sets waiting for a log entry, a key or a gap, by hash.
     private(set) var held = HeldSet()
+    /// Held change sets whose signature this device already verified with their author's key
+    /// (kept in memory only: after a restart they are verified again). A held change set is
+    /// retried whenever its chain, the log or the keyring moves, and verifying it again each
+    /// time was a tenth of a simulated run's time.
+    /// The key is kept with it: admission trusts the verdict only for the key the log names now.
+    private var heldVerified: [ChangeSetHash: Ed25519PublicKey] = [:]
 
     /// Reads chains, claims and held change sets back from the store.
     static func load(_ tx: any StoreTransaction) throws -> Ledger {
@@ -85,7 +91,10 @@ struct Ledger {
         let key = ChainKey(conversation: changeSet.header.conversation, author: changeSet.header.author)
         chains[key] = ChainPosition(seq: changeSet.header.seq, hash: changeSet.hash)
         unsavedChains.insert(key)
-        if held.removeValue(forKey: changeSet.hash) != nil { try tx.deleteHeld(hash: changeSet.hash) }
+        if held.removeValue(forKey: changeSet.hash) != nil {
+            heldVerified[changeSet.hash] = nil
+            try tx.deleteHeld(hash: changeSet.hash)
+        }
     }
 
     /// Writes the chain positions accepted change sets moved since the last call.
@@ -114,16 +123,21 @@ struct Ledger {
     // MARK: Holding
 
     /// Holds a change set (bounded by count and bytes, ADV-29: an evicted one comes back
-    /// through a later catch-up or fetch). Returns whether it was not held before.
+    /// through a later catch-up or fetch). `verifiedWith` is the key this device checked its
+    /// signature with, if it did. Returns whether it was not held before.
     @discardableResult
     mutating func hold(
-        _ changeSet: ChangeSet, reason: HoldReason, now: UInt64, limits: (count: Int, bytes: Int), _ tx: any StoreTransaction
+        _ changeSet: ChangeSet, reason: HoldReason, verifiedWith key: Ed25519PublicKey?, now: UInt64,
+        limits: (count: Int, bytes: Int), _ tx: any StoreTransaction
     ) throws -> Bool {
         let isNew = held[changeSet.hash] == nil
         held[changeSet.hash] = (changeSet, reason)
+        // A copy with the same hash may carry another signature: only this one's check counts.
+        heldVerified[changeSet.hash] = key
         while held.count > limits.count || held.bytes > limits.bytes,
             let evicted = held.keys.first(where: { $0 != changeSet.hash })
         {
+            heldVerified[evicted] = nil
             held[evicted] = nil
             try tx.deleteHeld(hash: evicted)
         }
@@ -132,17 +146,19 @@ struct Ledger {
     }
 
     /// Takes the held change sets of one chain (or all), oldest seq first, out of the held set
-    /// for another admission attempt.
-    mutating func takeHeld(of key: ChainKey?, _ tx: any StoreTransaction) throws -> [ChangeSet] {
+    /// for another admission attempt, each with the key its signature verified with when held.
+    mutating func takeHeld(of key: ChainKey?, _ tx: any StoreTransaction) throws
+        -> [(changeSet: ChangeSet, verifiedWith: Ed25519PublicKey?)]
+    {
         let candidates = held.values.filter { entry in
             guard let key else { return true }
             return entry.changeSet.header.conversation == key.conversation && entry.changeSet.header.author == key.author
         }.map(\.changeSet).sorted { ($0.header.seq, $0.hash) < ($1.header.seq, $1.hash) }
-        for changeSet in candidates {
+        return try candidates.map { changeSet in
             held[changeSet.hash] = nil
             try tx.deleteHeld(hash: changeSet.hash)
+            return (changeSet, heldVerified.removeValue(forKey: changeSet.hash))
         }
-        return candidates
     }
 
     /// The chain gaps held change sets are still waiting on (re-requested on every connection,
