@@ -56,10 +56,12 @@ final class SimDevice {
     var isUp: Bool { engine != nil }
 
     /// Opens (or reopens after a crash) the engine.
-    func open(clock: VirtualClock, configuration: ClientConfiguration, logger: Logger) throws(ClientError) {
+    func open(
+        clock: VirtualClock, configuration: ClientConfiguration, verdicts: SharedSignatureVerdicts, logger: Logger
+    ) throws(ClientError) {
         engine = try ClientEngine(
             store: store, secrets: secrets, configuration: configuration, clock: clock, random: random,
-            verifier: InlineSignatureVerifier(), logger: logger)
+            verifier: SharedVerdictVerifier(verdicts), logger: logger)
     }
 
     /// Starts a flow and remembers what to do with its result.

@@ -41,7 +41,7 @@ extension SimWorld {
         for _ in 0..<(hostile ? most : assistantRandom.within(1...most)) { scope.append(pool.remove(at: assistantRandom.below(pool.count))) }
         let client = SimDevice(
             index: devices.count, account: account, name: "a\(account)ai\(assistants.count)", seed: assistantRandom.next())
-        do { try client.open(clock: clock, configuration: configuration, logger: logger) } catch {
+        do { try client.open(clock: clock, configuration: configuration, verdicts: signatureVerdicts, logger: logger) } catch {
             return notes.fail("open", "\(client.name) could not open its store: \(error)")
         }
         guard let assistantEngine = client.engine else { return }

@@ -10,7 +10,7 @@ extension SimWorld {
         let name = "a\(account)d\(devices.filter { $0.account == account }.count)"
         let device = SimDevice(index: index, account: account, name: name, seed: rng.next())
         devices.append(device)
-        do { try device.open(clock: clock, configuration: configuration, logger: logger) } catch {
+        do { try device.open(clock: clock, configuration: configuration, verdicts: signatureVerdicts, logger: logger) } catch {
             notes.fail("open", "\(name) could not open its store: \(error)")
         }
         return device

@@ -32,6 +32,8 @@ public final class SimWorld {
 
     public let options: SimOptions
     let clock = VirtualClock()
+    /// The Ed25519 verdicts its devices share (each distinct signature is verified once).
+    let signatureVerdicts = SharedSignatureVerdicts()
     var rng: SimRandom
     var queue = EventQueue<Event>()
     var actions: [(SimWorld) -> Void] = []
