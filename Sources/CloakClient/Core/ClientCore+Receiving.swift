@@ -161,7 +161,10 @@ extension ClientCore {
             progress = false
             for candidate in try ledger.takeHeld(of: key, tx) {
                 var inner = CoreOutput()
-                if try process(candidate, verified: nil, tx, &inner, now: now) { progress = true }
+                if try process(candidate, verified: nil, tx, &inner, now: now) {
+                    progress = true
+                    if key == nil { output.acceptedHeld = true }
+                }
                 inner.gaps = []  // already requested when first held
                 output.merge(inner)
             }

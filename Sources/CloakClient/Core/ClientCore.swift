@@ -17,6 +17,10 @@ struct CoreOutput: Sendable {
     var removed = false
     /// The server served a device log shorter than the verified one (this many entries).
     var servedLogLength: Int?
+    /// Change sets held for a device-log entry or an epoch key were accepted once it came: the
+    /// server may have lost them since they were delivered (a restore), after this
+    /// connection's heads scan looked, so the heads are compared again.
+    var acceptedHeld = false
 
     mutating func merge(_ other: CoreOutput) {
         fetchDeviceLog = fetchDeviceLog || other.fetchDeviceLog
@@ -28,6 +32,7 @@ struct CoreOutput: Sendable {
         events += other.events
         removed = removed || other.removed
         servedLogLength = servedLogLength ?? other.servedLogLength
+        acceptedHeld = acceptedHeld || other.acceptedHeld
     }
 }
 
