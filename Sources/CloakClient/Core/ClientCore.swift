@@ -74,6 +74,9 @@ final class ClientCore {
     var refusedHeads: [ChainKey: ChainPosition] = [:]
     /// Authors accepted in the current receive batch (their `heard` rows are written with it).
     var heardInBatch: Set<DeviceID> = []
+    /// When this device noticed it lacks the key of the account's current epoch (nil: it
+    /// has it), for ``reviewCurrentEpochKey(_:)``; in memory: a restart starts the clock again.
+    var currentKeyMissingSince: UInt64?
     /// False only in tests that play a hostile assistant whose client skips its own checks
     /// (PROTOCOL.md §29): the receivers' checks are the ones that count (ADV-49).
     var checksOwnAssistantRights = true
