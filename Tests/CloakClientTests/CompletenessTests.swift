@@ -167,6 +167,37 @@ struct CompletenessTests {
         #expect(await texts(b, chat) == (await texts(a, chat)))
     }
 
+    /// Seed 10148: the server keeps the new epoch's envelope from B, and B holds nothing sealed
+    /// under that epoch, so no held change set reports it; B cannot seal its edits. It asks
+    /// for the envelopes, reports the key withheld after `withheldAfterMillis`, and the
+    /// incident closes when the key arrives.
+    @Test("ADV-45 a current epoch key kept from a member is asked for, then reported withheld, and closes when it comes")
+    func withheldCurrentEpochKeyIsReported() async throws {
+        let clock = ManualClock()
+        var configuration = ClientConfiguration()
+        configuration.withheldAfterMillis = 1_000
+        let devices = try await makeAccount(devices: 3, seed: 97, clock: clock, configuration: configuration)
+        let (a, b, c) = (devices[0], devices[1], devices[2])
+        let (log, envelopes) = try await a._removeLocally(c.deviceID)
+        _ = try await b._receiveLog(log)
+        _ = try await b.createConversation(title: "cloak-canary-unsealed")
+        #expect(try await b._drainOutbox().isEmpty, "nothing can be sealed without the key")
+        let noticed = try await b._reviewExpectations()
+        #expect(noticed.fetchKeyEnvelopes)
+        #expect(noticed.events.isEmpty, "not overdue yet")
+        clock.advance(1_500)
+        let overdue = try await b._reviewExpectations()
+        let event = try #require(overdue.events.first { $0.kind == .withheld })
+        #expect(event.detail.contains("key of epoch 2"))
+        #expect(overdue.fetchKeyEnvelopes)
+        #expect(await !b.syncStatus().isSynced)
+        _ = try await b._receiveEnvelopes(envelopes)
+        let healed = try await b._reviewExpectations()
+        #expect(healed.events.map(\.kind).contains(.incidentResolved))
+        #expect(await b.syncStatus().incidents.isEmpty)
+        #expect(try await !b._drainOutbox().isEmpty, "the edit is sealed under the key")
+    }
+
     @Test("ADV-44 a server that lost the current epoch's envelope to a device active when the epoch began is caught")
     func lostOwnEnvelopeIsARollback() async throws {
         let devices = try await makeAccount(devices: 3, seed: 95)

@@ -118,7 +118,42 @@ extension ClientCore {
                 openedAt: now()), &output)
         }
         for key in review.filled { try resolve(Self.withheldID(key), &output) }
+        try reviewCurrentEpochKey(&output)
         return output
+    }
+
+    /// The incident of a withheld current epoch key (one at a time: only the newest epoch's
+    /// key is needed to seal).
+    static let currentKeyWithheldID = Incident(kind: .withheld, detail: "", openedAt: 0).id
+
+    /// §30: a member without the key of the account's current epoch cannot seal its edits, and
+    /// when nothing it holds was sealed under that epoch no held change set reports the key
+    /// missing — the edits would wait in silence (seed 10148: the server kept epoch 3 and 4
+    /// envelopes from two devices, and the only member that could have written under them was
+    /// one of the two). It asks for the envelopes when it notices, reports the key withheld once
+    /// it stays missing for `withheldAfterMillis`, and the incident closes when the key comes.
+    func reviewCurrentEpochKey(_ output: inout CoreOutput) throws(ClientError) {
+        let id = Self.currentKeyWithheldID
+        guard let log = membership.log, !membership.removed, !membership.keyring.has(epoch: log.currentEpoch) else {
+            currentKeyMissingSince = nil
+            if incidents[id] != nil { try resolve(id, &output) }
+            return
+        }
+        // An assistant holds the keys of its scope only; a stale log may name an epoch whose
+        // envelopes come with the entries this device still lacks.
+        guard !membership.isAssistant(me), !membership.isKnownStale, configuration.withheldAfterMillis > 0 else { return }
+        let now = now()
+        guard let since = currentKeyMissingSince else {
+            currentKeyMissingSince = now
+            output.fetchKeyEnvelopes = true
+            return
+        }
+        guard incidents[id] == nil, now >= since + configuration.withheldAfterMillis else { return }
+        output.fetchKeyEnvelopes = true
+        try open(Incident(
+            kind: .withheld,
+            detail: "the key of epoch \(log.currentEpoch) was not delivered: this device cannot seal its edits until it "
+                + "arrives (it asks for it again)", openedAt: now), &output)
     }
 
     /// Notes that `key` reaches `seq` — as far as this device may ever accept: a removed

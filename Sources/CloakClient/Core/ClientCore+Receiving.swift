@@ -172,6 +172,7 @@ extension ClientCore {
                     now: now)
                 {
                     progress = true
+                    if key == nil { output.acceptedHeld = true }
                 }
                 inner.gaps = []  // already requested when first held
                 output.merge(inner)

@@ -17,6 +17,10 @@ struct CoreOutput: Sendable {
     var removed = false
     /// The server served a device log shorter than the verified one (this many entries).
     var servedLogLength: Int?
+    /// Change sets held for a device-log entry or an epoch key were accepted once it came: the
+    /// server may have lost them since they were delivered (a restore), after this
+    /// connection's heads scan looked, so the heads are compared again.
+    var acceptedHeld = false
 
     mutating func merge(_ other: CoreOutput) {
         fetchDeviceLog = fetchDeviceLog || other.fetchDeviceLog
@@ -28,6 +32,7 @@ struct CoreOutput: Sendable {
         events += other.events
         removed = removed || other.removed
         servedLogLength = servedLogLength ?? other.servedLogLength
+        acceptedHeld = acceptedHeld || other.acceptedHeld
     }
 }
 
@@ -69,6 +74,9 @@ final class ClientCore {
     var refusedHeads: [ChainKey: ChainPosition] = [:]
     /// Authors accepted in the current receive batch (their `heard` rows are written with it).
     var heardInBatch: Set<DeviceID> = []
+    /// When this device noticed it lacks the key of the account's current epoch (nil: it
+    /// has it), for ``reviewCurrentEpochKey(_:)``; in memory: a restart starts the clock again.
+    var currentKeyMissingSince: UInt64?
     /// False only in tests that play a hostile assistant whose client skips its own checks
     /// (PROTOCOL.md §29): the receivers' checks are the ones that count (ADV-49).
     var checksOwnAssistantRights = true

@@ -83,6 +83,13 @@ extension SyncMachine {
         if output.pushOutbox { effects += pushIfReady(core: core, now: now) }
         if output.pushEnvelopes { effects += pushEnvelopesIfNeeded(core: core, now: now) }
         if !output.changed.isEmpty { effects += snapshotIfDue(core: core, now: now) }
+        // Held change sets accepted once their log entry or key came may be ones a restored
+        // server lost after delivering them; the heads scan that would re-upload them looked
+        // while they were held (seed 776). Another scan (at most one per period) compares them.
+        if output.acceptedHeld, healing.scanned || healing.scan != nil {
+            healing.rescanWanted = true
+            if case .syncing(true) = phase { effects += rescanHeads(core: core, now: now) }
+        }
         return effects
     }
 
