@@ -50,6 +50,57 @@ extension SyncMachineTests {
         #expect(lost.events.contains { $0.kind == .serverRollback && $0.detail.contains("lacks 1 change sets") })
     }
 
+    /// ADV-44 ADV-13: a push whose connection ended before its answer may have been stored and
+    /// fanned out by a server that then lost it (a restored backup). When the restored server
+    /// refuses it with STALE_DEVICE_LOG, re-sealing it would sign a second change set at a
+    /// position other devices hold (a fork, simulator seed 917): it goes back unchanged as a
+    /// restore push. A refusal on the connection that first carried it still re-seals.
+    @Test("ADV-44 ADV-13 a stale refusal of a push sent before unanswered restores the same bytes instead of re-sealing")
+    func staleRefusalOfUnansweredPushRestoresTheSameBytes() throws {
+        let core = try core()
+        _ = try core.editLibrary { library, replica, now throws(LibraryEditError) in
+            [try library.addConversation(ConversationID.random(using: core.random).libraryKey, replica: &replica, physicalMillis: now)]
+        }
+        _ = try core.flushDueBatches(force: true)
+        var machine = SyncMachine(configuration: ClientConfiguration())
+        _ = machine.handle(.start, core: core)
+
+        // First connection: the push goes out and the connection ends before its answer.
+        let first = try #require(caughtUp(&machine, core, headCursor: 0).first { $0.body?.name == "push" })
+        guard case .push(let pushed) = first.body else { return }
+        let hash = try ChangeSet(wire: Array(try #require(pushed.changeSets.first))).hash
+        _ = machine.handle(.disconnected, core: core)
+        clock.advance(ClientConfiguration().reconnectMaxMillis + 1)
+        _ = machine.handle(.tick, core: core)
+
+        // Second connection (the server restored meanwhile): the same bytes are refused as stale.
+        let again = try #require(caughtUp(&machine, core, headCursor: 0).first { $0.body?.name == "push" })
+        guard case .push(let repushed) = again.body else { return }
+        #expect(repushed.changeSets == pushed.changeSets)
+        let frames = sent(machine.handle(.frame(FrameCodec.encode(.pushAck(stale(hash)), requestID: again.requestID)), core: core))
+        let restore = try #require(frames.first { if case .push(let push) = $0.body { push.restore } else { false } })
+        guard case .push(let restored) = restore.body else { return }
+        #expect(restored.changeSets == pushed.changeSets, "the original bytes, not a new seal")
+        #expect(!core.outbox.staleRefused.contains(hash), "not queued for re-sealing")
+        #expect(try core.outboxChangeSets(limit: 10).map(\.hash) == [hash])
+
+        // Answered on this connection now: a second stale refusal is the server's word, re-sealed.
+        _ = machine.handle(.frame(FrameCodec.encode(.pushAck(Cloak_V1_PushAck()), requestID: restore.requestID)), core: core)
+        clock.advance(ClientConfiguration().reconnectMinMillis * 5 + 1)
+        let retried = try #require(sent(machine.handle(.tick, core: core)).first { $0.body?.name == "push" })
+        _ = machine.handle(.frame(FrameCodec.encode(.pushAck(stale(hash)), requestID: retried.requestID)), core: core)
+        #expect(core.outbox.staleRefused.contains(hash))
+    }
+
+    private func stale(_ hash: ChangeSetHash) -> Cloak_V1_PushAck {
+        var result = Cloak_V1_PushResult()
+        result.hash = Data(hash.bytes)
+        result.error = .staleDeviceLog
+        var ack = Cloak_V1_PushAck()
+        ack.results = [result]
+        return ack
+    }
+
     /// Connects, authenticates, subscribes and delivers an empty catch-up; the frames sent.
     private func caughtUp(_ machine: inout SyncMachine, _ core: ClientCore, headCursor: UInt64) -> [Cloak_V1_Frame] {
         _ = machine.handle(.connected, core: core)

@@ -236,6 +236,7 @@ extension SyncMachine {
         var done: [ChangeSetHash] = []
         var retry = false
         var gapped: Set<ChangeSetHash> = []
+        var restoring: Set<ChangeSetHash> = []
         var output = CoreOutput()
         for result in ack.results {
             guard let hash = try? ChangeSetHash(validating: result.hash, field: "hash") else { continue }
@@ -252,6 +253,15 @@ extension SyncMachine {
                 gapped.insert(hash)
             case .rateLimited, .quotaExceeded, .internal:
                 retry = true
+            case .staleDeviceLog where unanswered.contains(hash):
+                // Pushed before on a connection that ended unanswered: the server may have
+                // stored and fanned it out, then lost it (a restored backup), and other devices
+                // may hold it. A re-seal would sign a second change set at its position — a
+                // fork no device can heal (seed 917). It goes back as it is, a restore push
+                // (§19): its bytes reached the server once already, so the stale-log rule has
+                // nothing left to protect from a server colluding with the removed device.
+                retry = true
+                restoring.insert(hash)
             case .staleDeviceLog:
                 // Written before this device learned of a removal: fetch the log and the new
                 // key; the core re-seals these operations under the newest head (§19).
@@ -268,6 +278,13 @@ extension SyncMachine {
             }
         }
         var effects: [SyncEffect] = []
+        // Answered now: a later refusal of these is the server's word on this connection.
+        unanswered.subtract(ack.results.compactMap { try? ChangeSetHash(validating: $0.hash, field: "hash") })
+        if !restoring.isEmpty {
+            let outbox = (try? core.outboxChangeSets(limit: Int.max >> 1)) ?? []
+            healing.restoreQueue += outbox.filter { restoring.contains($0.hash) }
+            effects += continueHealing(core: core, now: now)
+        }
         let settled = Set(done)
         resend.removeAll { settled.contains($0.hash) }
         if core.isAssistant, !gapped.isEmpty { queueLostOwnChangeSets(gapped, core: core) }
