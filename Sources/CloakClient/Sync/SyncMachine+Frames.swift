@@ -278,11 +278,12 @@ extension SyncMachine {
             }
         }
         var effects: [SyncEffect] = []
-        // Answered now: a later refusal of these is the server's word on this connection.
+        // Answered now, except those going back as restores: until one is stored, it may still
+        // be held elsewhere (a refused restore must not turn into a re-seal on the next try).
         unanswered.subtract(ack.results.compactMap { try? ChangeSetHash(validating: $0.hash, field: "hash") })
+        unanswered.formUnion(restoring)
         if !restoring.isEmpty {
-            let outbox = (try? core.outboxChangeSets(limit: Int.max >> 1)) ?? []
-            healing.restoreQueue += outbox.filter { restoring.contains($0.hash) }
+            restoreUnanswered(restoring, core: core)
             effects += continueHealing(core: core, now: now)
         }
         let settled = Set(done)
@@ -325,6 +326,20 @@ extension SyncMachine {
 }
 
 extension SyncMachine {
+    /// Own change sets refused as stale after a push of them went unanswered, queued as restore
+    /// pushes with the whole chain before them: the restored server may have lost that too,
+    /// and a restore above its head is refused with GAP (it answers what it holds as duplicates).
+    mutating func restoreUnanswered(_ refused: Set<ChangeSetHash>, core: ClientCore) {
+        guard let outbox = try? core.outboxChangeSets(limit: Int.max >> 1) else { return }
+        let chains = Set(outbox.filter { refused.contains($0.hash) }.map {
+            ChainKey(conversation: $0.header.conversation, author: $0.header.author)
+        })
+        let unacknowledged = Set(outbox.map(\.hash)).subtracting(refused)
+        for chain in chains.sorted(by: { $0.conversation < $1.conversation }) {
+            healing.restoreQueue += (try? core.restoreCandidates(chain, after: 0, unacknowledged: unacknowledged)) ?? []
+        }
+    }
+
     /// An assistant's push refused with GAP: its own acknowledged change sets of those chains,
     /// in chain order, are pushed again (once per chain and connection; the server stores what
     /// it lacks and answers the rest as duplicates).
