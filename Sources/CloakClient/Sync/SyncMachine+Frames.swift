@@ -335,6 +335,9 @@ extension SyncMachine {
             ChainKey(conversation: $0.header.conversation, author: $0.header.author)
         })
         let unacknowledged = Set(outbox.map(\.hash)).subtracting(refused)
+        core.logger.info(
+            "restoring change sets refused as stale whose earlier push went unanswered",
+            metadata: ["count": "\(refused.count)", "device": "\(core.me)"])
         for chain in chains.sorted(by: { $0.conversation < $1.conversation }) {
             healing.restoreQueue += (try? core.restoreCandidates(chain, after: 0, unacknowledged: unacknowledged)) ?? []
         }
