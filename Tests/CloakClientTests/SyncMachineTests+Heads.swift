@@ -50,6 +50,105 @@ extension SyncMachineTests {
         #expect(lost.events.contains { $0.kind == .serverRollback && $0.detail.contains("lacks 1 change sets") })
     }
 
+    /// ADV-44 ADV-13: a push whose connection ended before its answer may have been stored and
+    /// fanned out by a server that then lost it (a restored backup). When the restored server
+    /// refuses it with STALE_DEVICE_LOG, re-sealing it would sign a second change set at a
+    /// position other devices hold (a fork, simulator seed 917): it goes back unchanged as a
+    /// restore push. A refusal on the connection that first carried it still re-seals.
+    @Test("ADV-44 ADV-13 a stale refusal of a push sent before unanswered restores the same bytes instead of re-sealing")
+    func staleRefusalOfUnansweredPushRestoresTheSameBytes() throws {
+        let core = try core()
+        _ = try core.editLibrary { library, replica, now throws(LibraryEditError) in
+            [try library.addConversation(ConversationID.random(using: core.random).libraryKey, replica: &replica, physicalMillis: now)]
+        }
+        _ = try core.flushDueBatches(force: true)
+        var machine = SyncMachine(configuration: ClientConfiguration())
+        _ = machine.handle(.start, core: core)
+
+        // First connection: the push goes out and the connection ends before its answer.
+        let first = try #require(caughtUp(&machine, core, headCursor: 0).first { $0.body?.name == "push" })
+        guard case .push(let pushed) = first.body else { return }
+        let hash = try ChangeSet(wire: Array(try #require(pushed.changeSets.first))).hash
+        _ = machine.handle(.disconnected, core: core)
+        clock.advance(ClientConfiguration().reconnectMaxMillis + 1)
+        _ = machine.handle(.tick, core: core)
+
+        // Second connection (the server restored meanwhile): the same bytes are refused as stale.
+        let again = try #require(caughtUp(&machine, core, headCursor: 0).first { $0.body?.name == "push" })
+        guard case .push(let repushed) = again.body else { return }
+        #expect(repushed.changeSets == pushed.changeSets)
+        let frames = sent(machine.handle(.frame(FrameCodec.encode(.pushAck(stale(hash)), requestID: again.requestID)), core: core))
+        let restore = try #require(frames.first { if case .push(let push) = $0.body { push.restore } else { false } })
+        guard case .push(let restored) = restore.body else { return }
+        #expect(restored.changeSets == pushed.changeSets, "the original bytes, not a new seal")
+        #expect(!core.outbox.staleRefused.contains(hash), "not queued for re-sealing")
+        #expect(try core.outboxChangeSets(limit: 10).map(\.hash) == [hash])
+
+        // A change set first pushed on this connection and refused as stale was never stored:
+        // that one is re-sealed (the original still goes back as a restore until stored).
+        _ = machine.handle(.frame(FrameCodec.encode(.pushAck(Cloak_V1_PushAck()), requestID: restore.requestID)), core: core)
+        _ = try core.editLibrary { library, replica, now throws(LibraryEditError) in
+            [try library.addConversation(ConversationID.random(using: core.random).libraryKey, replica: &replica, physicalMillis: now)]
+        }
+        _ = try core.flushDueBatches(force: true)
+        let fresh = try #require(try core.outboxChangeSets(limit: 10).last?.hash)
+        clock.advance(ClientConfiguration().reconnectMinMillis * 5 + 1)
+        let retried = try #require(sent(machine.handle(.tick, core: core)).first { $0.body?.name == "push" })
+        _ = machine.handle(.frame(FrameCodec.encode(.pushAck(stale(hash, fresh)), requestID: retried.requestID)), core: core)
+        #expect(core.outbox.staleRefused == [fresh])
+    }
+
+    /// The restored server may have lost the chain before the refused change set too (own ones
+    /// it had acknowledged): restoring that one alone is refused with GAP, and the next try
+    /// would fail the same way (simulator seed 476). The restore carries the chain from its start.
+    @Test("ADV-44 a restored unanswered push carries its chain's earlier change sets, which the server may have lost")
+    func restoredUnansweredPushCarriesItsChain() throws {
+        let core = try core()
+        let addConversation = { () throws in
+            _ = try core.editLibrary { library, replica, now throws(LibraryEditError) in
+                [try library.addConversation(ConversationID.random(using: core.random).libraryKey, replica: &replica, physicalMillis: now)]
+            }
+            _ = try core.flushDueBatches(force: true)
+        }
+        try addConversation()
+        var machine = SyncMachine(configuration: ClientConfiguration())
+        _ = machine.handle(.start, core: core)
+        let first = try #require(caughtUp(&machine, core, headCursor: 0).first { $0.body?.name == "push" })
+        guard case .push(let acknowledged) = first.body else { return }
+        var ack = Cloak_V1_PushAck()
+        ack.results = try acknowledged.changeSets.map { wire in
+            var result = Cloak_V1_PushResult()
+            result.hash = Data(try ChangeSet(wire: Array(wire)).hash.bytes)
+            result.cursor = 1
+            return result
+        }
+        try addConversation()
+        let second = try #require(sent(machine.handle(.frame(FrameCodec.encode(.pushAck(ack), requestID: first.requestID)), core: core))
+            .first { $0.body?.name == "push" })
+        guard case .push(let unanswered) = second.body else { return }
+        _ = machine.handle(.disconnected, core: core)
+        clock.advance(ClientConfiguration().reconnectMaxMillis + 1)
+        _ = machine.handle(.tick, core: core)
+
+        let again = try #require(caughtUp(&machine, core, headCursor: 1).first { $0.body?.name == "push" })
+        let refused = try ChangeSet(wire: Array(try #require(unanswered.changeSets.first))).hash
+        let frames = sent(machine.handle(.frame(FrameCodec.encode(.pushAck(stale(refused)), requestID: again.requestID)), core: core))
+        let restore = try #require(frames.first { if case .push(let push) = $0.body { push.restore } else { false } })
+        guard case .push(let restored) = restore.body else { return }
+        #expect(restored.changeSets == acknowledged.changeSets + unanswered.changeSets)
+    }
+
+    private func stale(_ hashes: ChangeSetHash...) -> Cloak_V1_PushAck {
+        var ack = Cloak_V1_PushAck()
+        ack.results = hashes.map { hash in
+            var result = Cloak_V1_PushResult()
+            result.hash = Data(hash.bytes)
+            result.error = .staleDeviceLog
+            return result
+        }
+        return ack
+    }
+
     /// Connects, authenticates, subscribes and delivers an empty catch-up; the frames sent.
     private func caughtUp(_ machine: inout SyncMachine, _ core: ClientCore, headCursor: UInt64) -> [Cloak_V1_Frame] {
         _ = machine.handle(.connected, core: core)

@@ -27,13 +27,15 @@ struct DeterministicSimulationTests {
     /// - restore 11: a device the restore forked (documented limit: alarm, exempted); all
     ///   10197 (CI batch): the same limit seen by a device the restored log no longer lists.
     /// - all 102: a past push-retry time woke the driver at once while healing blocked pushes.
+    /// - all 917: a push the restored server refused as stale, after the server had stored and
+    ///   fanned it out before the restore, was re-sealed into a fork of the author's chain.
     /// - all 13, 872: an assistant whose acknowledged change sets a restored server lost
     ///   retried its refused (GAP) push for ever; stale ticks piled up in the simulator.
     /// - hostile 1: a shortened device log left an incident nobody looked at again.
     /// - hostile 6, 7: a withheld last change set of a chain, and an already-open incident.
     /// - hostile 8: a damaged delivery cost the change set (no re-fetch after a rejection).
     @Test(arguments: [
-        (UInt64(1), FaultProfile.restore), (2, .restore), (11, .restore), (102, .all), (13, .all), (872, .all),
+        (UInt64(1), FaultProfile.restore), (2, .restore), (11, .restore), (102, .all), (917, .all), (13, .all), (872, .all),
         (1, .hostile), (6, .hostile), (7, .hostile), (8, .hostile),
     ])
     func regressionSeed(seed: UInt64, faults: FaultProfile) {
@@ -76,6 +78,9 @@ struct DeterministicSimulationTests {
         // seeds 34, 650 and 942.
         10034: "members lack a reply an assistant finished; the server refused its push after a restore (invalidField)",
         10056: "members show part of a reply an assistant streamed; the server refused its push after a restore (invalidField)",
+        10080: "after an assistant's revocation started an epoch near the end, the members lack its key while the server "
+            + "withholds their envelopes, and with nothing held under it none reports the withholding (surfaced by the "
+            + "restore fix's change of the run's schedule, not by a restore)",
     ]
 
     /// The batch CI runs: 200 seeds with every fault profile mixed in and AI assistants joining,

@@ -236,6 +236,7 @@ extension SyncMachine {
         var done: [ChangeSetHash] = []
         var retry = false
         var gapped: Set<ChangeSetHash> = []
+        var restoring: Set<ChangeSetHash> = []
         var output = CoreOutput()
         for result in ack.results {
             guard let hash = try? ChangeSetHash(validating: result.hash, field: "hash") else { continue }
@@ -252,6 +253,16 @@ extension SyncMachine {
                 gapped.insert(hash)
             case .rateLimited, .quotaExceeded, .internal:
                 retry = true
+            case .staleDeviceLog where unanswered.contains(hash) && !core.isAssistant:
+                // Pushed before on a connection that ended unanswered: the server may have
+                // stored and fanned it out, then lost it (a restored backup), and other devices
+                // may hold it. A re-seal would sign a second change set at its position — a
+                // fork no device can heal (seed 917). It goes back as it is, a restore push
+                // (§19): its bytes reached the server once already, so the stale-log rule has
+                // nothing left to protect from a server colluding with the removed device. (An
+                // assistant may push no restores, §29: it re-seals, as before.)
+                retry = true
+                restoring.insert(hash)
             case .staleDeviceLog:
                 // Written before this device learned of a removal: fetch the log and the new
                 // key; the core re-seals these operations under the newest head (§19).
@@ -268,6 +279,14 @@ extension SyncMachine {
             }
         }
         var effects: [SyncEffect] = []
+        // Answered now, except those going back as restores: until one is stored, it may still
+        // be held elsewhere (a refused restore must not turn into a re-seal on the next try).
+        unanswered.subtract(ack.results.compactMap { try? ChangeSetHash(validating: $0.hash, field: "hash") })
+        unanswered.formUnion(restoring)
+        if !restoring.isEmpty {
+            restoreUnanswered(restoring, core: core)
+            effects += continueHealing(core: core, now: now)
+        }
         let settled = Set(done)
         resend.removeAll { settled.contains($0.hash) }
         if core.isAssistant, !gapped.isEmpty { queueLostOwnChangeSets(gapped, core: core) }
@@ -308,6 +327,23 @@ extension SyncMachine {
 }
 
 extension SyncMachine {
+    /// Own change sets refused as stale after a push of them went unanswered, queued as restore
+    /// pushes with the whole chain before them: the restored server may have lost that too,
+    /// and a restore above its head is refused with GAP (it answers what it holds as duplicates).
+    mutating func restoreUnanswered(_ refused: Set<ChangeSetHash>, core: ClientCore) {
+        guard let outbox = try? core.outboxChangeSets(limit: Int.max >> 1) else { return }
+        let chains = Set(outbox.filter { refused.contains($0.hash) }.map {
+            ChainKey(conversation: $0.header.conversation, author: $0.header.author)
+        })
+        let unacknowledged = Set(outbox.map(\.hash)).subtracting(refused)
+        core.logger.info(
+            "restoring change sets refused as stale whose earlier push went unanswered",
+            metadata: ["count": "\(refused.count)", "device": "\(core.me)"])
+        for chain in chains.sorted(by: { $0.conversation < $1.conversation }) {
+            healing.restoreQueue += (try? core.restoreCandidates(chain, after: 0, unacknowledged: unacknowledged)) ?? []
+        }
+    }
+
     /// An assistant's push refused with GAP: its own acknowledged change sets of those chains,
     /// in chain order, are pushed again (once per chain and connection; the server stores what
     /// it lacks and answers the rest as duplicates).

@@ -103,6 +103,10 @@ struct SyncMachine {
     /// outbox, and the chains queued on this connection (``queueLostOwnChangeSets(_:core:)``).
     var resend: [ChangeSet] = []
     var resentChains: Set<ChainKey> = []
+    /// Own change sets pushed on a connection that ended before the push's answer came: the
+    /// server may have stored and fanned them out (and, restored from a backup, lost them
+    /// since), so a later `STALE_DEVICE_LOG` for one is no proof no other device holds it.
+    var unanswered: Set<ChangeSetHash> = []
     var logFetchInFlight = false
     /// When an open device-log incident is next looked at again by fetching the log.
     var logRecheckAt: UInt64 = 0
@@ -224,6 +228,7 @@ struct SyncMachine {
     mutating func resetConnectionState() {
         deadlines = [:]
         kinds = [:]
+        if let pushInFlight { unanswered.formUnion(pushInFlight.hashes) }
         pushInFlight = nil
         snapshotInFlight = nil
         logFetchInFlight = false
