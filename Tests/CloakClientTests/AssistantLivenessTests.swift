@@ -67,6 +67,49 @@ struct AssistantLivenessTests {
         // The first try is refused; a second comes only after twice the check interval.
         #expect(tries == [1, 0, 0, 1])
     }
+
+    @Test("ADV-49 a push refused OUT_OF_SCOPE (a restriction raced it) is dropped: no security event, no retry")
+    func outOfScopePushIsAnHonestRace() async throws {
+        let world = try await AssistantTests().world(seed: 95)
+        let question = try #require(await world.assistant.conversation(world.inScope)?.messages.last?.id)
+        let reply = try await world.assistant.beginMessage(in: world.inScope, parent: question, role: .assistant)
+        try await world.assistant.streamText("Day one: the coast.", into: reply, in: world.inScope)
+        try await world.assistant.finishStreaming(in: world.inScope)
+        let refusal = try await world.assistant._pushRefused(with: .outOfScope)
+        #expect(refusal.pushed > 0)
+        // Every honest assistant can hit this race: an alarm here was a false one, and a
+        // retry would be refused again for ever.
+        #expect(refusal.events.isEmpty)
+        #expect(refusal.retryAt == 0)
+        #expect(refusal.left == 0)
+        #expect(refusal.pushedAgain == 0)
+    }
+
+    @Test("ADV-49 a hostile assistant's refused change set does not hold its chain: the next valid one is shown everywhere")
+    func refusedChangeSetDoesNotHoldItsChain() async throws {
+        let helper = AssistantTests()
+        let world = try await helper.world(seed: 96)
+        let question = try #require(await world.assistant.conversation(world.inScope)?.messages.last?.id)
+        try await world.assistant._playHostile()
+        try await world.assistant.appendMessage(to: world.inScope, role: .user, text: "pretend user")
+        for events in try await helper.deliver(world, from: world.assistant) {
+            #expect(events.contains { $0.kind == .assistantNotPermitted })
+        }
+        // Its next change set names the refused one as its predecessor: it is authentic and was
+        // judged, so the chain moves past it on every device alike (no gap that never fills).
+        let reply = try await world.assistant.beginMessage(in: world.inScope, parent: question, role: .assistant)
+        try await world.assistant.streamText("a valid answer", into: reply, in: world.inScope)
+        try await world.assistant.finishStreaming(in: world.inScope)
+        for events in try await helper.deliver(world, from: world.assistant) { #expect(events.isEmpty) }
+        for device in [world.a, world.b] {
+            #expect(await device.allMessageTexts(world.inScope).contains("a valid answer"))
+            #expect(await device._heldConversations().isEmpty)
+        }
+        #expect(await world.a.stateHash(of: world.inScope) == (await world.b.stateHash(of: world.inScope)))
+        // Delivered again, the refused one is a duplicate: no second alarm.
+        let everything = await world.relay.items
+        for device in [world.a, world.b] { #expect(try await device._receive(everything).events.isEmpty) }
+    }
 }
 
 extension CloakClient {
@@ -125,6 +168,27 @@ extension CloakClient {
         let again = Self._pushed(machine.pushIfReady(core: core, now: core.now() + 3_600_000))
         let then = Self._pushed(Self._acknowledge(again, error: .unspecified, &machine, core))
         return (pushed.map(\.header.seq), again.map(\.header.seq), then.map(\.header.seq))
+    }
+
+    /// The assistant's outbox pushed once and refused with `error` for every change set: how
+    /// many it pushed, the events surfaced, the retry time set, how many change sets are left
+    /// unacknowledged and how many the next push (an hour later) sends.
+    func _pushRefused(with error: Cloak_V1_ErrorCode) throws
+        -> (pushed: Int, events: [SecurityEvent], retryAt: UInt64, left: Int, pushedAgain: Int)
+    {
+        let core = engine.core
+        var machine = SyncMachine(configuration: core.configuration)
+        machine.phase = .syncing(caughtUp: true)
+        let pushed = Self._pushed(machine.pushIfReady(core: core, now: core.now()))
+        let effects = Self._acknowledge(pushed, error: error, &machine, core)
+        let events = effects.flatMap { effect -> [SecurityEvent] in
+            guard case .surface(let output) = effect else { return [] }
+            return output.events
+        }
+        let retryAt = machine.pushRetryAt
+        let left = try core.outboxChangeSets(limit: 100).count
+        let again = Self._pushed(machine.pushIfReady(core: core, now: core.now() + 3_600_000))
+        return (pushed.count, events, retryAt, left, again.count)
     }
 
     static func _acknowledge(_ pushed: [ChangeSet], error: Cloak_V1_ErrorCode, _ machine: inout SyncMachine, _ core: ClientCore)

@@ -259,6 +259,13 @@ extension SyncMachine {
                 core.outbox.staleRefused.insert(hash)
                 output.fetchDeviceLog = true
                 output.fetchKeyEnvelopes = true
+            case .outOfScope where core.isAssistant:
+                // A restriction or revocation took the conversation from this assistant's scope
+                // while the change set was on its way (§29): an honest race, not an attack. Never
+                // stored, it lies past the entry's cut-off, so no member can ever admit it: drop
+                // it, without an event and without retrying; the new log arrives by its notice.
+                done.append(hash)
+                output.fetchDeviceLog = true
             default:
                 // The server refuses this change set for good (e.g. our chain forked after a
                 // local-state rollback, ADV-36): drop it from the outbox and say so.
