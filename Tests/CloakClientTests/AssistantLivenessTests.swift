@@ -21,11 +21,29 @@ struct AssistantLivenessTests {
             try await world.assistant.streamText(text, into: reply, in: world.inScope)
             try await world.assistant.finishStreaming(in: world.inScope)
         }
-        let (first, again, then) = try await world.assistant._pushesAfterGap()
+        let (first, again, then, restore) = try await world.assistant._pushesAfterGap()
         #expect(first.count >= 1 && !first.contains(1))
         // The server answered GAP to all of them (it lacks seq 1, which it had acknowledged):
-        // the next push gives seq 1 back, and once it is stored the outbox follows.
+        // the next push gives seq 1 back — as a restore push, which a removal since cannot make
+        // stale (seed 222) — and once it is stored the outbox follows.
         #expect(again == [1])
+        #expect(restore)
+        #expect(then == first)
+    }
+
+    @Test("ADV-44 an assistant's lost change set the server refuses again is left to the members' restore: its outbox goes next")
+    func staleLostChangeSetIsNotPushedForEver() async throws {
+        let world = try await AssistantTests().world(seed: 97)
+        let question = try #require(await world.assistant.conversation(world.inScope)?.messages.last?.id)
+        for text in ["Day one: the coast.", "Day two: the hills."] {
+            let reply = try await world.assistant.beginMessage(in: world.inScope, parent: question, role: .assistant)
+            try await world.assistant.streamText(text, into: reply, in: world.inScope)
+            try await world.assistant.finishStreaming(in: world.inScope)
+        }
+        let (first, again, then, _) = try await world.assistant._pushesAfterGap(resentRefused: .staleDeviceLog)
+        #expect(again == [1])
+        // Refused again, it is not pushed every half second for ever (seed 222): members restore
+        // the chains they hold; the outbox follows.
         #expect(then == first)
     }
 
@@ -156,8 +174,11 @@ extension CloakClient {
 
     /// The assistant's first change set acknowledged (and then lost by the server); the seqs of
     /// its next push (which the server refuses with GAP), of the push after that (which it
-    /// accepts) and of the one that follows.
-    func _pushesAfterGap() throws -> (first: [UInt64], again: [UInt64], then: [UInt64]) {
+    /// answers with `resentRefused`) and of the one that follows; whether the second was a
+    /// restore push.
+    func _pushesAfterGap(resentRefused: Cloak_V1_ErrorCode = .unspecified) throws
+        -> (first: [UInt64], again: [UInt64], then: [UInt64], restore: Bool)
+    {
         let core = engine.core
         let outbox = try core.outboxChangeSets(limit: 100).sorted { $0.header.seq < $1.header.seq }
         try core.acknowledge([outbox[0].hash])
@@ -165,9 +186,16 @@ extension CloakClient {
         machine.phase = .syncing(caughtUp: true)
         let pushed = Self._pushed(machine.pushIfReady(core: core, now: core.now()))
         _ = Self._acknowledge(pushed, error: .gap, &machine, core)
-        let again = Self._pushed(machine.pushIfReady(core: core, now: core.now() + 3_600_000))
-        let then = Self._pushed(Self._acknowledge(again, error: .unspecified, &machine, core))
-        return (pushed.map(\.header.seq), again.map(\.header.seq), then.map(\.header.seq))
+        let resent = machine.pushIfReady(core: core, now: core.now() + 3_600_000)
+        let restore = resent.contains { effect in
+            guard case .send(let bytes) = effect, let frame = try? FrameCodec.decode(bytes, maxFrameBytes: 1 << 22),
+                case .push(let push)? = frame.body
+            else { return false }
+            return push.restore
+        }
+        let again = Self._pushed(resent)
+        let then = Self._pushed(Self._acknowledge(again, error: resentRefused, &machine, core))
+        return (pushed.map(\.header.seq), again.map(\.header.seq), then.map(\.header.seq), restore)
     }
 
     /// The assistant's outbox pushed once and refused with `error` for every change set: how

@@ -74,6 +74,21 @@ import Testing
         #expect(other.send(Frames.appendDeviceLog(entry, id: 6)).compactMap(\.errorCode) == [.notPermitted])
     }
 
+    @Test("ADV-44 ADV-49 an assistant gives back its own lost change sets with a restore push, and only its own")
+    func restoresOnlyItsOwn() {
+        let (_, device, account) = granted(seed: 93)
+        var mutable = account
+        let assistant = CoreClient(device.server)
+        assistant.login(account, device: 1)
+        // A restore push is never refused as STALE_DEVICE_LOG: what the server acknowledged and
+        // lost before a removal can come back only so, and no member may hold it (seed 222).
+        let own = mutable.next(by: 1, in: conversation(1))
+        let members = mutable.next(by: 0, in: conversation(1))
+        let results = assistant.send(Frames.pushBytes([own.wire, members.wire], id: 4, restore: true))
+            .compactMap(\.pushAckBody).first?.results ?? []
+        #expect(results.map(\.error) == [.unspecified, .wrongAuthor])
+    }
+
     @Test("an assistant whose grant expired cannot authenticate")
     func expiredCannotAuthenticate() {
         let (server, _, account) = granted(seed: 92)

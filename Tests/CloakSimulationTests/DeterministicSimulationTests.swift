@@ -69,7 +69,6 @@ struct DeterministicSimulationTests {
     /// visible as known issues rather than hidden by another seed range. A new failing seed
     /// fails the test; a seed here that passes is reported too (take it out).
     static let openSeeds: [UInt64: String] = [
-        10020: "an assistant's push stays in flight at the end of the run (assistant replies: not synced)",
         10040: "a device lacks an epoch key another member's change sets need (withheld: cannot be read) and its library differs",
         10148: "devices' libraries differ at the end (one raised assistantOutOfScope before; not diagnosed)",
     ]

@@ -236,6 +236,11 @@ extension SyncMachine {
         var done: [ChangeSetHash] = []
         var retry = false
         var gapped: Set<ChangeSetHash> = []
+        // An assistant's lost change sets pushed again that the server still refuses are not
+        // tried again: the same push would be refused the same way for ever (seed 222), and
+        // members restore the chains they hold (§19).
+        let resending = Set(resend.map(\.hash))
+        var givenUp: Set<ChangeSetHash> = []
         var output = CoreOutput()
         for result in ack.results {
             guard let hash = try? ChangeSetHash(validating: result.hash, field: "hash") else { continue }
@@ -243,11 +248,13 @@ extension SyncMachine {
             case .unspecified:
                 done.append(hash)
                 acknowledgedThrough = max(acknowledgedThrough, result.cursor)
+            case .gap where resending.contains(hash), .staleDeviceLog where resending.contains(hash):
+                givenUp.insert(hash)
             case .gap:
                 // The server lacks the chain before this change set. An assistant makes no heads
-                // scan and pushes no restores (§29): it gives back its own change sets the server
-                // acknowledged and then lost (a restored backup) through ordinary pushes, else it
-                // would retry the same refused push for ever (found by the simulator, seed 13).
+                // scan (§29): it gives back its own change sets the server acknowledged and then
+                // lost (a restored backup) with a restore push, else it would retry the same
+                // refused push for ever (found by the simulator, seeds 13 and 222).
                 retry = true
                 gapped.insert(hash)
             case .rateLimited, .quotaExceeded, .internal:
@@ -276,7 +283,7 @@ extension SyncMachine {
         }
         var effects: [SyncEffect] = []
         let settled = Set(done)
-        resend.removeAll { settled.contains($0.hash) }
+        resend.removeAll { settled.contains($0.hash) || givenUp.contains($0.hash) }
         if core.isAssistant, !gapped.isEmpty { queueLostOwnChangeSets(gapped, core: core) }
         do { try core.acknowledge(done) } catch { return scheduleReconnect(now: now, core: core) }
         if !output.events.isEmpty { effects.append(.surface(output)) }
@@ -308,6 +315,10 @@ extension SyncMachine {
         }
         var push = Cloak_V1_Push()
         push.changeSets = fitting.map { Data($0.wire) }
+        // Own change sets the server acknowledged and lost go back as a restore push (§29): an
+        // ordinary one refuses those sealed before a removal as STALE_DEVICE_LOG, and when no
+        // member received them first, nothing else can give them back (seed 222).
+        push.restore = !resend.isEmpty
         let (id, effect) = send(.push(push), kind: .push, now: now)
         pushInFlight = (id, fitting.map(\.hash))
         return [effect]
