@@ -103,6 +103,23 @@ struct AssistantLivenessTests {
         #expect(refusal.pushedAgain == 0)
     }
 
+    @Test("ADV-44 an assistant's push naming a log entry a restored server lost is kept until members give the entry back")
+    func pushNamingALostLogEntryIsKept() async throws {
+        let world = try await AssistantTests().world(seed: 98)
+        let question = try #require(await world.assistant.conversation(world.inScope)?.messages.last?.id)
+        let reply = try await world.assistant.beginMessage(in: world.inScope, parent: question, role: .assistant)
+        try await world.assistant.streamText("Day one: the coast.", into: reply, in: world.inScope)
+        try await world.assistant.finishStreaming(in: world.inScope)
+        try await world.assistant._openIncident(.deviceLogRollback)
+        let refusal = try await world.assistant._pushRefused(with: .invalidField)
+        // Not refused for good (it was dropped with an alarm, and the reply never reached a
+        // member, seed 650): kept, and pushed again after a pause.
+        #expect(refusal.pushed > 0)
+        #expect(refusal.events.isEmpty)
+        #expect(refusal.left == refusal.pushed)
+        #expect(refusal.retryAt > 0 && refusal.pushedAgain == refusal.pushed)
+    }
+
     @Test("ADV-49 a hostile assistant's refused change set does not hold its chain: the next valid one is shown everywhere")
     func refusedChangeSetDoesNotHoldItsChain() async throws {
         let helper = AssistantTests()
@@ -196,6 +213,12 @@ extension CloakClient {
         let again = Self._pushed(resent)
         let then = Self._pushed(Self._acknowledge(again, error: resentRefused, &machine, core))
         return (pushed.map(\.header.seq), again.map(\.header.seq), then.map(\.header.seq), restore)
+    }
+
+    /// Opens an incident of `kind` (as a served log shorter than this device's does).
+    func _openIncident(_ kind: Incident.Kind) throws {
+        var output = CoreOutput()
+        try engine.core.open(Incident(kind: kind, detail: "the server served a shorter log", openedAt: engine.core.now()), &output)
     }
 
     /// The assistant's outbox pushed once and refused with `error` for every change set: how

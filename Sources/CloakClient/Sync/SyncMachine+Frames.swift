@@ -266,6 +266,12 @@ extension SyncMachine {
                 core.outbox.staleRefused.insert(hash)
                 output.fetchDeviceLog = true
                 output.fetchKeyEnvelopes = true
+            case .invalidField where core.isAssistant && core.hasOpenLogIncident:
+                // The server lost the log entry this change set names (a restored backup); an
+                // assistant appends nothing to the log (§29), its members give the entry back:
+                // keep the change set and push it again then (it was dropped, and its reply with
+                // it, seed 650).
+                retry = true
             case .outOfScope where core.isAssistant:
                 // A restriction or revocation took the conversation from this assistant's scope
                 // while the change set was on its way (§29): an honest race, not an attack. Never
