@@ -120,6 +120,20 @@ struct AssistantLivenessTests {
         #expect(refusal.retryAt > 0 && refusal.pushedAgain == refusal.pushed)
     }
 
+    @Test("ADV-44 an assistant that finds the server rolled back gives back its own chains with a restore push")
+    func rollbackGivesBackOwnChains() async throws {
+        let world = try await AssistantTests().world(seed: 99)
+        let question = try #require(await world.assistant.conversation(world.inScope)?.messages.last?.id)
+        let reply = try await world.assistant.beginMessage(in: world.inScope, parent: question, role: .assistant)
+        try await world.assistant.streamText("Day one: the coast.", into: reply, in: world.inScope)
+        try await world.assistant.finishStreaming(in: world.inScope)
+        // Everything acknowledged, nothing new to write there: without this, a chain the restored
+        // server lost was never pushed again, and no member had its reply (seed 34).
+        let (pushed, restore) = try await world.assistant._pushesAfterRollback()
+        #expect(pushed.first == 1 && !pushed.isEmpty)
+        #expect(restore)
+    }
+
     @Test("ADV-49 a hostile assistant's refused change set does not hold its chain: the next valid one is shown everywhere")
     func refusedChangeSetDoesNotHoldItsChain() async throws {
         let helper = AssistantTests()
@@ -213,6 +227,25 @@ extension CloakClient {
         let again = Self._pushed(resent)
         let then = Self._pushed(Self._acknowledge(again, error: resentRefused, &machine, core))
         return (pushed.map(\.header.seq), again.map(\.header.seq), then.map(\.header.seq), restore)
+    }
+
+    /// Acknowledges the whole outbox, then runs the end of a catch-up on a connection that found
+    /// the server rolled back: the seqs it pushes, and whether as a restore push.
+    func _pushesAfterRollback() throws -> (seqs: [UInt64], restore: Bool) {
+        let core = engine.core
+        try core.acknowledge(try core.outboxChangeSets(limit: 100).map(\.hash))
+        var machine = SyncMachine(configuration: core.configuration)
+        machine.phase = .syncing(caughtUp: true)
+        machine.healing.rollback = true
+        _ = machine.startHeadsScan(core: core, now: core.now())
+        let effects = machine.pushIfReady(core: core, now: core.now())
+        let restore = effects.contains { effect in
+            guard case .send(let bytes) = effect, let frame = try? FrameCodec.decode(bytes, maxFrameBytes: 1 << 22),
+                case .push(let push)? = frame.body
+            else { return false }
+            return push.restore
+        }
+        return (Self._pushed(effects).map(\.header.seq), restore)
     }
 
     /// Opens an incident of `kind` (as a served log shorter than this device's does).

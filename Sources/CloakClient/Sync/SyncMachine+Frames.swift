@@ -236,9 +236,9 @@ extension SyncMachine {
         var done: [ChangeSetHash] = []
         var retry = false
         var gapped: Set<ChangeSetHash> = []
-        // An assistant's lost change sets pushed again that the server still refuses are not
-        // tried again: the same push would be refused the same way for ever (seed 222), and
-        // members restore the chains they hold (§19).
+        // An assistant's lost change sets pushed again that the server still refuses for a
+        // lasting reason are not tried again: the same push would be refused the same way for
+        // ever (seed 222), and members restore the chains they hold (§19).
         let resending = Set(resend.map(\.hash))
         var givenUp: Set<ChangeSetHash> = []
         var output = CoreOutput()
@@ -248,7 +248,13 @@ extension SyncMachine {
             case .unspecified:
                 done.append(hash)
                 acknowledgedThrough = max(acknowledgedThrough, result.cursor)
-            case .gap where resending.contains(hash), .staleDeviceLog where resending.contains(hash):
+            case .invalidField where core.isAssistant && core.hasOpenLogIncident:
+                // The server lost the log entry this change set names (a restored backup); an
+                // assistant appends nothing to the log (§29), its members give the entry back:
+                // keep the change set (or the lost one given back) and push it again then (it
+                // was dropped, and its reply with it, seed 650).
+                retry = true
+            case let error where resending.contains(hash) && ![.rateLimited, .quotaExceeded, .internal].contains(error):
                 givenUp.insert(hash)
             case .gap:
                 // The server lacks the chain before this change set. An assistant makes no heads
@@ -266,12 +272,6 @@ extension SyncMachine {
                 core.outbox.staleRefused.insert(hash)
                 output.fetchDeviceLog = true
                 output.fetchKeyEnvelopes = true
-            case .invalidField where core.isAssistant && core.hasOpenLogIncident:
-                // The server lost the log entry this change set names (a restored backup); an
-                // assistant appends nothing to the log (§29), its members give the entry back:
-                // keep the change set and push it again then (it was dropped, and its reply with
-                // it, seed 650).
-                retry = true
             case .outOfScope where core.isAssistant:
                 // A restriction or revocation took the conversation from this assistant's scope
                 // while the change set was on its way (§29): an honest race, not an attack. Never
@@ -340,6 +340,13 @@ extension SyncMachine {
         let chains = Set(outbox.filter { refused.contains($0.hash) && $0.header.author == core.me }.map {
             ChainKey(conversation: $0.header.conversation, author: $0.header.author)
         })
+        queueOwnChains(chains, core: core)
+    }
+
+    /// Queues the acknowledged change sets of these own chains for a restore push, once per
+    /// chain and connection.
+    mutating func queueOwnChains(_ chains: Set<ChainKey>, core: ClientCore) {
+        guard let outbox = try? core.outboxChangeSets(limit: Int.max >> 1) else { return }
         let unacknowledged = Set(outbox.map(\.hash))
         for chain in chains.sorted(by: { $0.conversation < $1.conversation }) where !resentChains.contains(chain) {
             resentChains.insert(chain)
