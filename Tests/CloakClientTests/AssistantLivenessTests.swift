@@ -134,6 +134,20 @@ struct AssistantLivenessTests {
         #expect(restore)
     }
 
+    @Test("ADV-49 a grant that widens an assistant's scope makes it fetch the new conversation's snapshots, then catch up from 0")
+    func widenedScopeFetchesHistory() async throws {
+        let world = try await AssistantTests().world(seed: 100)
+        let invitation = await world.assistant.assistantInvitation()
+        let (log, _) = try await world.a._grantLocally(
+            invitation, [world.inScope, world.outside], expiresAtMs: world.clock.nowMillis() + 3_600_000)
+        #expect(try await world.assistant._cursor() > 0)
+        // Its subscription and cursor were for the old scope: without this it got only what was
+        // written in the new conversation from then on, never its history.
+        let (filter, after) = try await world.assistant._subscriptionAfterLog(log.entries.map(\.wire))
+        #expect(filter == [world.outside])
+        #expect(after == 0)
+    }
+
     @Test("ADV-49 a hostile assistant's refused change set does not hold its chain: the next valid one is shown everywhere")
     func refusedChangeSetDoesNotHoldItsChain() async throws {
         let helper = AssistantTests()
@@ -246,6 +260,34 @@ extension CloakClient {
             return push.restore
         }
         return (Self._pushed(effects).map(\.header.seq), restore)
+    }
+
+    /// The log `wires` served while live: the conversations of the FetchSnapshots that follows,
+    /// and (its reply empty) the cursor of the Subscribe after that.
+    func _subscriptionAfterLog(_ wires: [[UInt8]]) throws -> (filter: [ConversationID], after: UInt64?) {
+        let core = engine.core
+        var machine = SyncMachine(configuration: core.configuration)
+        machine.phase = .syncing(caughtUp: true)
+        var served = Cloak_V1_DeviceLogEntries()
+        served.entries = wires.map { Data($0) }
+        served.logLength = UInt64(wires.count)
+        let frames = { (effects: [SyncEffect]) in
+            effects.compactMap { effect -> Cloak_V1_Frame? in
+                guard case .send(let bytes) = effect else { return nil }
+                return try? FrameCodec.decode(bytes, maxFrameBytes: 1 << 22)
+            }
+        }
+        let sent = frames(machine.handle(.frame(FrameCodec.encode(.deviceLogEntries(served), requestID: 900)), core: core))
+        guard let fetch = sent.first(where: { if case .fetchSnapshots? = $0.body { true } else { false } }),
+            case .fetchSnapshots(let request)? = fetch.body
+        else { return ([], nil) }
+        let filter = request.conversationIds.compactMap { try? ConversationID(validating: $0, field: "id") }
+        let next = frames(machine.handle(.frame(FrameCodec.encode(.snapshots(Cloak_V1_SnapshotList()), requestID: fetch.requestID)), core: core))
+        let after = next.compactMap { frame -> UInt64? in
+            guard case .subscribe(let subscribe)? = frame.body else { return nil }
+            return subscribe.afterCursor
+        }.first
+        return (filter, after)
     }
 
     /// Opens an incident of `kind` (as a served log shorter than this device's does).

@@ -44,7 +44,9 @@ struct DeterministicSimulationTests {
     /// Seeds with assistants (issue 24's 1,000-seed run) that must keep passing:
     /// - all 35, 927: a member's reply to an assistant's message that its revocation (35) or
     ///   restriction (927) cut off, after a restore, is lost on every device alike (§10).
-    @Test(arguments: [UInt64(35), 927])
+    /// - all 222: an assistant's change sets a restored server lost, sealed before a removal,
+    ///   were pushed again for ever and refused STALE_DEVICE_LOG (now a restore push, §29).
+    @Test(arguments: [UInt64(35), 927, 222])
     func assistantCutoffRegressionSeed(seed: UInt64) {
         let result = SimWorld(options: SimOptions(seed: seed, faults: .all, assistants: true)).run()
         #expect(result.passed, "\(result.summary)")

@@ -40,6 +40,7 @@ extension SyncMachine {
         case .deviceLogEntries(let entries):
             logFetchInFlight = false
             var served: Int?
+            let scope = core.ownScope
             var effects = run(core: core, now: now) {
                 var output = try core.receiveDeviceLog(entries.entries.map(Array.init))
                 output.pushOutbox = try core.resealStaleOutbox() || output.pushOutbox
@@ -51,6 +52,7 @@ extension SyncMachine {
                 healing.logQueue = core.logEntries(from: served)
                 effects += continueHealing(core: core, now: now)
             }
+            effects += scopeWidened(from: scope, core: core, now: now)
             if logFetchAgain {
                 logFetchAgain = false
                 effects += fetchLog(core: core, now: now)
@@ -74,7 +76,9 @@ extension SyncMachine {
             }
             return effects
         case .snapshots(let list):
-            return snapshotsReceived(list, core: core, now: now)
+            let widening = frame.requestID == wideningRequest
+            let effects = snapshotsReceived(list, core: core, now: now)
+            return widening ? effects + widenedSnapshotsDone(now: now) : effects
         case .chainHeads(let page):
             return headsReceived(page, core: core, now: now)
         case .accountNotice(let notice):
@@ -162,6 +166,7 @@ extension SyncMachine {
         } else {
             let anchor = try? core.store.read { tx in try Ledger.anchor(tx) }
             effects += subscribe(after: cursor, anchor: anchor ?? nil, now: now)
+            effects += fetchWidenedScope(now: now)
         }
         effects += follow(reopened, core: core, now: now)
         return effects + advanceFlows(core: core, now: now)

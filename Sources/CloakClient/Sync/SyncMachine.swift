@@ -103,6 +103,10 @@ struct SyncMachine {
     /// outbox, and the chains queued on this connection (``queueLostOwnChangeSets(_:core:)``).
     var resend: [ChangeSet] = []
     var resentChains: Set<ChainKey> = []
+    /// Conversations a grant added to this assistant's scope whose history it has not fetched
+    /// yet, kept across connections, and the FetchSnapshots of that fetch (SyncMachine+Scope).
+    var widenedScope: Set<ConversationID> = []
+    var wideningRequest: UInt64?
     var logFetchInFlight = false
     /// When an open device-log incident is next looked at again by fetching the log.
     var logRecheckAt: UInt64 = 0
@@ -234,6 +238,7 @@ struct SyncMachine {
         hello = nil
         resend = []
         resentChains = []
+        wideningRequest = nil
         // A rollback found on a dropped connection is healed on the next one.
         healing = Healing(rollback: healing.rollback)
     }
