@@ -19,7 +19,7 @@ extension ClientCore {
     }
 
     /// An authentic change set (admitted by §10, its signature verified, at its chain's next
-    /// position) refused after decryption (PROTOCOL.md §30): its chain moves past it, unapplied
+    /// position) refused after decryption (PROTOCOL.md §9): its chain moves past it, unapplied
     /// and unstored, so the author's next change sets are judged by their own checks instead
     /// of waiting for a gap that never fills; every member judges it alike, so every member
     /// moves alike. Returns true: held successors may now follow.
