@@ -74,6 +74,42 @@ import Testing
         #expect(other.send(Frames.appendDeviceLog(entry, id: 6)).compactMap(\.errorCode) == [.notPermitted])
     }
 
+    @Test("ADV-44 ADV-49 an assistant gives back its own lost change sets with a restore push, and only its own")
+    func restoresOnlyItsOwn() {
+        let (_, device, account) = granted(seed: 93)
+        var mutable = account
+        let assistant = CoreClient(device.server)
+        assistant.login(account, device: 1)
+        // A restore push is never refused as STALE_DEVICE_LOG: what the server acknowledged and
+        // lost before a removal can come back only so, and no member may hold it (seed 222).
+        let own = mutable.next(by: 1, in: conversation(1))
+        let members = mutable.next(by: 0, in: conversation(1))
+        let results = assistant.send(Frames.pushBytes([own.wire, members.wire], id: 4, restore: true))
+            .compactMap(\.pushAckBody).first?.results ?? []
+        #expect(results.map(\.error) == [.unspecified, .wrongAuthor])
+    }
+
+    @Test("ADV-49 after a grant widens its scope, an assistant's new Subscribe from 0 gets the added conversation's history and live change sets")
+    func widenedScopeIsSubscribedAgain() throws {
+        let (_, device, account) = granted(seed: 94)
+        var mutable = account
+        let assistant = CoreClient(device.server)
+        assistant.login(account, device: 1)
+        #expect(cursors(assistant.send(Frames.subscribe(after: 0, id: 4))) == [1])
+        let widen = DeviceLogEntry.grantAssistant(
+            signingKey: account.devices[1].signing.publicKey, agreementKey: account.devices[1].agreement.publicKey,
+            scope: [conversation(1), conversation(2)], expiresAtMs: Self.expiry, after: mutable.log,
+            signer: account.devices[0].signing, createdAtMs: 1_700_000_000_001)
+        try mutable.log.append(widen)
+        device.send(Frames.appendDeviceLog(widen, id: 5))
+        _ = assistant.receive()
+        // The client subscribes again from 0 when it sees the grant (§29): the server's filter is
+        // the scope as it stands then.
+        #expect(cursors(assistant.send(Frames.subscribe(after: 0, id: 6))) == [1, 2])
+        device.send(Frames.push([mutable.next(in: conversation(2))], id: 7))
+        #expect(cursors(assistant.receive()) == [3])
+    }
+
     @Test("an assistant whose grant expired cannot authenticate")
     func expiredCannotAuthenticate() {
         let (server, _, account) = granted(seed: 92)

@@ -108,7 +108,10 @@ extension SimWorld {
                 let member = log.assistants[assistant.id], member.endedAt == nil, now < member.current.expiresAtMs,
                 !lostToRestore(engine, account: assistant.account, witness: log)
             else { continue }
-            guard engine.isSynced else {
+            // An honest assistant reading a member's signed heads learns of a hostile assistant's
+            // write the colluding server stored none of, as a device does: its report is the
+            // detection (PROTOCOL.md §30), not a sync failure.
+            guard engine.isSynced || withholdsOnlyHostileWrites(engine.syncStatus, account: assistant.account) else {
                 gaps.append("\(assistant.client.name) is not synced: \(engine.diagnostics)")
                 continue
             }

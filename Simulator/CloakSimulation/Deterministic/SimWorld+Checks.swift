@@ -74,7 +74,7 @@ extension SimWorld {
     /// newest one a device received intact (§10 "Choosing cut-offs") — so every other device
     /// knows it exists and reports it withheld for good. That is the server withholding, and
     /// the report is the detection; nothing else may be open.
-    private func withholdsOnlyHostileWrites(_ status: SyncStatus, account: Int) -> Bool {
+    func withholdsOnlyHostileWrites(_ status: SyncStatus, account: Int) -> Bool {
         let hostile = Set(assistants.filter { $0.account == account && $0.hostile && !$0.hostileWrites.isEmpty }.map(\.id))
         guard !hostile.isEmpty, status.connection == .live, status.unacknowledgedEdits == 0, !status.incidents.isEmpty
         else { return false }

@@ -18,6 +18,17 @@ extension ClientCore {
             .sorted { $0.conversation < $1.conversation }
     }
 
+    /// An authentic change set (admitted by §10, its signature verified, at its chain's next
+    /// position) refused after decryption (PROTOCOL.md §9): its chain moves past it, unapplied
+    /// and unstored, so the author's next change sets are judged by their own checks instead
+    /// of waiting for a gap that never fills; every member judges it alike, so every member
+    /// moves alike. Returns true: held successors may now follow.
+    func passRefused(_ changeSet: ChangeSet, _ tx: any StoreTransaction) throws -> Bool {
+        noteRefusedAfterAdmission(changeSet)
+        try ledger.pass(changeSet, tx)
+        return true
+    }
+
     /// An authentic change set (admitted by §10, its signature verified) refused after
     /// decryption: remembered as its chain's refused head for the cut-offs above.
     func noteRefusedAfterAdmission(_ changeSet: ChangeSet) {

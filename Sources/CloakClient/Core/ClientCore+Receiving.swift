@@ -109,8 +109,7 @@ extension ClientCore {
             let kind: SecurityEvent.Kind = if case .crypto = error { .decryptionFailed } else { .undecodableOperations }
             let event = SecurityEvent(kind, conversation: header.conversation, device: header.author, seq: header.seq)
             try reject(changeSet.wire, hash: changeSet.hash, event, tx, &output)
-            noteRefusedAfterAdmission(changeSet)
-            return false
+            return try passRefused(changeSet, tx)
         }
         // Operation ids carry their author's replica id; a member may not write as another.
         let author = header.author.replicaID
@@ -119,8 +118,7 @@ extension ClientCore {
                 .undecodableOperations, conversation: header.conversation, device: header.author, seq: header.seq,
                 detail: "operations claim another author")
             try reject(changeSet.wire, hash: changeSet.hash, event, tx, &output)
-            noteRefusedAfterAdmission(changeSet)
-            return false
+            return try passRefused(changeSet, tx)
         }
         // An assistant writes only its own assistant/tool messages, before its expiry (§29).
         if let assistant = membership.log?.assistants[header.author],
@@ -131,8 +129,7 @@ extension ClientCore {
                 violation.kind, conversation: header.conversation, device: header.author, seq: header.seq,
                 detail: violation.detail)
             try reject(changeSet.wire, hash: changeSet.hash, event, tx, &output)
-            noteRefusedAfterAdmission(changeSet)
-            return false
+            return try passRefused(changeSet, tx)
         }
         let claims = body.heads.compactMap { try? ChainHead(message: $0) }
         for event in try ledger.checkHeads(changeSet, claims: claims, tx) { try raise(event, tx, &output) }

@@ -97,6 +97,15 @@ struct Ledger {
         }
     }
 
+    /// Moves a chain past a change set refused after admission, without storing it: nothing
+    /// replays it, and a copy delivered again is a duplicate (a different one at that seq a fork).
+    mutating func pass(_ changeSet: ChangeSet, _ tx: any StoreTransaction) throws {
+        let key = ChainKey(conversation: changeSet.header.conversation, author: changeSet.header.author)
+        chains[key] = ChainPosition(seq: changeSet.header.seq, hash: changeSet.hash)
+        unsavedChains.insert(key)
+        if held.removeValue(forKey: changeSet.hash) != nil { try tx.deleteHeld(hash: changeSet.hash) }
+    }
+
     /// Writes the chain positions accepted change sets moved since the last call.
     mutating func saveChains(_ tx: any StoreTransaction) throws {
         for key in unsavedChains {

@@ -40,6 +40,7 @@ extension SyncMachine {
         case .deviceLogEntries(let entries):
             logFetchInFlight = false
             var served: Int?
+            let scope = core.ownScope
             var effects = run(core: core, now: now) {
                 var output = try core.receiveDeviceLog(entries.entries.map(Array.init))
                 output.pushOutbox = try core.resealStaleOutbox() || output.pushOutbox
@@ -51,6 +52,7 @@ extension SyncMachine {
                 healing.logQueue = core.logEntries(from: served)
                 effects += continueHealing(core: core, now: now)
             }
+            effects += scopeWidened(from: scope, core: core, now: now)
             if logFetchAgain {
                 logFetchAgain = false
                 effects += fetchLog(core: core, now: now)
@@ -74,7 +76,9 @@ extension SyncMachine {
             }
             return effects
         case .snapshots(let list):
-            return snapshotsReceived(list, core: core, now: now)
+            let widening = frame.requestID == wideningRequest
+            let effects = snapshotsReceived(list, core: core, now: now)
+            return widening ? effects + widenedSnapshotsDone(now: now) : effects
         case .chainHeads(let page):
             return headsReceived(page, core: core, now: now)
         case .accountNotice(let notice):
@@ -162,6 +166,7 @@ extension SyncMachine {
         } else {
             let anchor = try? core.store.read { tx in try Ledger.anchor(tx) }
             effects += subscribe(after: cursor, anchor: anchor ?? nil, now: now)
+            effects += fetchWidenedScope(now: now)
         }
         effects += follow(reopened, core: core, now: now)
         return effects + advanceFlows(core: core, now: now)
@@ -237,6 +242,11 @@ extension SyncMachine {
         var retry = false
         var gapped: Set<ChangeSetHash> = []
         var restoring: Set<ChangeSetHash> = []
+        // An assistant's lost change sets pushed again that the server still refuses for a
+        // lasting reason are not tried again: the same push would be refused the same way for
+        // ever (seed 222), and members restore the chains they hold (§19).
+        let resending = Set(resend.map(\.hash))
+        var givenUp: Set<ChangeSetHash> = []
         var output = CoreOutput()
         for result in ack.results {
             guard let hash = try? ChangeSetHash(validating: result.hash, field: "hash") else { continue }
@@ -244,11 +254,19 @@ extension SyncMachine {
             case .unspecified:
                 done.append(hash)
                 acknowledgedThrough = max(acknowledgedThrough, result.cursor)
+            case .invalidField where core.isAssistant && core.hasOpenLogIncident:
+                // The server lost the log entry this change set names (a restored backup); an
+                // assistant appends nothing to the log (§29), its members give the entry back:
+                // keep the change set (or the lost one given back) and push it again then (it
+                // was dropped, and its reply with it, seed 650).
+                retry = true
+            case let error where resending.contains(hash) && ![.rateLimited, .quotaExceeded, .internal].contains(error):
+                givenUp.insert(hash)
             case .gap:
                 // The server lacks the chain before this change set. An assistant makes no heads
-                // scan and pushes no restores (§29): it gives back its own change sets the server
-                // acknowledged and then lost (a restored backup) through ordinary pushes, else it
-                // would retry the same refused push for ever (found by the simulator, seed 13).
+                // scan (§29): it gives back its own change sets the server acknowledged and then
+                // lost (a restored backup) with a restore push, else it would retry the same
+                // refused push for ever (found by the simulator, seeds 13 and 222).
                 retry = true
                 gapped.insert(hash)
             case .rateLimited, .quotaExceeded, .internal:
@@ -270,6 +288,13 @@ extension SyncMachine {
                 core.outbox.staleRefused.insert(hash)
                 output.fetchDeviceLog = true
                 output.fetchKeyEnvelopes = true
+            case .outOfScope where core.isAssistant:
+                // A restriction or revocation took the conversation from this assistant's scope
+                // while the change set was on its way (§29): an honest race, not an attack. Never
+                // stored, it lies past the entry's cut-off, so no member can ever admit it: drop
+                // it, without an event and without retrying; the new log arrives by its notice.
+                done.append(hash)
+                output.fetchDeviceLog = true
             default:
                 // The server refuses this change set for good (e.g. our chain forked after a
                 // local-state rollback, ADV-36): drop it from the outbox and say so.
@@ -288,7 +313,7 @@ extension SyncMachine {
             effects += continueHealing(core: core, now: now)
         }
         let settled = Set(done)
-        resend.removeAll { settled.contains($0.hash) }
+        resend.removeAll { settled.contains($0.hash) || givenUp.contains($0.hash) }
         if core.isAssistant, !gapped.isEmpty { queueLostOwnChangeSets(gapped, core: core) }
         do { try core.acknowledge(done) } catch { return scheduleReconnect(now: now, core: core) }
         if !output.events.isEmpty { effects.append(.surface(output)) }
@@ -320,6 +345,10 @@ extension SyncMachine {
         }
         var push = Cloak_V1_Push()
         push.changeSets = fitting.map { Data($0.wire) }
+        // Own change sets the server acknowledged and lost go back as a restore push (§29): an
+        // ordinary one refuses those sealed before a removal as STALE_DEVICE_LOG, and when no
+        // member received them first, nothing else can give them back (seed 222).
+        push.restore = !resend.isEmpty
         let (id, effect) = send(.push(push), kind: .push, now: now)
         pushInFlight = (id, fitting.map(\.hash))
         return [effect]
@@ -352,6 +381,13 @@ extension SyncMachine {
         let chains = Set(outbox.filter { refused.contains($0.hash) && $0.header.author == core.me }.map {
             ChainKey(conversation: $0.header.conversation, author: $0.header.author)
         })
+        queueOwnChains(chains, core: core)
+    }
+
+    /// Queues the acknowledged change sets of these own chains for a restore push, once per
+    /// chain and connection.
+    mutating func queueOwnChains(_ chains: Set<ChainKey>, core: ClientCore) {
+        guard let outbox = try? core.outboxChangeSets(limit: Int.max >> 1) else { return }
         let unacknowledged = Set(outbox.map(\.hash))
         for chain in chains.sorted(by: { $0.conversation < $1.conversation }) where !resentChains.contains(chain) {
             resentChains.insert(chain)

@@ -95,10 +95,16 @@ extension SyncMachine {
     }
 
     /// After catch-up: one heads scan per connection. An assistant makes none: the server
-    /// answers FetchHeads with its whole account, which it may not see (PROTOCOL.md §29), and an
-    /// assistant re-uploads nothing (it may not push restores).
+    /// answers FetchHeads with its whole account, which it may not see (PROTOCOL.md §29). After
+    /// a rollback it gives back its own chains of its scope instead, with restore pushes (the
+    /// server answers duplicates for what it kept): one it has nothing new to write in was lost
+    /// for good, and its replies with it (seed 34).
     mutating func startHeadsScan(core: ClientCore, now: UInt64) -> [SyncEffect] {
         guard !core.isAssistant else {
+            if healing.rollback, let scope = core.log?.assistants[core.me]?.current.scope {
+                let chains = core.ledger.chains.keys.filter { $0.author == core.me && scope.contains($0.conversation) }
+                queueOwnChains(Set(chains), core: core)
+            }
             healing.scanned = true
             return []
         }

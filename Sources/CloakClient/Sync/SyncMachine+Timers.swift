@@ -197,6 +197,8 @@ extension SyncMachine {
                 // Someone uploaded a newer snapshot: learn it, so the next one extends it.
                 return [send(.fetchSnapshots(Cloak_V1_FetchSnapshots()), kind: .snapshots, now: now).1]
             }
+        case .snapshots where requestID == wideningRequest:
+            return widenedSnapshotsDone(now: now)
         case .snapshots where phase == .bootstrapping:
             // No snapshots to start from: catch up from the beginning instead.
             return subscribe(after: 0, now: now)

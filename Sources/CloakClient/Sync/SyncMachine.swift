@@ -107,6 +107,10 @@ struct SyncMachine {
     /// server may have stored and fanned them out (and, restored from a backup, lost them
     /// since), so a later `STALE_DEVICE_LOG` for one is no proof no other device holds it.
     var unanswered: Set<ChangeSetHash> = []
+    /// Conversations a grant added to this assistant's scope whose history it has not fetched
+    /// yet, kept across connections, and the FetchSnapshots of that fetch (SyncMachine+Scope).
+    var widenedScope: Set<ConversationID> = []
+    var wideningRequest: UInt64?
     var logFetchInFlight = false
     /// When an open device-log incident is next looked at again by fetching the log.
     var logRecheckAt: UInt64 = 0
@@ -239,6 +243,7 @@ struct SyncMachine {
         hello = nil
         resend = []
         resentChains = []
+        wideningRequest = nil
         // A rollback found on a dropped connection is healed on the next one.
         healing = Healing(rollback: healing.rollback)
     }

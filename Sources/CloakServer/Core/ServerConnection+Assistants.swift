@@ -25,7 +25,6 @@ extension ServerConnection {
         case .subscribe(let request): try inScope(request.conversationIds, "Subscribe")
         case .fetchSnapshots(let request): try inScope(request.conversationIds, "FetchSnapshots")
         case .fetchChangeSets(let request): try inScope([request.conversationID], "FetchChangeSets")
-        case .push(let request) where request.restore: throw .request(.notPermitted("restore pushes"))
         case .push, .fetchKeyEnvelopes, .ackCursor: break
         default: throw .request(.notPermitted(frame.body?.name ?? "this request"))
         }

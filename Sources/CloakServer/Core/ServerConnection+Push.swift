@@ -175,6 +175,12 @@ extension ServerConnection {
     private static func prepareRestored(_ bytes: [UInt8], limit: Int, _ context: RequestContext) -> PreparedItem {
         var (item, parsed) = parse(bytes, limit: limit, context)
         guard let changeSet = parsed else { return item }
+        // An assistant gives back only its own change sets (§29): the ones the server
+        // acknowledged and lost, which an ordinary push may refuse as sealed under a stale head.
+        guard !context.session.isAssistant || changeSet.header.author == context.session.device else {
+            item.error = .wrongAuthor
+            return item
+        }
         let log = context.log
         switch log.admits(changeSetHeader: changeSet.header, hash: changeSet.hash) {
         case .accepted:

@@ -1,0 +1,44 @@
+import CloakProtocol
+import Foundation
+
+extension ClientCore {
+    /// This assistant's current scope (nil on a device, or before it holds the log).
+    var ownScope: Set<ConversationID>? {
+        guard isAssistant, let terms = log?.assistants[me]?.current else { return nil }
+        return Set(terms.scope)
+    }
+}
+
+extension SyncMachine {
+    /// PROTOCOL.md §29: a grant that widens this assistant's scope. Its subscription and cursor
+    /// were for the old scope, so it would get only what is written in the new conversations
+    /// from now on: it fetches their snapshots, then subscribes again from cursor 0 (the server
+    /// sends the new scope's history; what it already holds comes again as duplicates).
+    mutating func scopeWidened(from before: Set<ConversationID>?, core: ClientCore, now: UInt64) -> [SyncEffect] {
+        // No scope before: the assistant is joining, and its bootstrap fetches everything.
+        guard let before, !before.isEmpty, let after = core.ownScope else { return [] }
+        let added = after.subtracting(before)
+        guard !added.isEmpty else { return [] }
+        widenedScope.formUnion(added)
+        return fetchWidenedScope(now: now)
+    }
+
+    /// Starts (or, on a new connection, starts again) the fetch of the widened conversations.
+    mutating func fetchWidenedScope(now: UInt64) -> [SyncEffect] {
+        guard !widenedScope.isEmpty, wideningRequest == nil, case .syncing = phase else { return [] }
+        // Their keys come with the grant: asked for first, so the snapshots can be opened.
+        let effects = fetchEnvelopes(now: now)
+        var fetch = Cloak_V1_FetchSnapshots()
+        fetch.conversationIds = widenedScope.sorted().map { Data($0.bytes) }
+        let (id, effect) = send(.fetchSnapshots(fetch), kind: .snapshots, now: now)
+        wideningRequest = id
+        return effects + [effect]
+    }
+
+    /// The widened conversations' snapshots arrived (or were refused): catch up from the start.
+    mutating func widenedSnapshotsDone(now: UInt64) -> [SyncEffect] {
+        wideningRequest = nil
+        widenedScope = []
+        return subscribe(after: 0, now: now)
+    }
+}
