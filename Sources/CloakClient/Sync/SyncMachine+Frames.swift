@@ -271,14 +271,14 @@ extension SyncMachine {
                 gapped.insert(hash)
             case .rateLimited, .quotaExceeded, .internal:
                 retry = true
-            case .staleDeviceLog where unanswered.contains(hash) && !core.isAssistant:
+            case .staleDeviceLog where unanswered.contains(hash):
                 // Pushed before on a connection that ended unanswered: the server may have
                 // stored and fanned it out, then lost it (a restored backup), and other devices
                 // may hold it. A re-seal would sign a second change set at its position — a
                 // fork no device can heal (seed 917). It goes back as it is, a restore push
                 // (§19): its bytes reached the server once already, so the stale-log rule has
-                // nothing left to protect from a server colluding with the removed device. (An
-                // assistant may push no restores, §29: it re-seals, as before.)
+                // nothing left to protect from a server colluding with the removed device. An
+                // assistant too: its restore pushes may carry its own change sets (§29).
                 retry = true
                 restoring.insert(hash)
             case .staleDeviceLog:
