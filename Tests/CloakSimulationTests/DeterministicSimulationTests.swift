@@ -73,11 +73,6 @@ struct DeterministicSimulationTests {
     /// visible as known issues rather than hidden by another seed range. A new failing seed
     /// fails the test; a seed here that passes is reported too (take it out).
     static let openSeeds: [UInt64: String] = [
-        10034: "members lack a reply an assistant finished; the server refused its push after a restore (invalidField)",
-        10056: "members show part of a reply an assistant streamed; the server refused its push after a restore (invalidField)",
-        10080: "after an assistant's revocation started an epoch near the end, the members lack its key while the server "
-            + "withholds their envelopes, and with nothing held under it none reports the withholding (surfaced by the "
-            + "restore fix's change of the run's schedule, not by a restore)",
         10183: "a device ends live with 6 key envelopes queued that never get stored (nothing left to send is false); surfaced when the assistant fixes of issue 27 changed the run, not diagnosed",
     ]
 
