@@ -80,15 +80,30 @@ extension ClientCore {
             let recipient = try? DeviceID(validating: item.envelope.recipient, field: "recipient")
             let member = recipient.map { id in
                 log.isActive(id, atIndex: log.headIndex) || log.recoveryKey?.id == id
-                    || (log.assistants[id].map { $0.endedAt == nil } ?? false)
+                    || (log.assistants[id].map { Self.stillInScope(item.envelope, of: $0) } ?? false)
             } ?? false
             if !member { obsolete.append(item.id) }
             return member
         }
         if !obsolete.isEmpty {
             try envelopesDelivered(obsolete)
-            logger.info("dropped queued key envelopes to former members", metadata: ["count": "\(obsolete.count)"])
+            logger.info(
+                "dropped queued key envelopes to former members or outside an assistant's scope",
+                metadata: ["count": "\(obsolete.count)"])
         }
         return current
+    }
+
+    /// Whether an envelope queued for an assistant is still one the server takes: the assistant
+    /// is granted and the conversation still in its scope. A restriction that took the
+    /// conversation while the envelope waited makes the server refuse it `OUT_OF_SCOPE`, and with
+    /// it the whole batch, for ever (CI seed 10183: the other envelopes never went either).
+    static func stillInScope(_ envelope: Cloak_V1_KeyEnvelope, of assistant: AssistantMember) -> Bool {
+        guard assistant.endedAt == nil else { return false }
+        guard !envelope.conversationID.isEmpty else { return true }
+        guard let conversation = try? ConversationID(validating: envelope.conversationID, field: "conversation_id") else {
+            return false
+        }
+        return assistant.current.covers(conversation)
     }
 }
