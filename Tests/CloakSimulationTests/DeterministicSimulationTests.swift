@@ -72,9 +72,7 @@ struct DeterministicSimulationTests {
     /// Seeds of the CI batch that still fail: open bugs, each named in issue 24's note, kept
     /// visible as known issues rather than hidden by another seed range. A new failing seed
     /// fails the test; a seed here that passes is reported too (take it out).
-    static let openSeeds: [UInt64: String] = [
-        10183: "a device ends live with 6 key envelopes queued that never get stored (nothing left to send is false); surfaced when the assistant fixes of issue 27 changed the run, not diagnosed",
-    ]
+    static let openSeeds: [UInt64: String] = [:]
 
     /// The batch CI runs: 200 seeds with every fault profile mixed in and AI assistants joining,
     /// answering, expiring and being revoked (what `cloak-sim run --faults all` does).
