@@ -7,19 +7,25 @@ import Testing
 @_spi(Simulation) @testable import CloakClient
 
 extension SyncMachineTests {
+    /// A core with one library edit sealed in its outbox, with `machine` started on it.
+    func startedWithOneEdit(_ machine: inout SyncMachine) throws -> ClientCore {
+        let core = try core()
+        _ = try core.editLibrary { library, replica, now throws(LibraryEditError) in
+            [try library.addConversation(ConversationID.random(using: core.random).libraryKey, replica: &replica, physicalMillis: now)]
+        }
+        _ = try core.flushDueBatches(force: true)
+        _ = machine.handle(.start, core: core)
+        return core
+    }
+
     /// ADV-44 without a false alarm: the server reads its heads some time after a FetchHeads
     /// arrives, so an acknowledgement that reaches the device while the scan is out may belong
     /// to a commit the read did not see. Only what the device held when it asked can be
     /// missing from the answer; what it held then and the answer lacks is a rollback.
     @Test("ADV-44 an own change set acknowledged during a heads scan is no rollback; one acknowledged before is")
     func headsScanCountsOnlyWhatWasHeldWhenAsked() throws {
-        let core = try core()
-        _ = try core.editLibrary { library, replica, now throws(LibraryEditError) in
-            [try library.addConversation(ConversationID.random(using: core.random).libraryKey, replica: &replica, physicalMillis: now)]
-        }
-        _ = try core.flushDueBatches(force: true)
         var machine = SyncMachine(configuration: ClientConfiguration())
-        _ = machine.handle(.start, core: core)
+        let core = try startedWithOneEdit(&machine)
 
         // First connection: the push goes out, then the heads scan; the ack overtakes the heads.
         var frames = caughtUp(&machine, core, headCursor: 0)
@@ -57,13 +63,8 @@ extension SyncMachineTests {
     /// restore push. A refusal on the connection that first carried it still re-seals.
     @Test("ADV-44 ADV-13 a stale refusal of a push sent before unanswered restores the same bytes instead of re-sealing")
     func staleRefusalOfUnansweredPushRestoresTheSameBytes() throws {
-        let core = try core()
-        _ = try core.editLibrary { library, replica, now throws(LibraryEditError) in
-            [try library.addConversation(ConversationID.random(using: core.random).libraryKey, replica: &replica, physicalMillis: now)]
-        }
-        _ = try core.flushDueBatches(force: true)
         var machine = SyncMachine(configuration: ClientConfiguration())
-        _ = machine.handle(.start, core: core)
+        let core = try startedWithOneEdit(&machine)
 
         // First connection: the push goes out and the connection ends before its answer.
         let first = try #require(caughtUp(&machine, core, headCursor: 0).first { $0.body?.name == "push" })
