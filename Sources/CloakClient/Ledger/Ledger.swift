@@ -88,6 +88,14 @@ struct Ledger {
     /// batch by ``saveChains(_:)``, in the same transaction.
     mutating func record(_ changeSet: ChangeSet, local: Bool, _ tx: any StoreTransaction) throws {
         _ = try tx.insertChangeSet(changeSet, local: local)
+        try pass(changeSet, tx)
+    }
+
+    /// Moves a chain past a change set (and out of the held set), without storing it: what
+    /// ``record(_:local:_:)`` does after storing, and all that happens to one refused after
+    /// admission — nothing replays it, and a copy delivered again is a duplicate (a different
+    /// one at that seq a fork).
+    mutating func pass(_ changeSet: ChangeSet, _ tx: any StoreTransaction) throws {
         let key = ChainKey(conversation: changeSet.header.conversation, author: changeSet.header.author)
         chains[key] = ChainPosition(seq: changeSet.header.seq, hash: changeSet.hash)
         unsavedChains.insert(key)
@@ -95,15 +103,6 @@ struct Ledger {
             heldVerified[changeSet.hash] = nil
             try tx.deleteHeld(hash: changeSet.hash)
         }
-    }
-
-    /// Moves a chain past a change set refused after admission, without storing it: nothing
-    /// replays it, and a copy delivered again is a duplicate (a different one at that seq a fork).
-    mutating func pass(_ changeSet: ChangeSet, _ tx: any StoreTransaction) throws {
-        let key = ChainKey(conversation: changeSet.header.conversation, author: changeSet.header.author)
-        chains[key] = ChainPosition(seq: changeSet.header.seq, hash: changeSet.hash)
-        unsavedChains.insert(key)
-        if held.removeValue(forKey: changeSet.hash) != nil { try tx.deleteHeld(hash: changeSet.hash) }
     }
 
     /// Writes the chain positions accepted change sets moved since the last call.
