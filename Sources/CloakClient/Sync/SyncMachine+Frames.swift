@@ -247,9 +247,11 @@ extension SyncMachine {
         // ever (seed 222), and members restore the chains they hold (§19).
         let resending = Set(resend.map(\.hash))
         var givenUp: Set<ChangeSetHash> = []
+        var answered: Set<ChangeSetHash> = []
         var output = CoreOutput()
         for result in ack.results {
             guard let hash = try? ChangeSetHash(validating: result.hash, field: "hash") else { continue }
+            answered.insert(hash)
             switch result.error {
             case .unspecified:
                 done.append(hash)
@@ -306,7 +308,7 @@ extension SyncMachine {
         var effects: [SyncEffect] = []
         // Answered now, except those going back as restores: until one is stored, it may still
         // be held elsewhere (a refused restore must not turn into a re-seal on the next try).
-        unanswered.subtract(ack.results.compactMap { try? ChangeSetHash(validating: $0.hash, field: "hash") })
+        unanswered.subtract(answered)
         unanswered.formUnion(restoring)
         if !restoring.isEmpty {
             restoreUnanswered(restoring, core: core)
