@@ -32,14 +32,7 @@ extension SyncMachineTests {
         let push = try #require(frames.first { $0.body?.name == "push" })
         let heads = try #require(frames.first { $0.body?.name == "fetch_heads" })
         guard case .push(let pushed) = push.body else { return }
-        var ack = Cloak_V1_PushAck()
-        ack.results = try pushed.changeSets.map { wire in
-            var result = Cloak_V1_PushResult()
-            result.hash = Data(try ChangeSet(wire: Array(wire)).hash.bytes)
-            result.cursor = 1
-            return result
-        }
-        _ = machine.handle(.frame(FrameCodec.encode(.pushAck(ack), requestID: push.requestID)), core: core)
+        _ = machine.handle(.frame(FrameCodec.encode(.pushAck(try accepted(pushed)), requestID: push.requestID)), core: core)
         #expect(try core.outboxChangeSets(limit: 10).isEmpty, "acknowledged")
         let raced = headsReply([], to: heads, &machine, core)
         #expect(!raced.events.contains { $0.kind == .serverRollback }, "the read may predate the commit")
@@ -116,13 +109,7 @@ extension SyncMachineTests {
         _ = machine.handle(.start, core: core)
         let first = try #require(caughtUp(&machine, core, headCursor: 0).first { $0.body?.name == "push" })
         guard case .push(let acknowledged) = first.body else { return }
-        var ack = Cloak_V1_PushAck()
-        ack.results = try acknowledged.changeSets.map { wire in
-            var result = Cloak_V1_PushResult()
-            result.hash = Data(try ChangeSet(wire: Array(wire)).hash.bytes)
-            result.cursor = 1
-            return result
-        }
+        let ack = try accepted(acknowledged)
         try addConversation()
         let second = try #require(sent(machine.handle(.frame(FrameCodec.encode(.pushAck(ack), requestID: first.requestID)), core: core))
             .first { $0.body?.name == "push" })
@@ -137,6 +124,18 @@ extension SyncMachineTests {
         let restore = try #require(frames.first { if case .push(let push) = $0.body { push.restore } else { false } })
         guard case .push(let restored) = restore.body else { return }
         #expect(restored.changeSets == acknowledged.changeSets + unanswered.changeSets)
+    }
+
+    /// The server's acknowledgement of every change set of `push` (stored at cursor 1).
+    private func accepted(_ push: Cloak_V1_Push) throws -> Cloak_V1_PushAck {
+        var ack = Cloak_V1_PushAck()
+        ack.results = try push.changeSets.map { wire in
+            var result = Cloak_V1_PushResult()
+            result.hash = Data(try ChangeSet(wire: Array(wire)).hash.bytes)
+            result.cursor = 1
+            return result
+        }
+        return ack
     }
 
     private func stale(_ hashes: ChangeSetHash...) -> Cloak_V1_PushAck {
