@@ -153,7 +153,8 @@ public final class ClientEngine {
 
     /// After a local edit: tell the driver what changed and let the machine push.
     func afterLocalEdit(_ output: CoreOutput) {
-        surface(output)
+        // The machine surfaces the output (changes and events) itself: surfacing it here too
+        // told the app about every local edit twice, rendering observed conversations twice.
         run(.coreOutput(output))
         if output.pushOutbox { run(.outboxChanged) }
     }
