@@ -66,6 +66,21 @@ public struct ConversationDocument: Sendable {
         activePathSlots().compactMap { replicas.unpack(tree.nodes[$0].id) }
     }
 
+    /// The last message of the active branch: what a new message follows by default. The same
+    /// as `activePath().last` without building the path (each local append asks for it, and a
+    /// long conversation's path is thousands of ids).
+    public func activeTip() -> MessageID? {
+        var tip: Int?
+        var current = activeChildSlot(of: nil)
+        var steps = 0
+        while let slot = current, steps <= tree.nodes.count {
+            tip = slot
+            steps += 1
+            current = activeChildSlot(of: slot)
+        }
+        return tip.flatMap { replicas.unpack(tree.nodes[$0].id) }
+    }
+
     /// One message, rendered.
     public func message(_ id: MessageID) -> RenderedMessage? {
         slot(of: id).map(render)

@@ -11,6 +11,9 @@ struct ConvergencePropertyTests {
     func convergence(devices: Int, seed: UInt64) throws {
         var workload = RandomWorkload(devices: devices, seed: seed)
         try workload.run(steps: 320)
+        // Diverged replicas, with branches and deletions: the tip a new message follows is the
+        // active path's last message.
+        for device in workload.devices { #expect(device.doc.activeTip() == device.doc.activePath().last) }
         let midway = workload.devices[0].doc.snapshot()
         workload.deliverAll()
 
@@ -26,6 +29,7 @@ struct ConvergencePropertyTests {
             #expect(device.doc.rendered == reference.rendered)
             #expect(device.doc.metadata == reference.metadata)
             #expect(device.doc.readMarkers == reference.readMarkers)
+            #expect(device.doc.activeTip() == reference.activePath().last)
         }
 
         // A fresh replica that receives everything at once, newest first.

@@ -38,7 +38,7 @@ extension ClientEngine {
     ) throws(ClientError) -> MessageID {
         let (id, output) = try core.edit(conversation) { document, replica, now throws(ConversationEditError) in
             let op = try document.createMessage(
-                parent: parent ?? document.activePath().last, role: role, text: text, replica: &replica,
+                parent: parent ?? document.activeTip(), role: role, text: text, replica: &replica,
                 physicalMillis: now)
             return ([op], op.id)
         }
@@ -52,7 +52,7 @@ extension ClientEngine {
     {
         let (id, output) = try core.edit(conversation, streaming: true) { document, replica, now throws(ConversationEditError) in
             let op = try document.createMessage(
-                parent: parent ?? document.activePath().last, role: role, text: "", replica: &replica,
+                parent: parent ?? document.activeTip(), role: role, text: "", replica: &replica,
                 physicalMillis: now)
             return ([op], op.id)
         }
