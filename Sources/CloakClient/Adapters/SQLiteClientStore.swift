@@ -228,8 +228,8 @@ struct SQLiteTransaction: StoreTransaction {
     }
 
     func removeFromOutbox(hash: ChangeSetHash) throws {
-        try db.execute(
-            sql: "DELETE FROM outbox WHERE change_set = (SELECT id FROM change_sets WHERE hash = ?)", arguments: [hash.data])
+        try db.cachedStatement(sql: "DELETE FROM outbox WHERE change_set = (SELECT id FROM change_sets WHERE hash = ?)")
+            .execute(arguments: [hash.data])
     }
 
     func pendingOperations() throws -> [(id: Int64, conversation: ConversationID, sealed: [UInt8])] {
@@ -238,14 +238,16 @@ struct SQLiteTransaction: StoreTransaction {
         }
     }
 
+    // Cached statements: every streamed token stores its operations, and parsing the SQL again
+    // each time was a sixth of a token's cost.
     func insertPendingOperations(conversation: ConversationID, sealed: [UInt8]) throws -> Int64 {
-        try db.execute(
-            sql: "INSERT INTO pending_ops(conversation, sealed) VALUES (?, ?)", arguments: [conversation.data, Data(sealed)])
+        try db.cachedStatement(sql: "INSERT INTO pending_ops(conversation, sealed) VALUES (?, ?)")
+            .execute(arguments: [conversation.data, Data(sealed)])
         return db.lastInsertedRowID
     }
 
     func deletePendingOperations(id: Int64) throws {
-        try db.execute(sql: "DELETE FROM pending_ops WHERE id = ?", arguments: [id])
+        try db.cachedStatement(sql: "DELETE FROM pending_ops WHERE id = ?").execute(arguments: [id])
     }
 
     func savedDocuments() throws -> [SavedDocument] {
