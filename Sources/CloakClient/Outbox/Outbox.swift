@@ -45,10 +45,10 @@ struct Outbox {
 
     /// Adds stored operations to a conversation's batch in memory.
     mutating func appendPending(_ ops: [CRDTOperation], row: Int64, conversation: ConversationID, now: UInt64) {
-        var batch = pending[conversation] ?? Batch(since: now)
-        batch.ops += ops
-        batch.rows.append(row)
-        pending[conversation] = batch
+        // In place: a copy of the batch taken out of the dictionary copied every earlier
+        // token's operations again for each streamed token.
+        pending[conversation, default: Batch(since: now)].ops += ops
+        pending[conversation, default: Batch(since: now)].rows.append(row)
     }
 
     /// Stores a sealed change set as the newest of this device's chain, in the outbox, and
