@@ -54,10 +54,38 @@ extension SyncMachine {
         return surface(output, core: core, now: now) + perform(step, core: core, now: now)
     }
 
+    /// The server answered the running flow's request with an error.
+    mutating func flowRefused(_ error: Cloak_V1_Error, core: ClientCore, now: UInt64) -> [SyncEffect] {
+        let failure = ProtocolError(wireCode: error.code, message: error.message, retryAfterMs: error.retryAfterMs)
+        return retryFlowRequest(after: failure, now: now) ?? flowReply(.error(failure), core: core, now: now)
+    }
+
+    /// Sends a flow's request again after the server answered INTERNAL: its own failure
+    /// (storage, or another server process changed the account first) that acknowledged
+    /// nothing, answered by sending the same bytes later (PROTOCOL.md, error table). Up to three
+    /// times per flow, after 250, 500 and 1,000 ms; then the flow sees the error. Before, a
+    /// link or removal failed on the first such answer (seen once end to end while linking).
+    private mutating func retryFlowRequest(after error: ProtocolError, now: UInt64) -> [SyncEffect]? {
+        guard error == .internalError, let entry = flows.current, let sent = entry.sent, entry.internalRetries < 3 else {
+            return nil
+        }
+        flows.updateCurrent {
+            $0.request = nil
+            $0.resend = sent
+            $0.waitUntil = now + (250 << UInt64(entry.internalRetries))
+            $0.internalRetries += 1
+        }
+        return []
+    }
+
     /// Wakes a waiting flow whose time has come.
     mutating func wakeFlow(core: ClientCore, now: UInt64) -> [SyncEffect] {
         guard let wake = flows.wakeAt, wake <= now, var flow = flows.current?.flow else { return [] }
         flows.updateCurrent { $0.waitUntil = nil }
+        if let resend = flows.current?.resend {
+            flows.updateCurrent { $0.resend = nil }
+            return perform(.request(resend), core: core, now: now)
+        }
         var output = CoreOutput()
         let step = flow.resume(core: core, output: &output)
         flows.updateCurrent { $0.flow = flow }
@@ -68,9 +96,13 @@ extension SyncMachine {
         switch step {
         case .request(let body):
             let (id, effect) = send(body, kind: .flow, now: now)
-            flows.updateCurrent { $0.request = id }
+            flows.updateCurrent {
+                $0.request = id
+                $0.sent = body
+            }
             return [effect]
         case .authenticate(let device, let key):
+            flows.updateCurrent { $0.sent = nil }
             guard let hello, let account = core.account ?? flows.current?.flow.authenticationAccount else {
                 return finishFlow(.failure(.notConnected), core: core, now: now)
             }
@@ -79,6 +111,7 @@ extension SyncMachine {
             flows.updateCurrent { $0.request = id }
             return [effect]
         case .fetchLogAsListed(let account):
+            flows.updateCurrent { $0.sent = nil }
             guard let hello else { return finishFlow(.failure(.notConnected), core: core, now: now) }
             var fetch = Cloak_V1_FetchDeviceLog()
             fetch.accountID = Data(account.bytes)

@@ -14,9 +14,7 @@ extension SyncMachine {
         guard let body = frame.body else { return [] }
         if frame.requestID != 0, frame.requestID == flows.current?.request {
             kinds[frame.requestID] = nil
-            if case .error(let error) = body {
-                return flowReply(.error(ProtocolError(wireCode: error.code, message: error.message, retryAfterMs: error.retryAfterMs)), core: core, now: now)
-            }
+            if case .error(let error) = body { return flowRefused(error, core: core, now: now) }
             return flowReply(.body(body), core: core, now: now)
         }
         // Catch-up Delivers share the Subscribe's id; every other reply ends its request.

@@ -90,6 +90,12 @@ struct FlowQueue {
         var waitUntil: UInt64?
         /// The flow has begun (its `start` ran on some connection).
         var started = false
+        /// The request in flight, kept to send again when the server answers INTERNAL.
+        var sent: Cloak_V1_Frame.OneOf_Body?
+        /// A request to send again once `waitUntil` has come (after INTERNAL).
+        var resend: Cloak_V1_Frame.OneOf_Body?
+        /// How many times this flow's requests were sent again after INTERNAL.
+        var internalRetries = 0
     }
 
     private(set) var entries: [Entry] = []
@@ -124,6 +130,7 @@ struct FlowQueue {
         if first.flow.survivesReconnect {
             entries[0].request = nil
             entries[0].waitUntil = nil
+            entries[0].resend = nil
             entries[0].started = false
             return []
         }
