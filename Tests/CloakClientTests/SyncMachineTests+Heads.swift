@@ -92,6 +92,32 @@ extension SyncMachineTests {
         #expect(core.outbox.staleRefused == [fresh])
     }
 
+    /// §19's limit, closed: the memory of an unanswered push outlives a restart. The device
+    /// pushes, dies before the answer (a crash), reopens over its store, and the restored
+    /// server refuses the same bytes as stale: they go back unchanged as a restore, never
+    /// re-sealed into a second change set at a position other devices hold (seed 212).
+    @Test("ADV-44 ADV-13 a push left unanswered by a restart is restored, not re-sealed, when refused as stale")
+    func unansweredPushSurvivesARestart() throws {
+        var machine = SyncMachine(configuration: ClientConfiguration())
+        let before = try startedWithOneEdit(&machine)
+        let first = try #require(caughtUp(&machine, before, headCursor: 0).first { $0.body?.name == "push" })
+        guard case .push(let pushed) = first.body else { return }
+        let hash = try ChangeSet(wire: Array(try #require(pushed.changeSets.first))).hash
+
+        // The process dies with the push unanswered; the device reopens over the same store.
+        let core = try core(reopening: before.store)
+        var reopened = SyncMachine(configuration: ClientConfiguration())
+        _ = reopened.handle(.start, core: core)
+        let again = try #require(caughtUp(&reopened, core, headCursor: 0).first { $0.body?.name == "push" })
+        guard case .push(let repushed) = again.body else { return }
+        #expect(repushed.changeSets == pushed.changeSets)
+        let frames = sent(reopened.handle(.frame(FrameCodec.encode(.pushAck(stale(hash)), requestID: again.requestID)), core: core))
+        let restore = try #require(frames.first { if case .push(let push) = $0.body { push.restore } else { false } })
+        guard case .push(let restored) = restore.body else { return }
+        #expect(restored.changeSets == pushed.changeSets, "the original bytes, not a new seal")
+        #expect(!core.outbox.staleRefused.contains(hash), "not queued for re-sealing")
+    }
+
     /// The restored server may have lost the chain before the refused change set too (own ones
     /// it had acknowledged): restoring that one alone is refused with GAP, and the next try
     /// would fail the same way (simulator seed 476). The restore carries the chain from its start.
