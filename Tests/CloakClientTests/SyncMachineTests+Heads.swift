@@ -118,6 +118,32 @@ extension SyncMachineTests {
         #expect(!core.outbox.staleRefused.contains(hash), "not queued for re-sealing")
     }
 
+    /// A change set refused as stale on an answered push waits to be re-sealed; pushed again
+    /// before that on a connection that ends unanswered, it may since have been stored. The
+    /// next stale refusal restores it — and the earlier refusal must not re-seal it as well:
+    /// the restored original and the new seal would fork its chain (seed 648).
+    @Test("ADV-13 a change set that goes back as a restore leaves the re-seal queue of an earlier stale refusal")
+    func restoringTakesAChangeSetOffTheResealQueue() throws {
+        var machine = SyncMachine(configuration: ClientConfiguration())
+        let core = try startedWithOneEdit(&machine)
+        let first = try #require(caughtUp(&machine, core, headCursor: 0).first { $0.body?.name == "push" })
+        guard case .push(let pushed) = first.body else { return }
+        let hash = try ChangeSet(wire: Array(try #require(pushed.changeSets.first))).hash
+        _ = machine.handle(.frame(FrameCodec.encode(.pushAck(stale(hash)), requestID: first.requestID)), core: core)
+        #expect(core.outbox.staleRefused == [hash], "answered: never stored, to re-seal once the key is here")
+
+        // Pushed again (the key has not come), and that connection ends before the answer.
+        clock.advance(ClientConfiguration().reconnectMinMillis * 5 + 1)
+        #expect(sent(machine.handle(.tick, core: core)).contains { $0.body?.name == "push" })
+        _ = machine.handle(.disconnected, core: core)
+        clock.advance(ClientConfiguration().reconnectMaxMillis + 1)
+        _ = machine.handle(.tick, core: core)
+        let again = try #require(caughtUp(&machine, core, headCursor: 0).first { $0.body?.name == "push" })
+        let frames = sent(machine.handle(.frame(FrameCodec.encode(.pushAck(stale(hash)), requestID: again.requestID)), core: core))
+        #expect(frames.contains { if case .push(let push) = $0.body { push.restore } else { false } })
+        #expect(core.outbox.staleRefused.isEmpty, "restored unchanged, so never re-sealed")
+    }
+
     /// The restored server may have lost the chain before the refused change set too (own ones
     /// it had acknowledged): restoring that one alone is refused with GAP, and the next try
     /// would fail the same way (simulator seed 476). The restore carries the chain from its start.

@@ -283,6 +283,8 @@ extension SyncMachine {
                 // assistant too: its restore pushes may carry its own change sets (§29).
                 retry = true
                 restoring.insert(hash)
+                // Refused as stale on an earlier, answered push too: it is not re-sealed now.
+                core.outbox.staleRefused.remove(hash)
             case .staleDeviceLog:
                 // Written before this device learned of a removal: fetch the log and the new
                 // key; the core re-seals these operations under the newest head (§19).
