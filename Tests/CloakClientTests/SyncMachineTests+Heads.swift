@@ -92,6 +92,58 @@ extension SyncMachineTests {
         #expect(core.outbox.staleRefused == [fresh])
     }
 
+    /// §19's limit, closed: the memory of an unanswered push outlives a restart. The device
+    /// pushes, dies before the answer (a crash), reopens over its store, and the restored
+    /// server refuses the same bytes as stale: they go back unchanged as a restore, never
+    /// re-sealed into a second change set at a position other devices hold (seed 212).
+    @Test("ADV-44 ADV-13 a push left unanswered by a restart is restored, not re-sealed, when refused as stale")
+    func unansweredPushSurvivesARestart() throws {
+        var machine = SyncMachine(configuration: ClientConfiguration())
+        let before = try startedWithOneEdit(&machine)
+        let first = try #require(caughtUp(&machine, before, headCursor: 0).first { $0.body?.name == "push" })
+        guard case .push(let pushed) = first.body else { return }
+        let hash = try ChangeSet(wire: Array(try #require(pushed.changeSets.first))).hash
+
+        // The process dies with the push unanswered; the device reopens over the same store.
+        let core = try core(reopening: before.store)
+        var reopened = SyncMachine(configuration: ClientConfiguration())
+        _ = reopened.handle(.start, core: core)
+        let again = try #require(caughtUp(&reopened, core, headCursor: 0).first { $0.body?.name == "push" })
+        guard case .push(let repushed) = again.body else { return }
+        #expect(repushed.changeSets == pushed.changeSets)
+        let frames = sent(reopened.handle(.frame(FrameCodec.encode(.pushAck(stale(hash)), requestID: again.requestID)), core: core))
+        let restore = try #require(frames.first { if case .push(let push) = $0.body { push.restore } else { false } })
+        guard case .push(let restored) = restore.body else { return }
+        #expect(restored.changeSets == pushed.changeSets, "the original bytes, not a new seal")
+        #expect(!core.outbox.staleRefused.contains(hash), "not queued for re-sealing")
+    }
+
+    /// A change set refused as stale on an answered push waits to be re-sealed; pushed again
+    /// before that on a connection that ends unanswered, it may since have been stored. The
+    /// next stale refusal restores it — and the earlier refusal must not re-seal it as well:
+    /// the restored original and the new seal would fork its chain (seed 648).
+    @Test("ADV-13 a change set that goes back as a restore leaves the re-seal queue of an earlier stale refusal")
+    func restoringTakesAChangeSetOffTheResealQueue() throws {
+        var machine = SyncMachine(configuration: ClientConfiguration())
+        let core = try startedWithOneEdit(&machine)
+        let first = try #require(caughtUp(&machine, core, headCursor: 0).first { $0.body?.name == "push" })
+        guard case .push(let pushed) = first.body else { return }
+        let hash = try ChangeSet(wire: Array(try #require(pushed.changeSets.first))).hash
+        _ = machine.handle(.frame(FrameCodec.encode(.pushAck(stale(hash)), requestID: first.requestID)), core: core)
+        #expect(core.outbox.staleRefused == [hash], "answered: never stored, to re-seal once the key is here")
+
+        // Pushed again (the key has not come), and that connection ends before the answer.
+        clock.advance(ClientConfiguration().reconnectMinMillis * 5 + 1)
+        #expect(sent(machine.handle(.tick, core: core)).contains { $0.body?.name == "push" })
+        _ = machine.handle(.disconnected, core: core)
+        clock.advance(ClientConfiguration().reconnectMaxMillis + 1)
+        _ = machine.handle(.tick, core: core)
+        let again = try #require(caughtUp(&machine, core, headCursor: 0).first { $0.body?.name == "push" })
+        let frames = sent(machine.handle(.frame(FrameCodec.encode(.pushAck(stale(hash)), requestID: again.requestID)), core: core))
+        #expect(frames.contains { if case .push(let push) = $0.body { push.restore } else { false } })
+        #expect(core.outbox.staleRefused.isEmpty, "restored unchanged, so never re-sealed")
+    }
+
     /// The restored server may have lost the chain before the refused change set too (own ones
     /// it had acknowledged): restoring that one alone is refused with GAP, and the next try
     /// would fail the same way (simulator seed 476). The restore carries the chain from its start.

@@ -13,16 +13,18 @@ import Testing
 struct SyncMachineTests {
     let clock = ManualClock()
 
-    func core(withAccount: Bool = true) throws -> ClientCore {
+    /// A core over a new store, or (with `reopening`) the same device reopened over its store
+    /// after a restart.
+    func core(withAccount: Bool = true, reopening store: (any ClientStore)? = nil) throws -> ClientCore {
         let random = DeterministicRandom(seed: 5)
         let identity = DeviceIdentity(signing: Ed25519PrivateKey(using: random), agreement: X25519PrivateKey(using: random))
         let core = try ClientCore(
-            store: try SQLiteClientStore(path: nil),
+            store: try store ?? SQLiteClientStore(path: nil),
             environment: CoreEnvironment(
                 identity: identity, cipher: LocalCipher(key: SymmetricKey.random(using: random), random: random),
                 clock: clock, random: random, verifier: InlineSignatureVerifier(), configuration: ClientConfiguration(),
                 logger: Logger(label: "test")))
-        if withAccount {
+        if withAccount, store == nil {
             let prepared = try core.prepareAccount()
             try core.adopt(log: prepared.log, keys: [1: prepared.key])
         }

@@ -45,7 +45,7 @@ struct ClientStoreConformanceTests {
         let changeSet = pool.changeSets[pick]
         let header = changeSet.header
         let chain = ChainKey(conversation: header.conversation, author: header.author)
-        switch rng.uniform(13) {
+        switch rng.uniform(14) {
         case 0: try tx.setMeta(.cursor, rng.bytes(8))
         case 1: try tx.putDeviceLogEntry(index: UInt64(rng.uniform(4)), wire: rng.bytes(12))
         case 2: try tx.putEpochKey(epoch: UInt64(rng.uniform(3) + 1), sealed: rng.bytes(16))
@@ -64,6 +64,7 @@ struct ClientStoreConformanceTests {
             if rng.uniform(3) == 0 { try tx.putDocumentBase(document) } else { try tx.putSavedDocument(document) }
         case 10: try tx.putHeld(hash: changeSet.hash, wire: changeSet.wire, reason: "gap:\(header.seq)", at: 1)
         case 11: try tx.deleteClaims(chain, throughSeq: header.seq)
+        case 12: try tx.setUnanswered(hash: changeSet.hash, rng.uniform(3) != 0)
         default:
             try tx.putClaim(HeadClaim(chain: chain, seq: header.seq, hash: changeSet.hash, claimedBy: header.author))
             try tx.recordEvent(SecurityEvent(.withheld, seq: header.seq, detail: "d\(pick)"), at: 1, kept: 5)
@@ -87,7 +88,7 @@ struct ClientStoreConformanceTests {
             lines.append("sets \(try tx.changeSets(in: nil, after: 0).map { "\($0.id):\($0.wire.count)" })")
             lines.append("newest \(try tx.newestChangeSetID()) replay \(try tx.replayStart())")
             lines.append("chains \(try tx.chains().sorted { ($0.key.conversation, $0.key.author) < ($1.key.conversation, $1.key.author) }.map { "\($0.value)" })")
-            lines.append("outbox \(try tx.outbox(limit: 100).map(\.count))")
+            lines.append("outbox \(try tx.outbox(limit: 100).map(\.count)) unanswered \(try tx.unansweredOutbox())")
             lines.append("pending \(try tx.pendingOperations().map { "\($0.id):\($0.sealed)" })")
             lines.append("documents \(try tx.savedDocuments().map { "\($0.conversation):\($0.appliedThrough)" })")
             lines.append("held \(try tx.heldChangeSets().map(\.reason).sorted())")

@@ -48,7 +48,10 @@ struct DeterministicSimulationTests {
     ///   restriction (927) cut off, after a restore, is lost on every device alike (§10).
     /// - all 222: an assistant's change sets a restored server lost, sealed before a removal,
     ///   were pushed again for ever and refused STALE_DEVICE_LOG (now a restore push, §29).
-    @Test(arguments: [UInt64(35), 927, 222])
+    /// - all 212, 648: an own change set the server may have stored was re-sealed into a fork
+    ///   of the author's chain: after a crash between its push and the answer (212), or for an
+    ///   earlier stale refusal while it went back as a restore (648).
+    @Test(arguments: [UInt64(35), 927, 222, 212, 648])
     func assistantCutoffRegressionSeed(seed: UInt64) {
         let result = SimWorld(options: SimOptions(seed: seed, faults: .all, assistants: true)).run()
         #expect(result.passed, "\(result.summary)")

@@ -25,6 +25,8 @@ struct MemoryTables {
     var changeSetByChain: [ClaimKey: Int64] = [:]
     var chains: [ChainKey: ChainPosition] = [:]
     var outbox: Set<Int64> = []
+    /// Outbox rows sent in a push whose answer was never processed (SQLite's `outbox.unanswered`).
+    var unanswered: Set<Int64> = []
     var pending: [Int64: (conversation: ConversationID, sealed: [UInt8])] = [:]
     var documents: [ConversationID: SavedDocument] = [:]
     var documentBases: [ConversationID: SavedDocument] = [:]
@@ -147,11 +149,7 @@ struct MemoryTransaction: StoreTransaction {
 
     func deleteChangeSet(id: Int64) throws {
         guard let row = t.changeSets[id] else { return }
-        if t.outbox.contains(id) {
-            var outbox = t.outbox
-            outbox.remove(id)
-            try replace(\.outbox, outbox)
-        }
+        if t.outbox.contains(id) { try leaveOutbox(id) }
         try set(\.changeSets, id, nil)
         try set(\.changeSetByHash, row.hash, nil)
         try set(\.changeSetByChain, MemoryTables.ClaimKey(chain: ChainKey(conversation: row.conversation, author: row.author), seq: row.seq), nil)
@@ -175,9 +173,30 @@ struct MemoryTransaction: StoreTransaction {
 
     func removeFromOutbox(hash: ChangeSetHash) throws {
         guard let id = t.changeSetByHash[hash], t.outbox.contains(id) else { return }
+        try leaveOutbox(id)
+    }
+
+    /// Removes an outbox row, and its unanswered mark with it (a column of the row in SQLite).
+    private func leaveOutbox(_ id: Int64) throws {
         var outbox = t.outbox
         outbox.remove(id)
         try replace(\.outbox, outbox)
+        if t.unanswered.contains(id) {
+            var unanswered = t.unanswered
+            unanswered.remove(id)
+            try replace(\.unanswered, unanswered)
+        }
+    }
+
+    func setUnanswered(hash: ChangeSetHash, _ unanswered: Bool) throws {
+        guard let id = t.changeSetByHash[hash], t.outbox.contains(id), t.unanswered.contains(id) != unanswered else { return }
+        var marked = t.unanswered
+        if unanswered { marked.insert(id) } else { marked.remove(id) }
+        try replace(\.unanswered, marked)
+    }
+
+    func unansweredOutbox() throws -> [ChangeSetHash] {
+        t.unanswered.sorted().compactMap { t.changeSets[$0]?.hash }
     }
 
     func pendingOperations() throws -> [(id: Int64, conversation: ConversationID, sealed: [UInt8])] {

@@ -69,6 +69,12 @@ extension SQLiteClientStore {
                     conversation BLOB PRIMARY KEY, sealed BLOB NOT NULL, applied_through INTEGER NOT NULL)
                 """)
         }
+        migrator.registerMigration("v6-outbox-unanswered") { db in
+            // Outbox change sets sent in a push whose answer never came: the server may have
+            // stored and fanned them out, so they are never re-sealed, not even after a restart
+            // (§19).
+            try db.execute(sql: "ALTER TABLE outbox ADD COLUMN unanswered INTEGER NOT NULL DEFAULT 0")
+        }
         return migrator
     }
 }

@@ -174,12 +174,29 @@ extension ClientCore {
         try store.read { tx in try Outbox.unacknowledged(limit: limit, tx) }
     }
 
-    /// Removes acknowledged change sets from the outbox.
-    func acknowledge(_ hashes: [ChangeSetHash]) throws(ClientError) {
-        guard !hashes.isEmpty else { return }
+    /// Removes acknowledged change sets from the outbox, and clears the unanswered mark of
+    /// those the server answered and did not store (`answered`), in one transaction.
+    func acknowledge(_ hashes: [ChangeSetHash], answered: Set<ChangeSetHash> = []) throws(ClientError) {
+        let cleared = outbox.unanswered.intersection(answered)
+        guard !hashes.isEmpty || !cleared.isEmpty else { return }
         try store.write { tx in
             for hash in hashes { try tx.removeFromOutbox(hash: hash) }
+            for hash in cleared { try tx.setUnanswered(hash: hash, false) }
         }
+        outbox.unanswered.subtract(cleared)
+        outbox.unanswered.subtract(hashes)
+    }
+
+    /// Marks outbox change sets as sent before a push carrying them leaves (§19): until its
+    /// answer is processed the server may hold them, and a restart in between must not let
+    /// this device re-seal one. Writes only for change sets not marked yet.
+    func markPushed(_ hashes: [ChangeSetHash]) throws(ClientError) {
+        let new = hashes.filter { !outbox.unanswered.contains($0) }
+        guard !new.isEmpty else { return }
+        try store.write { tx in
+            for hash in new { try tx.setUnanswered(hash: hash, true) }
+        }
+        outbox.unanswered.formUnion(new)
     }
 
     /// Whether nothing local waits: no unsealed operations and an empty outbox.

@@ -23,12 +23,19 @@ extension ClientCore {
         // so the chain stays continuous.
         var byConversation: [ConversationID: [ChangeSet]] = [:]
         for changeSet in pending { byConversation[changeSet.header.conversation, default: []].append(changeSet) }
+        var resealed = false
         for (conversation, changeSets) in byConversation.sorted(by: { $0.key < $1.key }) {
             let ordered = changeSets.sorted { $0.header.seq < $1.header.seq }
             guard let first = ordered.firstIndex(where: isStale) else { continue }
-            try reseal(Array(ordered[first...]), in: conversation)
+            let redo = Array(ordered[first...])
+            // Pushed again and not answered yet: the server may store it this time (a restored
+            // one whose log lost the removal). Never two seals at one position (§19): wait for
+            // the answer, which either stores it or refuses it again.
+            guard !redo.contains(where: { outbox.unanswered.contains($0.hash) }) else { continue }
+            try reseal(redo, in: conversation)
+            resealed = true
         }
-        return true
+        return resealed
     }
 
     /// Replaces `redo` (consecutive own change sets of one chain, oldest first) by new seals of

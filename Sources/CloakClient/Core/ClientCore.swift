@@ -105,9 +105,12 @@ final class ClientCore {
     private func load() throws(ClientError) {
         let me = me
         let cipher = cipher
-        let (incidents, heard) = try store.read { tx in (try tx.incidents(), try tx.heard()) }
+        let (incidents, heard, unanswered) = try store.read { tx in
+            (try tx.incidents(), try tx.heard(), try tx.unansweredOutbox())
+        }
         for incident in incidents { self.incidents[incident.id] = incident }
         self.heard = heard
+        outbox.unanswered = Set(unanswered)
         let (membership, ledger, replica, saved, replay, pending) = try store.read { tx in
             let membership = try Membership.load(tx, cipher: cipher)
             let ledger = try Ledger.load(tx)

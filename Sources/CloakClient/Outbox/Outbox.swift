@@ -23,6 +23,10 @@ struct Outbox {
     /// (its ack lost) is acknowledged as a duplicate instead, and re-sealing it would fork.
     /// Kept in memory: after a restart a resend is simply refused again.
     var staleRefused: Set<ChangeSetHash> = []
+    /// Own change sets sent in a push whose answer this device never processed (the store's
+    /// mark, loaded at start): the server may have stored and fanned them out, so none is ever
+    /// re-sealed (§19). Marked before the push leaves, so a crash cannot lose the mark.
+    var unanswered: Set<ChangeSetHash> = []
 
     static func pendingContext(_ conversation: ConversationID) -> [UInt8] { Array("pending".utf8) + conversation.bytes }
 

@@ -197,6 +197,12 @@ public protocol StoreTransaction {
     func outbox(limit: Int) throws -> [[UInt8]]
     /// Removes the change set with this hash from the outbox.
     func removeFromOutbox(hash: ChangeSetHash) throws
+    /// Marks the outbox change set with this hash as sent in a push whose answer has not been
+    /// processed (or clears the mark); a hash not in the outbox is ignored. The mark outlives a
+    /// restart: the server may hold such a change set, so it is never re-sealed (§19).
+    func setUnanswered(hash: ChangeSetHash, _ unanswered: Bool) throws
+    /// The outbox change sets marked unanswered, in the order they were sealed.
+    func unansweredOutbox() throws -> [ChangeSetHash]
     /// Unsealed local operations (sealed by the local cipher), oldest first.
     func pendingOperations() throws -> [(id: Int64, conversation: ConversationID, sealed: [UInt8])]
     /// Stores unsealed local operations; returns their row id.

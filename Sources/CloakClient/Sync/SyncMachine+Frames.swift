@@ -281,6 +281,8 @@ extension SyncMachine {
                 // assistant too: its restore pushes may carry its own change sets (§29).
                 retry = true
                 restoring.insert(hash)
+                // Refused as stale on an earlier, answered push too: it is not re-sealed now.
+                core.outbox.staleRefused.remove(hash)
             case .staleDeviceLog:
                 // Written before this device learned of a removal: fetch the log and the new
                 // key; the core re-seals these operations under the newest head (§19).
@@ -315,7 +317,9 @@ extension SyncMachine {
         let settled = Set(done)
         resend.removeAll { settled.contains($0.hash) || givenUp.contains($0.hash) }
         if core.isAssistant, !gapped.isEmpty { queueLostOwnChangeSets(gapped, core: core) }
-        do { try core.acknowledge(done) } catch { return scheduleReconnect(now: now, core: core) }
+        do { try core.acknowledge(done, answered: answered.subtracting(restoring)) } catch {
+            return scheduleReconnect(now: now, core: core)
+        }
         if !output.events.isEmpty { effects.append(.surface(output)) }
         if output.fetchDeviceLog { effects += fetchLog(core: core, now: now) }
         if output.fetchKeyEnvelopes { effects += fetchEnvelopes(now: now) }
@@ -349,6 +353,8 @@ extension SyncMachine {
         // ordinary one refuses those sealed before a removal as STALE_DEVICE_LOG, and when no
         // member received them first, nothing else can give them back (seed 222).
         push.restore = !resend.isEmpty
+        // Marked durably before the bytes leave (§19): a crash must not forget this push.
+        guard push.restore || markPushed(fitting.map(\.hash), core: core, now: now) else { return [] }
         let (id, effect) = send(.push(push), kind: .push, now: now)
         pushInFlight = (id, fitting.map(\.hash))
         return [effect]
@@ -356,23 +362,6 @@ extension SyncMachine {
 }
 
 extension SyncMachine {
-    /// Own change sets refused as stale after a push of them went unanswered, queued as restore
-    /// pushes with the whole chain before them: the restored server may have lost that too,
-    /// and a restore above its head is refused with GAP (it answers what it holds as duplicates).
-    mutating func restoreUnanswered(_ refused: Set<ChangeSetHash>, core: ClientCore) {
-        guard let outbox = try? core.outboxChangeSets(limit: Int.max >> 1) else { return }
-        let chains = Set(outbox.filter { refused.contains($0.hash) }.map {
-            ChainKey(conversation: $0.header.conversation, author: $0.header.author)
-        })
-        let unacknowledged = Set(outbox.map(\.hash)).subtracting(refused)
-        core.logger.info(
-            "restoring change sets refused as stale whose earlier push went unanswered",
-            metadata: ["count": "\(refused.count)", "device": "\(core.me)"])
-        for chain in chains.sorted(by: { $0.conversation < $1.conversation }) {
-            healing.restoreQueue += (try? core.restoreCandidates(chain, after: 0, unacknowledged: unacknowledged)) ?? []
-        }
-    }
-
     /// An assistant's push refused with GAP: its own acknowledged change sets of those chains,
     /// in chain order, are pushed again (once per chain and connection; the server stores what
     /// it lacks and answers the rest as duplicates).

@@ -103,9 +103,10 @@ struct SyncMachine {
     /// outbox, and the chains queued on this connection (``queueLostOwnChangeSets(_:core:)``).
     var resend: [ChangeSet] = []
     var resentChains: Set<ChainKey> = []
-    /// Own change sets pushed on a connection that ended before the push's answer came: the
-    /// server may have stored and fanned them out (and, restored from a backup, lost them
-    /// since), so a later `STALE_DEVICE_LOG` for one is no proof no other device holds it.
+    /// Own change sets pushed on a connection that ended before the push's answer came, or
+    /// before a restart (the outbox's durable mark): the server may have stored and fanned
+    /// them out (and, restored from a backup, lost them since), so a later `STALE_DEVICE_LOG`
+    /// for one is no proof no other device holds it (SyncMachine+Unanswered).
     var unanswered: Set<ChangeSetHash> = []
     /// Conversations a grant added to this assistant's scope whose history it has not fetched
     /// yet, kept across connections, and the FetchSnapshots of that fetch (SyncMachine+Scope).
