@@ -1,6 +1,7 @@
 import CloakCRDT
 import CloakCrypto
 import CloakProtocol
+import Logging
 
 extension ClientCore {
     /// Applies PROTOCOL.md §10 after the fact: when a removal arrives late, change sets of the
@@ -35,6 +36,10 @@ extension ClientCore {
         var dropped = 0
         var kept: ChainPosition?
         var firstDropped: ChangeSetHeader?
+        // An assistant's own change sets the server never acknowledged, written before it
+        // learned the conversation left its scope, are its honest race (§29), not an alarm.
+        let unacknowledged = removed == me ? Set(try Outbox.unacknowledged(limit: Int.max >> 1, tx).map(\.hash)) : []
+        var raced = 0
         for row in try tx.changeSets(in: conversation, after: 0) {
             guard let changeSet = try? ChangeSet(wire: row.wire), changeSet.header.author == removed else { continue }
             if case .accepted = log.admits(changeSetHeader: changeSet.header, hash: changeSet.hash) {
@@ -47,6 +52,7 @@ extension ClientCore {
             try tx.recordRejected(
                 changeSet.wire, hash: changeSet.hash, reason: "beyondRemovalCutoff", at: now(), kept: Self.rejectedKept)
             dropped += 1
+            if unacknowledged.contains(changeSet.hash) { raced += 1 }
             if changeSet.header.seq < firstDropped?.seq ?? .max { firstDropped = changeSet.header }
         }
         guard dropped > 0 else { return }
@@ -67,11 +73,54 @@ extension ClientCore {
         try ledger.setChain(ChainKey(conversation: conversation, author: removed), kept, tx)
         documents.unsaved[conversation, default: 0] += 1
         output.changed.insert(conversation)
+        guard dropped > raced else {
+            logger.info("own unacknowledged change sets dropped: the conversation left this assistant's scope",
+                        metadata: ["count": "\(raced)"])
+            return
+        }
         let who = log.assistants[removed] == nil ? "device's removal" : "assistant's access ended"
         try raise(
             SecurityEvent(.beyondRemovalCutoff, conversation: conversation, device: removed,
                           detail: "removed \(dropped) change sets written after the \(who); rebuilt"),
             tx, &output)
+    }
+
+    /// PROTOCOL.md §29: own change sets the server refused `OUT_OF_SCOPE` — a restriction took
+    /// their conversation while they were on their way — give their chain positions back. Never
+    /// stored, past the restriction's cut-off, no member holds them or ever will (§10), so each
+    /// chain goes back to the change set before the first refused one, and they and every later
+    /// one of the chain in the outbox (sealed under the same old grant, refused alike) are
+    /// deleted, their operations with them. After a new grant of the conversation the next
+    /// change set takes the refused one's position: naming it as predecessor would hold every
+    /// member for a gap nothing can fill.
+    func giveBackRefusedPositions(_ refused: Set<ChangeSetHash>) throws(ClientError) {
+        guard !refused.isEmpty else { return }
+        try store.write { tx in
+            let outbox = try Outbox.unacknowledged(limit: Int.max >> 1, tx)
+            var first: [ChainKey: ChangeSetHeader] = [:]
+            for changeSet in outbox where refused.contains(changeSet.hash) && changeSet.header.author == me {
+                let key = ChainKey(conversation: changeSet.header.conversation, author: me)
+                if changeSet.header.seq < first[key]?.seq ?? .max { first[key] = changeSet.header }
+            }
+            for changeSet in outbox {
+                let key = ChainKey(conversation: changeSet.header.conversation, author: changeSet.header.author)
+                guard let start = first[key], changeSet.header.seq >= start.seq,
+                    let id = try tx.changeSetID(hash: changeSet.hash)
+                else { continue }
+                try tx.deleteChangeSet(id: id)
+            }
+            for (key, start) in first.sorted(by: { $0.key.conversation < $1.key.conversation }) {
+                try ledger.setChain(key, start.seq > 1 ? ChainPosition(seq: start.seq - 1, hash: start.prevHash) : nil, tx)
+                // The saved state may hold the deleted operations: rebuilt as after a cut-off.
+                if let base = try tx.documentBase(key.conversation) {
+                    try tx.putSavedDocument(base)
+                } else {
+                    try tx.deleteSavedDocument(key.conversation)
+                }
+                documents.rebuildAfterCommit.insert(key.conversation)
+            }
+        }
+        try rebuildPending()
     }
 
     /// Rebuilds the conversations a late removal touched, from their remaining change sets.

@@ -248,6 +248,7 @@ extension SyncMachine {
         let resending = Set(resend.map(\.hash))
         var givenUp: Set<ChangeSetHash> = []
         var answered: Set<ChangeSetHash> = []
+        var raced: Set<ChangeSetHash> = []
         var output = CoreOutput()
         for result in ack.results {
             guard let hash = try? ChangeSetHash(validating: result.hash, field: "hash") else { continue }
@@ -295,7 +296,10 @@ extension SyncMachine {
                 // while the change set was on its way (§29): an honest race, not an attack. Never
                 // stored, it lies past the entry's cut-off, so no member can ever admit it: drop
                 // it, without an event and without retrying; the new log arrives by its notice.
+                // Its chain position goes back too, unless an earlier push of it went unanswered
+                // (the server may have stored it then, within the cut-off: the log decides).
                 done.append(hash)
+                if !unanswered.contains(hash) { raced.insert(hash) }
                 output.fetchDeviceLog = true
             default:
                 // The server refuses this change set for good (e.g. our chain forked after a
@@ -317,7 +321,10 @@ extension SyncMachine {
         let settled = Set(done)
         resend.removeAll { settled.contains($0.hash) || givenUp.contains($0.hash) }
         if core.isAssistant, !gapped.isEmpty { queueLostOwnChangeSets(gapped, core: core) }
-        do { try core.acknowledge(done) } catch { return scheduleReconnect(now: now, core: core) }
+        do {
+            try core.giveBackRefusedPositions(raced)
+            try core.acknowledge(done)
+        } catch { return scheduleReconnect(now: now, core: core) }
         if !output.events.isEmpty { effects.append(.surface(output)) }
         if output.fetchDeviceLog { effects += fetchLog(core: core, now: now) }
         if output.fetchKeyEnvelopes { effects += fetchEnvelopes(now: now) }
@@ -372,28 +379,6 @@ extension SyncMachine {
             metadata: ["count": "\(refused.count)", "device": "\(core.me)"])
         for chain in chains.sorted(by: { $0.conversation < $1.conversation }) {
             healing.restoreQueue += (try? core.restoreCandidates(chain, after: 0, unacknowledged: unacknowledged)) ?? []
-        }
-    }
-
-    /// An assistant's push refused with GAP: its own acknowledged change sets of those chains,
-    /// in chain order, are pushed again (once per chain and connection; the server stores what
-    /// it lacks and answers the rest as duplicates).
-    mutating func queueLostOwnChangeSets(_ refused: Set<ChangeSetHash>, core: ClientCore) {
-        guard let outbox = try? core.outboxChangeSets(limit: Int.max >> 1) else { return }
-        let chains = Set(outbox.filter { refused.contains($0.hash) && $0.header.author == core.me }.map {
-            ChainKey(conversation: $0.header.conversation, author: $0.header.author)
-        })
-        queueOwnChains(chains, core: core)
-    }
-
-    /// Queues the acknowledged change sets of these own chains for a restore push, once per
-    /// chain and connection.
-    mutating func queueOwnChains(_ chains: Set<ChainKey>, core: ClientCore) {
-        guard let outbox = try? core.outboxChangeSets(limit: Int.max >> 1) else { return }
-        let unacknowledged = Set(outbox.map(\.hash))
-        for chain in chains.sorted(by: { $0.conversation < $1.conversation }) where !resentChains.contains(chain) {
-            resentChains.insert(chain)
-            resend += (try? core.restoreCandidates(chain, after: 0, unacknowledged: unacknowledged)) ?? []
         }
     }
 }

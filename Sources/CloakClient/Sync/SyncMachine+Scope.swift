@@ -42,3 +42,27 @@ extension SyncMachine {
         return subscribe(after: 0, now: now)
     }
 }
+
+extension SyncMachine {
+    /// An assistant's push refused with GAP: its own acknowledged change sets of those chains,
+    /// in chain order, are pushed again (once per chain and connection; the server stores what
+    /// it lacks and answers the rest as duplicates).
+    mutating func queueLostOwnChangeSets(_ refused: Set<ChangeSetHash>, core: ClientCore) {
+        guard let outbox = try? core.outboxChangeSets(limit: Int.max >> 1) else { return }
+        let chains = Set(outbox.filter { refused.contains($0.hash) && $0.header.author == core.me }.map {
+            ChainKey(conversation: $0.header.conversation, author: $0.header.author)
+        })
+        queueOwnChains(chains, core: core)
+    }
+
+    /// Queues the acknowledged change sets of these own chains for a restore push, once per
+    /// chain and connection.
+    mutating func queueOwnChains(_ chains: Set<ChainKey>, core: ClientCore) {
+        guard let outbox = try? core.outboxChangeSets(limit: Int.max >> 1) else { return }
+        let unacknowledged = Set(outbox.map(\.hash))
+        for chain in chains.sorted(by: { $0.conversation < $1.conversation }) where !resentChains.contains(chain) {
+            resentChains.insert(chain)
+            resend += (try? core.restoreCandidates(chain, after: 0, unacknowledged: unacknowledged)) ?? []
+        }
+    }
+}
