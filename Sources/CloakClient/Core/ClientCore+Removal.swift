@@ -123,6 +123,28 @@ extension ClientCore {
         try rebuildPending()
     }
 
+    /// PROTOCOL.md §29: the served device log forks from this assistant's at entry `index`, so
+    /// its unacknowledged change sets naming that entry or a later one can never be stored, nor
+    /// admitted by a member whose log is the server's: they leave the outbox (their positions
+    /// stay used: a copy pushed before the server's loss may be held somewhere), and the app is
+    /// told what was lost.
+    func dropForkedAway(from index: UInt64) throws(ClientError) -> CoreOutput {
+        var output = CoreOutput()
+        try store.write { tx in
+            let lost = try Outbox.unacknowledged(limit: Int.max >> 1, tx).filter {
+                $0.header.author == me && $0.header.deviceLogIndex >= index
+            }
+            guard !lost.isEmpty else { return }
+            for changeSet in lost { try tx.removeFromOutbox(hash: changeSet.hash) }
+            try raise(
+                SecurityEvent(.deviceLogFork, seq: index,
+                              detail: "dropped \(lost.count) unsent change sets: they name device-log entries the server's "
+                                  + "log replaced from entry \(index), so no member can accept them"),
+                tx, &output)
+        }
+        return output
+    }
+
     /// Rebuilds the conversations a late removal touched, from their remaining change sets.
     func rebuildPending() throws(ClientError) {
         let targets = documents.rebuildAfterCommit

@@ -40,13 +40,16 @@ extension SyncMachine {
         case .deviceLogEntries(let entries):
             logFetchInFlight = false
             var served: Int?
+            var forkedAt: UInt64?
             let scope = core.ownScope
             var effects = run(core: core, now: now) {
                 var output = try core.receiveDeviceLog(entries.entries.map(Array.init))
                 output.pushOutbox = try core.resealStaleOutbox() || output.pushOutbox
                 served = output.servedLogLength
+                forkedAt = output.events.first { $0.kind == .deviceLogFork }?.seq
                 return output
             }
+            effects += servedLogMoved(to: entries.logLength, forkedAt: forkedAt, core: core, now: now)
             if let served, healing.logQueue.isEmpty, healing.logInFlight == nil {
                 // The server lost log entries: give them back (restore appends, §18).
                 healing.logQueue = core.logEntries(from: served)
@@ -249,6 +252,7 @@ extension SyncMachine {
         var givenUp: Set<ChangeSetHash> = []
         var answered: Set<ChangeSetHash> = []
         var raced: Set<ChangeSetHash> = []
+        var awaitLog = false
         var output = CoreOutput()
         for result in ack.results {
             guard let hash = try? ChangeSetHash(validating: result.hash, field: "hash") else { continue }
@@ -261,8 +265,9 @@ extension SyncMachine {
                 // The server lost the log entry this change set names (a restored backup); an
                 // assistant appends nothing to the log (§29), its members give the entry back:
                 // keep the change set (or the lost one given back) and push it again then (it
-                // was dropped, and its reply with it, seed 650).
-                retry = true
+                // was dropped, and its reply with it, seed 650) — when the served log moves or
+                // on a new connection, not on a timer (SyncMachine+Scope).
+                awaitLog = true
             case let error where resending.contains(hash) && ![.rateLimited, .quotaExceeded, .internal].contains(error):
                 givenUp.insert(hash)
             case .gap:
@@ -328,6 +333,7 @@ extension SyncMachine {
         if !output.events.isEmpty { effects.append(.surface(output)) }
         if output.fetchDeviceLog { effects += fetchLog(core: core, now: now) }
         if output.fetchKeyEnvelopes { effects += fetchEnvelopes(now: now) }
+        if awaitLog { pushAwaitsLog = healing.serverLogLength }
         if retry {
             pushRetryAt = now + configuration.reconnectMinMillis * 5
             return effects
@@ -337,7 +343,9 @@ extension SyncMachine {
 
     mutating func pushIfReady(core: ClientCore, now: UInt64) -> [SyncEffect] {
         // Lost history goes back first: own new change sets follow it in their chains.
-        guard case .syncing = phase, pushInFlight == nil, now >= pushRetryAt, !healing.busy else { return [] }
+        guard case .syncing = phase, pushInFlight == nil, now >= pushRetryAt, !healing.busy, pushAwaitsLog == nil else {
+            return []
+        }
         pushRetryAt = 0
         let limit = min(configuration.pushBatch, configuration.limits.maxChangeSetsPerPush)
         // Own change sets the server lost go first: the outbox's follow them in their chains.

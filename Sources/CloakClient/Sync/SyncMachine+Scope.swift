@@ -44,6 +44,23 @@ extension SyncMachine {
 }
 
 extension SyncMachine {
+    /// A served device log arrived. An assistant's outbox refused for naming a log entry the
+    /// server lost (§29) goes again once the served log moved or its incident closed — not
+    /// every half second for ever while no member gives the entry back. If the served log
+    /// forks from this assistant's, no server will ever take what names an entry at or after
+    /// the fork: those change sets are dropped with a `deviceLogFork` event.
+    mutating func servedLogMoved(to length: UInt64, forkedAt: UInt64?, core: ClientCore, now: UInt64) -> [SyncEffect] {
+        healing.serverLogLength = length
+        guard let waiting = pushAwaitsLog else { return [] }
+        if let forkedAt {
+            pushAwaitsLog = nil
+            return run(core: core, now: now) { try core.dropForkedAway(from: forkedAt) } + pushIfReady(core: core, now: now)
+        }
+        guard length != waiting || !core.hasOpenLogIncident else { return [] }
+        pushAwaitsLog = nil
+        return pushIfReady(core: core, now: now)
+    }
+
     /// An assistant's push refused with GAP: its own acknowledged change sets of those chains,
     /// in chain order, are pushed again (once per chain and connection; the server stores what
     /// it lacks and answers the rest as duplicates).

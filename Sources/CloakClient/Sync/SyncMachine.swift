@@ -99,6 +99,9 @@ struct SyncMachine {
     var lastAckedCursor: UInt64 = 0
     var lastAckAt: UInt64 = 0
     var pushRetryAt: UInt64 = 0
+    /// An assistant's push was refused naming a log entry the server lost (§29): the outbox
+    /// waits until the served log moves from this length (or a new connection), not on a timer.
+    var pushAwaitsLog: UInt64?
     /// An assistant's own acknowledged change sets the server lost, pushed again before the
     /// outbox, and the chains queued on this connection (``queueLostOwnChangeSets(_:core:)``).
     var resend: [ChangeSet] = []
@@ -158,7 +161,7 @@ struct SyncMachine {
             if let batch = core.nextBatchDeadline { times.append(batch) }
             // Only when a push could go then: while healing is busy a past retry time would
             // wake the driver at once, again and again (found by the simulator, seed 102).
-            if pushRetryAt > 0, pushInFlight == nil, !healing.busy { times.append(pushRetryAt) }
+            if pushRetryAt > 0, pushInFlight == nil, !healing.busy, pushAwaitsLog == nil { times.append(pushRetryAt) }
             // A heads scan owed after a rejected delivery, when it may start (never a past time
             // that cannot act: that would wake the driver in a loop).
             if healing.rescanWanted, healing.scan == nil, healing.scanned, case .syncing(true) = phase {
@@ -234,6 +237,7 @@ struct SyncMachine {
         kinds = [:]
         if let pushInFlight { unanswered.formUnion(pushInFlight.hashes) }
         pushInFlight = nil
+        pushAwaitsLog = nil
         snapshotInFlight = nil
         logFetchInFlight = false
         logFetchAgain = false
