@@ -41,7 +41,6 @@ extension SyncMachine {
             logFetchInFlight = false
             var served: Int?
             var forkedAt: UInt64?
-            let scope = core.ownScope
             var effects = run(core: core, now: now) {
                 var output = try core.receiveDeviceLog(entries.entries.map(Array.init))
                 output.pushOutbox = try core.resealStaleOutbox() || output.pushOutbox
@@ -55,7 +54,7 @@ extension SyncMachine {
                 healing.logQueue = core.logEntries(from: served)
                 effects += continueHealing(core: core, now: now)
             }
-            effects += scopeWidened(from: scope, core: core, now: now)
+            effects += fetchWidenedScope(core: core, now: now)
             if logFetchAgain {
                 logFetchAgain = false
                 effects += fetchLog(core: core, now: now)
@@ -169,7 +168,7 @@ extension SyncMachine {
         } else {
             let anchor = try? core.store.read { tx in try Ledger.anchor(tx) }
             effects += subscribe(after: cursor, anchor: anchor ?? nil, now: now)
-            effects += fetchWidenedScope(now: now)
+            effects += fetchWidenedScope(core: core, now: now)
         }
         effects += follow(reopened, core: core, now: now)
         return effects + advanceFlows(core: core, now: now)
@@ -177,6 +176,7 @@ extension SyncMachine {
 
     mutating func subscribe(after cursor: UInt64, anchor: ChangeSetHash? = nil, now: UInt64) -> [SyncEffect] {
         phase = .syncing(caughtUp: false)
+        zeroSubscriptionAt = nil  // set again by the callers whose catch-up fetches a scope's history
         var subscribe = Cloak_V1_Subscribe()
         subscribe.afterCursor = cursor
         // The hash of what this device processed at `cursor`: a server that reuses the cursor
@@ -194,6 +194,7 @@ extension SyncMachine {
         var effects = run(core: core, now: now) { try core.loadSnapshots(snapshots) }
         if phase == .bootstrapping {
             effects += subscribe(after: 0, now: now)
+            if core.isAssistant { zeroSubscriptionAt = core.log?.headIndex }
         }
         return effects
     }
@@ -218,6 +219,7 @@ extension SyncMachine {
         if !isSubscription { kinds[requestID] = nil }
         if deliver.caughtUp, isSubscription, case .syncing(let caughtUp) = phase, !caughtUp {
             phase = .syncing(caughtUp: true)
+            zeroSubscriptionCaughtUp(core: core)
             effects.append(.state(.live))
             effects += pushIfReady(core: core, now: now)
             healing.rescanWanted = false  // this first scan covers what catch-up rejected

@@ -110,10 +110,12 @@ struct SyncMachine {
     /// server may have stored and fanned them out (and, restored from a backup, lost them
     /// since), so a later `STALE_DEVICE_LOG` for one is no proof no other device holds it.
     var unanswered: Set<ChangeSetHash> = []
-    /// Conversations a grant added to this assistant's scope whose history it has not fetched
-    /// yet, kept across connections, and the FetchSnapshots of that fetch (SyncMachine+Scope).
-    var widenedScope: Set<ConversationID> = []
+    /// The FetchSnapshots of an assistant's widened scope and the log head index when it was
+    /// sent; the head index when this connection's catch-up from cursor 0 began, if it is one
+    /// an assistant makes to fetch its scope's history (SyncMachine+Scope).
     var wideningRequest: UInt64?
+    var wideningAt: UInt64 = 0
+    var zeroSubscriptionAt: UInt64?
     var logFetchInFlight = false
     /// When an open device-log incident is next looked at again by fetching the log.
     var logRecheckAt: UInt64 = 0
@@ -248,6 +250,7 @@ struct SyncMachine {
         resend = []
         resentChains = []
         wideningRequest = nil
+        zeroSubscriptionAt = nil
         // A rollback found on a dropped connection is healed on the next one.
         healing = Healing(rollback: healing.rollback)
     }
