@@ -37,6 +37,25 @@ struct AssistantLostLogTests {
         #expect(trace.retryAt == 0, "no timer: the driver is not woken for it")
     }
 
+    @Test("ADV-44 a push waiting for a lost log entry fetches the log as soon as the server says its log moved")
+    func noticeOfAMovedLogFetchesIt() async throws {
+        let world = try await refusedReply(seed: 123)
+        // The server's log grew from 2 to 3 entries (a member gave one back): no longer than the
+        // assistant's own, which is why the notice was not looked at (a 30 s wait for the next
+        // look, long enough to lose the connection and the push with it: CI seed 10040).
+        #expect(try await world.assistant._logFetchesAfterNotice(length: 3) == 1)
+    }
+
+    @Test("ADV-44 an assistant's own chains given back after a rollback are queued again on a new connection until stored")
+    func givenBackChainsSurviveAReconnect() async throws {
+        let world = try await refusedReply(seed: 124)
+        let pushes = try await world.assistant._restorePushesAcrossReconnect()
+        #expect(pushes.first > 0)
+        // The rollback counted as healed once they were queued: the connection dropped before
+        // they were stored, and the restored server never got them back (CI seed 10040).
+        #expect(pushes.second == pushes.first)
+    }
+
     @Test("ADV-44 a push waiting for a lost log entry goes again on a new connection")
     func newConnectionTriesAgain() async throws {
         let world = try await refusedReply(seed: 121)
@@ -57,6 +76,41 @@ struct AssistantLostLogTests {
 }
 
 extension CloakClient {
+    /// The assistant's outbox pushed and refused INVALID_FIELD (the server stating a log of 2
+    /// entries), then an AccountNotice of a log of `length`: the device-log fetches it sends.
+    func _logFetchesAfterNotice(length: UInt64) throws -> Int {
+        let core = engine.core
+        var machine = SyncMachine(configuration: core.configuration)
+        machine.phase = .syncing(caughtUp: true)
+        machine.healing.serverLogLength = 2
+        let pushed = Self._pushed(machine.pushIfReady(core: core, now: core.now()))
+        _ = Self._acknowledge(pushed, error: .invalidField, &machine, core)
+        var notice = Cloak_V1_AccountNotice()
+        notice.deviceLogLength = length
+        let sent = Self._frames(machine.handle(.frame(FrameCodec.encode(.accountNotice(notice), requestID: 0)), core: core))
+        return sent.filter { if case .fetchDeviceLog? = $0.body { true } else { false } }.count
+    }
+
+    /// Everything acknowledged, a connection that found the server rolled back gives back the
+    /// assistant's own chains; it drops before they are stored: the change sets the first and
+    /// the next connection push.
+    func _restorePushesAcrossReconnect() throws -> (first: Int, second: Int) {
+        let core = engine.core
+        try core.acknowledge(try core.outboxChangeSets(limit: 100).map(\.hash))
+        var machine = SyncMachine(configuration: core.configuration)
+        var counts: [Int] = []
+        machine.healing.rollback = true
+        for _ in 0..<2 {
+            machine.phase = .syncing(caughtUp: true)
+            var effects = machine.startHeadsScan(core: core, now: core.now())
+            effects += machine.continueHealing(core: core, now: core.now())
+            effects += machine.pushIfReady(core: core, now: core.now())
+            counts.append(Self._pushed(effects).count)
+            machine.resetConnectionState()
+        }
+        return (counts[0], counts[1])
+    }
+
     /// The assistant's outbox pushed and refused INVALID_FIELD (an open log incident, the server
     /// stating a log of 2 entries): what a push an hour later sends, what goes after each served
     /// log of `served` (or a new connection, or a fork at `forkedAt`), the push retry time set,

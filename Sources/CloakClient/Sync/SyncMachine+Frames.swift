@@ -327,6 +327,7 @@ extension SyncMachine {
         }
         let settled = Set(done)
         resend.removeAll { settled.contains($0.hash) || givenUp.contains($0.hash) }
+        if healing.rollback, resend.isEmpty, !resending.isEmpty { effects += continueHealing(core: core, now: now) }
         if core.isAssistant, !gapped.isEmpty { queueLostOwnChangeSets(gapped, core: core) }
         do {
             try core.giveBackRefusedPositions(raced)
