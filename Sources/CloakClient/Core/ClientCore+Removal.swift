@@ -85,44 +85,6 @@ extension ClientCore {
             tx, &output)
     }
 
-    /// PROTOCOL.md §29: own change sets the server refused `OUT_OF_SCOPE` — a restriction took
-    /// their conversation while they were on their way — give their chain positions back. Never
-    /// stored, past the restriction's cut-off, no member holds them or ever will (§10), so each
-    /// chain goes back to the change set before the first refused one, and they and every later
-    /// one of the chain in the outbox (sealed under the same old grant, refused alike) are
-    /// deleted, their operations with them. After a new grant of the conversation the next
-    /// change set takes the refused one's position: naming it as predecessor would hold every
-    /// member for a gap nothing can fill.
-    func giveBackRefusedPositions(_ refused: Set<ChangeSetHash>) throws(ClientError) {
-        guard !refused.isEmpty else { return }
-        try store.write { tx in
-            let outbox = try Outbox.unacknowledged(limit: Int.max >> 1, tx)
-            var first: [ChainKey: ChangeSetHeader] = [:]
-            for changeSet in outbox where refused.contains(changeSet.hash) && changeSet.header.author == me {
-                let key = ChainKey(conversation: changeSet.header.conversation, author: me)
-                if changeSet.header.seq < first[key]?.seq ?? .max { first[key] = changeSet.header }
-            }
-            for changeSet in outbox {
-                let key = ChainKey(conversation: changeSet.header.conversation, author: changeSet.header.author)
-                guard let start = first[key], changeSet.header.seq >= start.seq,
-                    let id = try tx.changeSetID(hash: changeSet.hash)
-                else { continue }
-                try tx.deleteChangeSet(id: id)
-            }
-            for (key, start) in first.sorted(by: { $0.key.conversation < $1.key.conversation }) {
-                try ledger.setChain(key, start.seq > 1 ? ChainPosition(seq: start.seq - 1, hash: start.prevHash) : nil, tx)
-                // The saved state may hold the deleted operations: rebuilt as after a cut-off.
-                if let base = try tx.documentBase(key.conversation) {
-                    try tx.putSavedDocument(base)
-                } else {
-                    try tx.deleteSavedDocument(key.conversation)
-                }
-                documents.rebuildAfterCommit.insert(key.conversation)
-            }
-        }
-        try rebuildPending()
-    }
-
     /// PROTOCOL.md §29: the served device log forks from this assistant's at entry `index`, so
     /// its unacknowledged change sets naming that entry or a later one can never be stored, nor
     /// admitted by a member whose log is the server's: they leave the outbox (their positions

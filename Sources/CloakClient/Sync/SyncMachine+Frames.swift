@@ -253,7 +253,10 @@ extension SyncMachine {
         let resending = Set(resend.map(\.hash))
         var givenUp: Set<ChangeSetHash> = []
         var answered: Set<ChangeSetHash> = []
-        var raced: Set<ChangeSetHash> = []
+        let scopeRefused = core.isAssistant && ack.results.contains { $0.error == .outOfScope }
+        let pushed = scopeRefused ? Dictionary(
+            ((try? core.outboxChangeSets(limit: Int.max >> 1)) ?? []).map { ($0.hash, $0.header.conversation) },
+            uniquingKeysWith: { first, _ in first }) : [:]
         var awaitLog = false
         var output = CoreOutput()
         for result in ack.results {
@@ -300,13 +303,17 @@ extension SyncMachine {
                 output.fetchKeyEnvelopes = true
             case .outOfScope where core.isAssistant:
                 // A restriction or revocation took the conversation from this assistant's scope
-                // while the change set was on its way (§29): an honest race, not an attack. Never
-                // stored, it lies past the entry's cut-off, so no member can ever admit it: drop
-                // it, without an event and without retrying; the new log arrives by its notice.
-                // Its chain position goes back too, unless an earlier push of it went unanswered
-                // (the server may have stored it then, within the cut-off: the log decides).
-                done.append(hash)
-                if !unanswered.contains(hash) { raced.insert(hash) }
+                // while the change set was on its way (§29): an honest race, not an attack. The
+                // entry's cut-off decides, so it waits for the log (no event): past the cut-off,
+                // the log's arrival deletes it and gives its chain position back (no member holds
+                // it, §10); within it, the server stored it before the entry, and a refusal once
+                // the log shows the conversation gone acknowledges it.
+                if let conversation = pushed[hash], core.inCurrentScope(conversation) {
+                    awaitLog = true
+                    retry = true
+                } else {
+                    done.append(hash)
+                }
                 output.fetchDeviceLog = true
             default:
                 // The server refuses this change set for good (e.g. our chain forked after a
@@ -329,10 +336,7 @@ extension SyncMachine {
         resend.removeAll { settled.contains($0.hash) || givenUp.contains($0.hash) }
         if healing.rollback, resend.isEmpty, !resending.isEmpty { effects += continueHealing(core: core, now: now) }
         if core.isAssistant, !gapped.isEmpty { queueLostOwnChangeSets(gapped, core: core) }
-        do {
-            try core.giveBackRefusedPositions(raced)
-            try core.acknowledge(done)
-        } catch { return scheduleReconnect(now: now, core: core) }
+        do { try core.acknowledge(done) } catch { return scheduleReconnect(now: now, core: core) }
         if !output.events.isEmpty { effects.append(.surface(output)) }
         if output.fetchDeviceLog { effects += fetchLog(core: core, now: now) }
         if output.fetchKeyEnvelopes { effects += fetchEnvelopes(now: now) }
