@@ -154,6 +154,9 @@ extension ClientCore {
             try store.write { tx in
                 try membership.addScopedKeys(added, tx, cipher: cipher)
                 for event in events { try raise(event, tx, &output) }
+                // A snapshot served before its key starts the conversation first: its change
+                // sets held for the key then follow it in their chains.
+                if !added.isEmpty { try loadAwaitingSnapshots(tx, &output) }
                 if !added.isEmpty { try retryHeld(after: nil, tx, &output, now: now) }
             }
         } catch {
@@ -194,6 +197,8 @@ extension ClientCore {
             assistant.agreementKey == identity.agreement.publicKey
         else { throw .assistantNotGranted }
         try adopt(log: log, keys: [:])
+        // Its first catch-up starts from cursor 0: it fetches the whole scope's history.
+        try recordScopeHistory(through: log.headIndex)
         _ = try receiveConversationKeys(envelopes)
     }
 }

@@ -1,6 +1,7 @@
 import CloakCRDT
 import CloakCrypto
 import CloakProtocol
+import Logging
 
 extension ClientCore {
     /// Applies PROTOCOL.md §10 after the fact: when a removal arrives late, change sets of the
@@ -35,6 +36,10 @@ extension ClientCore {
         var dropped = 0
         var kept: ChainPosition?
         var firstDropped: ChangeSetHeader?
+        // An assistant's own change sets the server never acknowledged, written before it
+        // learned the conversation left its scope, are its honest race (§29), not an alarm.
+        let unacknowledged = removed == me ? Set(try Outbox.unacknowledged(limit: Int.max >> 1, tx).map(\.hash)) : []
+        var raced = 0
         for row in try tx.changeSets(in: conversation, after: 0) {
             guard let changeSet = try? ChangeSet(wire: row.wire), changeSet.header.author == removed else { continue }
             if case .accepted = log.admits(changeSetHeader: changeSet.header, hash: changeSet.hash) {
@@ -47,6 +52,7 @@ extension ClientCore {
             try tx.recordRejected(
                 changeSet.wire, hash: changeSet.hash, reason: "beyondRemovalCutoff", at: now(), kept: Self.rejectedKept)
             dropped += 1
+            if unacknowledged.contains(changeSet.hash) { raced += 1 }
             if changeSet.header.seq < firstDropped?.seq ?? .max { firstDropped = changeSet.header }
         }
         guard dropped > 0 else { return }
@@ -67,11 +73,38 @@ extension ClientCore {
         try ledger.setChain(ChainKey(conversation: conversation, author: removed), kept, tx)
         documents.unsaved[conversation, default: 0] += 1
         output.changed.insert(conversation)
+        guard dropped > raced else {
+            logger.info("own unacknowledged change sets dropped: the conversation left this assistant's scope",
+                        metadata: ["count": "\(raced)"])
+            return
+        }
         let who = log.assistants[removed] == nil ? "device's removal" : "assistant's access ended"
         try raise(
             SecurityEvent(.beyondRemovalCutoff, conversation: conversation, device: removed,
                           detail: "removed \(dropped) change sets written after the \(who); rebuilt"),
             tx, &output)
+    }
+
+    /// PROTOCOL.md §29: the served device log forks from this assistant's at entry `index`, so
+    /// its unacknowledged change sets naming that entry or a later one can never be stored, nor
+    /// admitted by a member whose log is the server's: they leave the outbox (their positions
+    /// stay used: a copy pushed before the server's loss may be held somewhere), and the app is
+    /// told what was lost.
+    func dropForkedAway(from index: UInt64) throws(ClientError) -> CoreOutput {
+        var output = CoreOutput()
+        try store.write { tx in
+            let lost = try Outbox.unacknowledged(limit: Int.max >> 1, tx).filter {
+                $0.header.author == me && $0.header.deviceLogIndex >= index
+            }
+            guard !lost.isEmpty else { return }
+            for changeSet in lost { try tx.removeFromOutbox(hash: changeSet.hash) }
+            try raise(
+                SecurityEvent(.deviceLogFork, seq: index,
+                              detail: "dropped \(lost.count) unsent change sets: they name device-log entries the server's "
+                                  + "log replaced from entry \(index), so no member can accept them"),
+                tx, &output)
+        }
+        return output
     }
 
     /// Rebuilds the conversations a late removal touched, from their remaining change sets.

@@ -66,53 +66,62 @@ extension ClientCore {
         guard let log = membership.log, !membership.removed else { return output }
         let cipher = cipher
         try store.write { tx in
-            for snapshot in snapshots {
-                let header = snapshot.header
-                if let problem = try Self.snapshotProblem(snapshot, log) ?? coversProblem(header, tx)
-                    ?? Documents.rollbackProblem(header, tx)
-                {
-                    try raise(SecurityEvent(.snapshotRejected, conversation: header.conversation, device: header.author,
-                                            detail: problem), tx, &output)
-                    continue
-                }
-                let known = ledger.chains.keys.contains { $0.conversation == header.conversation }
-                guard !known, let key = membership.conversationKey(header.conversation, epoch: header.epoch) else {
-                    try Documents.recordLineage(snapshot, tx)
-                    continue
-                }
-                guard var plaintext = try? SnapshotSealer.open(snapshot, conversationKey: key),
-                    let body = try? FrameCodec.parse(Cloak_V1_SnapshotBody.self, from: plaintext, what: "snapshot"),
-                    (try? documents.all.load(snapshot: Array(body.state), for: header.conversation)) != nil
-                else {
-                    try raise(SecurityEvent(.snapshotRejected, conversation: header.conversation,
-                                            detail: "snapshot does not decrypt or decode"), tx, &output)
-                    continue
-                }
-                SecretBytes.wipe(&plaintext)
-                // The change sets the snapshot covers will never be stored here: keep the state
-                // it starts from, so a late cut-off's rebuild (§10) does not lose it.
-                try tx.putDocumentBase(SavedDocument(
-                    conversation: header.conversation,
-                    sealed: cipher.seal(Array(body.state), context: Documents.documentContext(header.conversation)),
-                    appliedThrough: try tx.newestChangeSetID()))
-                // Edits this device made there and has not sealed yet (it may write into a
-                // conversation it knows only from the library) stay: the snapshot holds none.
-                if let pending = outbox.pending[header.conversation] {
-                    _ = documents.apply(pending.ops, to: header.conversation, now: now(), counted: false, ownReplica: me.replicaID)
-                }
-                for head in header.covers {
-                    try ledger.setChain(
-                        ChainKey(conversation: header.conversation, author: head.device),
-                        ChainPosition(seq: head.seq, hash: head.hash), tx)
-                }
-                try Documents.recordLineage(snapshot, tx)
-                documents.unsaved[header.conversation, default: 0] += 1
-                documents.bootstrappedFromSnapshots += 1
-                output.changed.insert(header.conversation)
-            }
+            for snapshot in snapshots { try loadSnapshot(snapshot, log: log, tx, &output) }
             try documents.save(cipher: cipher, tx)
         }
         return output
+    }
+
+    /// One served snapshot (``loadSnapshots(_:)``); the caller saves the documents.
+    func loadSnapshot(_ snapshot: Snapshot, log: DeviceLog, _ tx: any StoreTransaction, _ output: inout CoreOutput) throws {
+        let header = snapshot.header
+        if let problem = try Self.snapshotProblem(snapshot, log) ?? coversProblem(header, tx)
+            ?? Documents.rollbackProblem(header, tx)
+        {
+            try raise(SecurityEvent(.snapshotRejected, conversation: header.conversation, device: header.author,
+                                    detail: problem), tx, &output)
+            return
+        }
+        let known = ledger.chains.keys.contains { $0.conversation == header.conversation }
+        guard !known, let key = membership.conversationKey(header.conversation, epoch: header.epoch) else {
+            // An assistant's widened scope may be served before the conversation's key: the
+            // snapshot waits for it (§29), or the history it covers would be lost for good.
+            if !known, isAssistant, inCurrentScope(header.conversation) {
+                try awaitKey(for: snapshot, tx)
+            } else {
+                try Documents.recordLineage(snapshot, tx)
+            }
+            return
+        }
+        guard var plaintext = try? SnapshotSealer.open(snapshot, conversationKey: key),
+            let body = try? FrameCodec.parse(Cloak_V1_SnapshotBody.self, from: plaintext, what: "snapshot"),
+            (try? documents.all.load(snapshot: Array(body.state), for: header.conversation)) != nil
+        else {
+            try raise(SecurityEvent(.snapshotRejected, conversation: header.conversation,
+                                    detail: "snapshot does not decrypt or decode"), tx, &output)
+            return
+        }
+        SecretBytes.wipe(&plaintext)
+        // The change sets the snapshot covers will never be stored here: keep the state
+        // it starts from, so a late cut-off's rebuild (§10) does not lose it.
+        try tx.putDocumentBase(SavedDocument(
+            conversation: header.conversation,
+            sealed: cipher.seal(Array(body.state), context: Documents.documentContext(header.conversation)),
+            appliedThrough: try tx.newestChangeSetID()))
+        // Edits this device made there and has not sealed yet (it may write into a
+        // conversation it knows only from the library) stay: the snapshot holds none.
+        if let pending = outbox.pending[header.conversation] {
+            _ = documents.apply(pending.ops, to: header.conversation, now: now(), counted: false, ownReplica: me.replicaID)
+        }
+        for head in header.covers {
+            try ledger.setChain(
+                ChainKey(conversation: header.conversation, author: head.device),
+                ChainPosition(seq: head.seq, hash: head.hash), tx)
+        }
+        try Documents.recordLineage(snapshot, tx)
+        documents.unsaved[header.conversation, default: 0] += 1
+        documents.bootstrappedFromSnapshots += 1
+        output.changed.insert(header.conversation)
     }
 
     static func snapshotProblem(_ snapshot: Snapshot, _ log: DeviceLog) -> String? {

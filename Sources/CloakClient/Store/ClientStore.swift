@@ -60,6 +60,12 @@ public enum MetaKey: String, Sendable, CaseIterable {
     case recoverySuccessNoticeAt = "recovery-success-notice-at"
     /// An assistant's conversation keys (PROTOCOL.md §29), sealed as one list.
     case assistantKeys = "assistant-keys"
+    /// The device-log head index an assistant had verified when its last catch-up from cursor
+    /// 0 began (`LE64`): conversations granted after it have history it has not fetched (§29).
+    case scopeHistoryThrough = "scope-history-through"
+    /// Snapshots of an assistant's scope served before their conversation's key (a
+    /// `SnapshotList`), loaded when the key arrives (§29).
+    case awaitingSnapshots = "awaiting-snapshots"
 }
 
 /// A stored change set as the core reads it back: its local row id (the order in which this

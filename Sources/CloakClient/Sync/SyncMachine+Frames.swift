@@ -38,19 +38,21 @@ extension SyncMachine {
         case .deviceLogEntries(let entries):
             logFetchInFlight = false
             var served: Int?
-            let scope = core.ownScope
+            var forkedAt: UInt64?
             var effects = run(core: core, now: now) {
                 var output = try core.receiveDeviceLog(entries.entries.map(Array.init))
                 output.pushOutbox = try core.resealStaleOutbox() || output.pushOutbox
                 served = output.servedLogLength
+                forkedAt = output.events.first { $0.kind == .deviceLogFork }?.seq
                 return output
             }
+            effects += servedLogMoved(to: entries.logLength, forkedAt: forkedAt, core: core, now: now)
             if let served, healing.logQueue.isEmpty, healing.logInFlight == nil {
                 // The server lost log entries: give them back (restore appends, §18).
                 healing.logQueue = core.logEntries(from: served)
                 effects += continueHealing(core: core, now: now)
             }
-            effects += scopeWidened(from: scope, core: core, now: now)
+            effects += fetchWidenedScope(core: core, now: now)
             if logFetchAgain {
                 logFetchAgain = false
                 effects += fetchLog(core: core, now: now)
@@ -164,7 +166,7 @@ extension SyncMachine {
         } else {
             let anchor = try? core.store.read { tx in try Ledger.anchor(tx) }
             effects += subscribe(after: cursor, anchor: anchor ?? nil, now: now)
-            effects += fetchWidenedScope(now: now)
+            effects += fetchWidenedScope(core: core, now: now)
         }
         effects += follow(reopened, core: core, now: now)
         return effects + advanceFlows(core: core, now: now)
@@ -172,6 +174,7 @@ extension SyncMachine {
 
     mutating func subscribe(after cursor: UInt64, anchor: ChangeSetHash? = nil, now: UInt64) -> [SyncEffect] {
         phase = .syncing(caughtUp: false)
+        zeroSubscriptionAt = nil  // set again by the callers whose catch-up fetches a scope's history
         var subscribe = Cloak_V1_Subscribe()
         subscribe.afterCursor = cursor
         // The hash of what this device processed at `cursor`: a server that reuses the cursor
@@ -189,6 +192,7 @@ extension SyncMachine {
         var effects = run(core: core, now: now) { try core.loadSnapshots(snapshots) }
         if phase == .bootstrapping {
             effects += subscribe(after: 0, now: now)
+            if core.isAssistant { zeroSubscriptionAt = core.log?.headIndex }
         }
         return effects
     }
@@ -213,6 +217,7 @@ extension SyncMachine {
         if !isSubscription { kinds[requestID] = nil }
         if deliver.caughtUp, isSubscription, case .syncing(let caughtUp) = phase, !caughtUp {
             phase = .syncing(caughtUp: true)
+            zeroSubscriptionCaughtUp(core: core)
             effects.append(.state(.live))
             effects += pushIfReady(core: core, now: now)
             healing.rescanWanted = false  // this first scan covers what catch-up rejected
@@ -246,6 +251,11 @@ extension SyncMachine {
         let resending = Set(resend.map(\.hash))
         var givenUp: Set<ChangeSetHash> = []
         var answered: Set<ChangeSetHash> = []
+        let scopeRefused = core.isAssistant && ack.results.contains { $0.error == .outOfScope }
+        let pushed = scopeRefused ? Dictionary(
+            ((try? core.outboxChangeSets(limit: Int.max >> 1)) ?? []).map { ($0.hash, $0.header.conversation) },
+            uniquingKeysWith: { first, _ in first }) : [:]
+        var awaitLog = false
         var output = CoreOutput()
         for result in ack.results {
             guard let hash = try? ChangeSetHash(validating: result.hash, field: "hash") else { continue }
@@ -258,8 +268,9 @@ extension SyncMachine {
                 // The server lost the log entry this change set names (a restored backup); an
                 // assistant appends nothing to the log (§29), its members give the entry back:
                 // keep the change set (or the lost one given back) and push it again then (it
-                // was dropped, and its reply with it, seed 650).
-                retry = true
+                // was dropped, and its reply with it, seed 650) — when the served log moves or
+                // on a new connection, not on a timer (SyncMachine+Scope).
+                awaitLog = true
             case let error where resending.contains(hash) && ![.rateLimited, .quotaExceeded, .internal].contains(error):
                 givenUp.insert(hash)
             case .gap:
@@ -292,10 +303,17 @@ extension SyncMachine {
                 output.fetchKeyEnvelopes = true
             case .outOfScope where core.isAssistant:
                 // A restriction or revocation took the conversation from this assistant's scope
-                // while the change set was on its way (§29): an honest race, not an attack. Never
-                // stored, it lies past the entry's cut-off, so no member can ever admit it: drop
-                // it, without an event and without retrying; the new log arrives by its notice.
-                done.append(hash)
+                // while the change set was on its way (§29): an honest race, not an attack. The
+                // entry's cut-off decides, so it waits for the log (no event): past the cut-off,
+                // the log's arrival deletes it and gives its chain position back (no member holds
+                // it, §10); within it, the server stored it before the entry, and a refusal once
+                // the log shows the conversation gone acknowledges it.
+                if let conversation = pushed[hash], core.inCurrentScope(conversation) {
+                    awaitLog = true
+                    retry = true
+                } else {
+                    done.append(hash)
+                }
                 output.fetchDeviceLog = true
             default:
                 // The server refuses this change set for good (e.g. our chain forked after a
@@ -316,6 +334,7 @@ extension SyncMachine {
         }
         let settled = Set(done)
         resend.removeAll { settled.contains($0.hash) || givenUp.contains($0.hash) }
+        if healing.rollback, resend.isEmpty, !resending.isEmpty { effects += continueHealing(core: core, now: now) }
         if core.isAssistant, !gapped.isEmpty { queueLostOwnChangeSets(gapped, core: core) }
         do { try core.acknowledge(done, answered: answered.subtracting(restoring)) } catch {
             return scheduleReconnect(now: now, core: core)
@@ -323,6 +342,7 @@ extension SyncMachine {
         if !output.events.isEmpty { effects.append(.surface(output)) }
         if output.fetchDeviceLog { effects += fetchLog(core: core, now: now) }
         if output.fetchKeyEnvelopes { effects += fetchEnvelopes(now: now) }
+        if awaitLog { pushAwaitsLog = healing.serverLogLength }
         if retry {
             pushRetryAt = now + configuration.reconnectMinMillis * 5
             return effects
@@ -332,7 +352,9 @@ extension SyncMachine {
 
     mutating func pushIfReady(core: ClientCore, now: UInt64) -> [SyncEffect] {
         // Lost history goes back first: own new change sets follow it in their chains.
-        guard case .syncing = phase, pushInFlight == nil, now >= pushRetryAt, !healing.busy else { return [] }
+        guard case .syncing = phase, pushInFlight == nil, now >= pushRetryAt, !healing.busy, pushAwaitsLog == nil else {
+            return []
+        }
         pushRetryAt = 0
         let limit = min(configuration.pushBatch, configuration.limits.maxChangeSetsPerPush)
         // Own change sets the server lost go first: the outbox's follow them in their chains.
@@ -358,29 +380,5 @@ extension SyncMachine {
         let (id, effect) = send(.push(push), kind: .push, now: now)
         pushInFlight = (id, fitting.map(\.hash))
         return [effect]
-    }
-}
-
-extension SyncMachine {
-    /// An assistant's push refused with GAP: its own acknowledged change sets of those chains,
-    /// in chain order, are pushed again (once per chain and connection; the server stores what
-    /// it lacks and answers the rest as duplicates).
-    mutating func queueLostOwnChangeSets(_ refused: Set<ChangeSetHash>, core: ClientCore) {
-        guard let outbox = try? core.outboxChangeSets(limit: Int.max >> 1) else { return }
-        let chains = Set(outbox.filter { refused.contains($0.hash) && $0.header.author == core.me }.map {
-            ChainKey(conversation: $0.header.conversation, author: $0.header.author)
-        })
-        queueOwnChains(chains, core: core)
-    }
-
-    /// Queues the acknowledged change sets of these own chains for a restore push, once per
-    /// chain and connection.
-    mutating func queueOwnChains(_ chains: Set<ChainKey>, core: ClientCore) {
-        guard let outbox = try? core.outboxChangeSets(limit: Int.max >> 1) else { return }
-        let unacknowledged = Set(outbox.map(\.hash))
-        for chain in chains.sorted(by: { $0.conversation < $1.conversation }) where !resentChains.contains(chain) {
-            resentChains.insert(chain)
-            resend += (try? core.restoreCandidates(chain, after: 0, unacknowledged: unacknowledged)) ?? []
-        }
     }
 }

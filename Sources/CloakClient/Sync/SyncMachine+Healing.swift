@@ -217,7 +217,9 @@ extension SyncMachine {
             healing.restoreInFlight = (id, batch.map(\.hash))
             return [effect]
         }
-        guard healing.rollback, healing.scanned, healing.envelopesInFlight == nil else { return [] }
+        // An assistant's own chains given back (`resend`) are part of the healing: until they
+        // are stored, a new connection queues them again (CI seed 10040 lost them with one).
+        guard healing.rollback, healing.scanned, healing.envelopesInFlight == nil, resend.isEmpty else { return [] }
         healing.rollback = false
         var output = CoreOutput()
         let id = Incident(kind: .serverRollback, detail: "", openedAt: 0).id

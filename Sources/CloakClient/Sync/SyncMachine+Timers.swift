@@ -198,7 +198,11 @@ extension SyncMachine {
                 return [send(.fetchSnapshots(Cloak_V1_FetchSnapshots()), kind: .snapshots, now: now).1]
             }
         case .snapshots where requestID == wideningRequest:
-            return widenedSnapshotsDone(now: now)
+            // Its change sets still come; the history is not recorded as fetched (§29), so the
+            // next log or connection asks for the snapshots again.
+            let effects = widenedSnapshotsDone(now: now)
+            zeroSubscriptionAt = nil
+            return effects
         case .snapshots where phase == .bootstrapping:
             // No snapshots to start from: catch up from the beginning instead.
             return subscribe(after: 0, now: now)
@@ -269,7 +273,10 @@ extension SyncMachine {
     mutating func noticeReceived(_ notice: Cloak_V1_AccountNotice, core: ClientCore, now: UInt64) -> [SyncEffect] {
         guard core.account != nil, !core.removedFromAccount else { return [] }
         var effects: [SyncEffect] = []
-        if notice.deviceLogLength > UInt64(core.log?.entries.count ?? 0), phase.isDeviceSession {
+        // An assistant's outbox waiting for a log entry the server lost (§29) looks again as
+        // soon as the server's log moves, though it is still no longer than its own.
+        let awaited = pushAwaitsLog != nil && notice.deviceLogLength != healing.serverLogLength
+        if notice.deviceLogLength > UInt64(core.log?.entries.count ?? 0) || awaited, phase.isDeviceSession {
             if logFetchInFlight { logFetchAgain = true } else { effects += fetchLog(core: core, now: now) }
         }
         if notice.hasRecovery {

@@ -99,6 +99,9 @@ struct SyncMachine {
     var lastAckedCursor: UInt64 = 0
     var lastAckAt: UInt64 = 0
     var pushRetryAt: UInt64 = 0
+    /// An assistant's push was refused naming a log entry the server lost (§29): the outbox
+    /// waits until the served log moves from this length (or a new connection), not on a timer.
+    var pushAwaitsLog: UInt64?
     /// An assistant's own acknowledged change sets the server lost, pushed again before the
     /// outbox, and the chains queued on this connection (``queueLostOwnChangeSets(_:core:)``).
     var resend: [ChangeSet] = []
@@ -108,10 +111,12 @@ struct SyncMachine {
     /// them out (and, restored from a backup, lost them since), so a later `STALE_DEVICE_LOG`
     /// for one is no proof no other device holds it (SyncMachine+Unanswered).
     var unanswered: Set<ChangeSetHash> = []
-    /// Conversations a grant added to this assistant's scope whose history it has not fetched
-    /// yet, kept across connections, and the FetchSnapshots of that fetch (SyncMachine+Scope).
-    var widenedScope: Set<ConversationID> = []
+    /// The FetchSnapshots of an assistant's widened scope and the log head index when it was
+    /// sent; the head index when this connection's catch-up from cursor 0 began, if it is one
+    /// an assistant makes to fetch its scope's history (SyncMachine+Scope).
     var wideningRequest: UInt64?
+    var wideningAt: UInt64 = 0
+    var zeroSubscriptionAt: UInt64?
     var logFetchInFlight = false
     /// When an open device-log incident is next looked at again by fetching the log.
     var logRecheckAt: UInt64 = 0
@@ -159,7 +164,7 @@ struct SyncMachine {
             if let batch = core.nextBatchDeadline { times.append(batch) }
             // Only when a push could go then: while healing is busy a past retry time would
             // wake the driver at once, again and again (found by the simulator, seed 102).
-            if pushRetryAt > 0, pushInFlight == nil, !healing.busy { times.append(pushRetryAt) }
+            if pushRetryAt > 0, pushInFlight == nil, !healing.busy, pushAwaitsLog == nil { times.append(pushRetryAt) }
             // A heads scan owed after a rejected delivery, when it may start (never a past time
             // that cannot act: that would wake the driver in a loop).
             if healing.rescanWanted, healing.scan == nil, healing.scanned, case .syncing(true) = phase {
@@ -235,6 +240,7 @@ struct SyncMachine {
         kinds = [:]
         if let pushInFlight { unanswered.formUnion(pushInFlight.hashes) }
         pushInFlight = nil
+        pushAwaitsLog = nil
         snapshotInFlight = nil
         logFetchInFlight = false
         logFetchAgain = false
@@ -245,6 +251,7 @@ struct SyncMachine {
         resend = []
         resentChains = []
         wideningRequest = nil
+        zeroSubscriptionAt = nil
         // A rollback found on a dropped connection is healed on the next one.
         healing = Healing(rollback: healing.rollback)
     }
