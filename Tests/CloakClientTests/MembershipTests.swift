@@ -78,6 +78,45 @@ struct MembershipTests {
         #expect(await texts(b, chat) == ["a 0", "c 0"])
     }
 
+    @Test("ADV-09 ADV-31 a late cut-off below the snapshot a device joined from: it fetches the conversation again, ends equal")
+    func lateCutoffBelowJoinedSnapshot() async throws {
+        var configuration = ClientConfiguration()
+        configuration.snapshotEvery = 1
+        let devices = try await makeAccount(devices: 4, seed: 27, configuration: configuration)
+        let (a, b, c, d) = (devices[0], devices[1], devices[2], devices[3])
+        let relay = Relay()
+        let chat = try await a.createConversation(title: "shared")
+        try await a.appendMessage(to: chat, role: .user, text: "a 0")
+        try await relay.collect(from: a)
+        _ = try await relay.deliverAll(to: c)
+        _ = try await relay.deliverAll(to: d)
+        var fromC: [[UInt8]] = []
+        for n in 0..<2 {
+            try await c.appendMessage(to: chat, role: .user, text: "c \(n)")
+            fromC += try await c._drainOutbox()
+        }
+        _ = try await a._receive([(900, fromC[0])])
+        _ = try await d._receive([(900, fromC[0]), (901, fromC[1])])
+        // B joins from D's snapshot, which covers both of C's change sets. The server then
+        // loses the second (a restore, seed 348), so A's removal of C cuts C off after the first.
+        let snapshot = try #require(try await d._takeSnapshot(of: chat))
+        _ = try await b._loadSnapshots([snapshot])
+        #expect(await texts(b, chat) == ["a 0", "c 0", "c 1"])
+        let (log, envelopes) = try await remove(c, by: a)
+        let output = try await b._receiveLog(log)
+        _ = try await b._receiveEnvelopes(envelopes)
+        #expect(output.events.map(\.kind) == [.beyondRemovalCutoff])
+        // No rebuild on top of that snapshot can drop "c 1": B fetches every chain from seq 1,
+        // C's only to the cut-off.
+        #expect(Set(output.gaps.filter { $0.conversation == chat }.map(\.author)) == [a.deviceID, c.deviceID])
+        #expect(output.gaps.allSatisfy { $0.fromSeq == 1 })
+        #expect(output.gaps.first { $0.author == c.deviceID }?.toSeq == 1)
+        _ = try await b._receive(await relay.items + [(900, fromC[0])])
+        #expect(await texts(b, chat) == ["a 0", "c 0"])
+        #expect(await a.stateHash(of: chat) == (await b.stateHash(of: chat)))
+        #expect(await b._chainSeq(chat, author: c.deviceID) == 1)
+    }
+
     @Test("ADV-45 a device the server keeps an epoch key from hands out no incomplete keyring: no link, no recovery key")
     func withheldEpochKeyBlocksSealingToNewMembers() async throws {
         let devices = try await makeAccount(devices: 3, seed: 23)

@@ -217,6 +217,7 @@ struct MemoryTransaction: StoreTransaction {
     func deleteSavedDocument(_ conversation: ConversationID) throws { try set(\.documents, conversation, nil) }
     func documentBase(_ conversation: ConversationID) throws -> SavedDocument? { t.documentBases[conversation] }
     func putDocumentBase(_ document: SavedDocument) throws { try set(\.documentBases, document.conversation, document) }
+    func deleteDocumentBase(_ conversation: ConversationID) throws { try set(\.documentBases, conversation, nil) }
 
     func replayStart() throws -> Int64 {
         let known = Set(t.changeSets.values.map(\.conversation))

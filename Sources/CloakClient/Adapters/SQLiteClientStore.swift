@@ -278,6 +278,10 @@ struct SQLiteTransaction: StoreTransaction {
         try put(document, into: "document_bases")
     }
 
+    func deleteDocumentBase(_ conversation: ConversationID) throws {
+        try db.execute(sql: "DELETE FROM document_bases WHERE conversation = ?", arguments: [conversation.data])
+    }
+
     /// A sealed document state from `table` (`documents`: the current state; `document_bases`:
     /// the state a snapshot bootstrap started from). The two tables have one layout.
     private func document(_ conversation: ConversationID, in table: StaticString) throws -> SavedDocument? {

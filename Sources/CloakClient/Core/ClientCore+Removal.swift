@@ -24,14 +24,16 @@ extension ClientCore {
                 return position.seq > cutoff.seq || (position.seq == cutoff.seq && position.hash != cutoff.hash)
             }
             for key in affected.keys.sorted(by: { $0.conversation < $1.conversation }) {
-                try rebuild(key.conversation, dropping: removed, log: log, tx, &output)
+                let cutoff = entry.cutoffs.first { $0.conversation == key.conversation }
+                try rebuild(key.conversation, dropping: removed, cutoff: cutoff.map { ChainPosition(seq: $0.seq, hash: $0.hash) },
+                            log: log, tx, &output)
             }
         }
     }
 
     private func rebuild(
-        _ conversation: ConversationID, dropping removed: DeviceID, log: DeviceLog, _ tx: any StoreTransaction,
-        _ output: inout CoreOutput
+        _ conversation: ConversationID, dropping removed: DeviceID, cutoff: ChainPosition?, log: DeviceLog,
+        _ tx: any StoreTransaction, _ output: inout CoreOutput
     ) throws {
         var dropped = 0
         var kept: ChainPosition?
@@ -55,22 +57,32 @@ extension ClientCore {
             if unacknowledged.contains(changeSet.hash) { raced += 1 }
             if changeSet.header.seq < firstDropped?.seq ?? .max { firstDropped = changeSet.header }
         }
-        guard dropped > 0 else { return }
+        let key = ChainKey(conversation: conversation, author: removed)
         // A device that joined from a snapshot holds none of the chain below what it stores:
         // the chain then ends just before the first dropped change set (named by its prev_hash).
         if kept == nil, let first = firstDropped, first.seq > 1 {
             kept = ChainPosition(seq: first.seq - 1, hash: first.prevHash)
         }
+        let base = try tx.documentBase(conversation)
+        // That snapshot may itself cover the removed device past the cut-off: taken before a
+        // server lost change sets it covers, when the removal then named what the server still
+        // held (seed 348). No rebuild on top of it can drop what it covers.
+        let reach = kept ?? (firstDropped == nil ? ledger.chains[key] : nil)
+        if base != nil, let reach, cutoff.map({ reach.seq > $0.seq || (reach.seq == $0.seq && reach.hash != $0.hash) }) ?? true {
+            try startOver(conversation, dropping: removed, cutoff: cutoff, log: log, tx, &output)
+            return
+        }
+        guard dropped > 0 else { return }
         // The saved state may contain the dropped operations: rebuild from the change sets, on
         // top of the snapshot this device joined from, if any (its covered change sets are not
         // stored here, so without it the rebuild would lose everything before them).
-        if let base = try tx.documentBase(conversation) {
+        if let base {
             try tx.putSavedDocument(base)
         } else {
             try tx.deleteSavedDocument(conversation)
         }
         documents.rebuildAfterCommit.insert(conversation)
-        try ledger.setChain(ChainKey(conversation: conversation, author: removed), kept, tx)
+        try ledger.setChain(key, kept, tx)
         documents.unsaved[conversation, default: 0] += 1
         output.changed.insert(conversation)
         guard dropped > raced else {
@@ -82,6 +94,39 @@ extension ClientCore {
         try raise(
             SecurityEvent(.beyondRemovalCutoff, conversation: conversation, device: removed,
                           detail: "removed \(dropped) change sets written after the \(who); rebuilt"),
+            tx, &output)
+    }
+
+    /// PROTOCOL.md §10: the snapshot this device joined `conversation` from covers `removed`
+    /// past the cut-off, so its state holds operations every other device drops. The device
+    /// starts the conversation over as one that never had a snapshot: it forgets that state and
+    /// the other writers' change sets, and fetches every chain again from its first change set
+    /// (the removed device's only up to the cut-off). Its own chain stays: its change sets are
+    /// all stored here (it wrote them after joining), and its next one must not reuse a seq.
+    private func startOver(
+        _ conversation: ConversationID, dropping removed: DeviceID, cutoff: ChainPosition?, log: DeviceLog,
+        _ tx: any StoreTransaction, _ output: inout CoreOutput
+    ) throws {
+        for row in try tx.changeSets(in: conversation, after: 0) {
+            guard let changeSet = try? ChangeSet(wire: row.wire), changeSet.header.author != me else { continue }
+            try tx.deleteChangeSet(id: row.id)
+        }
+        try tx.deleteDocumentBase(conversation)
+        try tx.deleteSavedDocument(conversation)
+        let chains = ledger.chains.filter { $0.key.conversation == conversation && $0.key.author != me }
+        for (key, position) in chains.sorted(by: { $0.key.author < $1.key.author }) {
+            try ledger.setChain(key, nil, tx)
+            let last = key.author == removed ? min(position.seq, cutoff?.seq ?? 0) : position.seq
+            if last > 0 { output.gaps.append(GapRequest(conversation: conversation, author: key.author, fromSeq: 1, toSeq: last)) }
+        }
+        documents.rebuildAfterCommit.insert(conversation)
+        documents.unsaved[conversation, default: 0] += 1
+        output.changed.insert(conversation)
+        let who = log.assistants[removed] == nil ? "device's removal" : "assistant's access ended"
+        try raise(
+            SecurityEvent(.beyondRemovalCutoff, conversation: conversation, device: removed,
+                          detail: "the snapshot this device joined from includes changes written after the \(who); "
+                              + "fetching the conversation again"),
             tx, &output)
     }
 

@@ -231,6 +231,9 @@ public protocol StoreTransaction {
     func documentBase(_ conversation: ConversationID) throws -> SavedDocument?
     /// Records the state a conversation started from (see ``documentBase(_:)``).
     func putDocumentBase(_ document: SavedDocument) throws
+    /// Forgets the state a conversation started from: it is fetched again from its first
+    /// change set (a late cut-off that snapshot's state reaches past, PROTOCOL.md §10).
+    func deleteDocumentBase(_ conversation: ConversationID) throws
     /// The row id after which stored change sets must be replayed at start-up: the oldest
     /// `appliedThrough` of any conversation that has change sets (0 for one never saved).
     func replayStart() throws -> Int64
