@@ -51,7 +51,10 @@ struct DeterministicSimulationTests {
     /// - all 212, 648: an own change set the server may have stored was re-sealed into a fork
     ///   of the author's chain: after a crash between its push and the answer (212), or for an
     ///   earlier stale refusal while it went back as a restore (648).
-    @Test(arguments: [UInt64(35), 927, 222, 212, 648])
+    /// - all 348: a device joined from a snapshot covering a revoked assistant's change sets
+    ///   past the cut-off a restored server later allowed; it kept them and differed silently
+    ///   (it now starts the conversation over, §10).
+    @Test(arguments: [UInt64(35), 927, 222, 212, 648, 348])
     func assistantCutoffRegressionSeed(seed: UInt64) {
         let result = SimWorld(options: SimOptions(seed: seed, faults: .all, assistants: true)).run()
         #expect(result.passed, "\(result.summary)")
