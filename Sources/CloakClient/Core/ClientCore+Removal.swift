@@ -20,15 +20,23 @@ extension ClientCore {
             let restricted = entry.kind == .restrictAssistant ? Set(entry.scope) : nil
             let affected = ledger.chains.filter { key, position in
                 guard key.author == removed, restricted.map({ $0.contains(key.conversation) }) ?? true else { return false }
-                guard let cutoff = entry.cutoffs.first(where: { $0.conversation == key.conversation }) else { return true }
-                return position.seq > cutoff.seq || (position.seq == cutoff.seq && position.hash != cutoff.hash)
+                guard let cutoff = Self.cutoff(in: entry, key.conversation) else { return true }
+                return Self.isPast(position, cutoff)
             }
             for key in affected.keys.sorted(by: { $0.conversation < $1.conversation }) {
-                let cutoff = entry.cutoffs.first { $0.conversation == key.conversation }
-                try rebuild(key.conversation, dropping: removed, cutoff: cutoff.map { ChainPosition(seq: $0.seq, hash: $0.hash) },
-                            log: log, tx, &output)
+                try rebuild(key.conversation, dropping: removed, cutoff: Self.cutoff(in: entry, key.conversation), log: log, tx, &output)
             }
         }
+    }
+
+    /// Where `entry` ends the removed member's chain in `conversation`, if it names it.
+    private static func cutoff(in entry: DeviceLogEntry, _ conversation: ConversationID) -> ChainPosition? {
+        entry.cutoffs.first { $0.conversation == conversation }.map { ChainPosition(seq: $0.seq, hash: $0.hash) }
+    }
+
+    /// Whether a chain reaches past a cut-off: further, or as far with another change set.
+    private static func isPast(_ position: ChainPosition, _ cutoff: ChainPosition) -> Bool {
+        position.seq > cutoff.seq || (position.seq == cutoff.seq && position.hash != cutoff.hash)
     }
 
     private func rebuild(
@@ -68,7 +76,7 @@ extension ClientCore {
         // server lost change sets it covers, when the removal then named what the server still
         // held (seed 348). No rebuild on top of it can drop what it covers.
         let reach = kept ?? (firstDropped == nil ? ledger.chains[key] : nil)
-        if base != nil, let reach, cutoff.map({ reach.seq > $0.seq || (reach.seq == $0.seq && reach.hash != $0.hash) }) ?? true {
+        if base != nil, let reach, cutoff.map({ Self.isPast(reach, $0) }) ?? true {
             try startOver(conversation, dropping: removed, cutoff: cutoff, log: log, tx, &output)
             return
         }
