@@ -21,6 +21,15 @@ struct DeterministicSimulationTests {
         #expect(first.traceHash != different.traceHash)
     }
 
+    /// The livelock budget is the same up to the default size and grows with the run beyond
+    /// it: a fixed 100,000 failed a 10 × 5 × 1,000 run as livelocked while it was still healing.
+    @Test func eventBudgetGrowsWithTheRun() {
+        #expect(SimOptions(seed: 1).maxEvents == 100_000)
+        #expect(SimOptions(seed: 1, ops: 120).maxEvents == 100_000)
+        #expect(SimOptions(seed: 1, accounts: 10, devices: 5, ops: 1_000).maxEvents == 2_800_000)
+        #expect(SimOptions(seed: 1, accounts: 10, devices: 5, ops: 1_000, maxEvents: 7).maxEvents == 7)
+    }
+
     /// Seeds that found bugs in other modules; each must keep passing.
     /// - restore 1, 2: a restore push bypassed the stale-log rule; snapshots covered unacked
     ///   change sets (fork); a removed device believed a refusal of a restored server.

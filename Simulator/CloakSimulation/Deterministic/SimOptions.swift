@@ -35,7 +35,7 @@ public struct SimOptions: Sendable, CustomStringConvertible {
     /// Virtual milliseconds allowed after healing for every device to converge.
     public var livenessMillis: UInt64
     /// Events a run may process before it is declared livelocked (a failure: devices and the
-    /// server keep talking without converging).
+    /// server keep talking without converging). By default ``eventBudget(accounts:devices:ops:)``.
     public var maxEvents: Int
     /// Whether accounts grant AI assistants (PROTOCOL.md §29) during the workload, and, under
     /// a hostile server, a hostile assistant the server colludes with. On by default for `all`.
@@ -48,7 +48,7 @@ public struct SimOptions: Sendable, CustomStringConvertible {
     /// Defaults: 3 accounts × 3 devices × 200 operations, no faults.
     public init(
         seed: UInt64, accounts: Int = 3, devices: Int = 3, ops: Int = 200, faults: FaultProfile = .none,
-        workloadMillis: UInt64 = 60_000, livenessMillis: UInt64 = 600_000, maxEvents: Int = 100_000,
+        workloadMillis: UInt64 = 60_000, livenessMillis: UInt64 = 600_000, maxEvents: Int? = nil,
         assistants: Bool? = nil, kdfDowngrade: Bool = false
     ) {
         self.kdfDowngrade = kdfDowngrade
@@ -60,7 +60,16 @@ public struct SimOptions: Sendable, CustomStringConvertible {
         self.faults = faults
         self.workloadMillis = workloadMillis
         self.livenessMillis = livenessMillis
-        self.maxEvents = maxEvents
+        self.maxEvents = maxEvents ?? Self.eventBudget(accounts: accounts, devices: devices, ops: ops)
+    }
+
+    /// The default event budget: 100,000 up to the default size (3 accounts × 3 devices × 200
+    /// operations, which takes about 7,000 events), growing with accounts × devices × operations
+    /// beyond it, because a run's events do (every operation reaches every device of its
+    /// account). A fixed budget failed every large run as livelocked while it was still healing.
+    public static func eventBudget(accounts: Int, devices: Int, ops: Int) -> Int {
+        let size = max(accounts, 1) * max(devices, 1) * max(ops, 1)
+        return 100_000 * max(1, (size + 1_799) / 1_800)
     }
 
     /// "seed=… accounts=… …" (printed first, so a failure can be replayed).

@@ -146,7 +146,7 @@ public final class SimWorld {
                 else { return nil }
                 return "\(device.name) (\(device.status)) next tick in \(Int64(next) - Int64(now)) ms: \(engine.diagnostics)"
             }
-            notes.fail("liveness", "\(eventsProcessed) events without converging (virtual \(now / 1000) s); recent: "
+            notes.fail("liveness", "\(eventsProcessed) events without converging (virtual time \(now / 1000 % 100_000) s); recent: "
                 + "\(top.joined(separator: ", ")); \(stuck.joined(separator: "; "))")
         }
         return true
