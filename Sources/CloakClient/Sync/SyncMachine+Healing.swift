@@ -36,8 +36,14 @@ struct Healing {
     var logInFlight: UInt64?
     /// Re-sealed envelopes to send (one recipient per request, so that a recipient the server
     /// does not know yet fails alone), and the request in flight.
-    var envelopeQueue: [[KeyEnvelope]] = []
+    var envelopeQueue: [[Cloak_V1_KeyEnvelope]] = []
     var envelopesInFlight: UInt64?
+    /// Re-sealed envelopes waiting for the served device log to hold as many entries as this
+    /// device's: the server refuses an envelope for a member, an epoch or a scope its log does
+    /// not have yet, and the whole request with it (INVALID_FIELD), while the lost entries are
+    /// still on their way back (from this device or another). Sent once a served log is long
+    /// enough; not part of ``busy``, so pushes go on meanwhile.
+    var envelopesAwaitingLog: [[Cloak_V1_KeyEnvelope]] = []
     /// This connection asked for this device's envelopes once after its heads scan, to notice
     /// one the server lost (``ClientCore/lostOwnEnvelope(in:)``).
     var envelopesChecked = false
@@ -166,7 +172,16 @@ extension SyncMachine {
     /// what a rolled-back server may have lost (it keeps the first copy it has of each).
     private mutating func queueResealedEnvelopes(core: ClientCore) {
         let envelopes = (try? core.resealedEnvelopes()) ?? []
-        healing.envelopeQueue = Dictionary(grouping: envelopes, by: \.recipient).sorted { $0.key < $1.key }.map(\.value)
+        healing.envelopeQueue = Dictionary(grouping: envelopes, by: \.recipient).sorted { $0.key < $1.key }.map { $0.value.map(\.message) }
+    }
+
+    /// A served log at least as long as this device's: the envelopes waiting for it go.
+    mutating func releaseEnvelopesAwaitingLog(core: ClientCore, now: UInt64) -> [SyncEffect] {
+        guard !healing.envelopesAwaitingLog.isEmpty, healing.serverLogLength >= UInt64(core.log?.entries.count ?? 0)
+        else { return [] }
+        healing.envelopeQueue += healing.envelopesAwaitingLog
+        healing.envelopesAwaitingLog = []
+        return continueHealing(core: core, now: now)
     }
 
     /// A rollback found after this connection's heads scan (a lost key envelope): re-seal now.
@@ -193,12 +208,19 @@ extension SyncMachine {
             return [appendRestored(entry, core: core, now: now)]
         }
         guard healing.envelopesInFlight == nil else { return [] }
+        if !healing.envelopeQueue.isEmpty, healing.serverLogLength < UInt64(core.log?.entries.count ?? 0) {
+            // Sent now, a request naming an epoch the served log has not begun was refused
+            // whole, and no one sealed that key to its recipients again (large seed 9: a member
+            // lacked epoch 7's key for good).
+            healing.envelopesAwaitingLog += healing.envelopeQueue
+            healing.envelopeQueue = []
+        }
         if !healing.envelopeQueue.isEmpty {
             // After the log is restored (the server refuses envelopes to members it does not
             // know), before the change sets that need the keys.
             let batch = healing.envelopeQueue.removeFirst()
             let (id, effect) = send(
-                .putKeyEnvelopes(.with { $0.envelopes = batch.map(\.message) }), kind: .resealEnvelopes, now: now)
+                .putKeyEnvelopes(.with { $0.envelopes = batch }), kind: .resealEnvelopes, now: now)
             healing.envelopesInFlight = id
             return [effect]
         }
