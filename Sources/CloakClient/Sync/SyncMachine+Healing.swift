@@ -38,12 +38,15 @@ struct Healing {
     /// does not know yet fails alone), and the request in flight.
     var envelopeQueue: [[Cloak_V1_KeyEnvelope]] = []
     var envelopesInFlight: UInt64?
-    /// Re-sealed envelopes waiting for the served device log to hold as many entries as this
-    /// device's: the server refuses an envelope for a member, an epoch or a scope its log does
-    /// not have yet, and the whole request with it (INVALID_FIELD), while the lost entries are
-    /// still on their way back (from this device or another). Sent once a served log is long
-    /// enough; not part of ``busy``, so pushes go on meanwhile.
+    /// The request in flight's envelopes.
+    var envelopeBatchInFlight: [Cloak_V1_KeyEnvelope] = []
+    /// Re-sealed envelopes the server refused, and the served log's length then: the server
+    /// refuses an envelope for a member, an epoch or a scope its log does not have yet, and the
+    /// whole request with it (INVALID_FIELD), while the lost entries are still on their way back
+    /// from another member. Sent again once a longer log is served; not part of ``busy``, so
+    /// pushes go on meanwhile.
     var envelopesAwaitingLog: [[Cloak_V1_KeyEnvelope]] = []
+    var envelopesRefusedAtLog: UInt64 = 0
     /// This connection asked for this device's envelopes once after its heads scan, to notice
     /// one the server lost (``ClientCore/lostOwnEnvelope(in:)``).
     var envelopesChecked = false
@@ -175,10 +178,9 @@ extension SyncMachine {
         healing.envelopeQueue = Dictionary(grouping: envelopes, by: \.recipient).sorted { $0.key < $1.key }.map { $0.value.map(\.message) }
     }
 
-    /// A served log at least as long as this device's: the envelopes waiting for it go.
+    /// A served log longer than when the server refused re-sealed envelopes: they go again.
     mutating func releaseEnvelopesAwaitingLog(core: ClientCore, now: UInt64) -> [SyncEffect] {
-        guard !healing.envelopesAwaitingLog.isEmpty, healing.serverLogLength >= UInt64(core.log?.entries.count ?? 0)
-        else { return [] }
+        guard !healing.envelopesAwaitingLog.isEmpty, healing.serverLogLength > healing.envelopesRefusedAtLog else { return [] }
         healing.envelopeQueue += healing.envelopesAwaitingLog
         healing.envelopesAwaitingLog = []
         return continueHealing(core: core, now: now)
@@ -208,13 +210,6 @@ extension SyncMachine {
             return [appendRestored(entry, core: core, now: now)]
         }
         guard healing.envelopesInFlight == nil else { return [] }
-        if !healing.envelopeQueue.isEmpty, healing.serverLogLength < UInt64(core.log?.entries.count ?? 0) {
-            // Sent now, a request naming an epoch the served log has not begun was refused
-            // whole, and no one sealed that key to its recipients again (large seed 9: a member
-            // lacked epoch 7's key for good).
-            healing.envelopesAwaitingLog += healing.envelopeQueue
-            healing.envelopeQueue = []
-        }
         if !healing.envelopeQueue.isEmpty {
             // After the log is restored (the server refuses envelopes to members it does not
             // know), before the change sets that need the keys.
@@ -222,6 +217,7 @@ extension SyncMachine {
             let (id, effect) = send(
                 .putKeyEnvelopes(.with { $0.envelopes = batch }), kind: .resealEnvelopes, now: now)
             healing.envelopesInFlight = id
+            healing.envelopeBatchInFlight = batch
             return [effect]
         }
         if !healing.restoreQueue.isEmpty {
@@ -301,7 +297,19 @@ extension SyncMachine {
                 return fetchLog(core: core, now: now) + continueHealing(core: core, now: now)
             }
         }
-        if healing.envelopesInFlight == requestID { healing.envelopesInFlight = nil }
+        if healing.envelopesInFlight == requestID {
+            healing.envelopesInFlight = nil
+            if error != nil {
+                // Dropped, the keys in it were never sealed to their recipient again (large seed
+                // 9: a member re-sealed epoch 7 before another had given its log entry back, and
+                // a device lacked that key for good).
+                healing.envelopesAwaitingLog.append(healing.envelopeBatchInFlight)
+                healing.envelopesRefusedAtLog = healing.serverLogLength
+                healing.envelopeBatchInFlight = []
+                return fetchLog(core: core, now: now) + continueHealing(core: core, now: now)
+            }
+            healing.envelopeBatchInFlight = []
+        }
         return continueHealing(core: core, now: now)
     }
 }
