@@ -36,17 +36,8 @@ struct Healing {
     var logInFlight: UInt64?
     /// Re-sealed envelopes to send (one recipient per request, so that a recipient the server
     /// does not know yet fails alone), and the request in flight.
-    var envelopeQueue: [[Cloak_V1_KeyEnvelope]] = []
+    var envelopeQueue: [[KeyEnvelope]] = []
     var envelopesInFlight: UInt64?
-    /// The request in flight's envelopes.
-    var envelopeBatchInFlight: [Cloak_V1_KeyEnvelope] = []
-    /// Re-sealed envelopes the server refused, and the served log's length then: the server
-    /// refuses an envelope for a member, an epoch or a scope its log does not have yet, and the
-    /// whole request with it (INVALID_FIELD), while the lost entries are still on their way back
-    /// from another member. Sent again once a longer log is served; not part of ``busy``, so
-    /// pushes go on meanwhile.
-    var envelopesAwaitingLog: [[Cloak_V1_KeyEnvelope]] = []
-    var envelopesRefusedAtLog: UInt64 = 0
     /// This connection asked for this device's envelopes once after its heads scan, to notice
     /// one the server lost (``ClientCore/lostOwnEnvelope(in:)``).
     var envelopesChecked = false
@@ -175,15 +166,7 @@ extension SyncMachine {
     /// what a rolled-back server may have lost (it keeps the first copy it has of each).
     private mutating func queueResealedEnvelopes(core: ClientCore) {
         let envelopes = (try? core.resealedEnvelopes()) ?? []
-        healing.envelopeQueue = Dictionary(grouping: envelopes, by: \.recipient).sorted { $0.key < $1.key }.map { $0.value.map(\.message) }
-    }
-
-    /// A served log longer than when the server refused re-sealed envelopes: they go again.
-    mutating func releaseEnvelopesAwaitingLog(core: ClientCore, now: UInt64) -> [SyncEffect] {
-        guard !healing.envelopesAwaitingLog.isEmpty, healing.serverLogLength > healing.envelopesRefusedAtLog else { return [] }
-        healing.envelopeQueue += healing.envelopesAwaitingLog
-        healing.envelopesAwaitingLog = []
-        return continueHealing(core: core, now: now)
+        healing.envelopeQueue = Dictionary(grouping: envelopes, by: \.recipient).sorted { $0.key < $1.key }.map(\.value)
     }
 
     /// A rollback found after this connection's heads scan (a lost key envelope): re-seal now.
@@ -215,9 +198,8 @@ extension SyncMachine {
             // know), before the change sets that need the keys.
             let batch = healing.envelopeQueue.removeFirst()
             let (id, effect) = send(
-                .putKeyEnvelopes(.with { $0.envelopes = batch }), kind: .resealEnvelopes, now: now)
+                .putKeyEnvelopes(.with { $0.envelopes = batch.map(\.message) }), kind: .resealEnvelopes, now: now)
             healing.envelopesInFlight = id
-            healing.envelopeBatchInFlight = batch
             return [effect]
         }
         if !healing.restoreQueue.isEmpty {
@@ -297,19 +279,7 @@ extension SyncMachine {
                 return fetchLog(core: core, now: now) + continueHealing(core: core, now: now)
             }
         }
-        if healing.envelopesInFlight == requestID {
-            healing.envelopesInFlight = nil
-            if error != nil {
-                // Dropped, the keys in it were never sealed to their recipient again (large seed
-                // 9: a member re-sealed epoch 7 before another had given its log entry back, and
-                // a device lacked that key for good).
-                healing.envelopesAwaitingLog.append(healing.envelopeBatchInFlight)
-                healing.envelopesRefusedAtLog = healing.serverLogLength
-                healing.envelopeBatchInFlight = []
-                return fetchLog(core: core, now: now) + continueHealing(core: core, now: now)
-            }
-            healing.envelopeBatchInFlight = []
-        }
+        if healing.envelopesInFlight == requestID { healing.envelopesInFlight = nil }
         return continueHealing(core: core, now: now)
     }
 }
