@@ -135,13 +135,14 @@ extension SimWorld {
                 guard let reply = assistant.replies[id], reply.finished, member.current.covers(reply.conversation),
                     notes.messages[id].map({ !$0.edited && !$0.deleted }) ?? true
                 else { continue }
-                // Granted again after a restriction took the conversation (§29): a reply past
-                // that restriction's cut-off was deleted by the assistant itself, and is on no
-                // device; one it still shows must be on every device.
-                if Self.accessEnded(of: assistant.id, to: reply.conversation, in: log),
-                    engine.message(id, in: reply.conversation) == nil
-                {
-                    continue
+                // Granted again after a restriction took the conversation (§29): what of a reply
+                // lay past that restriction's cut-off the assistant deleted itself, and it is on
+                // no device — the whole reply, or the chunks streamed after the cut-off. What it
+                // still shows must be on every device.
+                var expected = reply.text
+                if Self.accessEnded(of: assistant.id, to: reply.conversation, in: log) {
+                    guard let own = engine.message(id, in: reply.conversation) else { continue }
+                    expected = own.text
                 }
                 for device in members(of: assistant.account) {
                     guard let witness = device.engine else { continue }
@@ -152,9 +153,9 @@ extension SimWorld {
                         gaps.append("\(device.name) lacks a reply \(assistant.client.name) finished")
                         continue
                     }
-                    if !rendered.isDeleted, rendered.text != reply.text {
+                    if !rendered.isDeleted, rendered.text != expected {
                         gaps.append("\(device.name) shows \(rendered.text.count) characters of a reply \(assistant.client.name) "
-                            + "streamed with \(reply.text.count)")
+                            + "streamed with \(expected.count)")
                     }
                 }
             }
