@@ -55,4 +55,42 @@ struct AssistantRegrantTests {
         // can hit: no alarm on the assistant either (it raised beyondRemovalCutoff about itself).
         #expect(try await world.assistant._recordedEvents().isEmpty)
     }
+
+    @Test("ADV-45 ADV-49 a push within the restriction's cut-off, stored before its answer was lost, is acknowledged once refused OUT_OF_SCOPE after the log: no member loses it, no event")
+    func storedPushWithinTheCutoffIsAcknowledged() async throws {
+        let world = try await AssistantTests().world(seed: 112, scopeBoth: true)
+        try await world.assistant.appendMessage(to: world.inScope, role: .assistant, text: "cloak-canary-stored")
+        // The server stored and fanned it out; the answer to the push was lost, so the
+        // assistant's outbox still holds it.
+        for wire in try await world.assistant._outboxWires() { await world.relay.append(wire) }
+        for device in [world.a, world.b] { #expect(try await world.relay.deliverAll(to: device).events.isEmpty) }
+        // A restricts the assistant: its signed cut-off names that change set.
+        let (log, queued) = try await world.a._endAssistantLocally(world.assistant.deviceID, removing: [world.inScope])
+        #expect(try await world.b._receiveLog(log).events.isEmpty)
+        let forB = try queued.filter { $0.conversationID.isEmpty }.map { try KeyEnvelope(message: $0) }
+        _ = try await world.b._receiveEnvelopes(forB.filter { $0.recipient == world.b.deviceID })
+        // Pushed again before the log arrives: the server refuses it OUT_OF_SCOPE; its verified
+        // log still has the conversation, so it keeps the change set and waits for the log.
+        let early = try await world.assistant._pushRefused(with: .outOfScope)
+        #expect(early.pushed == 1 && early.events.isEmpty && early.left == 1)
+        #expect(try await world.assistant._receiveLog(log).events.isEmpty)
+        // The log's cut-off keeps it (it lies within): refused again, it is acknowledged.
+        let late = try await world.assistant._pushRefused(with: .outOfScope)
+        #expect(late.pushed == 1 && late.events.isEmpty)
+        #expect(late.left == 0 && late.pushedAgain == 0, "without the rule it waits for a log it already has, for ever")
+        for client in [world.a, world.b, world.assistant] {
+            #expect(await client.allMessageTexts(world.inScope).contains("cloak-canary-stored"))
+        }
+        #expect(try await world.assistant._recordedEvents().isEmpty)
+        for device in [world.a, world.b] {
+            #expect(try await device._recordedEvents().allSatisfy { $0.kind == .deviceAdded }, "only the account's own set-up")
+        }
+    }
+}
+
+extension CloakClient {
+    /// The outbox's change sets as pushed, left unacknowledged (a push whose answer was lost).
+    func _outboxWires() throws -> [[UInt8]] {
+        try engine.core.outboxChangeSets(limit: 100).map(\.wire)
+    }
 }

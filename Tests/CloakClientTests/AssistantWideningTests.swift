@@ -54,6 +54,84 @@ struct AssistantWideningTests {
         // sets) was lost for good once the key came.
         #expect(texts.after == ["cloak-canary-outside-scope"])
     }
+
+    @Test("ADV-49 a widening whose snapshots the server refuses is asked for again on the same connection after a pause, and ends with the history")
+    func refusedWideningIsAskedAgain() async throws {
+        let world = try await AssistantTests().world(seed: 133)
+        let snapshot = try #require(try await world.a._snapshotNow(of: world.outside))
+        let invitation = await world.assistant.assistantInvitation()
+        let (log, envelopes) = try await world.a._grantLocally(
+            invitation, [world.inScope, world.outside], expiresAtMs: world.clock.nowMillis() + 3_600_000)
+        let run = try await world.assistant._wideningRefused(
+            log.entries.map(\.wire), then: snapshot, keys: envelopes, conversation: world.outside, clock: world.clock)
+        #expect(run.asked == [world.outside])
+        #expect(run.resubscribedFrom == 0, "the added conversation's change sets still come")
+        #expect(run.beforeRetry.isEmpty, "the server compacted what the snapshot covers: nothing of it came")
+        // Without the retry the widening waits for another log or connection, however long
+        // this one lasts.
+        #expect(run.askedAgain == [world.outside])
+        #expect(run.after == ["cloak-canary-outside-scope"])
+        #expect(try await world.assistant._recordedEvents().isEmpty)
+    }
+}
+
+extension CloakClient {
+    /// On a live connection the widening log `wires` arrives; the server refuses its
+    /// FetchSnapshots (INTERNAL), the catch-up from cursor 0 that follows completes, the keys
+    /// `keys` arrive; then the retry pause passes and `snapshot` answers whatever is asked.
+    /// The conversations asked first, the Subscribe's cursor, the texts of `conversation`
+    /// before the pause, the conversations asked again and the texts at the end.
+    func _wideningRefused(
+        _ wires: [[UInt8]], then snapshot: Snapshot, keys: [ConversationKeyEnvelope], conversation: ConversationID,
+        clock: ManualClock
+    ) throws -> (asked: [ConversationID], resubscribedFrom: UInt64?, beforeRetry: [String], askedAgain: [ConversationID], after: [String]) {
+        // The server compacted the conversation's change sets into the snapshot: the copies
+        // this assistant held (a replay outside its scope) are not there either (the core is
+        // opened again over its store without them).
+        let covered = engine.core.ledger.held.values.map(\.changeSet).filter { $0.header.conversation == conversation }
+        try engine.core.store.write { tx in
+            for changeSet in covered { try tx.deleteHeld(hash: changeSet.hash) }
+        }
+        let core = try ClientCore(store: engine.core.store, environment: engine.core.environment)
+        let texts = {
+            core.documents.conversations[conversation].map { document in document.children(of: nil).compactMap { document.text(of: $0) } } ?? []
+        }
+        var machine = SyncMachine(configuration: core.configuration)
+        machine.phase = .syncing(caughtUp: true)
+        var served = Cloak_V1_DeviceLogEntries()
+        served.entries = wires.map { Data($0) }
+        served.logLength = UInt64(wires.count)
+        let sent = Self._frames(machine.handle(.frame(FrameCodec.encode(.deviceLogEntries(served), requestID: 900)), core: core))
+        let asked = Self._snapshotsAsked(sent)
+        guard let fetch = asked.frame else { return ([], nil, [], [], []) }
+        let refused = Self._frames(machine.handle(.frame(FrameCodec.encodeError(.internalError, requestID: fetch.requestID)), core: core))
+        let subscribe = refused.first { if case .subscribe? = $0.body { true } else { false } }
+        var resubscribedFrom: UInt64?
+        if let subscribe, case .subscribe(let request)? = subscribe.body {
+            resubscribedFrom = request.afterCursor
+            var caughtUp = Cloak_V1_Deliver()
+            caughtUp.caughtUp = true
+            _ = machine.handle(.frame(FrameCodec.encode(.deliver(caughtUp), requestID: subscribe.requestID)), core: core)
+        }
+        _ = try core.receiveConversationKeys(keys)
+        let beforeRetry = texts()
+        clock.advance(core.configuration.reconnectMinMillis * 5)
+        let again = Self._snapshotsAsked(Self._frames(machine.handle(.tick, core: core)))
+        if let retry = again.frame {
+            var list = Cloak_V1_SnapshotList()
+            list.snapshots = [snapshot.message]
+            _ = machine.handle(.frame(FrameCodec.encode(.snapshots(list), requestID: retry.requestID)), core: core)
+        }
+        return (asked.conversations, resubscribedFrom, beforeRetry, again.conversations, texts())
+    }
+
+    /// The FetchSnapshots among `frames`, and the conversations it names.
+    static func _snapshotsAsked(_ frames: [Cloak_V1_Frame]) -> (frame: Cloak_V1_Frame?, conversations: [ConversationID]) {
+        guard let frame = frames.first(where: { if case .fetchSnapshots? = $0.body { true } else { false } }),
+            case .fetchSnapshots(let request)? = frame.body
+        else { return (nil, []) }
+        return (frame, request.conversationIds.compactMap { try? ConversationID(validating: $0, field: "id") })
+    }
 }
 
 extension CloakClient {

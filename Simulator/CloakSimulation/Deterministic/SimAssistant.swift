@@ -57,11 +57,15 @@ final class SimAssistant {
     /// Its log forked where a restored server lost an entry it holds (``SimWorld/noteForkAfterRestore(_:_:)``).
     var forkedByRestore = false
     var joinAttempts = 0
-    /// The conversations it was ever granted (what it may ever have read).
+    /// The conversations it was ever granted, or a grant was started for (what it may ever
+    /// have read).
     var everScope: Set<ConversationID> = []
-    /// Its scope as this simulator last changed it (where users ask it things).
+    /// Its scope as the log stood after the simulator's last grant, widening or restriction of
+    /// it (where users ask it things).
     var scope: [ConversationID] = []
     var expiresAt: UInt64 = 0
+    /// Its agent polls (stops once the grant ends or expires; a later expiry restarts it).
+    var polling = false
     /// A device revoked it (the workload's doing, not its expiry).
     var revoked = false
     var replies: [MessageID: Reply] = [:]

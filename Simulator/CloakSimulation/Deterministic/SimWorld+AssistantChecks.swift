@@ -66,25 +66,40 @@ extension SimWorld {
     /// grant): the same key, compared by digest, as the devices' revocation check does.
     func checkAssistantKeys() {
         for assistant in assistants where !assistant.hostile {
-            guard let engine = assistant.client.engine, let log = witnessLog(assistant.account),
-                let member = log.assistants[assistant.id]
+            guard let witness = members(of: assistant.account).first?.engine else { continue }
+            checkAssistantKeys(of: assistant, witness: witness, when: "at the end")
+        }
+    }
+
+    /// The same for one assistant, by the log `witness` verified: at the end of a run, and just
+    /// before a device grants it again a conversation a restriction took (PROTOCOL.md §29: a
+    /// grant seals the conversation's history, so once regranted every epoch up to the grant is
+    /// its to read again — but not before: what was written between the restriction and the
+    /// regrant stays sealed from it until then). Then only that conversation is judged: the
+    /// granting device's log may lag behind epochs the assistant rightly holds keys of for the
+    /// rest of its scope.
+    func checkAssistantKeys(
+        of assistant: SimAssistant, witness: ClientEngine, when: String, only conversation: ConversationID? = nil
+    ) {
+        guard let engine = assistant.client.engine,
+            let log = try? DeviceLog(verifying: witness.deviceLogWires().map { try DeviceLogEntry(wire: $0) }),
+            let member = log.assistants[assistant.id]
+        else { return }
+        // The newest epoch in which each conversation was in its scope (a grant seals the
+        // history of its conversations: every earlier epoch is its to read).
+        var entitled: [ConversationID: UInt64] = [:]
+        for (index, entry) in log.entries.enumerated() {
+            guard let terms = member.terms(atIndex: UInt64(index)) else { continue }
+            for conversation in terms.scope { entitled[conversation] = max(entitled[conversation] ?? 0, entry.epoch) }
+        }
+        let devices = members(of: assistant.account).compactMap(\.engine)
+        for held in engine.heldConversationKeys() where conversation.map({ $0 == held.conversation }) ?? true {
+            if let last = entitled[held.conversation], held.epoch <= last { continue }
+            guard let mine = engine.conversationKeyDigest(held.conversation, epoch: held.epoch),
+                devices.contains(where: { $0.conversationKeyDigest(held.conversation, epoch: held.epoch) == mine })
             else { continue }
-            // The newest epoch in which each conversation was in its scope (a grant seals the
-            // history of its conversations: every earlier epoch is its to read).
-            var entitled: [ConversationID: UInt64] = [:]
-            for (index, entry) in log.entries.enumerated() {
-                guard let terms = member.terms(atIndex: UInt64(index)) else { continue }
-                for conversation in terms.scope { entitled[conversation] = max(entitled[conversation] ?? 0, entry.epoch) }
-            }
-            let devices = members(of: assistant.account).compactMap(\.engine)
-            for held in engine.heldConversationKeys() {
-                if let last = entitled[held.conversation], held.epoch <= last { continue }
-                guard let mine = engine.conversationKeyDigest(held.conversation, epoch: held.epoch),
-                    devices.contains(where: { $0.conversationKeyDigest(held.conversation, epoch: held.epoch) == mine })
-                else { continue }
-                let lost = entitled[held.conversation].map { "its scope lost it after epoch \($0)" } ?? "never in its scope"
-                notes.fail("assistant revocation", "\(assistant.client.name) can decrypt epoch \(held.epoch) of a conversation: \(lost)")
-            }
+            let lost = entitled[held.conversation].map { "its scope lost it after epoch \($0)" } ?? "never in its scope"
+            notes.fail("assistant revocation", "\(assistant.client.name) can decrypt epoch \(held.epoch) of a conversation \(when): \(lost)")
         }
     }
 
@@ -100,7 +115,8 @@ extension SimWorld {
 
     /// For each assistant still granted, not expired and not forked by a restore: its client is
     /// synced, and every reply it finished in a conversation still in its scope is on every live
-    /// device with its text (unless a device edited or deleted it since).
+    /// device with its text (unless a device edited or deleted it since, or a restriction's
+    /// cut-off dropped it before a regrant).
     func assistantReplyGaps() -> [String] {
         var gaps: [String] = []
         for assistant in assistants where !assistant.hostile && assistant.joined && !assistant.forkedByRestore {
@@ -119,6 +135,15 @@ extension SimWorld {
                 guard let reply = assistant.replies[id], reply.finished, member.current.covers(reply.conversation),
                     notes.messages[id].map({ !$0.edited && !$0.deleted }) ?? true
                 else { continue }
+                // Granted again after a restriction took the conversation (§29): what of a reply
+                // lay past that restriction's cut-off the assistant deleted itself, and it is on
+                // no device — the whole reply, or the chunks streamed after the cut-off. What it
+                // still shows must be on every device.
+                var expected = reply.text
+                if Self.accessEnded(of: assistant.id, to: reply.conversation, in: log) {
+                    guard let own = engine.message(id, in: reply.conversation) else { continue }
+                    expected = own.text
+                }
                 for device in members(of: assistant.account) {
                     guard let witness = device.engine else { continue }
                     guard let rendered = witness.message(id, in: reply.conversation) else {
@@ -128,9 +153,9 @@ extension SimWorld {
                         gaps.append("\(device.name) lacks a reply \(assistant.client.name) finished")
                         continue
                     }
-                    if !rendered.isDeleted, rendered.text != reply.text {
+                    if !rendered.isDeleted, rendered.text != expected {
                         gaps.append("\(device.name) shows \(rendered.text.count) characters of a reply \(assistant.client.name) "
-                            + "streamed with \(reply.text.count)")
+                            + "streamed with \(expected.count)")
                     }
                 }
             }

@@ -5,7 +5,9 @@ import CloakProtocol
 
 // Assistants in the workload (PROTOCOL.md §29, issue 27): per account, sometimes, a device
 // grants an assistant some conversations until an expiry in virtual time; users ask it things;
-// it answers by streaming chunk by chunk; devices restrict or revoke it, or its expiry passes.
+// it answers by streaming chunk by chunk; devices widen its scope (a new conversation, or again
+// one a restriction took: a regrant) or move its expiry later, restrict or revoke it, or its
+// expiry passes.
 // Every decision draws from ``SimWorld/assistantRandom``, a stream of its own, so runs without
 // assistants draw exactly what they drew before.
 extension SimWorld {
@@ -90,6 +92,7 @@ extension SimWorld {
         for _ in 0..<assistantRandom.within(2...6) {
             schedule(after: UInt64(assistantRandom.within(200...30_000))) { world in world.ask(assistant) }
         }
+        assistant.polling = true
         schedule(after: 300) { world in world.poll(assistant) }
         let roll = assistantRandom.below(100)
         let at = UInt64(assistantRandom.within(3_000...40_000))
@@ -97,6 +100,15 @@ extension SimWorld {
             schedule(after: at) { world in world.end(assistant, restricting: false) }
         } else if roll < 60 {
             schedule(after: at) { world in world.end(assistant, restricting: true) }
+        }
+        // Sometimes a device grants it more: after a restriction most often (a regrant of what
+        // the restriction took), else at any time, before or after an end that may come.
+        if assistantRandom.chance(0.6) {
+            let afterRestriction = (30..<60).contains(roll) && assistantRandom.chance(0.7)
+            let widenAt =
+                afterRestriction
+                ? at + UInt64(assistantRandom.within(500...20_000)) : UInt64(assistantRandom.within(1_000...45_000))
+            schedule(after: widenAt) { world in world.widen(assistant) }
         }
     }
 
@@ -123,7 +135,7 @@ extension SimWorld {
             notes.count("assistant restrict")
             device.flow({ $0.restrictAssistant(assistant.id, removing: removing) }) { [unowned self] result in
                 guard case .success = result else { return notes.flowFailed("restrict assistant", device.name, result) }
-                assistant.scope.removeAll { removing.contains($0) }
+                refreshScope(assistant, as: device)
             }
         } else {
             notes.count("assistant revoke")
@@ -133,6 +145,63 @@ extension SimWorld {
             }
         }
         pump(device)
+    }
+
+    /// A device grants the assistant again (PROTOCOL.md §29): a conversation a restriction took
+    /// from its scope (a regrant), one it never had (a widening), or only a later expiry. A
+    /// regrant seals the conversation's history again, so before it the assistant must hold no
+    /// key of an epoch that began while the conversation was out of its scope.
+    private func widen(_ assistant: SimAssistant) {
+        let granters = members(of: assistant.account)
+        guard !assistant.revoked, !granters.isEmpty, let invitation = assistant.client.engine?.assistantInvitation() else {
+            return notes.count("assistant widen skipped")
+        }
+        let granter = assistantRandom.pick(granters)
+        guard let engine = granter.engine,
+            let log = try? DeviceLog(verifying: engine.deviceLogWires().map { try DeviceLogEntry(wire: $0) }),
+            let grant = log.assistants[assistant.id]?.current, log.assistants[assistant.id]?.endedAt == nil,
+            now + 5_000 < grant.expiresAtMs
+        else { return notes.count("assistant widen skipped") }
+        let known = engine.conversations().map(\.id)
+        // Taken by a restriction, as the granter's log shows; never granted, as far as the
+        // simulator knows (it counts a grant from the moment it starts one).
+        let taken = known.filter { !grant.covers($0) && Self.accessEnded(of: assistant.id, to: $0, in: log) }
+        let fresh = known.filter { !assistant.everScope.contains($0) }
+        var kind = "assistant extend"
+        // The scope it has: such a grant only moves the expiry.
+        var adding = grant.scope
+        if !taken.isEmpty, assistantRandom.chance(0.7) {
+            kind = "assistant regrant"
+            adding = [assistantRandom.pick(taken)]
+            checkAssistantKeys(of: assistant, witness: engine, when: "before a regrant", only: adding[0])
+        } else if !fresh.isEmpty, assistantRandom.chance(0.8) {
+            kind = "assistant widen"
+            adding = [assistantRandom.pick(fresh)]
+        }
+        let expiresAt =
+            kind == "assistant extend" || assistantRandom.chance(0.4)
+            ? grant.expiresAtMs + UInt64(assistantRandom.within(10_000...60_000)) : grant.expiresAtMs
+        // What it may read from the moment the entry is appended, even if the flow then fails.
+        assistant.everScope.formUnion(adding)
+        notes.count(kind)
+        granter.flow({ $0.grantAssistant(invitation, conversations: adding, expiresAtMillis: expiresAt) }) {
+            [unowned self] result in
+            guard case .success = result else { return notes.flowFailed("widen assistant", granter.name, result) }
+            notes.count("assistant widened")
+            assistant.expiresAt = max(assistant.expiresAt, expiresAt)
+            refreshScope(assistant, as: granter)
+            if !assistant.polling {
+                assistant.polling = true
+                schedule(after: 300) { world in world.poll(assistant) }
+            }
+        }
+        pump(granter)
+    }
+
+    /// The assistant's scope as `device`'s log states it after a change the device made.
+    private func refreshScope(_ assistant: SimAssistant, as device: SimDevice) {
+        guard let grant = (try? device.engine?.assistants())?.first(where: { $0.id == assistant.id }) else { return }
+        assistant.scope = grant.scope
     }
 
     // MARK: Answering
@@ -150,6 +219,8 @@ extension SimWorld {
         let granted = engine.assistantGrant?.isActive ?? false
         if (granted && now < assistant.expiresAt) || assistant.agent.activeReplies > 0 {
             schedule(after: 700) { world in world.poll(assistant) }
+        } else {
+            assistant.polling = false
         }
     }
 

@@ -119,25 +119,34 @@ extension SimWorld {
     /// have either (its change set lay past the removal's cut-off): nil when nothing explains
     /// the missing message (an ancestor that is there, or one missing for no such reason).
     /// A removed device, or an assistant whose access to the conversation `engine`'s log ended
-    /// (a revocation, or a restriction that took the conversation away: PROTOCOL.md §29 cuts
-    /// off its change sets as §10 does a removed device's).
+    /// once (a revocation, or a restriction that took the conversation away, even if a later
+    /// grant gave it back: PROTOCOL.md §29 cuts off its change sets as §10 does a removed
+    /// device's, and a regrant admits only change sets naming an entry after it).
     func lostToRemoval(_ message: SimNotes.Message, on engine: ClientEngine) -> String? {
         var next = message.parent
         var seen: Set<MessageID> = []
+        var log: DeviceLog?
         while let id = next, seen.insert(id).inserted {
             guard engine.message(id, in: message.conversation) == nil, let ancestor = notes.messages[id] else { return nil }
             // A missing member's message may itself hang on a dropped one: look further up.
             let author = devices[ancestor.author]
             if author.status == .removed { return author.name }
-            if let assistant = author.engine?.deviceID,
-                let grant = (try? engine.assistants())?.first(where: { $0.id == assistant }),
-                !grant.isActive || !grant.scope.contains(message.conversation)
-            {
-                return author.name
+            if let assistant = author.engine?.deviceID {
+                if log == nil { log = try? DeviceLog(verifying: engine.deviceLogWires().map { try DeviceLogEntry(wire: $0) }) }
+                if let log, Self.accessEnded(of: assistant, to: message.conversation, in: log) { return author.name }
             }
             next = ancestor.parent
         }
         return nil
+    }
+
+    /// Whether an entry of `log` revoked `assistant` or took `conversation` from its scope.
+    static func accessEnded(of assistant: DeviceID, to conversation: ConversationID, in log: DeviceLog) -> Bool {
+        guard let member = log.assistants[assistant] else { return false }
+        return member.removals.contains { index in
+            let entry = log.entries[Int(index)]
+            return entry.kind == .revokeAssistant || entry.scope.contains(conversation)
+        }
     }
 
     /// A removed device holds no key of an epoch its removal started (ADV-08).

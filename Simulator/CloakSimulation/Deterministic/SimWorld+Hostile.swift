@@ -7,6 +7,14 @@ import Foundation
 /// What the hostile server did to one frame, and which alarms the receiving device must raise
 /// when it processes it (empty: nothing to detect, but the rendered state must not change).
 struct HostileMark {
+    /// A damaged frame as one device received it: its digest alone is not enough, since an
+    /// honest frame to another device can have the same bytes (an AuthResult naming the same
+    /// cursor and log length under the same request id; simulator seed 32 of the debug sample).
+    struct Key: Hashable {
+        let device: Int
+        let digest: [UInt8]
+    }
+
     let policy: String
     let expected: Set<SecurityEvent.Kind>
 }
@@ -74,7 +82,7 @@ extension SimWorld {
         let damaged = FrameCodec.encode(frame)
         if let mark {
             fault(mark.policy)
-            hostileMarks[BLAKE2b.hash(damaged)] = mark
+            hostileMarks[HostileMark.Key(device: device, digest: BLAKE2b.hash(damaged))] = mark
         }
         return [damaged]
     }
@@ -199,7 +207,7 @@ extension SimWorld {
     /// Checks a device's reaction to a frame the hostile server damaged (after it processed it).
     func checkHostileFrame(_ bytes: [UInt8], device: SimDevice, eventsBefore: Int, heldBefore: Int) {
         // A device a restore forked has stopped (it raised its alarm): it checks nothing more.
-        guard !hostileMarks.isEmpty, device.status == .member, let mark = hostileMarks[BLAKE2b.hash(bytes)],
+        guard !hostileMarks.isEmpty, device.status == .member, let mark = hostileMarks[HostileMark.Key(device: device.index, digest: BLAKE2b.hash(bytes))],
             !mark.expected.isEmpty
         else { return }
         let raised = device.events[eventsBefore...].map(\.kind)

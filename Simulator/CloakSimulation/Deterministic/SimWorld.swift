@@ -62,8 +62,8 @@ public final class SimWorld {
     var withholdings: [Withholding] = []
     /// Devices the hostile server sends no key envelopes, with their event count when it began.
     var keyWithholdings: [Int: Int] = [:]
-    /// Frames the hostile server damaged, by digest, with the alarms they must raise.
-    var hostileMarks: [[UInt8]: HostileMark] = [:]
+    /// Frames the hostile server damaged, by recipient and digest, with the alarms they must raise.
+    var hostileMarks: [HostileMark.Key: HostileMark] = [:]
     /// Items the hostile server saw delivered, to replay later.
     var replayPool: [Cloak_V1_StoredChangeSet] = []
     /// Hashes of change sets already pushed (a re-push repeats its nonce legitimately).

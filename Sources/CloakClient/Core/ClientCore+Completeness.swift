@@ -301,15 +301,32 @@ extension ClientCore {
         return epoch
     }
 
-    func resealedEnvelopes() throws(ClientError) -> [KeyEnvelope] {
+    /// What a device re-seals to heal a rolled-back server (§30), by recipient: every epoch key
+    /// it holds, to every active device and the recovery key; and to each active assistant the
+    /// conversation keys of its current scope for those epochs (§29) — what its grants, which
+    /// seal a conversation's whole history, and the epochs since sealed to it. A server restored
+    /// from a backup older than a grant's envelopes otherwise leaves the assistant without the
+    /// history of its scope for good: the grant entry comes back through restore appends, its
+    /// envelopes through nothing.
+    func resealedEnvelopes() throws(ClientError) -> [(recipient: DeviceID, envelope: Cloak_V1_KeyEnvelope)] {
         let log = try requireAccount()
         var recipients = log.activeDevices.compactMap { id in log.members[id].map { (id, $0.agreementKey) } }
         if let recovery = log.recoveryKey { recipients.append((recovery.id, recovery.member.agreementKey)) }
-        var envelopes: [KeyEnvelope] = []
+        var envelopes: [(recipient: DeviceID, envelope: Cloak_V1_KeyEnvelope)] = []
         for (epoch, key) in membership.keyring.epochKeys.sorted(by: { $0.key < $1.key }) {
             // Every active member gets every epoch (a linked device receives the history too).
             for (id, agreement) in recipients {
-                envelopes.append(try seal(key, epoch: epoch, account: log.account, to: id, agreement))
+                envelopes.append((id, try seal(key, epoch: epoch, account: log.account, to: id, agreement).message))
+            }
+        }
+        for id in log.activeAssistants {
+            guard let assistant = log.assistants[id] else { continue }
+            for epoch in membership.keyring.epochKeys.keys.sorted() {
+                for conversation in assistant.current.scope {
+                    guard let key = membership.conversationKey(conversation, epoch: epoch) else { continue }
+                    let sealed = try sealConversationKey(key, conversation: conversation, epoch: epoch, to: id, assistant.agreementKey)
+                    envelopes.append((id, sealed.message))
+                }
             }
         }
         return envelopes

@@ -36,7 +36,7 @@ struct Healing {
     var logInFlight: UInt64?
     /// Re-sealed envelopes to send (one recipient per request, so that a recipient the server
     /// does not know yet fails alone), and the request in flight.
-    var envelopeQueue: [[KeyEnvelope]] = []
+    var envelopeQueue: [[Cloak_V1_KeyEnvelope]] = []
     var envelopesInFlight: UInt64?
     /// This connection asked for this device's envelopes once after its heads scan, to notice
     /// one the server lost (``ClientCore/lostOwnEnvelope(in:)``).
@@ -162,11 +162,18 @@ extension SyncMachine {
         return effects + continueHealing(core: core, now: now) + again
     }
 
-    /// Every epoch key this device holds, sealed again to every member and the recovery key:
-    /// what a rolled-back server may have lost (it keeps the first copy it has of each).
+    /// Every epoch key this device holds, sealed again to every member and the recovery key, and
+    /// the active assistants' conversation keys: what a rolled-back server may have lost (it
+    /// keeps the first copy it has of each). One batch per recipient (a refusal of one, such as
+    /// an assistant the server already counts as expired, costs no other its keys), bounded.
     private mutating func queueResealedEnvelopes(core: ClientCore) {
         let envelopes = (try? core.resealedEnvelopes()) ?? []
-        healing.envelopeQueue = Dictionary(grouping: envelopes, by: \.recipient).sorted { $0.key < $1.key }.map(\.value)
+        let byRecipient = Dictionary(grouping: envelopes, by: \.recipient).sorted { $0.key < $1.key }
+        healing.envelopeQueue = byRecipient.flatMap { _, sealed in
+            stride(from: 0, to: sealed.count, by: GrantAssistantFlow.batchSize).map {
+                sealed[$0..<min($0 + GrantAssistantFlow.batchSize, sealed.count)].map(\.envelope)
+            }
+        }
     }
 
     /// A rollback found after this connection's heads scan (a lost key envelope): re-seal now.
@@ -198,7 +205,7 @@ extension SyncMachine {
             // know), before the change sets that need the keys.
             let batch = healing.envelopeQueue.removeFirst()
             let (id, effect) = send(
-                .putKeyEnvelopes(.with { $0.envelopes = batch.map(\.message) }), kind: .resealEnvelopes, now: now)
+                .putKeyEnvelopes(.with { $0.envelopes = batch }), kind: .resealEnvelopes, now: now)
             healing.envelopesInFlight = id
             return [effect]
         }

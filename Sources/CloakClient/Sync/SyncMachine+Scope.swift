@@ -35,12 +35,37 @@ extension SyncMachine {
         return effects + [effect]
     }
 
-    /// The widened conversations' snapshots arrived (or were refused): catch up from the start.
+    /// The widened conversations' snapshots arrived: catch up from the start.
     mutating func widenedSnapshotsDone(now: UInt64) -> [SyncEffect] {
         wideningRequest = nil
+        wideningRefusals = 0
+        wideningRetryAt = nil
         let effects = subscribe(after: 0, now: now)
         zeroSubscriptionAt = wideningAt
         return effects
+    }
+
+    /// The server refused the widened conversations' snapshots. Their change sets still come
+    /// (a catch-up from the start), but the history is not recorded as fetched: change sets a
+    /// snapshot covers may be compacted away. So the snapshots are asked for again — on the next
+    /// log or connection, and on this one after a pause (from five reconnect delays, doubling
+    /// with each refusal in a row, at most 64 times that): a widening is never left half done
+    /// while the connection lasts. OUT_OF_SCOPE may mean a restriction raced it: the log says.
+    mutating func widenedSnapshotsRefused(_ error: ProtocolError, core: ClientCore, now: UInt64) -> [SyncEffect] {
+        wideningRequest = nil
+        let pause = configuration.reconnectMinMillis * 5 << UInt64(min(wideningRefusals, 6))
+        wideningRefusals += 1
+        wideningRetryAt = now + pause
+        var effects = subscribe(after: 0, now: now)
+        if case .outOfScope = error { effects += fetchLog(core: core, now: now) }
+        return effects
+    }
+
+    /// The pause after a refused widening is over: ask for what is still unfetched.
+    mutating func retryWideningIfDue(core: ClientCore, now: UInt64) -> [SyncEffect] {
+        guard let at = wideningRetryAt, now >= at, wideningRequest == nil else { return [] }
+        wideningRetryAt = nil
+        return fetchWidenedScope(core: core, now: now)
     }
 
     /// The subscription caught up: one from cursor 0 that an assistant began with its log

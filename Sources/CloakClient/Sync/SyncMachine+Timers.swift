@@ -26,6 +26,7 @@ extension SyncMachine {
             effects += recheckLogIncident(core: core, now: now)
             if healing.rescanWanted { effects += rescanHeads(core: core, now: now) }
             effects += endExpiredAssistants(core: core, now: now)
+            effects += retryWideningIfDue(core: core, now: now)
         }
         if now >= lastSent + configuration.pingIntervalMillis {
             var ping = Cloak_V1_Ping()
@@ -198,11 +199,7 @@ extension SyncMachine {
                 return [send(.fetchSnapshots(Cloak_V1_FetchSnapshots()), kind: .snapshots, now: now).1]
             }
         case .snapshots where requestID == wideningRequest:
-            // Its change sets still come; the history is not recorded as fetched (§29), so the
-            // next log or connection asks for the snapshots again.
-            let effects = widenedSnapshotsDone(now: now)
-            zeroSubscriptionAt = nil
-            return effects
+            return widenedSnapshotsRefused(error, core: core, now: now)
         case .snapshots where phase == .bootstrapping:
             // No snapshots to start from: catch up from the beginning instead.
             return subscribe(after: 0, now: now)

@@ -116,6 +116,10 @@ struct SyncMachine {
     /// an assistant makes to fetch its scope's history (SyncMachine+Scope).
     var wideningRequest: UInt64?
     var wideningAt: UInt64 = 0
+    /// A widening's FetchSnapshots the server refused is asked again then (on this connection),
+    /// after a pause that doubles with each refusal in a row.
+    var wideningRetryAt: UInt64?
+    var wideningRefusals = 0
     var zeroSubscriptionAt: UInt64?
     var logFetchInFlight = false
     /// When an open device-log incident is next looked at again by fetching the log.
@@ -251,6 +255,7 @@ struct SyncMachine {
         resend = []
         resentChains = []
         wideningRequest = nil
+        wideningRetryAt = nil  // a new connection asks at once
         zeroSubscriptionAt = nil
         // A rollback found on a dropped connection is healed on the next one.
         healing = Healing(rollback: healing.rollback)
