@@ -179,7 +179,7 @@ extension SyncMachineTests {
     }
 
     /// The server's acknowledgement of every change set of `push` (stored at cursor 1).
-    private func accepted(_ push: Cloak_V1_Push) throws -> Cloak_V1_PushAck {
+    func accepted(_ push: Cloak_V1_Push) throws -> Cloak_V1_PushAck {
         var ack = Cloak_V1_PushAck()
         ack.results = try push.changeSets.map { wire in
             var result = Cloak_V1_PushResult()
@@ -202,7 +202,7 @@ extension SyncMachineTests {
     }
 
     /// Connects, authenticates, subscribes and delivers an empty catch-up; the frames sent.
-    private func caughtUp(_ machine: inout SyncMachine, _ core: ClientCore, headCursor: UInt64) -> [Cloak_V1_Frame] {
+    func caughtUp(_ machine: inout SyncMachine, _ core: ClientCore, headCursor: UInt64) -> [Cloak_V1_Frame] {
         _ = machine.handle(.connected, core: core)
         let auth = sent(machine.handle(.frame(hello()), core: core))
         var result = Cloak_V1_AuthResult()
@@ -217,7 +217,7 @@ extension SyncMachineTests {
     }
 
     /// Answers a FetchHeads with `heads` in one page; the events surfaced and the frames sent.
-    private func headsReply(_ heads: [Cloak_V1_ChainHead], to request: Cloak_V1_Frame, _ machine: inout SyncMachine,
+    func headsReply(_ heads: [Cloak_V1_ChainHead], to request: Cloak_V1_Frame, _ machine: inout SyncMachine,
                             _ core: ClientCore) -> (events: [SecurityEvent], frames: [Cloak_V1_Frame])
     {
         var page = Cloak_V1_ChainHeads()
