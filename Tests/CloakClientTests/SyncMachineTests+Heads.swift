@@ -92,6 +92,35 @@ extension SyncMachineTests {
         #expect(core.outbox.staleRefused == [fresh])
     }
 
+    /// ADV-44 ADV-13: a push that went unanswered may have been stored and fanned out before
+    /// the server lost it; a later answer that only defers the change set (rate limited here; a
+    /// lost log entry for an assistant, simulator seed 499) proves nothing about that copy. When
+    /// the next push is refused as stale, the same bytes go back as a restore, not a re-seal.
+    @Test("ADV-44 ADV-13 an unanswered push answered later with a retry, then refused as stale, is restored, not re-sealed")
+    func unansweredPushStaysUncertainAfterARetryAnswer() throws {
+        var machine = SyncMachine(configuration: ClientConfiguration())
+        let core = try startedWithOneEdit(&machine)
+        let first = try #require(caughtUp(&machine, core, headCursor: 0).first { $0.body?.name == "push" })
+        guard case .push(let pushed) = first.body else { return }
+        let hash = try ChangeSet(wire: Array(try #require(pushed.changeSets.first))).hash
+        _ = machine.handle(.disconnected, core: core)
+        clock.advance(ClientConfiguration().reconnectMaxMillis + 1)
+        _ = machine.handle(.tick, core: core)
+
+        // Second connection: rate limited, then refused as stale.
+        let again = try #require(caughtUp(&machine, core, headCursor: 0).first { $0.body?.name == "push" })
+        var limited = stale(hash)
+        limited.results[0].error = .rateLimited
+        _ = machine.handle(.frame(FrameCodec.encode(.pushAck(limited), requestID: again.requestID)), core: core)
+        clock.advance(ClientConfiguration().reconnectMinMillis * 5 + 1)
+        let retried = try #require(sent(machine.handle(.tick, core: core)).first { $0.body?.name == "push" })
+        let frames = sent(machine.handle(.frame(FrameCodec.encode(.pushAck(stale(hash)), requestID: retried.requestID)), core: core))
+        let restore = try #require(frames.first { if case .push(let push) = $0.body { push.restore } else { false } })
+        guard case .push(let restored) = restore.body else { return }
+        #expect(restored.changeSets == pushed.changeSets, "the original bytes, not a new seal")
+        #expect(!core.outbox.staleRefused.contains(hash), "not queued for re-sealing")
+    }
+
     /// §19's limit, closed: the memory of an unanswered push outlives a restart. The device
     /// pushes, dies before the answer (a crash), reopens over its store, and the restored
     /// server refuses the same bytes as stale: they go back unchanged as a restore, never
@@ -179,7 +208,7 @@ extension SyncMachineTests {
     }
 
     /// The server's acknowledgement of every change set of `push` (stored at cursor 1).
-    private func accepted(_ push: Cloak_V1_Push) throws -> Cloak_V1_PushAck {
+    func accepted(_ push: Cloak_V1_Push) throws -> Cloak_V1_PushAck {
         var ack = Cloak_V1_PushAck()
         ack.results = try push.changeSets.map { wire in
             var result = Cloak_V1_PushResult()
@@ -202,7 +231,7 @@ extension SyncMachineTests {
     }
 
     /// Connects, authenticates, subscribes and delivers an empty catch-up; the frames sent.
-    private func caughtUp(_ machine: inout SyncMachine, _ core: ClientCore, headCursor: UInt64) -> [Cloak_V1_Frame] {
+    func caughtUp(_ machine: inout SyncMachine, _ core: ClientCore, headCursor: UInt64) -> [Cloak_V1_Frame] {
         _ = machine.handle(.connected, core: core)
         let auth = sent(machine.handle(.frame(hello()), core: core))
         var result = Cloak_V1_AuthResult()
@@ -217,7 +246,7 @@ extension SyncMachineTests {
     }
 
     /// Answers a FetchHeads with `heads` in one page; the events surfaced and the frames sent.
-    private func headsReply(_ heads: [Cloak_V1_ChainHead], to request: Cloak_V1_Frame, _ machine: inout SyncMachine,
+    func headsReply(_ heads: [Cloak_V1_ChainHead], to request: Cloak_V1_Frame, _ machine: inout SyncMachine,
                             _ core: ClientCore) -> (events: [SecurityEvent], frames: [Cloak_V1_Frame])
     {
         var page = Cloak_V1_ChainHeads()

@@ -47,6 +47,41 @@ extension ClientCore {
             expiresAtMs: expiresAtMs, after: log, signer: identity.signing, createdAtMs: now())
     }
 
+    /// Notes durably (`unsealed` true, before the grant entry is sent) or forgets (once its
+    /// envelopes were stored) that a grant of `assistant` by this device may have left the
+    /// assistant without its conversation keys: a connection lost or a crash between the entry
+    /// and its envelopes would otherwise leave the history unreadable for good, since no one
+    /// seals an epoch before a grant to the assistant later (PROTOCOL.md §29).
+    func markGrantUnsealed(_ assistant: DeviceID, _ unsealed: Bool) throws(ClientError) {
+        try store.write { tx in
+            var ids = try Self.unsealedGrants(tx).filter { $0 != assistant }
+            if unsealed { ids.append(assistant) }
+            guard !ids.isEmpty else { return try tx.deleteMeta(.unsealedGrants) }
+            try tx.setMeta(.unsealedGrants, ids.flatMap(\.bytes))
+        }
+    }
+
+    /// The assistants ``markGrantUnsealed(_:_:)`` noted, with the envelopes to store for each
+    /// still active: its current scope's keys of every epoch this device holds (the server keeps
+    /// the first copy of each, so those already stored cost nothing but bytes).
+    func unsealedGrantEnvelopes() throws(ClientError) -> [(assistant: DeviceID, envelopes: [Cloak_V1_KeyEnvelope])] {
+        guard let log = membership.log, !isAssistant, !membership.removed else { return [] }
+        let ids = try store.read { tx in try Self.unsealedGrants(tx) }
+        return try ids.map { id throws(ClientError) in
+            guard let assistant = log.assistants[id], assistant.endedAt == nil else { return (id, []) }
+            let sealed = try conversationKeyEnvelopes(to: id, assistant.agreementKey, conversations: assistant.current.scope)
+            return (id, sealed.map(\.message))
+        }
+    }
+
+    private static func unsealedGrants(_ tx: any StoreTransaction) throws -> [DeviceID] {
+        let bytes = try tx.meta(.unsealedGrants) ?? []
+        // Written by this device; a malformed tail is dropped (a re-seal too few, never a crash).
+        return stride(from: 0, to: bytes.count - bytes.count % 16, by: 16).compactMap {
+            try? DeviceID(validating: bytes[$0..<$0 + 16], field: "assistant")
+        }
+    }
+
     /// The keys of `conversations` for every epoch this device holds, sealed to the assistant
     /// (its conversations' history, and nothing else: PROTOCOL.md §29 "Envelopes").
     func conversationKeyEnvelopes(to assistant: DeviceID, _ agreementKey: X25519PublicKey, conversations: [ConversationID])

@@ -66,6 +66,9 @@ public enum MetaKey: String, Sendable, CaseIterable {
     /// Snapshots of an assistant's scope served before their conversation's key (a
     /// `SnapshotList`), loaded when the key arrives (§29).
     case awaitingSnapshots = "awaiting-snapshots"
+    /// Assistants (16-byte ids, concatenated) whose grant this device began and whose
+    /// conversation-key envelopes may not have reached the server yet (§29).
+    case unsealedGrants = "unsealed-grants"
 }
 
 /// A stored change set as the core reads it back: its local row id (the order in which this

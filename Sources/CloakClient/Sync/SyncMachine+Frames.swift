@@ -326,8 +326,14 @@ extension SyncMachine {
         var effects: [SyncEffect] = []
         // Answered now, except those going back as restores: until one is stored, it may still
         // be held elsewhere (a refused restore must not turn into a re-seal on the next try).
+        // Nor does an answer that keeps a change set in the outbox (retried: rate limited, a
+        // lost log entry…) undo an earlier push of it that went unanswered: the server may have
+        // fanned that out before it lost it, and a later stale refusal must restore those bytes,
+        // not re-seal them (simulator seed 499: an assistant's own chain forked at seq 8).
+        let stillUncertain = unanswered.intersection(answered).subtracting(done)
         unanswered.subtract(answered)
         unanswered.formUnion(restoring)
+        unanswered.formUnion(stillUncertain)
         if !restoring.isEmpty {
             restoreUnanswered(restoring, core: core)
             effects += continueHealing(core: core, now: now)
@@ -336,7 +342,7 @@ extension SyncMachine {
         resend.removeAll { settled.contains($0.hash) || givenUp.contains($0.hash) }
         if healing.rollback, resend.isEmpty, !resending.isEmpty { effects += continueHealing(core: core, now: now) }
         if core.isAssistant, !gapped.isEmpty { queueLostOwnChangeSets(gapped, core: core) }
-        do { try core.acknowledge(done, answered: answered.subtracting(restoring)) } catch {
+        do { try core.acknowledge(done, answered: answered.subtracting(restoring).subtracting(stillUncertain)) } catch {
             return scheduleReconnect(now: now, core: core)
         }
         if !output.events.isEmpty { effects.append(.surface(output)) }

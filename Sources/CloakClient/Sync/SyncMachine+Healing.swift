@@ -41,6 +41,9 @@ struct Healing {
     /// This connection asked for this device's envelopes once after its heads scan, to notice
     /// one the server lost (``ClientCore/lostOwnEnvelope(in:)``).
     var envelopesChecked = false
+    /// Assistants whose unfinished grant's envelopes this connection queued: forgotten as
+    /// unsealed once the queue is sent (``ClientCore/markGrantUnsealed(_:_:)``).
+    var grantsSealing: [DeviceID] = []
 
     var busy: Bool {
         !restoreQueue.isEmpty || restoreInFlight != nil || !logQueue.isEmpty || logInFlight != nil
@@ -155,6 +158,8 @@ extension SyncMachine {
         }
         healing.restoreQueue += comparison.ahead
         if healing.rollback || !comparison.ahead.isEmpty { queueResealedEnvelopes(core: core) }
+        // Not while a flow runs: a grant under way sends its own envelopes and then forgets.
+        if flows.current == nil { queueUnsealedGrants(core: core) }
         if !healing.envelopesChecked {
             healing.envelopesChecked = true
             effects += fetchEnvelopes(now: now)
@@ -172,6 +177,19 @@ extension SyncMachine {
         healing.envelopeQueue = byRecipient.flatMap { _, sealed in
             stride(from: 0, to: sealed.count, by: GrantAssistantFlow.batchSize).map {
                 sealed[$0..<min($0 + GrantAssistantFlow.batchSize, sealed.count)].map(\.envelope)
+            }
+        }
+    }
+
+    /// Grants this device began whose envelopes may never have been stored (the connection was
+    /// lost or the process stopped between the entry and them, §29): sealed again, one batch
+    /// per request, after the heads scan like a healing re-seal.
+    private mutating func queueUnsealedGrants(core: ClientCore) {
+        guard let unsealed = try? core.unsealedGrantEnvelopes(), !unsealed.isEmpty else { return }
+        healing.grantsSealing = unsealed.map(\.assistant)
+        for (_, sealed) in unsealed {
+            healing.envelopeQueue += stride(from: 0, to: sealed.count, by: GrantAssistantFlow.batchSize).map {
+                Array(sealed[$0..<min($0 + GrantAssistantFlow.batchSize, sealed.count)])
             }
         }
     }
@@ -209,6 +227,10 @@ extension SyncMachine {
             healing.envelopesInFlight = id
             return [effect]
         }
+        for assistant in healing.grantsSealing {
+            do { try core.markGrantUnsealed(assistant, false) } catch { return connectionLost(now: now, core: core) }
+        }
+        healing.grantsSealing = []
         if !healing.restoreQueue.isEmpty {
             var budget = configuration.limits.maxFrameBytes - 4096
             var batch: [ChangeSet] = []

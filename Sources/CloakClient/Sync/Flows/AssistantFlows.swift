@@ -27,7 +27,12 @@ struct GrantAssistantFlow: LifecycleFlow {
         }
     }
 
-    mutating func start(core: ClientCore, output: inout CoreOutput) -> FlowStep { append.start(core: core) }
+    mutating func start(core: ClientCore, output: inout CoreOutput) -> FlowStep {
+        // Before the entry leaves: if the envelopes never follow it (a lost connection, a
+        // crash), the next connection's heads scan seals them (``SyncMachine``).
+        do { try core.markGrantUnsealed(invitation.id, true) } catch { return .finish(.failure(error)) }
+        return append.start(core: core)
+    }
 
     mutating func handle(_ reply: FlowReply, core: ClientCore, output: inout CoreOutput) -> FlowStep {
         switch stage {
@@ -47,15 +52,18 @@ struct GrantAssistantFlow: LifecycleFlow {
             } catch { return .finish(.failure(error)) }
             stage = .envelopes
             output.changed.formUnion(conversations)
-            return next()
+            return next(core: core)
         case .envelopes:
             guard case .body(.done) = reply else { return LogAppend.fail(reply, "Done") }
-            return next()
+            return next(core: core)
         }
     }
 
-    private mutating func next() -> FlowStep {
-        guard !batches.isEmpty else { return .finish(.success(.completed)) }
+    private mutating func next(core: ClientCore) -> FlowStep {
+        guard !batches.isEmpty else {
+            do { try core.markGrantUnsealed(invitation.id, false) } catch { return .finish(.failure(error)) }
+            return .finish(.success(.completed))
+        }
         let batch = batches.removeFirst()
         return .request(.putKeyEnvelopes(.with { $0.envelopes = batch }))
     }
