@@ -31,6 +31,19 @@ import Testing
         #expect(try store.read { tx in try tx.meta(.cursor) } == [1, 2, 3])
     }
 
+    @Test("every connection to the store waits for another one's lock (busy_timeout) instead of failing at once")
+    func secondConnectionWaitsForTheLock() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cloak-busy-\(UInt64.random(in: 0..<UInt64.max))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("cloak.sqlite").path
+        let first = try SQLiteClientStore(path: path)
+        let second = try SQLiteClientStore(path: path)
+        for store in [first, second] {
+            #expect(try store.busyTimeoutMillis == Int(SQLiteClientStore.busyTimeoutSeconds * 1_000))
+        }
+    }
+
     static func occurs(_ needle: [UInt8], in directory: URL) -> Bool {
         let files = FileManager.default.enumerator(at: directory, includingPropertiesForKeys: nil)?.allObjects as? [URL] ?? []
         return files.contains { FileManager.default.contents(atPath: $0.path)?.range(of: Data(needle)) != nil }

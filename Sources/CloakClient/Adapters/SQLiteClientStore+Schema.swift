@@ -1,6 +1,12 @@
 import GRDB
 
 extension SQLiteClientStore {
+    /// How long a statement waits for another connection's lock before it fails.
+    static let busyTimeoutSeconds: Double = 5
+
+    /// The connection's busy timeout as SQLite reports it, in milliseconds.
+    var busyTimeoutMillis: Int { get throws { try queue.read { try Int.fetchOne($0, sql: "PRAGMA busy_timeout") ?? 0 } } }
+
     /// The local store's schema, one migration per change; a store opened by a newer version
     /// of the app keeps its data.
     static var migrator: DatabaseMigrator {

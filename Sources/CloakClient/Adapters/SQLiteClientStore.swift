@@ -18,6 +18,9 @@ public final class SQLiteClientStore: ClientStore, Sendable {
     /// Opens (creating and migrating) the store at `path`, or an in-memory store for nil.
     public init(path: String?) throws(ClientError) {
         var configuration = Configuration()
+        // Another connection to the file (the CLI while an app syncs, a store reopened while its
+        // old instance finishes a write) holds the lock a moment: wait, not fail with SQLITE_BUSY.
+        configuration.busyMode = .timeout(Self.busyTimeoutSeconds)
         configuration.prepareDatabase { db in
             if !db.configuration.readonly {
                 try db.execute(sql: "PRAGMA synchronous = FULL")
