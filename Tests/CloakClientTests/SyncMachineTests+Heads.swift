@@ -58,17 +58,8 @@ extension SyncMachineTests {
     func staleRefusalOfUnansweredPushRestoresTheSameBytes() throws {
         var machine = SyncMachine(configuration: ClientConfiguration())
         let core = try startedWithOneEdit(&machine)
-
-        // First connection: the push goes out and the connection ends before its answer.
-        let first = try #require(caughtUp(&machine, core, headCursor: 0).first { $0.body?.name == "push" })
-        guard case .push(let pushed) = first.body else { return }
-        let hash = try ChangeSet(wire: Array(try #require(pushed.changeSets.first))).hash
-        _ = machine.handle(.disconnected, core: core)
-        clock.advance(ClientConfiguration().reconnectMaxMillis + 1)
-        _ = machine.handle(.tick, core: core)
-
+        let (pushed, hash, again) = try pushedUnansweredThenAgain(&machine, core)
         // Second connection (the server restored meanwhile): the same bytes are refused as stale.
-        let again = try #require(caughtUp(&machine, core, headCursor: 0).first { $0.body?.name == "push" })
         guard case .push(let repushed) = again.body else { return }
         #expect(repushed.changeSets == pushed.changeSets)
         let frames = sent(machine.handle(.frame(FrameCodec.encode(.pushAck(stale(hash)), requestID: again.requestID)), core: core))
@@ -100,15 +91,8 @@ extension SyncMachineTests {
     func unansweredPushStaysUncertainAfterARetryAnswer() throws {
         var machine = SyncMachine(configuration: ClientConfiguration())
         let core = try startedWithOneEdit(&machine)
-        let first = try #require(caughtUp(&machine, core, headCursor: 0).first { $0.body?.name == "push" })
-        guard case .push(let pushed) = first.body else { return }
-        let hash = try ChangeSet(wire: Array(try #require(pushed.changeSets.first))).hash
-        _ = machine.handle(.disconnected, core: core)
-        clock.advance(ClientConfiguration().reconnectMaxMillis + 1)
-        _ = machine.handle(.tick, core: core)
-
+        let (pushed, hash, again) = try pushedUnansweredThenAgain(&machine, core)
         // Second connection: rate limited, then refused as stale.
-        let again = try #require(caughtUp(&machine, core, headCursor: 0).first { $0.body?.name == "push" })
         var limited = stale(hash)
         limited.results[0].error = .rateLimited
         _ = machine.handle(.frame(FrameCodec.encode(.pushAck(limited), requestID: again.requestID)), core: core)
@@ -217,6 +201,21 @@ extension SyncMachineTests {
             return result
         }
         return ack
+    }
+
+    /// The edit pushed on a first connection that ends before the answer; on the next one, the
+    /// push that carries it again.
+    func pushedUnansweredThenAgain(_ machine: inout SyncMachine, _ core: ClientCore) throws
+        -> (pushed: Cloak_V1_Push, hash: ChangeSetHash, again: Cloak_V1_Frame)
+    {
+        let first = try #require(caughtUp(&machine, core, headCursor: 0).first { $0.body?.name == "push" })
+        guard case .push(let pushed) = first.body else { throw ClientError.storage("no push") }
+        let hash = try ChangeSet(wire: Array(try #require(pushed.changeSets.first))).hash
+        _ = machine.handle(.disconnected, core: core)
+        clock.advance(ClientConfiguration().reconnectMaxMillis + 1)
+        _ = machine.handle(.tick, core: core)
+        let again = try #require(caughtUp(&machine, core, headCursor: 0).first { $0.body?.name == "push" })
+        return (pushed, hash, again)
     }
 
     private func stale(_ hashes: ChangeSetHash...) -> Cloak_V1_PushAck {
