@@ -74,6 +74,46 @@ extension ClientCore {
         }
     }
 
+    /// A new epoch's conversation keys sealed to each active assistant (its current scope), and
+    /// to one the epoch's removed device granted or widened, its scope's keys of every earlier
+    /// epoch this device holds too (``orphanedGrants(_:removing:)``).
+    func assistantEnvelopes(of key: SymmetricKey, epoch: UInt64, _ log: DeviceLog) throws(ClientError)
+        -> [Cloak_V1_KeyEnvelope]
+    {
+        let removed = log.entries.last { $0.epoch == epoch && $0.kind.startsEpoch }?.removedDevice
+        let orphaned = removed.map { Self.orphanedGrants(log, removing: $0) } ?? []
+        var envelopes: [Cloak_V1_KeyEnvelope] = []
+        for id in log.activeAssistants {
+            guard let assistant = log.assistants[id] else { continue }
+            if orphaned.contains(id) {
+                envelopes += try conversationKeyEnvelopes(to: id, assistant.agreementKey, conversations: assistant.current.scope)
+                    .map(\.message)
+            }
+            for conversation in assistant.current.scope {
+                let conversationKey = ConversationKeys.conversationKey(epochKey: key, conversation: conversation, epoch: epoch)
+                envelopes.append(try sealConversationKey(
+                    conversationKey, conversation: conversation, epoch: epoch, to: id, assistant.agreementKey).message)
+            }
+        }
+        return envelopes
+    }
+
+    /// The active assistants `removed` granted or widened. Its grant's envelopes may never have
+    /// reached the server (its connection cut between the entry and them, simulator large seed
+    /// 6), and what would seal them later — its durable mark (``markGrantUnsealed(_:_:)``) —
+    /// ends with its removal: no one else seals an epoch before a grant to the assistant. The
+    /// remover seals them again with the new epoch's envelopes, in the same transaction (the
+    /// server keeps the first copy of each, so those already stored cost only bytes).
+    static func orphanedGrants(_ log: DeviceLog, removing removed: DeviceID) -> Set<DeviceID> {
+        Set(log.activeAssistants.filter { id in
+            log.assistants[id]?.terms.contains { terms in
+                guard terms.from < log.entries.count else { return false }
+                let entry = log.entries[Int(terms.from)]
+                return entry.kind == .grantAssistant && entry.signer == removed
+            } ?? false
+        })
+    }
+
     private static func unsealedGrants(_ tx: any StoreTransaction) throws -> [DeviceID] {
         let bytes = try tx.meta(.unsealedGrants) ?? []
         // Written by this device; a malformed tail is dropped (a re-seal too few, never a crash).

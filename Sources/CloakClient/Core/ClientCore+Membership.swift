@@ -339,14 +339,7 @@ extension ClientCore {
         for (id, member) in recipients {
             envelopes.append(try seal(key, epoch: epoch, account: log.account, to: id, member.agreementKey).message)
         }
-        for id in log.activeAssistants {
-            guard let assistant = log.assistants[id] else { continue }
-            for conversation in assistant.current.scope {
-                let conversationKey = ConversationKeys.conversationKey(epochKey: key, conversation: conversation, epoch: epoch)
-                envelopes.append(try sealConversationKey(
-                    conversationKey, conversation: conversation, epoch: epoch, to: id, assistant.agreementKey).message)
-            }
-        }
+        envelopes += try assistantEnvelopes(of: key, epoch: epoch, log)
         var updated = membership
         let cipher = cipher
         try store.write { tx in
