@@ -59,6 +59,9 @@ final class SimDevice {
     func open(
         clock: VirtualClock, configuration: ClientConfiguration, verdicts: SharedSignatureVerdicts, logger: Logger
     ) throws(ClientError) {
+        // Every line names its device: a failure's log tail is read device by device.
+        var logger = logger
+        logger[metadataKey: "device"] = "\(name)"
         engine = try ClientEngine(
             store: store, secrets: secrets, configuration: configuration, clock: clock, random: random,
             verifier: SharedVerdictVerifier(verdicts), logger: logger)
