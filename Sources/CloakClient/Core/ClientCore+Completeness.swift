@@ -319,15 +319,12 @@ extension ClientCore {
                 envelopes.append((id, try seal(key, epoch: epoch, account: log.account, to: id, agreement).message))
             }
         }
+        // An assistant's client holds no epoch key and seals nothing to other assistants.
+        guard !isAssistant else { return envelopes }
         for id in log.activeAssistants {
             guard let assistant = log.assistants[id] else { continue }
-            for epoch in membership.keyring.epochKeys.keys.sorted() {
-                for conversation in assistant.current.scope {
-                    guard let key = membership.conversationKey(conversation, epoch: epoch) else { continue }
-                    let sealed = try sealConversationKey(key, conversation: conversation, epoch: epoch, to: id, assistant.agreementKey)
-                    envelopes.append((id, sealed.message))
-                }
-            }
+            let sealed = try conversationKeyEnvelopes(to: id, assistant.agreementKey, conversations: assistant.current.scope)
+            envelopes += sealed.map { (id, $0.message) }
         }
         return envelopes
     }

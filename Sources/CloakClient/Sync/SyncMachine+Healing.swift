@@ -174,11 +174,7 @@ extension SyncMachine {
     private mutating func queueResealedEnvelopes(core: ClientCore) {
         let envelopes = (try? core.resealedEnvelopes()) ?? []
         let byRecipient = Dictionary(grouping: envelopes, by: \.recipient).sorted { $0.key < $1.key }
-        healing.envelopeQueue = byRecipient.flatMap { _, sealed in
-            stride(from: 0, to: sealed.count, by: GrantAssistantFlow.batchSize).map {
-                sealed[$0..<min($0 + GrantAssistantFlow.batchSize, sealed.count)].map(\.envelope)
-            }
-        }
+        healing.envelopeQueue = byRecipient.flatMap { _, sealed in GrantAssistantFlow.batches(sealed.map(\.envelope)) }
     }
 
     /// Grants this device began whose envelopes may never have been stored (the connection was
@@ -187,11 +183,7 @@ extension SyncMachine {
     private mutating func queueUnsealedGrants(core: ClientCore) {
         guard let unsealed = try? core.unsealedGrantEnvelopes(), !unsealed.isEmpty else { return }
         healing.grantsSealing = unsealed.map(\.assistant)
-        for (_, sealed) in unsealed {
-            healing.envelopeQueue += stride(from: 0, to: sealed.count, by: GrantAssistantFlow.batchSize).map {
-                Array(sealed[$0..<min($0 + GrantAssistantFlow.batchSize, sealed.count)])
-            }
-        }
+        for (_, sealed) in unsealed { healing.envelopeQueue += GrantAssistantFlow.batches(sealed) }
     }
 
     /// A rollback found after this connection's heads scan (a lost key envelope): re-seal now.

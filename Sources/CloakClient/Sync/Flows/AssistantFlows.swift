@@ -19,6 +19,11 @@ struct GrantAssistantFlow: LifecycleFlow {
     /// Envelopes per PutKeyEnvelopes (about 330 bytes each: far below the frame limit).
     static let batchSize = 512
 
+    /// `envelopes` split into PutKeyEnvelopes requests of at most ``batchSize``, in order.
+    static func batches(_ envelopes: [Cloak_V1_KeyEnvelope]) -> [[Cloak_V1_KeyEnvelope]] {
+        stride(from: 0, to: envelopes.count, by: batchSize).map { Array(envelopes[$0..<min($0 + batchSize, envelopes.count)]) }
+    }
+
     init(invitation: AssistantInvitation, conversations: [ConversationID], expiresAtMs: UInt64) {
         self.invitation = invitation
         self.conversations = conversations
@@ -46,9 +51,7 @@ struct GrantAssistantFlow: LifecycleFlow {
                 _ = try core.commitAppended(entry, output: &output)
                 let envelopes = try core.conversationKeyEnvelopes(
                     to: invitation.id, invitation.agreementKey, conversations: conversations)
-                batches = stride(from: 0, to: envelopes.count, by: Self.batchSize).map {
-                    envelopes[$0..<min($0 + Self.batchSize, envelopes.count)].map(\.message)
-                }
+                batches = Self.batches(envelopes.map(\.message))
             } catch { return .finish(.failure(error)) }
             stage = .envelopes
             output.changed.formUnion(conversations)
