@@ -17,6 +17,49 @@ extension SyncMachineTests {
     func grantCutBeforeItsEnvelopesSealsThemOnTheNextConnection() throws {
         var machine = SyncMachine(configuration: ClientConfiguration())
         let core = try core()
+        let (invitation, conversation, healed) = try grantCutThenReconnected(&machine, core)
+        #expect(!healed.events.contains { $0.kind == .serverRollback })
+        let put = try #require(healed.frames.first { $0.body?.name == "put_key_envelopes" }, "the grant's keys")
+        guard case .putKeyEnvelopes(let list) = put.body else { return }
+        let sealed = try list.envelopes.map { try ConversationKeyEnvelope(message: $0) }
+        #expect(sealed.map(\.conversation) == [conversation])
+        #expect(sealed.allSatisfy { $0.recipient == invitation.id })
+        _ = machine.handle(.frame(FrameCodec.encode(.done(Cloak_V1_Done()), requestID: put.requestID)), core: core)
+        #expect(try core.unsealedGrantEnvelopes().isEmpty, "stored: not sealed again")
+    }
+
+    /// A grant's envelopes sealed again and refused whole (the server's log lacks an epoch they
+    /// name: a restored server while another member gives the entries back) keep the grant
+    /// marked, so a connection that ends before they go again does not lose them for good.
+    @Test("ADV-49 a grant's re-sealed envelopes the server refuses keep the grant marked until they are stored")
+    func refusedGrantResealKeepsItsMark() throws {
+        var machine = SyncMachine(configuration: ClientConfiguration())
+        let core = try core()
+        let (_, conversation, healed) = try grantCutThenReconnected(&machine, core)
+        let put = try #require(healed.frames.first { $0.body?.name == "put_key_envelopes" })
+        var error = Cloak_V1_Error()
+        error.code = .invalidField
+        error.message = "envelope epoch 2 does not exist"
+        _ = machine.handle(.frame(FrameCodec.encode(.error(error), requestID: put.requestID)), core: core)
+        #expect(try core.unsealedGrantEnvelopes().flatMap(\.envelopes).map(\.conversationID) == [Data(conversation.bytes)])
+
+        // The connection ends before a longer log is served: the next one seals them again.
+        _ = machine.handle(.disconnected, core: core)
+        clock.advance(ClientConfiguration().reconnectMaxMillis + 1)
+        _ = machine.handle(.tick, core: core)
+        let again = try #require(caughtUp(&machine, core, headCursor: 1).first { $0.body?.name == "fetch_heads" })
+        let resent = headsReply(heads(core), to: again, &machine, core)
+        let put2 = try #require(resent.frames.first { $0.body?.name == "put_key_envelopes" }, "sealed again")
+        _ = machine.handle(.frame(FrameCodec.encode(.done(Cloak_V1_Done()), requestID: put2.requestID)), core: core)
+        #expect(try core.unsealedGrantEnvelopes().isEmpty, "stored: forgotten")
+    }
+
+    /// A device grants an assistant a conversation; the server stores the entry, then the
+    /// connection ends before the key envelopes. Up to the next connection's heads reply (what
+    /// it sent then).
+    private func grantCutThenReconnected(_ machine: inout SyncMachine, _ core: ClientCore) throws
+        -> (AssistantInvitation, ConversationID, (events: [SecurityEvent], frames: [Cloak_V1_Frame]))
+    {
         let conversation = ConversationID.random(using: core.random)
         _ = try core.editLibrary { library, replica, now throws(LibraryEditError) in
             [try library.addConversation(conversation.libraryKey, replica: &replica, physicalMillis: now)]
@@ -27,7 +70,7 @@ extension SyncMachineTests {
         // First connection: the library edit is acknowledged, the heads scan finds nothing.
         let frames = caughtUp(&machine, core, headCursor: 0)
         let push = try #require(frames.first { $0.body?.name == "push" })
-        guard case .push(let pushed) = push.body else { return }
+        let pushed = try #require({ if case .push(let body) = push.body { body } else { nil } }())
         _ = machine.handle(.frame(FrameCodec.encode(.pushAck(try accepted(pushed)), requestID: push.requestID)), core: core)
         let scan = try #require(frames.first { $0.body?.name == "fetch_heads" })
         _ = headsReply([], to: scan, &machine, core)
@@ -49,7 +92,12 @@ extension SyncMachineTests {
 
         // Next connection: once the heads scan agrees, the keys go (and nothing else is healed).
         let again = try #require(caughtUp(&machine, core, headCursor: 1).first { $0.body?.name == "fetch_heads" })
-        let heads = core.ledger.chains.map { key, position in
+        return (invitation, conversation, headsReply(heads(core), to: again, &machine, core))
+    }
+
+    /// The server's heads agreeing with every chain this device knows.
+    private func heads(_ core: ClientCore) -> [Cloak_V1_ChainHead] {
+        core.ledger.chains.map { key, position in
             var head = Cloak_V1_ChainHead()
             head.conversationID = Data(key.conversation.bytes)
             head.device = Data(key.author.bytes)
@@ -57,14 +105,5 @@ extension SyncMachineTests {
             head.hash = Data(position.hash.bytes)
             return head
         }
-        let healed = headsReply(heads, to: again, &machine, core)
-        #expect(!healed.events.contains { $0.kind == .serverRollback })
-        let put = try #require(healed.frames.first { $0.body?.name == "put_key_envelopes" }, "the grant's keys")
-        guard case .putKeyEnvelopes(let list) = put.body else { return }
-        let sealed = try list.envelopes.map { try ConversationKeyEnvelope(message: $0) }
-        #expect(sealed.map(\.conversation) == [conversation])
-        #expect(sealed.allSatisfy { $0.recipient == invitation.id })
-        _ = machine.handle(.frame(FrameCodec.encode(.done(Cloak_V1_Done()), requestID: put.requestID)), core: core)
-        #expect(try core.unsealedGrantEnvelopes().isEmpty, "stored: not sealed again")
     }
 }

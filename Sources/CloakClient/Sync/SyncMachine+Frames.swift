@@ -47,6 +47,7 @@ extension SyncMachine {
                 return output
             }
             effects += servedLogMoved(to: entries.logLength, forkedAt: forkedAt, core: core, now: now)
+            effects += releaseEnvelopesAwaitingLog(core: core, now: now)
             if let served, healing.logQueue.isEmpty, healing.logInFlight == nil {
                 // The server lost log entries: give them back (restore appends, §18).
                 healing.logQueue = core.logEntries(from: served)

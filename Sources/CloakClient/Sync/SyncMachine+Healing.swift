@@ -38,6 +38,15 @@ struct Healing {
     /// does not know yet fails alone), and the request in flight.
     var envelopeQueue: [[Cloak_V1_KeyEnvelope]] = []
     var envelopesInFlight: UInt64?
+    /// The request in flight's envelopes.
+    var envelopeBatchInFlight: [Cloak_V1_KeyEnvelope] = []
+    /// Re-sealed envelopes the server refused, and the served log's length then: the server
+    /// refuses an envelope for a member, an epoch or a scope its log does not have yet, and the
+    /// whole request with it (INVALID_FIELD), while the lost entries are still on their way back
+    /// from another member. Sent again once a longer log is served; not part of ``busy``, so
+    /// pushes go on meanwhile.
+    var envelopesAwaitingLog: [[Cloak_V1_KeyEnvelope]] = []
+    var envelopesRefusedAtLog: UInt64 = 0
     /// This connection asked for this device's envelopes once after its heads scan, to notice
     /// one the server lost (``ClientCore/lostOwnEnvelope(in:)``).
     var envelopesChecked = false
@@ -186,6 +195,14 @@ extension SyncMachine {
         for (_, sealed) in unsealed { healing.envelopeQueue += GrantAssistantFlow.batches(sealed) }
     }
 
+    /// A served log longer than when the server refused re-sealed envelopes: they go again.
+    mutating func releaseEnvelopesAwaitingLog(core: ClientCore, now: UInt64) -> [SyncEffect] {
+        guard !healing.envelopesAwaitingLog.isEmpty, healing.serverLogLength > healing.envelopesRefusedAtLog else { return [] }
+        healing.envelopeQueue += healing.envelopesAwaitingLog
+        healing.envelopesAwaitingLog = []
+        return continueHealing(core: core, now: now)
+    }
+
     /// A rollback found after this connection's heads scan (a lost key envelope): re-seal now.
     mutating func resealForHealing(core: ClientCore, now: UInt64) -> [SyncEffect] {
         guard healing.scanned, healing.envelopeQueue.isEmpty, healing.envelopesInFlight == nil else { return [] }
@@ -217,12 +234,17 @@ extension SyncMachine {
             let (id, effect) = send(
                 .putKeyEnvelopes(.with { $0.envelopes = batch }), kind: .resealEnvelopes, now: now)
             healing.envelopesInFlight = id
+            healing.envelopeBatchInFlight = batch
             return [effect]
         }
-        for assistant in healing.grantsSealing {
-            do { try core.markGrantUnsealed(assistant, false) } catch { return connectionLost(now: now, core: core) }
+        // A refused grant re-seal keeps its mark: if this connection ends before the longer log,
+        // the next one seals the grant again.
+        if healing.envelopesAwaitingLog.isEmpty {
+            for assistant in healing.grantsSealing {
+                do { try core.markGrantUnsealed(assistant, false) } catch { return connectionLost(now: now, core: core) }
+            }
+            healing.grantsSealing = []
         }
-        healing.grantsSealing = []
         if !healing.restoreQueue.isEmpty {
             var budget = configuration.limits.maxFrameBytes - 4096
             var batch: [ChangeSet] = []
@@ -300,7 +322,19 @@ extension SyncMachine {
                 return fetchLog(core: core, now: now) + continueHealing(core: core, now: now)
             }
         }
-        if healing.envelopesInFlight == requestID { healing.envelopesInFlight = nil }
+        if healing.envelopesInFlight == requestID {
+            healing.envelopesInFlight = nil
+            if error != nil {
+                // Dropped, the keys in it were never sealed to their recipient again (large seed
+                // 9: a member re-sealed epoch 7 before another had given its log entry back, and
+                // a device lacked that key for good).
+                healing.envelopesAwaitingLog.append(healing.envelopeBatchInFlight)
+                healing.envelopesRefusedAtLog = healing.serverLogLength
+                healing.envelopeBatchInFlight = []
+                return fetchLog(core: core, now: now) + continueHealing(core: core, now: now)
+            }
+            healing.envelopeBatchInFlight = []
+        }
         return continueHealing(core: core, now: now)
     }
 }

@@ -270,9 +270,11 @@ extension SyncMachine {
     mutating func noticeReceived(_ notice: Cloak_V1_AccountNotice, core: ClientCore, now: UInt64) -> [SyncEffect] {
         guard core.account != nil, !core.removedFromAccount else { return [] }
         var effects: [SyncEffect] = []
-        // An assistant's outbox waiting for a log entry the server lost (§29) looks again as
-        // soon as the server's log moves, though it is still no longer than its own.
-        let awaited = pushAwaitsLog != nil && notice.deviceLogLength != healing.serverLogLength
+        // An assistant's outbox waiting for a log entry the server lost (§29), or re-sealed
+        // envelopes waiting for the lost entries to come back, look again as soon as the
+        // server's log moves, though it is still no longer than this device's.
+        let waiting = pushAwaitsLog != nil || !healing.envelopesAwaitingLog.isEmpty
+        let awaited = waiting && notice.deviceLogLength != healing.serverLogLength
         if notice.deviceLogLength > UInt64(core.log?.entries.count ?? 0) || awaited, phase.isDeviceSession {
             if logFetchInFlight { logFetchAgain = true } else { effects += fetchLog(core: core, now: now) }
         }
