@@ -94,8 +94,9 @@ extension ClientCore {
         documents.unsaved[conversation, default: 0] += 1
         output.changed.insert(conversation)
         guard dropped > raced else {
-            logger.info("own unacknowledged change sets dropped: the conversation left this assistant's scope",
-                        metadata: ["count": "\(raced)"])
+            // A removed device's own ones too (it learns of its removal as the others do).
+            let why = log.assistants[removed] == nil ? "this device was removed" : "the conversation left this assistant's scope"
+            logger.info("own unacknowledged change sets dropped: \(why)", metadata: ["count": "\(raced)"])
             return
         }
         let who = log.assistants[removed] == nil ? "device's removal" : "assistant's access ended"
