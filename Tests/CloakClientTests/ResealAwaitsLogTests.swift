@@ -15,12 +15,9 @@ import Testing
 struct ResealAwaitsLogTests {
     @Test("ADV-44 re-sealed envelopes refused while the served log is short go again once a longer log is served")
     func refusedEnvelopesGoAgain() async throws {
-        let clock = ManualClock()
-        let devices = try await makeAccount(devices: 3, seed: 141, clock: clock)
         // A removes C: epoch 2 begins at the log's fourth entry. The server still held the first
         // three (restored from a backup) while another member gave the fourth back.
-        _ = try await devices[0]._removeLocally(devices[2].deviceID)
-        let trace = try await devices[0]._resealRefused(servedBefore: 3, servedAfter: 4)
+        let trace = try await removalThenRefusedReseal(seed: 141, servedBefore: 3, servedAfter: 4)
         #expect(trace.first.map(\.epoch).sorted() == [1, 2])
         // Dropped, B never got epoch 2's key again (large seed 9). The refusal looks at the log.
         #expect(trace.fetches == 1)
@@ -30,14 +27,20 @@ struct ResealAwaitsLogTests {
 
     @Test("ADV-44 a refused re-seal waits: the same served log sends nothing, a notice of another length is looked at")
     func sameLogSendsNothing() async throws {
-        let clock = ManualClock()
-        let devices = try await makeAccount(devices: 3, seed: 142, clock: clock)
-        _ = try await devices[0]._removeLocally(devices[2].deviceID)
-        let trace = try await devices[0]._resealRefused(servedBefore: 4, servedAfter: 4)
+        let trace = try await removalThenRefusedReseal(seed: 142, servedBefore: 4, servedAfter: 4)
         #expect(!trace.first.isEmpty)
         #expect(trace.again.isEmpty)
         // A notice of a shorter log (another restore, say) is looked at only because keys wait.
         #expect(trace.fetchesAfterNotice == 1)
+    }
+
+    /// Three devices; A removes C, then heals a rollback (``CloakClient/_resealRefused(servedBefore:servedAfter:)``).
+    private func removalThenRefusedReseal(seed: UInt64, servedBefore: Int, servedAfter: Int) async throws
+        -> (first: [Cloak_V1_KeyEnvelope], fetches: Int, again: [Cloak_V1_KeyEnvelope], fetchesAfterNotice: Int)
+    {
+        let devices = try await makeAccount(devices: 3, seed: seed, clock: ManualClock())
+        _ = try await devices[0]._removeLocally(devices[2].deviceID)
+        return try await devices[0]._resealRefused(servedBefore: servedBefore, servedAfter: servedAfter)
     }
 }
 
