@@ -236,10 +236,17 @@ extension SyncMachine {
         if output.removed || core.removedFromAccount { return follow(output, core: core, now: now) }
         if let served = output.servedLogLength {
             // The server forgot entries (a restored backup), maybe the one that added this
-            // device: not a removal (the rollback incident is open). Give them back on this
-            // connection (restore appends need no session), then authenticate again.
+            // device: not a removal. Give them back on this connection (restore appends need no
+            // session), then authenticate again. A server that lost log entries lost the key
+            // envelopes sealed with them too: the rollback is healed once signed in, as one an
+            // AuthResult shows — the log is whole again by then, so the AuthResult would not
+            // show it (seed 5368: a device the restored server forgot never re-sealed its keys,
+            // and another member lacked epochs 2 and 3 for good).
             healing.logQueue = core.logEntries(from: served)
-            return [.surface(output)] + continueHealing(core: core, now: now)
+            let rollback = healing.rollback ? [] : rollbackDetected(
+                "it served \(served) device-log entries and refused this device; this device holds "
+                    + "\(core.log?.entries.count ?? 0)", core: core, now: now)
+            return [.surface(output)] + rollback + continueHealing(core: core, now: now)
         }
         // The log shows this device active. A refusal can be transient (a restored server whose
         // log the account's devices are restoring): try again; an unfounded refusal that
