@@ -63,7 +63,10 @@ struct DeterministicSimulationTests {
     /// - all 348: a device joined from a snapshot covering a revoked assistant's change sets
     ///   past the cut-off a restored server later allowed; it kept them and differed silently
     ///   (it now starts the conversation over, §10).
-    @Test(arguments: [UInt64(35), 927, 222, 212, 648, 348])
+    /// - all 5368: a device the restored server forgot gave back the entries adding it before
+    ///   signing in, saw no rollback once signed in, and never re-sealed its keys: another member
+    ///   lacked epochs 2 and 3 for good.
+    @Test(arguments: [UInt64(35), 927, 222, 212, 648, 348, 5368])
     func assistantCutoffRegressionSeed(seed: UInt64) {
         let result = SimWorld(options: SimOptions(seed: seed, faults: .all, assistants: true)).run()
         #expect(result.passed, "\(result.summary)")
