@@ -94,7 +94,7 @@ extension SyncMachine {
     }
 
     private mutating func done(requestID: UInt64, core: ClientCore, now: UInt64) -> [SyncEffect] {
-        if requestID == healing.logInFlight || requestID == healing.envelopesInFlight {
+        if requestID == healing.logInFlight || requestID == healing.envelopesInFlight?.id {
             return healingReplyDone(requestID, error: nil, core: core, now: now)
         }
         if snapshotInFlight == requestID {

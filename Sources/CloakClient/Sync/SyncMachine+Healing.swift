@@ -35,11 +35,9 @@ struct Healing {
     var logQueue: [DeviceLogEntry] = []
     var logInFlight: UInt64?
     /// Re-sealed envelopes to send (one recipient per request, so that a recipient the server
-    /// does not know yet fails alone), and the request in flight.
+    /// does not know yet fails alone), and the request in flight with its envelopes.
     var envelopeQueue: [[Cloak_V1_KeyEnvelope]] = []
-    var envelopesInFlight: UInt64?
-    /// The request in flight's envelopes.
-    var envelopeBatchInFlight: [Cloak_V1_KeyEnvelope] = []
+    var envelopesInFlight: (id: UInt64, batch: [Cloak_V1_KeyEnvelope])?
     /// Re-sealed envelopes the server refused, and the served log's length then: the server
     /// refuses an envelope for a member, an epoch or a scope its log does not have yet, and the
     /// whole request with it (INVALID_FIELD), while the lost entries are still on their way back
@@ -233,8 +231,7 @@ extension SyncMachine {
             let batch = healing.envelopeQueue.removeFirst()
             let (id, effect) = send(
                 .putKeyEnvelopes(.with { $0.envelopes = batch }), kind: .resealEnvelopes, now: now)
-            healing.envelopesInFlight = id
-            healing.envelopeBatchInFlight = batch
+            healing.envelopesInFlight = (id, batch)
             return [effect]
         }
         // A refused grant re-seal keeps its mark: if this connection ends before the longer log,
@@ -322,18 +319,16 @@ extension SyncMachine {
                 return fetchLog(core: core, now: now) + continueHealing(core: core, now: now)
             }
         }
-        if healing.envelopesInFlight == requestID {
+        if let sent = healing.envelopesInFlight, sent.id == requestID {
             healing.envelopesInFlight = nil
             if error != nil {
                 // Dropped, the keys in it were never sealed to their recipient again (large seed
                 // 9: a member re-sealed epoch 7 before another had given its log entry back, and
                 // a device lacked that key for good).
-                healing.envelopesAwaitingLog.append(healing.envelopeBatchInFlight)
+                healing.envelopesAwaitingLog.append(sent.batch)
                 healing.envelopesRefusedAtLog = healing.serverLogLength
-                healing.envelopeBatchInFlight = []
                 return fetchLog(core: core, now: now) + continueHealing(core: core, now: now)
             }
-            healing.envelopeBatchInFlight = []
         }
         return continueHealing(core: core, now: now)
     }
