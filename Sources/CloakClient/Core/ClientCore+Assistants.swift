@@ -67,11 +67,15 @@ extension ClientCore {
     func unsealedGrantEnvelopes() throws(ClientError) -> [(assistant: DeviceID, envelopes: [Cloak_V1_KeyEnvelope])] {
         guard let log = membership.log, !isAssistant, !membership.removed else { return [] }
         let ids = try store.read { tx in try Self.unsealedGrants(tx) }
-        return try ids.map { id throws(ClientError) in
-            guard let assistant = log.assistants[id], assistant.endedAt == nil else { return (id, []) }
-            let sealed = try conversationKeyEnvelopes(to: id, assistant.agreementKey, conversations: assistant.current.scope)
-            return (id, sealed.map(\.message))
-        }
+        return try ids.map { id throws(ClientError) in (id, try scopeKeyEnvelopes(to: id, log)) }
+    }
+
+    /// An active assistant's current scope's keys of every epoch this device holds, sealed to
+    /// it (nothing for one revoked or unknown): what a grant seals, sealed again when its
+    /// envelopes may have been lost.
+    func scopeKeyEnvelopes(to id: DeviceID, _ log: DeviceLog) throws(ClientError) -> [Cloak_V1_KeyEnvelope] {
+        guard let assistant = log.assistants[id], assistant.endedAt == nil else { return [] }
+        return try conversationKeyEnvelopes(to: id, assistant.agreementKey, conversations: assistant.current.scope).map(\.message)
     }
 
     /// A new epoch's conversation keys sealed to each active assistant (its current scope), and
@@ -85,10 +89,7 @@ extension ClientCore {
         var envelopes: [Cloak_V1_KeyEnvelope] = []
         for id in log.activeAssistants {
             guard let assistant = log.assistants[id] else { continue }
-            if orphaned.contains(id) {
-                envelopes += try conversationKeyEnvelopes(to: id, assistant.agreementKey, conversations: assistant.current.scope)
-                    .map(\.message)
-            }
+            if orphaned.contains(id) { envelopes += try scopeKeyEnvelopes(to: id, log) }
             for conversation in assistant.current.scope {
                 let conversationKey = ConversationKeys.conversationKey(epochKey: key, conversation: conversation, epoch: epoch)
                 envelopes.append(try sealConversationKey(

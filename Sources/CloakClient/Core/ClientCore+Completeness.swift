@@ -321,11 +321,7 @@ extension ClientCore {
         }
         // An assistant's client holds no epoch key and seals nothing to other assistants.
         guard !isAssistant else { return envelopes }
-        for id in log.activeAssistants {
-            guard let assistant = log.assistants[id] else { continue }
-            let sealed = try conversationKeyEnvelopes(to: id, assistant.agreementKey, conversations: assistant.current.scope)
-            envelopes += sealed.map { (id, $0.message) }
-        }
+        for id in log.activeAssistants { envelopes += try scopeKeyEnvelopes(to: id, log).map { (id, $0) } }
         return envelopes
     }
 }
