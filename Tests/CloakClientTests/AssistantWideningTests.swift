@@ -15,9 +15,7 @@ struct AssistantWideningTests {
     @Test("ADV-49 a widening verified just before a restart is fetched on the next connection, and only until it completes")
     func wideningSurvivesARestart() async throws {
         let world = try await AssistantTests().world(seed: 130)
-        let invitation = await world.assistant.assistantInvitation()
-        let (log, _) = try await world.a._grantLocally(
-            invitation, [world.inScope, world.outside], expiresAtMs: world.clock.nowMillis() + 3_600_000)
+        let (log, _) = try await widened(world)
         // Verified and stored; the app stops before it fetches anything.
         _ = try await world.assistant._receiveLog(log.entries.map(\.wire))
         let first = try await world.assistant._connectAfterRestart(completing: true)
@@ -32,9 +30,7 @@ struct AssistantWideningTests {
     @Test("ADV-49 a widening interrupted before its catch-up from 0 completes is fetched again after a restart")
     func interruptedCatchUpIsDoneAgain() async throws {
         let world = try await AssistantTests().world(seed: 132)
-        let invitation = await world.assistant.assistantInvitation()
-        let (log, _) = try await world.a._grantLocally(
-            invitation, [world.inScope, world.outside], expiresAtMs: world.clock.nowMillis() + 3_600_000)
+        let (log, _) = try await widened(world)
         _ = try await world.assistant._receiveLog(log.entries.map(\.wire))
         _ = try await world.assistant._connectAfterRestart(completing: false)
         #expect(try await world.assistant._connectAfterRestart(completing: false).widened == [world.outside])
@@ -44,9 +40,7 @@ struct AssistantWideningTests {
     func snapshotBeforeKeyIsUsedOnceTheKeyComes() async throws {
         let world = try await AssistantTests().world(seed: 131)
         let snapshot = try #require(try await world.a._snapshotNow(of: world.outside))
-        let invitation = await world.assistant.assistantInvitation()
-        let (log, envelopes) = try await world.a._grantLocally(
-            invitation, [world.inScope, world.outside], expiresAtMs: world.clock.nowMillis() + 3_600_000)
+        let (log, envelopes) = try await widened(world)
         _ = try await world.assistant._receiveLog(log.entries.map(\.wire))
         let texts = try await world.assistant._snapshotThenKeyAfterRestart(snapshot, envelopes, conversation: world.outside)
         #expect(texts.before.isEmpty, "no key yet: nothing readable")
@@ -59,9 +53,7 @@ struct AssistantWideningTests {
     func refusedWideningIsAskedAgain() async throws {
         let world = try await AssistantTests().world(seed: 133)
         let snapshot = try #require(try await world.a._snapshotNow(of: world.outside))
-        let invitation = await world.assistant.assistantInvitation()
-        let (log, envelopes) = try await world.a._grantLocally(
-            invitation, [world.inScope, world.outside], expiresAtMs: world.clock.nowMillis() + 3_600_000)
+        let (log, envelopes) = try await widened(world)
         let run = try await world.assistant._wideningRefused(
             log.entries.map(\.wire), then: snapshot, keys: envelopes, conversation: world.outside, clock: world.clock)
         #expect(run.asked == [world.outside])
@@ -72,6 +64,14 @@ struct AssistantWideningTests {
         #expect(run.askedAgain == [world.outside])
         #expect(run.after == ["cloak-canary-outside-scope"])
         #expect(try await world.assistant._recordedEvents().isEmpty)
+    }
+
+    /// A widens the assistant's scope to `outside` too (here, without a server): the new log and
+    /// the keys the grant seals.
+    private func widened(_ world: AssistantTests.World) async throws -> (DeviceLog, [ConversationKeyEnvelope]) {
+        let invitation = await world.assistant.assistantInvitation()
+        return try await world.a._grantLocally(
+            invitation, [world.inScope, world.outside], expiresAtMs: world.clock.nowMillis() + 3_600_000)
     }
 }
 
